@@ -1,0 +1,21 @@
+/**
+ * The `pledge` command. Each subcommand lives in its own `*.command.ts` file and registers itself
+ * here; exit codes are part of each command's contract (see docs/cli.md).
+ */
+import { Command } from 'commander';
+import { registerCheckCommand } from './check.command.js';
+
+/** Builds the `pledge` program with every subcommand. */
+export function buildProgram(): Command {
+  const program = new Command('pledge')
+    .description('Pledge: your privacy policy as a manifest, checked, rendered and enforced.')
+    .version('0.1.0')
+    .showHelpAfterError();
+  registerCheckCommand(program);
+  return program;
+}
+
+/** Runs the CLI with `argv`; resolves when the command is done (servers keep running). */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

@@ -1,0 +1,47 @@
+/**
+ * ISO 8601 durations as the manifest writes them (`P30D`, `P13M`, `P2Y6M`).
+ *
+ * Retention periods are compared, never added to dates here, so a duration is reduced to an
+ * approximate number of days with the Gregorian averages; two periods that differ only by the
+ * calendar (P1M against P30D) compare by those averages, which is what a reader expects.
+ */
+
+const DURATION = /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$/;
+
+/** The pattern a duration must match, for the schema and its error message. */
+export const DURATION_PATTERN = DURATION;
+
+/** Days in a duration, or `undefined` when the text is not a duration the manifest accepts. */
+export function parseDurationDays(text: string): number | undefined {
+  const m = DURATION.exec(text);
+  if (!m || text === 'P') return undefined;
+  const [, y, mo, w, d] = m;
+  return (
+    Number(y ?? 0) * 365.2425 + Number(mo ?? 0) * 30.436875 + Number(w ?? 0) * 7 + Number(d ?? 0)
+  );
+}
+
+/** Days in a duration already validated by the schema. */
+export function durationDays(text: string): number {
+  const days = parseDurationDays(text);
+  if (days === undefined) throw new Error(`not an ISO 8601 duration: ${text}`);
+  return days;
+}
+
+/** A duration in words: `P13M` → "13 months", `P2Y6M` → "2 years and 6 months". */
+export function describeDuration(text: string): string {
+  const m = DURATION.exec(text);
+  if (!m) return text;
+  const units: Array<[string | undefined, string]> = [
+    [m[1], 'year'],
+    [m[2], 'month'],
+    [m[3], 'week'],
+    [m[4], 'day'],
+  ];
+  const parts = units
+    .filter((u): u is [string, string] => u[0] !== undefined && Number(u[0]) > 0)
+    .map(([n, unit]) => `${Number(n)} ${unit}${Number(n) === 1 ? '' : 's'}`);
+  if (parts.length === 0) return 'no time';
+  if (parts.length === 1) return parts[0] ?? text;
+  return `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+}

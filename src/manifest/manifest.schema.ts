@@ -1,0 +1,309 @@
+/**
+ * The manifest (`pledge.yaml`) as data: the one schema from which the loader validates, the
+ * checker reasons, the renderer writes the policy and docs/pledge.schema.json is generated.
+ *
+ * Every object is strict: an unknown key is an error, because a misspelt `retenton:` that is
+ * silently ignored is a promise that silently is not kept.
+ */
+import { z } from 'zod';
+import { DURATION_PATTERN } from './duration.js';
+
+const KEY = /^[a-z][a-z0-9_-]*$/;
+const CATEGORY_KEY = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
+const JURISDICTION = /^(default|EU|EEA|[A-Z]{2}(-[A-Z0-9]{1,3})?)$/;
+
+const key = () =>
+  z
+    .string()
+    .regex(KEY, 'must be lower-case letters, digits, "-" or "_", starting with a letter (e.g. "card-processor")');
+const categoryKey = () =>
+  z
+    .string()
+    .regex(CATEGORY_KEY, 'must be a dotted category key such as "user.contact.email"');
+const text = () => z.string().trim().min(1, 'must not be empty');
+const duration = () =>
+  z.string().regex(DURATION_PATTERN, 'must be an ISO 8601 duration such as "P30D", "P13M" or "P7Y"');
+const isoDate = () =>
+  z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date written YYYY-MM-DD')
+    .refine((s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)), 'is not a real calendar date');
+
+/** How a purpose may be used for a person: no choice, until they object, or only once they agree. */
+export const CONSENT_MODES = ['required', 'opt_out', 'opt_in'] as const;
+export type ConsentMode = (typeof CONSENT_MODES)[number];
+
+/** Strictness order used when a jurisdiction is unknown, and to detect weakened consent. */
+export const CONSENT_STRICTNESS: Record<ConsentMode, number> = { required: 0, opt_out: 1, opt_in: 2 };
+
+export const LEGAL_BASES = ['contract', 'consent', 'legitimate_interest', 'legal_obligation'] as const;
+export type LegalBasis = (typeof LEGAL_BASES)[number];
+
+/**
+ * What a purpose does with data. The checker reasons over these: `sale`, `trade` and `rent` are
+ * the activities the no-sale pledge forbids; `marketing` is what the marketing pledges cover.
+ */
+export const PURPOSE_USES = [
+  'service',
+  'marketing',
+  'improvement',
+  'analytics',
+  'security',
+  'legal',
+  'advertising',
+  'sale',
+  'trade',
+  'rent',
+] as const;
+export type PurposeUse = (typeof PURPOSE_USES)[number];
+
+export const CHANNELS = ['email', 'web', 'phone', 'sms', 'postal', 'in_product'] as const;
+
+export const SOURCE_KINDS = [
+  'registration',
+  'billing',
+  'trial_signup',
+  'survey',
+  'feedback',
+  'product_use',
+  'cookie',
+  'web_beacon',
+] as const;
+export type SourceKind = (typeof SOURCE_KINDS)[number];
+
+export const RECIPIENT_KINDS = ['processor', 'affiliate', 'authority', 'third_party'] as const;
+export type RecipientKind = (typeof RECIPIENT_KINDS)[number];
+
+/** What a recipient gives in return for data; anything but `none` is a sale, trade or rental. */
+export const CONSIDERATIONS = ['none', 'sale', 'trade', 'rent'] as const;
+
+export const TRANSFER_KINDS = [
+  'adequacy',
+  'data_privacy_framework',
+  'safe_harbor',
+  'standard_contractual_clauses',
+  'binding_corporate_rules',
+  'privacy_seal',
+  'consent',
+] as const;
+
+export const CHOICE_KINDS = ['preference_center', 'unsubscribe_page', 'email_link', 'cookie_banner', 'api'] as const;
+export const CHOICE_ACTIONS = ['give', 'withdraw'] as const;
+
+export const PLEDGE_KINDS = [
+  'no_sale',
+  'never_store',
+  'never_use',
+  'marketing_opt_out',
+  'processor_agreement',
+  'legal_disclosure',
+  'encryption',
+] as const;
+export type PledgeKind = (typeof PLEDGE_KINDS)[number];
+
+const address = z.strictObject({
+  street: text(),
+  city: text(),
+  region: text().optional(),
+  postal_code: text(),
+  country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 country code such as "US"'),
+});
+
+const consent = z.union(
+  [
+  z.enum(CONSENT_MODES),
+  z
+    .record(z.string().regex(JURISDICTION, 'must be "default", "EU", "EEA" or a country code such as "US"'), z.enum(CONSENT_MODES))
+    .refine((m) => 'default' in m, 'needs a "default" mode for jurisdictions not listed'),
+  ],
+  {
+    error:
+      'must be "required", "opt_out", "opt_in", or a map from jurisdiction to mode with a "default" entry (e.g. { default: opt_in, US: opt_out })',
+  },
+);
+
+export const categoryDefinitionSchema = z.strictObject({
+  key: categoryKey(),
+  name: text(),
+  description: text(),
+  sensitive: z.boolean().optional(),
+  fides: categoryKey().optional(),
+});
+
+export const purposeSchema = z.strictObject({
+  key: key(),
+  name: text(),
+  description: text(),
+  use: z.enum(PURPOSE_USES),
+  legal_basis: z.enum(LEGAL_BASES),
+  consent,
+  channels: z.array(z.enum(CHANNELS)).default([]),
+  /** The longest this purpose may keep data; records kept for it may not outlive this. */
+  retention: duration().optional(),
+  /** Covered by a Global Privacy Control signal (sale, sharing, targeted advertising). */
+  gpc: z.boolean().default(false),
+});
+
+const fieldSchema = z.strictObject({
+  category: categoryKey(),
+  required: z.boolean().default(false),
+  description: text().optional(),
+});
+
+export const sourceSchema = z.strictObject({
+  key: key(),
+  name: text(),
+  kind: z.enum(SOURCE_KINDS),
+  description: text().optional(),
+  categories: z.array(categoryKey()).min(1, 'a collection point collects at least one category'),
+  purposes: z.array(key()).min(1, 'a collection point serves at least one purpose'),
+  voluntary: z.boolean(),
+  retention: duration(),
+  /** The fields a request may carry, each with the category it holds. */
+  fields: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an identifier'), fieldSchema).optional(),
+  /** Categories passed straight to a recipient and never stored (card numbers to the card processor). */
+  pass_through: z
+    .array(z.strictObject({ category: categoryKey(), recipient: key() }))
+    .default([]),
+  /** The notice shown where the data is collected. */
+  notice: text().optional(),
+});
+
+export const recipientSchema = z.strictObject({
+  key: key(),
+  name: text(),
+  kind: z.enum(RECIPIENT_KINDS),
+  description: text().optional(),
+  categories: z.array(categoryKey()).min(1),
+  purposes: z.array(key()).min(1),
+  agreement: z.strictObject({ reference: text(), signed: isoDate() }).optional(),
+  country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 country code such as "US"'),
+  transfer_mechanism: key().optional(),
+  affiliate: key().optional(),
+  consideration: z.enum(CONSIDERATIONS).default('none'),
+});
+
+export const retentionRuleSchema = z.strictObject({
+  category: categoryKey().optional(),
+  purpose: key().optional(),
+  max: duration(),
+  reason: text().optional(),
+});
+
+export const choiceSchema = z.strictObject({
+  key: key(),
+  name: text(),
+  kind: z.enum(CHOICE_KINDS),
+  path: z.string().regex(/^\//, 'must be a path on this site starting with "/"').optional(),
+  actions: z.array(z.enum(CHOICE_ACTIONS)).min(1),
+  /** Purposes offered here, or "all" for every purpose that offers a choice. */
+  purposes: z.union([z.literal('all'), z.array(key()).min(1)]),
+  /** Offers the "opt out of collection, use and distribution" switch. */
+  global_opt_out: z.boolean().default(false),
+});
+
+export const pledgeSchema = z.strictObject({
+  key: key(),
+  kind: z.enum(PLEDGE_KINDS),
+  text: text(),
+  categories: z.array(categoryKey()).optional(),
+  purposes: z.array(key()).optional(),
+  /** For never_store: the only recipients the categories may be passed to. */
+  only_to: z.array(key()).optional(),
+});
+
+export const manifestSchema = z.strictObject({
+  pledge: z.literal(1, 'must be 1, the manifest format this version of Pledge reads'),
+  organization: z.strictObject({
+    name: text(),
+    legal_name: text(),
+    description: text().optional(),
+    website: z.url('must be an absolute URL such as "https://example.com"'),
+    address,
+    privacy_contact: z.email('must be an e-mail address'),
+    affiliates: z
+      .array(z.strictObject({ key: key(), name: text(), country: z.string().regex(/^[A-Z]{2}$/) }))
+      .default([]),
+    certifications: z
+      .array(z.strictObject({ key: key(), name: text(), description: text(), url: z.url().optional() }))
+      .default([]),
+    transfer_mechanisms: z
+      .array(
+        z.strictObject({ key: key(), kind: z.enum(TRANSFER_KINDS), name: text(), description: text() }),
+      )
+      .default([]),
+    safeguards: z.array(text()).default([]),
+  }),
+  policy: z.strictObject({
+    version: text(),
+    effective: isoDate(),
+    summary: text().optional(),
+    changes: z.array(text()).default([]),
+  }),
+  jurisdictions: z
+    .array(z.string().regex(JURISDICTION, 'must be "EU", "EEA" or a country code such as "US"'))
+    .default([]),
+  categories: z.array(categoryDefinitionSchema).default([]),
+  purposes: z.array(purposeSchema).min(1, 'a manifest declares at least one purpose'),
+  sources: z.array(sourceSchema).default([]),
+  recipients: z.array(recipientSchema).default([]),
+  retention: z.array(retentionRuleSchema).default([]),
+  choices: z.array(choiceSchema).default([]),
+  pledges: z.array(pledgeSchema).default([]),
+});
+
+/** A validated manifest. */
+export type Manifest = z.infer<typeof manifestSchema>;
+export type Purpose = Manifest['purposes'][number];
+export type Source = Manifest['sources'][number];
+export type Recipient = Manifest['recipients'][number];
+export type Pledge = Manifest['pledges'][number];
+export type Choice = Manifest['choices'][number];
+export type RetentionRule = Manifest['retention'][number];
+
+const EU_MEMBERS = new Set(
+  'AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE'.split(' '),
+);
+const EEA_ONLY = new Set(['IS', 'LI', 'NO']);
+
+/**
+ * The consent mode of a purpose in a jurisdiction. A country inherits "EU" or "EEA" when it is a
+ * member and has no entry of its own; a person whose jurisdiction is unknown gets the strictest mode
+ * the purpose has anywhere, so not knowing where someone lives never weakens their protection.
+ */
+export function consentModeFor(purpose: Purpose, jurisdiction: string | undefined): ConsentMode {
+  if (typeof purpose.consent === 'string') return purpose.consent;
+  const modes = purpose.consent;
+  if (jurisdiction === undefined) return strictestMode(Object.values(modes));
+  const country = jurisdiction.slice(0, 2);
+  const candidates = [jurisdiction, country];
+  if (EU_MEMBERS.has(country)) candidates.push('EU', 'EEA');
+  if (EEA_ONLY.has(country)) candidates.push('EEA', 'EU');
+  for (const c of candidates) {
+    const mode = modes[c];
+    if (mode !== undefined) return mode;
+  }
+  return modes.default ?? strictestMode(Object.values(modes));
+}
+
+/** Every consent mode a purpose uses, by jurisdiction ("default" included). */
+export function consentModes(purpose: Purpose): Record<string, ConsentMode> {
+  return typeof purpose.consent === 'string' ? { default: purpose.consent } : { ...purpose.consent };
+}
+
+/** The strictest of some modes (opt-in over opt-out over required). */
+export function strictestMode(modes: readonly ConsentMode[]): ConsentMode {
+  return modes.reduce<ConsentMode>(
+    (a, b) => (CONSENT_STRICTNESS[b] > CONSENT_STRICTNESS[a] ? b : a),
+    'required',
+  );
+}
+
+/** The JSON Schema of the manifest, as published in docs/pledge.schema.json. */
+export function manifestJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(manifestSchema, { io: 'input', unrepresentable: 'any' }),
+    $id: 'https://pledge.dev/schema/pledge.schema.json',
+    title: 'Pledge manifest (pledge.yaml)',
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Configuration, read once at boot from the environment and command-line overrides. Every problem
+ * is listed at once and the process exits, rather than failing on the first request that needs a
+ * missing setting.
+ */
+import path from 'node:path';
+import { ConfigError } from './errors.js';
+
+/** Pledge's settings. */
+export interface Config {
+  port: number;
+  host: string;
+  /** PostgreSQL connection URL; absent means the embedded SQLite database. */
+  databaseUrl: string | undefined;
+  /** Where the SQLite database and the key files live. */
+  dataDir: string;
+  manifestPath: string;
+  logLevel: string;
+  /** Requests per minute per client address on /api. */
+  rateLimitPerMinute: number;
+  /** Largest accepted request body, in bytes. */
+  bodyLimitBytes: number;
+}
+
+/** Values given on the command line; they win over the environment. */
+export interface ConfigOverrides {
+  port?: string | number;
+  manifest?: string;
+  dataDir?: string;
+  host?: string;
+}
+
+/** The manifest used when none is named. */
+export const DEFAULT_MANIFEST = 'examples/example-online/pledge.yaml';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/**
+ * Reads the configuration. Throws a {@link ConfigError} listing every problem when any setting is
+ * wrong; never returns a half-valid config.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
+  const problems: string[] = [];
+
+  const int = (name: string, raw: string | number | undefined, fallback: number, min: number, max: number) => {
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max}, got "${String(raw)}"`);
+      return fallback;
+    }
+    return n;
+  };
+
+  const port = int(overrides.port !== undefined ? '--port' : 'PORT', overrides.port ?? env.PORT, 8080, 0, 65535);
+  const rateLimitPerMinute = int('PLEDGE_RATE_LIMIT', env.PLEDGE_RATE_LIMIT, 600, 1, 1_000_000);
+  const bodyLimitBytes = int('PLEDGE_BODY_LIMIT', env.PLEDGE_BODY_LIMIT, 1_048_576, 1024, 100 * 1_048_576);
+
+  let databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  if (databaseUrl !== undefined) {
+    try {
+      const u = new URL(databaseUrl);
+      if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+        problems.push(
+          `DATABASE_URL must be a PostgreSQL URL (postgres://user@host:5432/db), got protocol "${u.protocol}"; unset it to use SQLite`,
+        );
+        databaseUrl = undefined;
+      }
+    } catch {
+      problems.push('DATABASE_URL is not a URL; write it as postgres://user@host:5432/database');
+      databaseUrl = undefined;
+    }
+  }
+
+  const logLevel = env.PLEDGE_LOG_LEVEL ?? env.LOG_LEVEL ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`PLEDGE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+
+  const host = overrides.host ?? env.HOST ?? '0.0.0.0';
+  const dataDir = path.resolve(overrides.dataDir ?? env.PLEDGE_DATA_DIR ?? './data');
+  const manifestPath = path.resolve(overrides.manifest ?? env.PLEDGE_MANIFEST ?? DEFAULT_MANIFEST);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { port, host, databaseUrl, dataDir, manifestPath, logLevel, rateLimitPerMinute, bodyLimitBytes };
+}

@@ -1,0 +1,74 @@
+/**
+ * The one error model. Every error that reaches a person or a client has a stable `code`, an HTTP
+ * status, and says whether its message may be shown; the HTTP error handler turns it into
+ * `{ error: { code, message, details } }`.
+ */
+
+/** Details attached to an error: where the problem is and how to fix it. */
+export type ErrorDetails = Record<string, unknown>;
+
+/** The base of every error Pledge raises on purpose. */
+export class PledgeError extends Error {
+  /** Stable machine-readable code, e.g. `auth.scope_missing`. */
+  readonly code: string;
+  readonly status: number;
+  /** False for internal errors whose message must not leave the server. */
+  readonly expose: boolean;
+  readonly details: ErrorDetails | undefined;
+
+  constructor(code: string, message: string, options: { status?: number; expose?: boolean; details?: ErrorDetails; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = options.status ?? 500;
+    this.expose = options.expose ?? this.status < 500;
+    this.details = options.details;
+  }
+}
+
+/** Input that does not meet the rules (400 or 422). */
+export class ValidationError extends PledgeError {
+  constructor(code: string, message: string, details?: ErrorDetails, status = 400) {
+    super(code, message, { status, details });
+  }
+}
+
+/** No credentials, or credentials that match nothing (401). */
+export class AuthenticationError extends PledgeError {
+  constructor(code: string, message: string) {
+    super(code, message, { status: 401 });
+  }
+}
+
+/** Valid credentials without the right (403). */
+export class ForbiddenError extends PledgeError {
+  constructor(code: string, message: string, details?: ErrorDetails) {
+    super(code, message, { status: 403, details });
+  }
+}
+
+/** Something named in the request does not exist (404). */
+export class NotFoundError extends PledgeError {
+  constructor(code: string, message: string, details?: ErrorDetails) {
+    super(code, message, { status: 404, details });
+  }
+}
+
+/** A state conflict, such as a duplicate (409). */
+export class ConflictError extends PledgeError {
+  constructor(code: string, message: string, details?: ErrorDetails) {
+    super(code, message, { status: 409, details });
+  }
+}
+
+/** Configuration that cannot run; every problem listed (exit at boot). */
+export class ConfigError extends PledgeError {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super('config.invalid', `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`, {
+      status: 500,
+      expose: false,
+    });
+    this.problems = problems;
+  }
+}
