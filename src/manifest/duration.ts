@@ -16,9 +16,7 @@ export function parseDurationDays(text: string): number | undefined {
   const m = DURATION.exec(text);
   if (!m || text === 'P') return undefined;
   const [, y, mo, w, d] = m;
-  return (
-    Number(y ?? 0) * 365.2425 + Number(mo ?? 0) * 30.436875 + Number(w ?? 0) * 7 + Number(d ?? 0)
-  );
+  return Number(y ?? 0) * 365.2425 + Number(mo ?? 0) * 30.436875 + Number(w ?? 0) * 7 + Number(d ?? 0);
 }
 
 /** Days in a duration already validated by the schema. */

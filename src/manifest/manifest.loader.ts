@@ -7,7 +7,13 @@ import { readFile } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { z } from 'zod';
 import { manifestSchema, type Manifest } from './manifest.schema.js';
-import { formatPath, suggest, type ManifestPath, type ManifestProblem, type SourceLocation } from './problems.js';
+import {
+  formatPath,
+  suggest,
+  type ManifestPath,
+  type ManifestProblem,
+  type SourceLocation,
+} from './problems.js';
 
 /** Finds where a path of the manifest data is written in the file. */
 export interface Locator {
@@ -111,7 +117,15 @@ export function parseManifest(source: string, file = 'pledge.yaml'): LoadResult 
   const parsed = manifestSchema.safeParse(data, { reportInput: true });
   if (parsed.success) {
     const problems = duplicateKeyProblems(parsed.data, locator);
-    return { file, hash, locator, data, problems, manifest: problems.length === 0 ? parsed.data : undefined, unreadable: false };
+    return {
+      file,
+      hash,
+      locator,
+      data,
+      problems,
+      manifest: problems.length === 0 ? parsed.data : undefined,
+      unreadable: false,
+    };
   }
   const problems = parsed.error.issues.flatMap((issue) => issueToProblems(issue, locator));
   return { file, hash, locator, data, problems, unreadable: false };
@@ -259,7 +273,9 @@ function makeLocator(doc: Document, lineCounter: LineCounter, file: string): Loc
     let pairKey: unknown;
     for (const part of path) {
       if (isMap(node)) {
-        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(part));
+        const pair = node.items.find(
+          (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(part),
+        );
         if (!pair) return { node, pairKey, complete: false };
         pairKey = pair.key;
         node = pair.value;
@@ -307,7 +323,12 @@ function unwrap(schema: unknown): unknown {
   for (;;) {
     const def = (s as { _zod?: { def?: { type?: string; innerType?: unknown; in?: unknown } } })._zod?.def;
     if (!def) return s;
-    if (def.type === 'optional' || def.type === 'default' || def.type === 'nullable' || def.type === 'prefault') {
+    if (
+      def.type === 'optional' ||
+      def.type === 'default' ||
+      def.type === 'nullable' ||
+      def.type === 'prefault'
+    ) {
       s = def.innerType;
     } else if (def.type === 'pipe') {
       s = def.in;

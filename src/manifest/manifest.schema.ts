@@ -15,11 +15,12 @@ const JURISDICTION = /^(default|EU|EEA|[A-Z]{2}(-[A-Z0-9]{1,3})?)$/;
 const key = () =>
   z
     .string()
-    .regex(KEY, 'must be lower-case letters, digits, "-" or "_", starting with a letter (e.g. "card-processor")');
+    .regex(
+      KEY,
+      'must be lower-case letters, digits, "-" or "_", starting with a letter (e.g. "card-processor")',
+    );
 const categoryKey = () =>
-  z
-    .string()
-    .regex(CATEGORY_KEY, 'must be a dotted category key such as "user.contact.email"');
+  z.string().regex(CATEGORY_KEY, 'must be a dotted category key such as "user.contact.email"');
 const text = () => z.string().trim().min(1, 'must not be empty');
 const duration = () =>
   z.string().regex(DURATION_PATTERN, 'must be an ISO 8601 duration such as "P30D", "P13M" or "P7Y"');
@@ -87,7 +88,13 @@ export const TRANSFER_KINDS = [
   'consent',
 ] as const;
 
-export const CHOICE_KINDS = ['preference_center', 'unsubscribe_page', 'email_link', 'cookie_banner', 'api'] as const;
+export const CHOICE_KINDS = [
+  'preference_center',
+  'unsubscribe_page',
+  'email_link',
+  'cookie_banner',
+  'api',
+] as const;
 export const CHOICE_ACTIONS = ['give', 'withdraw'] as const;
 
 export const PLEDGE_KINDS = [
@@ -111,10 +118,13 @@ const address = z.strictObject({
 
 const consent = z.union(
   [
-  z.enum(CONSENT_MODES),
-  z
-    .record(z.string().regex(JURISDICTION, 'must be "default", "EU", "EEA" or a country code such as "US"'), z.enum(CONSENT_MODES))
-    .refine((m) => 'default' in m, 'needs a "default" mode for jurisdictions not listed'),
+    z.enum(CONSENT_MODES),
+    z
+      .record(
+        z.string().regex(JURISDICTION, 'must be "default", "EU", "EEA" or a country code such as "US"'),
+        z.enum(CONSENT_MODES),
+      )
+      .refine((m) => 'default' in m, 'needs a "default" mode for jurisdictions not listed'),
   ],
   {
     error:
@@ -135,6 +145,8 @@ export const purposeSchema = z.strictObject({
   name: text(),
   description: text(),
   use: z.enum(PURPOSE_USES),
+  /** The categories this purpose may use; the use gate returns nothing else for it. */
+  categories: z.array(categoryKey()).min(1, 'a purpose uses at least one category'),
   legal_basis: z.enum(LEGAL_BASES),
   consent,
   channels: z.array(z.enum(CHANNELS)).default([]),
@@ -160,11 +172,11 @@ export const sourceSchema = z.strictObject({
   voluntary: z.boolean(),
   retention: duration(),
   /** The fields a request may carry, each with the category it holds. */
-  fields: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an identifier'), fieldSchema).optional(),
+  fields: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an identifier'), fieldSchema)
+    .optional(),
   /** Categories passed straight to a recipient and never stored (card numbers to the card processor). */
-  pass_through: z
-    .array(z.strictObject({ category: categoryKey(), recipient: key() }))
-    .default([]),
+  pass_through: z.array(z.strictObject({ category: categoryKey(), recipient: key() })).default([]),
   /** The notice shown where the data is collected. */
   notice: text().optional(),
 });
@@ -228,9 +240,7 @@ export const manifestSchema = z.strictObject({
       .array(z.strictObject({ key: key(), name: text(), description: text(), url: z.url().optional() }))
       .default([]),
     transfer_mechanisms: z
-      .array(
-        z.strictObject({ key: key(), kind: z.enum(TRANSFER_KINDS), name: text(), description: text() }),
-      )
+      .array(z.strictObject({ key: key(), kind: z.enum(TRANSFER_KINDS), name: text(), description: text() }))
       .default([]),
     safeguards: z.array(text()).default([]),
   }),

@@ -48,7 +48,11 @@ export const BUILT_IN_CATEGORIES: readonly CategoryDefinition[] = [
   c('user.contact.address', 'Postal address', 'A person’s postal or billing address.'),
   c('user.contact.organization', 'Organization', 'The company or organization a person belongs to.'),
   c('user.content', 'Content', 'What a person creates or shares through our services.'),
-  c('user.content.private', 'Private content', 'Content shared only with chosen people, such as meeting recordings.'),
+  c(
+    'user.content.private',
+    'Private content',
+    'Content shared only with chosen people, such as meeting recordings.',
+  ),
   c('user.content.public', 'Public content', 'Content a person chose to publish.'),
   c('user.demographic', 'Demographic data', 'Age, language and similar traits.'),
   c('user.demographic.language', 'Language', 'The language a person prefers.'),
@@ -78,9 +82,14 @@ export const BUILT_IN_CATEGORIES: readonly CategoryDefinition[] = [
   c('user.financial.payment_card.token', 'Card token', 'A processor’s token that stands for a card.', {
     fides: 'user.financial.credit_card',
   }),
-  c('user.financial.payment_card.last_four', 'Card last four digits', 'The last four digits and brand of a card.', {
-    fides: 'user.financial.credit_card',
-  }),
+  c(
+    'user.financial.payment_card.last_four',
+    'Card last four digits',
+    'The last four digits and brand of a card.',
+    {
+      fides: 'user.financial.credit_card',
+    },
+  ),
   c('user.government_id', 'Government identifier', 'Passport, tax and other official numbers.', {
     sensitive: true,
   }),

@@ -42,7 +42,13 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
   const problems: string[] = [];
 
-  const int = (name: string, raw: string | number | undefined, fallback: number, min: number, max: number) => {
+  const int = (
+    name: string,
+    raw: string | number | undefined,
+    fallback: number,
+    min: number,
+    max: number,
+  ) => {
     if (raw === undefined || raw === '') return fallback;
     const n = Number(raw);
     if (!Number.isInteger(n) || n < min || n > max) {
@@ -52,7 +58,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     return n;
   };
 
-  const port = int(overrides.port !== undefined ? '--port' : 'PORT', overrides.port ?? env.PORT, 8080, 0, 65535);
+  const port = int(
+    overrides.port !== undefined ? '--port' : 'PORT',
+    overrides.port ?? env.PORT,
+    8080,
+    0,
+    65535,
+  );
   const rateLimitPerMinute = int('PLEDGE_RATE_LIMIT', env.PLEDGE_RATE_LIMIT, 600, 1, 1_000_000);
   const bodyLimitBytes = int('PLEDGE_BODY_LIMIT', env.PLEDGE_BODY_LIMIT, 1_048_576, 1024, 100 * 1_048_576);
 
@@ -73,7 +85,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
 
   const logLevel = env.PLEDGE_LOG_LEVEL ?? env.LOG_LEVEL ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`PLEDGE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`PLEDGE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
 
   const host = overrides.host ?? env.HOST ?? '0.0.0.0';
   const dataDir = path.resolve(overrides.dataDir ?? env.PLEDGE_DATA_DIR ?? './data');

@@ -16,7 +16,11 @@ export class PledgeError extends Error {
   readonly expose: boolean;
   readonly details: ErrorDetails | undefined;
 
-  constructor(code: string, message: string, options: { status?: number; expose?: boolean; details?: ErrorDetails; cause?: unknown } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { status?: number; expose?: boolean; details?: ErrorDetails; cause?: unknown } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
