@@ -1,0 +1,99 @@
+/**
+ * Wires Pledge by hand: one function builds every part and hands each service only what it uses.
+ * No container; reading this file tells you what depends on what.
+ */
+import swagger from '@fastify/swagger';
+import type { FastifyInstance } from 'fastify';
+import { activateManifest, type ActiveManifest } from './manifest/manifest.service.js';
+import { ManifestVersionRepository } from './manifest/manifest.repository.js';
+import { registerManifestRoutes } from './manifest/manifest.routes.js';
+import { ApiKeyRepository } from './platform/auth/api-keys.repository.js';
+import { ApiKeyService } from './platform/auth/api-keys.service.js';
+import { SCOPES, SCOPE_DESCRIPTIONS } from './platform/auth/scopes.js';
+import type { Config } from './platform/config.js';
+import { createContext } from './platform/context.js';
+import { openDatabase, type Database } from './platform/db/database.js';
+import { migrateToLatest } from './platform/db/migrations.js';
+import { requireApiKey } from './platform/http/auth.js';
+import { registerHealthRoutes } from './platform/http/health.routes.js';
+import { createHttpServer } from './platform/http/server.js';
+
+/** What {@link createApp} needs beyond the configuration. */
+export interface AppOptions {
+  /** An already open database (tests pass one per engine); opened from the config when absent. */
+  database?: Database;
+  /** Where logs go; standard output when absent. */
+  logStream?: NodeJS.WritableStream;
+}
+
+/** A built application: the HTTP server and the parts a caller may need. */
+export interface App {
+  http: FastifyInstance;
+  database: Database;
+  active: ActiveManifest;
+  apiKeys: ApiKeyService;
+  /** Stops the server and closes the database (if this app opened it). */
+  close(): Promise<void>;
+}
+
+/** Builds the application: database and migrations, the manifest in force, services, routes. */
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const ctx = createContext({ kind: 'system', job: 'startup' });
+  const ownsDatabase = options.database === undefined;
+  const database =
+    options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  try {
+    await migrateToLatest(database);
+    const versions = new ManifestVersionRepository(database.db);
+    const active = await activateManifest(ctx, { file: config.manifestPath, versions });
+    const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(database.db) });
+
+    const http = await createHttpServer({
+      logLevel: config.logLevel,
+      bodyLimitBytes: config.bodyLimitBytes,
+      rateLimitPerMinute: config.rateLimitPerMinute,
+      ...(options.logStream ? { logStream: options.logStream } : {}),
+    });
+    await http.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Pledge API',
+          version: '1',
+          description: `The API of ${active.manifest.organization.name}'s privacy engine. Authenticate with "Authorization: Bearer pledge_..."; scopes: ${SCOPES.map((s) => `${s} (${SCOPE_DESCRIPTIONS[s]})`).join('; ')}.`,
+        },
+        components: {
+          securitySchemes: {
+            apiKey: { type: 'http', scheme: 'bearer', description: 'a key from `pledge keys create`' },
+          },
+        },
+      },
+    });
+    const auth = requireApiKey(apiKeys);
+    registerHealthRoutes(http, {
+      db: database.db,
+      dialect: database.dialect,
+      policyVersion: active.manifest.policy.version,
+    });
+    registerManifestRoutes(http, { active, versions, auth });
+    http.get('/api/openapi.json', { schema: { hide: true } }, async () => http.swagger());
+    http.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/privacy'));
+    await http.ready();
+
+    let closed: Promise<void> | undefined;
+    return {
+      http,
+      database,
+      active,
+      apiKeys,
+      close: () =>
+        (closed ??= (async () => {
+          await http.close();
+          if (ownsDatabase) await database.close();
+        })()),
+    };
+  } catch (err) {
+    if (ownsDatabase) await database.close();
+    throw err;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The published policy (`/privacy`, no JavaScript needed) and the manifest API.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { AuthHook } from '../platform/http/auth.js';
+import { NotFoundError } from '../platform/errors.js';
+import type { ActiveManifest } from './manifest.service.js';
+import type { ManifestVersionRepository } from './manifest.repository.js';
+import { presentActiveManifest, presentVersion } from './manifest.presenter.js';
+import { POLICY_CSS } from './manifest.renderer.js';
+
+/** What the manifest routes use. */
+export interface ManifestRoutesDeps {
+  active: ActiveManifest;
+  versions: ManifestVersionRepository;
+  auth: AuthHook;
+}
+
+const versionSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    hash: { type: 'string', description: 'SHA-256 of the manifest file, hex' },
+    policyVersion: { type: 'string' },
+    effective: { type: 'string', format: 'date' },
+    firstSeenAt: { type: 'string', format: 'date-time' },
+    inForceFrom: { type: 'string', format: 'date-time' },
+  },
+  required: ['id', 'hash', 'policyVersion', 'effective', 'firstSeenAt', 'inForceFrom'],
+} as const;
+
+/** Registers `/privacy`, its stylesheet and `/api/v1/manifest`. */
+export function registerManifestRoutes(app: FastifyInstance, deps: ManifestRoutesDeps): void {
+  const { active } = deps;
+  const etag = `"${active.version.hash.slice(0, 32)}"`;
+
+  app.get('/privacy', { schema: { hide: true } }, async (request, reply) => {
+    if (request.headers['if-none-match'] === etag) return reply.status(304).send();
+    return reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'public, max-age=300')
+      .header('etag', etag)
+      .header('content-language', 'en')
+      .send(active.policy.html);
+  });
+
+  app.get('/privacy.md', { schema: { hide: true } }, async (_request, reply) =>
+    reply
+      .header('content-type', 'text/markdown; charset=utf-8')
+      .header('cache-control', 'public, max-age=300')
+      .header('etag', etag)
+      .send(active.policy.markdown),
+  );
+
+  app.get('/assets/policy.css', { schema: { hide: true } }, async (_request, reply) =>
+    reply
+      .header('content-type', 'text/css; charset=utf-8')
+      .header('cache-control', 'public, max-age=86400')
+      .send(POLICY_CSS),
+  );
+
+  app.get(
+    '/api/v1/manifest',
+    {
+      preHandler: deps.auth('manifest:read'),
+      schema: {
+        tags: ['manifest'],
+        summary: 'The manifest in force, with its recorded version',
+        security: [{ apiKey: [] }],
+        response: {
+          200: {
+            type: 'object',
+            properties: { version: versionSchema, manifest: { type: 'object', additionalProperties: true } },
+            required: ['version', 'manifest'],
+          },
+        },
+      },
+    },
+    async () => presentActiveManifest(active.manifest, active.version),
+  );
+
+  app.get(
+    '/api/v1/manifest/versions',
+    {
+      preHandler: deps.auth('manifest:read'),
+      schema: {
+        tags: ['manifest'],
+        summary: 'Every manifest version that has been in force, newest first',
+        security: [{ apiKey: [] }],
+        response: {
+          200: {
+            type: 'object',
+            properties: { versions: { type: 'array', items: versionSchema } },
+            required: ['versions'],
+          },
+        },
+      },
+    },
+    async () => ({ versions: (await deps.versions.list()).map(presentVersion) }),
+  );
+
+  app.get<{ Params: { id: number } }>(
+    '/api/v1/manifest/versions/:id',
+    {
+      preHandler: deps.auth('manifest:read'),
+      schema: {
+        tags: ['manifest'],
+        summary: 'One manifest version, with the manifest file as it was',
+        security: [{ apiKey: [] }],
+        params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } }, required: ['id'] },
+        response: {
+          200: {
+            type: 'object',
+            properties: { version: versionSchema, source: { type: 'string', description: 'the YAML file' } },
+            required: ['version', 'source'],
+          },
+        },
+      },
+    },
+    async (request) => {
+      const v = await deps.versions.getById(request.params.id);
+      if (!v) {
+        throw new NotFoundError(
+          'manifest.version_not_found',
+          `there is no manifest version ${request.params.id}`,
+          {
+            id: request.params.id,
+          },
+        );
+      }
+      return { version: presentVersion(v), source: v.source };
+    },
+  );
+}

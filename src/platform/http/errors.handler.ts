@@ -1,0 +1,89 @@
+/**
+ * The one error handler: every failure leaves the server as `{ error: { code, message, details } }`
+ * with a stable code. Internal errors are logged with their stack and answered with a generic
+ * message, so nothing about the server's insides (or anyone's data) leaks into a response.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PledgeError } from '../errors.js';
+
+/** The body of every error response. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/** Builds an error body. */
+export function errorBody(code: string, message: string, details?: Record<string, unknown>): ErrorBody {
+  return { error: { code, message, ...(details ? { details } : {}) } };
+}
+
+/** Fastify's own error codes, mapped to Pledge codes and plain messages. */
+const FASTIFY_CODES: Record<string, { code: string; message: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    code: 'request.too_large',
+    message: 'the request body is larger than this server accepts',
+  },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    code: 'request.unsupported_media_type',
+    message: 'send the body as application/json',
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    code: 'request.invalid_json',
+    message: 'the body is empty; send a JSON object',
+  },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'request.invalid_json', message: 'the body is not valid JSON' },
+};
+
+/** Installs the error and not-found handlers on an app. */
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler(
+    (err: FastifyError | PledgeError | Error, request: FastifyRequest, reply: FastifyReply) => {
+      if (err instanceof PledgeError) {
+        if (err.status >= 500) request.log.error({ err, code: err.code }, 'request failed');
+        const message = err.expose
+          ? err.message
+          : 'something went wrong on our side; the error has been logged';
+        return reply
+          .status(err.status)
+          .send(errorBody(err.code, message, err.expose ? err.details : undefined));
+      }
+      const fe = err as FastifyError;
+      if (fe.validation) {
+        return reply.status(400).send(
+          errorBody(
+            'request.invalid',
+            `the request does not match what this endpoint accepts: ${fe.message}`,
+            {
+              issues: fe.validation.map((v) => ({
+                path: v.instancePath || '/',
+                message: v.message ?? 'is invalid',
+              })),
+            },
+          ),
+        );
+      }
+      const known = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+      if (known) return reply.status(fe.statusCode ?? 400).send(errorBody(known.code, known.message));
+      if (fe.statusCode === 429) {
+        return reply.status(429).send(errorBody('request.rate_limited', fe.message));
+      }
+      if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
+        return reply.status(fe.statusCode).send(errorBody('request.invalid', fe.message));
+      }
+      request.log.error({ err }, 'unexpected error');
+      return reply
+        .status(500)
+        .send(errorBody('internal', 'something went wrong on our side; the error has been logged'));
+    },
+  );
+
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .status(404)
+      .send(
+        errorBody(
+          'route.not_found',
+          `no route matches ${request.method} on this path; see /api/openapi.json for the API`,
+        ),
+      ),
+  );
+}
