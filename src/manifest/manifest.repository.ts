@@ -1,0 +1,143 @@
+/**
+ * Manifest versions: every manifest that has been in force, kept forever so a record can name the
+ * policy version it came in under, and so the policy text of any past date can be shown again.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { ManifestVersionsTable, Tables } from '../platform/db/tables.js';
+
+/** A manifest that has been in force. */
+export interface ManifestVersion {
+  id: number;
+  /** SHA-256 of the manifest file's bytes, hex. */
+  hash: string;
+  version: string;
+  effective: string;
+  /** The manifest file as it was (YAML). */
+  source: string;
+  firstSeenAt: Date;
+  /** When it last came into force; the version with the latest is in force now. */
+  inForceFrom: Date;
+}
+
+/** The manifest that has just come into force. */
+export interface RecordInForceOptions {
+  hash: string;
+  version: string;
+  effective: string;
+  source: string;
+  at: Date;
+}
+
+/** The row of the manifest in force, and whether this call added it. */
+export interface RecordInForceResult {
+  id: number;
+  created: boolean;
+}
+
+/** Reads and records manifest versions. */
+export class ManifestVersionRepository {
+  constructor(private readonly db: Kysely<Tables>) {}
+
+  /**
+   * Records that the manifest with `hash` is in force from `at`, and makes it the current one.
+   * Idempotent on the hash: a restart with the manifest already in force changes nothing (one read).
+   * A new hash adds a row. A hash seen before but not current (a rollback) gets no new row; its
+   * `inForceFrom` moves to `at` so that it is current again, while its id stays what records cite.
+   */
+  async recordInForce(options: RecordInForceOptions): Promise<RecordInForceResult> {
+    const record = async (db: Kysely<Tables>): Promise<RecordInForceResult> => {
+      const current = await selectCurrent(db);
+      if (current?.hash === options.hash) return { id: current.id, created: false };
+      // "Current" is the row with the latest in_force_from. If this machine's clock is behind the one
+      // that recorded the current row, `at` would not be the latest and the manifest that is actually
+      // in force would not become current; a millisecond after the current row keeps the order true.
+      let inForceFrom = options.at;
+      if (current !== undefined && inForceFrom.toISOString() <= current.in_force_from) {
+        inForceFrom = new Date(Date.parse(current.in_force_from) + 1);
+      }
+      const inserted = await db
+        .insertInto('manifest_versions')
+        .values({
+          hash: options.hash,
+          version: options.version,
+          effective: options.effective,
+          source: options.source,
+          first_seen_at: options.at.toISOString(),
+          in_force_from: inForceFrom.toISOString(),
+        })
+        // Another server starting with the same manifest may have inserted it since our read.
+        .onConflict((oc) => oc.column('hash').doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (inserted !== undefined) return { id: inserted.id, created: true };
+      const { id } = await db
+        .updateTable('manifest_versions')
+        .set({ in_force_from: inForceFrom.toISOString() })
+        .where('hash', '=', options.hash)
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return { id, created: false };
+    };
+    // The read and the write belong together; join the caller's transaction when there is one.
+    return this.db.isTransaction ? record(this.db) : this.db.transaction().execute(record);
+  }
+
+  /** The manifest in force now, or undefined before any was recorded. */
+  async getCurrent(): Promise<ManifestVersion | undefined> {
+    const row = await selectCurrent(this.db);
+    return row && toManifestVersion(row);
+  }
+
+  /** The version with this hash, if it was ever in force. */
+  async getByHash(hash: string): Promise<ManifestVersion | undefined> {
+    const row = await this.db
+      .selectFrom('manifest_versions')
+      .selectAll()
+      .where('hash', '=', hash)
+      .executeTakeFirst();
+    return row && toManifestVersion(row);
+  }
+
+  /** The version with this id (as cited by records), if any. */
+  async getById(id: number): Promise<ManifestVersion | undefined> {
+    const row = await this.db
+      .selectFrom('manifest_versions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row && toManifestVersion(row);
+  }
+
+  /** Every version, the one in force first, then by when each last came into force, newest first. */
+  async list(): Promise<ManifestVersion[]> {
+    const rows = await this.db
+      .selectFrom('manifest_versions')
+      .selectAll()
+      .orderBy('in_force_from', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
+    return rows.map(toManifestVersion);
+  }
+}
+
+function selectCurrent(db: Kysely<Tables>): Promise<Selectable<ManifestVersionsTable> | undefined> {
+  return db
+    .selectFrom('manifest_versions')
+    .selectAll()
+    .orderBy('in_force_from', 'desc')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
+function toManifestVersion(row: Selectable<ManifestVersionsTable>): ManifestVersion {
+  return {
+    id: row.id,
+    hash: row.hash,
+    version: row.version,
+    effective: row.effective,
+    source: row.source,
+    firstSeenAt: new Date(row.first_seen_at),
+    inForceFrom: new Date(row.in_force_from),
+  };
+}

@@ -1,0 +1,23 @@
+/** The API keys table. Names sort in the order they must run across all capabilities. */
+import type { Kysely, Migration } from 'kysely';
+
+/** Migrations of API keys, keyed by ordered name. */
+export const apiKeyMigrations: Record<string, Migration> = {
+  '2026_11_29_002_api_keys': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('secret_hash', 'text', (c) => c.notNull())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_used_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('api_keys').execute();
+    },
+  },
+};

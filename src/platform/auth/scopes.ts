@@ -1,0 +1,36 @@
+/** What an API key may do. Each route names the one scope it needs. */
+
+/** Every scope, in the order they are listed to people. */
+export const SCOPES = [
+  'manifest:read',
+  'subjects:read',
+  'subjects:write',
+  'collect:write',
+  'consent:read',
+  'consent:write',
+  'admin',
+] as const;
+
+/** A scope an API key can hold. */
+export type Scope = (typeof SCOPES)[number];
+
+/** One line per scope, for `pledge keys create --help`, error messages and the OpenAPI document. */
+export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
+  'manifest:read': 'read the manifest in force and its past versions',
+  'subjects:read': 'read data subjects and their records (decrypted)',
+  'subjects:write': 'create, correct and erase data subjects and their records',
+  'collect:write': 'submit data through declared collection points',
+  'consent:read': "read people's consent decisions and preferences",
+  'consent:write': "record and change people's consent decisions",
+  admin: 'everything, including API keys and data subject requests',
+};
+
+/** True when `value` names a scope. */
+export function isScope(value: unknown): value is Scope {
+  return typeof value === 'string' && (SCOPES as readonly string[]).includes(value);
+}
+
+/** True when `granted` allows `required`: it holds that scope or 'admin', which implies every scope. */
+export function hasScope(granted: readonly Scope[], required: Scope): boolean {
+  return granted.includes('admin') || granted.includes(required);
+}

@@ -1,0 +1,58 @@
+/**
+ * Opens the database: the embedded SQLite file by default, PostgreSQL when a URL is given. Every
+ * other module sees only `Kysely<Tables>` and the engine's name.
+ */
+import { Kysely } from 'kysely';
+import { createPostgresDialect } from './dialects/postgres.js';
+import { createSqliteDialect } from './dialects/sqlite.js';
+import type { Tables } from './tables.js';
+
+/** The engines Pledge runs on. */
+export type DialectName = 'sqlite' | 'postgres';
+
+/** An open database. */
+export interface Database {
+  db: Kysely<Tables>;
+  dialect: DialectName;
+  /** Where the data lives, for messages: the SQLite file, or PostgreSQL's host:port/database (no password). */
+  location: string;
+  /** Closes every connection; calling it again does nothing. */
+  close(): Promise<void>;
+}
+
+/** Where to find the database. */
+export interface OpenDatabaseOptions {
+  /** A PostgreSQL URL; absent means SQLite in `dataDir`. */
+  databaseUrl?: string | undefined;
+  /** The directory of the SQLite file `pledge.db` (created with mode 0700 when missing). */
+  dataDir: string;
+  /** PostgreSQL only: a schema to use through search_path (tests give each run its own). */
+  schema?: string | undefined;
+}
+
+/**
+ * Opens the database. With PostgreSQL it checks that the server answers and throws a PledgeError
+ * `db.unreachable` naming host:port when it does not; with SQLite `db.open_failed` naming the file.
+ */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  if (options.databaseUrl !== undefined) {
+    const { dialect, location } = await createPostgresDialect({
+      databaseUrl: options.databaseUrl,
+      schema: options.schema,
+    });
+    return wrap(new Kysely<Tables>({ dialect }), 'postgres', location);
+  }
+  const { dialect, file } = createSqliteDialect(options.dataDir);
+  return wrap(new Kysely<Tables>({ dialect }), 'sqlite', file);
+}
+
+function wrap(db: Kysely<Tables>, dialect: DialectName, location: string): Database {
+  let closing: Promise<void> | undefined;
+  return {
+    db,
+    dialect,
+    location,
+    // pg's Pool throws when ended twice; shutdown paths (signal handler and finally) may both call this.
+    close: () => (closing ??= db.destroy()),
+  };
+}

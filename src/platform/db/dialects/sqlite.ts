@@ -1,0 +1,80 @@
+/**
+ * SQLite quirks: opening the embedded database file with the settings Pledge relies on, and the
+ * DDL that differs from PostgreSQL.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { SqliteAdapter, SqliteDialect, type ColumnDefinitionBuilder, type DialectAdapter } from 'kysely';
+import { PledgeError } from '../../errors.js';
+
+/** The name of the database file inside the data directory. */
+export const SQLITE_FILE_NAME = 'pledge.db';
+
+/** An opened SQLite database, ready to hand to Kysely. */
+export interface SqliteDialectResult {
+  dialect: SqliteDialect;
+  /** The absolute path of the database file. */
+  file: string;
+}
+
+/**
+ * Opens (creating when missing) `${dataDir}/pledge.db` and applies the connection settings. Throws a
+ * `db.open_failed` PledgeError naming the file when it cannot be opened.
+ */
+export function createSqliteDialect(dataDir: string): SqliteDialectResult {
+  const file = path.join(path.resolve(dataDir), SQLITE_FILE_NAME);
+  let database: BetterSqlite3.Database;
+  try {
+    // 0700: the directory holds personal data and key material. An existing directory keeps the
+    // mode its owner chose; we only decide for the one we create.
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    database = new BetterSqlite3(file);
+  } catch (err) {
+    throw new PledgeError(
+      'db.open_failed',
+      `cannot open the SQLite database ${file}: ${(err as Error).message}; check that the data directory ` +
+        `(--data-dir or PLEDGE_DATA_DIR) is writable by this user`,
+      { details: { file }, cause: err },
+    );
+  }
+  // WAL lets readers run while one writer commits, which is what a server with concurrent requests needs.
+  database.pragma('journal_mode = WAL');
+  // FULL rather than WAL's usual NORMAL: with NORMAL a commit that was already acknowledged can be
+  // lost on power failure (the WAL is not fsynced at each commit). Pledge answers only after commit
+  // (invariant 5), so every acknowledged write must survive power loss; issue 3 measures the cost.
+  database.pragma('synchronous = FULL');
+  // SQLite leaves foreign keys unenforced unless asked, per connection.
+  database.pragma('foreign_keys = ON');
+  // Another process (the CLI while a server runs) may hold the write lock briefly; wait instead of
+  // failing with SQLITE_BUSY at once.
+  database.pragma('busy_timeout = 5000');
+  return { dialect: new PledgeSqliteDialect({ database }), file };
+}
+
+/**
+ * SQLite does run DDL inside transactions, but Kysely's adapter says it does not, which would make its
+ * Migrator run each migration without one and leave a half-applied migration behind on failure.
+ * Saying yes makes a run all-or-nothing, as on PostgreSQL. The cost: `PRAGMA foreign_keys` cannot be
+ * changed inside a transaction, so a future table rebuild uses `PRAGMA defer_foreign_keys = ON`.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class PledgeSqliteDialect extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
+
+/**
+ * Makes `column` an auto-assigned integer primary key. AUTOINCREMENT rather than the bare rowid
+ * alias so an id, once given out, is never handed to another row even after deletes: records name
+ * rows by id.
+ */
+export function sqliteIdColumn(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder {
+  return column.primaryKey().autoIncrement();
+}

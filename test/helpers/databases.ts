@@ -1,0 +1,77 @@
+/**
+ * Databases for tests, on every engine Pledge supports. Each call gets its own SQLite directory or
+ * PostgreSQL schema, so test files run in parallel without seeing each other's rows. PostgreSQL is
+ * required: when it cannot be reached, opening fails and so do the tests (they are never skipped).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { openDatabase, type Database } from '../../src/platform/db/database.js';
+import { migrateToLatest } from '../../src/platform/db/migrations.js';
+
+/** The engines every repository test runs on. */
+export const DIALECTS = ['sqlite', 'postgres'] as const;
+
+/** One of {@link DIALECTS}. */
+export type TestDialect = (typeof DIALECTS)[number];
+
+/** A test database and how to remove it; `schema` is the PostgreSQL schema it lives in. */
+export type TestDatabase = Database & { schema: string | undefined; cleanup(): Promise<void> };
+
+/** The PostgreSQL server tests use; `PLEDGE_TEST_DATABASE_URL` overrides it. */
+export const TEST_DATABASE_URL =
+  process.env.PLEDGE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Opens an empty database on `dialect`; `cleanup()` closes it and deletes everything it held. */
+export async function openTestDatabase(dialect: TestDialect): Promise<TestDatabase> {
+  switch (dialect) {
+    case 'sqlite': {
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-test-'));
+      const database = await openDatabase({ dataDir });
+      return {
+        ...database,
+        schema: undefined,
+        async cleanup() {
+          await database.close();
+          await rm(dataDir, { recursive: true, force: true });
+        },
+      };
+    }
+    case 'postgres': {
+      const schema = `test_${randomBytes(8).toString('hex')}`;
+      // dataDir is not used with PostgreSQL; nothing is written there.
+      const database = await openDatabase({ databaseUrl: TEST_DATABASE_URL, dataDir: os.tmpdir(), schema });
+      try {
+        await sql`create schema ${sql.id(schema)}`.execute(database.db);
+      } catch (err) {
+        await database.close();
+        throw err;
+      }
+      return {
+        ...database,
+        schema,
+        async cleanup() {
+          try {
+            await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(database.db);
+          } finally {
+            await database.close();
+          }
+        },
+      };
+    }
+  }
+}
+
+/** Opens an empty database on `dialect` with every migration applied. */
+export async function openMigratedTestDatabase(dialect: TestDialect): Promise<TestDatabase> {
+  const database = await openTestDatabase(dialect);
+  try {
+    await migrateToLatest(database);
+  } catch (err) {
+    await database.cleanup();
+    throw err;
+  }
+  return database;
+}

@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { sql, type Kysely, type Migration } from 'kysely';
+import { openDatabase } from '../../src/platform/db/database.js';
+import { collectMigrations, migrateToLatest, MIGRATIONS } from '../../src/platform/db/migrations.js';
+import { PledgeError } from '../../src/platform/errors.js';
+import { DIALECTS, openTestDatabase, type TestDatabase } from '../helpers/databases.js';
+
+const createTable = (name: string): Migration => ({
+  async up(db: Kysely<unknown>) {
+    await db.schema.createTable(name).addColumn('id', 'integer').execute();
+  },
+});
+
+async function tableNames(database: TestDatabase): Promise<string[]> {
+  const tables = await database.db.introspection.getTables();
+  // PostgreSQL's introspection lists every schema, including parallel tests' schemas.
+  return tables
+    .filter((t) => t.schema === database.schema)
+    .map((t) => t.name)
+    .sort();
+}
+
+for (const dialect of DIALECTS) {
+  void describe(dialect, () => {
+    let database: TestDatabase;
+    before(async () => {
+      database = await openTestDatabase(dialect);
+    });
+    after(async () => {
+      await database?.cleanup();
+    });
+
+    void test('the first run applies every migration in order, the second applies nothing', async () => {
+      const first = await migrateToLatest(database);
+      assert.deepEqual(
+        first.applied,
+        MIGRATIONS.map(([name]) => name),
+      );
+      assert.ok((await tableNames(database)).includes('manifest_versions'));
+      assert.ok((await tableNames(database)).includes('api_keys'));
+
+      const second = await migrateToLatest(database);
+      assert.deepEqual(second.applied, []);
+    });
+
+    void test('a failing migration is named and nothing of its run is applied', async () => {
+      const migrations = collectMigrations({
+        '2099_01_01_001_good': createTable('good_table'),
+        '2099_01_01_002_bad': {
+          async up(db: Kysely<unknown>) {
+            await sql`select * from no_such_table`.execute(db);
+          },
+        },
+      });
+      await assert.rejects(migrateToLatest(database, [...MIGRATIONS, ...migrations]), (err: unknown) => {
+        assert.ok(err instanceof PledgeError);
+        assert.equal(err.code, 'db.migration_failed');
+        assert.match(err.message, /2099_01_01_002_bad/);
+        assert.deepEqual(err.details, { migration: '2099_01_01_002_bad' });
+        return true;
+      });
+      // All-or-nothing on both engines: the good migration of the same run was rolled back too.
+      assert.ok(!(await tableNames(database)).includes('good_table'));
+      assert.deepEqual((await migrateToLatest(database)).applied, []);
+    });
+  });
+}
+
+void describe('collectMigrations', () => {
+  void test('sorts by name across capabilities', () => {
+    const list = collectMigrations(
+      { '2026_12_01_001_b': createTable('b') },
+      { '2026_11_30_001_a': createTable('a'), '2026_12_01_002_c': createTable('c') },
+    );
+    assert.deepEqual(
+      list.map(([name]) => name),
+      ['2026_11_30_001_a', '2026_12_01_001_b', '2026_12_01_002_c'],
+    );
+  });
+
+  void test('refuses a name used twice and a name without its ordering prefix', () => {
+    assert.throws(
+      () =>
+        collectMigrations({ '2026_12_01_001_a': createTable('a') }, { '2026_12_01_001_a': createTable('a') }),
+      { code: 'db.migration_duplicate' },
+    );
+    assert.throws(() => collectMigrations({ add_things: createTable('a') }, {}), {
+      code: 'db.migration_name_invalid',
+    });
+  });
+});
+
+void describe('openDatabase', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pledge-open-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  void test('SQLite: creates the data directory 0700 and sets durability pragmas', async () => {
+    const dataDir = path.join(dir, 'nested', 'data');
+    const database = await openDatabase({ dataDir });
+    try {
+      assert.equal(database.dialect, 'sqlite');
+      assert.equal(database.location, path.join(dataDir, 'pledge.db'));
+      assert.equal((await stat(dataDir)).mode & 0o777, 0o700);
+      const pragma = async (name: string) => {
+        const { rows } = await sql<Record<string, unknown>>`${sql.raw(`pragma ${name}`)}`.execute(
+          database.db,
+        );
+        // The result column is not always named after the pragma (busy_timeout answers "timeout").
+        return Object.values(rows[0] ?? {})[0];
+      };
+      assert.equal(await pragma('journal_mode'), 'wal');
+      assert.equal(await pragma('synchronous'), 2); // FULL
+      assert.equal(await pragma('foreign_keys'), 1);
+      assert.equal(await pragma('busy_timeout'), 5000);
+    } finally {
+      await database.close();
+      await database.close(); // closing twice is harmless
+    }
+  });
+
+  void test('PostgreSQL unreachable: db.unreachable names host:port and never the password', async () => {
+    await assert.rejects(
+      openDatabase({ databaseUrl: 'postgres://pledge:hunter2-secret@127.0.0.1:1/pledge', dataDir: dir }),
+      (err: unknown) => {
+        assert.ok(err instanceof PledgeError);
+        assert.equal(err.code, 'db.unreachable');
+        assert.match(err.message, /127\.0\.0\.1:1\/pledge/);
+        assert.doesNotMatch(err.message, /hunter2/);
+        assert.doesNotMatch(JSON.stringify(err.details), /hunter2/);
+        return true;
+      },
+    );
+  });
+});
