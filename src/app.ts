@@ -76,8 +76,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       policyVersion: active.manifest.policy.version,
     });
     registerManifestRoutes(http, { active, versions, auth });
-    http.get('/api/openapi.json', { schema: { hide: true } }, async () => http.swagger());
-    http.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/privacy'));
+    http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
+    http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await http.ready();
 
     let closed: Promise<void> | undefined;

@@ -4,6 +4,12 @@
  */
 import { Command } from 'commander';
 import { registerCheckCommand } from './check.command.js';
+import { registerDiffCommand } from './diff.command.js';
+import { registerKeysCommand } from './keys.command.js';
+import { registerMigrateCommand } from './migrate.command.js';
+import { registerRenderCommand } from './render.command.js';
+import { registerSchemaCommand } from './schema.command.js';
+import { registerServeCommand } from './serve.command.js';
 
 /** Builds the `pledge` program with every subcommand. */
 export function buildProgram(): Command {
@@ -11,7 +17,13 @@ export function buildProgram(): Command {
     .description('Pledge: your privacy policy as a manifest, checked, rendered and enforced.')
     .version('0.1.0')
     .showHelpAfterError();
+  registerServeCommand(program);
   registerCheckCommand(program);
+  registerRenderCommand(program);
+  registerDiffCommand(program);
+  registerMigrateCommand(program);
+  registerKeysCommand(program);
+  registerSchemaCommand(program);
   return program;
 }
 

@@ -4,7 +4,6 @@
  * requests in flight are answered before the database closes.
  */
 import type { Command } from 'commander';
-import { createApp } from '../app.js';
 import { loadConfig } from '../platform/config.js';
 import { ConfigError, PledgeError } from '../platform/errors.js';
 
@@ -36,6 +35,8 @@ export function registerServeCommand(program: Command): void {
         }
         throw err;
       }
+      // Loaded here, not at the top: `pledge check` should not pay for the HTTP stack's start-up.
+      const { createApp } = await import('../app.js');
       let app;
       try {
         app = await createApp(config);
@@ -49,7 +50,7 @@ export function registerServeCommand(program: Command): void {
       }
       const address = await app.http.listen({ port: config.port, host: config.host });
       app.http.log.info(
-        { address, policyVersion: app.active.manifest.policy.version, database: app.database.dialect },
+        { url: address, policyVersion: app.active.manifest.policy.version, database: app.database.dialect },
         'pledge is serving',
       );
       const stop = (signal: string) => {

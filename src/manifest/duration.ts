@@ -6,7 +6,8 @@
  * calendar (P1M against P30D) compare by those averages, which is what a reader expects.
  */
 
-const DURATION = /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$/;
+// The lookahead requires at least one component: a bare "P" is not a duration.
+const DURATION = /^P(?=\d)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$/;
 
 /** The pattern a duration must match, for the schema and its error message. */
 export const DURATION_PATTERN = DURATION;
@@ -14,7 +15,7 @@ export const DURATION_PATTERN = DURATION;
 /** Days in a duration, or `undefined` when the text is not a duration the manifest accepts. */
 export function parseDurationDays(text: string): number | undefined {
   const m = DURATION.exec(text);
-  if (!m || text === 'P') return undefined;
+  if (!m) return undefined;
   const [, y, mo, w, d] = m;
   return Number(y ?? 0) * 365.2425 + Number(mo ?? 0) * 30.436875 + Number(w ?? 0) * 7 + Number(d ?? 0);
 }

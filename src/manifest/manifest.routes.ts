@@ -76,7 +76,7 @@ export function registerManifestRoutes(app: FastifyInstance, deps: ManifestRoute
         },
       },
     },
-    async () => presentActiveManifest(active.manifest, active.version),
+    () => presentActiveManifest(active.manifest, active.version),
   );
 
   app.get(

@@ -28,7 +28,11 @@ const isoDate = () =>
   z
     .string()
     .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date written YYYY-MM-DD')
-    .refine((s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)), 'is not a real calendar date');
+    // A round trip rejects dates that Date.parse would roll over, such as 2012-02-30.
+    .refine((s) => {
+      const t = Date.parse(`${s}T00:00:00Z`);
+      return !Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === s;
+    }, 'is not a real calendar date');
 
 /** How a purpose may be used for a person: no choice, until they object, or only once they agree. */
 export const CONSENT_MODES = ['required', 'opt_out', 'opt_in'] as const;

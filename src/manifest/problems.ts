@@ -48,7 +48,7 @@ export function formatLocation(loc: SourceLocation): string {
  */
 export function suggest(word: string, candidates: readonly string[]): string | undefined {
   if (candidates.length === 0) return undefined;
-  const best = closest(word, candidates as string[]);
+  const best = closest(word, [...candidates]);
   const d = distance(word, best);
   return d > 0 && d <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }

@@ -37,7 +37,7 @@ function renderValue(value: HtmlValue): string {
   if (value === null || value === undefined || typeof value === 'boolean') return '';
   if (value instanceof SafeHtml) return value.value;
   if (Array.isArray(value)) return (value as readonly HtmlValue[]).map(renderValue).join('');
-  return escapeHtml(String(value as string | number));
+  return escapeHtml(String(value));
 }
 
 /** Tagged template that escapes every interpolation that is not already {@link SafeHtml}. */

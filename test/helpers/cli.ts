@@ -6,6 +6,16 @@ const ENTRY = fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url));
 /** The repository root, so relative paths such as examples/... resolve as in the README. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/**
+ * The environment for a child process: this one's, plus `extra`, minus the variables node's test
+ * runner sets for its own workers (a child that inherits them talks the runner's protocol on stdout).
+ */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}
+
 /** The result of one CLI run. */
 export interface CliResult {
   code: number | null;
@@ -21,7 +31,7 @@ export function runPledge(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...options.env },
+      env: childEnv(options.env),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

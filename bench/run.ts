@@ -1,0 +1,153 @@
+/**
+ * `npm run bench`: builds dist/, runs every benchmark, prints a markdown report with the machine it
+ * ran on and writes it to bench/results/latest.md. Exits 1 when a benchmarked command fails (the
+ * report says which and shows its output); with `--strict`, also when a target is missed.
+ *
+ * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
+ * dist/ already there), `--only check|serve`, `--strict`.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as prettier from 'prettier';
+import { runCheckBench } from './check.bench.js';
+import { BenchFailure, formatMiB, NODE, ROOT, type BenchResult } from './lib.js';
+import { runServeBench } from './serve.bench.js';
+
+/** Where the latest report is written. */
+export const REPORT_PATH = 'bench/results/latest.md';
+
+/** The machine the figures come from, as markdown list items. */
+export function describeMachine(): string[] {
+  let cpu = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m?.[1]) cpu = m[1].trim();
+  } catch {
+    // Not Linux: os.cpus() already named it.
+  }
+  return [
+    `- CPU: ${cpu}`,
+    `- cores: ${os.availableParallelism()}`,
+    `- memory: ${formatMiB(os.totalmem() / 1024)} total, ${formatMiB(os.freemem() / 1024)} free at start`,
+    `- Node.js: ${process.version} (${NODE})`,
+    `- OS: ${os.type()} ${os.release()} ${os.arch()}`,
+    `- load average at start: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  ];
+}
+
+function build(): void {
+  const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
+  const result = spawnSync(NODE, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
+  if (result.status !== 0) {
+    throw new BenchFailure(
+      `build: \`tsc -p tsconfig.build.json\` failed, so dist/ would be stale\n${result.stdout}${result.stderr}`,
+    );
+  }
+}
+
+interface Section {
+  title: string;
+  run: () => BenchResult | Promise<BenchResult>;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
+      strict: { type: 'boolean', default: false },
+      only: { type: 'string' },
+    },
+  });
+  const quick = values.quick;
+  const sections: Section[] = [
+    {
+      title: '`pledge check`',
+      run: () => runCheckBench(quick ? { runs: 3, warmup: 1 } : { runs: 20, warmup: 2 }),
+    },
+    {
+      title: '`pledge serve`',
+      run: () => runServeBench(quick ? { runs: 1, settleMs: 500 } : { runs: 5, settleMs: 1000 }),
+    },
+  ].filter((s) => values.only === undefined || s.title.includes(values.only));
+  if (sections.length === 0) {
+    process.stderr.write(`bench: --only must be "check" or "serve", not "${values.only}"\n`);
+    return 2;
+  }
+
+  const started = new Date();
+  const out: string[] = [
+    '# Pledge benchmarks',
+    '',
+    `Run ${started.toISOString()} with \`npm run bench${process.argv.slice(2).length > 0 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\`${quick ? ' (**quick**: too few runs for real figures)' : ''}.`,
+    '',
+    '## Machine',
+    '',
+    ...describeMachine(),
+    '',
+  ];
+  const failures: string[] = [];
+  const missed: string[] = [];
+
+  if (!values['no-build']) {
+    process.stderr.write('bench: building dist/ ...\n');
+    try {
+      build();
+    } catch (err) {
+      failures.push(err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  if (failures.length === 0) {
+    for (const section of sections) {
+      process.stderr.write(`bench: ${section.title} ...\n`);
+      out.push(`## ${section.title}`, '');
+      try {
+        const result = await section.run();
+        out.push(result.markdown, '');
+        missed.push(...result.missed);
+      } catch (err) {
+        if (!(err instanceof BenchFailure)) throw err;
+        failures.push(err.message);
+        out.push(`**FAILED**: see Failures below.`, '');
+      }
+    }
+  }
+
+  out.push('## Summary', '');
+  if (failures.length > 0) {
+    out.push(`**${failures.length} failure(s)**; their figures are missing.`, '', '## Failures', '');
+    for (const f of failures) out.push('```', f, '```', '');
+  } else if (missed.length > 0) {
+    out.push(
+      `Every command ran. **${missed.length} target(s) missed:**`,
+      '',
+      ...missed.map((m) => `- ${m}`),
+      '',
+    );
+  } else {
+    out.push('Every command ran and every target was met.', '');
+  }
+  out.push(`Took ${((Date.now() - started.getTime()) / 1000).toFixed(1)} s.`, '');
+
+  const file = path.join(ROOT, REPORT_PATH);
+  // Formatted as `npm run lint` expects, so the report can be committed as it is written.
+  const report = await prettier.format(out.join('\n'), {
+    ...(await prettier.resolveConfig(file)),
+    filepath: file,
+  });
+  process.stdout.write(report);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, report);
+  process.stderr.write(`bench: report written to ${REPORT_PATH}\n`);
+  if (failures.length > 0) return 1;
+  return values.strict && missed.length > 0 ? 1 : 0;
+}
+
+process.exitCode = await main();
