@@ -5,8 +5,8 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../platform/config.js';
-import { openDatabase, type Database } from '../platform/db/database.js';
-import { migrateToLatest, type MigrateResult } from '../platform/db/migrations.js';
+import type { Database } from '../platform/db/database.js';
+import type { MigrateResult } from '../platform/db/migrations.js';
 import { PledgeError } from '../platform/errors.js';
 
 /** The option every database command takes. */
@@ -26,6 +26,11 @@ export async function runWithDatabase(
   let database: Database | undefined;
   try {
     const config = loadConfig(process.env, { dataDir: options.dataDir });
+    // The database stack (Kysely, drivers) loads only for commands that use it.
+    const [{ openDatabase }, { migrateToLatest }] = await Promise.all([
+      import('../platform/db/database.js'),
+      import('../platform/db/migrations.js'),
+    ]);
     database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
     const migrated = await migrateToLatest(database);
     await work(database, migrated);

@@ -2,7 +2,6 @@
  * PostgreSQL quirks: the connection pool, a clear error when the server cannot be reached, and the
  * DDL that differs from SQLite.
  */
-import pg from 'pg';
 import { PostgresDialect, sql, type ColumnDefinitionBuilder, type Kysely } from 'kysely';
 import { PledgeError } from '../../errors.js';
 
@@ -52,6 +51,8 @@ export async function createPostgresDialect(options: PostgresDialectOptions): Pr
       `schema "${options.schema}" must be lower-case letters, digits and underscores, starting with a letter or underscore`,
     );
   }
+  // pg is loaded only when PostgreSQL is used: SQLite deployments and the CLI never pay for it.
+  const { default: pg } = await import('pg');
   const pool = new pg.Pool({
     connectionString: options.databaseUrl,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
