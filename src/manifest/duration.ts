@@ -44,3 +44,24 @@ export function describeDuration(text: string): string {
   if (parts.length === 1) return parts[0] ?? text;
   return `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
 }
+
+/**
+ * `date` plus a duration, on the calendar (UTC): P1M from January 31 is the last day of February,
+ * as a person counting months would say. Used for retention deadlines.
+ */
+export function addDuration(date: Date, text: string): Date {
+  const m = DURATION.exec(text);
+  if (!m) throw new Error(`not an ISO 8601 duration: ${text}`);
+  const [, y, mo, w, d] = m;
+  const out = new Date(date.getTime());
+  const months = Number(y ?? 0) * 12 + Number(mo ?? 0);
+  if (months > 0) {
+    const day = out.getUTCDate();
+    out.setUTCDate(1);
+    out.setUTCMonth(out.getUTCMonth() + months);
+    const lastDay = new Date(Date.UTC(out.getUTCFullYear(), out.getUTCMonth() + 1, 0)).getUTCDate();
+    out.setUTCDate(Math.min(day, lastDay));
+  }
+  out.setUTCDate(out.getUTCDate() + Number(w ?? 0) * 7 + Number(d ?? 0));
+  return out;
+}

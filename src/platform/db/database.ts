@@ -2,7 +2,7 @@
  * Opens the database: the embedded SQLite file by default, PostgreSQL when a URL is given. Every
  * other module sees only `Kysely<Tables>` and the engine's name.
  */
-import { Kysely } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import { createPostgresDialect } from './dialects/postgres.js';
 import { createSqliteDialect } from './dialects/sqlite.js';
 import type { Tables } from './tables.js';
@@ -28,6 +28,10 @@ export interface OpenDatabaseOptions {
   dataDir: string;
   /** PostgreSQL only: a schema to use through search_path (tests give each run its own). */
   schema?: string | undefined;
+  /** PostgreSQL only: create `schema` when it does not exist (the key store's own schema). */
+  createSchema?: boolean;
+  /** SQLite only: the file's name in `dataDir` (default pledge.db; the key store uses keys.db). */
+  sqliteFile?: string;
 }
 
 /**
@@ -40,9 +44,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       databaseUrl: options.databaseUrl,
       schema: options.schema,
     });
-    return wrap(new Kysely<Tables>({ dialect }), 'postgres', location);
+    const db = new Kysely<Tables>({ dialect });
+    if (options.createSchema === true && options.schema !== undefined) {
+      await sql`create schema if not exists ${sql.id(options.schema)}`.execute(db);
+    }
+    return wrap(db, 'postgres', location);
   }
-  const { dialect, file } = createSqliteDialect(options.dataDir);
+  const { dialect, file } = createSqliteDialect(options.dataDir, options.sqliteFile);
   return wrap(new Kysely<Tables>({ dialect }), 'sqlite', file);
 }
 

@@ -6,6 +6,8 @@
 import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
 import { apiKeyMigrations } from '../auth/api-keys.migrations.js';
 import { manifestMigrations } from '../../manifest/manifest.migrations.js';
+import { auditMigrations } from '../../audit/audit.migrations.js';
+import { keystoreMigrations, vaultMigrations } from '../../vault/vault.migrations.js';
 import { PledgeError } from '../errors.js';
 import type { Database } from './database.js';
 import { currentPostgresSchema } from './dialects/postgres.js';
@@ -46,7 +48,15 @@ export function collectMigrations(...sources: Record<string, Migration>[]): Name
 }
 
 /** All of Pledge's migrations, in the order they run. */
-export const MIGRATIONS: readonly NamedMigration[] = collectMigrations(manifestMigrations, apiKeyMigrations);
+export const MIGRATIONS: readonly NamedMigration[] = collectMigrations(
+  manifestMigrations,
+  apiKeyMigrations,
+  vaultMigrations,
+  auditMigrations,
+);
+
+/** The key store's migrations (its own database; see DataKeysTable). */
+export const KEYSTORE_MIGRATIONS: readonly NamedMigration[] = collectMigrations(keystoreMigrations);
 
 /**
  * Applies every pending migration. Pending migrations run in one transaction on both engines, so a

@@ -22,8 +22,8 @@ export interface SqliteDialectResult {
  * Opens (creating when missing) `${dataDir}/pledge.db` and applies the connection settings. Throws a
  * `db.open_failed` PledgeError naming the file when it cannot be opened.
  */
-export function createSqliteDialect(dataDir: string): SqliteDialectResult {
-  const file = path.join(path.resolve(dataDir), SQLITE_FILE_NAME);
+export function createSqliteDialect(dataDir: string, fileName = SQLITE_FILE_NAME): SqliteDialectResult {
+  const file = path.join(path.resolve(dataDir), fileName);
   let database: BetterSqlite3.Database;
   try {
     // 0700: the directory holds personal data and key material. An existing directory keeps the

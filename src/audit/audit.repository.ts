@@ -1,0 +1,90 @@
+/**
+ * The audit table: append-only (the database refuses UPDATE and DELETE). Entries carry ids,
+ * purposes, counts and category names, never personal data. The sharing issue turns this into the
+ * verifiable transparency log.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { Context } from '../platform/context.js';
+import type { Tables } from '../platform/db/tables.js';
+
+/** What happened, in words a reviewer reads: `vault.read`, `vault.write`, `subject.erase` ... */
+export interface AuditEntry {
+  action: string;
+  subjectId?: string;
+  purpose?: string;
+  /** Non-personal details: counts, field names, categories, sources. */
+  details?: Record<string, unknown>;
+}
+
+/** An entry as read back. */
+export interface AuditEvent extends AuditEntry {
+  id: number;
+  at: Date;
+  actor: Context['actor'];
+  requestId: string | undefined;
+}
+
+/** Appends to and reads the audit table. Pass a transaction's Kysely to append with the change. */
+export class AuditRepository {
+  constructor(private readonly db: Kysely<Tables>) {}
+
+  /** Appends entries; the actor and request id come from `ctx`. */
+  async append(ctx: Context, entries: readonly AuditEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const at = ctx.clock.now().toISOString();
+    const actor = JSON.stringify(
+      ctx.actor.kind === 'api_key' ? { kind: 'api_key', id: ctx.actor.id } : ctx.actor,
+    );
+    for (let i = 0; i < entries.length; i += 1000) {
+      await this.db
+        .insertInto('audit_events')
+        .values(
+          entries.slice(i, i + 1000).map((e) => ({
+            at,
+            actor,
+            action: e.action,
+            subject_id: e.subjectId ?? null,
+            purpose: e.purpose ?? null,
+            request_id: ctx.requestId,
+            details: JSON.stringify(e.details ?? {}),
+          })),
+        )
+        .execute();
+    }
+  }
+
+  /** A subject's entries, oldest first. */
+  async listBySubject(subjectId: string): Promise<AuditEvent[]> {
+    const rows = await this.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('subject_id', '=', subjectId)
+      .orderBy('id')
+      .execute();
+    return rows.map(toEvent);
+  }
+
+  /** The newest entries, newest first. */
+  async listRecent(limit: number): Promise<AuditEvent[]> {
+    const rows = await this.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map(toEvent);
+  }
+}
+
+function toEvent(row: Selectable<Tables['audit_events']>): AuditEvent {
+  return {
+    id: Number(row.id),
+    at: new Date(row.at),
+    actor: JSON.parse(row.actor) as Context['actor'],
+    action: row.action,
+    requestId: row.request_id ?? undefined,
+    ...(row.subject_id !== null ? { subjectId: row.subject_id } : {}),
+    ...(row.purpose !== null ? { purpose: row.purpose } : {}),
+    details: JSON.parse(row.details) as Record<string, unknown>,
+  };
+}

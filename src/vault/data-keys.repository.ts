@@ -1,0 +1,129 @@
+/** The key store's table: each subject's wrapped data keys. Only this file touches it. */
+import type { Kysely } from 'kysely';
+import type { Tables } from '../platform/db/tables.js';
+
+/** A wrapped data key as stored. */
+export interface WrappedDataKey {
+  subjectId: string;
+  version: number;
+  wrapped: Buffer;
+  kekVersion: number;
+  encryptions: number;
+}
+
+/** Reads and writes wrapped data keys. */
+export class DataKeysRepository {
+  constructor(private readonly db: Kysely<Tables>) {}
+
+  /** The newest key of a subject, or `undefined` when it has none (new, or erased). */
+  async getLatest(subjectId: string): Promise<WrappedDataKey | undefined> {
+    const row = await this.db
+      .selectFrom('data_keys')
+      .selectAll()
+      .where('subject_id', '=', subjectId)
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row && toKey(row);
+  }
+
+  /** One version of a subject's key, or `undefined` when destroyed or never made. */
+  async get(subjectId: string, version: number): Promise<WrappedDataKey | undefined> {
+    const row = await this.db
+      .selectFrom('data_keys')
+      .selectAll()
+      .where('subject_id', '=', subjectId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return row && toKey(row);
+  }
+
+  /** Adds a key version; false when that version already exists (another writer made it first). */
+  async insert(key: WrappedDataKey, at: Date): Promise<boolean> {
+    const result = await this.db
+      .insertInto('data_keys')
+      .values({
+        subject_id: key.subjectId,
+        version: key.version,
+        wrapped: key.wrapped.toString('base64'),
+        kek_version: key.kekVersion,
+        encryptions: key.encryptions,
+        created_at: at.toISOString(),
+      })
+      .onConflict((oc) => oc.columns(['subject_id', 'version']).doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  /** Reserves `count` more encryptions under a key; returns the new total. */
+  async reserve(subjectId: string, version: number, count: number): Promise<number> {
+    const row = await this.db
+      .updateTable('data_keys')
+      .set((eb) => ({ encryptions: eb('encryptions', '+', count) }))
+      .where('subject_id', '=', subjectId)
+      .where('version', '=', version)
+      .returning('encryptions')
+      .executeTakeFirst();
+    return row?.encryptions ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Destroys every key of a subject (crypto-shredding); returns how many were destroyed. */
+  async destroyAll(subjectId: string): Promise<number> {
+    const result = await this.db
+      .deleteFrom('data_keys')
+      .where('subject_id', '=', subjectId)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /** Up to `limit` keys wrapped with a KEK other than `kekVersion`, for rewrapping in batches. */
+  async listNotUnder(kekVersion: number, limit: number): Promise<WrappedDataKey[]> {
+    const rows = await this.db
+      .selectFrom('data_keys')
+      .selectAll()
+      .where('kek_version', '!=', kekVersion)
+      .orderBy('subject_id')
+      .orderBy('version')
+      .limit(limit)
+      .execute();
+    return rows.map(toKey);
+  }
+
+  /** Replaces a key's wrapping, only if it is still wrapped with `fromKek` (safe against a concurrent rewrap). */
+  async rewrap(
+    subjectId: string,
+    version: number,
+    fromKek: number,
+    wrapped: Buffer,
+    toKek: number,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('data_keys')
+      .set({ wrapped: wrapped.toString('base64'), kek_version: toKek })
+      .where('subject_id', '=', subjectId)
+      .where('version', '=', version)
+      .where('kek_version', '=', fromKek)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** How many keys each KEK version wraps. */
+  async countByKek(): Promise<Map<number, number>> {
+    const rows = await this.db
+      .selectFrom('data_keys')
+      .select(['kek_version', (eb) => eb.fn.countAll<number | string>().as('n')])
+      .groupBy('kek_version')
+      .execute();
+    return new Map(rows.map((r) => [r.kek_version, Number(r.n)]));
+  }
+}
+
+function toKey(row: Tables['data_keys']): WrappedDataKey {
+  return {
+    subjectId: row.subject_id,
+    version: row.version,
+    wrapped: Buffer.from(row.wrapped, 'base64'),
+    kekVersion: row.kek_version,
+    encryptions: Number(row.encryptions),
+  };
+}

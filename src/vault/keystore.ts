@@ -1,0 +1,41 @@
+/**
+ * The key store lives apart from the records: a file of its own with SQLite (keys.db), a schema of
+ * its own with PostgreSQL (pledge_keystore by default). A backup of the records therefore never
+ * carries the keys that open them, which is what makes erasure by key destruction reach backups.
+ * Back the key store up on its own, with a retention no longer than your erasure deadline.
+ */
+import { openDatabase, type Database } from '../platform/db/database.js';
+import { KEYSTORE_MIGRATIONS, migrateToLatest } from '../platform/db/migrations.js';
+
+/** The SQLite file of the key store, inside the data directory. */
+export const KEYSTORE_SQLITE_FILE = 'keys.db';
+/** The PostgreSQL schema of the key store. */
+export const KEYSTORE_PG_SCHEMA = 'pledge_keystore';
+
+/** Where the key store is. */
+export interface OpenKeystoreOptions {
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  /** PostgreSQL schema (default pledge_keystore); tests give each run its own. */
+  schema?: string;
+}
+
+/** Opens (creating and migrating when needed) the key store. */
+export async function openKeystore(options: OpenKeystoreOptions): Promise<Database> {
+  const database =
+    options.databaseUrl !== undefined
+      ? await openDatabase({
+          databaseUrl: options.databaseUrl,
+          dataDir: options.dataDir,
+          schema: options.schema ?? KEYSTORE_PG_SCHEMA,
+          createSchema: true,
+        })
+      : await openDatabase({ dataDir: options.dataDir, sqliteFile: KEYSTORE_SQLITE_FILE });
+  try {
+    await migrateToLatest(database, KEYSTORE_MIGRATIONS);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  return database;
+}

@@ -1,0 +1,139 @@
+/** Encrypted records. Only this file touches the records table. */
+import type { Kysely } from 'kysely';
+import type { Tables } from '../platform/db/tables.js';
+
+/** A field as stored: its category and its sealed value. */
+export interface StoredField {
+  category: string;
+  sealed: Buffer;
+}
+
+/** A record as stored. */
+export interface StoredRecord {
+  id: string;
+  subjectId: string;
+  source: string;
+  categories: string[];
+  purposes: string[];
+  policyVersionId: number;
+  collectedAt: Date;
+  retainUntil: Date;
+  keyVersion: number;
+  fields: Record<string, StoredField>;
+}
+
+type FieldsJson = Record<string, { c: string; v: string }>;
+
+/** Reads and writes records. */
+export class RecordsRepository {
+  constructor(private readonly db: Kysely<Tables>) {}
+
+  /** Inserts records, many rows per statement. */
+  async insertMany(records: readonly StoredRecord[]): Promise<void> {
+    // SQLite allows 32,766 bound parameters per statement; 10 columns a row.
+    for (let i = 0; i < records.length; i += 500) {
+      await this.db
+        .insertInto('records')
+        .values(records.slice(i, i + 500).map(toRow))
+        .execute();
+    }
+  }
+
+  /** Every record of a subject, oldest first. */
+  async listBySubject(subjectId: string): Promise<StoredRecord[]> {
+    const rows = await this.db
+      .selectFrom('records')
+      .selectAll()
+      .where('subject_id', '=', subjectId)
+      .orderBy('collected_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(fromRow);
+  }
+
+  /** One record, or `undefined`. */
+  async get(id: string): Promise<StoredRecord | undefined> {
+    const row = await this.db.selectFrom('records').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && fromRow(row);
+  }
+
+  /** How many records a subject has. */
+  async countBySubject(subjectId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('records')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('subject_id', '=', subjectId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Deletes every record of a subject; returns how many. */
+  async deleteBySubject(subjectId: string): Promise<number> {
+    const result = await this.db.deleteFrom('records').where('subject_id', '=', subjectId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /**
+   * Deletes up to `limit` records whose retention ended at or before `now`; returns the deleted
+   * records' ids and sources (for the audit), never their data.
+   */
+  async deleteExpired(
+    now: Date,
+    limit: number,
+  ): Promise<Array<{ id: string; subjectId: string; source: string }>> {
+    const expired = await this.db
+      .selectFrom('records')
+      .select(['id', 'subject_id', 'source'])
+      .where('retain_until', '<=', now.toISOString())
+      .orderBy('retain_until')
+      .limit(limit)
+      .execute();
+    if (expired.length === 0) return [];
+    await this.db
+      .deleteFrom('records')
+      .where(
+        'id',
+        'in',
+        expired.map((r) => r.id),
+      )
+      .execute();
+    return expired.map((r) => ({ id: r.id, subjectId: r.subject_id, source: r.source }));
+  }
+}
+
+function toRow(r: StoredRecord): Tables['records'] {
+  const fields: FieldsJson = {};
+  for (const [name, f] of Object.entries(r.fields))
+    fields[name] = { c: f.category, v: f.sealed.toString('base64') };
+  return {
+    id: r.id,
+    subject_id: r.subjectId,
+    source: r.source,
+    categories: JSON.stringify(r.categories),
+    purposes: JSON.stringify(r.purposes),
+    policy_version_id: r.policyVersionId,
+    collected_at: r.collectedAt.toISOString(),
+    retain_until: r.retainUntil.toISOString(),
+    key_version: r.keyVersion,
+    fields: JSON.stringify(fields),
+  };
+}
+
+function fromRow(row: Tables['records']): StoredRecord {
+  const fields: Record<string, StoredField> = {};
+  for (const [name, f] of Object.entries(JSON.parse(row.fields) as FieldsJson)) {
+    fields[name] = { category: f.c, sealed: Buffer.from(f.v, 'base64') };
+  }
+  return {
+    id: row.id,
+    subjectId: row.subject_id,
+    source: row.source,
+    categories: JSON.parse(row.categories) as string[],
+    purposes: JSON.parse(row.purposes) as string[],
+    policyVersionId: row.policy_version_id,
+    collectedAt: new Date(row.collected_at),
+    retainUntil: new Date(row.retain_until),
+    keyVersion: row.key_version,
+    fields,
+  };
+}

@@ -1,0 +1,102 @@
+/** Subjects and their blind index. Only this file touches those tables. */
+import type { Kysely } from 'kysely';
+import type { Tables } from '../platform/db/tables.js';
+
+/** A subject as stored (no personal data). */
+export interface Subject {
+  id: string;
+  kind: string;
+  jurisdiction: string | undefined;
+  createdAt: Date;
+  erasedAt: Date | undefined;
+}
+
+/** An identifier hash to add. */
+export interface IdentifierHash {
+  kind: string;
+  hash: string;
+}
+
+/** Reads and writes subjects. */
+export class SubjectsRepository {
+  constructor(private readonly db: Kysely<Tables>) {}
+
+  /** Adds a subject. */
+  async insert(subject: {
+    id: string;
+    kind: string;
+    jurisdiction: string | undefined;
+    at: Date;
+  }): Promise<void> {
+    await this.db
+      .insertInto('subjects')
+      .values({
+        id: subject.id,
+        kind: subject.kind,
+        jurisdiction: subject.jurisdiction ?? null,
+        created_at: subject.at.toISOString(),
+        erased_at: null,
+      })
+      .execute();
+  }
+
+  /** The subject with this id, erased or not. */
+  async get(id: string): Promise<Subject | undefined> {
+    const row = await this.db.selectFrom('subjects').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toSubject(row);
+  }
+
+  /** The subject an identifier hash belongs to. */
+  async findByIdentifier(kind: string, hash: string): Promise<Subject | undefined> {
+    const row = await this.db
+      .selectFrom('subject_identifiers as i')
+      .innerJoin('subjects as s', 's.id', 'i.subject_id')
+      .selectAll('s')
+      .where('i.kind', '=', kind)
+      .where('i.hash', '=', hash)
+      .executeTakeFirst();
+    return row && toSubject(row);
+  }
+
+  /** Links identifier hashes to a subject; hashes already linked (to anyone) are left as they are. */
+  async addIdentifiers(subjectId: string, identifiers: readonly IdentifierHash[], at: Date): Promise<void> {
+    if (identifiers.length === 0) return;
+    await this.db
+      .insertInto('subject_identifiers')
+      .values(
+        identifiers.map((i) => ({
+          kind: i.kind,
+          hash: i.hash,
+          subject_id: subjectId,
+          created_at: at.toISOString(),
+        })),
+      )
+      .onConflict((oc) => oc.columns(['kind', 'hash']).doNothing())
+      .execute();
+  }
+
+  /** Updates what is known of where the subject is. */
+  async setJurisdiction(id: string, jurisdiction: string): Promise<void> {
+    await this.db.updateTable('subjects').set({ jurisdiction }).where('id', '=', id).execute();
+  }
+
+  /** Erases a subject: its identifiers go, its row stays as a tombstone so references still resolve. */
+  async markErased(id: string, at: Date): Promise<void> {
+    await this.db.deleteFrom('subject_identifiers').where('subject_id', '=', id).execute();
+    await this.db
+      .updateTable('subjects')
+      .set({ erased_at: at.toISOString(), jurisdiction: null })
+      .where('id', '=', id)
+      .execute();
+  }
+}
+
+function toSubject(row: Tables['subjects']): Subject {
+  return {
+    id: row.id,
+    kind: row.kind,
+    jurisdiction: row.jurisdiction ?? undefined,
+    createdAt: new Date(row.created_at),
+    erasedAt: row.erased_at === null ? undefined : new Date(row.erased_at),
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * The envelope: AES-256-GCM from node:crypto, a random 96-bit nonce per value, a 16-byte tag
+ * checked with a fixed `authTagLength`. The additional authenticated data binds a ciphertext to the
+ * subject, record, field and key version it was written for, so a ciphertext copied to another
+ * record or field (or replayed under another key version) fails to decrypt instead of lying.
+ *
+ * Layout of a sealed value: 1 byte format (1) | 12 bytes nonce | ciphertext | 16 bytes tag.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { PledgeError } from '../platform/errors.js';
+
+const FORMAT = 1;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const KEY_BYTES = 32;
+const HEADER_BYTES = 1 + NONCE_BYTES;
+
+/** Where a field value belongs; every part is authenticated. */
+export interface FieldBinding {
+  subjectId: string;
+  recordId: string;
+  field: string;
+  keyVersion: number;
+}
+
+/** The AAD of a field value. Lengths prefix each part, so no two bindings share an encoding. */
+export function fieldAad(b: FieldBinding): Buffer {
+  return encodeParts(['pledge.field.v1', b.subjectId, b.recordId, b.field, String(b.keyVersion)]);
+}
+
+/** The AAD of a wrapped data key: the subject, the data key's version and the KEK version. */
+export function dataKeyAad(subjectId: string, dataKeyVersion: number, kekVersion: number): Buffer {
+  return encodeParts(['pledge.data-key.v1', subjectId, String(dataKeyVersion), String(kekVersion)]);
+}
+
+function encodeParts(parts: readonly string[]): Buffer {
+  const buffers = parts.map((p) => Buffer.from(p, 'utf8'));
+  const out = Buffer.allocUnsafe(buffers.reduce((n, b) => n + 4 + b.length, 0));
+  let at = 0;
+  for (const b of buffers) {
+    out.writeUInt32BE(b.length, at);
+    b.copy(out, at + 4);
+    at += 4 + b.length;
+  }
+  return out;
+}
+
+/** Encrypts `plaintext` under `key` (32 bytes) with `aad`. */
+export function seal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
+  if (key.length !== KEY_BYTES)
+    throw new PledgeError('vault.key_invalid', 'an encryption key must be 32 bytes');
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad);
+  const body = cipher.update(plaintext);
+  const final = cipher.final();
+  const tag = cipher.getAuthTag();
+  const out = Buffer.allocUnsafe(HEADER_BYTES + body.length + final.length + TAG_BYTES);
+  out[0] = FORMAT;
+  nonce.copy(out, 1);
+  body.copy(out, HEADER_BYTES);
+  final.copy(out, HEADER_BYTES + body.length);
+  tag.copy(out, out.length - TAG_BYTES);
+  return out;
+}
+
+/**
+ * Decrypts a sealed value. Throws `vault.decrypt_failed` when the key, the AAD, the nonce, the
+ * ciphertext or the tag does not match: a wrong binding is indistinguishable from tampering.
+ */
+export function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
+  if (sealed.length < HEADER_BYTES + TAG_BYTES || sealed[0] !== FORMAT) {
+    throw new PledgeError('vault.decrypt_failed', 'the stored value is not a sealed Pledge value');
+  }
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(1, HEADER_BYTES), {
+      authTagLength: TAG_BYTES,
+    });
+    decipher.setAAD(aad);
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    const body = decipher.update(sealed.subarray(HEADER_BYTES, sealed.length - TAG_BYTES));
+    return Buffer.concat([body, decipher.final()]);
+  } catch (err) {
+    throw new PledgeError(
+      'vault.decrypt_failed',
+      'the stored value does not decrypt under its key and binding',
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** Encrypts a JSON value for a field. */
+export function sealField(key: Buffer, binding: FieldBinding, value: unknown): Buffer {
+  return seal(key, Buffer.from(JSON.stringify(value), 'utf8'), fieldAad(binding));
+}
+
+/** Decrypts a field's JSON value; throws `vault.decrypt_failed` on any mismatch. */
+export function openField(key: Buffer, binding: FieldBinding, sealed: Buffer): unknown {
+  return JSON.parse(open(key, sealed, fieldAad(binding)).toString('utf8'));
+}
+
+/** A fresh random 256-bit key. */
+export function generateKey(): Buffer {
+  return randomBytes(KEY_BYTES);
+}

@@ -1,0 +1,498 @@
+/**
+ * The vault: the only way personal data is stored or read. Values are encrypted per field under the
+ * subject's data key before they reach a repository; reads go through the use gate, which returns
+ * only what a purpose may use and only where the person's choices allow, and records every read.
+ *
+ * Writes are group-committed: writes that arrive while a transaction is being prepared share the
+ * next one, and each caller is answered only after the commit that holds its write. That keeps
+ * "answer after commit" at the throughput of batched writes (one fsync for many requests).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { AuditRepository, type AuditEntry } from '../audit/audit.repository.js';
+import { consentModeFor, type Manifest, type Purpose } from '../manifest/manifest.schema.js';
+import type { Context } from '../platform/context.js';
+import type { Tables } from '../platform/db/tables.js';
+import { ConflictError, NotFoundError, PledgeError, ValidationError } from '../platform/errors.js';
+import { coversCategory } from '../manifest/taxonomy.js';
+import type { DataKeys } from './data-keys.service.js';
+import { identifierHash, normalizeIdentifierOrThrow, type IdentifierKind } from './identifiers.js';
+import type { Keyring } from './keyring.js';
+import { RecordsRepository, type StoredField, type StoredRecord } from './records.repository.js';
+import { retentionDeadline } from './retention.js';
+import { SubjectsRepository, type Subject } from './subjects.repository.js';
+import { openField, sealField } from './vault.crypto.js';
+
+/** The kinds of subject. */
+export const SUBJECT_KINDS = ['customer', 'trial_user', 'visitor', 'prospect'] as const;
+export type SubjectKind = (typeof SUBJECT_KINDS)[number];
+
+/** Identifiers by kind, as given (they are normalized and hashed, never stored). */
+export type Identifiers = Partial<Record<IdentifierKind, string>>;
+
+/** A field to store: its category and its value (any JSON). */
+export interface FieldInput {
+  category: string;
+  value: unknown;
+}
+
+/** One record to write. */
+export interface WriteRecordInput {
+  subjectId: string;
+  source: string;
+  fields: Record<string, FieldInput>;
+  /** Defaults to the source's purposes. */
+  purposes?: readonly string[];
+  collectedAt?: Date;
+}
+
+/** A subject to create in the same transaction as its first records. */
+export interface NewSubjectInput {
+  id: string;
+  kind: SubjectKind;
+  jurisdiction: string | undefined;
+  identifiers: Identifiers;
+}
+
+/** Why the use gate allowed or refused a purpose. */
+export type UseReason = 'required' | 'opt_out_default' | 'opt_in_missing';
+
+/** The decision about one subject and purpose. */
+export interface UseDecision {
+  allowed: boolean;
+  reason: UseReason;
+}
+
+/** Decides whether a purpose may use a subject's data (the consent issue plugs its ledger in here). */
+export type Decide = (ctx: Context, subject: Subject, purpose: Purpose) => Promise<UseDecision>;
+
+/** What the use gate returns. */
+export interface ReadResult {
+  subjectId: string;
+  purpose: string;
+  decision: UseDecision;
+  records: Array<{
+    id: string;
+    source: string;
+    collectedAt: Date;
+    policyVersionId: number;
+    fields: Record<string, { category: string; value: unknown }>;
+  }>;
+  /** Records whose keys are gone (restored from a backup after an erasure): nothing of them is returned. */
+  unreadable: number;
+}
+
+/** The manifest in force and the id of its recorded version. */
+export interface VaultManifest {
+  manifest: Manifest;
+  versionId: number;
+}
+
+/** What the vault uses. */
+export interface VaultDeps {
+  db: Kysely<Tables>;
+  dataKeys: DataKeys;
+  keyring: Keyring;
+  manifest: VaultManifest;
+  /** Defaults to the manifest's consent mode for the subject's jurisdiction. */
+  decide?: Decide;
+}
+
+interface PendingWrite {
+  ctx: Context;
+  subject: NewSubjectInput | undefined;
+  records: StoredRecord[];
+  audit: AuditEntry[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** The decision the manifest alone makes, before any choice is recorded. */
+export function manifestDefaultDecision(purpose: Purpose, jurisdiction: string | undefined): UseDecision {
+  const mode = consentModeFor(purpose, jurisdiction);
+  switch (mode) {
+    case 'required':
+      return { allowed: true, reason: 'required' };
+    case 'opt_out':
+      return { allowed: true, reason: 'opt_out_default' };
+    case 'opt_in':
+      return { allowed: false, reason: 'opt_in_missing' };
+  }
+}
+
+/** Stores and reads personal data. */
+export class Vault {
+  readonly #db: Kysely<Tables>;
+  readonly #dataKeys: DataKeys;
+  readonly #keyring: Keyring;
+  readonly #manifest: VaultManifest;
+  readonly #decide: Decide;
+  #queue: PendingWrite[] = [];
+  #flushing: Promise<void> | undefined;
+
+  constructor(deps: VaultDeps) {
+    this.#db = deps.db;
+    this.#dataKeys = deps.dataKeys;
+    this.#keyring = deps.keyring;
+    this.#manifest = deps.manifest;
+    this.#decide =
+      deps.decide ??
+      ((_ctx, subject, purpose) => Promise.resolve(manifestDefaultDecision(purpose, subject.jurisdiction)));
+  }
+
+  // ---- subjects ------------------------------------------------------------------------------
+
+  /** The blind-index hashes of some identifiers (validated and normalized first). */
+  hashIdentifiers(
+    identifiers: Identifiers,
+    path = 'identifiers',
+  ): Array<{ kind: IdentifierKind; hash: string }> {
+    return Object.entries(identifiers).flatMap(([kind, raw]) => {
+      if (raw === undefined) return [];
+      const k = kind as IdentifierKind;
+      return [
+        {
+          kind: k,
+          hash: identifierHash(this.#keyring.indexKey, k, normalizeIdentifierOrThrow(k, raw, `${path}.${k}`)),
+        },
+      ];
+    });
+  }
+
+  /** The subject an identifier belongs to, or `undefined` (also for erased subjects). */
+  async findSubjectByIdentifier(
+    _ctx: Context,
+    kind: IdentifierKind,
+    value: string,
+  ): Promise<Subject | undefined> {
+    const hash = identifierHash(this.#keyring.indexKey, kind, normalizeIdentifierOrThrow(kind, value, kind));
+    const subject = await new SubjectsRepository(this.#db).findByIdentifier(kind, hash);
+    return subject && subject.erasedAt === undefined ? subject : undefined;
+  }
+
+  /** The subject with this id; throws `vault.subject_not_found` when unknown or erased. */
+  async getSubjectOrThrow(_ctx: Context, id: string): Promise<Subject> {
+    const subject = await new SubjectsRepository(this.#db).get(id);
+    if (!subject || subject.erasedAt !== undefined) {
+      throw new NotFoundError(
+        'vault.subject_not_found',
+        'there is no subject with this id (or it was erased)',
+        {
+          subjectId: id,
+        },
+      );
+    }
+    return subject;
+  }
+
+  /** The first subject any of these identifiers belongs to, or `undefined`. */
+  async matchSubject(ctx: Context, identifiers: Identifiers): Promise<Subject | undefined> {
+    for (const [kind, value] of Object.entries(identifiers)) {
+      if (value === undefined) continue;
+      const found = await this.findSubjectByIdentifier(ctx, kind as IdentifierKind, value);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  /** Creates a subject with identifiers (and no records). */
+  async createSubject(
+    ctx: Context,
+    input: { kind: SubjectKind; jurisdiction?: string; identifiers?: Identifiers },
+  ): Promise<Subject> {
+    const subject: NewSubjectInput = {
+      id: randomUUID(),
+      kind: input.kind,
+      jurisdiction: input.jurisdiction,
+      identifiers: input.identifiers ?? {},
+    };
+    this.hashIdentifiers(subject.identifiers);
+    await this.#enqueue(
+      ctx,
+      subject,
+      [],
+      [{ action: 'subject.create', subjectId: subject.id, details: { kind: input.kind } }],
+    );
+    return this.getSubjectOrThrow(ctx, subject.id);
+  }
+
+  // ---- writes --------------------------------------------------------------------------------
+
+  /**
+   * Encrypts and stores records in one transaction, after creating `newSubject` when given. Every
+   * field's category must be one its source declares (closed world); throws before anything is
+   * stored otherwise. Resolves after the commit, with the records' ids.
+   */
+  async write(
+    ctx: Context,
+    inputs: readonly WriteRecordInput[],
+    newSubject?: NewSubjectInput,
+  ): Promise<string[]> {
+    const records: StoredRecord[] = [];
+    const audit: AuditEntry[] = [];
+    // Encryptions per subject, so each data key is reserved once for the whole batch.
+    const counts = new Map<string, number>();
+    for (const input of inputs)
+      counts.set(input.subjectId, (counts.get(input.subjectId) ?? 0) + Object.keys(input.fields).length);
+    if (newSubject) this.hashIdentifiers(newSubject.identifiers);
+    const keys = new Map<string, { version: number; key: Buffer }>();
+    for (const [subjectId, n] of counts) keys.set(subjectId, await this.#dataKeys.forWrite(subjectId, n));
+
+    for (const input of inputs) {
+      const source = this.#sourceOrThrow(input.source);
+      const purposes = [...(input.purposes ?? source.purposes)];
+      for (const p of purposes) {
+        if (!source.purposes.includes(p)) {
+          throw new ValidationError(
+            'vault.purpose_undeclared',
+            `source "${source.key}" does not collect for purpose "${p}"`,
+            {
+              source: source.key,
+              purpose: p,
+            },
+            422,
+          );
+        }
+      }
+      const key = keys.get(input.subjectId);
+      if (!key) throw new PledgeError('vault.internal', 'missing data key');
+      const id = randomUUID();
+      const fields: Record<string, StoredField> = {};
+      const categories = new Set<string>();
+      for (const [name, field] of Object.entries(input.fields)) {
+        if (!source.categories.some((c) => coversCategory(c, field.category))) {
+          throw new ValidationError(
+            'vault.category_undeclared',
+            `source "${source.key}" does not declare that it collects "${field.category}" (field "${name}")`,
+            { source: source.key, field: name, category: field.category },
+            422,
+          );
+        }
+        categories.add(field.category);
+        fields[name] = {
+          category: field.category,
+          sealed: sealField(
+            key.key,
+            { subjectId: input.subjectId, recordId: id, field: name, keyVersion: key.version },
+            field.value,
+          ),
+        };
+      }
+      const collectedAt = input.collectedAt ?? ctx.clock.now();
+      const cats = [...categories].sort();
+      records.push({
+        id,
+        subjectId: input.subjectId,
+        source: source.key,
+        categories: cats,
+        purposes,
+        policyVersionId: this.#manifest.versionId,
+        collectedAt,
+        retainUntil: retentionDeadline(this.#manifest.manifest, source, cats, purposes, collectedAt),
+        keyVersion: key.version,
+        fields,
+      });
+      audit.push({
+        action: 'vault.write',
+        subjectId: input.subjectId,
+        details: { record: id, source: source.key, fields: Object.keys(fields), categories: cats, purposes },
+      });
+    }
+    if (newSubject)
+      audit.unshift({
+        action: 'subject.create',
+        subjectId: newSubject.id,
+        details: { kind: newSubject.kind },
+      });
+    await this.#enqueue(ctx, newSubject, records, audit);
+    return records.map((r) => r.id);
+  }
+
+  #enqueue(
+    ctx: Context,
+    subject: NewSubjectInput | undefined,
+    records: StoredRecord[],
+    audit: AuditEntry[],
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ ctx, subject, records, audit, resolve, reject });
+      if (this.#flushing === undefined) {
+        this.#flushing = new Promise<void>((done) => setImmediate(done)).then(() => this.#flush());
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      try {
+        await this.#db.transaction().execute(async (trx) => {
+          for (const item of batch) await this.#apply(trx, item);
+        });
+        for (const item of batch) item.resolve();
+      } catch {
+        // One bad write must not fail its neighbours: retry each alone, so each gets its own answer.
+        for (const item of batch) {
+          try {
+            await this.#db.transaction().execute((trx) => this.#apply(trx, item));
+            item.resolve();
+          } catch (err) {
+            item.reject(err);
+          }
+        }
+      }
+    }
+    this.#flushing = undefined;
+  }
+
+  async #apply(trx: Kysely<Tables>, item: PendingWrite): Promise<void> {
+    const subjects = new SubjectsRepository(trx);
+    const at = item.ctx.clock.now();
+    if (item.subject) {
+      const s = item.subject;
+      await subjects.insert({ id: s.id, kind: s.kind, jurisdiction: s.jurisdiction, at });
+      const hashes = this.hashIdentifiers(s.identifiers);
+      await subjects.addIdentifiers(s.id, hashes, at);
+      for (const h of hashes) {
+        const owner = await subjects.findByIdentifier(h.kind, h.hash);
+        if (owner && owner.id !== s.id) {
+          throw new ConflictError('vault.identifier_taken', `the ${h.kind} belongs to another subject`, {
+            kind: h.kind,
+          });
+        }
+      }
+    }
+    const subjectIds = new Set(item.records.map((r) => r.subjectId));
+    for (const id of subjectIds) {
+      const subject = await subjects.get(id);
+      if (!subject || subject.erasedAt !== undefined) {
+        throw new NotFoundError(
+          'vault.subject_not_found',
+          'there is no subject with this id (or it was erased)',
+          {
+            subjectId: id,
+          },
+        );
+      }
+    }
+    await new RecordsRepository(trx).insertMany(item.records);
+    await new AuditRepository(trx).append(item.ctx, item.audit);
+  }
+
+  /** Resolves once every write queued so far is committed or failed (for a graceful shutdown). */
+  async drain(): Promise<void> {
+    while (this.#flushing !== undefined) await this.#flushing;
+  }
+
+  // ---- the use gate --------------------------------------------------------------------------
+
+  /**
+   * The use gate: the fields of a subject's records that `purpose` may use (its categories, on
+   * records collected for it), only when the decision allows, decrypted. Every call is audited.
+   */
+  async read(ctx: Context, subjectId: string, purposeKey: string): Promise<ReadResult> {
+    const purpose = this.#manifest.manifest.purposes.find((p) => p.key === purposeKey);
+    if (!purpose) {
+      throw new ValidationError(
+        'vault.purpose_unknown',
+        `the manifest declares no purpose "${purposeKey}"`,
+        {
+          purpose: purposeKey,
+          purposes: this.#manifest.manifest.purposes.map((p) => p.key),
+        },
+        422,
+      );
+    }
+    const subject = await this.getSubjectOrThrow(ctx, subjectId);
+    const decision = await this.#decide(ctx, subject, purpose);
+    const result: ReadResult = { subjectId, purpose: purposeKey, decision, records: [], unreadable: 0 };
+    let fieldCount = 0;
+    if (decision.allowed) {
+      const stored = await new RecordsRepository(this.#db).listBySubject(subjectId);
+      for (const r of stored) {
+        if (!r.purposes.includes(purposeKey)) continue;
+        const allowed = Object.entries(r.fields).filter(([, f]) =>
+          purpose.categories.some((c) => coversCategory(c, f.category)),
+        );
+        if (allowed.length === 0) continue;
+        const key = await this.#dataKeys.forRead(subjectId, r.keyVersion);
+        if (!key) {
+          result.unreadable++;
+          continue;
+        }
+        const fields: Record<string, { category: string; value: unknown }> = {};
+        for (const [name, f] of allowed) {
+          fields[name] = {
+            category: f.category,
+            value: openField(
+              key,
+              { subjectId, recordId: r.id, field: name, keyVersion: r.keyVersion },
+              f.sealed,
+            ),
+          };
+        }
+        fieldCount += allowed.length;
+        result.records.push({
+          id: r.id,
+          source: r.source,
+          collectedAt: r.collectedAt,
+          policyVersionId: r.policyVersionId,
+          fields,
+        });
+      }
+    }
+    await new AuditRepository(this.#db).append(ctx, [
+      {
+        action: 'vault.read',
+        subjectId,
+        purpose: purposeKey,
+        details: {
+          allowed: decision.allowed,
+          reason: decision.reason,
+          records: result.records.length,
+          fields: fieldCount,
+        },
+      },
+    ]);
+    return result;
+  }
+
+  // ---- erasure -------------------------------------------------------------------------------
+
+  /**
+   * Erases a subject: its data keys are destroyed first (so every copy of its records, backups
+   * included, is unreadable from that moment), then its records and identifiers are deleted and the
+   * subject is kept as a tombstone. Idempotent.
+   */
+  async erase(ctx: Context, subjectId: string): Promise<{ keysDestroyed: number; recordsDeleted: number }> {
+    const subject = await new SubjectsRepository(this.#db).get(subjectId);
+    if (!subject)
+      throw new NotFoundError('vault.subject_not_found', 'there is no subject with this id', { subjectId });
+    const keysDestroyed = await this.#dataKeys.destroy(subjectId);
+    const recordsDeleted = await this.#db.transaction().execute(async (trx) => {
+      const deleted = await new RecordsRepository(trx).deleteBySubject(subjectId);
+      await new SubjectsRepository(trx).markErased(subjectId, ctx.clock.now());
+      await new AuditRepository(trx).append(ctx, [
+        { action: 'subject.erase', subjectId, details: { keysDestroyed, recordsDeleted: deleted } },
+      ]);
+      return deleted;
+    });
+    return { keysDestroyed, recordsDeleted };
+  }
+
+  #sourceOrThrow(key: string) {
+    const source = this.#manifest.manifest.sources.find((s) => s.key === key);
+    if (!source) {
+      throw new NotFoundError(
+        'collect.source_unknown',
+        `the manifest declares no collection point "${key}"`,
+        {
+          source: key,
+          sources: this.#manifest.manifest.sources.map((s) => s.key),
+        },
+      );
+    }
+    return source;
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * The vault on both engines: what goes in comes out only through the use gate, only for the
+ * purposes that may use it, encrypted at rest, and gone (backups included) after erasure.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { AuditRepository } from '../../src/audit/audit.repository.js';
+import { PledgeError } from '../../src/platform/errors.js';
+import { DIALECTS } from '../helpers/databases.js';
+import { openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
+
+async function register(t: TestVault, email: string, jurisdiction?: string) {
+  const id = randomUUID();
+  await t.vault.write(
+    t.ctx,
+    [
+      {
+        subjectId: id,
+        source: 'registration',
+        fields: {
+          email: { category: 'user.contact.email', value: email },
+          first_name: { category: 'user.name.first', value: 'Ada' },
+          password: { category: 'user.authorization.credentials', value: 'correct horse battery staple' },
+        },
+      },
+    ],
+    { id, kind: 'customer', jurisdiction, identifiers: { email } },
+  );
+  return id;
+}
+
+for (const dialect of DIALECTS) {
+  describe(`vault on ${dialect}`, () => {
+    let t: TestVault;
+    before(async () => {
+      t = await openTestVault(dialect);
+    });
+    after(async () => {
+      await t.cleanup();
+    });
+
+    test('a registration creates a subject found by its e-mail, in any letter case', async () => {
+      const email = randomEmail();
+      const id = await register(t, email);
+      const found = await t.vault.findSubjectByIdentifier(t.ctx, 'email', `  ${email.toUpperCase()} `);
+      assert.equal(found?.id, id);
+      assert.equal(await t.vault.findSubjectByIdentifier(t.ctx, 'email', randomEmail()), undefined);
+    });
+
+    test('nothing personal rests in plaintext: not in records, not in the blind index, not in the audit', async () => {
+      const email = randomEmail();
+      await register(t, email);
+      const dump = JSON.stringify([
+        await t.database.db.selectFrom('records').selectAll().execute(),
+        await t.database.db.selectFrom('subject_identifiers').selectAll().execute(),
+        await t.database.db.selectFrom('audit_events').selectAll().execute(),
+      ]);
+      assert.ok(!dump.includes(email), 'the e-mail address is not stored in plaintext');
+      assert.ok(!dump.includes('correct horse'), 'the password is not stored in plaintext');
+      assert.ok(!dump.includes('Ada'), 'the name is not stored in plaintext');
+    });
+
+    test('the use gate returns only the categories a purpose may use, on records collected for it', async () => {
+      const id = await register(t, randomEmail(), 'US');
+      const service = await t.vault.read(t.ctx, id, 'provide-service');
+      assert.equal(service.decision.allowed, true);
+      assert.deepEqual(Object.keys(service.records[0]?.fields ?? {}).sort(), [
+        'email',
+        'first_name',
+        'password',
+      ]);
+      // Marketing (opt-out in the US) may use the e-mail address and name, never the password.
+      const marketing = await t.vault.read(t.ctx, id, 'marketing-email');
+      assert.deepEqual(marketing.decision, { allowed: true, reason: 'opt_out_default' });
+      assert.deepEqual(Object.keys(marketing.records[0]?.fields ?? {}).sort(), ['email', 'first_name']);
+      // Improving products uses e-mail addresses, but registration did not collect for it.
+      const improve = await t.vault.read(t.ctx, id, 'improve-products');
+      assert.equal(improve.records.length, 0);
+    });
+
+    test('opt-in purposes are refused until consent exists; unknown jurisdictions get the strictest mode', async () => {
+      const eu = await register(t, randomEmail(), 'DE');
+      const r = await t.vault.read(t.ctx, eu, 'marketing-email');
+      assert.deepEqual(r.decision, { allowed: false, reason: 'opt_in_missing' });
+      assert.equal(r.records.length, 0);
+      const unknown = await register(t, randomEmail());
+      assert.equal((await t.vault.read(t.ctx, unknown, 'marketing-email')).decision.allowed, false);
+    });
+
+    test('every read is in the audit, with the purpose and what was returned', async () => {
+      const id = await register(t, randomEmail(), 'US');
+      await t.vault.read(t.ctx, id, 'marketing-email');
+      const events = await new AuditRepository(t.database.db).listBySubject(id);
+      const read = events.find((e) => e.action === 'vault.read');
+      assert.equal(read?.purpose, 'marketing-email');
+      assert.deepEqual(read?.details, { allowed: true, reason: 'opt_out_default', records: 1, fields: 2 });
+      assert.deepEqual(read?.actor, { kind: 'cli', user: 'test' });
+    });
+
+    test('the audit table refuses updates and deletes', async () => {
+      await assert.rejects(sql`update audit_events set action = 'x'`.execute(t.database.db), /append-only/);
+      await assert.rejects(sql`delete from audit_events`.execute(t.database.db), /append-only/);
+    });
+
+    test('a field of a category the source does not declare is refused and nothing is stored', async () => {
+      const id = randomUUID();
+      const email = randomEmail();
+      await assert.rejects(
+        t.vault.write(
+          t.ctx,
+          [
+            {
+              subjectId: id,
+              source: 'registration',
+              fields: {
+                email: { category: 'user.contact.email', value: email },
+                health: { category: 'user.health_and_medical', value: 'x' },
+              },
+            },
+          ],
+          { id, kind: 'customer', jurisdiction: undefined, identifiers: { email } },
+        ),
+        (err: unknown) => err instanceof PledgeError && err.code === 'vault.category_undeclared',
+      );
+      assert.equal(await t.vault.findSubjectByIdentifier(t.ctx, 'email', email), undefined);
+    });
+
+    test('a second registration with the same e-mail does not create a second subject', async () => {
+      const email = randomEmail();
+      await register(t, email);
+      await assert.rejects(
+        register(t, email),
+        (err: unknown) => err instanceof PledgeError && err.code === 'vault.identifier_taken',
+      );
+    });
+
+    test('concurrent writes are each answered after their own commit, and one bad write fails alone', async () => {
+      const ids = await Promise.all(Array.from({ length: 20 }, () => register(t, randomEmail())));
+      const bad = t.vault.write(t.ctx, [
+        {
+          subjectId: randomUUID(),
+          source: 'feedback',
+          fields: { message: { category: 'user.feedback', value: 'hi' } },
+        },
+      ]);
+      const good = t.vault.write(t.ctx, [
+        {
+          subjectId: ids[0] ?? '',
+          source: 'feedback',
+          fields: { message: { category: 'user.feedback', value: 'hi' } },
+        },
+      ]);
+      await assert.rejects(
+        bad,
+        (err: unknown) => err instanceof PledgeError && err.code === 'vault.subject_not_found',
+      );
+      assert.equal((await good).length, 1);
+      for (const [i, id] of ids.entries()) {
+        const sources = (await t.vault.read(t.ctx, id, 'provide-service')).records.map((r) => r.source);
+        assert.deepEqual(sources, i === 0 ? ['registration', 'feedback'] : ['registration']);
+      }
+    });
+
+    test('erasure destroys the keys: a copy of the records taken before it no longer opens', async () => {
+      const id = await register(t, randomEmail(), 'US');
+      // The copy a backup would hold, taken before the erasure.
+      const backup = await t.database.db
+        .selectFrom('records')
+        .selectAll()
+        .where('subject_id', '=', id)
+        .execute();
+      const subjectRow = await t.database.db
+        .selectFrom('subjects')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      const result = await t.vault.erase(t.ctx, id);
+      assert.deepEqual(result, { keysDestroyed: 1, recordsDeleted: 1 });
+      await assert.rejects(t.vault.read(t.ctx, id, 'provide-service'), /erased/);
+      // Restore the backup: the subject and its records are back, their keys are not.
+      await t.database.db
+        .updateTable('subjects')
+        .set({ erased_at: null, jurisdiction: subjectRow.jurisdiction })
+        .where('id', '=', id)
+        .execute();
+      await t.database.db.insertInto('records').values(backup).execute();
+      t.dataKeys.forget(id);
+      const restored = await t.vault.read(t.ctx, id, 'provide-service');
+      assert.equal(restored.records.length, 0);
+      assert.equal(restored.unreadable, 1);
+    });
+
+    test('records carry their source, purposes, policy version and retention deadline', async () => {
+      const id = await register(t, randomEmail());
+      const row = await t.database.db
+        .selectFrom('records')
+        .selectAll()
+        .where('subject_id', '=', id)
+        .executeTakeFirstOrThrow();
+      assert.equal(row.source, 'registration');
+      assert.deepEqual(JSON.parse(row.purposes), ['provide-service', 'marketing-email']);
+      assert.equal(row.policy_version_id, t.active.version.id);
+      const years = (Date.parse(row.retain_until) - Date.parse(row.collected_at)) / (365.25 * 86_400_000);
+      assert.ok(Math.abs(years - 7) < 0.01, `registration is kept 7 years (got ${years})`);
+    });
+  });
+}
