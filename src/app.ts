@@ -17,11 +17,19 @@ import { migrateToLatest } from './platform/db/migrations.js';
 import { requireApiKey } from './platform/http/auth.js';
 import { registerHealthRoutes } from './platform/http/health.routes.js';
 import { createHttpServer } from './platform/http/server.js';
+import { DataKeysRepository } from './vault/data-keys.repository.js';
+import { DataKeys } from './vault/data-keys.service.js';
+import { Keyring } from './vault/keyring.js';
+import { openKeystore } from './vault/keystore.js';
+import { registerVaultRoutes } from './vault/vault.routes.js';
+import { Vault } from './vault/vault.service.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
   /** An already open database (tests pass one per engine); opened from the config when absent. */
   database?: Database;
+  /** An already open key store; opened beside the database when absent. */
+  keystore?: Database;
   /** Where logs go; standard output when absent. */
   logStream?: NodeJS.WritableStream;
 }
@@ -30,8 +38,12 @@ export interface AppOptions {
 export interface App {
   http: FastifyInstance;
   database: Database;
+  keystore: Database;
   active: ActiveManifest;
   apiKeys: ApiKeyService;
+  keyring: Keyring;
+  dataKeys: DataKeys;
+  vault: Vault;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -40,13 +52,24 @@ export interface App {
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const ctx = createContext({ kind: 'system', job: 'startup' });
   const ownsDatabase = options.database === undefined;
+  const ownsKeystore = options.keystore === undefined;
   const database =
     options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  let keystore: Database | undefined = options.keystore;
   try {
     await migrateToLatest(database);
+    keystore ??= await openKeystore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
     const versions = new ManifestVersionRepository(database.db);
     const active = await activateManifest(ctx, { file: config.manifestPath, versions });
     const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(database.db) });
+    const keyring = await Keyring.load({ dataDir: config.dataDir, envKeys: config.keys });
+    const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring);
+    const vault = new Vault({
+      db: database.db,
+      dataKeys,
+      keyring,
+      manifest: { manifest: active.manifest, versionId: active.version.id },
+    });
 
     const http = await createHttpServer({
       logLevel: config.logLevel,
@@ -76,23 +99,33 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       policyVersion: active.manifest.policy.version,
     });
     registerManifestRoutes(http, { active, versions, auth });
+    registerVaultRoutes(http, { vault, auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await http.ready();
 
     let closed: Promise<void> | undefined;
+    const openKeystoreDb = keystore;
     return {
       http,
       database,
+      keystore: openKeystoreDb,
       active,
       apiKeys,
+      keyring,
+      dataKeys,
+      vault,
       close: () =>
         (closed ??= (async () => {
+          // Requests in flight finish, then queued writes commit, then the databases close.
           await http.close();
+          await vault.drain();
+          if (ownsKeystore) await openKeystoreDb.close();
           if (ownsDatabase) await database.close();
         })()),
     };
   } catch (err) {
+    if (ownsKeystore) await keystore?.close();
     if (ownsDatabase) await database.close();
     throw err;
   }

@@ -20,6 +20,10 @@ export interface Config {
   rateLimitPerMinute: number;
   /** Largest accepted request body, in bytes. */
   bodyLimitBytes: number;
+  /** The key file's JSON from PLEDGE_KEYS; absent means the key file in the data directory. */
+  keys: string | undefined;
+  /** Seconds between retention sweeps inside `serve`; 0 turns the schedule off. */
+  retentionIntervalSeconds: number;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -67,6 +71,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   );
   const rateLimitPerMinute = int('PLEDGE_RATE_LIMIT', env.PLEDGE_RATE_LIMIT, 600, 1, 1_000_000);
   const bodyLimitBytes = int('PLEDGE_BODY_LIMIT', env.PLEDGE_BODY_LIMIT, 1_048_576, 1024, 100 * 1_048_576);
+  const retentionIntervalSeconds = int(
+    'PLEDGE_RETENTION_INTERVAL',
+    env.PLEDGE_RETENTION_INTERVAL,
+    3600,
+    0,
+    7 * 86_400,
+  );
+  const keys = env.PLEDGE_KEYS?.trim() || undefined;
 
   let databaseUrl = env.DATABASE_URL?.trim() || undefined;
   if (databaseUrl !== undefined) {
@@ -93,5 +105,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const manifestPath = path.resolve(overrides.manifest ?? env.PLEDGE_MANIFEST ?? DEFAULT_MANIFEST);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return { port, host, databaseUrl, dataDir, manifestPath, logLevel, rateLimitPerMinute, bodyLimitBytes };
+  return {
+    port,
+    host,
+    databaseUrl,
+    dataDir,
+    manifestPath,
+    logLevel,
+    rateLimitPerMinute,
+    bodyLimitBytes,
+    keys,
+    retentionIntervalSeconds,
+  };
 }
