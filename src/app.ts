@@ -21,7 +21,11 @@ import { DataKeysRepository } from './vault/data-keys.repository.js';
 import { DataKeys } from './vault/data-keys.service.js';
 import { Keyring } from './vault/keyring.js';
 import { openKeystore } from './vault/keystore.js';
+import { RetentionSchedule, RetentionService } from './vault/retention.service.js';
 import { registerVaultRoutes } from './vault/vault.routes.js';
+import type { CardProcessor } from './collect/card-processor.js';
+import { registerCollectRoutes } from './collect/collect.routes.js';
+import { CollectService } from './collect/collect.service.js';
 import { Vault } from './vault/vault.service.js';
 
 /** What {@link createApp} needs beyond the configuration. */
@@ -32,6 +36,11 @@ export interface AppOptions {
   keystore?: Database;
   /** Where logs go; standard output when absent. */
   logStream?: NodeJS.WritableStream;
+  /**
+   * Card processor adapters by recipient key (e.g. `{ 'card-processor': adapter }`); absent, the
+   * built-in TestCardProcessor tokenizes cards (for development only).
+   */
+  processors?: Record<string, CardProcessor>;
 }
 
 /** A built application: the HTTP server and the parts a caller may need. */
@@ -44,6 +53,10 @@ export interface App {
   keyring: Keyring;
   dataKeys: DataKeys;
   vault: Vault;
+  /** Collection points: the TypeScript API of `POST /api/v1/collect/:source`. */
+  collect: CollectService;
+  /** The retention sweeps on a timer; absent when PLEDGE_RETENTION_INTERVAL is 0. */
+  retention: RetentionSchedule | undefined;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -100,9 +113,26 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     });
     registerManifestRoutes(http, { active, versions, auth });
     registerVaultRoutes(http, { vault, auth });
+    const collect = new CollectService({
+      vault,
+      manifest: active.manifest,
+      ...(options.processors ? { processors: options.processors } : {}),
+    });
+    if (collect.usesTestProcessor)
+      http.log.warn('cards are tokenized by the built-in test processor; pass a real one as processors');
+    registerCollectRoutes(http, { collect, auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await http.ready();
+
+    const retention =
+      config.retentionIntervalSeconds > 0
+        ? new RetentionSchedule(new RetentionService({ db: database.db }), {
+            intervalMs: config.retentionIntervalSeconds * 1000,
+            log: http.log,
+          })
+        : undefined;
+    retention?.start();
 
     let closed: Promise<void> | undefined;
     const openKeystoreDb = keystore;
@@ -115,9 +145,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       keyring,
       dataKeys,
       vault,
+      collect,
+      retention,
       close: () =>
         (closed ??= (async () => {
-          // Requests in flight finish, then queued writes commit, then the databases close.
+          // The sweep in flight ends after its batch, requests in flight finish, then queued writes
+          // commit, then the databases close.
+          await retention?.stop();
           await http.close();
           await vault.drain();
           if (ownsKeystore) await openKeystoreDb.close();

@@ -1,15 +1,21 @@
 /**
  * `pledge keys create|list|revoke`: API keys for the HTTP API. A new key is printed once, alone on
  * stdout (so `KEY=$(pledge keys create ...)` captures just the key); messages go to stderr.
- * Exit codes: 0 done, 1 invalid configuration, unreachable database or bad input.
+ *
+ * `pledge keys status|rotate|rewrap|retire`: the master keys (KEK versions) that wrap every
+ * subject's data key. A secret (the new PLEDGE_KEYS value) is likewise printed alone on stdout.
+ * Exit codes: 0 done, 1 invalid configuration, unreachable database, bad input or a refused change
+ * (a KEK still in use, another `pledge keys` command running).
  */
 import os from 'node:os';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ApiKeyRepository, type ApiKeySummary } from '../platform/auth/api-keys.repository.js';
 import { ApiKeyService } from '../platform/auth/api-keys.service.js';
 import { SCOPE_DESCRIPTIONS, SCOPES } from '../platform/auth/scopes.js';
+import { loadConfig } from '../platform/config.js';
 import { createContext, type Context } from '../platform/context.js';
 import type { Database } from '../platform/db/database.js';
+import type { KeyRotationService, KeyStatusResult } from '../vault/key-rotation.service.js';
 import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
 
 type Format = 'text' | 'json';
@@ -26,7 +32,9 @@ interface ListOptions extends DatabaseCommandOptions {
 
 /** Registers `pledge keys` and its subcommands. */
 export function registerKeysCommand(program: Command): void {
-  const keys = program.command('keys').description('create, list and revoke API keys');
+  const keys = program
+    .command('keys')
+    .description('API keys (create, list, revoke) and the master keys (status, rotate, rewrap, retire)');
   const formatOption = () =>
     new Option('--format <format>', 'output format').choices(['text', 'json']).default('text');
 
@@ -86,6 +94,186 @@ export function registerKeysCommand(program: Command): void {
       );
     });
   });
+
+  addDataDirOption(
+    keys
+      .command('status')
+      .description('show the master key (KEK) versions and how many data keys each wraps')
+      .addOption(formatOption()),
+  ).action(async (options: ListOptions) => {
+    await withRotation(options, async (service, ctx) => {
+      const status = await service.status(ctx);
+      if (options.format === 'json')
+        process.stdout.write(`${JSON.stringify(presentStatus(status), null, 2)}\n`);
+      else process.stdout.write(formatStatus(status));
+    });
+  });
+
+  addDataDirOption(
+    keys
+      .command('rotate')
+      .description('add a master key version and rewrap every data key under it (records are not touched)')
+      .addOption(formatOption()),
+  ).action(async (options: ListOptions) => {
+    await withRotation(options, async (service, ctx) => {
+      const result = await service.rotate(ctx);
+      // One line, so it pastes into an environment variable; PLEDGE_KEYS accepts base64 of the JSON.
+      const keysValue = result.keys === undefined ? undefined : Buffer.from(result.keys).toString('base64');
+      if (options.format === 'json') {
+        process.stdout.write(
+          `${JSON.stringify({ newVersion: result.newVersion, rewrapped: result.rewrapped, ...(keysValue !== undefined ? { keys: keysValue } : {}) }, null, 2)}\n`,
+        );
+      } else if (keysValue !== undefined) {
+        process.stderr.write(
+          `KEK version ${result.newVersion} is created; the keys come from PLEDGE_KEYS, so nothing is saved and nothing is rewrapped yet.\n`,
+        );
+        process.stdout.write(`${keysValue}\n`);
+      } else {
+        process.stdout.write(
+          `KEK version ${result.newVersion} is current; ${plural(result.rewrapped, 'data key')} rewrapped under it (records untouched)\n`,
+        );
+      }
+      if (keysValue !== undefined) {
+        process.stderr.write(
+          'next: set PLEDGE_KEYS to the value above on every instance and restart them, then run `pledge keys rewrap`.\n' +
+            'warning: the value is secret; store it in your secret manager now.\n',
+        );
+      } else {
+        process.stderr.write(
+          'next: restart every `pledge serve` instance so it loads the new key file; then `pledge keys rewrap` ' +
+            'catches any data key they made meanwhile, and `pledge keys retire VERSION` removes an old version.\n',
+        );
+      }
+    });
+  });
+
+  addDataDirOption(
+    keys
+      .command('rewrap')
+      .description('rewrap every data key not yet under the current master key version')
+      .addOption(formatOption()),
+  ).action(async (options: ListOptions) => {
+    await withRotation(options, async (service, ctx) => {
+      const result = await service.rewrap(ctx);
+      if (options.format === 'json') process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else
+        process.stdout.write(
+          result.rewrapped === 0
+            ? `every data key is already under KEK version ${result.currentVersion}\n`
+            : `${plural(result.rewrapped, 'data key')} rewrapped under KEK version ${result.currentVersion}\n`,
+        );
+    });
+  });
+
+  addDataDirOption(
+    keys
+      .command('retire')
+      .description('remove an old master key version once no data key uses it')
+      .argument('<version>', 'the KEK version (see `pledge keys status`)', parseVersion)
+      .addOption(formatOption()),
+  ).action(async (version: number, options: ListOptions) => {
+    await withRotation(options, async (service, ctx) => {
+      const result = await service.retire(ctx, version);
+      const keysValue = result.keys === undefined ? undefined : Buffer.from(result.keys).toString('base64');
+      if (options.format === 'json') {
+        process.stdout.write(
+          `${JSON.stringify({ version: result.version, alreadyRetired: result.alreadyRetired, ...(keysValue !== undefined ? { keys: keysValue } : {}) }, null, 2)}\n`,
+        );
+      } else if (result.alreadyRetired) {
+        process.stdout.write(`KEK version ${version} was already retired; nothing changed\n`);
+      } else if (keysValue !== undefined) {
+        process.stderr.write(
+          `KEK version ${version} is retired; set PLEDGE_KEYS to the value below on every instance (secret).\n`,
+        );
+        process.stdout.write(`${keysValue}\n`);
+      } else {
+        process.stdout.write(
+          `KEK version ${version} is retired: its key material is gone from the key file\n`,
+        );
+      }
+    });
+  });
+}
+
+/**
+ * Opens the key store beside the database and runs `work` with the rotation service. The vault's
+ * modules load only here, so API-key commands do not pay for them.
+ */
+function withRotation(
+  options: DatabaseCommandOptions,
+  work: (service: KeyRotationService, ctx: Context) => Promise<void>,
+): Promise<void> {
+  return runWithDatabase(options, async (database: Database) => {
+    const config = loadConfig(process.env, { dataDir: options.dataDir });
+    const [{ openKeystore }, { Keyring }, { DataKeys }, { DataKeysRepository }, { KeyRotationService }] =
+      await Promise.all([
+        import('../vault/keystore.js'),
+        import('../vault/keyring.js'),
+        import('../vault/data-keys.service.js'),
+        import('../vault/data-keys.repository.js'),
+        import('../vault/key-rotation.service.js'),
+      ]);
+    const keystore = await openKeystore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    try {
+      const keys = { dataDir: config.dataDir, envKeys: config.keys };
+      const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), await Keyring.load(keys));
+      await work(
+        new KeyRotationService({ db: database.db, dataKeys, keys }),
+        createContext({ kind: 'cli', user: cliUser() }),
+      );
+    } finally {
+      await keystore.close();
+    }
+  });
+}
+
+function parseVersion(raw: string): number {
+  if (!/^\d+$/.test(raw.trim())) throw new InvalidArgumentError('give a KEK version number, e.g. 1.');
+  return Number(raw);
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** The fields of the key status that the CLI shows (dates and counts; never key material). */
+function presentStatus(status: KeyStatusResult) {
+  return {
+    source: status.source,
+    file: status.file ?? null,
+    currentVersion: status.currentVersion,
+    versions: status.versions.map((v) => ({
+      version: v.version,
+      status: kekState(v),
+      createdAt: v.createdAt ?? null,
+      retiredAt: v.retiredAt ?? null,
+      dataKeys: v.dataKeys,
+    })),
+  };
+}
+
+function kekState(v: KeyStatusResult['versions'][number]): 'current' | 'active' | 'retired' | 'missing' {
+  if (v.missing) return 'missing';
+  if (v.current) return 'current';
+  return v.retiredAt === undefined ? 'active' : 'retired';
+}
+
+function formatStatus(status: KeyStatusResult): string {
+  const where = status.source === 'env' ? 'PLEDGE_KEYS' : `key file ${status.file ?? ''}`;
+  const rows = status.versions.map((v) => [
+    String(v.version),
+    kekState(v),
+    v.createdAt ?? '-',
+    v.retiredAt ?? '-',
+    String(v.dataKeys),
+  ]);
+  const problems = status.versions
+    .filter((v) => v.dataKeys > 0 && (v.missing || v.retiredAt !== undefined))
+    .map(
+      (v) =>
+        `warning: ${plural(v.dataKeys, 'data key')} under KEK version ${v.version}, which the keyring ${v.missing ? 'does not have' : 'has retired'}: they cannot be opened; restore the key file from your backup\n`,
+    );
+  return `keys from ${where}\n${formatRows(['VERSION', 'STATUS', 'CREATED', 'RETIRED', 'DATA KEYS'], rows)}${problems.join('')}`;
 }
 
 function withService(
@@ -100,7 +288,8 @@ function withService(
   );
 }
 
-function cliUser(): string {
+/** The user running the CLI, for the audit's actor. */
+export function cliUser(): string {
   try {
     return os.userInfo().username;
   } catch {
@@ -123,14 +312,20 @@ function presentKey(key: ApiKeySummary) {
 
 function formatTable(list: ApiKeySummary[]): string {
   const header = ['ID', 'NAME', 'SCOPES', 'CREATED', 'LAST USED', 'STATUS'];
-  const rows = list.map((k) => [
-    k.id,
-    k.name,
-    k.scopes.join(','),
-    k.createdAt.toISOString(),
-    k.lastUsedAt?.toISOString() ?? 'never',
-    k.revokedAt === undefined ? 'active' : `revoked ${k.revokedAt.toISOString()}`,
-  ]);
+  return formatRows(
+    header,
+    list.map((k) => [
+      k.id,
+      k.name,
+      k.scopes.join(','),
+      k.createdAt.toISOString(),
+      k.lastUsedAt?.toISOString() ?? 'never',
+      k.revokedAt === undefined ? 'active' : `revoked ${k.revokedAt.toISOString()}`,
+    ]),
+  );
+}
+
+function formatRows(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
   return [header, ...rows]
     .map(

@@ -8,6 +8,7 @@ import { registerDiffCommand } from './diff.command.js';
 import { registerKeysCommand } from './keys.command.js';
 import { registerMigrateCommand } from './migrate.command.js';
 import { registerRenderCommand } from './render.command.js';
+import { registerRetentionCommand } from './retention.command.js';
 import { registerSchemaCommand } from './schema.command.js';
 import { registerServeCommand } from './serve.command.js';
 
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerDiffCommand(program);
   registerMigrateCommand(program);
   registerKeysCommand(program);
+  registerRetentionCommand(program);
   registerSchemaCommand(program);
   return program;
 }

@@ -158,6 +158,9 @@ export const purposeSchema = z.strictObject({
   retention: duration().optional(),
   /** Covered by a Global Privacy Control signal (sale, sharing, targeted advertising). */
   gpc: z.boolean().default(false),
+  /** This purpose needs the full IP address; otherwise IP addresses are truncated when collected. */
+  // `.optional()` after the default keeps purposes written in code (tests, fixtures) valid without it.
+  full_ip_address: z.boolean().default(false).optional(),
 });
 
 const fieldSchema = z.strictObject({

@@ -12,12 +12,13 @@ import { systemClock } from '../platform/clock.js';
 import { PledgeError } from '../platform/errors.js';
 import type { DataKeysRepository, WrappedDataKey } from './data-keys.repository.js';
 import type { Keyring } from './keyring.js';
-import { dataKeyAad, generateKey, open, seal } from './vault.crypto.js';
+import { dataKeyAad, generateKey, open, seal, toCipherKey } from './vault.crypto.js';
+import type { KeyObject } from 'node:crypto';
 
-/** A data key ready to encrypt with. */
+/** A data key ready to encrypt with (a KeyObject: cheaper to set up per value than raw bytes). */
 export interface DataKey {
   version: number;
-  key: Buffer;
+  key: KeyObject;
 }
 
 /** Tuning, mostly for tests. */
@@ -33,7 +34,7 @@ export interface DataKeysOptions {
 
 interface WriteSlot {
   version: number;
-  key: Buffer;
+  key: KeyObject;
   /** Encryptions still reserved for this process. */
   remaining: number;
 }
@@ -49,7 +50,7 @@ export class DataKeys {
   /** subject -> the slot this process writes with. */
   readonly #writing = new Map<string, WriteSlot>();
   /** `${subject}:${version}` -> unwrapped key (insertion order = LRU order). */
-  readonly #reading = new Map<string, Buffer>();
+  readonly #reading = new Map<string, KeyObject>();
 
   constructor(repo: DataKeysRepository, keyring: Keyring, options: DataKeysOptions = {}) {
     this.#repo = repo;
@@ -78,7 +79,7 @@ export class DataKeys {
       if (latest) {
         const total = await this.#repo.reserve(subjectId, latest.version, block);
         if (total <= this.#rotateAfter) {
-          const key = this.#unwrap(latest);
+          const key = toCipherKey(this.#unwrap(latest));
           this.#writing.set(subjectId, { version: latest.version, key, remaining: block - count });
           return { version: latest.version, key };
         }
@@ -97,9 +98,10 @@ export class DataKeys {
         this.#clock.now(),
       );
       if (made) {
-        this.#writing.set(subjectId, { version, key, remaining: block - count });
-        this.#remember(subjectId, version, key);
-        return { version, key };
+        const keyObject = toCipherKey(key);
+        this.#writing.set(subjectId, { version, key: keyObject, remaining: block - count });
+        this.#remember(subjectId, version, keyObject);
+        return { version, key: keyObject };
       }
       // Another writer (instance) made this version first: use theirs.
       latest = await this.#repo.getLatest(subjectId);
@@ -108,7 +110,7 @@ export class DataKeys {
   }
 
   /** The key `version` of a subject, or `undefined` when it was destroyed (the subject was erased). */
-  async forRead(subjectId: string, version: number): Promise<Buffer | undefined> {
+  async forRead(subjectId: string, version: number): Promise<KeyObject | undefined> {
     const id = `${subjectId}:${version}`;
     const cached = this.#reading.get(id);
     if (cached) {
@@ -118,7 +120,7 @@ export class DataKeys {
     }
     const wrapped = await this.#repo.get(subjectId, version);
     if (!wrapped) return undefined;
-    const key = this.#unwrap(wrapped);
+    const key = toCipherKey(this.#unwrap(wrapped));
     this.#remember(subjectId, version, key);
     return key;
   }
@@ -163,7 +165,7 @@ export class DataKeys {
     return open(kek.key, k.wrapped, dataKeyAad(k.subjectId, k.version, k.kekVersion));
   }
 
-  #remember(subjectId: string, version: number, key: Buffer): void {
+  #remember(subjectId: string, version: number, key: KeyObject): void {
     this.#reading.set(`${subjectId}:${version}`, key);
     if (this.#reading.size > this.#cacheSize) {
       const oldest = this.#reading.keys().next().value;

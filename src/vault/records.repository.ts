@@ -1,5 +1,6 @@
 /** Encrypted records. Only this file touches the records table. */
 import type { Kysely } from 'kysely';
+import { dialectOf } from '../platform/db/schema.js';
 import type { Tables } from '../platform/db/tables.js';
 
 /** A field as stored: its category and its sealed value. */
@@ -75,7 +76,8 @@ export class RecordsRepository {
 
   /**
    * Deletes up to `limit` records whose retention ended at or before `now`; returns the deleted
-   * records' ids and sources (for the audit), never their data.
+   * records' ids and sources (for the audit), never their data. Run it inside a transaction: on
+   * PostgreSQL the selected rows stay locked until the commit and other sweepers skip them.
    */
   async deleteExpired(
     now: Date,
@@ -87,6 +89,9 @@ export class RecordsRepository {
       .where('retain_until', '<=', now.toISOString())
       .orderBy('retain_until')
       .limit(limit)
+      // Several instances may sweep at once: SKIP LOCKED gives each its own rows instead of making
+      // them wait on (then re-delete) the same batch. SQLite has one writer at a time and no such clause.
+      .$if(dialectOf(this.db) === 'postgres', (qb) => qb.forUpdate().skipLocked())
       .execute();
     if (expired.length === 0) return [];
     await this.db

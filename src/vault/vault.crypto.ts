@@ -6,7 +6,14 @@
  *
  * Layout of a sealed value: 1 byte format (1) | 12 bytes nonce | ciphertext | 16 bytes tag.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  randomBytes,
+  randomFillSync,
+  type KeyObject,
+} from 'node:crypto';
 import { PledgeError } from '../platform/errors.js';
 
 const FORMAT = 1;
@@ -45,11 +52,37 @@ function encodeParts(parts: readonly string[]): Buffer {
   return out;
 }
 
-/** Encrypts `plaintext` under `key` (32 bytes) with `aad`. */
-export function seal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
+/** A key as the cipher functions take it: raw bytes, or a KeyObject (faster to set up per call). */
+export type CipherKey = Buffer | KeyObject;
+
+/** A KeyObject for a raw 32-byte key; cache it with the key, it saves work on every value. */
+export function toCipherKey(key: Buffer): KeyObject {
   if (key.length !== KEY_BYTES)
     throw new PledgeError('vault.key_invalid', 'an encryption key must be 32 bytes');
-  const nonce = randomBytes(NONCE_BYTES);
+  return createSecretKey(key);
+}
+
+// Nonces come from the same CSPRNG as randomBytes, drawn 4,096 at a time: one randomBytes call per
+// value cost a fifth of the whole write path.
+const NONCE_POOL = Buffer.alloc(NONCE_BYTES * 4096);
+let noncePoolAt = NONCE_POOL.length;
+
+function nextNonce(): Buffer {
+  if (noncePoolAt >= NONCE_POOL.length) {
+    randomFillSync(NONCE_POOL);
+    noncePoolAt = 0;
+  }
+  const nonce = NONCE_POOL.subarray(noncePoolAt, noncePoolAt + NONCE_BYTES);
+  noncePoolAt += NONCE_BYTES;
+  return nonce;
+}
+
+/** Encrypts `plaintext` under `key` (32 bytes) with `aad`. */
+export function seal(key: CipherKey, plaintext: Buffer, aad: Buffer): Buffer {
+  if (Buffer.isBuffer(key) && key.length !== KEY_BYTES) {
+    throw new PledgeError('vault.key_invalid', 'an encryption key must be 32 bytes');
+  }
+  const nonce = nextNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad);
   const body = cipher.update(plaintext);
@@ -68,7 +101,7 @@ export function seal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
  * Decrypts a sealed value. Throws `vault.decrypt_failed` when the key, the AAD, the nonce, the
  * ciphertext or the tag does not match: a wrong binding is indistinguishable from tampering.
  */
-export function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
+export function open(key: CipherKey, sealed: Buffer, aad: Buffer): Buffer {
   if (sealed.length < HEADER_BYTES + TAG_BYTES || sealed[0] !== FORMAT) {
     throw new PledgeError('vault.decrypt_failed', 'the stored value is not a sealed Pledge value');
   }
@@ -79,7 +112,8 @@ export function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
     decipher.setAAD(aad);
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     const body = decipher.update(sealed.subarray(HEADER_BYTES, sealed.length - TAG_BYTES));
-    return Buffer.concat([body, decipher.final()]);
+    const final = decipher.final();
+    return final.length === 0 ? body : Buffer.concat([body, final]);
   } catch (err) {
     throw new PledgeError(
       'vault.decrypt_failed',
@@ -92,12 +126,12 @@ export function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
 }
 
 /** Encrypts a JSON value for a field. */
-export function sealField(key: Buffer, binding: FieldBinding, value: unknown): Buffer {
+export function sealField(key: CipherKey, binding: FieldBinding, value: unknown): Buffer {
   return seal(key, Buffer.from(JSON.stringify(value), 'utf8'), fieldAad(binding));
 }
 
 /** Decrypts a field's JSON value; throws `vault.decrypt_failed` on any mismatch. */
-export function openField(key: Buffer, binding: FieldBinding, sealed: Buffer): unknown {
+export function openField(key: CipherKey, binding: FieldBinding, sealed: Buffer): unknown {
   return JSON.parse(open(key, sealed, fieldAad(binding)).toString('utf8'));
 }
 

@@ -7,7 +7,7 @@
  * next one, and each caller is answered only after the commit that holds its write. That keeps
  * "answer after commit" at the throughput of batched writes (one fsync for many requests).
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { AuditRepository, type AuditEntry } from '../audit/audit.repository.js';
 import { consentModeFor, type Manifest, type Purpose } from '../manifest/manifest.schema.js';
@@ -15,13 +15,13 @@ import type { Context } from '../platform/context.js';
 import type { Tables } from '../platform/db/tables.js';
 import { ConflictError, NotFoundError, PledgeError, ValidationError } from '../platform/errors.js';
 import { coversCategory } from '../manifest/taxonomy.js';
-import type { DataKeys } from './data-keys.service.js';
+import type { DataKey, DataKeys } from './data-keys.service.js';
 import { identifierHash, normalizeIdentifierOrThrow, type IdentifierKind } from './identifiers.js';
 import type { Keyring } from './keyring.js';
 import { RecordsRepository, type StoredField, type StoredRecord } from './records.repository.js';
 import { retentionDeadline } from './retention.js';
 import { SubjectsRepository, type Subject } from './subjects.repository.js';
-import { openField, sealField } from './vault.crypto.js';
+import { CryptoPool, type OpenItem, type SealItem } from './crypto-pool.js';
 
 /** The kinds of subject. */
 export const SUBJECT_KINDS = ['customer', 'trial_user', 'visitor', 'prospect'] as const;
@@ -96,6 +96,8 @@ export interface VaultDeps {
   manifest: VaultManifest;
   /** Defaults to the manifest's consent mode for the subject's jurisdiction. */
   decide?: Decide;
+  /** Spreads large batches over the cores; without one, everything is sealed on this thread. */
+  crypto?: CryptoPool;
 }
 
 interface PendingWrite {
@@ -106,6 +108,9 @@ interface PendingWrite {
   resolve: () => void;
   reject: (err: unknown) => void;
 }
+
+/** The pool used when none is given: everything on this thread. */
+const INLINE_CRYPTO = new CryptoPool({ workers: 0 });
 
 /** The decision the manifest alone makes, before any choice is recorded. */
 export function manifestDefaultDecision(purpose: Purpose, jurisdiction: string | undefined): UseDecision {
@@ -127,6 +132,7 @@ export class Vault {
   readonly #keyring: Keyring;
   readonly #manifest: VaultManifest;
   readonly #decide: Decide;
+  readonly #crypto: CryptoPool;
   #queue: PendingWrite[] = [];
   #flushing: Promise<void> | undefined;
 
@@ -135,6 +141,7 @@ export class Vault {
     this.#dataKeys = deps.dataKeys;
     this.#keyring = deps.keyring;
     this.#manifest = deps.manifest;
+    this.#crypto = deps.crypto ?? INLINE_CRYPTO;
     this.#decide =
       deps.decide ??
       ((_ctx, subject, purpose) => Promise.resolve(manifestDefaultDecision(purpose, subject.jurisdiction)));
@@ -235,9 +242,15 @@ export class Vault {
     for (const input of inputs)
       counts.set(input.subjectId, (counts.get(input.subjectId) ?? 0) + Object.keys(input.fields).length);
     if (newSubject) this.hashIdentifiers(newSubject.identifiers);
-    const keys = new Map<string, { version: number; key: Buffer }>();
+    const keys = new Map<string, DataKey>();
     for (const [subjectId, n] of counts) keys.set(subjectId, await this.#dataKeys.forWrite(subjectId, n));
 
+    const keyList: KeyObject[] = [];
+    const keyIndex = new Map<string, number>();
+    for (const [subjectId, key] of keys) keyIndex.set(subjectId, keyList.push(key.key) - 1);
+    const items: SealItem[] = [];
+    const pending: Array<{ record: Omit<StoredRecord, 'fields'>; names: string[]; categories: string[] }> =
+      [];
     for (const input of inputs) {
       const source = this.#sourceOrThrow(input.source);
       const purposes = [...(input.purposes ?? source.purposes)];
@@ -246,18 +259,17 @@ export class Vault {
           throw new ValidationError(
             'vault.purpose_undeclared',
             `source "${source.key}" does not collect for purpose "${p}"`,
-            {
-              source: source.key,
-              purpose: p,
-            },
+            { source: source.key, purpose: p },
             422,
           );
         }
       }
       const key = keys.get(input.subjectId);
-      if (!key) throw new PledgeError('vault.internal', 'missing data key');
+      const k = keyIndex.get(input.subjectId);
+      if (!key || k === undefined) throw new PledgeError('vault.internal', 'missing data key');
       const id = randomUUID();
-      const fields: Record<string, StoredField> = {};
+      const names: string[] = [];
+      const fieldCategories: string[] = [];
       const categories = new Set<string>();
       for (const [name, field] of Object.entries(input.fields)) {
         if (!source.categories.some((c) => coversCategory(c, field.category))) {
@@ -269,33 +281,64 @@ export class Vault {
           );
         }
         categories.add(field.category);
-        fields[name] = {
-          category: field.category,
-          sealed: sealField(
-            key.key,
-            { subjectId: input.subjectId, recordId: id, field: name, keyVersion: key.version },
-            field.value,
-          ),
-        };
+        names.push(name);
+        fieldCategories.push(field.category);
+        items.push({
+          key: k,
+          binding: { subjectId: input.subjectId, recordId: id, field: name, keyVersion: key.version },
+          value: field.value,
+        });
       }
       const collectedAt = input.collectedAt ?? ctx.clock.now();
       const cats = [...categories].sort();
-      records.push({
-        id,
-        subjectId: input.subjectId,
-        source: source.key,
-        categories: cats,
-        purposes,
-        policyVersionId: this.#manifest.versionId,
-        collectedAt,
-        retainUntil: retentionDeadline(this.#manifest.manifest, source, cats, purposes, collectedAt),
-        keyVersion: key.version,
-        fields,
+      pending.push({
+        names,
+        categories: fieldCategories,
+        record: {
+          id,
+          subjectId: input.subjectId,
+          source: source.key,
+          categories: cats,
+          purposes,
+          policyVersionId: this.#manifest.versionId,
+          collectedAt,
+          retainUntil: retentionDeadline(this.#manifest.manifest, source, cats, purposes, collectedAt),
+          keyVersion: key.version,
+        },
       });
+    }
+    const sealed = await this.#crypto.seal(keyList, items);
+    let at = 0;
+    for (const p of pending) {
+      const fields: Record<string, StoredField> = {};
+      p.names.forEach((name, i) => {
+        const value = sealed[at++];
+        const category = p.categories[i];
+        if (!value || category === undefined)
+          throw new PledgeError('vault.internal', 'sealed values out of step');
+        fields[name] = { category, sealed: value };
+      });
+      records.push({ ...p.record, fields });
+    }
+    // One audit entry per subject and call (not per record): a batch of 1,000 product events is
+    // one collection, and the entry lists the records it made.
+    const bySubject = new Map<string, StoredRecord[]>();
+    for (const r of records) {
+      const list = bySubject.get(r.subjectId);
+      if (list) list.push(r);
+      else bySubject.set(r.subjectId, [r]);
+    }
+    for (const [subjectId, recs] of bySubject) {
       audit.push({
         action: 'vault.write',
-        subjectId: input.subjectId,
-        details: { record: id, source: source.key, fields: Object.keys(fields), categories: cats, purposes },
+        subjectId,
+        details: {
+          records: recs.map((r) => r.id),
+          sources: [...new Set(recs.map((r) => r.source))],
+          fields: [...new Set(recs.flatMap((r) => Object.keys(r.fields)))].sort(),
+          categories: [...new Set(recs.flatMap((r) => r.categories))].sort(),
+          purposes: [...new Set(recs.flatMap((r) => r.purposes))],
+        },
       });
     }
     if (newSubject)
@@ -410,29 +453,45 @@ export class Vault {
     let fieldCount = 0;
     if (decision.allowed) {
       const stored = await new RecordsRepository(this.#db).listBySubject(subjectId);
+      const keyList: KeyObject[] = [];
+      const keyIndex = new Map<number, number>();
+      const items: OpenItem[] = [];
+      const plan: Array<{ record: StoredRecord; names: string[] }> = [];
       for (const r of stored) {
         if (!r.purposes.includes(purposeKey)) continue;
-        const allowed = Object.entries(r.fields).filter(([, f]) =>
-          purpose.categories.some((c) => coversCategory(c, f.category)),
-        );
-        if (allowed.length === 0) continue;
-        const key = await this.#dataKeys.forRead(subjectId, r.keyVersion);
-        if (!key) {
+        const names = Object.keys(r.fields).filter((name) => {
+          const category = r.fields[name]?.category;
+          return category !== undefined && purpose.categories.some((c) => coversCategory(c, category));
+        });
+        if (names.length === 0) continue;
+        let k = keyIndex.get(r.keyVersion);
+        if (k === undefined) {
+          const key = await this.#dataKeys.forRead(subjectId, r.keyVersion);
+          k = key ? keyList.push(key) - 1 : -1;
+          keyIndex.set(r.keyVersion, k);
+        }
+        if (k < 0) {
           result.unreadable++;
           continue;
         }
-        const fields: Record<string, { category: string; value: unknown }> = {};
-        for (const [name, f] of allowed) {
-          fields[name] = {
-            category: f.category,
-            value: openField(
-              key,
-              { subjectId, recordId: r.id, field: name, keyVersion: r.keyVersion },
-              f.sealed,
-            ),
-          };
+        for (const name of names) {
+          const f = r.fields[name];
+          if (f)
+            items.push({
+              key: k,
+              binding: { subjectId, recordId: r.id, field: name, keyVersion: r.keyVersion },
+              sealed: f.sealed,
+            });
         }
-        fieldCount += allowed.length;
+        plan.push({ record: r, names });
+      }
+      const values = await this.#crypto.open(keyList, items);
+      let at = 0;
+      for (const { record: r, names } of plan) {
+        const fields: Record<string, { category: string; value: unknown }> = {};
+        for (const name of names)
+          fields[name] = { category: r.fields[name]?.category ?? '', value: values[at++] };
+        fieldCount += names.length;
         result.records.push({
           id: r.id,
           source: r.source,

@@ -1,0 +1,389 @@
+/**
+ * Collection points: the only way personal data enters Pledge from a form or a product. Each
+ * request is checked against the collection point the manifest declares (closed world: an
+ * undeclared field is refused, or for product events dropped and reported), card numbers go to the
+ * card processor and never further, IP addresses are truncated unless a purpose needs them whole,
+ * and everything one request brings in is written by one `Vault.write`: one transaction, so a
+ * refused request leaves nothing behind.
+ */
+import { randomUUID } from 'node:crypto';
+import { describeDuration } from '../manifest/duration.js';
+import type { Manifest, SourceKind } from '../manifest/manifest.schema.js';
+import { coversCategory, Taxonomy } from '../manifest/taxonomy.js';
+import type { Context } from '../platform/context.js';
+import {
+  ConfigError,
+  ConflictError,
+  NotFoundError,
+  PledgeError,
+  ValidationError,
+} from '../platform/errors.js';
+import type { Subject } from '../vault/subjects.repository.js';
+import type { FieldInput, Identifiers, Vault } from '../vault/vault.service.js';
+import { TestCardProcessor, type CardProcessor, type CardTokenResult } from './card-processor.js';
+import {
+  assertEventBatchSize,
+  collectProblemsError,
+  compileSource,
+  type DroppedField,
+  type SourcePlan,
+  type SubjectReference,
+  type ValidatedCollect,
+  validateCollectBody,
+  validateEventsBody,
+} from './collect.validator.js';
+import { findCardNumbers, maskCardNumbers } from './pan.js';
+
+export type { DroppedField, SubjectReference } from './collect.validator.js';
+
+/** The categories under which what the card processor returns is kept. */
+export const CARD_TOKEN_CATEGORIES = {
+  token: 'user.financial.payment_card.token',
+  lastFour: 'user.financial.payment_card.last_four',
+  expiry: 'user.financial.payment_card.expiry',
+} as const;
+
+/** The body of `POST /api/v1/collect/:source` (checked at run time whatever its static type). */
+export interface CollectBody {
+  /** Who the data is about; registration and trial sign-up may omit it and match or create by e-mail. */
+  subject?: SubjectReference;
+  /** Where the person is, for a new subject's consent defaults: "US", "DE", "EU"... */
+  jurisdiction?: string;
+  /** The collection point's fields, by name. */
+  data: Record<string, unknown>;
+}
+
+/** What a collection stored. */
+export interface CollectResult {
+  subject: { id: string; created: boolean };
+  record: { id: string };
+  /** For a card passed to the processor: what was kept of it. */
+  card?: { token: string; brand: string; lastFour: string; expiry: string };
+}
+
+/** The body of `POST /api/v1/collect/:source/events`. */
+export interface CollectEventsBody {
+  subject: SubjectReference;
+  /** Up to 1,000 events, each an object of the collection point's fields. */
+  events: Array<Record<string, unknown>>;
+}
+
+/** What an event batch stored, and which undeclared fields were dropped. */
+export interface CollectEventsResult {
+  accepted: number;
+  records: string[];
+  dropped: DroppedField[];
+}
+
+/** A collection point as a form shows it where data is collected. */
+export interface SourceDefinition {
+  key: string;
+  name: string;
+  kind: SourceKind;
+  voluntary: boolean;
+  description: string | undefined;
+  fields: Array<{
+    name: string;
+    category: string;
+    categoryName: string;
+    required: boolean;
+    description: string | undefined;
+    /** Set for fields passed straight to a recipient and never stored. */
+    passedTo: { key: string; name: string } | undefined;
+  }>;
+  purposes: Array<{ key: string; name: string; description: string }>;
+  retention: { period: string; text: string };
+  notice: string | undefined;
+  privacyPolicy: { url: string; version: string; effective: string };
+}
+
+/** What the collection service uses. */
+export interface CollectServiceDeps {
+  vault: Vault;
+  manifest: Manifest;
+  /**
+   * Card processor adapters by recipient key. Every recipient a source passes card numbers to
+   * needs one; absent, each gets a {@link TestCardProcessor}.
+   */
+  processors?: Readonly<Record<string, CardProcessor>>;
+}
+
+/** Where the published policy lives; collection notices link to it. */
+export const PRIVACY_POLICY_PATH = '/privacy';
+
+/** Receives personal data at the manifest's collection points. */
+export class CollectService {
+  readonly #vault: Vault;
+  readonly #manifest: Manifest;
+  readonly #plans: ReadonlyMap<string, SourcePlan>;
+  readonly #processors: Readonly<Record<string, CardProcessor>>;
+  readonly #taxonomy: Taxonomy;
+
+  /** Compiles every source; throws `config.invalid` listing every card recipient without a processor. */
+  constructor(deps: CollectServiceDeps) {
+    this.#vault = deps.vault;
+    this.#manifest = deps.manifest;
+    this.#taxonomy = new Taxonomy(deps.manifest.categories);
+    this.#plans = new Map(deps.manifest.sources.map((s) => [s.key, compileSource(deps.manifest, s)]));
+    const recipients = [...this.#plans.values()].flatMap((p) => (p.cardRecipient ? [p.cardRecipient] : []));
+    this.#processors =
+      deps.processors ?? Object.fromEntries(recipients.map((r) => [r, new TestCardProcessor()]));
+    const problems: string[] = [];
+    for (const plan of this.#plans.values()) {
+      if (plan.cardRecipient === undefined) continue;
+      if (!Object.hasOwn(this.#processors, plan.cardRecipient)) {
+        problems.push(
+          `source "${plan.source.key}" passes card numbers to "${plan.cardRecipient}", which has no card processor adapter; pass one as processors["${plan.cardRecipient}"]`,
+        );
+      }
+      for (const category of Object.values(CARD_TOKEN_CATEGORIES)) {
+        if (!plan.source.categories.some((c) => coversCategory(c, category))) {
+          problems.push(
+            `source "${plan.source.key}" passes card numbers to a processor but does not declare "${category}", under which what the processor returns is kept; add it to the source's categories`,
+          );
+        }
+      }
+    }
+    if (problems.length > 0) throw new ConfigError(problems);
+  }
+
+  /** True when the card processor of every recipient is the built-in test processor. */
+  get usesTestProcessor(): boolean {
+    const all = Object.values(this.#processors);
+    return all.length > 0 && all.every((p) => p instanceof TestCardProcessor);
+  }
+
+  /**
+   * Collects one submission at a collection point: validates it against the manifest (every problem
+   * reported at once, nothing stored), finds or (for registration and trial sign-up) creates the
+   * subject, passes a card to its processor, and stores the rest as one record. Resolves after the
+   * commit. Throws PledgeErrors only: 404 `collect.source_unknown` / `vault.subject_not_found`,
+   * 422 with the first problem's code (e.g. `collect.field_undeclared`, `collect.card_number_refused`).
+   */
+  async collect(ctx: Context, sourceKey: string, body: CollectBody): Promise<CollectResult> {
+    const plan = this.#planOrThrow(sourceKey);
+    const { problems, value } = validateCollectBody(plan, body, { now: ctx.clock.now() });
+    if (!value) throw collectProblemsError(plan.source.key, problems);
+
+    const subject = await this.#resolveSubject(ctx, plan, value.subject, value.identifiers);
+    const fields: Record<string, FieldInput> = { ...value.fields };
+    let card: CardTokenResult | undefined;
+    if (value.card) {
+      card = await this.#tokenize(ctx, plan, value.card);
+      fields.card_token = { category: CARD_TOKEN_CATEGORIES.token, value: card.token };
+      fields.card_brand = { category: CARD_TOKEN_CATEGORIES.lastFour, value: card.brand };
+      fields.card_last_four = { category: CARD_TOKEN_CATEGORIES.lastFour, value: card.lastFour };
+      const expiryField = value.card.expiryField ?? 'card_expiry';
+      fields[expiryField] = {
+        category: plan.fields.get(expiryField)?.category ?? CARD_TOKEN_CATEGORIES.expiry,
+        value: card.expiry,
+      };
+    }
+
+    const { subjectId, created, recordId } = await this.#write(ctx, plan, subject, value, fields);
+    return {
+      subject: { id: subjectId, created },
+      record: { id: recordId },
+      ...(card
+        ? { card: { token: card.token, brand: card.brand, lastFour: card.lastFour, expiry: card.expiry } }
+        : {}),
+    };
+  }
+
+  /**
+   * Collects a batch of up to 1,000 product-use events for one subject, in one transaction.
+   * Undeclared fields are dropped and reported, not stored; IP addresses are truncated unless a
+   * purpose of the source needs them whole. Throws 413 `collect.batch_too_large` above the limit.
+   */
+  async collectEvents(
+    ctx: Context,
+    sourceKey: string,
+    body: CollectEventsBody,
+  ): Promise<CollectEventsResult> {
+    const plan = this.#planOrThrow(sourceKey);
+    if (plan.source.kind !== 'product_use') {
+      throw new ValidationError(
+        'collect.events_unsupported',
+        `the collection point "${plan.source.key}" is a ${plan.source.kind.replace('_', ' ')}, not a product-use source; send its data to POST /api/v1/collect/${plan.source.key}`,
+        { source: plan.source.key, kind: plan.source.kind },
+        422,
+      );
+    }
+    assertEventBatchSize(body, plan.source.key);
+    const { problems, value } = validateEventsBody(plan, body, { now: ctx.clock.now() });
+    if (!value) throw collectProblemsError(plan.source.key, problems);
+    const subject = await this.#resolveSubject(ctx, plan, value.subject, value.identifiers);
+    if (!subject) throw this.#subjectMissing(plan);
+    const records = await this.#vault.write(
+      ctx,
+      value.events.map((fields) => ({ subjectId: subject.id, source: plan.source.key, fields })),
+    );
+    return { accepted: records.length, records, dropped: value.dropped };
+  }
+
+  /** A collection point's definition: what a form shows where the data is collected. Changes nothing. */
+  describeSource(_ctx: Context, sourceKey: string): SourceDefinition {
+    const plan = this.#planOrThrow(sourceKey);
+    const s = plan.source;
+    const policy = this.#manifest.policy;
+    return {
+      key: s.key,
+      name: s.name,
+      kind: s.kind,
+      voluntary: s.voluntary,
+      description: s.description,
+      fields: Object.entries(s.fields ?? {}).map(([name, f]) => {
+        const passedTo = plan.fields.get(name)?.passThrough?.recipient;
+        const recipient = this.#manifest.recipients.find((r) => r.key === passedTo);
+        return {
+          name,
+          category: f.category,
+          categoryName: this.#taxonomy.get(f.category)?.name ?? f.category,
+          required: f.required,
+          description: f.description,
+          passedTo: passedTo === undefined ? undefined : { key: passedTo, name: recipient?.name ?? passedTo },
+        };
+      }),
+      purposes: s.purposes.flatMap((k) => {
+        const p = this.#manifest.purposes.find((x) => x.key === k);
+        return p ? [{ key: p.key, name: p.name, description: p.description }] : [];
+      }),
+      retention: { period: s.retention, text: `up to ${describeDuration(s.retention)}` },
+      notice: s.notice,
+      privacyPolicy: { url: PRIVACY_POLICY_PATH, version: policy.version, effective: policy.effective },
+    };
+  }
+
+  /** The keys of every collection point. */
+  listSources(_ctx: Context): string[] {
+    return [...this.#plans.keys()];
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  #planOrThrow(sourceKey: string): SourcePlan {
+    const plan = typeof sourceKey === 'string' ? this.#plans.get(sourceKey) : undefined;
+    if (plan) return plan;
+    // The key comes from a URL; it is shown masked and cut, since a client could put anything there.
+    const shown = maskCardNumbers(String(sourceKey).slice(0, 100));
+    throw new NotFoundError(
+      'collect.source_unknown',
+      `the manifest declares no collection point "${shown}"`,
+      {
+        source: shown,
+        sources: [...this.#plans.keys()],
+      },
+    );
+  }
+
+  #subjectMissing(plan: SourcePlan): PledgeError {
+    return new ValidationError(
+      'collect.subject_missing',
+      `name the subject this data is about: "subject": { "id": "<uuid>" } or { "email": "..." }`,
+      { source: plan.source.key, path: 'subject' },
+      422,
+    );
+  }
+
+  /**
+   * The subject a request names: by id, else by any identifier. `undefined` only for sources that
+   * create subjects, when nobody matches.
+   */
+  async #resolveSubject(
+    ctx: Context,
+    plan: SourcePlan,
+    ref: SubjectReference | undefined,
+    identifiers: Identifiers,
+  ): Promise<Subject | undefined> {
+    if (ref?.id !== undefined) return this.#vault.getSubjectOrThrow(ctx, ref.id);
+    if (Object.keys(identifiers).length > 0) {
+      const found = await this.#vault.matchSubject(ctx, identifiers);
+      if (found || plan.createsSubject) return found;
+      throw new NotFoundError(
+        'vault.subject_not_found',
+        `no subject has the identifiers given; "${plan.source.key}" does not create subjects, so register the person first`,
+        { source: plan.source.key, path: 'subject' },
+      );
+    }
+    if (plan.createsSubject) return undefined;
+    throw this.#subjectMissing(plan);
+  }
+
+  async #tokenize(
+    ctx: Context,
+    plan: SourcePlan,
+    card: NonNullable<ValidatedCollect['card']>,
+  ): Promise<CardTokenResult> {
+    const processor = this.#processors[card.recipient];
+    const unavailable = () =>
+      new PledgeError(
+        'collect.processor_unavailable',
+        `the card processor "${card.recipient}" could not take the card; nothing was stored, try again later`,
+        { status: 502, expose: true, details: { source: plan.source.key, recipient: card.recipient } },
+      );
+    if (!processor) throw unavailable();
+    let result: CardTokenResult;
+    try {
+      result = await processor.tokenize(ctx, card.details);
+    } catch (err) {
+      // A processor's refusal is the client's to see; anything else may quote the card, so it is
+      // neither shown nor chained as a cause (the error handler would log the cause's message).
+      if (err instanceof PledgeError && err.status < 500) throw err;
+      throw unavailable();
+    }
+    const texts = [result.token, result.brand, result.expiry];
+    const wellFormed =
+      texts.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 200) &&
+      typeof result.lastFour === 'string' &&
+      /^\d{4}$/.test(result.lastFour) &&
+      // Defence in depth: an adapter that echoed the number back would otherwise have it stored.
+      texts.every((t) => findCardNumbers(t).length === 0);
+    if (!wellFormed) throw unavailable();
+    return result;
+  }
+
+  async #write(
+    ctx: Context,
+    plan: SourcePlan,
+    subject: Subject | undefined,
+    value: ValidatedCollect,
+    fields: Record<string, FieldInput>,
+  ): Promise<{ subjectId: string; created: boolean; recordId: string }> {
+    const recordFor = (subjectId: string) => [{ subjectId, source: plan.source.key, fields }];
+    const first = (ids: string[]) => {
+      const id = ids[0];
+      if (id === undefined) throw new PledgeError('collect.internal', 'the vault stored no record');
+      return id;
+    };
+    if (subject) {
+      return {
+        subjectId: subject.id,
+        created: false,
+        recordId: first(await this.#vault.write(ctx, recordFor(subject.id))),
+      };
+    }
+    const kind = plan.createsSubject;
+    if (kind === undefined) throw this.#subjectMissing(plan);
+    const id = randomUUID();
+    try {
+      const ids = await this.#vault.write(ctx, recordFor(id), {
+        id,
+        kind,
+        jurisdiction: value.jurisdiction,
+        identifiers: value.identifiers,
+      });
+      return { subjectId: id, created: true, recordId: first(ids) };
+    } catch (err) {
+      // A concurrent registration with the same identifier committed first: that subject is this
+      // person, so the record joins it.
+      if (!(err instanceof ConflictError && err.code === 'vault.identifier_taken')) throw err;
+      const winner = await this.#vault.matchSubject(ctx, value.identifiers);
+      if (!winner) throw err;
+      return {
+        subjectId: winner.id,
+        created: false,
+        recordId: first(await this.#vault.write(ctx, recordFor(winner.id))),
+      };
+    }
+  }
+}

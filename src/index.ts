@@ -1,0 +1,112 @@
+/**
+ * Pledge's public TypeScript API: what a service imports to embed the gates in its own process.
+ *
+ * ```ts
+ * import { createApp, createContext, loadConfig } from 'pledge';
+ * const app = await createApp(loadConfig(), { processors: { 'card-processor': myAdapter } });
+ * const ctx = createContext({ kind: 'system', job: 'signup' });
+ * const { subject } = await app.collect.collect(ctx, 'registration', { data: { email, ... } });
+ * ```
+ *
+ * Everything not exported here is internal and may change without notice.
+ */
+
+/** Builds the whole application (database, manifest in force, services, HTTP routes). */
+export { createApp } from './app.js';
+/** The options and the result of {@link createApp}. */
+export type { App, AppOptions } from './app.js';
+
+/** Reads and checks the configuration (environment and overrides), listing every problem at once. */
+export { loadConfig, DEFAULT_MANIFEST } from './platform/config.js';
+/** Pledge's settings and the command-line overrides of them. */
+export type { Config, ConfigOverrides } from './platform/config.js';
+
+/** The context every service method takes first: who acts, which request, what time it is. */
+export { createContext } from './platform/context.js';
+/** Who acts, and the context itself. */
+export type { Actor, Context } from './platform/context.js';
+/** Clocks for contexts: the system's, or a fixed one for tests. */
+export { systemClock, fixedClock } from './platform/clock.js';
+/** A source of the current time. */
+export type { Clock } from './platform/clock.js';
+
+/** The error classes; every error Pledge raises on purpose has a stable `code` and an HTTP status. */
+export {
+  PledgeError,
+  ValidationError,
+  AuthenticationError,
+  ForbiddenError,
+  NotFoundError,
+  ConflictError,
+  ConfigError,
+} from './platform/errors.js';
+/** Details attached to an error (JSON path, source, field...). */
+export type { ErrorDetails } from './platform/errors.js';
+
+/** The vault: encrypted storage of personal data, the use gate, erasure. */
+export { Vault, SUBJECT_KINDS, manifestDefaultDecision } from './vault/vault.service.js';
+/** What the vault reads and writes. */
+export type {
+  Decide,
+  FieldInput,
+  Identifiers,
+  NewSubjectInput,
+  ReadResult,
+  SubjectKind,
+  UseDecision,
+  UseReason,
+  WriteRecordInput,
+} from './vault/vault.service.js';
+/** A data subject as stored (no personal data). */
+export type { Subject } from './vault/subjects.repository.js';
+/** The kinds of identifier a subject can be found by. */
+export { IDENTIFIER_KINDS } from './vault/identifiers.js';
+/** One of {@link IDENTIFIER_KINDS}. */
+export type { IdentifierKind } from './vault/identifiers.js';
+
+/** Collection points: registration, billing, surveys, feedback, product events. */
+export { CollectService, CARD_TOKEN_CATEGORIES, PRIVACY_POLICY_PATH } from './collect/collect.service.js';
+/** What collection points take and answer. */
+export type {
+  CollectBody,
+  CollectEventsBody,
+  CollectEventsResult,
+  CollectResult,
+  CollectServiceDeps,
+  DroppedField,
+  SourceDefinition,
+  SubjectReference,
+} from './collect/collect.service.js';
+/** The limits of one collection request. */
+export {
+  MAX_EVENTS_PER_REQUEST,
+  MAX_STRING_LENGTH,
+  MAX_VALUE_DEPTH,
+  MAX_VALUE_NODES,
+} from './collect/collect.validator.js';
+/** The card processor interface, the built-in test processor and expiry helpers. */
+export {
+  TestCardProcessor,
+  TEST_DECLINED_CARD,
+  parseCardExpiry,
+  formatCardExpiry,
+} from './collect/card-processor.js';
+/** What a card processor adapter implements, receives and returns. */
+export type { CardDetails, CardExpiry, CardProcessor, CardTokenResult } from './collect/card-processor.js';
+/** The card number detector (positions only, never the digits). */
+export { findCardNumbers, containsCardNumber, isCardNumber, luhnValid, cardBrand } from './collect/pan.js';
+/** A found card number's position and brand. */
+export type { CardBrand, CardNumberMatch } from './collect/pan.js';
+/** IP address truncation (IPv4 to /24, IPv6 to /48). */
+export { truncateIp } from './collect/ip.js';
+
+/** The manifest: parsing with locations, and its types. */
+export { parseManifest, loadManifestFile } from './manifest/manifest.loader.js';
+/** A validated manifest and its parts. */
+export type { Manifest, Pledge, Purpose, Recipient, Source } from './manifest/manifest.schema.js';
+/** The manifest in force, with its recorded version and rendered policy. */
+export type { ActiveManifest } from './manifest/manifest.service.js';
+/** API scopes. */
+export { SCOPES } from './platform/auth/scopes.js';
+/** One of {@link SCOPES}. */
+export type { Scope } from './platform/auth/scopes.js';
