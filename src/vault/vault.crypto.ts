@@ -41,13 +41,15 @@ export function dataKeyAad(subjectId: string, dataKeyVersion: number, kekVersion
 }
 
 function encodeParts(parts: readonly string[]): Buffer {
-  const buffers = parts.map((p) => Buffer.from(p, 'utf8'));
-  const out = Buffer.allocUnsafe(buffers.reduce((n, b) => n + 4 + b.length, 0));
+  // One allocation: this runs once per value sealed or opened.
+  let size = 0;
+  for (const p of parts) size += 4 + Buffer.byteLength(p, 'utf8');
+  const out = Buffer.allocUnsafe(size);
   let at = 0;
-  for (const b of buffers) {
-    out.writeUInt32BE(b.length, at);
-    b.copy(out, at + 4);
-    at += 4 + b.length;
+  for (const p of parts) {
+    const n = out.write(p, at + 4, 'utf8');
+    out.writeUInt32BE(n, at);
+    at += 4 + n;
   }
   return out;
 }

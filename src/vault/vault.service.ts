@@ -7,7 +7,7 @@
  * next one, and each caller is answered only after the commit that holds its write. That keeps
  * "answer after commit" at the throughput of batched writes (one fsync for many requests).
  */
-import { randomUUID, type KeyObject } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { AuditRepository, type AuditEntry } from '../audit/audit.repository.js';
 import { consentModeFor, type Manifest, type Purpose } from '../manifest/manifest.schema.js';
@@ -21,7 +21,8 @@ import type { Keyring } from './keyring.js';
 import { RecordsRepository, type StoredField, type StoredRecord } from './records.repository.js';
 import { retentionDeadline } from './retention.js';
 import { SubjectsRepository, type Subject } from './subjects.repository.js';
-import { CryptoPool, type OpenItem, type SealItem } from './crypto-pool.js';
+import { openBatch, sealBatch, type CryptoBatch } from './field-batch.js';
+import { uuidv7 } from '../platform/ids.js';
 
 /** The kinds of subject. */
 export const SUBJECT_KINDS = ['customer', 'trial_user', 'visitor', 'prospect'] as const;
@@ -96,8 +97,6 @@ export interface VaultDeps {
   manifest: VaultManifest;
   /** Defaults to the manifest's consent mode for the subject's jurisdiction. */
   decide?: Decide;
-  /** Spreads large batches over the cores; without one, everything is sealed on this thread. */
-  crypto?: CryptoPool;
 }
 
 interface PendingWrite {
@@ -108,9 +107,6 @@ interface PendingWrite {
   resolve: () => void;
   reject: (err: unknown) => void;
 }
-
-/** The pool used when none is given: everything on this thread. */
-const INLINE_CRYPTO = new CryptoPool({ workers: 0 });
 
 /** The decision the manifest alone makes, before any choice is recorded. */
 export function manifestDefaultDecision(purpose: Purpose, jurisdiction: string | undefined): UseDecision {
@@ -132,7 +128,6 @@ export class Vault {
   readonly #keyring: Keyring;
   readonly #manifest: VaultManifest;
   readonly #decide: Decide;
-  readonly #crypto: CryptoPool;
   #queue: PendingWrite[] = [];
   #flushing: Promise<void> | undefined;
 
@@ -141,7 +136,6 @@ export class Vault {
     this.#dataKeys = deps.dataKeys;
     this.#keyring = deps.keyring;
     this.#manifest = deps.manifest;
-    this.#crypto = deps.crypto ?? INLINE_CRYPTO;
     this.#decide =
       deps.decide ??
       ((_ctx, subject, purpose) => Promise.resolve(manifestDefaultDecision(purpose, subject.jurisdiction)));
@@ -245,12 +239,14 @@ export class Vault {
     const keys = new Map<string, DataKey>();
     for (const [subjectId, n] of counts) keys.set(subjectId, await this.#dataKeys.forWrite(subjectId, n));
 
-    const keyList: KeyObject[] = [];
+    const batch: CryptoBatch = {
+      keys: [],
+      records: { key: [], subjectId: [], recordId: [], keyVersion: [], firstField: [] },
+      fields: { name: [], data: [] },
+    };
     const keyIndex = new Map<string, number>();
-    for (const [subjectId, key] of keys) keyIndex.set(subjectId, keyList.push(key.key) - 1);
-    const items: SealItem[] = [];
-    const pending: Array<{ record: Omit<StoredRecord, 'fields'>; names: string[]; categories: string[] }> =
-      [];
+    for (const [subjectId, key] of keys) keyIndex.set(subjectId, batch.keys.push(key.key) - 1);
+    const pending: Array<{ record: Omit<StoredRecord, 'fields'>; categories: string[] }> = [];
     for (const input of inputs) {
       const source = this.#sourceOrThrow(input.source);
       const purposes = [...(input.purposes ?? source.purposes)];
@@ -267,8 +263,12 @@ export class Vault {
       const key = keys.get(input.subjectId);
       const k = keyIndex.get(input.subjectId);
       if (!key || k === undefined) throw new PledgeError('vault.internal', 'missing data key');
-      const id = randomUUID();
-      const names: string[] = [];
+      const id = uuidv7();
+      batch.records.key.push(k);
+      batch.records.subjectId.push(input.subjectId);
+      batch.records.recordId.push(id);
+      batch.records.keyVersion.push(key.version);
+      batch.records.firstField.push(batch.fields.name.length);
       const fieldCategories: string[] = [];
       const categories = new Set<string>();
       for (const [name, field] of Object.entries(input.fields)) {
@@ -281,18 +281,13 @@ export class Vault {
           );
         }
         categories.add(field.category);
-        names.push(name);
         fieldCategories.push(field.category);
-        items.push({
-          key: k,
-          binding: { subjectId: input.subjectId, recordId: id, field: name, keyVersion: key.version },
-          value: field.value,
-        });
+        batch.fields.name.push(name);
+        batch.fields.data.push(JSON.stringify(field.value) ?? 'null');
       }
       const collectedAt = input.collectedAt ?? ctx.clock.now();
       const cats = [...categories].sort();
       pending.push({
-        names,
         categories: fieldCategories,
         record: {
           id,
@@ -307,19 +302,19 @@ export class Vault {
         },
       });
     }
-    const sealed = await this.#crypto.seal(keyList, items);
-    let at = 0;
-    for (const p of pending) {
+    const sealed = sealBatch(batch);
+    pending.forEach((p, r) => {
       const fields: Record<string, StoredField> = {};
-      p.names.forEach((name, i) => {
-        const value = sealed[at++];
-        const category = p.categories[i];
-        if (!value || category === undefined)
+      const first = batch.records.firstField[r] ?? 0;
+      p.categories.forEach((category, i) => {
+        const value = sealed[first + i];
+        const name = batch.fields.name[first + i];
+        if (!value || name === undefined)
           throw new PledgeError('vault.internal', 'sealed values out of step');
         fields[name] = { category, sealed: value };
       });
       records.push({ ...p.record, fields });
-    }
+    });
     // One audit entry per subject and call (not per record): a batch of 1,000 product events is
     // one collection, and the entry lists the records it made.
     const bySubject = new Map<string, StoredRecord[]>();
@@ -453,9 +448,12 @@ export class Vault {
     let fieldCount = 0;
     if (decision.allowed) {
       const stored = await new RecordsRepository(this.#db).listBySubject(subjectId);
-      const keyList: KeyObject[] = [];
+      const batch: CryptoBatch = {
+        keys: [],
+        records: { key: [], subjectId: [], recordId: [], keyVersion: [], firstField: [] },
+        fields: { name: [], data: [] },
+      };
       const keyIndex = new Map<number, number>();
-      const items: OpenItem[] = [];
       const plan: Array<{ record: StoredRecord; names: string[] }> = [];
       for (const r of stored) {
         if (!r.purposes.includes(purposeKey)) continue;
@@ -467,30 +465,34 @@ export class Vault {
         let k = keyIndex.get(r.keyVersion);
         if (k === undefined) {
           const key = await this.#dataKeys.forRead(subjectId, r.keyVersion);
-          k = key ? keyList.push(key) - 1 : -1;
+          k = key ? batch.keys.push(key) - 1 : -1;
           keyIndex.set(r.keyVersion, k);
         }
         if (k < 0) {
           result.unreadable++;
           continue;
         }
+        batch.records.key.push(k);
+        batch.records.subjectId.push(subjectId);
+        batch.records.recordId.push(r.id);
+        batch.records.keyVersion.push(r.keyVersion);
+        batch.records.firstField.push(batch.fields.name.length);
         for (const name of names) {
-          const f = r.fields[name];
-          if (f)
-            items.push({
-              key: k,
-              binding: { subjectId, recordId: r.id, field: name, keyVersion: r.keyVersion },
-              sealed: f.sealed,
-            });
+          batch.fields.name.push(name);
+          batch.fields.data.push(r.fields[name]?.sealed ?? Buffer.alloc(0));
         }
         plan.push({ record: r, names });
       }
-      const values = await this.#crypto.open(keyList, items);
+      const opened = openBatch(batch);
       let at = 0;
       for (const { record: r, names } of plan) {
         const fields: Record<string, { category: string; value: unknown }> = {};
-        for (const name of names)
-          fields[name] = { category: r.fields[name]?.category ?? '', value: values[at++] };
+        for (const name of names) {
+          fields[name] = {
+            category: r.fields[name]?.category ?? '',
+            value: JSON.parse((opened[at++] ?? Buffer.from('null')).toString('utf8')),
+          };
+        }
         fieldCount += names.length;
         result.records.push({
           id: r.id,

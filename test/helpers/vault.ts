@@ -11,7 +11,6 @@ import { activateManifest, type ActiveManifest } from '../../src/manifest/manife
 import { ManifestVersionRepository } from '../../src/manifest/manifest.repository.js';
 import { createContext, type Context } from '../../src/platform/context.js';
 import type { Database } from '../../src/platform/db/database.js';
-import type { CryptoPool } from '../../src/vault/crypto-pool.js';
 import { DataKeysRepository } from '../../src/vault/data-keys.repository.js';
 import { DataKeys, type DataKeysOptions } from '../../src/vault/data-keys.service.js';
 import { Keyring } from '../../src/vault/keyring.js';
@@ -44,11 +43,7 @@ export interface TestVault {
 }
 
 /** Opens a vault on `dialect` with the example manifest in force. */
-export async function openTestVault(
-  dialect: TestDialect,
-  options: DataKeysOptions = {},
-  crypto?: CryptoPool,
-): Promise<TestVault> {
+export async function openTestVault(dialect: TestDialect, options: DataKeysOptions = {}): Promise<TestVault> {
   const database = await openMigratedTestDatabase(dialect);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-vault-'));
   const keystoreSchema = database.schema === undefined ? undefined : `${database.schema}_keys`;
@@ -69,7 +64,6 @@ export async function openTestVault(
     dataKeys,
     keyring,
     manifest: { manifest: active.manifest, versionId: active.version.id },
-    ...(crypto ? { crypto } : {}),
   });
   return {
     dialect,
