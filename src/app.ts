@@ -76,7 +76,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const active = await activateManifest(ctx, { file: config.manifestPath, versions });
     const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(database.db) });
     const keyring = await Keyring.load({ dataDir: config.dataDir, envKeys: config.keys });
-    const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring);
+    const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring, {
+      reloadKeyring: () => Keyring.load({ dataDir: config.dataDir, envKeys: config.keys }),
+    });
     const vault = new Vault({
       db: database.db,
       dataKeys,

@@ -29,6 +29,11 @@ export interface DataKeysOptions {
   reserveBlock?: number;
   /** Unwrapped keys kept in memory (default 50,000 subjects). */
   cacheSize?: number;
+  /**
+   * Loads the keyring afresh. Called once when a data key names a KEK this process does not have:
+   * another process (`pledge keys rotate`, another instance) rotated the keys since this one started.
+   */
+  reloadKeyring?: () => Promise<Keyring>;
   clock?: Clock;
 }
 
@@ -47,6 +52,7 @@ export class DataKeys {
   readonly #reserveBlock: number;
   readonly #cacheSize: number;
   readonly #clock: Clock;
+  readonly #reloadKeyring: (() => Promise<Keyring>) | undefined;
   /** subject -> the slot this process writes with. */
   readonly #writing = new Map<string, WriteSlot>();
   /** `${subject}:${version}` -> unwrapped key (insertion order = LRU order). */
@@ -59,6 +65,7 @@ export class DataKeys {
     this.#reserveBlock = options.reserveBlock ?? 65_536;
     this.#cacheSize = options.cacheSize ?? 50_000;
     this.#clock = options.clock ?? systemClock;
+    this.#reloadKeyring = options.reloadKeyring;
   }
 
   /** Replaces the keyring (after `pledge keys rotate` in this process). */
@@ -79,7 +86,7 @@ export class DataKeys {
       if (latest) {
         const total = await this.#repo.reserve(subjectId, latest.version, block);
         if (total <= this.#rotateAfter) {
-          const key = toCipherKey(this.#unwrap(latest));
+          const key = toCipherKey(await this.#unwrapFresh(latest));
           this.#writing.set(subjectId, { version: latest.version, key, remaining: block - count });
           return { version: latest.version, key };
         }
@@ -120,7 +127,7 @@ export class DataKeys {
     }
     const wrapped = await this.#repo.get(subjectId, version);
     if (!wrapped) return undefined;
-    const key = toCipherKey(this.#unwrap(wrapped));
+    const key = toCipherKey(await this.#unwrapFresh(wrapped));
     this.#remember(subjectId, version, key);
     return key;
   }
@@ -158,6 +165,18 @@ export class DataKeys {
   /** How many data keys each KEK version wraps. */
   countByKek(): Promise<Map<number, number>> {
     return this.#repo.countByKek();
+  }
+
+  /** Unwraps, reloading the keyring once if the key names a KEK version this process lacks. */
+  async #unwrapFresh(k: WrappedDataKey): Promise<Buffer> {
+    try {
+      return this.#unwrap(k);
+    } catch (err) {
+      if (!(err instanceof PledgeError) || err.code !== 'vault.kek_missing' || !this.#reloadKeyring)
+        throw err;
+      this.#keyring = await this.#reloadKeyring();
+      return this.#unwrap(k);
+    }
   }
 
   #unwrap(k: WrappedDataKey): Buffer {

@@ -201,6 +201,11 @@ for (const dialect of DIALECTS) {
       assert.ok(!logs.includes('alice'), 'no e-mail address in the logs');
       assert.ok(!logs.includes(readKey.slice(20)), 'no API key in the logs');
       assert.ok(!logs.includes('secret-cookie'), 'no cookie in the logs');
+      await app.http.inject({ method: 'GET', url: '/api/v1/subjects/4111111111111111' });
+      await app.http.inject({ method: 'GET', url: '/nowhere/alice@example.com' });
+      assert.ok(!logs.includes('4111111111111111'), 'a card number typed into a path is not logged');
+      assert.ok(!logs.includes('alice@example.com'), 'an address typed into a path is not logged');
+      assert.ok(logs.includes('/api/v1/subjects/:id'), 'the route pattern is logged instead');
     });
 
     test('restarting with the same manifest adds no version; a changed one adds one', async () => {

@@ -159,6 +159,24 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    test('an instance started before a rotation reads keys rewrapped by another process', async () => {
+      const people = [await register(t), await register(t)];
+      // Another instance, started now, with the keyring of today and nothing cached.
+      const keyring = await Keyring.load({ dataDir: t.dataDir });
+      const other = new Vault({
+        db: t.database.db,
+        dataKeys: new DataKeys(new DataKeysRepository(t.keystore.db), keyring, {
+          reloadKeyring: () => Keyring.load({ dataDir: t.dataDir }),
+        }),
+        keyring,
+        manifest: { manifest: t.active.manifest, versionId: t.active.version.id },
+      });
+      await service.rotate(t.ctx);
+      await service.retire(t.ctx, 1);
+      // The other instance's keyring has only version 1, now retired: it reloads and reads on.
+      await assertReadable(t, other, people);
+    });
+
     test('retire removes the old key material from the key file once nothing uses it', async () => {
       const people = [await register(t), await register(t)];
       const oldKey = (JSON.parse(await readFile(keyFile(t), 'utf8')) as { keks: Array<{ key: string }> })

@@ -18,12 +18,6 @@ export interface HttpServerOptions {
   logStream?: NodeJS.WritableStream;
 }
 
-/** The path of a URL without its query string: queries may carry identifiers, so they are never logged. */
-export function pathOnly(url: string): string {
-  const i = url.indexOf('?');
-  return i < 0 ? url : url.slice(0, i);
-}
-
 /** Creates the Fastify app with Pledge's platform plugins; capabilities add their routes. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const logger: FastifyServerOptions['logger'] = {
@@ -31,11 +25,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     ...(options.logStream ? { stream: options.logStream } : {}),
     serializers: {
       // Only what is needed to follow a request: no headers, no query strings, no client address.
-      req: (req: { id: string; method: string; url: string; routeOptions?: { url?: string } }) => ({
+      // The route pattern (/api/v1/subjects/:id), never the path itself: a path can carry an
+      // identifier or a card number that someone typed where an id belongs.
+      req: (req: { id: string; method: string; routeOptions?: { url?: string } }) => ({
         id: req.id,
         method: req.method,
-        route: req.routeOptions?.url,
-        path: pathOnly(req.url),
+        route: req.routeOptions?.url ?? '(no route)',
       }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
     },
