@@ -25,6 +25,18 @@ export interface StoredRecord {
 
 type FieldsJson = Record<string, { c: string; v: string }>;
 
+/** A record as the use gate reads it: fields as stored (category `c`, base64 sealed value `v`). */
+export interface UsableRecord {
+  id: string;
+  source: string;
+  purposes: string[];
+  policyVersionId: number;
+  /** ISO-8601, as stored. */
+  collectedAt: string;
+  keyVersion: number;
+  fields: Record<string, { c: string; v: string }>;
+}
+
 /** Reads and writes records. */
 export class RecordsRepository {
   constructor(private readonly db: Kysely<Tables>) {}
@@ -40,32 +52,32 @@ export class RecordsRepository {
     }
   }
 
-  /** Every record of a subject, oldest first. */
-  async listBySubject(subjectId: string): Promise<StoredRecord[]> {
+  /**
+   * A subject's records for the use gate, in the order they were written, with each field's sealed
+   * value still in base64: the gate decodes only the fields the purpose may use.
+   */
+  async listForUse(subjectId: string): Promise<UsableRecord[]> {
     const rows = await this.db
       .selectFrom('records')
-      .selectAll()
+      .select(['id', 'source', 'purposes', 'policy_version_id', 'collected_at', 'key_version', 'fields'])
       .where('subject_id', '=', subjectId)
-      .orderBy('collected_at')
       .orderBy('id')
       .execute();
-    return rows.map(fromRow);
+    return rows.map((row) => ({
+      id: row.id,
+      source: row.source,
+      purposes: JSON.parse(row.purposes) as string[],
+      policyVersionId: row.policy_version_id,
+      collectedAt: row.collected_at,
+      keyVersion: row.key_version,
+      fields: JSON.parse(row.fields) as Record<string, { c: string; v: string }>,
+    }));
   }
 
   /** One record, or `undefined`. */
   async get(id: string): Promise<StoredRecord | undefined> {
     const row = await this.db.selectFrom('records').selectAll().where('id', '=', id).executeTakeFirst();
     return row && fromRow(row);
-  }
-
-  /** How many records a subject has. */
-  async countBySubject(subjectId: string): Promise<number> {
-    const row = await this.db
-      .selectFrom('records')
-      .select((eb) => eb.fn.countAll<number | string>().as('n'))
-      .where('subject_id', '=', subjectId)
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
   }
 
   /** Deletes every record of a subject; returns how many. */

@@ -39,11 +39,12 @@ export const vaultMigrations: Record<string, Migration> = {
         .addColumn('key_version', 'integer', (c) => c.notNull())
         .addColumn('fields', 'text', (c) => c.notNull())
         .execute();
-      // The use gate reads a subject's records; the sweeper scans by deadline.
+      // The use gate reads a subject's records in id order (ids are UUIDv7: the order they were written);
+      // the sweeper scans by deadline.
       await db.schema
         .createIndex('records_subject_idx')
         .on('records')
-        .columns(['subject_id', 'collected_at'])
+        .columns(['subject_id', 'id'])
         .execute();
       await db.schema.createIndex('records_retain_until_idx').on('records').column('retain_until').execute();
     },

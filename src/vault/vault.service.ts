@@ -18,7 +18,12 @@ import { coversCategory } from '../manifest/taxonomy.js';
 import type { DataKey, DataKeys } from './data-keys.service.js';
 import { identifierHash, normalizeIdentifierOrThrow, type IdentifierKind } from './identifiers.js';
 import type { Keyring } from './keyring.js';
-import { RecordsRepository, type StoredField, type StoredRecord } from './records.repository.js';
+import {
+  RecordsRepository,
+  type StoredField,
+  type StoredRecord,
+  type UsableRecord,
+} from './records.repository.js';
 import { retentionDeadline } from './retention.js';
 import { SubjectsRepository, type Subject } from './subjects.repository.js';
 import { openBatch, sealBatch, type CryptoBatch } from './field-batch.js';
@@ -447,18 +452,18 @@ export class Vault {
     const result: ReadResult = { subjectId, purpose: purposeKey, decision, records: [], unreadable: 0 };
     let fieldCount = 0;
     if (decision.allowed) {
-      const stored = await new RecordsRepository(this.#db).listBySubject(subjectId);
+      const stored = await new RecordsRepository(this.#db).listForUse(subjectId);
       const batch: CryptoBatch = {
         keys: [],
         records: { key: [], subjectId: [], recordId: [], keyVersion: [], firstField: [] },
         fields: { name: [], data: [] },
       };
       const keyIndex = new Map<number, number>();
-      const plan: Array<{ record: StoredRecord; names: string[] }> = [];
+      const plan: Array<{ record: UsableRecord; names: string[] }> = [];
       for (const r of stored) {
         if (!r.purposes.includes(purposeKey)) continue;
         const names = Object.keys(r.fields).filter((name) => {
-          const category = r.fields[name]?.category;
+          const category = r.fields[name]?.c;
           return category !== undefined && purpose.categories.some((c) => coversCategory(c, category));
         });
         if (names.length === 0) continue;
@@ -479,7 +484,7 @@ export class Vault {
         batch.records.firstField.push(batch.fields.name.length);
         for (const name of names) {
           batch.fields.name.push(name);
-          batch.fields.data.push(r.fields[name]?.sealed ?? Buffer.alloc(0));
+          batch.fields.data.push(Buffer.from(r.fields[name]?.v ?? '', 'base64'));
         }
         plan.push({ record: r, names });
       }
@@ -489,7 +494,7 @@ export class Vault {
         const fields: Record<string, { category: string; value: unknown }> = {};
         for (const name of names) {
           fields[name] = {
-            category: r.fields[name]?.category ?? '',
+            category: r.fields[name]?.c ?? '',
             value: JSON.parse((opened[at++] ?? Buffer.from('null')).toString('utf8')),
           };
         }
@@ -497,7 +502,7 @@ export class Vault {
         result.records.push({
           id: r.id,
           source: r.source,
-          collectedAt: r.collectedAt,
+          collectedAt: new Date(r.collectedAt),
           policyVersionId: r.policyVersionId,
           fields,
         });
