@@ -190,6 +190,20 @@ for (const dialect of DIALECTS) {
       const restored = await t.vault.read(t.ctx, id, 'provide-service');
       assert.equal(restored.records.length, 0);
       assert.equal(restored.unreadable, 1);
+      // Writing to the restored subject makes a new key; the old records stay unreadable, the new one reads.
+      await t.vault.write(t.ctx, [
+        {
+          subjectId: id,
+          source: 'feedback',
+          fields: { message: { category: 'user.feedback', value: 'after' } },
+        },
+      ]);
+      const after = await t.vault.read(t.ctx, id, 'provide-service');
+      assert.equal(after.unreadable, 1);
+      assert.deepEqual(
+        after.records.map((r) => r.fields.message?.value),
+        ['after'],
+      );
     });
 
     test('records carry their source, purposes, policy version and retention deadline', async () => {
