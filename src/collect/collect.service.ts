@@ -21,12 +21,11 @@ import {
 import type { Subject } from '../vault/subjects.repository.js';
 import type { FieldInput, Identifiers, Vault } from '../vault/vault.service.js';
 import { TestCardProcessor, type CardProcessor, type CardTokenResult } from './card-processor.js';
+import { compileSource, type SourcePlan } from './collect.plan.js';
 import {
   assertEventBatchSize,
   collectProblemsError,
-  compileSource,
   type DroppedField,
-  type SourcePlan,
   type SubjectReference,
   type ValidatedCollect,
   validateCollectBody,

@@ -11,12 +11,12 @@
  * These functions are pure and never throw for any input except {@link assertEventBatchSize}; the
  * service turns problems into one error with {@link collectProblemsError}.
  */
-import type { Manifest, Pledge, Source } from '../manifest/manifest.schema.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import { ValidationError } from '../platform/errors.js';
 import { normalizeIdentifier, type IdentifierKind } from '../vault/identifiers.js';
-import type { FieldInput, Identifiers, SubjectKind } from '../vault/vault.service.js';
+import type { FieldInput, Identifiers } from '../vault/vault.service.js';
 import { formatCardExpiry, isCardExpired, parseCardExpiry, type CardDetails } from './card-processor.js';
+import { CARD_EXPIRY, type FieldPlan, type SourcePlan } from './collect.plan.js';
 import { normalizeIp, truncateIp } from './ip.js';
 import { cardDigits, findCardNumbers, isCardNumber, maskCardNumbers } from './pan.js';
 
@@ -31,12 +31,6 @@ export const MAX_EVENTS_PER_REQUEST = 1_000;
 /** The most problems an error lists; the rest are counted. */
 export const MAX_REPORTED_PROBLEMS = 50;
 
-const CARD_NUMBER = 'user.financial.payment_card.number';
-const CARD_SECURITY_CODE = 'user.financial.payment_card.security_code';
-const CARD_EXPIRY = 'user.financial.payment_card.expiry';
-const EMAIL = 'user.contact.email';
-const IP_ADDRESS = 'user.device.ip_address';
-const SURVEY = 'user.survey';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const JURISDICTION = /^(EU|EEA|[A-Z]{2}(-[A-Z0-9]{1,3})?)$/;
 const SUBJECT_KEYS = ['id', 'email', 'account_id', 'phone'] as const;
@@ -59,37 +53,6 @@ export interface CollectProblem {
   field?: string;
   /** For refused card numbers: the pledge that forbids storing them. */
   pledge?: { key: string; text: string };
-}
-
-/** How one declared field is handled. */
-export interface FieldPlan {
-  name: string;
-  category: string;
-  required: boolean;
-  /** Set when the field is passed to a recipient and never stored. */
-  passThrough?: { recipient: string; card?: 'number' | 'security_code' };
-  /** Set when the field is also given to the card processor. */
-  feedsCard?: 'expiry' | 'holder_name';
-  /** Set when the field's value identifies the subject. */
-  identifier?: IdentifierKind;
-  /** IP addresses are truncated unless a purpose needs them whole. */
-  ipAddress: boolean;
-  /** Structured values (objects, arrays) are accepted: survey answers. */
-  structured: boolean;
-}
-
-/** A collection point compiled from the manifest once, at start. */
-export interface SourcePlan {
-  source: Source;
-  fields: ReadonlyMap<string, FieldPlan>;
-  /** The recipient whose processor receives the card, when the source passes one through. */
-  cardRecipient: string | undefined;
-  /** True when one of the source's purposes declares `full_ip_address: true`. */
-  keepsFullIp: boolean;
-  /** The never_store pledge that covers card numbers, if the manifest makes one. */
-  cardPledge: { key: string; text: string } | undefined;
-  /** The kind of subject a request creates when it matches none (registration, trial sign-up). */
-  createsSubject: SubjectKind | undefined;
 }
 
 /** A request to a collection point that passed validation, ready to store. */
@@ -123,75 +86,6 @@ export interface ValidatedEvents {
 export interface ValidationResult<T> {
   problems: CollectProblem[];
   value: T | undefined;
-}
-
-// ---- the plan ----------------------------------------------------------------------------------
-
-/** The never_store pledge whose categories cover card numbers, or `undefined`. */
-export function cardNumberPledge(manifest: Manifest): Pledge | undefined {
-  return manifest.pledges.find(
-    (p) => p.kind === 'never_store' && (p.categories ?? []).some((c) => coversCategory(c, CARD_NUMBER)),
-  );
-}
-
-/** Compiles a source's fields, pass-through entries and purposes into a {@link SourcePlan}. */
-export function compileSource(manifest: Manifest, source: Source): SourcePlan {
-  const declared = Object.entries(source.fields ?? {});
-  const passedTo = (category: string) =>
-    source.pass_through.find((p) => coversCategory(p.category, category))?.recipient;
-  // One card per request, to one processor: the first pass-through card number field is the card.
-  const numberField = declared.find(
-    ([, f]) => coversCategory(CARD_NUMBER, f.category) && passedTo(f.category) !== undefined,
-  )?.[0];
-  const cardRecipient =
-    numberField === undefined ? undefined : passedTo(source.fields?.[numberField]?.category ?? '');
-  let securityCodeField: string | undefined;
-  const fields = new Map<string, FieldPlan>();
-  for (const [name, f] of declared) {
-    const recipient = passedTo(f.category);
-    let card: 'number' | 'security_code' | undefined;
-    if (name === numberField) card = 'number';
-    else if (
-      securityCodeField === undefined &&
-      recipient !== undefined &&
-      recipient === cardRecipient &&
-      coversCategory(CARD_SECURITY_CODE, f.category)
-    ) {
-      card = 'security_code';
-      securityCodeField = name;
-    }
-    // Any other pass-through field has no adapter to go to, and is refused when a value comes.
-    const passThrough = recipient === undefined ? undefined : card ? { recipient, card } : { recipient };
-    fields.set(name, {
-      name,
-      category: f.category,
-      required: f.required,
-      ...(passThrough ? { passThrough } : {}),
-      ...(coversCategory(EMAIL, f.category) ? { identifier: 'email' as const } : {}),
-      ipAddress: coversCategory(IP_ADDRESS, f.category),
-      structured: coversCategory(SURVEY, f.category),
-    });
-  }
-  if (cardRecipient !== undefined) {
-    const recipient = manifest.recipients.find((r) => r.key === cardRecipient);
-    const receives = (category: string) => recipient?.categories.some((c) => coversCategory(c, category));
-    // Expiry and holder name go to the processor only where the manifest says the recipient gets them.
-    for (const plan of fields.values()) {
-      if (plan.passThrough) continue;
-      if (coversCategory(CARD_EXPIRY, plan.category) && receives(plan.category)) plan.feedsCard = 'expiry';
-      else if (plan.category === 'user.name' && receives(plan.category)) plan.feedsCard = 'holder_name';
-    }
-  }
-  const pledge = cardNumberPledge(manifest);
-  return {
-    source,
-    fields,
-    cardRecipient,
-    keepsFullIp: manifest.purposes.some((p) => source.purposes.includes(p.key) && p.full_ip_address),
-    cardPledge: pledge ? { key: pledge.key, text: pledge.text } : undefined,
-    createsSubject:
-      source.kind === 'registration' ? 'customer' : source.kind === 'trial_signup' ? 'trial_user' : undefined,
-  };
 }
 
 // ---- paths -------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 import type { Kysely } from 'kysely';
 import type { Tables } from '../platform/db/tables.js';
 
-/** A wrapped data key as stored. */
+/** A wrapped data key as stored; a destroyed one has kekVersion 0 and no bytes. */
 export interface WrappedDataKey {
   subjectId: string;
   version: number;
@@ -15,7 +15,7 @@ export interface WrappedDataKey {
 export class DataKeysRepository {
   constructor(private readonly db: Kysely<Tables>) {}
 
-  /** The newest key of a subject, or `undefined` when it has none (new, or erased). */
+  /** The newest key of a subject, destroyed or not, or `undefined` when it never had one. */
   async getLatest(subjectId: string): Promise<WrappedDataKey | undefined> {
     const row = await this.db
       .selectFrom('data_keys')
@@ -34,6 +34,7 @@ export class DataKeysRepository {
       .selectAll()
       .where('subject_id', '=', subjectId)
       .where('version', '=', version)
+      .where('kek_version', '!=', 0)
       .executeTakeFirst();
     return row && toKey(row);
   }
@@ -67,13 +68,20 @@ export class DataKeysRepository {
     return row?.encryptions ?? Number.POSITIVE_INFINITY;
   }
 
-  /** Destroys every key of a subject (crypto-shredding); returns how many were destroyed. */
+  /**
+   * Destroys every key of a subject (crypto-shredding); returns how many were destroyed. The rows
+   * stay as tombstones without key material (wrapped = '', kek_version = 0) so a key made later for
+   * the same subject id gets a new version number: a record restored from a pre-erasure backup then
+   * names a version whose key is gone, instead of one that was made anew.
+   */
   async destroyAll(subjectId: string): Promise<number> {
     const result = await this.db
-      .deleteFrom('data_keys')
+      .updateTable('data_keys')
+      .set({ wrapped: '', kek_version: 0 })
       .where('subject_id', '=', subjectId)
+      .where('kek_version', '!=', 0)
       .executeTakeFirst();
-    return Number(result.numDeletedRows);
+    return Number(result.numUpdatedRows);
   }
 
   /** Up to `limit` keys wrapped with a KEK other than `kekVersion`, for rewrapping in batches. */
@@ -82,6 +90,7 @@ export class DataKeysRepository {
       .selectFrom('data_keys')
       .selectAll()
       .where('kek_version', '!=', kekVersion)
+      .where('kek_version', '!=', 0)
       .orderBy('subject_id')
       .orderBy('version')
       .limit(limit)
@@ -112,6 +121,7 @@ export class DataKeysRepository {
     const rows = await this.db
       .selectFrom('data_keys')
       .select(['kek_version', (eb) => eb.fn.countAll<number | string>().as('n')])
+      .where('kek_version', '!=', 0)
       .groupBy('kek_version')
       .execute();
     return new Map(rows.map((r) => [r.kek_version, Number(r.n)]));

@@ -83,7 +83,7 @@ export class DataKeys {
     const block = Math.max(count, this.#reserveBlock);
     let latest = await this.#repo.getLatest(subjectId);
     for (let attempt = 0; attempt < 5; attempt++) {
-      if (latest) {
+      if (latest && latest.kekVersion !== 0) {
         const total = await this.#repo.reserve(subjectId, latest.version, block);
         if (total <= this.#rotateAfter) {
           const key = toCipherKey(await this.#unwrapFresh(latest));

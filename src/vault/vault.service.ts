@@ -488,19 +488,16 @@ export class Vault {
         }
         plan.push({ record: r, names });
       }
-      const opened = openOrSkip(batch, plan);
+      // A value that does not open under a key that exists was altered: that is an integrity
+      // failure and fails the read (vault.decrypt_failed), never a silently shorter answer.
+      const opened = openBatch(batch);
       let at = 0;
       for (const { record: r, names } of plan) {
-        if (opened.skipped.has(r.id)) {
-          result.unreadable++;
-          at += names.length;
-          continue;
-        }
         const fields: Record<string, { category: string; value: unknown }> = {};
         for (const name of names) {
           fields[name] = {
             category: r.fields[name]?.c ?? '',
-            value: JSON.parse((opened.values[at++] ?? Buffer.from('null')).toString('utf8')),
+            value: JSON.parse((opened[at++] ?? Buffer.from('null')).toString('utf8')),
           };
         }
         fieldCount += names.length;
@@ -566,43 +563,4 @@ export class Vault {
     }
     return source;
   }
-}
-
-/**
- * Opens a batch; when a value does not open (a record restored from before an erasure, under a key
- * that was made anew since, or tampered with), opens record by record and skips the ones that fail,
- * so one bad record makes itself unreadable instead of failing the whole read.
- */
-function openOrSkip(batch: CryptoBatch, plan: ReadonlyArray<{ record: UsableRecord; names: string[] }>) {
-  try {
-    return { values: openBatch(batch), skipped: new Set<string>() };
-  } catch (err) {
-    if (!(err instanceof PledgeError) || err.code !== 'vault.decrypt_failed') throw err;
-  }
-  const values: Buffer[] = [];
-  const skipped = new Set<string>();
-  plan.forEach(({ record, names }, r) => {
-    const first = batch.records.firstField[r] ?? 0;
-    const one: CryptoBatch = {
-      keys: batch.keys,
-      records: {
-        key: [batch.records.key[r] ?? -1],
-        subjectId: [batch.records.subjectId[r] ?? ''],
-        recordId: [record.id],
-        keyVersion: [record.keyVersion],
-        firstField: [0],
-      },
-      fields: {
-        name: batch.fields.name.slice(first, first + names.length),
-        data: batch.fields.data.slice(first, first + names.length),
-      },
-    };
-    try {
-      values.push(...openBatch(one));
-    } catch {
-      skipped.add(record.id);
-      values.push(...names.map(() => Buffer.from('null')));
-    }
-  });
-  return { values, skipped };
 }

@@ -14,9 +14,9 @@ import {
   type CollectBody,
   type CollectEventsBody,
 } from '../../src/collect/collect.service.js';
+import { compileSource } from '../../src/collect/collect.plan.js';
 import {
   collectProblemsError,
-  compileSource,
   validateCollectBody,
   validateEventsBody,
 } from '../../src/collect/collect.validator.js';
