@@ -4,7 +4,7 @@
  * report says which and shows its output); with `--strict`, also when a target is missed.
  *
  * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
- * dist/ already there), `--only check|serve`, `--strict`.
+ * dist/ already there), `--only check|serve|vault|memory|collect`, `--strict`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,8 +13,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
 import { runCheckBench } from './check.bench.js';
+import { COLLECT_BENCH_DEFAULTS, COLLECT_BENCH_QUICK, runCollectBench } from './collect.bench.js';
 import { BenchFailure, formatMiB, NODE, ROOT, type BenchResult } from './lib.js';
 import { runServeBench } from './serve.bench.js';
+import { runVaultBench, VAULT_BENCH_DEFAULTS, VAULT_BENCH_QUICK } from './vault.bench.js';
+import { runVaultMemoryBench, VAULT_MEMORY_DEFAULTS, VAULT_MEMORY_QUICK } from './vault-memory.bench.js';
 
 /** Where the latest report is written. */
 export const REPORT_PATH = 'bench/results/latest.md';
@@ -42,16 +45,28 @@ export function describeMachine(): string[] {
 }
 
 function build(): void {
-  const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
-  const result = spawnSync(NODE, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
-  if (result.status !== 0) {
-    throw new BenchFailure(
-      `build: \`tsc -p tsconfig.build.json\` failed, so dist/ would be stale\n${result.stdout}${result.stderr}`,
-    );
+  // What `npm run build` does: tsc to dist/, then the CLI bundle that bin/pledge.js runs (without
+  // the bundle step, the benchmarked commands would be an older build).
+  const steps: Array<{ label: string; args: string[] }> = [
+    {
+      label: 'tsc -p tsconfig.build.json',
+      args: [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    },
+    { label: 'node scripts/bundle-cli.mjs', args: ['scripts/bundle-cli.mjs'] },
+  ];
+  for (const step of steps) {
+    const result = spawnSync(NODE, step.args, { cwd: ROOT, encoding: 'utf8' });
+    if (result.status !== 0) {
+      throw new BenchFailure(
+        `build: \`${step.label}\` failed, so dist/ would be stale\n${result.stdout}${result.stderr}`,
+      );
+    }
   }
 }
 
 interface Section {
+  /** The name `--only` takes. */
+  key: string;
   title: string;
   run: () => BenchResult | Promise<BenchResult>;
 }
@@ -68,16 +83,36 @@ async function main(): Promise<number> {
   const quick = values.quick;
   const sections: Section[] = [
     {
+      key: 'check',
       title: '`pledge check`',
       run: () => runCheckBench(quick ? { runs: 3, warmup: 1 } : { runs: 20, warmup: 2 }),
     },
     {
+      key: 'serve',
       title: '`pledge serve`',
       run: () => runServeBench(quick ? { runs: 1, settleMs: 500 } : { runs: 5, settleMs: 1000 }),
     },
-  ].filter((s) => values.only === undefined || s.title.includes(values.only));
-  if (sections.length === 0) {
-    process.stderr.write(`bench: --only must be "check" or "serve", not "${values.only}"\n`);
+    {
+      key: 'vault',
+      title: 'Vault writes and use-gate reads',
+      run: () => runVaultBench(quick ? VAULT_BENCH_QUICK : VAULT_BENCH_DEFAULTS),
+    },
+    {
+      key: 'memory',
+      title: 'Vault memory while writing',
+      run: () => runVaultMemoryBench(quick ? VAULT_MEMORY_QUICK : VAULT_MEMORY_DEFAULTS),
+    },
+    {
+      key: 'collect',
+      title: '`POST /api/v1/collect` over HTTP',
+      run: () => runCollectBench(quick ? COLLECT_BENCH_QUICK : COLLECT_BENCH_DEFAULTS),
+    },
+  ];
+  const selected = sections.filter((s) => values.only === undefined || s.key === values.only);
+  if (selected.length === 0) {
+    process.stderr.write(
+      `bench: --only must be one of ${sections.map((s) => s.key).join(', ')}, not "${values.only}"\n`,
+    );
     return 2;
   }
 
@@ -105,7 +140,7 @@ async function main(): Promise<number> {
   }
 
   if (failures.length === 0) {
-    for (const section of sections) {
+    for (const section of selected) {
       process.stderr.write(`bench: ${section.title} ...\n`);
       out.push(`## ${section.title}`, '');
       try {

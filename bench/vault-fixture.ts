@@ -1,0 +1,255 @@
+/**
+ * What the vault benches share: a bench copy of the example manifest whose registration source has
+ * 8 fields, a Pledge app built in this process on it, the records they write, and the bare
+ * better-sqlite3 baseline that writes the same rows as plaintext into the same tables.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { isMap, isSeq, parseDocument, type YAMLMap } from 'yaml';
+import { createApp, type App } from '../src/app.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createContext, type Context } from '../src/platform/context.js';
+import type { FieldInput, WriteRecordInput } from '../src/vault/vault.service.js';
+import { BenchFailure, ROOT } from './lib.js';
+
+/** The manifest the bench copy is made from. */
+export const EXAMPLE_MANIFEST = path.join(ROOT, 'examples/example-online/pledge.yaml');
+
+/** The category added to the registration source (and to provide-service) so it has 8 fields. */
+export const LANGUAGE_CATEGORY = 'user.demographic.language';
+
+/** The 8 fields of a registration record in the bench manifest, with their categories. */
+export const REGISTRATION_FIELDS = {
+  email: 'user.contact.email',
+  first_name: 'user.name.first',
+  last_name: 'user.name.last',
+  organization: 'user.contact.organization',
+  phone: 'user.contact.phone_number',
+  username: 'user.account.username',
+  password: 'user.authorization.credentials',
+  language: LANGUAGE_CATEGORY,
+} as const;
+
+/** The purposes a registration record is collected for (the source's, in the example manifest). */
+const REGISTRATION_PURPOSES = ['provide-service', 'marketing-email'];
+
+function findByKey(seq: unknown, key: string, what: string): YAMLMap {
+  if (!isSeq(seq)) throw new BenchFailure(`${EXAMPLE_MANIFEST}: ${what} is not a list`);
+  const item = seq.items.find((i) => isMap(i) && i.get('key') === key);
+  if (!isMap(item)) throw new BenchFailure(`${EXAMPLE_MANIFEST}: no ${what} "${key}"`);
+  return item;
+}
+
+/**
+ * Writes the bench manifest to `dir`/pledge.yaml and returns its path: the example manifest with an
+ * 8th registration field, `language` (user.demographic.language), declared by the registration
+ * source and used by provide-service. Edited through yaml's Document API, so the rest (comments
+ * included) is the example's text.
+ */
+export function writeBenchManifest(dir: string): string {
+  const doc = parseDocument(readFileSync(EXAMPLE_MANIFEST, 'utf8'));
+  const registration = findByKey(doc.get('sources'), 'registration', 'source');
+  const fields = registration.get('fields');
+  const categories = registration.get('categories');
+  const provide = findByKey(doc.get('purposes'), 'provide-service', 'purpose').get('categories');
+  if (!isMap(fields) || !isSeq(categories) || !isSeq(provide)) {
+    throw new BenchFailure(`${EXAMPLE_MANIFEST}: the registration source or provide-service changed shape`);
+  }
+  fields.set('language', doc.createNode({ category: LANGUAGE_CATEGORY }));
+  categories.add(LANGUAGE_CATEGORY);
+  provide.add(LANGUAGE_CATEGORY);
+  const file = path.join(dir, 'pledge.yaml');
+  writeFileSync(file, doc.toString());
+  return file;
+}
+
+/** A Pledge app built in this process on SQLite in a temporary data directory. */
+export interface BenchApp {
+  app: App;
+  dataDir: string;
+  ctx: Context;
+  /** Closes the app (queued writes commit first) and deletes the data directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the app as `pledge serve` does (createApp: migrations, the bench manifest in force, the
+ * vault as the server wires it), in a new data directory, without listening. No logs, no retention
+ * timer.
+ */
+export async function openBenchApp(): Promise<BenchApp> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-vault-'));
+  try {
+    const manifest = writeBenchManifest(dataDir);
+    const config = loadConfig({
+      PLEDGE_DATA_DIR: dataDir,
+      PLEDGE_MANIFEST: manifest,
+      PLEDGE_LOG_LEVEL: 'silent',
+      PLEDGE_RETENTION_INTERVAL: '0',
+    });
+    const app = await createApp(config);
+    return {
+      app,
+      dataDir,
+      ctx: createContext({ kind: 'system', job: 'bench' }),
+      async close() {
+        await app.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Creates `count` subjects (customers in the US), `inFlight` at a time; returns their ids. */
+export async function createSubjects(bench: BenchApp, count: number, inFlight = 100): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i += inFlight) {
+    const made = await Promise.all(
+      Array.from({ length: Math.min(inFlight, count - i) }, () =>
+        bench.app.vault.createSubject(bench.ctx, { kind: 'customer', jurisdiction: 'US' }),
+      ),
+    );
+    ids.push(...made.map((s) => s.id));
+  }
+  return ids;
+}
+
+/** The 8 plaintext values of registration record `i`: realistic sizes, distinct per record. */
+export function registrationValues(i: number): Record<keyof typeof REGISTRATION_FIELDS, string> {
+  const n = String(i).padStart(7, '0');
+  return {
+    email: `person-${n}@example-customer.test`,
+    first_name: 'Ada',
+    last_name: `Lovelace-${n}`,
+    organization: 'Example Customer Systems, Inc.',
+    phone: `+1 805 555 ${n.slice(-4)}`,
+    username: `ada.lovelace.${n}`,
+    // A password hash as an application would keep it, not the password.
+    password: `$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ${n}$h4shh4shh4shh4shh4shh4shh4shh4shh4shh4shh4s`,
+    language: 'en-US',
+  };
+}
+
+/** Registration record `i` for `subjectId`, as Vault.write takes it. */
+export function registrationRecord(subjectId: string, i: number): WriteRecordInput {
+  const values = registrationValues(i);
+  const fields: Record<string, FieldInput> = {};
+  for (const [name, category] of Object.entries(REGISTRATION_FIELDS))
+    fields[name] = { category, value: values[name as keyof typeof values] };
+  return { subjectId, source: 'registration', fields };
+}
+
+/**
+ * Writes `total` registration records through Vault.write, record i for subject i mod
+ * subjects.length, in calls of `batch` records with up to `inFlight` calls at a time. Calls
+ * `onProgress` after each call resolves, with how many records are committed so far.
+ */
+export async function writeRegistrations(
+  bench: BenchApp,
+  subjects: readonly string[],
+  options: { total: number; batch: number; inFlight: number; offset?: number },
+  onProgress?: (committed: number) => void,
+): Promise<void> {
+  const offset = options.offset ?? 0;
+  let next = 0;
+  let committed = 0;
+  const worker = async () => {
+    while (next < options.total) {
+      const start = next;
+      const end = Math.min(options.total, start + options.batch);
+      next = end;
+      const inputs: WriteRecordInput[] = [];
+      for (let i = start; i < end; i++)
+        inputs.push(registrationRecord(subjects[(offset + i) % subjects.length]!, offset + i));
+      await bench.app.vault.write(bench.ctx, inputs);
+      committed += end - start;
+      onProgress?.(committed);
+    }
+  };
+  await Promise.all(Array.from({ length: options.inFlight }, worker));
+}
+
+/**
+ * The baseline: bare better-sqlite3 on a database migrated by Pledge itself (same tables, indexes
+ * and foreign keys), with the settings Pledge uses (WAL, synchronous=FULL, foreign keys on), writing
+ * the rows Vault.write would write but with the fields column holding the plaintext JSON of the
+ * values: no encryption, no data keys, no audit, no Kysely.
+ */
+export interface BareSqlite {
+  db: BetterSqlite3.Database;
+  subjects: string[];
+  /** Inserts registration rows `offset`..`offset + total - 1` in transactions of `batch`. */
+  insertRegistrations(
+    total: number,
+    batch: number,
+    offset?: number,
+    onProgress?: (committed: number) => void,
+  ): void;
+  close(): void;
+}
+
+/** Opens the baseline: a new data directory migrated by createApp, `subjectCount` subjects. */
+export async function openBareSqlite(subjectCount: number): Promise<BareSqlite> {
+  // createApp migrates the database and records the manifest version the rows name; then the app is
+  // closed and only the bare driver touches the file.
+  const bench = await openBenchApp();
+  await bench.app.close();
+  const dataDir = bench.dataDir;
+  const db = new BetterSqlite3(path.join(dataDir, 'pledge.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  const versionRow = db.prepare('select max(id) as id from manifest_versions').get() as { id: number };
+  const now = new Date().toISOString();
+  const subjects = Array.from({ length: subjectCount }, () => randomUUID());
+  const insertSubject = db.prepare(
+    'insert into subjects (id, kind, jurisdiction, created_at) values (?, ?, ?, ?)',
+  );
+  db.transaction(() => {
+    for (const id of subjects) insertSubject.run(id, 'customer', 'US', now);
+  })();
+
+  const insert = db.prepare(
+    'insert into records (id, subject_id, source, categories, purposes, policy_version_id, collected_at, retain_until, key_version, fields) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const categories = JSON.stringify([...new Set(Object.values(REGISTRATION_FIELDS))].sort());
+  const purposes = JSON.stringify(REGISTRATION_PURPOSES);
+  const retain = new Date(Date.now() + 7 * 365 * 86_400_000).toISOString();
+  const insertBatch = db.transaction((from: number, to: number) => {
+    const collectedAt = new Date().toISOString();
+    for (let i = from; i < to; i++) {
+      insert.run(
+        randomUUID(),
+        subjects[i % subjects.length],
+        'registration',
+        categories,
+        purposes,
+        versionRow.id,
+        collectedAt,
+        retain,
+        1,
+        JSON.stringify(registrationValues(i)),
+      );
+    }
+  });
+  return {
+    db,
+    subjects,
+    insertRegistrations(total, batch, offset = 0, onProgress) {
+      for (let i = 0; i < total; i += batch) {
+        insertBatch(offset + i, offset + Math.min(total, i + batch));
+        onProgress?.(Math.min(total, i + batch));
+      }
+    },
+    close() {
+      db.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
