@@ -5,7 +5,14 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { SqliteAdapter, SqliteDialect, type ColumnDefinitionBuilder, type DialectAdapter } from 'kysely';
+import {
+  SqliteAdapter,
+  SqliteDialect,
+  type ColumnDefinitionBuilder,
+  type DialectAdapter,
+  type SqliteDatabase,
+  type SqliteStatement,
+} from 'kysely';
 import { PledgeError } from '../../errors.js';
 
 /** The name of the database file inside the data directory. */
@@ -49,7 +56,7 @@ export function createSqliteDialect(dataDir: string, fileName = SQLITE_FILE_NAME
   // Another process (the CLI while a server runs) may hold the write lock briefly; wait instead of
   // failing with SQLITE_BUSY at once.
   database.pragma('busy_timeout = 5000');
-  return { dialect: new PledgeSqliteDialect({ database }), file };
+  return { dialect: new PledgeSqliteDialect({ database: withStatementCache(database) }), file };
 }
 
 /**
@@ -77,4 +84,38 @@ class PledgeSqliteDialect extends SqliteDialect {
  */
 export function sqliteIdColumn(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder {
   return column.primaryKey().autoIncrement();
+}
+
+/** Prepared statements kept per connection; enough for every query shape Pledge issues. */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely's SQLite driver prepares every query anew; preparing was an eighth of the server's time
+ * under load. Handing it a database whose `prepare` returns a cached statement for SQL it has seen
+ * is safe because better-sqlite3 runs each statement to completion synchronously, so one statement
+ * object is never in use twice at once.
+ */
+function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => {
+      cache.clear();
+      database.close();
+    },
+    prepare: (sql: string) => {
+      let statement = cache.get(sql);
+      if (statement) {
+        // Most recently used last, so the first entry is the one to evict.
+        cache.delete(sql);
+      } else {
+        statement = database.prepare(sql);
+        if (cache.size >= STATEMENT_CACHE_SIZE) {
+          const oldest = cache.keys().next().value;
+          if (oldest !== undefined) cache.delete(oldest);
+        }
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
 }
