@@ -11,7 +11,6 @@ import {
   type ColumnDefinitionBuilder,
   type DialectAdapter,
   type SqliteDatabase,
-  type SqliteStatement,
 } from 'kysely';
 import { PledgeError } from '../../errors.js';
 
