@@ -4,12 +4,15 @@
 // one bundle loads in about a third less time. The server's stack (Fastify, Kysely, the drivers)
 // stays external: it is imported lazily by `serve` and the database commands, and native modules
 // cannot be bundled.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const BUNDLED = new Set(['zod', 'yaml', 'commander', 'fastest-levenshtein']);
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !BUNDLED.has(d));
+
+// Chunk names carry content hashes: without a clean start, every build leaves the last one's behind.
+rmSync('dist/cli-bundle', { recursive: true, force: true });
 
 await build({
   entryPoints: ['src/cli/run.ts'],
