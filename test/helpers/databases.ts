@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { openDatabase, type Database } from '../../src/platform/db/database.js';
+import { createPostgresSchema, openDatabase, type Database } from '../../src/platform/db/database.js';
 import { migrateToLatest } from '../../src/platform/db/migrations.js';
 
 /** The engines every repository test runs on. */
@@ -41,14 +41,10 @@ export async function openTestDatabase(dialect: TestDialect): Promise<TestDataba
     }
     case 'postgres': {
       const schema = `test_${randomBytes(8).toString('hex')}`;
+      // The schema exists before any connection has it on its search_path (see createPostgresSchema).
+      await createPostgresSchema(TEST_DATABASE_URL, schema);
       // dataDir is not used with PostgreSQL; nothing is written there.
       const database = await openDatabase({ databaseUrl: TEST_DATABASE_URL, dataDir: os.tmpdir(), schema });
-      try {
-        await sql`create schema ${sql.id(schema)}`.execute(database.db);
-      } catch (err) {
-        await database.close();
-        throw err;
-      }
       return {
         ...database,
         schema,

@@ -40,15 +40,14 @@ export interface OpenDatabaseOptions {
  */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   if (options.databaseUrl !== undefined) {
+    if (options.createSchema === true && options.schema !== undefined) {
+      await createPostgresSchema(options.databaseUrl, options.schema);
+    }
     const { dialect, location } = await createPostgresDialect({
       databaseUrl: options.databaseUrl,
       schema: options.schema,
     });
-    const db = new Kysely<Tables>({ dialect });
-    if (options.createSchema === true && options.schema !== undefined) {
-      await sql`create schema if not exists ${sql.id(options.schema)}`.execute(db);
-    }
-    return wrap(db, 'postgres', location);
+    return wrap(new Kysely<Tables>({ dialect }), 'postgres', location);
   }
   const { dialect, file } = createSqliteDialect(options.dataDir, options.sqliteFile);
   return wrap(new Kysely<Tables>({ dialect }), 'sqlite', file);
@@ -63,4 +62,19 @@ function wrap(db: Kysely<Tables>, dialect: DialectName, location: string): Datab
     // pg's Pool throws when ended twice; shutdown paths (signal handler and finally) may both call this.
     close: () => (closing ??= db.destroy()),
   };
+}
+
+/**
+ * Creates a PostgreSQL schema (if missing) over a connection of its own, before any connection with
+ * that schema on its search_path exists: a backend that resolved its search_path while the schema
+ * was missing may keep resolving it to nothing for a while.
+ */
+export async function createPostgresSchema(databaseUrl: string, schema: string): Promise<void> {
+  const { dialect } = await createPostgresDialect({ databaseUrl });
+  const db = new Kysely<Tables>({ dialect });
+  try {
+    await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
+  } finally {
+    await db.destroy();
+  }
 }
