@@ -7,13 +7,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { sql } from 'kysely';
 import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import type { Database } from '../../src/platform/db/database.js';
 import { openKeystore } from '../../src/vault/keystore.js';
 import {
+  dropTestSchema,
   openTestDatabase,
   TEST_DATABASE_URL,
   type TestDatabase,
@@ -89,7 +89,7 @@ export async function openCollectApp(
       for (const s of siblings) await s.close();
       await app.close();
       if (keystoreSchema !== undefined) {
-        await sql`drop schema if exists ${sql.id(keystoreSchema)} cascade`.execute(keystore.db);
+        await dropTestSchema(keystore.db, keystoreSchema);
       }
       await keystore.close();
       await database.cleanup();

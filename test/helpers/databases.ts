@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { createPostgresSchema, openDatabase, type Database } from '../../src/platform/db/database.js';
-import { migrateToLatest } from '../../src/platform/db/migrations.js';
+import { migrateToLatest, withSchemaChangeLock } from '../../src/platform/db/migrations.js';
 
 /** The engines every repository test runs on. */
 export const DIALECTS = ['sqlite', 'postgres'] as const;
@@ -50,7 +50,7 @@ export async function openTestDatabase(dialect: TestDialect): Promise<TestDataba
         schema,
         async cleanup() {
           try {
-            await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(database.db);
+            await dropTestSchema(database.db, schema);
           } finally {
             await database.close();
           }
@@ -70,4 +70,14 @@ export async function openMigratedTestDatabase(dialect: TestDialect): Promise<Te
     throw err;
   }
   return database;
+}
+
+/**
+ * Drops a test schema under the schema-change lock, so a migration running at the same moment in
+ * another test file does not meet a schema that vanishes in the middle of its introspection.
+ */
+export async function dropTestSchema(db: Database['db'], schema: string): Promise<void> {
+  await withSchemaChangeLock(db, (conn) =>
+    sql`drop schema if exists ${sql.id(schema)} cascade`.execute(conn),
+  );
 }

@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
 import { activateManifest, type ActiveManifest } from '../../src/manifest/manifest.service.js';
 import { ManifestVersionRepository } from '../../src/manifest/manifest.repository.js';
 import { createContext, type Context } from '../../src/platform/context.js';
@@ -18,6 +17,7 @@ import { openKeystore } from '../../src/vault/keystore.js';
 import { Vault } from '../../src/vault/vault.service.js';
 import { ROOT } from './cli.js';
 import {
+  dropTestSchema,
   openMigratedTestDatabase,
   TEST_DATABASE_URL,
   type TestDatabase,
@@ -77,7 +77,7 @@ export async function openTestVault(dialect: TestDialect, options: DataKeysOptio
     ctx,
     async cleanup() {
       if (keystoreSchema !== undefined) {
-        await sql`drop schema if exists ${sql.id(keystoreSchema)} cascade`.execute(keystore.db);
+        await dropTestSchema(keystore.db, keystoreSchema);
       }
       await keystore.close();
       await database.cleanup();

@@ -21,7 +21,7 @@ import { DataKeysRepository } from '../../src/vault/data-keys.repository.js';
 import { DataKeys } from '../../src/vault/data-keys.service.js';
 import { KEYSTORE_SQLITE_FILE } from '../../src/vault/keystore.js';
 import { Vault } from '../../src/vault/vault.service.js';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, dropTestSchema } from '../helpers/databases.js';
 import { openTestVault, type TestVault } from '../helpers/vault.js';
 
 interface Person {
@@ -116,7 +116,7 @@ const postgresBackup: TakeBackup = async (t) => {
       db,
       raw: rows.rows.map((r) => r.row).join('\n'),
       close: async () => {
-        await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(db);
+        await dropTestSchema(db, schema);
       },
     };
   };

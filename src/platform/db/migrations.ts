@@ -3,13 +3,14 @@
  * in code (not a folder of files) so the same list works from src/ through tsx and compiled in dist/.
  * This is the one place in platform/ that names capabilities: it is where their tables are composed.
  */
-import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import { apiKeyMigrations } from '../auth/api-keys.migrations.js';
 import { manifestMigrations } from '../../manifest/manifest.migrations.js';
 import { auditMigrations } from '../../audit/audit.migrations.js';
 import { keystoreMigrations, vaultMigrations } from '../../vault/vault.migrations.js';
 import { PledgeError } from '../errors.js';
 import type { Database } from './database.js';
+import type { Tables } from './tables.js';
 import { currentPostgresSchema } from './dialects/postgres.js';
 
 /** A migration with its name. */
@@ -69,14 +70,17 @@ export async function migrateToLatest(
   migrations: readonly NamedMigration[] = MIGRATIONS,
 ): Promise<MigrateResult> {
   let resultSet: MigrationResultSet;
-  try {
+  const run = async (db: Kysely<Tables>): Promise<MigrationResultSet> => {
     const migrator = new Migrator({
-      db: database.db,
+      db,
       provider: { getMigrations: () => Promise.resolve(Object.fromEntries(migrations)) },
-      migrationTableSchema:
-        database.dialect === 'postgres' ? await currentPostgresSchema(database.db) : undefined,
+      migrationTableSchema: database.dialect === 'postgres' ? await currentPostgresSchema(db) : undefined,
     });
-    resultSet = await migrator.migrateToLatest();
+    return migrator.migrateToLatest();
+  };
+  try {
+    resultSet =
+      database.dialect === 'postgres' ? await withSchemaChangeLock(database.db, run) : await run(database.db);
   } catch (error) {
     // The Migrator reports failures in its result; this is the set-up before it (finding the schema).
     resultSet = { error };
@@ -97,5 +101,28 @@ function migrationFailed({ error, results }: MigrationResultSet, database: Datab
   return new PledgeError('db.migration_failed', message, {
     details: { migration: failed ?? null },
     cause: error,
+  });
+}
+
+/** The advisory lock that serializes Pledge's schema changes on a PostgreSQL server. */
+export const SCHEMA_CHANGE_LOCK = 7_411_019_001;
+
+/**
+ * Runs `work` on one connection holding {@link SCHEMA_CHANGE_LOCK}. Kysely's Migrator introspects
+ * the tables of every schema of the database before it takes its own lock, and that introspection
+ * fails ("schema ... does not exist") when another schema is dropped at the same moment. Migrations,
+ * and whatever drops a schema (tests' clean-up), take this lock first.
+ */
+export async function withSchemaChangeLock<T>(
+  db: Kysely<Tables>,
+  work: (db: Kysely<Tables>) => Promise<T>,
+): Promise<T> {
+  return db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(${sql.lit(SCHEMA_CHANGE_LOCK)})`.execute(conn);
+    try {
+      return await work(conn);
+    } finally {
+      await sql`select pg_advisory_unlock(${sql.lit(SCHEMA_CHANGE_LOCK)})`.execute(conn);
+    }
   });
 }
