@@ -104,9 +104,15 @@ export interface VaultDeps {
   decide?: Decide;
 }
 
+/** A subject to create, with its identifiers already validated and hashed (once, before queueing). */
+interface PendingSubject {
+  input: NewSubjectInput;
+  hashes: Array<{ kind: IdentifierKind; hash: string }>;
+}
+
 interface PendingWrite {
   ctx: Context;
-  subject: NewSubjectInput | undefined;
+  subject: PendingSubject | undefined;
   records: StoredRecord[];
   audit: AuditEntry[];
   resolve: () => void;
@@ -212,10 +218,9 @@ export class Vault {
       jurisdiction: input.jurisdiction,
       identifiers: input.identifiers ?? {},
     };
-    this.hashIdentifiers(subject.identifiers);
     await this.#enqueue(
       ctx,
-      subject,
+      { input: subject, hashes: this.hashIdentifiers(subject.identifiers) },
       [],
       [{ action: 'subject.create', subjectId: subject.id, details: { kind: input.kind } }],
     );
@@ -240,7 +245,11 @@ export class Vault {
     const counts = new Map<string, number>();
     for (const input of inputs)
       counts.set(input.subjectId, (counts.get(input.subjectId) ?? 0) + Object.keys(input.fields).length);
-    if (newSubject) this.hashIdentifiers(newSubject.identifiers);
+    // Validated before anything is encrypted, so a bad identifier costs nothing.
+    const pendingSubject = newSubject && {
+      input: newSubject,
+      hashes: this.hashIdentifiers(newSubject.identifiers),
+    };
     const keys = new Map<string, DataKey>();
     for (const [subjectId, n] of counts) keys.set(subjectId, await this.#dataKeys.forWrite(subjectId, n));
 
@@ -347,13 +356,13 @@ export class Vault {
         subjectId: newSubject.id,
         details: { kind: newSubject.kind },
       });
-    await this.#enqueue(ctx, newSubject, records, audit);
+    await this.#enqueue(ctx, pendingSubject, records, audit);
     return records.map((r) => r.id);
   }
 
   #enqueue(
     ctx: Context,
-    subject: NewSubjectInput | undefined,
+    subject: PendingSubject | undefined,
     records: StoredRecord[],
     audit: AuditEntry[],
   ): Promise<void> {
@@ -393,9 +402,8 @@ export class Vault {
     const subjects = new SubjectsRepository(trx);
     const at = item.ctx.clock.now();
     if (item.subject) {
-      const s = item.subject;
+      const { input: s, hashes } = item.subject;
       await subjects.insert({ id: s.id, kind: s.kind, jurisdiction: s.jurisdiction, at });
-      const hashes = this.hashIdentifiers(s.identifiers);
       await subjects.addIdentifiers(s.id, hashes, at);
       for (const h of hashes) {
         const owner = await subjects.findByIdentifier(h.kind, h.hash);
