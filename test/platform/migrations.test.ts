@@ -6,7 +6,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql, type Kysely, type Migration } from 'kysely';
 import { openDatabase } from '../../src/platform/db/database.js';
-import { collectMigrations, migrateToLatest, MIGRATIONS } from '../../src/platform/db/migrations.js';
+import {
+  collectMigrations,
+  migrateToLatest,
+  MIGRATIONS,
+  withSchemaChangeLock,
+} from '../../src/platform/db/migrations.js';
 import { PledgeError } from '../../src/platform/errors.js';
 import { DIALECTS, openTestDatabase, type TestDatabase } from '../helpers/databases.js';
 
@@ -17,8 +22,12 @@ const createTable = (name: string): Migration => ({
 });
 
 async function tableNames(database: TestDatabase): Promise<string[]> {
-  const tables = await database.db.introspection.getTables();
-  // PostgreSQL's introspection lists every schema, including parallel tests' schemas.
+  // PostgreSQL's introspection lists every schema, including parallel tests' schemas, and fails if
+  // one is dropped meanwhile: read it under the lock that test clean-ups take to drop theirs.
+  const tables =
+    database.dialect === 'postgres'
+      ? await withSchemaChangeLock(database.db, (db) => db.introspection.getTables())
+      : await database.db.introspection.getTables();
   return tables
     .filter((t) => t.schema === database.schema)
     .map((t) => t.name)
