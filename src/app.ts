@@ -27,6 +27,10 @@ import type { CardProcessor } from './collect/card-processor.js';
 import { registerCollectRoutes } from './collect/collect.routes.js';
 import { CollectService } from './collect/collect.service.js';
 import { Vault } from './vault/vault.service.js';
+import { ConsentService } from './consent/consent.service.js';
+import { registerConsentRoutes } from './consent/consent.routes.js';
+import { registerConsentPages } from './consent/pages.routes.js';
+import { WebhookService } from './consent/webhooks.service.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -55,6 +59,10 @@ export interface App {
   vault: Vault;
   /** Collection points: the TypeScript API of `POST /api/v1/collect/:source`. */
   collect: CollectService;
+  /** Choices and decisions: the TypeScript API of the consent routes and pages. */
+  consent: ConsentService;
+  /** Delivers consent changes to the systems the manifest lists. */
+  webhooks: WebhookService;
   /** The retention sweeps on a timer; absent when PLEDGE_RETENTION_INTERVAL is 0. */
   retention: RetentionSchedule | undefined;
   /** Stops the server and closes the database (if this app opened it). */
@@ -79,19 +87,33 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring, {
       reloadKeyring: () => Keyring.load({ dataDir: config.dataDir, envKeys: config.keys }),
     });
-    const vault = new Vault({
-      db: database.db,
-      dataKeys,
-      keyring,
-      manifest: { manifest: active.manifest, versionId: active.version.id },
-    });
-
     const http = await createHttpServer({
       logLevel: config.logLevel,
       bodyLimitBytes: config.bodyLimitBytes,
       rateLimitPerMinute: config.rateLimitPerMinute,
       ...(options.logStream ? { logStream: options.logStream } : {}),
     });
+    const manifestInForce = { manifest: active.manifest, versionId: active.version.id };
+    const webhooks = new WebhookService({
+      db: database.db,
+      manifest: active.manifest,
+      signingSecret: keyring.indexKey,
+      log: http.log,
+    });
+    const consent = new ConsentService({
+      database,
+      manifest: manifestInForce,
+      evidenceSecret: keyring.indexKey,
+      propagate: (db, c, changes) => webhooks.enqueue(db, c, changes),
+    });
+    await consent.start();
+    const vault = new Vault({
+      db: database.db,
+      dataKeys,
+      keyring,
+      manifest: manifestInForce,
+    });
+
     await http.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -123,6 +145,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (collect.usesTestProcessor)
       http.log.warn('cards are tokenized by the built-in test processor; pass a real one as processors');
     registerCollectRoutes(http, { collect, auth });
+    registerConsentRoutes(http, { consent, auth });
+    await registerConsentPages(http, { consent, vault, manifest: active.manifest, keyring, config });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await http.ready();
@@ -135,6 +159,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           })
         : undefined;
     retention?.start();
+    webhooks.start();
 
     let closed: Promise<void> | undefined;
     const openKeystoreDb = keystore;
@@ -148,6 +173,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       dataKeys,
       vault,
       collect,
+      consent,
+      webhooks,
       retention,
       close: () =>
         (closed ??= (async () => {
@@ -156,6 +183,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           await retention?.stop();
           await http.close();
           await vault.drain();
+          await webhooks.stop();
+          await consent.stop();
           if (ownsKeystore) await openKeystoreDb.close();
           if (ownsDatabase) await database.close();
         })()),

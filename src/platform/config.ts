@@ -24,6 +24,15 @@ export interface Config {
   keys: string | undefined;
   /** Seconds between retention sweeps inside `serve`; 0 turns the schedule off. */
   retentionIntervalSeconds: number;
+  /**
+   * The address people reach this server at (links in e-mails, one-click URLs), without a trailing
+   * slash. Defaults to http://localhost:PORT, which only suits development.
+   */
+  publicUrl: string;
+  /** The SMTP server mail leaves through (smtp:// or smtps://); absent, Pledge sends no mail. */
+  smtpUrl: string | undefined;
+  /** The From address of mail Pledge sends; defaults to the manifest's privacy contact. */
+  mailFrom: string | undefined;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -80,6 +89,40 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   );
   const keys = env.PLEDGE_KEYS?.trim() || undefined;
 
+  const url = (name: string, raw: string | undefined, protocols: readonly string[], example: string) => {
+    const value = raw?.trim() || undefined;
+    if (value === undefined) return undefined;
+    try {
+      const u = new URL(value);
+      if (!protocols.includes(u.protocol)) {
+        problems.push(
+          `${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got "${u.protocol}//"; e.g. ${example}`,
+        );
+        return undefined;
+      }
+      return value;
+    } catch {
+      problems.push(`${name} is not a URL; write it as ${example}`);
+      return undefined;
+    }
+  };
+  const publicUrl = (
+    url('PLEDGE_PUBLIC_URL', env.PLEDGE_PUBLIC_URL, ['https:', 'http:'], 'https://privacy.example.com') ??
+    `http://localhost:${port}`
+  ).replace(/\/+$/, '');
+  const smtpUrl = url(
+    'PLEDGE_SMTP_URL',
+    env.PLEDGE_SMTP_URL,
+    ['smtp:', 'smtps:'],
+    'smtp://mail.example.com:587',
+  );
+  const mailFrom = env.PLEDGE_MAIL_FROM?.trim() || undefined;
+  if (mailFrom !== undefined && !/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(mailFrom)) {
+    problems.push(
+      `PLEDGE_MAIL_FROM must be an e-mail address such as privacy@example.com, got "${mailFrom}"`,
+    );
+  }
+
   let databaseUrl = env.DATABASE_URL?.trim() || undefined;
   if (databaseUrl !== undefined) {
     try {
@@ -116,5 +159,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     bodyLimitBytes,
     keys,
     retentionIntervalSeconds,
+    publicUrl,
+    smtpUrl,
+    mailFrom,
   };
 }

@@ -6,6 +6,9 @@ import { Kysely, sql } from 'kysely';
 import { createPostgresDialect } from './dialects/postgres.js';
 import { createSqliteDialect } from './dialects/sqlite.js';
 import type { Tables } from './tables.js';
+import { listenPostgres, type ListenHandlers, type Listener } from './dialects/postgres-listen.js';
+
+export type { ListenHandlers, Listener };
 
 /** The engines Pledge runs on. */
 export type DialectName = 'sqlite' | 'postgres';
@@ -18,6 +21,13 @@ export interface Database {
   location: string;
   /** Closes every connection; calling it again does nothing. */
   close(): Promise<void>;
+  /**
+   * The name of a notification channel for this database: on PostgreSQL the schema is part of it, so
+   * two deployments (or two tests) in one database do not hear each other.
+   */
+  channel: (name: string) => string;
+  /** PostgreSQL only: listens on a channel named by {@link Database.channel}. Closed with the database. */
+  listen?: (channel: string, handlers: ListenHandlers) => Listener;
 }
 
 /** Where to find the database. */
@@ -47,20 +57,51 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       databaseUrl: options.databaseUrl,
       schema: options.schema,
     });
-    return wrap(new Kysely<Tables>({ dialect }), 'postgres', location);
+    const listeners = new Set<Listener>();
+    const databaseUrl = options.databaseUrl;
+    const suffix = options.schema ?? 'public';
+    return wrap(new Kysely<Tables>({ dialect }), 'postgres', location, {
+      channel: (name) => `${name}_${suffix}`.slice(0, 63),
+      listen: (channel, handlers) => {
+        const listener = listenPostgres({ databaseUrl, schema: options.schema }, channel, handlers);
+        listeners.add(listener);
+        return {
+          ready: listener.ready,
+          close: async () => {
+            listeners.delete(listener);
+            await listener.close();
+          },
+        };
+      },
+      beforeClose: async () => {
+        await Promise.all([...listeners].map((l) => l.close()));
+      },
+    });
   }
   const { dialect, file } = createSqliteDialect(options.dataDir, options.sqliteFile);
-  return wrap(new Kysely<Tables>({ dialect }), 'sqlite', file);
+  return wrap(new Kysely<Tables>({ dialect }), 'sqlite', file, { channel: (name) => name });
 }
 
-function wrap(db: Kysely<Tables>, dialect: DialectName, location: string): Database {
+interface WrapExtras {
+  channel: (name: string) => string;
+  listen?: Database['listen'];
+  beforeClose?: () => Promise<void>;
+}
+
+function wrap(db: Kysely<Tables>, dialect: DialectName, location: string, extras: WrapExtras): Database {
   let closing: Promise<void> | undefined;
   return {
     db,
     dialect,
     location,
+    channel: extras.channel,
+    ...(extras.listen ? { listen: extras.listen } : {}),
     // pg's Pool throws when ended twice; shutdown paths (signal handler and finally) may both call this.
-    close: () => (closing ??= db.destroy()),
+    close: () =>
+      (closing ??= (async () => {
+        await extras.beforeClose?.();
+        await db.destroy();
+      })()),
   };
 }
 

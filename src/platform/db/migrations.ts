@@ -7,6 +7,7 @@ import { Migrator, sql, type Kysely, type Migration, type MigrationResultSet } f
 import { apiKeyMigrations } from '../auth/api-keys.migrations.js';
 import { manifestMigrations } from '../../manifest/manifest.migrations.js';
 import { auditMigrations } from '../../audit/audit.migrations.js';
+import { consentMigrations } from '../../consent/consent.migrations.js';
 import { keystoreMigrations, vaultMigrations } from '../../vault/vault.migrations.js';
 import { PledgeError } from '../errors.js';
 import type { Database } from './database.js';
@@ -54,6 +55,7 @@ export const MIGRATIONS: readonly NamedMigration[] = collectMigrations(
   apiKeyMigrations,
   vaultMigrations,
   auditMigrations,
+  consentMigrations,
 );
 
 /** The key store's migrations (its own database; see DataKeysTable). */

@@ -1,0 +1,87 @@
+/**
+ * The in-process cache of holders' choices that makes warm decisions a few map lookups. It is kept
+ * coherent with the ledger three ways: this instance applies its own changes after they commit;
+ * other instances' changes arrive as PostgreSQL notifications and evict the holder; and while the
+ * notification connection is down nothing is cached at all (a missed notification cannot leave a
+ * stale entry behind).
+ */
+import { choiceKey, type ChoiceState, type HolderChoices } from './consent.decide.js';
+import type { ConsentEventRow } from './consent.repository.js';
+
+/** A holder's cached choices (mutable: this instance's own commits are applied in place). */
+interface Entry extends HolderChoices {
+  choices: Map<string, ChoiceState>;
+}
+
+/** A bounded map of holders to their choices. */
+export class ConsentCache {
+  readonly #entries = new Map<string, Entry>();
+  readonly #capacity: number;
+  /** Bumped by every eviction: a load that started before one must not store what it read. */
+  #epoch = 0;
+  #enabled: boolean;
+
+  constructor(options: { capacity: number; enabled: boolean }) {
+    this.#capacity = options.capacity;
+    this.#enabled = options.enabled;
+  }
+
+  /** The cached choices of a holder, or `undefined`. */
+  get(holder: string): HolderChoices | undefined {
+    return this.#entries.get(holder);
+  }
+
+  /** The current epoch; pass it back to {@link ConsentCache.store} after loading. */
+  epoch(): number {
+    return this.#epoch;
+  }
+
+  /** Stores a holder loaded from the database, unless something was evicted since `epoch`. */
+  store(holder: string, value: HolderChoices, epoch: number): void {
+    if (!this.#enabled || epoch !== this.#epoch) return;
+    if (this.#entries.size >= this.#capacity) {
+      // Oldest inserted first: a cheap approximation of LRU that keeps `get` free of bookkeeping.
+      const first = this.#entries.keys().next();
+      if (first.done !== true) this.#entries.delete(first.value);
+    }
+    this.#entries.set(holder, { jurisdiction: value.jurisdiction, choices: new Map(value.choices) });
+  }
+
+  /** Applies committed events to the holders this cache holds (newest wins, as in the projection). */
+  apply(events: readonly ConsentEventRow[]): void {
+    this.#epoch++;
+    for (const e of events) {
+      const entry = this.#entries.get(e.holder);
+      if (entry === undefined) continue;
+      const key = choiceKey(e.purpose, e.channel);
+      const held = entry.choices.get(key);
+      const t = e.at.getTime();
+      if (held === undefined || t > held.at.getTime() || (t === held.at.getTime() && e.id > held.eventId)) {
+        entry.choices.set(key, { state: e.state, method: e.method, at: e.at, eventId: e.id });
+      }
+    }
+  }
+
+  /** Forgets some holders (another instance changed them, a subject moved or was erased). */
+  evict(holders: Iterable<string>): void {
+    this.#epoch++;
+    for (const h of holders) this.#entries.delete(h);
+  }
+
+  /** Forgets everything. */
+  clear(): void {
+    this.#epoch++;
+    this.#entries.clear();
+  }
+
+  /** Turns caching on or off (off while notifications may be missed); turning it off empties it. */
+  setEnabled(enabled: boolean): void {
+    if (!enabled) this.clear();
+    this.#enabled = enabled;
+  }
+
+  /** How many holders are cached. */
+  get size(): number {
+    return this.#entries.size;
+  }
+}

@@ -1,0 +1,657 @@
+/**
+ * Consent and communication choices: the ledger every choice is appended to, and `decide`, which
+ * every gate asks. A change is appended to the ledger, projected, audited and queued for propagation
+ * in one transaction; only then is it applied to the cache and announced to other instances.
+ */
+import { hkdfSync, createSecretKey, type KeyObject } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { AuditRepository, type AuditEntry } from '../audit/audit.repository.js';
+import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
+import type { Context } from '../platform/context.js';
+import type { Database, Listener } from '../platform/db/database.js';
+import type { Tables } from '../platform/db/tables.js';
+import { NotFoundError, ValidationError } from '../platform/errors.js';
+import { uuidv7 } from '../platform/ids.js';
+import { open, seal } from '../vault/vault.crypto.js';
+import { truncateIp } from '../collect/ip.js';
+import { ConsentCache } from './consent.cache.js';
+import {
+  CONSENT_METHODS,
+  CONSENT_STATES,
+  DecisionRules,
+  GLOBAL_PURPOSE,
+  choiceKey,
+  type ChoiceState,
+  type ConsentMethod,
+  type ConsentState,
+  type Decision,
+  type HolderChoices,
+} from './consent.decide.js';
+import {
+  ConsentRepository,
+  browserHolder,
+  subjectHolder,
+  type ConsentEventRow,
+} from './consent.repository.js';
+
+/** Whose choice it is: a known subject, or a browser before its person signs up. */
+export type ConsentHolder = { subjectId: string } | { browserId: string };
+
+/** Evidence of how a choice was made (kept sealed; the IP address is truncated before sealing). */
+export interface ConsentEvidence {
+  userAgent?: string | undefined;
+  ip?: string | undefined;
+}
+
+/** One choice to record. */
+export interface RecordChoiceInput {
+  holder: ConsentHolder;
+  /** A declared purpose, or "*" for "opt out of the collection, use and distribution of my information". */
+  purpose: string;
+  /** A channel of the purpose (e.g. "email"); absent for the purpose on every channel. */
+  channel?: string | undefined;
+  state: ConsentState;
+  method: ConsentMethod;
+  /** The version of the notice text the person saw. */
+  noticeVersion?: string | undefined;
+  /** Where the person is (ISO country code or "EU"), when known at the time. */
+  jurisdiction?: string | undefined;
+  evidence?: ConsentEvidence | undefined;
+}
+
+/** A change that was recorded: what it was before and what it is now. */
+export interface ConsentChange {
+  eventId: string;
+  holder: ConsentHolder;
+  purpose: string;
+  channel: string | undefined;
+  state: ConsentState;
+  method: ConsentMethod;
+  /** The state before this change ("none" when the person had never chosen). */
+  previous: ConsentState | 'none';
+  at: Date;
+}
+
+/** A recorded event as the API shows it (evidence opened). */
+export interface ConsentEventView {
+  id: string;
+  purpose: string;
+  channel: string | undefined;
+  state: ConsentState;
+  method: ConsentMethod;
+  noticeVersion: string | undefined;
+  policyVersionId: number;
+  jurisdiction: string | undefined;
+  at: Date;
+  evidence: ConsentEvidence | undefined;
+  mergedFrom: string | undefined;
+}
+
+/** A purpose as a person sees it on a page: what it is, their choice and the decision. */
+export interface PurposeChoiceView {
+  purpose: Purpose;
+  /** The person's own latest choice, if any. */
+  choice: ChoiceState | undefined;
+  decision: Decision;
+  /** Whether the person can change it (not required, not forbidden by a pledge). */
+  optional: boolean;
+}
+
+/** Called inside the transaction of every change, to queue propagation (webhooks) with it. */
+export type PropagateChanges = (
+  db: Kysely<Tables>,
+  ctx: Context,
+  changes: readonly ConsentChange[],
+) => Promise<void>;
+
+/** What the consent service uses. */
+export interface ConsentServiceDeps {
+  database: Pick<Database, 'db' | 'dialect' | 'channel' | 'listen'>;
+  manifest: { manifest: Manifest; versionId: number };
+  /** A secret the evidence key is derived from (the keyring's index key). */
+  evidenceSecret: Buffer;
+  propagate?: PropagateChanges;
+  /** Holders kept in the cache (default 200,000). */
+  cacheSize?: number;
+}
+
+/** Reasons a batch decision may give beyond the per-purpose ones. */
+export type BatchDecision = Decision | { allowed: false; reason: 'unknown_subject' };
+
+const BROWSER_ID = /^[A-Za-z0-9_-]{16,128}$/;
+const JURISDICTION = /^(EU|EEA|[A-Z]{2}(-[A-Z0-9]{1,3})?)$/;
+const NOTIFY_NAME = 'pledge_consent';
+const EVIDENCE_INFO = 'pledge consent evidence v1';
+/** The largest batch `decideMany` takes (the mail pipeline asks for 10,000 at a time). */
+export const MAX_DECISION_BATCH = 10_000;
+
+/** Records choices and decides. */
+export class ConsentService {
+  readonly #db: Kysely<Tables>;
+  readonly #database: ConsentServiceDeps['database'];
+  readonly #manifest: ConsentServiceDeps['manifest'];
+  readonly #rules: DecisionRules;
+  readonly #cache: ConsentCache;
+  readonly #evidenceKey: KeyObject;
+  readonly #propagate: PropagateChanges | undefined;
+  readonly #channel: string;
+  #listener: Listener | undefined;
+
+  constructor(deps: ConsentServiceDeps) {
+    this.#db = deps.database.db;
+    this.#database = deps.database;
+    this.#manifest = deps.manifest;
+    this.#rules = new DecisionRules(deps.manifest.manifest);
+    this.#evidenceKey = createSecretKey(
+      Buffer.from(hkdfSync('sha256', deps.evidenceSecret, Buffer.alloc(0), EVIDENCE_INFO, 32)),
+    );
+    this.#propagate = deps.propagate;
+    this.#channel = deps.database.channel(NOTIFY_NAME);
+    // On PostgreSQL nothing is cached until the notification connection listens (start()).
+    this.#cache = new ConsentCache({
+      capacity: deps.cacheSize ?? 200_000,
+      enabled: deps.database.dialect === 'sqlite',
+    });
+  }
+
+  /** The decision rules of the manifest in force. */
+  get rules(): DecisionRules {
+    return this.#rules;
+  }
+
+  /**
+   * Starts hearing other instances' changes (PostgreSQL). Until it resolves, and whenever the
+   * connection is lost, decisions are read from the database rather than the cache.
+   */
+  async start(): Promise<void> {
+    const listen = this.#database.listen;
+    if (listen === undefined || this.#listener !== undefined) return;
+    this.#listener = listen(this.#channel, {
+      onMessage: (payload) => this.#cache.evict(payload.split(' ')),
+      onListening: () => this.#cache.setEnabled(true),
+      onLost: () => this.#cache.setEnabled(false),
+    });
+    await this.#listener.ready;
+  }
+
+  /** Stops listening. */
+  async stop(): Promise<void> {
+    const listener = this.#listener;
+    this.#listener = undefined;
+    this.#cache.setEnabled(this.#database.dialect === 'sqlite');
+    await listener?.close();
+  }
+
+  // ---- decisions -----------------------------------------------------------------------------
+
+  /**
+   * Decides whether `purpose` (on `channel`) may use a subject's data. Throws
+   * `consent.purpose_unknown` for an undeclared purpose and `consent.subject_not_found` for an
+   * unknown or erased subject.
+   */
+  async decide(_ctx: Context, subjectId: string, purpose: string, channel?: string): Promise<Decision> {
+    this.#purposeOrThrow(purpose, 'purpose');
+    const holder = subjectHolder(subjectId);
+    const cached = this.#cache.get(holder);
+    if (cached !== undefined) return this.#rules.decide(cached, purpose, channel);
+    const loaded = (await this.#loadSubjects([subjectId])).get(subjectId);
+    if (loaded === undefined) throw subjectNotFound(subjectId);
+    return this.#rules.decide(loaded, purpose, channel);
+  }
+
+  /** Decides from a holder's choices already at hand (the vault's use gate has the subject loaded). */
+  decideFor(holder: HolderChoices, purpose: string, channel?: string): Decision {
+    this.#purposeOrThrow(purpose, 'purpose');
+    return this.#rules.decide(holder, purpose, channel);
+  }
+
+  /** The choices of a subject (cached or loaded), or `undefined` when unknown or erased. */
+  async choicesOfSubject(_ctx: Context, subjectId: string): Promise<HolderChoices | undefined> {
+    return (
+      this.#cache.get(subjectHolder(subjectId)) ?? (await this.#loadSubjects([subjectId])).get(subjectId)
+    );
+  }
+
+  /**
+   * Decides for many subjects at once (up to {@link MAX_DECISION_BATCH}); unknown or erased subjects
+   * are denied with reason `unknown_subject`. The answer is in the order of `subjectIds`.
+   */
+  async decideMany(
+    _ctx: Context,
+    subjectIds: readonly string[],
+    purpose: string,
+    channel?: string,
+  ): Promise<BatchDecision[]> {
+    this.#purposeOrThrow(purpose, 'purpose');
+    if (subjectIds.length > MAX_DECISION_BATCH) {
+      throw new ValidationError(
+        'consent.batch_too_large',
+        `a batch holds at most ${MAX_DECISION_BATCH.toLocaleString('en-US')} subjects; got ${subjectIds.length.toLocaleString('en-US')}: split it`,
+        { max: MAX_DECISION_BATCH },
+      );
+    }
+    const missing: string[] = [];
+    for (const id of subjectIds) if (this.#cache.get(subjectHolder(id)) === undefined) missing.push(id);
+    const loaded = missing.length > 0 ? await this.#loadSubjects(missing) : undefined;
+    return subjectIds.map((id) => {
+      const holder = this.#cache.get(subjectHolder(id)) ?? loaded?.get(id);
+      return holder === undefined ? UNKNOWN_SUBJECT : this.#rules.decide(holder, purpose, channel);
+    });
+  }
+
+  /** Every purpose with the subject's or browser's choice and the decision, for pages and the API. */
+  async purposeChoices(ctx: Context, holder: ConsentHolder): Promise<PurposeChoiceView[]> {
+    const choices = await this.#holderChoicesOrThrow(ctx, holder);
+    return this.#rules.purposes().map((purpose) => {
+      const decision = this.#rules.decide(choices, purpose.key, undefined);
+      return {
+        purpose,
+        choice: choices.choices.get(choiceKey(purpose.key, '')),
+        decision,
+        optional: decision.reason !== 'required' && decision.reason !== 'pledge',
+      };
+    });
+  }
+
+  /** Whether the holder has opted out of everything optional. */
+  async globalOptOut(ctx: Context, holder: ConsentHolder): Promise<boolean> {
+    const choices = await this.#holderChoicesOrThrow(ctx, holder);
+    const g = choices.choices.get(choiceKey(GLOBAL_PURPOSE, ''));
+    return g !== undefined && g.state !== 'granted';
+  }
+
+  // ---- recording -----------------------------------------------------------------------------
+
+  /**
+   * Records choices in one transaction (all or nothing) and returns what changed. Every input is
+   * checked first and every problem reported at once (`consent.choice_invalid`).
+   */
+  async record(ctx: Context, inputs: readonly RecordChoiceInput[]): Promise<ConsentChange[]> {
+    this.#validate(inputs);
+    return this.#appendAndApply(ctx, inputs, new Map());
+  }
+
+  /**
+   * Records a Global Privacy Control signal: an opt-out of every purpose the manifest marks as
+   * covered by GPC, for this subject or browser, unless it is already opted out by GPC (a browser
+   * sends the signal with every request; the ledger records it once).
+   */
+  async recordGpc(
+    ctx: Context,
+    holder: ConsentHolder,
+    options: { jurisdiction?: string | undefined; evidence?: ConsentEvidence | undefined } = {},
+  ): Promise<ConsentChange[]> {
+    const purposes = this.#rules.gpcPurposes();
+    if (purposes.length === 0) return [];
+    const choices = await this.#holderChoicesOrThrow(ctx, holder);
+    const inputs: RecordChoiceInput[] = purposes
+      .filter((p) => {
+        const c = choices.choices.get(choiceKey(p, ''));
+        return c === undefined || c.method !== 'gpc' || c.state === 'granted';
+      })
+      .map((purpose) => ({
+        holder,
+        purpose,
+        state: 'denied',
+        method: 'gpc',
+        jurisdiction: options.jurisdiction,
+        evidence: options.evidence,
+      }));
+    return inputs.length === 0 ? [] : this.record(ctx, inputs);
+  }
+
+  /**
+   * Merges a browser's choices into a subject when the person signs up: each of the browser's latest
+   * choices is appended to the subject's ledger (pointing at the browser event it came from) unless
+   * the subject has a newer choice of their own for it.
+   */
+  async mergeBrowser(ctx: Context, browserId: string, subjectId: string): Promise<ConsentChange[]> {
+    this.#browserIdOrThrow(browserId, 'browser');
+    const subject = (await this.#loadSubjects([subjectId])).get(subjectId);
+    if (subject === undefined) throw subjectNotFound(subjectId);
+    const repo = new ConsentRepository(this.#db);
+    const browserStates = await repo.statesOf([browserHolder(browserId)]);
+    const events = new Map((await repo.eventsOf(browserHolder(browserId))).map((e) => [e.id, e]));
+    const inputs: RecordChoiceInput[] = [];
+    const mergedFrom = new Map<number, string>();
+    for (const s of browserStates) {
+      const own = subject.choices.get(choiceKey(s.purpose, s.channel));
+      if (own !== undefined && own.at.getTime() >= s.at.getTime()) continue;
+      const source = events.get(s.eventId);
+      mergedFrom.set(inputs.length, s.eventId);
+      inputs.push({
+        holder: { subjectId },
+        purpose: s.purpose,
+        channel: s.channel === '' ? undefined : s.channel,
+        state: s.state,
+        method: s.method,
+        noticeVersion: source?.noticeVersion,
+        jurisdiction: source?.jurisdiction,
+        evidence: source?.evidence !== undefined ? this.#openEvidence(source.id, source.evidence) : undefined,
+      });
+    }
+    if (inputs.length === 0) return [];
+    return this.#appendAndApply(ctx, inputs, mergedFrom);
+  }
+
+  /** A holder's ledger, oldest first, with evidence opened (for proof of consent). */
+  async history(ctx: Context, holder: ConsentHolder): Promise<ConsentEventView[]> {
+    await this.#holderChoicesOrThrow(ctx, holder);
+    const events = await new ConsentRepository(this.#db).eventsOf(holderKey(holder));
+    return events.map((e) => ({
+      id: e.id,
+      purpose: e.purpose,
+      channel: e.channel === '' ? undefined : e.channel,
+      state: e.state,
+      method: e.method,
+      noticeVersion: e.noticeVersion,
+      policyVersionId: e.policyVersionId,
+      jurisdiction: e.jurisdiction,
+      at: e.at,
+      evidence: e.evidence !== undefined ? this.#openEvidence(e.id, e.evidence) : undefined,
+      mergedFrom: e.mergedFrom,
+    }));
+  }
+
+  /** Rebuilds the projection from the ledger (one transaction); returns how many events it replayed. */
+  async rebuildProjection(_ctx: Context): Promise<number> {
+    const replayed = await this.#db.transaction().execute(async (trx) => {
+      const repo = new ConsentRepository(trx);
+      await repo.clearProjection();
+      let n = 0;
+      for await (const page of repo.allEvents()) {
+        await repo.project(page);
+        n += page.length;
+      }
+      return n;
+    });
+    this.#cache.clear();
+    return replayed;
+  }
+
+  /**
+   * Removes an erased subject's choices, inside the erasure's transaction (`db` is that
+   * transaction); call {@link ConsentService.forget} after it commits.
+   */
+  async eraseSubject(db: Kysely<Tables>, subjectId: string): Promise<number> {
+    const repo = new ConsentRepository(db);
+    const n = await repo.eraseSubject(subjectId);
+    if (this.#database.dialect === 'postgres') await repo.notify(this.#channel, [subjectHolder(subjectId)]);
+    return n;
+  }
+
+  /** Forgets what the cache holds of a subject (after erasure, or a change of jurisdiction). */
+  forget(subjectId: string): void {
+    this.#cache.evict([subjectHolder(subjectId)]);
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  async #appendAndApply(
+    ctx: Context,
+    inputs: readonly RecordChoiceInput[],
+    mergedFrom: ReadonlyMap<number, string>,
+  ): Promise<ConsentChange[]> {
+    const at = ctx.clock.now();
+    const rows: ConsentEventRow[] = inputs.map((input, i) => {
+      const id = uuidv7();
+      const evidence = this.#sealEvidence(id, input.evidence);
+      return {
+        id,
+        holder: holderKey(input.holder),
+        subjectId: 'subjectId' in input.holder ? input.holder.subjectId : undefined,
+        purpose: input.purpose,
+        channel: input.channel ?? '',
+        state: input.state,
+        method: input.method,
+        noticeVersion: input.noticeVersion,
+        policyVersionId: this.#manifest.versionId,
+        jurisdiction: input.jurisdiction,
+        at,
+        evidence,
+        mergedFrom: mergedFrom.get(i),
+      };
+    });
+    const subjectIds = [...new Set(rows.flatMap((r) => (r.subjectId !== undefined ? [r.subjectId] : [])))];
+    const changes = await this.#db.transaction().execute(async (trx) => {
+      const repo = new ConsentRepository(trx);
+      const known = await repo.subjectsJurisdictions(subjectIds);
+      const unknown = subjectIds.find((id) => !known.has(id));
+      if (unknown !== undefined) throw subjectNotFound(unknown);
+      const holders = [...new Set(rows.map((r) => r.holder))];
+      const before = new Map(
+        (await repo.statesOf(holders)).map((s) => [
+          `${s.holder}\u0000${s.purpose}\u0000${s.channel}`,
+          s.state,
+        ]),
+      );
+      await repo.append(rows);
+      const result: ConsentChange[] = rows.map((r, i) => ({
+        eventId: r.id,
+        holder: inputs[i]!.holder,
+        purpose: r.purpose,
+        channel: r.channel === '' ? undefined : r.channel,
+        state: r.state,
+        method: r.method,
+        previous: before.get(`${r.holder}\u0000${r.purpose}\u0000${r.channel}`) ?? 'none',
+        at,
+      }));
+      await new AuditRepository(trx).append(ctx, auditEntries(result));
+      if (this.#propagate) await this.#propagate(trx, ctx, result);
+      if (this.#database.dialect === 'postgres') await repo.notify(this.#channel, holders);
+      return result;
+    });
+    this.#cache.apply(rows);
+    return changes;
+  }
+
+  async #holderChoicesOrThrow(ctx: Context, holder: ConsentHolder): Promise<HolderChoices> {
+    if ('subjectId' in holder) {
+      const choices = await this.choicesOfSubject(ctx, holder.subjectId);
+      if (choices === undefined) throw subjectNotFound(holder.subjectId);
+      return choices;
+    }
+    this.#browserIdOrThrow(holder.browserId, 'browser');
+    const key = browserHolder(holder.browserId);
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) return cached;
+    const epoch = this.#cache.epoch();
+    const states = await new ConsentRepository(this.#db).statesOf([key]);
+    const loaded: HolderChoices = { jurisdiction: undefined, choices: toChoiceMap(states) };
+    this.#cache.store(key, loaded, epoch);
+    return loaded;
+  }
+
+  /** Loads subjects' jurisdictions and choices, caching them; unknown or erased subjects are absent. */
+  async #loadSubjects(subjectIds: readonly string[]): Promise<Map<string, HolderChoices>> {
+    const epoch = this.#cache.epoch();
+    const repo = new ConsentRepository(this.#db);
+    const [subjects, states] = await Promise.all([
+      repo.subjectsJurisdictions(subjectIds),
+      repo.statesOf(subjectIds.map(subjectHolder)),
+    ]);
+    const byHolder = new Map<string, typeof states>();
+    for (const s of states) {
+      const list = byHolder.get(s.holder);
+      if (list) list.push(s);
+      else byHolder.set(s.holder, [s]);
+    }
+    const out = new Map<string, HolderChoices>();
+    for (const [id, { jurisdiction }] of subjects) {
+      const holder = subjectHolder(id);
+      const loaded: HolderChoices = { jurisdiction, choices: toChoiceMap(byHolder.get(holder) ?? []) };
+      out.set(id, loaded);
+      this.#cache.store(holder, loaded, epoch);
+    }
+    return out;
+  }
+
+  #validate(inputs: readonly RecordChoiceInput[]): void {
+    const problems: Array<{ path: string; message: string }> = [];
+    inputs.forEach((input, i) => {
+      const at = inputs.length === 1 ? '' : `[${i}].`;
+      if ('browserId' in input.holder && !BROWSER_ID.test(input.holder.browserId)) {
+        problems.push({
+          path: `${at}browser`,
+          message: 'must be 16 to 128 letters, digits, "-" or "_" (the id the banner gave this browser)',
+        });
+      }
+      const purpose = input.purpose === GLOBAL_PURPOSE ? undefined : this.#rules.getPurpose(input.purpose);
+      if (input.purpose !== GLOBAL_PURPOSE && purpose === undefined) {
+        problems.push({
+          path: `${at}purpose`,
+          message: `"${input.purpose}" is not a purpose of the manifest; use one of ${this.#purposeList()} or "*" for everything optional`,
+        });
+      }
+      if (input.channel !== undefined && input.channel !== '') {
+        if (input.purpose === GLOBAL_PURPOSE) {
+          problems.push({
+            path: `${at}channel`,
+            message: 'the global opt-out ("*") has no channel; leave it out',
+          });
+        } else if (purpose !== undefined && !purpose.channels.includes(input.channel as never)) {
+          problems.push({
+            path: `${at}channel`,
+            message: `purpose "${input.purpose}" is not used on channel "${input.channel}"; its channels are ${purpose.channels.length > 0 ? purpose.channels.join(', ') : '(none)'}`,
+          });
+        }
+      }
+      if (!(CONSENT_STATES as readonly string[]).includes(input.state)) {
+        problems.push({ path: `${at}state`, message: `must be one of ${CONSENT_STATES.join(', ')}` });
+      }
+      if (!(CONSENT_METHODS as readonly string[]).includes(input.method)) {
+        problems.push({ path: `${at}method`, message: `must be one of ${CONSENT_METHODS.join(', ')}` });
+      }
+      if (input.jurisdiction !== undefined && !JURISDICTION.test(input.jurisdiction)) {
+        problems.push({
+          path: `${at}jurisdiction`,
+          message: 'must be an ISO country code such as "US" or "DE", or "EU"',
+        });
+      }
+      if (
+        input.noticeVersion !== undefined &&
+        (input.noticeVersion.length === 0 || input.noticeVersion.length > 100)
+      ) {
+        problems.push({ path: `${at}noticeVersion`, message: 'must be 1 to 100 characters' });
+      }
+    });
+    if (problems.length > 0) {
+      throw new ValidationError(
+        'consent.choice_invalid',
+        problems.map((p) => `${p.path}: ${p.message}`).join('; '),
+        { problems },
+      );
+    }
+  }
+
+  #purposeOrThrow(purpose: string, path: string): Purpose {
+    const found = this.#rules.getPurpose(purpose);
+    if (found === undefined) {
+      throw new ValidationError(
+        'consent.purpose_unknown',
+        `${path}: "${purpose}" is not a purpose of the manifest; use one of ${this.#purposeList()}`,
+        { purpose },
+      );
+    }
+    return found;
+  }
+
+  #browserIdOrThrow(browserId: string, path: string): void {
+    if (!BROWSER_ID.test(browserId)) {
+      throw new ValidationError(
+        'consent.browser_invalid',
+        `${path}: must be 16 to 128 letters, digits, "-" or "_" (the id the banner gave this browser)`,
+      );
+    }
+  }
+
+  #purposeList(): string {
+    return this.#rules
+      .purposes()
+      .map((p) => `"${p.key}"`)
+      .join(', ');
+  }
+
+  #sealEvidence(eventId: string, evidence: ConsentEvidence | undefined): string | undefined {
+    if (evidence === undefined) return undefined;
+    const kept: ConsentEvidence = {};
+    if (evidence.userAgent !== undefined) kept.userAgent = evidence.userAgent.slice(0, 512);
+    // Only the truncated address is kept: enough to show where a choice came from, not who.
+    if (evidence.ip !== undefined) kept.ip = truncateIp(evidence.ip);
+    if (kept.userAgent === undefined && kept.ip === undefined) return undefined;
+    return seal(
+      this.#evidenceKey,
+      Buffer.from(JSON.stringify(kept)),
+      Buffer.from(`pledge.consent.v1:${eventId}`),
+    ).toString('base64');
+  }
+
+  #openEvidence(eventId: string, sealed: string): ConsentEvidence {
+    return JSON.parse(
+      open(
+        this.#evidenceKey,
+        Buffer.from(sealed, 'base64'),
+        Buffer.from(`pledge.consent.v1:${eventId}`),
+      ).toString('utf8'),
+    ) as ConsentEvidence;
+  }
+}
+
+const UNKNOWN_SUBJECT = Object.freeze({ allowed: false, reason: 'unknown_subject' }) as BatchDecision;
+
+function holderKey(holder: ConsentHolder): string {
+  return 'subjectId' in holder ? subjectHolder(holder.subjectId) : browserHolder(holder.browserId);
+}
+
+function toChoiceMap(
+  states: ReadonlyArray<{
+    purpose: string;
+    channel: string;
+    state: ConsentState;
+    method: ConsentMethod;
+    at: Date;
+    eventId: string;
+  }>,
+): Map<string, ChoiceState> {
+  return new Map(
+    states.map((s) => [
+      choiceKey(s.purpose, s.channel),
+      { state: s.state, method: s.method, at: s.at, eventId: s.eventId },
+    ]),
+  );
+}
+
+function subjectNotFound(subjectId: string): NotFoundError {
+  return new NotFoundError(
+    'consent.subject_not_found',
+    'there is no subject with this id (or it was erased)',
+    {
+      subjectId,
+    },
+  );
+}
+
+function auditEntries(changes: readonly ConsentChange[]): AuditEntry[] {
+  // One entry per holder and call; browser holders are counted, never named.
+  const bySubject = new Map<string | undefined, ConsentChange[]>();
+  for (const c of changes) {
+    const key = 'subjectId' in c.holder ? c.holder.subjectId : undefined;
+    const list = bySubject.get(key);
+    if (list) list.push(c);
+    else bySubject.set(key, [c]);
+  }
+  return [...bySubject.entries()].map(([subjectId, list]) => ({
+    action: 'consent.change',
+    ...(subjectId !== undefined ? { subjectId } : {}),
+    details: {
+      changes: list.map((c) => ({
+        purpose: c.purpose,
+        ...(c.channel !== undefined ? { channel: c.channel } : {}),
+        state: c.state,
+        previous: c.previous,
+        method: c.method,
+        eventId: c.eventId,
+      })),
+    },
+  }));
+}
