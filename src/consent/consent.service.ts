@@ -14,7 +14,7 @@ import { NotFoundError, ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
 import { open, seal } from '../vault/vault.crypto.js';
 import { truncateIp } from '../collect/ip.js';
-import { ConsentCache } from './consent.cache.js';
+import { ConsentCache, cacheKey } from './consent.cache.js';
 import {
   CONSENT_METHODS,
   CONSENT_STATES,
@@ -189,11 +189,27 @@ export class ConsentService {
    * `consent.purpose_unknown` for an undeclared purpose and `consent.subject_not_found` for an
    * unknown or erased subject.
    */
-  async decide(_ctx: Context, subjectId: string, purpose: string, channel?: string): Promise<Decision> {
+  decide(ctx: Context, subjectId: string, purpose: string, channel?: string): Promise<Decision> {
+    // Not async: the warm path (a cached person, a decision made before) is three map lookups and
+    // one resolved promise; every other path goes through #decideCold.
+    const cached = this.#cache.get(subjectId);
+    if (cached !== undefined) {
+      const ch = channel ?? '';
+      let byChannel = cached.decisions.get(purpose);
+      const known = byChannel?.get(ch);
+      if (known !== undefined) return Promise.resolve(known);
+      if (this.#rules.getPurpose(purpose) !== undefined) {
+        const decision = this.#rules.decide(cached, purpose, channel);
+        if (byChannel === undefined) cached.decisions.set(purpose, (byChannel = new Map<string, Decision>()));
+        byChannel.set(ch, decision);
+        return Promise.resolve(decision);
+      }
+    }
+    return this.#decideCold(ctx, subjectId, purpose, channel);
+  }
+
+  async #decideCold(_ctx: Context, subjectId: string, purpose: string, channel?: string): Promise<Decision> {
     this.#purposeOrThrow(purpose, 'purpose');
-    const holder = subjectHolder(subjectId);
-    const cached = this.#cache.get(holder);
-    if (cached !== undefined) return this.#rules.decide(cached, purpose, channel);
     const loaded = (await this.#loadSubjects([subjectId])).get(subjectId);
     if (loaded === undefined) throw subjectNotFound(subjectId);
     return this.#rules.decide(loaded, purpose, channel);
@@ -231,10 +247,10 @@ export class ConsentService {
       );
     }
     const missing: string[] = [];
-    for (const id of subjectIds) if (this.#cache.get(subjectHolder(id)) === undefined) missing.push(id);
+    for (const id of subjectIds) if (this.#cache.get(id) === undefined) missing.push(id);
     const loaded = missing.length > 0 ? await this.#loadSubjects(missing) : undefined;
     return subjectIds.map((id) => {
-      const holder = this.#cache.get(subjectHolder(id)) ?? loaded?.get(id);
+      const holder = this.#cache.get(id) ?? loaded?.get(id);
       return holder === undefined ? UNKNOWN_SUBJECT : this.#rules.decide(holder, purpose, channel);
     });
   }
@@ -453,12 +469,12 @@ export class ConsentService {
     }
     this.#browserIdOrThrow(holder.browserId, 'browser');
     const key = browserHolder(holder.browserId);
-    const cached = this.#cache.get(key);
+    const cached = this.#cache.get(cacheKey(key));
     if (cached !== undefined) return cached;
     const epoch = this.#cache.epoch();
     const states = await new ConsentRepository(this.#db).statesOf([key]);
     const loaded: HolderChoices = { jurisdiction: undefined, choices: toChoiceMap(states) };
-    this.#cache.store(key, loaded, epoch);
+    this.#cache.store(cacheKey(key), loaded, epoch);
     return loaded;
   }
 
@@ -481,7 +497,7 @@ export class ConsentService {
       const holder = subjectHolder(id);
       const loaded: HolderChoices = { jurisdiction, choices: toChoiceMap(byHolder.get(holder) ?? []) };
       out.set(id, loaded);
-      this.#cache.store(holder, loaded, epoch);
+      this.#cache.store(id, loaded, epoch);
     }
     return out;
   }

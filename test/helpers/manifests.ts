@@ -1,0 +1,35 @@
+/**
+ * Variants of the example manifest for tests that need a declaration the example does not make
+ * (the example company sells and shares nothing, so no purpose of it is covered by GPC).
+ */
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import { EXAMPLE_MANIFEST } from './vault.js';
+
+/** A purpose covered by Global Privacy Control: cross-context advertising on the web, opt-out in the US. */
+export const PARTNER_ADS = {
+  key: 'partner-ads',
+  name: 'Show you our ads on partner sites',
+  description: 'Use a cookie id to show you ads for our products on other sites.',
+  use: 'advertising',
+  categories: ['user.device.cookie_id'],
+  legal_basis: 'consent',
+  consent: { default: 'opt_in', US: 'opt_out' },
+  channels: ['web'],
+  retention: 'P13M',
+  gpc: true,
+};
+
+/** Writes the example manifest plus `purposes` to a temporary file and returns its path. */
+export async function writeManifestWithPurposes(
+  purposes: ReadonlyArray<Record<string, unknown>>,
+): Promise<string> {
+  const doc = parseDocument(await readFile(EXAMPLE_MANIFEST, 'utf8'));
+  for (const p of purposes) doc.addIn(['purposes'], doc.createNode(p));
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pledge-manifest-'));
+  const file = path.join(dir, 'pledge.yaml');
+  await writeFile(file, doc.toString());
+  return file;
+}
