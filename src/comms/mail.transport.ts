@@ -1,0 +1,98 @@
+/**
+ * The SMTP transport service mail leaves through (links people ask for, notices). A thin wrapper
+ * over nodemailer: one place that knows the SMTP URL, the From address and the rule that logs name
+ * no recipient. Without PLEDGE_SMTP_URL nothing is sent and each attempt is logged as a warning, so
+ * a development server runs without a mail server and an operator sees what was not delivered.
+ */
+import { createTransport, type Transporter } from 'nodemailer';
+import type { Context } from '../platform/context.js';
+
+/** One message. */
+export interface MailMessage {
+  to: string;
+  subject: string;
+  text: string;
+  html?: string | undefined;
+  /** Extra headers (e.g. List-Unsubscribe); never put personal data in a header name. */
+  headers?: Record<string, string> | undefined;
+}
+
+/** What became of a message: sent with the server's message id, or not sent because mail is off. */
+export type SendMailResult = { sent: true; messageId: string } | { sent: false; reason: 'mail_disabled' };
+
+/** Where the transport logs (a pino or Fastify logger). */
+export interface MailLog {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+/** Options of {@link MailTransport}. */
+export interface MailTransportOptions {
+  /** smtp:// or smtps:// URL (credentials may be in it); absent: no mail is sent. */
+  smtpUrl: string | undefined;
+  /** The From address. */
+  from: string;
+  log: MailLog;
+  /** Milliseconds to wait for the server at each step (default 15 s), so a dead server fails a send. */
+  timeoutMs?: number;
+}
+
+/** Sends service mail through SMTP. */
+export class MailTransport {
+  readonly #transporter: Transporter | undefined;
+  readonly #from: string;
+  readonly #log: MailLog;
+
+  constructor(options: MailTransportOptions) {
+    const timeout = options.timeoutMs ?? 15_000;
+    this.#transporter =
+      options.smtpUrl === undefined
+        ? undefined
+        : createTransport({
+            url: options.smtpUrl,
+            connectionTimeout: timeout,
+            greetingTimeout: timeout,
+            socketTimeout: timeout,
+            // nodemailer's own logger would print envelopes (addresses); it stays off.
+            logger: false,
+          });
+    this.#from = options.from;
+    this.#log = options.log;
+  }
+
+  /** Whether mail is configured; when false {@link MailTransport.send} sends nothing. */
+  get enabled(): boolean {
+    return this.#transporter !== undefined;
+  }
+
+  /**
+   * Sends one message and resolves once the SMTP server has accepted it; rejects when it refuses
+   * or cannot be reached. Without an SMTP URL logs a warning and resolves `{ sent: false }`.
+   */
+  async send(ctx: Context, message: MailMessage): Promise<SendMailResult> {
+    if (this.#transporter === undefined) {
+      this.#log.warn(
+        { requestId: ctx.requestId, subjectLine: message.subject },
+        'mail not sent: PLEDGE_SMTP_URL is not set',
+      );
+      return { sent: false, reason: 'mail_disabled' };
+    }
+    const info = (await this.#transporter.sendMail({
+      from: this.#from,
+      to: message.to,
+      subject: message.subject,
+      text: message.text,
+      ...(message.html !== undefined ? { html: message.html } : {}),
+      ...(message.headers !== undefined ? { headers: message.headers } : {}),
+    })) as { messageId?: unknown };
+    const messageId = typeof info.messageId === 'string' ? info.messageId : '';
+    // The message id is ours (a random local part at our host); the recipient is never logged.
+    this.#log.info({ requestId: ctx.requestId, messageId }, 'mail sent');
+    return { sent: true, messageId };
+  }
+
+  /** Closes the connection to the SMTP server, if any. */
+  close(): void {
+    this.#transporter?.close();
+  }
+}
