@@ -31,6 +31,7 @@ import { ConsentService } from './consent/consent.service.js';
 import { registerConsentRoutes } from './consent/consent.routes.js';
 import { registerConsentPages } from './consent/pages.routes.js';
 import { WebhookService } from './consent/webhooks.service.js';
+import { registerWebhookRoutes } from './consent/webhooks.routes.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -146,6 +147,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       http.log.warn('cards are tokenized by the built-in test processor; pass a real one as processors');
     registerCollectRoutes(http, { collect, auth });
     registerConsentRoutes(http, { consent, auth });
+    registerWebhookRoutes(http, { webhooks, auth });
     await registerConsentPages(http, { consent, vault, manifest: active.manifest, keyring, config });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));

@@ -110,3 +110,36 @@ export type { ActiveManifest } from './manifest/manifest.service.js';
 export { SCOPES } from './platform/auth/scopes.js';
 /** One of {@link SCOPES}. */
 export type { Scope } from './platform/auth/scopes.js';
+
+/** Consent: the ledger, decisions and their reasons. */
+export { ConsentService, MAX_DECISION_BATCH } from './consent/consent.service.js';
+/** What recording and deciding take and give. */
+export type {
+  BatchDecision,
+  ConsentChange,
+  ConsentEvidence,
+  ConsentHolder,
+  RecordChoiceInput,
+} from './consent/consent.service.js';
+/** The decision rules, states, methods and reasons. */
+export { CONSENT_METHODS, CONSENT_STATES, GLOBAL_PURPOSE, DecisionRules } from './consent/consent.decide.js';
+/** A decision and its reason. */
+export type { ConsentMethod, ConsentState, Decision, DecisionReason } from './consent/consent.decide.js';
+/** Signed links for unsubscribe and preference pages (the mail pipeline makes them). */
+export { createLinkToken, verifyLinkToken, deriveLinkTokenKey } from './consent/link-tokens.js';
+/** Verifying Pledge's webhook signatures in a receiver (docs/webhooks.md). */
+export {
+  verifyWebhookSignature,
+  signWebhookPayload,
+  SIGNATURE_HEADER,
+  DEFAULT_TOLERANCE_SECONDS,
+} from './consent/webhooks.signature.js';
+/** What a webhook receiver is sent and what verification returns. */
+export type {
+  VerifyWebhookOptions,
+  VerifyWebhookResult,
+  WebhookSignatureFailure,
+} from './consent/webhooks.signature.js';
+export type { WebhookPayload, ConsentChangedData, SubjectErasedData } from './consent/webhooks.service.js';
+/** The suppression list (keyed hashes of addresses that must never get marketing again). */
+export { SuppressionService, SUPPRESSION_REASONS } from './comms/suppression.service.js';

@@ -11,6 +11,7 @@ import { registerRenderCommand } from './render.command.js';
 import { registerRetentionCommand } from './retention.command.js';
 import { registerSchemaCommand } from './schema.command.js';
 import { registerServeCommand } from './serve.command.js';
+import { registerWebhooksCommand } from './webhooks.command.js';
 
 /** Builds the `pledge` program with every subcommand. */
 export function buildProgram(): Command {
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerKeysCommand(program);
   registerRetentionCommand(program);
   registerSchemaCommand(program);
+  registerWebhooksCommand(program);
   return program;
 }
 

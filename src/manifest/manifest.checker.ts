@@ -36,6 +36,8 @@ export const CHECK_CODES = {
   retentionExceeded: 'check.retention_exceeded',
   retentionRuleTarget: 'check.retention_rule_target',
   affiliateRecipientUnlinked: 'check.affiliate_recipient_unlinked',
+  webhookUrlInsecure: 'check.webhook_url_insecure',
+  webhookUrlCredentials: 'check.webhook_url_credentials',
 } as const;
 
 /** The outcome of `checkManifest`. */
@@ -212,6 +214,27 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
 
   manifest.choices.forEach((c, i) => {
     if (c.purposes !== 'all') c.purposes.forEach((p, j) => purposeRef(p, ['choices', i, 'purposes', j]));
+  });
+
+  manifest.webhooks.forEach((w, i) => {
+    if (w.purposes !== 'all') w.purposes.forEach((p, j) => purposeRef(p, ['webhooks', i, 'purposes', j]));
+    const url = new URL(w.url);
+    if (url.protocol !== 'https:' && !isLoopbackHost(url.hostname)) {
+      report(
+        CHECK_CODES.webhookUrlInsecure,
+        ['webhooks', i, 'url'],
+        `webhook "${w.key}" would send people's choices to ${url.host} unencrypted (http)`,
+        `use https://${url.host}${url.pathname}; plain http is accepted only for localhost, 127.0.0.1 or [::1]`,
+      );
+    }
+    if (url.username !== '' || url.password !== '') {
+      report(
+        CHECK_CODES.webhookUrlCredentials,
+        ['webhooks', i, 'url'],
+        `webhook "${w.key}" has a user name or password in its URL, and the manifest is published`,
+        'remove them from the URL: a receiver authenticates deliveries by their Pledge-Signature header (see docs/webhooks.md)',
+      );
+    }
   });
 
   manifest.pledges.forEach((p, i) => {
@@ -442,6 +465,13 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
   });
 
   return { problems };
+}
+
+/** Hosts plain http may go to: nothing leaves the machine. */
+function isLoopbackHost(hostname: string): boolean {
+  return (
+    hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  );
 }
 
 type Violate = (path: ManifestPath, flow: string, hint: string) => void;

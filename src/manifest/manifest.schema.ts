@@ -101,6 +101,10 @@ export const CHOICE_KINDS = [
 ] as const;
 export const CHOICE_ACTIONS = ['give', 'withdraw'] as const;
 
+/** What a webhook can be told about. */
+export const WEBHOOK_EVENTS = ['consent.changed', 'subject.erased'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
 export const PLEDGE_KINDS = [
   'no_sale',
   'never_store',
@@ -231,6 +235,24 @@ export const pledgeSchema = z.strictObject({
   only_to: z.array(key()).optional(),
 });
 
+export const webhookSchema = z.strictObject({
+  key: key(),
+  name: text(),
+  description: text().optional(),
+  /** Where deliveries are POSTed; https (http only to a loopback host, which the checker verifies). */
+  url: z.url({
+    protocol: /^https?$/,
+    error: 'must be an absolute https URL such as "https://crm.example.com/hooks/pledge"',
+  }),
+  /** What the system is told about (default: consent changes only). */
+  events: z
+    .array(z.enum(WEBHOOK_EVENTS))
+    .min(1, 'a webhook receives at least one event')
+    .default(['consent.changed']),
+  /** The purposes whose changes are sent, or "all"; a global opt-out ("*") is always sent. */
+  purposes: z.union([z.literal('all'), z.array(key()).min(1)]),
+});
+
 export const manifestSchema = z.strictObject({
   pledge: z.literal(1, 'must be 1, the manifest format this version of Pledge reads'),
   organization: z.strictObject({
@@ -267,6 +289,8 @@ export const manifestSchema = z.strictObject({
   retention: z.array(retentionRuleSchema).default([]),
   choices: z.array(choiceSchema).default([]),
   pledges: z.array(pledgeSchema).default([]),
+  /** The systems told about changes of choices (and erasures), so they stop when a person says stop. */
+  webhooks: z.array(webhookSchema).default([]),
 });
 
 /** A validated manifest. */
@@ -277,6 +301,7 @@ export type Recipient = Manifest['recipients'][number];
 export type Pledge = Manifest['pledges'][number];
 export type Choice = Manifest['choices'][number];
 export type RetentionRule = Manifest['retention'][number];
+export type Webhook = Manifest['webhooks'][number];
 
 const EU_MEMBERS = new Set(
   'AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE'.split(' '),

@@ -33,6 +33,27 @@ export interface Config {
   smtpUrl: string | undefined;
   /** The From address of mail Pledge sends; defaults to the manifest's privacy contact. */
   mailFrom: string | undefined;
+  /**
+   * The domain of Pledge's own mail addresses (List-Id, the mailto unsubscribe address, the bounce
+   * address); defaults to the host of the manifest's organization website.
+   */
+  mailDomain: string | undefined;
+  /** DKIM: the signing domain (default: mailDomain) and, per algorithm, a selector and a private key (PEM text or a file path). */
+  dkim: {
+    domain: string | undefined;
+    rsaSelector: string;
+    rsaKey: string | undefined;
+    ed25519Selector: string;
+    ed25519Key: string | undefined;
+  };
+  /** Marketing messages sent per second at most (throttle). */
+  mailRatePerSecond: number;
+  /** Port of the SMTP listener that receives bounces, complaints and mailto unsubscribes; 0 turns it off. */
+  inboundSmtpPort: number;
+  /** Address the inbound SMTP listener binds to. */
+  inboundSmtpHost: string;
+  /** Soft bounces of one address before it is suppressed. */
+  softBounceLimit: number;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -117,6 +138,37 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     'smtp://mail.example.com:587',
   );
   const mailFrom = env.PLEDGE_MAIL_FROM?.trim() || undefined;
+  const mailDomain = env.PLEDGE_MAIL_DOMAIN?.trim().toLowerCase() || undefined;
+  const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+  if (mailDomain !== undefined && !DOMAIN.test(mailDomain)) {
+    problems.push(`PLEDGE_MAIL_DOMAIN must be a domain name such as mail.example.com, got "${mailDomain}"`);
+  }
+  const dkimDomain = env.PLEDGE_DKIM_DOMAIN?.trim().toLowerCase() || undefined;
+  if (dkimDomain !== undefined && !DOMAIN.test(dkimDomain)) {
+    problems.push(`PLEDGE_DKIM_DOMAIN must be a domain name such as example.com, got "${dkimDomain}"`);
+  }
+  const SELECTOR = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+  const selector = (name: string, raw: string | undefined, fallback: string) => {
+    const value = raw?.trim() || fallback;
+    if (!SELECTOR.test(value))
+      problems.push(`${name} must be a DNS label such as "${fallback}", got "${value}"`);
+    return value;
+  };
+  const dkim = {
+    domain: dkimDomain,
+    rsaSelector: selector('PLEDGE_DKIM_RSA_SELECTOR', env.PLEDGE_DKIM_RSA_SELECTOR, 'pledge-rsa'),
+    rsaKey: env.PLEDGE_DKIM_RSA_KEY?.trim() || undefined,
+    ed25519Selector: selector(
+      'PLEDGE_DKIM_ED25519_SELECTOR',
+      env.PLEDGE_DKIM_ED25519_SELECTOR,
+      'pledge-ed25519',
+    ),
+    ed25519Key: env.PLEDGE_DKIM_ED25519_KEY?.trim() || undefined,
+  };
+  const mailRatePerSecond = int('PLEDGE_MAIL_RATE', env.PLEDGE_MAIL_RATE, 50, 1, 100_000);
+  const inboundSmtpPort = int('PLEDGE_INBOUND_SMTP_PORT', env.PLEDGE_INBOUND_SMTP_PORT, 0, 0, 65535);
+  const inboundSmtpHost = env.PLEDGE_INBOUND_SMTP_HOST?.trim() || '127.0.0.1';
+  const softBounceLimit = int('PLEDGE_SOFT_BOUNCE_LIMIT', env.PLEDGE_SOFT_BOUNCE_LIMIT, 3, 1, 100);
   if (mailFrom !== undefined && !/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(mailFrom)) {
     problems.push(
       `PLEDGE_MAIL_FROM must be an e-mail address such as privacy@example.com, got "${mailFrom}"`,
@@ -162,5 +214,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     publicUrl,
     smtpUrl,
     mailFrom,
+    mailDomain,
+    dkim,
+    mailRatePerSecond,
+    inboundSmtpPort,
+    inboundSmtpHost,
+    softBounceLimit,
   };
 }

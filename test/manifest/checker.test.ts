@@ -314,6 +314,34 @@ const ROWS: Row[] = [
     says: ['product-events', 'user.behavior', '2 years'],
   },
   {
+    rule: 'a webhook for an unknown purpose, with a suggestion',
+    code: 'check.unknown_purpose',
+    change: (d) => seq(d, ['webhooks', 0, 'purposes']).add('marketing-emails'),
+    at: 'marketing-emails',
+    says: ['did you mean "marketing-email"'],
+  },
+  {
+    rule: 'a webhook over plain http to another machine',
+    code: 'check.webhook_url_insecure',
+    change: (d) => d.setIn(['webhooks', 0, 'url'], 'http://crm.example-online.test/hooks/pledge'),
+    at: 'http://crm.example-online.test',
+    says: ['marketing-automation', 'unencrypted'],
+  },
+  {
+    rule: 'a webhook URL that carries a password',
+    code: 'check.webhook_url_credentials',
+    change: (d) => d.setIn(['webhooks', 0, 'url'], 'https://pledge:hunter2@crm.example-online.test/hooks'),
+    at: 'https://pledge:hunter2',
+    says: ['marketing-automation'],
+  },
+  {
+    rule: 'a webhook URL that is not http(s)',
+    code: 'manifest.invalid_value',
+    change: (d) => d.setIn(['webhooks', 0, 'url'], 'ftp://crm.example-online.test/hooks'),
+    at: 'ftp://crm.example-online.test',
+    says: ['https'],
+  },
+  {
     rule: 'a retention rule with no target',
     code: 'check.retention_rule_target',
     change: (d) => seq(d, ['retention']).add(d.createNode({ max: 'P1Y' })),
@@ -361,6 +389,7 @@ describe('pledge check: one broken manifest per rule', () => {
     const clash = [
       'never store: a source that would store card numbers',
       'an affiliate recipient that names no company',
+      'a webhook URL that carries a password',
     ];
     const rows = ROWS.filter((r) => r.code.startsWith('check.') && !clash.includes(r.rule));
     const text = mutate((d) => {
@@ -368,6 +397,13 @@ describe('pledge check: one broken manifest per rule', () => {
     });
     const codes = new Set(problemsOf(text).map((p) => p.code));
     for (const row of rows) assert.ok(codes.has(row.code), `${row.code} reported together with the others`);
+  });
+
+  test('plain http is accepted for a webhook on this machine (a local receiver in development)', () => {
+    for (const url of ['http://127.0.0.1:8080/hooks', 'http://localhost:3000/hooks', 'http://[::1]/hooks']) {
+      const text = mutate((d) => d.setIn(['webhooks', 0, 'url'], url));
+      assert.deepEqual(problemsOf(text), [], url);
+    }
   });
 
   test('schema problems are all reported at once too', () => {

@@ -8,6 +8,8 @@ export const SCOPES = [
   'collect:write',
   'consent:read',
   'consent:write',
+  'mail:send',
+  'mail:events',
   'admin',
 ] as const;
 
@@ -22,6 +24,8 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'collect:write': 'submit data through declared collection points',
   'consent:read': "read people's consent decisions and preferences",
   'consent:write': "record and change people's consent decisions",
+  'mail:send': 'create marketing campaigns and send them (every message passes the mail pipeline)',
+  'mail:events': 'report delivery status notifications and complaints (bounces suppress addresses)',
   admin: 'everything, including API keys and data subject requests',
 };
 

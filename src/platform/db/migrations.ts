@@ -8,6 +8,8 @@ import { apiKeyMigrations } from '../auth/api-keys.migrations.js';
 import { manifestMigrations } from '../../manifest/manifest.migrations.js';
 import { auditMigrations } from '../../audit/audit.migrations.js';
 import { consentMigrations } from '../../consent/consent.migrations.js';
+import { suppressionMigrations } from '../../comms/suppression.migrations.js';
+import { webhookMigrations } from '../../consent/webhooks.migrations.js';
 import { keystoreMigrations, vaultMigrations } from '../../vault/vault.migrations.js';
 import { PledgeError } from '../errors.js';
 import type { Database } from './database.js';
@@ -56,6 +58,8 @@ export const MIGRATIONS: readonly NamedMigration[] = collectMigrations(
   vaultMigrations,
   auditMigrations,
   consentMigrations,
+  suppressionMigrations,
+  webhookMigrations,
 );
 
 /** The key store's migrations (its own database; see DataKeysTable). */

@@ -148,6 +148,87 @@ export interface ConsentStateTable {
   at: string;
 }
 
+/**
+ * The webhook outbox and delivery log: one row per event and webhook. No personal data: the payload
+ * names the subject by id, and `last_status` is an HTTP status or an error, never a response body.
+ */
+export interface WebhookDeliveriesTable {
+  /** UUIDv7, also sent as Pledge-Delivery-Id. */
+  id: string;
+  /** The webhook's key in the manifest. */
+  webhook: string;
+  /** The event reported (a consent event's id), sent as Pledge-Event-Id. */
+  event_id: string;
+  /** consent.changed or subject.erased. */
+  event_type: string;
+  /** The JSON body, exactly as it is sent (and signed). */
+  payload: string;
+  /** pending, delivered or failed. */
+  status: string;
+  /** Attempts made so far. */
+  attempts: Generated<number>;
+  /** When the next attempt is due; while an attempt is in flight, when its lease ends. */
+  next_attempt_at: string;
+  last_attempt_at: string | null;
+  /** "HTTP 503", or the error of the last attempt ("timed out after 10 s"). */
+  last_status: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+/** Addresses that must not receive marketing (for one list, or "*" for all), as keyed hashes. */
+export interface SuppressionsTable {
+  address_hash: string;
+  list: string;
+  /** unsubscribe, hard_bounce, complaint, soft_bounces or manual. */
+  reason: string;
+  created_at: string;
+}
+
+/** Soft bounces per address (keyed hash), until the limit suppresses it. */
+export interface SoftBouncesTable {
+  address_hash: string;
+  count: number;
+  last_at: string;
+}
+
+/** A campaign (or a policy-change notice): templates and audience, never a rendered message. */
+export interface CampaignsTable {
+  id: string;
+  /** marketing or service. */
+  kind: string;
+  name: string;
+  /** The purpose the messages are sent for (a marketing campaign's list). */
+  list: string;
+  subject_template: string;
+  text_template: string;
+  html_template: string;
+  /** JSON: { subjects: [ids] } or { segment: { jurisdiction?, kind? } }. */
+  audience: string;
+  /** draft, sending or done. */
+  status: string;
+  /** A policy-change notice: the manifest version it announces (unique). */
+  policy_version_id: number | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** One message of a campaign to one subject: where it stands, never an address. */
+export interface CampaignSendsTable {
+  campaign_id: string;
+  subject_id: string;
+  /** pending, sending, sent, skipped, failed or uncertain. */
+  status: string;
+  reason: string | null;
+  attempts: Generated<number>;
+  /** Pending: when due (or a claim's lease end); sending: the lease end. */
+  next_attempt_at: string;
+  message_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 /** All of Pledge's tables. */
 export interface Tables {
   manifest_versions: ManifestVersionsTable;
@@ -158,5 +239,10 @@ export interface Tables {
   audit_events: AuditEventsTable;
   consent_events: ConsentEventsTable;
   consent_state: ConsentStateTable;
+  suppressions: SuppressionsTable;
+  soft_bounces: SoftBouncesTable;
   data_keys: DataKeysTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  campaigns: CampaignsTable;
+  campaign_sends: CampaignSendsTable;
 }

@@ -1,0 +1,156 @@
+/**
+ * `pledge webhooks secret KEY`: prints the signing secret of a webhook of the manifest, alone on
+ * stdout, for configuring its receiver (every instance of a deployment derives the same one).
+ * `pledge webhooks deliveries`: the delivery log, newest first.
+ * `pledge webhooks retry ID...`: puts failed deliveries back in the queue (after fixing the receiver).
+ * Exit codes: 0 done, 1 invalid configuration, unreachable database, a manifest with problems, an
+ * unknown webhook or bad input.
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { loadConfig } from '../platform/config.js';
+import { createContext } from '../platform/context.js';
+import { PledgeError } from '../platform/errors.js';
+import { DELIVERY_STATUSES, type DeliveryStatus } from '../consent/webhooks.repository.js';
+import { presentDelivery, type DeliveryView } from '../consent/webhooks.presenter.js';
+import { MAX_DELIVERIES_PAGE } from '../consent/webhooks.service.js';
+import { cliUser } from './keys.command.js';
+import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
+
+interface SecretOptions {
+  dataDir?: string;
+  manifest?: string;
+}
+
+interface DeliveriesOptions extends DatabaseCommandOptions {
+  status?: DeliveryStatus;
+  webhook?: string;
+  limit: number;
+  format: 'text' | 'json';
+}
+
+/** Registers `pledge webhooks` and its subcommands. */
+export function registerWebhooksCommand(program: Command): void {
+  const webhooks = program
+    .command('webhooks')
+    .description('the systems told about changes of choices: signing secrets and the delivery log');
+
+  addDataDirOption(
+    webhooks
+      .command('secret')
+      .description("print a webhook's signing secret, for its receiver to verify Pledge-Signature")
+      .argument('<key>', 'the webhook key in the manifest')
+      .option('--manifest <file>', 'the manifest (default: $PLEDGE_MANIFEST or the example)'),
+  ).action(async (key: string, options: SecretOptions) => {
+    try {
+      const config = loadConfig(process.env, { dataDir: options.dataDir, manifest: options.manifest });
+      const [{ loadManifestFile }, { Keyring }, { deriveWebhookSecret }] = await Promise.all([
+        import('../manifest/manifest.loader.js'),
+        import('../vault/keyring.js'),
+        import('../consent/webhooks.signature.js'),
+      ]);
+      const loaded = await loadManifestFile(config.manifestPath);
+      if (!loaded.manifest) {
+        throw new PledgeError(
+          'manifest.invalid',
+          `${config.manifestPath} has problems; run \`pledge check ${config.manifestPath}\``,
+        );
+      }
+      const known = loaded.manifest.webhooks.map((w) => w.key);
+      if (!known.includes(key)) {
+        throw new PledgeError(
+          'webhooks.webhook_not_found',
+          `${config.manifestPath} declares no webhook "${key}"; ${known.length > 0 ? `its webhooks are ${known.join(', ')}` : 'it declares none (add one under webhooks:)'}`,
+        );
+      }
+      const keyring = await Keyring.load({ dataDir: config.dataDir, envKeys: config.keys });
+      process.stdout.write(`${deriveWebhookSecret(keyring.indexKey, key)}\n`);
+      process.stderr.write(
+        'warning: the secret lets its holder forge deliveries to this receiver; store it in a secret manager.\n',
+      );
+    } catch (err) {
+      if (!(err instanceof PledgeError)) throw err;
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+  addDataDirOption(
+    webhooks
+      .command('deliveries')
+      .description('list webhook deliveries, newest first (never their payloads)')
+      .addOption(
+        new Option('--status <status>', 'only deliveries in this state').choices([...DELIVERY_STATUSES]),
+      )
+      .option('--webhook <key>', 'only deliveries to this webhook')
+      .option('--limit <n>', `at most this many (1 to ${MAX_DELIVERIES_PAGE})`, parseLimit, 50)
+      .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text')),
+  ).action(async (options: DeliveriesOptions) => {
+    await runWithDatabase(options, async (database) => {
+      const { WebhookDeliveriesRepository } = await import('../consent/webhooks.repository.js');
+      const list = (
+        await new WebhookDeliveriesRepository(database.db).list({
+          status: options.status,
+          webhook: options.webhook,
+          limit: options.limit,
+        })
+      ).map(presentDelivery);
+      if (options.format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+      else if (list.length === 0) process.stderr.write('no webhook deliveries\n');
+      else process.stdout.write(formatTable(list));
+    });
+  });
+
+  addDataDirOption(
+    webhooks
+      .command('retry')
+      .description('queue failed deliveries again, with a fresh set of attempts')
+      .argument('<id...>', 'delivery ids (from `pledge webhooks deliveries --status failed`)'),
+  ).action(async (ids: string[], options: DatabaseCommandOptions) => {
+    await runWithDatabase(options, async (database) => {
+      const { WebhookDeliveriesRepository } = await import('../consent/webhooks.repository.js');
+      const ctx = createContext({ kind: 'cli', user: cliUser() });
+      const n = await new WebhookDeliveriesRepository(database.db).requeueFailed(ids, ctx.clock.now());
+      process.stdout.write(
+        `${n} of ${ids.length} deliver${ids.length === 1 ? 'y' : 'ies'} queued again${n > 0 ? '; running servers send them within a second' : ''}\n`,
+      );
+      if (n < ids.length) {
+        process.stderr.write(
+          'the others were not found or had not failed (only failed deliveries are retried)\n',
+        );
+        process.exitCode = 1;
+      }
+    });
+  });
+}
+
+function parseLimit(raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n < 1 || n > MAX_DELIVERIES_PAGE)
+    throw new InvalidArgumentError(`give a whole number from 1 to ${MAX_DELIVERIES_PAGE}.`);
+  return n;
+}
+
+function formatTable(list: readonly DeliveryView[]): string {
+  const rows = [
+    ['ID', 'WEBHOOK', 'EVENT', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'NEXT / DELIVERED'],
+    ...list.map((d) => [
+      d.id,
+      d.webhook,
+      d.eventType,
+      d.status,
+      String(d.attempts),
+      d.lastStatus ?? '-',
+      d.createdAt,
+      d.nextAttemptAt ?? d.deliveredAt ?? '-',
+    ]),
+  ];
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => r[i]?.length ?? 0))) ?? [];
+  return `${rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`;
+}

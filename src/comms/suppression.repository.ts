@@ -1,0 +1,93 @@
+/** The suppression list's SQL. Rows hold keyed hashes of addresses only. */
+import { sql, type Kysely } from 'kysely';
+import type { Tables } from '../platform/db/tables.js';
+
+/** A row of the suppression list. */
+export interface SuppressionRow {
+  addressHash: string;
+  list: string;
+  reason: string;
+  createdAt: Date;
+}
+
+/** Reads and writes the suppression list. */
+export class SuppressionRepository {
+  constructor(private readonly db: Kysely<Tables>) {}
+
+  /** Adds a suppression; returns false when it was already there (the first reason is kept). */
+  async insert(row: SuppressionRow): Promise<boolean> {
+    const result = await this.db
+      .insertInto('suppressions')
+      .values({
+        address_hash: row.addressHash,
+        list: row.list,
+        reason: row.reason,
+        created_at: row.createdAt.toISOString(),
+      })
+      .onConflict((oc) => oc.columns(['address_hash', 'list']).doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  /** The hashes among `hashes` suppressed for `list` or for every list ("*"). */
+  async suppressedAmong(hashes: readonly string[], list: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < hashes.length; i += 1000) {
+      const rows = await this.db
+        .selectFrom('suppressions')
+        .select('address_hash')
+        .where('address_hash', 'in', hashes.slice(i, i + 1000))
+        .where('list', 'in', [list, '*'])
+        .execute();
+      for (const r of rows) out.add(r.address_hash);
+    }
+    return out;
+  }
+
+  /** Every suppression of an address hash. */
+  async listFor(addressHash: string): Promise<SuppressionRow[]> {
+    const rows = await this.db
+      .selectFrom('suppressions')
+      .selectAll()
+      .where('address_hash', '=', addressHash)
+      .orderBy('created_at')
+      .execute();
+    return rows.map((r) => ({
+      addressHash: r.address_hash,
+      list: r.list,
+      reason: r.reason,
+      createdAt: new Date(r.created_at),
+    }));
+  }
+
+  /** The e-mail blind-index hashes of a subject (the same keyed hashes the suppression list holds). */
+  async emailHashesOfSubject(subjectId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('subject_identifiers')
+      .select('hash')
+      .where('subject_id', '=', subjectId)
+      .where('kind', '=', 'email')
+      .orderBy('hash')
+      .execute();
+    return rows.map((r) => r.hash);
+  }
+
+  /** Counts a soft bounce and returns the address's count so far. */
+  async countSoftBounce(addressHash: string, at: Date): Promise<number> {
+    await this.db
+      .insertInto('soft_bounces')
+      .values({ address_hash: addressHash, count: 1, last_at: at.toISOString() })
+      .onConflict((oc) =>
+        oc
+          .column('address_hash')
+          .doUpdateSet({ count: sql`soft_bounces.count + 1`, last_at: at.toISOString() }),
+      )
+      .execute();
+    const row = await this.db
+      .selectFrom('soft_bounces')
+      .select('count')
+      .where('address_hash', '=', addressHash)
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The suppression list: addresses that must never receive marketing again, for one list or all:
+ * opt-outs, hard bounces, complaints, and addresses that soft-bounced too often. Kept as keyed
+ * hashes (the vault's blind index), so the list holds no address, and so an address re-imported
+ * later as a new subject is still suppressed: the hash is of the address, not of the subject.
+ */
+import type { Kysely } from 'kysely';
+import { AuditRepository } from '../audit/audit.repository.js';
+import type { Context } from '../platform/context.js';
+import type { Tables } from '../platform/db/tables.js';
+import { identifierHash, normalizeIdentifier } from '../vault/identifiers.js';
+import { SuppressionRepository } from './suppression.repository.js';
+
+/** Why an address is suppressed. */
+export const SUPPRESSION_REASONS = [
+  'unsubscribe',
+  'hard_bounce',
+  'complaint',
+  'soft_bounces',
+  'manual',
+] as const;
+export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
+
+/** The list that stands for every marketing list. */
+export const ALL_LISTS = '*';
+
+/** What the suppression service uses. */
+export interface SuppressionServiceDeps {
+  db: Kysely<Tables>;
+  /** The vault's index key (the blind index the hashes are made with). */
+  indexKey: Buffer;
+  /** Soft bounces of one address before it is suppressed. */
+  softBounceLimit: number;
+}
+
+/** Checks and adds suppressions. */
+export class SuppressionService {
+  readonly #db: Kysely<Tables>;
+  readonly #indexKey: Buffer;
+  readonly #softBounceLimit: number;
+
+  constructor(deps: SuppressionServiceDeps) {
+    this.#db = deps.db;
+    this.#indexKey = deps.indexKey;
+    this.#softBounceLimit = deps.softBounceLimit;
+  }
+
+  /** The keyed hash of an address, or `undefined` when it is not an e-mail address. */
+  hashAddress(address: string): string | undefined {
+    const normalized = normalizeIdentifier('email', address);
+    return normalized === undefined ? undefined : identifierHash(this.#indexKey, 'email', normalized);
+  }
+
+  /** Whether marketing of `list` (a purpose key) to `address` is suppressed. Unparsable addresses are. */
+  async isSuppressed(ctx: Context, address: string, list: string): Promise<boolean> {
+    return (await this.suppressedAmong(ctx, [address], list)).has(address);
+  }
+
+  /** The addresses among `addresses` that are suppressed for `list` (unparsable ones included). */
+  async suppressedAmong(_ctx: Context, addresses: readonly string[], list: string): Promise<Set<string>> {
+    const byHash = new Map<string, string[]>();
+    const out = new Set<string>();
+    for (const a of addresses) {
+      const h = this.hashAddress(a);
+      if (h === undefined) {
+        out.add(a);
+        continue;
+      }
+      const same = byHash.get(h);
+      if (same) same.push(a);
+      else byHash.set(h, [a]);
+    }
+    const hit = await new SuppressionRepository(this.#db).suppressedAmong([...byHash.keys()], list);
+    for (const h of hit) for (const a of byHash.get(h) ?? []) out.add(a);
+    return out;
+  }
+
+  /**
+   * Suppresses an address for `list` ("*": every list), audited; returns false when it already was.
+   * Pass a transaction's Kysely as `db` to suppress with another change.
+   */
+  async suppress(
+    ctx: Context,
+    input: { address: string; reason: SuppressionReason; list?: string; subjectId?: string },
+    db: Kysely<Tables> = this.#db,
+  ): Promise<boolean> {
+    const hash = this.hashAddress(input.address);
+    if (hash === undefined) return false;
+    return this.#suppressHash(ctx, db, hash, input.reason, input.list ?? ALL_LISTS, input.subjectId);
+  }
+
+  /**
+   * Suppresses every e-mail address of a subject for `list` ("*": every list), audited, without the
+   * addresses: the subject's blind-index hashes are the suppression list's hashes, so they are
+   * copied as they are (an unsubscribe link names the subject, not the address). Returns how many
+   * suppressions were added (0 when all already were, or the subject has no address left). Pass a
+   * transaction's Kysely as `db` to suppress with another change.
+   */
+  async suppressSubject(
+    ctx: Context,
+    subjectId: string,
+    reason: SuppressionReason,
+    list: string = ALL_LISTS,
+    db?: Kysely<Tables>,
+  ): Promise<number> {
+    const run = async (trx: Kysely<Tables>) => {
+      let added = 0;
+      for (const hash of await new SuppressionRepository(trx).emailHashesOfSubject(subjectId)) {
+        if (await this.#suppressHash(ctx, trx, hash, reason, list, subjectId)) added++;
+      }
+      return added;
+    };
+    return db === undefined ? this.#db.transaction().execute(run) : run(db);
+  }
+
+  /**
+   * Counts a soft bounce; at the limit the address is suppressed for every list. Returns whether
+   * this bounce suppressed it.
+   */
+  async softBounce(ctx: Context, address: string): Promise<boolean> {
+    const hash = this.hashAddress(address);
+    if (hash === undefined) return false;
+    return this.#db.transaction().execute(async (trx) => {
+      const count = await new SuppressionRepository(trx).countSoftBounce(hash, ctx.clock.now());
+      if (count < this.#softBounceLimit) return false;
+      return this.#suppressHash(ctx, trx, hash, 'soft_bounces', ALL_LISTS, undefined);
+    });
+  }
+
+  /** Every suppression of an address (for support: "why does this person get nothing?"). */
+  async suppressionsOf(
+    _ctx: Context,
+    address: string,
+  ): Promise<Array<{ list: string; reason: string; createdAt: Date }>> {
+    const hash = this.hashAddress(address);
+    if (hash === undefined) return [];
+    return (await new SuppressionRepository(this.#db).listFor(hash)).map(({ list, reason, createdAt }) => ({
+      list,
+      reason,
+      createdAt,
+    }));
+  }
+
+  async #suppressHash(
+    ctx: Context,
+    db: Kysely<Tables>,
+    hash: string,
+    reason: SuppressionReason,
+    list: string,
+    subjectId: string | undefined,
+  ): Promise<boolean> {
+    const added = await new SuppressionRepository(db).insert({
+      addressHash: hash,
+      list,
+      reason,
+      createdAt: ctx.clock.now(),
+    });
+    if (added) {
+      await new AuditRepository(db).append(ctx, [
+        {
+          action: 'mail.suppress',
+          ...(subjectId !== undefined ? { subjectId } : {}),
+          details: { list, reason },
+        },
+      ]);
+    }
+    return added;
+  }
+}
