@@ -152,7 +152,8 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
     pages.get('/preferences', { schema: { hide: true } }, async (request, reply) => {
       const ctx = contextOf(request);
       const raw = queryValue(request, 't');
-      if (raw === undefined) return linkForm(reply, 400, 'missing_link');
+      // Reached from the published policy (no link yet): the way in is the form that e-mails one.
+      if (raw === undefined) return linkForm(reply, 200, 'start');
       const token = tokenOf(ctx, raw, 'preferences');
       const prefs = token && (await preferencesOf(ctx, token.subjectId));
       if (!prefs) return linkForm(reply, 403, 'bad_link');
