@@ -164,7 +164,15 @@ export class CollectService {
     const { problems, value } = validateCollectBody(plan, body, { now: ctx.clock.now() });
     if (!value) throw collectProblemsError(plan.source.key, problems);
 
-    const subject = await this.#resolveSubject(ctx, plan, value.subject, value.identifiers);
+    // Checked here only when a card is about to go to the processor; otherwise the vault checks the
+    // subject in the write's own transaction, one query for a whole group commit.
+    const subject = await this.#resolveSubject(
+      ctx,
+      plan,
+      value.subject,
+      value.identifiers,
+      value.card !== undefined,
+    );
     const fields: Record<string, FieldInput> = { ...value.fields };
     let card: CardTokenResult | undefined;
     if (value.card) {
@@ -211,7 +219,7 @@ export class CollectService {
     assertEventBatchSize(body, plan.source.key);
     const { problems, value } = validateEventsBody(plan, body, { now: ctx.clock.now() });
     if (!value) throw collectProblemsError(plan.source.key, problems);
-    const subject = await this.#resolveSubject(ctx, plan, value.subject, value.identifiers);
+    const subject = await this.#resolveSubject(ctx, plan, value.subject, value.identifiers, false);
     if (!subject) throw this.#subjectMissing(plan);
     const records = await this.#vault.write(
       ctx,
@@ -286,15 +294,18 @@ export class CollectService {
 
   /**
    * The subject a request names: by id, else by any identifier. `undefined` only for sources that
-   * create subjects, when nobody matches.
+   * create subjects, when nobody matches. A subject named by id is looked up only when `verify`:
+   * otherwise the write that follows fails with the same 404 (`vault.subject_not_found`) when it
+   * does not exist or was erased.
    */
   async #resolveSubject(
     ctx: Context,
     plan: SourcePlan,
     ref: SubjectReference | undefined,
     identifiers: Identifiers,
-  ): Promise<Subject | undefined> {
-    if (ref?.id !== undefined) return this.#vault.getSubjectOrThrow(ctx, ref.id);
+    verify: boolean,
+  ): Promise<Pick<Subject, 'id'> | undefined> {
+    if (ref?.id !== undefined) return verify ? this.#vault.getSubjectOrThrow(ctx, ref.id) : { id: ref.id };
     if (Object.keys(identifiers).length > 0) {
       const found = await this.#vault.matchSubject(ctx, identifiers);
       if (found || plan.createsSubject) return found;
@@ -344,7 +355,7 @@ export class CollectService {
   async #write(
     ctx: Context,
     plan: SourcePlan,
-    subject: Subject | undefined,
+    subject: Pick<Subject, 'id'> | undefined,
     value: ValidatedCollect,
     fields: Record<string, FieldInput>,
   ): Promise<{ subjectId: string; created: boolean; recordId: string }> {

@@ -12,13 +12,15 @@ import { systemClock } from '../platform/clock.js';
 import { PledgeError } from '../platform/errors.js';
 import type { DataKeysRepository, WrappedDataKey } from './data-keys.repository.js';
 import type { Keyring } from './keyring.js';
-import { dataKeyAad, generateKey, open, seal, toCipherKey } from './vault.crypto.js';
-import type { KeyObject } from 'node:crypto';
+import { dataKeyAad, generateKey, open, seal } from './vault.crypto.js';
 
-/** A data key ready to encrypt with (a KeyObject: cheaper to set up per value than raw bytes). */
+/**
+ * A data key ready to encrypt with: its raw 32 bytes, which travel with a crypto batch (to a worker
+ * thread or not) and are dropped with it.
+ */
 export interface DataKey {
   version: number;
-  key: KeyObject;
+  key: Buffer;
 }
 
 /** Tuning, mostly for tests. */
@@ -39,7 +41,7 @@ export interface DataKeysOptions {
 
 interface WriteSlot {
   version: number;
-  key: KeyObject;
+  key: Buffer;
   /** Encryptions still reserved for this process. */
   remaining: number;
 }
@@ -56,7 +58,7 @@ export class DataKeys {
   /** subject -> the slot this process writes with. */
   readonly #writing = new Map<string, WriteSlot>();
   /** `${subject}:${version}` -> unwrapped key (insertion order = LRU order). */
-  readonly #reading = new Map<string, KeyObject>();
+  readonly #reading = new Map<string, Buffer>();
 
   constructor(repo: DataKeysRepository, keyring: Keyring, options: DataKeysOptions = {}) {
     this.#repo = repo;
@@ -86,7 +88,7 @@ export class DataKeys {
       if (latest && latest.kekVersion !== 0) {
         const total = await this.#repo.reserve(subjectId, latest.version, block);
         if (total <= this.#rotateAfter) {
-          const key = toCipherKey(await this.#unwrapFresh(latest));
+          const key = await this.#unwrapFresh(latest);
           this.#writing.set(subjectId, { version: latest.version, key, remaining: block - count });
           return { version: latest.version, key };
         }
@@ -105,10 +107,9 @@ export class DataKeys {
         this.#clock.now(),
       );
       if (made) {
-        const keyObject = toCipherKey(key);
-        this.#writing.set(subjectId, { version, key: keyObject, remaining: block - count });
-        this.#remember(subjectId, version, keyObject);
-        return { version, key: keyObject };
+        this.#writing.set(subjectId, { version, key, remaining: block - count });
+        this.#remember(subjectId, version, key);
+        return { version, key };
       }
       // Another writer (instance) made this version first: use theirs.
       latest = await this.#repo.getLatest(subjectId);
@@ -117,7 +118,7 @@ export class DataKeys {
   }
 
   /** The key `version` of a subject, or `undefined` when it was destroyed (the subject was erased). */
-  async forRead(subjectId: string, version: number): Promise<KeyObject | undefined> {
+  async forRead(subjectId: string, version: number): Promise<Buffer | undefined> {
     const id = `${subjectId}:${version}`;
     const cached = this.#reading.get(id);
     if (cached) {
@@ -127,7 +128,7 @@ export class DataKeys {
     }
     const wrapped = await this.#repo.get(subjectId, version);
     if (!wrapped) return undefined;
-    const key = toCipherKey(await this.#unwrapFresh(wrapped));
+    const key = await this.#unwrapFresh(wrapped);
     this.#remember(subjectId, version, key);
     return key;
   }
@@ -184,7 +185,7 @@ export class DataKeys {
     return open(kek.key, k.wrapped, dataKeyAad(k.subjectId, k.version, k.kekVersion));
   }
 
-  #remember(subjectId: string, version: number, key: KeyObject): void {
+  #remember(subjectId: string, version: number, key: Buffer): void {
     this.#reading.set(`${subjectId}:${version}`, key);
     if (this.#reading.size > this.#cacheSize) {
       const oldest = this.#reading.keys().next().value;

@@ -25,16 +25,40 @@ export interface StoredRecord {
 
 type FieldsJson = Record<string, { c: string; v: string }>;
 
-/** A record as the use gate reads it: fields as stored (category `c`, base64 sealed value `v`). */
+/**
+ * A record to insert, its fields already sealed into the `fields` column's JSON text
+ * (`{"email":{"c":"user.contact.email","v":"<base64 sealed value>"}}`), as the crypto batch makes it.
+ */
+export interface NewRecord {
+  id: string;
+  subjectId: string;
+  source: string;
+  categories: string[];
+  purposes: string[];
+  policyVersionId: number;
+  collectedAt: Date;
+  retainUntil: Date;
+  keyVersion: number;
+  /** The `fields` column text. */
+  fieldsJson: string;
+}
+
+/**
+ * A record as the use gate reads it: the JSON columns as stored, unparsed. The purposes text is the
+ * same for every record of a source, so the gate parses each distinct text once; the fields text
+ * goes whole to the crypto batch, which parses it where it decrypts.
+ */
 export interface UsableRecord {
   id: string;
   source: string;
-  purposes: string[];
+  /** The `purposes` column text (a JSON array). */
+  purposesJson: string;
   policyVersionId: number;
   /** ISO-8601, as stored. */
   collectedAt: string;
   keyVersion: number;
-  fields: Record<string, { c: string; v: string }>;
+  /** The `fields` column text (category `c`, base64 sealed value `v` per field). */
+  fieldsJson: string;
 }
 
 /** Reads and writes records. */
@@ -42,7 +66,7 @@ export class RecordsRepository {
   constructor(private readonly db: Kysely<Tables>) {}
 
   /** Inserts records, many rows per statement. */
-  async insertMany(records: readonly StoredRecord[]): Promise<void> {
+  async insertMany(records: readonly NewRecord[]): Promise<void> {
     // SQLite allows 32,766 bound parameters per statement; 10 columns a row.
     for (let i = 0; i < records.length; i += 500) {
       await this.db
@@ -53,8 +77,8 @@ export class RecordsRepository {
   }
 
   /**
-   * A subject's records for the use gate, in the order they were written, with each field's sealed
-   * value still in base64: the gate decodes only the fields the purpose may use.
+   * A subject's records for the use gate, in the order they were written, with the JSON columns as
+   * stored: the gate decrypts only the fields the purpose may use.
    */
   async listForUse(subjectId: string): Promise<UsableRecord[]> {
     const rows = await this.db
@@ -66,11 +90,11 @@ export class RecordsRepository {
     return rows.map((row) => ({
       id: row.id,
       source: row.source,
-      purposes: JSON.parse(row.purposes) as string[],
+      purposesJson: row.purposes,
       policyVersionId: row.policy_version_id,
       collectedAt: row.collected_at,
       keyVersion: row.key_version,
-      fields: JSON.parse(row.fields) as Record<string, { c: string; v: string }>,
+      fieldsJson: row.fields,
     }));
   }
 
@@ -118,10 +142,7 @@ export class RecordsRepository {
   }
 }
 
-function toRow(r: StoredRecord): Tables['records'] {
-  const fields: FieldsJson = {};
-  for (const [name, f] of Object.entries(r.fields))
-    fields[name] = { c: f.category, v: f.sealed.toString('base64') };
+function toRow(r: NewRecord): Tables['records'] {
   return {
     id: r.id,
     subject_id: r.subjectId,
@@ -132,7 +153,7 @@ function toRow(r: StoredRecord): Tables['records'] {
     collected_at: r.collectedAt.toISOString(),
     retain_until: r.retainUntil.toISOString(),
     key_version: r.keyVersion,
-    fields: JSON.stringify(fields),
+    fields: r.fieldsJson,
   };
 }
 

@@ -15,18 +15,14 @@ import type { Context } from '../platform/context.js';
 import type { Tables } from '../platform/db/tables.js';
 import { ConflictError, NotFoundError, PledgeError, ValidationError } from '../platform/errors.js';
 import { coversCategory } from '../manifest/taxonomy.js';
-import type { DataKey, DataKeys } from './data-keys.service.js';
+import { CryptoPool } from './crypto-pool.js';
+import type { DataKeys } from './data-keys.service.js';
 import { identifierHash, normalizeIdentifierOrThrow, type IdentifierKind } from './identifiers.js';
 import type { Keyring } from './keyring.js';
-import {
-  RecordsRepository,
-  type StoredField,
-  type StoredRecord,
-  type UsableRecord,
-} from './records.repository.js';
+import { RecordsRepository, type NewRecord, type UsableRecord } from './records.repository.js';
 import { retentionDeadline } from './retention.js';
 import { SubjectsRepository, type Subject } from './subjects.repository.js';
-import { openBatch, sealBatch, type CryptoBatch } from './field-batch.js';
+import { OpenBatchBuilder, readOpened, readSealed, SealBatchBuilder } from './field-batch.js';
 import { uuidv7 } from '../platform/ids.js';
 
 /** The kinds of subject. */
@@ -113,10 +109,18 @@ interface PendingSubject {
 interface PendingWrite {
   ctx: Context;
   subject: PendingSubject | undefined;
-  records: StoredRecord[];
+  records: NewRecord[];
   audit: AuditEntry[];
   resolve: () => void;
   reject: (err: unknown) => void;
+}
+
+/** True when a stored record has a field of a category `purpose` may use. */
+function hasFieldFor(fieldsJson: string, purpose: Purpose): boolean {
+  const fields = JSON.parse(fieldsJson) as Record<string, { c?: unknown }>;
+  return Object.values(fields).some(
+    (f) => typeof f.c === 'string' && purpose.categories.some((c) => coversCategory(c, f.c as string)),
+  );
 }
 
 /** The decision the manifest alone makes, before any choice is recorded. */
@@ -139,6 +143,7 @@ export class Vault {
   readonly #keyring: Keyring;
   readonly #manifest: VaultManifest;
   readonly #decide: Decide;
+  readonly #crypto = CryptoPool.shared();
   #queue: PendingWrite[] = [];
   #flushing: Promise<void> | undefined;
 
@@ -239,8 +244,6 @@ export class Vault {
     inputs: readonly WriteRecordInput[],
     newSubject?: NewSubjectInput,
   ): Promise<string[]> {
-    const records: StoredRecord[] = [];
-    const audit: AuditEntry[] = [];
     // Encryptions per subject, so each data key is reserved once for the whole batch.
     const counts = new Map<string, number>();
     for (const input of inputs)
@@ -250,43 +253,48 @@ export class Vault {
       input: newSubject,
       hashes: this.hashIdentifiers(newSubject.identifiers),
     };
-    const keys = new Map<string, DataKey>();
-    for (const [subjectId, n] of counts) keys.set(subjectId, await this.#dataKeys.forWrite(subjectId, n));
+    const batch = new SealBatchBuilder();
+    const keys = new Map<string, { index: number; version: number }>();
+    for (const [subjectId, n] of counts) {
+      const key = await this.#dataKeys.forWrite(subjectId, n);
+      keys.set(subjectId, { index: batch.addKey(key.key), version: key.version });
+    }
 
-    const batch: CryptoBatch = {
-      keys: [],
-      records: { key: [], subjectId: [], recordId: [], keyVersion: [], firstField: [] },
-      fields: { name: [], data: [] },
-    };
-    const keyIndex = new Map<string, number>();
-    for (const [subjectId, key] of keys) keyIndex.set(subjectId, batch.keys.push(key.key) - 1);
-    const pending: Array<{ record: Omit<StoredRecord, 'fields'>; categories: string[] }> = [];
+    // The records of one call mostly share a source, categories, purposes and time: what follows
+    // from those (sorted categories, retention deadline) is worked out once per distinct set.
+    const declared = new Map<string, boolean>();
+    const shapes = new Map<string, { categories: string[]; retainUntil: Date }>();
+    const pending: Array<Omit<NewRecord, 'fieldsJson'> & { fieldNames: string[] }> = [];
     for (const input of inputs) {
       const source = this.#sourceOrThrow(input.source);
-      const purposes = [...(input.purposes ?? source.purposes)];
-      for (const p of purposes) {
-        if (!source.purposes.includes(p)) {
-          throw new ValidationError(
-            'vault.purpose_undeclared',
-            `source "${source.key}" does not collect for purpose "${p}"`,
-            { source: source.key, purpose: p },
-            422,
-          );
+      const purposes = input.purposes === undefined ? source.purposes : [...input.purposes];
+      if (input.purposes !== undefined) {
+        for (const p of purposes) {
+          if (!source.purposes.includes(p)) {
+            throw new ValidationError(
+              'vault.purpose_undeclared',
+              `source "${source.key}" does not collect for purpose "${p}"`,
+              { source: source.key, purpose: p },
+              422,
+            );
+          }
         }
       }
       const key = keys.get(input.subjectId);
-      const k = keyIndex.get(input.subjectId);
-      if (!key || k === undefined) throw new PledgeError('vault.internal', 'missing data key');
+      if (!key) throw new PledgeError('vault.internal', 'missing data key');
       const id = uuidv7();
-      batch.records.key.push(k);
-      batch.records.subjectId.push(input.subjectId);
-      batch.records.recordId.push(id);
-      batch.records.keyVersion.push(key.version);
-      batch.records.firstField.push(batch.fields.name.length);
-      const fieldCategories: string[] = [];
-      const categories = new Set<string>();
-      for (const [name, field] of Object.entries(input.fields)) {
-        if (!source.categories.some((c) => coversCategory(c, field.category))) {
+      batch.addRecord(key.index, input.subjectId, id, key.version);
+      const fieldNames = Object.keys(input.fields);
+      let shapeKey = `${source.key}\u0000${purposes.join('\u0000')}\u0000`;
+      for (const name of fieldNames) {
+        const field = input.fields[name] as FieldInput;
+        const check = `${source.key}\u0000${field.category}`;
+        let ok = declared.get(check);
+        if (ok === undefined) {
+          ok = source.categories.some((c) => coversCategory(c, field.category));
+          declared.set(check, ok);
+        }
+        if (!ok) {
           throw new ValidationError(
             'vault.category_undeclared',
             `source "${source.key}" does not declare that it collects "${field.category}" (field "${name}")`,
@@ -294,49 +302,54 @@ export class Vault {
             422,
           );
         }
-        categories.add(field.category);
-        fieldCategories.push(field.category);
-        batch.fields.name.push(name);
-        batch.fields.data.push(JSON.stringify(field.value) ?? 'null');
+        shapeKey += `${field.category}\u0000`;
+        batch.addField(name, field.category, JSON.stringify(field.value) ?? 'null');
       }
       const collectedAt = input.collectedAt ?? ctx.clock.now();
-      const cats = [...categories].sort();
+      shapeKey += String(collectedAt.getTime());
+      let shape = shapes.get(shapeKey);
+      if (!shape) {
+        const categories = [
+          ...new Set(fieldNames.map((n) => (input.fields[n] as FieldInput).category)),
+        ].sort();
+        shape = {
+          categories,
+          retainUntil: retentionDeadline(this.#manifest.manifest, source, categories, purposes, collectedAt),
+        };
+        shapes.set(shapeKey, shape);
+      }
       pending.push({
-        categories: fieldCategories,
-        record: {
-          id,
-          subjectId: input.subjectId,
-          source: source.key,
-          categories: cats,
-          purposes,
-          policyVersionId: this.#manifest.versionId,
-          collectedAt,
-          retainUntil: retentionDeadline(this.#manifest.manifest, source, cats, purposes, collectedAt),
-          keyVersion: key.version,
-        },
+        id,
+        subjectId: input.subjectId,
+        source: source.key,
+        categories: shape.categories,
+        purposes: [...purposes],
+        policyVersionId: this.#manifest.versionId,
+        collectedAt,
+        retainUntil: shape.retainUntil,
+        keyVersion: key.version,
+        fieldNames,
       });
     }
-    const sealed = sealBatch(batch);
-    pending.forEach((p, r) => {
-      const fields: Record<string, StoredField> = {};
-      const first = batch.records.firstField[r] ?? 0;
-      p.categories.forEach((category, i) => {
-        const value = sealed[first + i];
-        const name = batch.fields.name[first + i];
-        if (!value || name === undefined)
-          throw new PledgeError('vault.internal', 'sealed values out of step');
-        fields[name] = { category, sealed: value };
-      });
-      records.push({ ...p.record, fields });
-    });
+    const sealed = await this.#crypto.run('seal', batch.pack(this.#crypto.partsFor(batch.values)));
+    const texts = sealed.flatMap(readSealed);
+    if (texts.length !== pending.length)
+      throw new PledgeError('vault.internal', 'sealed records out of step');
+    const records: NewRecord[] = pending.map(({ fieldNames: _names, ...r }, i) => ({
+      ...r,
+      fieldsJson: texts[i] ?? '',
+    }));
     // One audit entry per subject and call (not per record): a batch of 1,000 product events is
     // one collection, and the entry lists the records it made.
-    const bySubject = new Map<string, StoredRecord[]>();
-    for (const r of records) {
+    const bySubject = new Map<string, typeof pending>();
+    for (const r of pending) {
       const list = bySubject.get(r.subjectId);
       if (list) list.push(r);
       else bySubject.set(r.subjectId, [r]);
     }
+    const audit: AuditEntry[] = [];
+    if (newSubject)
+      audit.push({ action: 'subject.create', subjectId: newSubject.id, details: { kind: newSubject.kind } });
     for (const [subjectId, recs] of bySubject) {
       audit.push({
         action: 'vault.write',
@@ -344,18 +357,12 @@ export class Vault {
         details: {
           records: recs.map((r) => r.id),
           sources: [...new Set(recs.map((r) => r.source))],
-          fields: [...new Set(recs.flatMap((r) => Object.keys(r.fields)))].sort(),
+          fields: [...new Set(recs.flatMap((r) => r.fieldNames))].sort(),
           categories: [...new Set(recs.flatMap((r) => r.categories))].sort(),
           purposes: [...new Set(recs.flatMap((r) => r.purposes))],
         },
       });
     }
-    if (newSubject)
-      audit.unshift({
-        action: 'subject.create',
-        subjectId: newSubject.id,
-        details: { kind: newSubject.kind },
-      });
     await this.#enqueue(ctx, pendingSubject, records, audit);
     return records.map((r) => r.id);
   }
@@ -363,7 +370,7 @@ export class Vault {
   #enqueue(
     ctx: Context,
     subject: PendingSubject | undefined,
-    records: StoredRecord[],
+    records: NewRecord[],
     audit: AuditEntry[],
   ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -379,15 +386,22 @@ export class Vault {
       const batch = this.#queue;
       this.#queue = [];
       try {
+        let refused = new Map<PendingWrite, unknown>();
         await this.#db.transaction().execute(async (trx) => {
-          for (const item of batch) await this.#apply(trx, item);
+          refused = await this.#apply(trx, batch);
         });
-        for (const item of batch) item.resolve();
+        for (const item of batch) {
+          if (refused.has(item)) item.reject(refused.get(item));
+          else item.resolve();
+        }
       } catch {
         // One bad write must not fail its neighbours: retry each alone, so each gets its own answer.
         for (const item of batch) {
           try {
-            await this.#db.transaction().execute((trx) => this.#apply(trx, item));
+            await this.#db.transaction().execute(async (trx) => {
+              const refused = await this.#apply(trx, [item]);
+              if (refused.has(item)) throw refused.get(item);
+            });
             item.resolve();
           } catch (err) {
             item.reject(err);
@@ -398,10 +412,18 @@ export class Vault {
     this.#flushing = undefined;
   }
 
-  async #apply(trx: Kysely<Tables>, item: PendingWrite): Promise<void> {
+  /**
+   * Applies queued writes in one transaction: subjects first, then one check of every subject
+   * written to, one insert of every record and one of every audit entry. A write to a subject that
+   * does not exist (or was erased) is left out and returned with its error, so it fails alone
+   * without its neighbours being retried one by one.
+   */
+  async #apply(trx: Kysely<Tables>, items: readonly PendingWrite[]): Promise<Map<PendingWrite, unknown>> {
     const subjects = new SubjectsRepository(trx);
-    const at = item.ctx.clock.now();
-    if (item.subject) {
+    const created = new Set<string>();
+    for (const item of items) {
+      if (!item.subject) continue;
+      const at = item.ctx.clock.now();
       const { input: s, hashes } = item.subject;
       await subjects.insert({ id: s.id, kind: s.kind, jurisdiction: s.jurisdiction, at });
       await subjects.addIdentifiers(s.id, hashes, at);
@@ -413,22 +435,38 @@ export class Vault {
           });
         }
       }
+      created.add(s.id);
     }
-    const subjectIds = new Set(item.records.map((r) => r.subjectId));
-    for (const id of subjectIds) {
-      const subject = await subjects.get(id);
-      if (!subject || subject.erasedAt !== undefined) {
-        throw new NotFoundError(
-          'vault.subject_not_found',
-          'there is no subject with this id (or it was erased)',
-          {
-            subjectId: id,
-          },
+    const named = new Set<string>();
+    for (const item of items)
+      for (const r of item.records) if (!created.has(r.subjectId)) named.add(r.subjectId);
+    // One query for every subject the group writes to, not one per write: inside the transaction,
+    // so an erasure either committed before it (and the write fails) or waits for it.
+    const live = named.size === 0 ? named : await subjects.listLiveIds([...named]);
+    const refused = new Map<PendingWrite, unknown>();
+    const records: NewRecord[] = [];
+    const audit: Array<{ ctx: Context; entries: AuditEntry[] }> = [];
+    for (const item of items) {
+      const missing = item.records.find((r) => !created.has(r.subjectId) && !live.has(r.subjectId));
+      if (missing) {
+        refused.set(
+          item,
+          new NotFoundError(
+            'vault.subject_not_found',
+            'there is no subject with this id (or it was erased)',
+            {
+              subjectId: missing.subjectId,
+            },
+          ),
         );
+        continue;
       }
+      for (const r of item.records) records.push(r);
+      audit.push({ ctx: item.ctx, entries: item.audit });
     }
-    await new RecordsRepository(trx).insertMany(item.records);
-    await new AuditRepository(trx).append(item.ctx, item.audit);
+    await new RecordsRepository(trx).insertMany(records);
+    await new AuditRepository(trx).appendEach(audit);
+    return refused;
   }
 
   /** Resolves once every write queued so far is committed or failed (for a graceful shutdown). */
@@ -461,54 +499,44 @@ export class Vault {
     let fieldCount = 0;
     if (decision.allowed) {
       const stored = await new RecordsRepository(this.#db).listForUse(subjectId);
-      const batch: CryptoBatch = {
-        keys: [],
-        records: { key: [], subjectId: [], recordId: [], keyVersion: [], firstField: [] },
-        fields: { name: [], data: [] },
-      };
+      const batch = new OpenBatchBuilder(subjectId, purpose.categories);
       const keyIndex = new Map<number, number>();
-      const plan: Array<{ record: UsableRecord; names: string[] }> = [];
+      // Records of one source share their purposes text: parse each distinct text once.
+      const collectedFor = new Map<string, boolean>();
+      const kept: UsableRecord[] = [];
       for (const r of stored) {
-        if (!r.purposes.includes(purposeKey)) continue;
-        const names = Object.keys(r.fields).filter((name) => {
-          const category = r.fields[name]?.c;
-          return category !== undefined && purpose.categories.some((c) => coversCategory(c, category));
-        });
-        if (names.length === 0) continue;
+        let forPurpose = collectedFor.get(r.purposesJson);
+        if (forPurpose === undefined) {
+          forPurpose = (JSON.parse(r.purposesJson) as string[]).includes(purposeKey);
+          collectedFor.set(r.purposesJson, forPurpose);
+        }
+        if (!forPurpose) continue;
         let k = keyIndex.get(r.keyVersion);
         if (k === undefined) {
           const key = await this.#dataKeys.forRead(subjectId, r.keyVersion);
-          k = key ? batch.keys.push(key) - 1 : -1;
+          k = key ? batch.addKey(key) : -1;
           keyIndex.set(r.keyVersion, k);
         }
         if (k < 0) {
-          result.unreadable++;
+          if (hasFieldFor(r.fieldsJson, purpose)) result.unreadable++;
           continue;
         }
-        batch.records.key.push(k);
-        batch.records.subjectId.push(subjectId);
-        batch.records.recordId.push(r.id);
-        batch.records.keyVersion.push(r.keyVersion);
-        batch.records.firstField.push(batch.fields.name.length);
-        for (const name of names) {
-          batch.fields.name.push(name);
-          batch.fields.data.push(Buffer.from(r.fields[name]?.v ?? '', 'base64'));
-        }
-        plan.push({ record: r, names });
+        batch.addRecord(k, r.id, r.keyVersion, r.fieldsJson);
+        kept.push(r);
       }
       // A value that does not open under a key that exists was altered: that is an integrity
       // failure and fails the read (vault.decrypt_failed), never a silently shorter answer.
-      const opened = openBatch(batch);
-      let at = 0;
-      for (const { record: r, names } of plan) {
-        const fields: Record<string, { category: string; value: unknown }> = {};
-        for (const name of names) {
-          fields[name] = {
-            category: r.fields[name]?.c ?? '',
-            value: JSON.parse((opened[at++] ?? Buffer.from('null')).toString('utf8')),
-          };
-        }
-        fieldCount += names.length;
+      const opened = readOpened(
+        kept.length === 0
+          ? []
+          : await this.#crypto.run('open', batch.pack(this.#crypto.partsFor(kept.length))),
+      );
+      kept.forEach((r, i) => {
+        const fields = opened[i];
+        if (!fields) return;
+        const n = Object.keys(fields).length;
+        if (n === 0) return;
+        fieldCount += n;
         result.records.push({
           id: r.id,
           source: r.source,
@@ -516,7 +544,7 @@ export class Vault {
           policyVersionId: r.policyVersionId,
           fields,
         });
-      }
+      });
     }
     await new AuditRepository(this.#db).append(ctx, [
       {

@@ -186,6 +186,42 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    void test('a key revoked by this process fails at once, even while its credential is cached', async () => {
+      const { id, key } = await service.createKey(ctx, { name: 'cached', scopes: ['collect:write'] });
+      assert.equal((await service.authenticate(key)).id, id);
+      assert.equal((await service.authenticate(key)).id, id);
+      await service.revokeKey(ctx, id);
+      await rejectsAsInvalid(service.authenticate(key));
+    });
+
+    void test('a key revoked by another process fails once the cached credential expires', async () => {
+      const clock = fixedClock(new Date('2026-12-01T10:00:00.000Z'));
+      const keys = new ApiKeyRepository(database.db);
+      const server = new ApiKeyService({ keys, clock, credentialTtlMs: 5_000 });
+      const cli = new ApiKeyService({ keys });
+      const { id, key } = await cli.createKey(ctx, { name: 'revoked-elsewhere', scopes: ['collect:write'] });
+      assert.equal((await server.authenticate(key)).id, id);
+      await cli.revokeKey(ctx, id);
+      // Within the TTL the server still uses what it read: the documented revocation delay.
+      clock.advance(4_999);
+      assert.equal((await server.authenticate(key)).id, id);
+      clock.advance(1);
+      await rejectsAsInvalid(server.authenticate(key));
+      // A wrong secret never passes on a cached credential.
+      const fresh = await cli.createKey(ctx, { name: 'fresh', scopes: ['collect:write'] });
+      assert.equal((await server.authenticate(fresh.key)).id, fresh.id);
+      await rejectsAsInvalid(server.authenticate(changeChar(fresh.key, fresh.key.length - 1, BASE64URL)));
+    });
+
+    void test('with credentialTtlMs 0 every request reads the key, so revocation elsewhere is immediate', async () => {
+      const keys = new ApiKeyRepository(database.db);
+      const server = new ApiKeyService({ keys, credentialTtlMs: 0 });
+      const { id, key } = await service.createKey(ctx, { name: 'uncached', scopes: ['collect:write'] });
+      assert.equal((await server.authenticate(key)).id, id);
+      await service.revokeKey(ctx, id);
+      await rejectsAsInvalid(server.authenticate(key));
+    });
+
     void test('last_used_at is written at most once a minute per key', async () => {
       const clock = fixedClock(new Date('2026-12-01T10:00:00.000Z'));
       const keys = new ApiKeyRepository(database.db);

@@ -206,6 +206,57 @@ for (const dialect of DIALECTS) {
       );
     });
 
+    test('erasure drops the cached data key at once: a restored copy is unreadable without a restart', async () => {
+      const id = await register(t, randomEmail(), 'US');
+      // Read first, so this process holds the subject's unwrapped key.
+      assert.equal((await t.vault.read(t.ctx, id, 'provide-service')).records.length, 1);
+      const backup = await t.database.db
+        .selectFrom('records')
+        .selectAll()
+        .where('subject_id', '=', id)
+        .execute();
+      await t.vault.erase(t.ctx, id);
+      await t.database.db.updateTable('subjects').set({ erased_at: null }).where('id', '=', id).execute();
+      await t.database.db.insertInto('records').values(backup).execute();
+      const restored = await t.vault.read(t.ctx, id, 'provide-service');
+      assert.equal(restored.records.length, 0);
+      assert.equal(restored.unreadable, 1);
+    });
+
+    test('large writes and reads (sealed and opened on worker threads) round-trip every value', async () => {
+      const id = await register(t, randomEmail(), 'US');
+      const events = Array.from({ length: 300 }, (_, i) => ({
+        subjectId: id,
+        source: 'feedback',
+        fields: {
+          message: { category: 'user.feedback', value: `message ${i} ✓` },
+          rating: { category: 'user.feedback', value: { stars: i % 5, tags: ['a', i] } },
+        },
+      }));
+      const written = await t.vault.write(t.ctx, events);
+      assert.equal(written.length, 300);
+      const read = await t.vault.read(t.ctx, id, 'provide-service');
+      const feedback = read.records.filter((r) => r.source === 'feedback');
+      assert.deepEqual(
+        feedback.map((r) => r.id),
+        written,
+      );
+      feedback.forEach((r, i) => {
+        assert.deepEqual(r.fields, {
+          message: { category: 'user.feedback', value: `message ${i} ✓` },
+          rating: { category: 'user.feedback', value: { stars: i % 5, tags: ['a', i] } },
+        });
+      });
+      const [audit] = (await new AuditRepository(t.database.db).listBySubject(id)).slice(-1);
+      assert.deepEqual(audit?.details, {
+        allowed: true,
+        reason: read.decision.reason,
+        records: read.records.length,
+        fields: read.records.reduce((n, r) => n + Object.keys(r.fields).length, 0),
+      });
+      assert.ok(read.records.length === 301);
+    });
+
     test('records carry their source, purposes, policy version and retention deadline', async () => {
       const id = await register(t, randomEmail());
       const row = await t.database.db

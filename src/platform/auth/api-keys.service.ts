@@ -6,7 +6,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.js';
 import type { Context } from '../context.js';
 import { AuthenticationError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
-import type { ApiKeyRepository, ApiKeySummary } from './api-keys.repository.js';
+import type { ApiKeyCredential, ApiKeyRepository, ApiKeySummary } from './api-keys.repository.js';
 import { hasScope, isScope, SCOPES, type Scope } from './scopes.js';
 
 /** Who a valid API key is: its id and what it may do. */
@@ -33,8 +33,18 @@ export interface CreateKeyResult {
 /** What the service uses. */
 export interface ApiKeyServiceDeps {
   keys: ApiKeyRepository;
-  /** For `last_used_at`, which `authenticate` records without a context; the wall clock by default. */
+  /**
+   * For `last_used_at`, which `authenticate` records without a context, and for the credential
+   * cache's expiry; the wall clock by default.
+   */
   clock?: Clock;
+  /**
+   * How long a key's stored digest and scopes are reused before being read again (default 5,000 ms;
+   * 0 reads the database on every request). This is how long another process (the CLI, another
+   * instance) may still see a key it did not revoke itself as live; this process forgets a key it
+   * revokes at once.
+   */
+  credentialTtlMs?: number;
 }
 
 /** The shape of a key: `pledge_`, 12 base32 characters, `_`, 32 bytes in base64url (43 characters). */
@@ -45,6 +55,8 @@ const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 const NAME_MAX_LENGTH = 100;
 /** `last_used_at` is written at most this often per key, so authenticating stays a read. */
 const TOUCH_INTERVAL_MS = 60_000;
+/** Credentials cached at most; past that the least recently used goes. */
+const CREDENTIAL_CACHE_SIZE = 1_000;
 /** Compared against when the id is unknown, so that path does the same work as a wrong secret. */
 const DUMMY_DIGEST = digest('pledge-api-key-dummy-secret');
 
@@ -62,10 +74,18 @@ export class ApiKeyService {
   readonly #clock: Clock;
   /** When each key's `last_used_at` was last written by this process (ms since epoch). */
   readonly #touchedAt = new Map<string, number>();
+  readonly #ttlMs: number;
+  /**
+   * id -> what authentication read from the database and when it expires (insertion order = LRU
+   * order). Reading the row was a fifth of a collection request's time; the digest is still
+   * compared on every request, so a cached entry never lets a wrong secret through.
+   */
+  readonly #credentials = new Map<string, { credential: ApiKeyCredential; expiresAt: number }>();
 
   constructor(deps: ApiKeyServiceDeps) {
     this.#keys = deps.keys;
     this.#clock = deps.clock ?? systemClock;
+    this.#ttlMs = Math.max(0, deps.credentialTtlMs ?? 5_000);
   }
 
   /**
@@ -125,7 +145,7 @@ export class ApiKeyService {
     const secret = match?.[2];
     if (id === undefined || secret === undefined) throw invalidKey();
 
-    const credential = await this.#keys.getCredential(id);
+    const credential = await this.#getCredential(id);
     const stored = credential === undefined ? undefined : Buffer.from(credential.secretHash, 'hex');
     const expected = stored?.length === DUMMY_DIGEST.length ? stored : DUMMY_DIGEST;
     // Digests have equal lengths, so timingSafeEqual compares in constant time; it runs even for an
@@ -154,12 +174,16 @@ export class ApiKeyService {
   }
 
   /**
-   * Revokes key `id`; it fails authentication from then on, on every server at once (keys are not
-   * cached). Revoking a revoked key changes nothing. Throws NotFoundError `auth.key_not_found`.
+   * Revokes key `id`; it fails authentication from then on in this process, and in other processes
+   * (other instances, a server when the CLI revokes) once their cached credential expires, within
+   * `credentialTtlMs`. Revoking a revoked key changes nothing. Throws NotFoundError `auth.key_not_found`.
    */
   async revokeKey(ctx: Context, id: string): Promise<ApiKeySummary> {
     if (ID_PATTERN.test(id)) {
+      this.#credentials.delete(id);
       await this.#keys.revoke(id, ctx.clock.now());
+      // A request that read the row before the revocation committed must not put it back.
+      this.#credentials.delete(id);
       const key = await this.#keys.get(id);
       if (key !== undefined) return key;
     }
@@ -170,6 +194,30 @@ export class ApiKeyService {
         id,
       },
     );
+  }
+
+  /**
+   * The stored credential of key `id`, from the cache while it is fresh. Unknown ids are not cached:
+   * a key made a moment ago by another process works at once.
+   */
+  async #getCredential(id: string): Promise<ApiKeyCredential | undefined> {
+    if (this.#ttlMs === 0) return this.#keys.getCredential(id);
+    const now = this.#clock.now().getTime();
+    const cached = this.#credentials.get(id);
+    if (cached && cached.expiresAt > now) {
+      this.#credentials.delete(id);
+      this.#credentials.set(id, cached);
+      return cached.credential;
+    }
+    const credential = await this.#keys.getCredential(id);
+    this.#credentials.delete(id);
+    if (credential === undefined) return undefined;
+    this.#credentials.set(id, { credential, expiresAt: now + this.#ttlMs });
+    if (this.#credentials.size > CREDENTIAL_CACHE_SIZE) {
+      const oldest = this.#credentials.keys().next().value;
+      if (oldest !== undefined) this.#credentials.delete(oldest);
+    }
+    return credential;
   }
 
   async #touch(id: string): Promise<void> {
