@@ -32,6 +32,16 @@ import { registerConsentRoutes } from './consent/consent.routes.js';
 import { registerConsentPages } from './consent/pages.routes.js';
 import { WebhookService } from './consent/webhooks.service.js';
 import { registerWebhookRoutes } from './consent/webhooks.routes.js';
+import { deriveLinkTokenKey } from './consent/link-tokens.js';
+import { InboundSmtpListener } from './comms/inbound.smtp.js';
+import { MailEventsService } from './comms/mail-events.service.js';
+import { registerMailEventsRoutes } from './comms/mail-events.routes.js';
+import { mailDomainOf } from './comms/mail.settings.js';
+import { registerOneClickRoutes } from './comms/one-click.routes.js';
+import { SuppressionService } from './comms/suppression.service.js';
+import { createCampaigns } from './comms/campaigns.setup.js';
+import { registerCampaignRoutes } from './comms/campaigns.routes.js';
+import type { CampaignService } from './comms/campaigns.service.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -66,6 +76,14 @@ export interface App {
   webhooks: WebhookService;
   /** The retention sweeps on a timer; absent when PLEDGE_RETENTION_INTERVAL is 0. */
   retention: RetentionSchedule | undefined;
+  /** The suppression list (unsubscribes, bounces, complaints): keyed hashes of addresses. */
+  suppression: SuppressionService;
+  /** Unsubscribes, bounces and complaints, from one-click POSTs, inbound mail and the webhook. */
+  mailEvents: MailEventsService;
+  /** The inbound SMTP listener; absent when PLEDGE_INBOUND_SMTP_PORT is 0. */
+  inboundSmtp: InboundSmtpListener | undefined;
+  /** Marketing campaigns and service notices, and the runner that sends them (docs/mail.md). */
+  campaigns: CampaignService;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -113,6 +131,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       dataKeys,
       keyring,
       manifest: manifestInForce,
+      // The use gate obeys people's choices; erasure takes their ledger with it and tells the
+      // systems the manifest lists.
+      decide: (c, subject, purpose) => consent.decide(c, subject.id, purpose.key),
+      erasure: {
+        inTransaction: async (db, c, subjectId) => {
+          await consent.eraseSubject(db, subjectId);
+          await webhooks.enqueueErasure(db, c, subjectId);
+        },
+        afterCommit: (subjectId) => consent.forget(subjectId),
+      },
     });
 
     await http.register(swagger, {
@@ -141,6 +169,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const collect = new CollectService({
       vault,
       manifest: active.manifest,
+      consent,
       ...(options.processors ? { processors: options.processors } : {}),
     });
     if (collect.usesTestProcessor)
@@ -149,6 +178,33 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerConsentRoutes(http, { consent, auth });
     registerWebhookRoutes(http, { webhooks, auth });
     await registerConsentPages(http, { consent, vault, manifest: active.manifest, keyring, config });
+    const suppression = new SuppressionService({
+      db: database.db,
+      indexKey: keyring.indexKey,
+      softBounceLimit: config.softBounceLimit,
+    });
+    const mailDomain = mailDomainOf(config, active.manifest);
+    const mailEvents = new MailEventsService({
+      consent,
+      suppression,
+      vault,
+      linkKey: deriveLinkTokenKey(keyring.indexKey),
+      mailDomain,
+    });
+    await registerOneClickRoutes(http, { mailEvents, manifest: active.manifest });
+    await registerMailEventsRoutes(http, { mailEvents, suppression, auth });
+    const campaigns = createCampaigns({
+      config,
+      database,
+      active,
+      versions,
+      consent,
+      vault,
+      suppression,
+      keyring,
+      log: http.log,
+    });
+    registerCampaignRoutes(http, { campaigns: campaigns.service, auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await http.ready();
@@ -162,6 +218,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         : undefined;
     retention?.start();
     webhooks.start();
+    const inboundSmtp =
+      config.inboundSmtpPort > 0
+        ? new InboundSmtpListener({
+            port: config.inboundSmtpPort,
+            host: config.inboundSmtpHost,
+            mailDomain,
+            mailEvents,
+            log: http.log,
+          })
+        : undefined;
+    await inboundSmtp?.listen();
+    await campaigns.start(ctx);
 
     let closed: Promise<void> | undefined;
     const openKeystoreDb = keystore;
@@ -178,12 +246,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       consent,
       webhooks,
       retention,
+      suppression,
+      mailEvents,
+      inboundSmtp,
+      campaigns: campaigns.service,
       close: () =>
         (closed ??= (async () => {
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes
           // commit, then the databases close.
           await retention?.stop();
           await http.close();
+          await inboundSmtp?.close();
+          await campaigns.close();
           await vault.drain();
           await webhooks.stop();
           await consent.stop();

@@ -10,10 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { describeDuration } from '../manifest/duration.js';
 import type { Manifest, SourceKind } from '../manifest/manifest.schema.js';
 import { coversCategory, Taxonomy } from '../manifest/taxonomy.js';
+import type { Decision } from '../consent/consent.decide.js';
 import type { Context } from '../platform/context.js';
 import {
   ConfigError,
   ConflictError,
+  ForbiddenError,
   NotFoundError,
   PledgeError,
   ValidationError,
@@ -105,6 +107,14 @@ export interface CollectServiceDeps {
    * needs one; absent, each gets a {@link TestCardProcessor}.
    */
   processors?: Readonly<Record<string, CardProcessor>>;
+  /** People's choices; absent, collection follows the manifest alone (no one has opted out). */
+  consent?: CollectConsent;
+}
+
+/** What the collect gate asks of the consent service. */
+export interface CollectConsent {
+  decide(ctx: Context, subjectId: string, purpose: string): Promise<Decision>;
+  globalOptOut(ctx: Context, holder: { subjectId: string }): Promise<boolean>;
 }
 
 /** Where the published policy lives; collection notices link to it. */
@@ -117,11 +127,13 @@ export class CollectService {
   readonly #plans: ReadonlyMap<string, SourcePlan>;
   readonly #processors: Readonly<Record<string, CardProcessor>>;
   readonly #taxonomy: Taxonomy;
+  readonly #consent: CollectConsent | undefined;
 
   /** Compiles every source; throws `config.invalid` listing every card recipient without a processor. */
   constructor(deps: CollectServiceDeps) {
     this.#vault = deps.vault;
     this.#manifest = deps.manifest;
+    this.#consent = deps.consent;
     this.#taxonomy = new Taxonomy(deps.manifest.categories);
     this.#plans = new Map(deps.manifest.sources.map((s) => [s.key, compileSource(deps.manifest, s)]));
     const recipients = [...this.#plans.values()].flatMap((p) => (p.cardRecipient ? [p.cardRecipient] : []));
@@ -173,6 +185,7 @@ export class CollectService {
       value.identifiers,
       value.card !== undefined,
     );
+    if (subject) await this.#gateOrThrow(ctx, plan, subject.id);
     const fields: Record<string, FieldInput> = { ...value.fields };
     let card: CardTokenResult | undefined;
     if (value.card) {
@@ -221,6 +234,7 @@ export class CollectService {
     if (!value) throw collectProblemsError(plan.source.key, problems);
     const subject = await this.#resolveSubject(ctx, plan, value.subject, value.identifiers, false);
     if (!subject) throw this.#subjectMissing(plan);
+    await this.#gateOrThrow(ctx, plan, subject.id);
     const records = await this.#vault.write(
       ctx,
       value.events.map((fields) => ({ subjectId: subject.id, source: plan.source.key, fields })),
@@ -290,6 +304,57 @@ export class CollectService {
       { source: plan.source.key, path: 'subject' },
       422,
     );
+  }
+
+  /**
+   * The collect gate, for a person already known: refuses (403, nothing stored) when every purpose
+   * of the collection point is denied to them, and, once they have opted out of "the collection, use
+   * and distribution" of their information, any voluntary collection. Data needed for the service
+   * they asked for (a required purpose) still comes in.
+   */
+  async #gateOrThrow(ctx: Context, plan: SourcePlan, subjectId: string): Promise<void> {
+    const consent = this.#consent;
+    if (consent === undefined) return;
+    let decisions: Array<{ purpose: string; decision: Decision }>;
+    let optedOut: boolean;
+    try {
+      decisions = await Promise.all(
+        plan.source.purposes.map(async (purpose) => ({
+          purpose,
+          decision: await consent.decide(ctx, subjectId, purpose),
+        })),
+      );
+      optedOut = await consent.globalOptOut(ctx, { subjectId });
+    } catch (err) {
+      if (err instanceof PledgeError && err.code === 'consent.subject_not_found') {
+        throw new NotFoundError(
+          'vault.subject_not_found',
+          'there is no subject with this id (or it was erased)',
+          {
+            subjectId,
+          },
+        );
+      }
+      throw err;
+    }
+    const required = decisions.some((d) => d.decision.reason === 'required');
+    if (optedOut && (plan.source.voluntary || !required)) {
+      throw new ForbiddenError(
+        'collect.opted_out',
+        `this person opted out of the collection, use and distribution of their information; "${plan.source.key}" collects nothing needed for the service they asked for, so it takes nothing from them`,
+        { source: plan.source.key },
+      );
+    }
+    if (!decisions.some((d) => d.decision.allowed)) {
+      throw new ForbiddenError(
+        'collect.not_allowed',
+        `no purpose of "${plan.source.key}" may use this person's data: ${decisions.map((d) => `${d.purpose} (${d.decision.reason})`).join(', ')}`,
+        {
+          source: plan.source.key,
+          decisions: decisions.map((d) => ({ purpose: d.purpose, reason: d.decision.reason })),
+        },
+      );
+    }
   }
 
   /**

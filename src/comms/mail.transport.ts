@@ -35,6 +35,21 @@ export interface MailTransportOptions {
   log: MailLog;
   /** Milliseconds to wait for the server at each step (default 15 s), so a dead server fails a send. */
   timeoutMs?: number;
+  /**
+   * Keep up to this many SMTP connections open and reuse them (campaigns); absent, one connection
+   * per message (service mail, a few a minute).
+   */
+  pool?: number | undefined;
+}
+
+/** A message already written and signed, with its SMTP envelope. */
+export interface RawMailMessage {
+  /** MAIL FROM (the bounce address). */
+  envelopeFrom: string;
+  /** RCPT TO: one recipient. */
+  to: string;
+  /** The whole message, headers and body, CRLF line ends. */
+  raw: Buffer;
 }
 
 /** Sends service mail through SMTP. */
@@ -55,6 +70,9 @@ export class MailTransport {
             socketTimeout: timeout,
             // nodemailer's own logger would print envelopes (addresses); it stays off.
             logger: false,
+            ...(options.pool !== undefined
+              ? { pool: true, maxConnections: options.pool, maxMessages: Infinity }
+              : {}),
           });
     this.#from = options.from;
     this.#log = options.log;
@@ -89,6 +107,20 @@ export class MailTransport {
     // The message id is ours (a random local part at our host); the recipient is never logged.
     this.#log.info({ requestId: ctx.requestId, messageId }, 'mail sent');
     return { sent: true, messageId };
+  }
+
+  /**
+   * Sends a message written elsewhere (a campaign's, DKIM-signed) exactly as it is, and resolves
+   * once the SMTP server accepted it. Rejects with nodemailer's error (its `responseCode` and
+   * `command` say what failed) when the server refuses it or cannot be reached.
+   */
+  async sendRaw(_ctx: Context, message: RawMailMessage): Promise<SendMailResult> {
+    if (this.#transporter === undefined) return { sent: false, reason: 'mail_disabled' };
+    const info = (await this.#transporter.sendMail({
+      envelope: { from: message.envelopeFrom, to: [message.to] },
+      raw: message.raw,
+    })) as { messageId?: unknown };
+    return { sent: true, messageId: typeof info.messageId === 'string' ? info.messageId : '' };
   }
 
   /** Closes the connection to the SMTP server, if any. */

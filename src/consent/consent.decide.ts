@@ -23,6 +23,8 @@ export const CONSENT_METHODS = [
   'api',
   'gpc',
   'import',
+  /** A spam complaint (an ARF report) about a message of the list: the person no longer wants it. */
+  'complaint',
 ] as const;
 export type ConsentMethod = (typeof CONSENT_METHODS)[number];
 

@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { AuditRepository, type AuditEntry } from '../audit/audit.repository.js';
 import { consentModeFor, type Manifest, type Purpose } from '../manifest/manifest.schema.js';
+import type { DecisionReason } from '../consent/consent.decide.js';
 import type { Context } from '../platform/context.js';
 import type { Tables } from '../platform/db/tables.js';
 import { ConflictError, NotFoundError, PledgeError, ValidationError } from '../platform/errors.js';
@@ -57,7 +58,7 @@ export interface NewSubjectInput {
 }
 
 /** Why the use gate allowed or refused a purpose. */
-export type UseReason = 'required' | 'opt_out_default' | 'opt_in_missing';
+export type UseReason = DecisionReason;
 
 /** The decision about one subject and purpose. */
 export interface UseDecision {
@@ -65,7 +66,7 @@ export interface UseDecision {
   reason: UseReason;
 }
 
-/** Decides whether a purpose may use a subject's data (the consent issue plugs its ledger in here). */
+/** Decides whether a purpose may use a subject's data: the consent service's `decide`, in `createApp`. */
 export type Decide = (ctx: Context, subject: Subject, purpose: Purpose) => Promise<UseDecision>;
 
 /** What the use gate returns. */
@@ -96,8 +97,19 @@ export interface VaultDeps {
   dataKeys: DataKeys;
   keyring: Keyring;
   manifest: VaultManifest;
-  /** Defaults to the manifest's consent mode for the subject's jurisdiction. */
+  /** Defaults to the manifest's consent mode for the subject's jurisdiction (no choices known). */
   decide?: Decide;
+  /**
+   * What else erasure removes, inside its transaction (after the subject is marked erased): the
+   * person's consent ledger, a `subject.erased` webhook. `afterCommit` runs once it is committed.
+   */
+  erasure?: ErasureHooks;
+}
+
+/** See {@link VaultDeps.erasure}. */
+export interface ErasureHooks {
+  inTransaction(db: Kysely<Tables>, ctx: Context, subjectId: string): Promise<void>;
+  afterCommit?(subjectId: string): void;
 }
 
 /** A subject to create, with its identifiers already validated and hashed (once, before queueing). */
@@ -143,6 +155,7 @@ export class Vault {
   readonly #keyring: Keyring;
   readonly #manifest: VaultManifest;
   readonly #decide: Decide;
+  readonly #erasure: ErasureHooks | undefined;
   readonly #crypto = CryptoPool.shared();
   #queue: PendingWrite[] = [];
   #flushing: Promise<void> | undefined;
@@ -152,6 +165,7 @@ export class Vault {
     this.#dataKeys = deps.dataKeys;
     this.#keyring = deps.keyring;
     this.#manifest = deps.manifest;
+    this.#erasure = deps.erasure;
     this.#decide =
       deps.decide ??
       ((_ctx, subject, purpose) => Promise.resolve(manifestDefaultDecision(purpose, subject.jurisdiction)));
@@ -577,11 +591,13 @@ export class Vault {
     const recordsDeleted = await this.#db.transaction().execute(async (trx) => {
       const deleted = await new RecordsRepository(trx).deleteBySubject(subjectId);
       await new SubjectsRepository(trx).markErased(subjectId, ctx.clock.now());
+      await this.#erasure?.inTransaction(trx, ctx, subjectId);
       await new AuditRepository(trx).append(ctx, [
         { action: 'subject.erase', subjectId, details: { keysDestroyed, recordsDeleted: deleted } },
       ]);
       return deleted;
     });
+    this.#erasure?.afterCommit?.(subjectId);
     return { keysDestroyed, recordsDeleted };
   }
 

@@ -8,6 +8,7 @@ import { apiKeyMigrations } from '../auth/api-keys.migrations.js';
 import { manifestMigrations } from '../../manifest/manifest.migrations.js';
 import { auditMigrations } from '../../audit/audit.migrations.js';
 import { consentMigrations } from '../../consent/consent.migrations.js';
+import { campaignMigrations } from '../../comms/campaigns.migrations.js';
 import { suppressionMigrations } from '../../comms/suppression.migrations.js';
 import { webhookMigrations } from '../../consent/webhooks.migrations.js';
 import { keystoreMigrations, vaultMigrations } from '../../vault/vault.migrations.js';
@@ -60,6 +61,7 @@ export const MIGRATIONS: readonly NamedMigration[] = collectMigrations(
   consentMigrations,
   suppressionMigrations,
   webhookMigrations,
+  campaignMigrations,
 );
 
 /** The key store's migrations (its own database; see DataKeysTable). */

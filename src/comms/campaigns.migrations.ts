@@ -1,0 +1,62 @@
+/**
+ * Campaigns and their sends. No personal data: a campaign holds its templates (placeholders, never
+ * a rendered body) and its audience (subject ids or a segment); a send names its subject by id and
+ * says where it stands, never an address.
+ */
+import type { Kysely, Migration } from 'kysely';
+
+/** Migrations of campaigns, keyed by ordered name. */
+export const campaignMigrations: Record<string, Migration> = {
+  '2026_12_10_001_campaigns': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('campaigns')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        // marketing (the full pipeline) or service (a notice needed for the service).
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        // The purpose the messages are sent for (the list of a marketing campaign).
+        .addColumn('list', 'text', (c) => c.notNull())
+        .addColumn('subject_template', 'text', (c) => c.notNull())
+        .addColumn('text_template', 'text', (c) => c.notNull())
+        .addColumn('html_template', 'text', (c) => c.notNull())
+        // JSON: { "subjects": [ids] } or { "segment": { "jurisdiction"?, "kind"? } }.
+        .addColumn('audience', 'text', (c) => c.notNull())
+        // draft, sending or done.
+        .addColumn('status', 'text', (c) => c.notNull())
+        // Set on a policy-change notice: the manifest version it announces (one notice per version).
+        .addColumn('policy_version_id', 'integer', (c) => c.unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('campaign_sends')
+        .addColumn('campaign_id', 'text', (c) => c.notNull().references('campaigns.id'))
+        .addColumn('subject_id', 'text', (c) => c.notNull())
+        // pending, sending, sent, skipped, failed or uncertain.
+        .addColumn('status', 'text', (c) => c.notNull())
+        // Why it was skipped or failed (a decision reason, no_address, suppressed, smtp_550 ...).
+        .addColumn('reason', 'text')
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        // Pending: when the next attempt is due, or the end of a claim's lease; sending: the lease.
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        // Deterministic per campaign and recipient (a keyed hash, not the subject id).
+        .addColumn('message_id', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('campaign_sends_pk', ['campaign_id', 'subject_id'])
+        .execute();
+      // The runner's query: pending or sending rows by due time.
+      await db.schema
+        .createIndex('campaign_sends_due_idx')
+        .on('campaign_sends')
+        .columns(['status', 'next_attempt_at'])
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('campaign_sends').execute();
+      await db.schema.dropTable('campaigns').execute();
+    },
+  },
+};

@@ -1,0 +1,405 @@
+/**
+ * Campaigns: marketing messages to a list (a manifest purpose whose use is marketing, on the e-mail
+ * channel) and service notices (the policy-change notice). A campaign is created as a draft, then
+ * started: its audience is resolved to one pending send per subject, and the runner
+ * (campaign.runner.ts) sends each through the mail pipeline (message.pipeline.ts). Nothing here
+ * sends mail, and nothing else can send a campaign's message.
+ */
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { AuditRepository } from '../audit/audit.repository.js';
+import { diffManifests, type ManifestChange } from '../manifest/manifest.diff.js';
+import { parseManifest } from '../manifest/manifest.loader.js';
+import type { ManifestVersion, ManifestVersionRepository } from '../manifest/manifest.repository.js';
+import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
+import { coversCategory } from '../manifest/taxonomy.js';
+import type { Context } from '../platform/context.js';
+import type { Tables } from '../platform/db/tables.js';
+import { ConflictError, NotFoundError, ValidationError } from '../platform/errors.js';
+import { uuidv7 } from '../platform/ids.js';
+import { CampaignRunner, type CampaignRunnerDeps } from './campaign.runner.js';
+import {
+  CampaignsRepository,
+  type Audience,
+  type Campaign,
+  type CampaignSend,
+  type SendCounts,
+} from './campaigns.repository.js';
+import { compileTemplates } from './message.compose.js';
+import { EMAIL_CATEGORY } from './message.pipeline.js';
+
+/** The most subject ids one campaign may name (a larger audience is a segment). */
+export const MAX_AUDIENCE_IDS = 100_000;
+/** The largest page of a campaign's sends. */
+export const MAX_SENDS_PAGE = 1000;
+
+const JURISDICTION = /^(EU|EEA|[A-Z]{2}(-[A-Z0-9]{1,3})?)$/;
+const SUBJECT_KINDS = ['customer', 'trial_user', 'visitor', 'prospect'] as const;
+
+/** The body of `POST /api/v1/campaigns` (checked at run time whatever its static type). */
+export const createCampaignSchema = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  list: z.string().min(1).max(100),
+  template: z.strictObject({
+    subject: z.string().min(1).max(998),
+    text: z.string().min(1).max(200_000),
+    html: z.string().min(1).max(500_000),
+  }),
+  audience: z.union([
+    z.strictObject({ subjects: z.array(z.uuid()).min(1).max(MAX_AUDIENCE_IDS) }),
+    z.strictObject({
+      segment: z.strictObject({
+        jurisdiction: z.string().regex(JURISDICTION, 'must be an ISO country code or EU').optional(),
+        kind: z.enum(SUBJECT_KINDS).optional(),
+      }),
+    }),
+  ]),
+});
+
+/** What {@link CampaignService.create} takes. */
+export type CreateCampaignInput = z.infer<typeof createCampaignSchema>;
+
+/** A campaign and where its sends stand. */
+export interface CampaignStatusResult {
+  campaign: Campaign;
+  counts: SendCounts;
+}
+
+/** What {@link CampaignService.notifyPolicyChange} did. */
+export type PolicyChangeNoticeResult =
+  | { queued: true; campaignId: string; recipients: number; changes: ManifestChange[] }
+  | {
+      queued: false;
+      reason: 'no_previous_version' | 'not_material' | 'already_queued' | 'no_service_purpose';
+      campaignId?: string;
+    };
+
+/** What the campaign service uses. */
+export interface CampaignServiceDeps {
+  db: Kysely<Tables>;
+  manifest: Manifest;
+  /** The manifest version in force and the record of past ones (for policy-change notices). */
+  versions: Pick<ManifestVersionRepository, 'list'>;
+  currentVersion: ManifestVersion;
+  /** Where people read the policy (links in notices). */
+  publicUrl: string;
+  /** False when no SMTP server is configured: campaigns cannot start. */
+  mailEnabled: boolean;
+  /** False when no DKIM key is configured: marketing campaigns cannot start. */
+  signed: boolean;
+  /** Builds the runner (given once; tests make more with {@link CampaignService.createRunner}). */
+  runner: Omit<CampaignRunnerDeps, 'db'>;
+}
+
+/** Creates, starts and reports on campaigns; owns the runner. */
+export class CampaignService {
+  readonly #db: Kysely<Tables>;
+  readonly #deps: CampaignServiceDeps;
+  /** The runner inside `serve`. */
+  readonly runner: CampaignRunner;
+
+  constructor(deps: CampaignServiceDeps) {
+    this.#db = deps.db;
+    this.#deps = deps;
+    this.runner = this.createRunner();
+  }
+
+  /** A runner over the same database and pipeline; `overrides` change its settings (tests). */
+  createRunner(overrides: Partial<Omit<CampaignRunnerDeps, 'db'>> = {}): CampaignRunner {
+    return new CampaignRunner({ ...this.#deps.runner, ...overrides, db: this.#db });
+  }
+
+  /**
+   * Creates a draft campaign. Throws `comms.campaign_invalid` (400, every problem with its JSON
+   * path), `comms.list_unknown`, `comms.list_not_marketing` or `comms.template_invalid` (422);
+   * nothing is written then.
+   */
+  async create(ctx: Context, body: unknown): Promise<Campaign> {
+    const parsed = createCampaignSchema.safeParse(body);
+    if (!parsed.success) {
+      throw new ValidationError(
+        'comms.campaign_invalid',
+        `the campaign is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`,
+        {
+          issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+        },
+      );
+    }
+    const input = parsed.data;
+    const purpose = this.#marketingListOrThrow(input.list);
+    compileTemplates(input.template);
+    const audience: Audience =
+      'subjects' in input.audience
+        ? { subjects: [...new Set(input.audience.subjects.map((s) => s.toLowerCase()))] }
+        : {
+            segment: {
+              ...(input.audience.segment.jurisdiction !== undefined
+                ? { jurisdiction: input.audience.segment.jurisdiction }
+                : {}),
+              ...(input.audience.segment.kind !== undefined ? { kind: input.audience.segment.kind } : {}),
+            },
+          };
+    const campaign: Campaign = {
+      id: uuidv7(),
+      kind: 'marketing',
+      name: input.name,
+      list: purpose.key,
+      templates: input.template,
+      audience,
+      status: 'draft',
+      policyVersionId: undefined,
+      createdAt: ctx.clock.now(),
+      startedAt: undefined,
+      finishedAt: undefined,
+    };
+    await this.#db.transaction().execute(async (trx) => {
+      await new CampaignsRepository(trx).insertCampaign(campaign);
+      await new AuditRepository(trx).append(ctx, [
+        {
+          action: 'mail.campaign.create',
+          purpose: purpose.key,
+          details: { campaign: campaign.id, audience: 'subjects' in audience ? 'subjects' : 'segment' },
+        },
+      ]);
+    });
+    return campaign;
+  }
+
+  /**
+   * Starts a draft: resolves its audience to pending sends (one transaction) and wakes the runner.
+   * Throws `comms.campaign_not_found` (404), `comms.campaign_started` (409, it was started
+   * before), `comms.mail_disabled` or `comms.dkim_missing` (409: the server cannot send yet).
+   */
+  async start(ctx: Context, id: string): Promise<CampaignStatusResult> {
+    const campaign = await this.getOrThrow(ctx, id);
+    if (!this.#deps.mailEnabled) {
+      throw new ConflictError(
+        'comms.mail_disabled',
+        'this server sends no mail: set PLEDGE_SMTP_URL (and the DKIM keys) and restart it',
+      );
+    }
+    if (campaign.kind === 'marketing' && !this.#deps.signed) {
+      throw new ConflictError(
+        'comms.dkim_missing',
+        'marketing mail must be DKIM-signed: set PLEDGE_DKIM_RSA_KEY (see docs/mail.md) and restart',
+      );
+    }
+    const started = await this.#db.transaction().execute(async (trx) => {
+      const repo = new CampaignsRepository(trx);
+      if (!(await repo.markStarted(id, ctx.clock.now()))) return undefined;
+      const recipients = await this.#resolveAudience(repo, campaign.audience);
+      await repo.insertSends(id, recipients, ctx.clock.now());
+      await new AuditRepository(trx).append(ctx, [
+        {
+          action: 'mail.campaign.start',
+          purpose: campaign.list,
+          details: { campaign: id, kind: campaign.kind, recipients: recipients.length },
+        },
+      ]);
+      return recipients.length;
+    });
+    if (started === undefined) {
+      throw new ConflictError('comms.campaign_started', `campaign ${id} was started already`, {
+        campaign: id,
+        status: campaign.status,
+      });
+    }
+    this.runner.wake();
+    return this.status(ctx, id);
+  }
+
+  /** A campaign; throws `comms.campaign_not_found`. */
+  async getOrThrow(_ctx: Context, id: string): Promise<Campaign> {
+    const campaign = await new CampaignsRepository(this.#db).get(id);
+    if (campaign === undefined) {
+      throw new NotFoundError('comms.campaign_not_found', `there is no campaign "${id}"`, { campaign: id });
+    }
+    return campaign;
+  }
+
+  /** A campaign and its sends counted by outcome and reason. */
+  async status(ctx: Context, id: string): Promise<CampaignStatusResult> {
+    const campaign = await this.getOrThrow(ctx, id);
+    return { campaign, counts: await new CampaignsRepository(this.#db).counts(id) };
+  }
+
+  /** A page of a campaign's sends, by subject id. Throws `comms.limit_invalid` for a bad limit. */
+  async sends(
+    ctx: Context,
+    id: string,
+    options: { after?: string | undefined; limit?: number | undefined } = {},
+  ): Promise<CampaignSend[]> {
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SENDS_PAGE) {
+      throw new ValidationError(
+        'comms.limit_invalid',
+        `limit must be a whole number from 1 to ${MAX_SENDS_PAGE}, got ${limit}`,
+        { limit },
+      );
+    }
+    await this.getOrThrow(ctx, id);
+    return new CampaignsRepository(this.#db).listSends(id, { after: options.after, limit });
+  }
+
+  /**
+   * The policy-change notice: when the manifest in force differs materially from the one in force
+   * before it, queues a service message to every live subject whose data came in before the new
+   * version, saying what changed (the plain-words diff) and linking to the policy. Idempotent: one
+   * notice per manifest version, however many servers start with it. Called when `serve` starts.
+   */
+  async notifyPolicyChange(ctx: Context): Promise<PolicyChangeNoticeResult> {
+    const current = this.#deps.currentVersion;
+    const repo = new CampaignsRepository(this.#db);
+    const existing = await repo.getNotice(current.id);
+    if (existing !== undefined) return { queued: false, reason: 'already_queued', campaignId: existing.id };
+    const versions = await this.#deps.versions.list();
+    const at = versions.findIndex((v) => v.id === current.id);
+    const previous = at < 0 ? undefined : versions[at + 1];
+    if (previous === undefined) return { queued: false, reason: 'no_previous_version' };
+    const before = parseManifest(previous.source, `manifest version ${previous.id}`).manifest;
+    if (before === undefined) return { queued: false, reason: 'no_previous_version' };
+    const diff = diffManifests(before, this.#deps.manifest);
+    if (!diff.material) return { queued: false, reason: 'not_material' };
+    const purpose = serviceMailPurpose(this.#deps.manifest);
+    if (purpose === undefined) return { queued: false, reason: 'no_service_purpose' };
+
+    const campaign: Campaign = {
+      id: uuidv7(),
+      kind: 'service',
+      name: `Policy change notice: version ${current.version}`,
+      list: purpose.key,
+      templates: policyNoticeTemplates(this.#deps.manifest, diff.changes, this.#deps.publicUrl),
+      audience: { segment: {} },
+      status: 'draft',
+      policyVersionId: current.id,
+      createdAt: ctx.clock.now(),
+      startedAt: undefined,
+      finishedAt: undefined,
+    };
+    const recipients = await this.#db.transaction().execute(async (trx) => {
+      const r = new CampaignsRepository(trx);
+      // Another server starting with the same manifest may have queued it since our read.
+      if (!(await r.insertCampaign(campaign))) return undefined;
+      await r.markStarted(campaign.id, ctx.clock.now());
+      const ids = await r.liveSubjectIds({ createdBefore: current.inForceFrom });
+      await r.insertSends(campaign.id, ids, ctx.clock.now());
+      await new AuditRepository(trx).append(ctx, [
+        {
+          action: 'mail.campaign.start',
+          purpose: purpose.key,
+          details: {
+            campaign: campaign.id,
+            kind: 'service',
+            notice: 'policy_change',
+            policyVersionId: current.id,
+            recipients: ids.length,
+          },
+        },
+      ]);
+      return ids.length;
+    });
+    if (recipients === undefined) {
+      const other = await repo.getNotice(current.id);
+      return { queued: false, reason: 'already_queued', ...(other ? { campaignId: other.id } : {}) };
+    }
+    this.runner.wake();
+    return { queued: true, campaignId: campaign.id, recipients, changes: diff.changes.filter((c) => c.material) };
+  }
+
+  async #resolveAudience(repo: CampaignsRepository, audience: Audience): Promise<string[]> {
+    if ('subjects' in audience) return audience.subjects;
+    return repo.liveSubjectIds(audience.segment);
+  }
+
+  #marketingListOrThrow(key: string): Purpose {
+    const purpose = this.#deps.manifest.purposes.find((p) => p.key === key);
+    const lists = this.#deps.manifest.purposes
+      .filter((p) => p.use === 'marketing' && p.channels.includes('email'))
+      .map((p) => p.key);
+    if (purpose === undefined) {
+      throw new ValidationError(
+        'comms.list_unknown',
+        `the manifest declares no purpose "${key}"; a campaign's list is a marketing purpose on the e-mail channel: ${lists.join(', ') || '(none declared)'}`,
+        { path: 'list', list: key, lists },
+        422,
+      );
+    }
+    if (purpose.use !== 'marketing' || !purpose.channels.includes('email')) {
+      throw new ValidationError(
+        'comms.list_not_marketing',
+        `purpose "${key}" is not a mailing list: a campaign's list must have use "marketing" and the "email" channel (it has use "${purpose.use}" and channels [${purpose.channels.join(', ')}]); lists: ${lists.join(', ') || '(none declared)'}`,
+        { path: 'list', list: key, lists },
+        422,
+      );
+    }
+    return purpose;
+  }
+}
+
+/**
+ * The purpose service mail is sent for: one the service needs (consent required), on the e-mail
+ * channel, that may use the e-mail address.
+ */
+export function serviceMailPurpose(manifest: Manifest): Purpose | undefined {
+  return manifest.purposes.find(
+    (p) =>
+      p.use === 'service' &&
+      p.channels.includes('email') &&
+      p.categories.some((c) => coversCategory(c, EMAIL_CATEGORY) || coversCategory(EMAIL_CATEGORY, c)),
+  );
+}
+
+/**
+ * The notice's templates: the material changes in plain words, then the others, and the link. The
+ * manifest's words are text, not template: each is escaped for Handlebars (and for HTML).
+ */
+export function policyNoticeTemplates(
+  manifest: Manifest,
+  changes: readonly ManifestChange[],
+  publicUrl: string,
+): { subject: string; text: string; html: string } {
+  const t = escapeHandlebars;
+  const h = (value: string) => escapeHandlebars(escapeHtml(value));
+  const material = changes.filter((c) => c.material).map((c) => c.summary);
+  const other = changes.filter((c) => !c.material).map((c) => c.summary);
+  const policy = manifest.policy;
+  const url = `${publicUrl}/privacy`;
+  const org = manifest.organization.name;
+  const hello = 'Hello{{#if first_name}} {{first_name}}{{/if}},';
+  const intro = `We are changing our privacy policy (version ${policy.version}, effective ${policy.effective}). What changes for you:`;
+  const text = [
+    hello,
+    '',
+    t(intro),
+    '',
+    ...material.map((s) => `- ${t(s)}`),
+    ...(other.length > 0 ? ['', 'Other changes:', '', ...other.map((s) => `- ${t(s)}`)] : []),
+    '',
+    `Read the whole policy: ${t(url)}`,
+    '',
+    t(org),
+  ].join('\n');
+  const list = (items: string[]) => `<ul>${items.map((s) => `<li>${h(s)}</li>`).join('')}</ul>`;
+  const html = [
+    `<p>${hello}</p>`,
+    `<p>${h(intro)}</p>`,
+    list(material),
+    ...(other.length > 0 ? ['<p>Other changes:</p>', list(other)] : []),
+    `<p>Read the whole policy: <a href="${h(url)}">${h(url)}</a></p>`,
+    `<p>${h(org)}</p>`,
+  ].join('\n');
+  return { subject: t(`Changes to our privacy policy, effective ${policy.effective}`), text, html };
+}
+
+/** Makes Handlebars read `{{` in a text as the characters themselves. */
+function escapeHandlebars(value: string): string {
+  return value.replaceAll('{{', '\\{{');
+}
+
+function escapeHtml(value: string): string {
+  return value
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;');
+}

@@ -1,0 +1,195 @@
+/**
+ * The inbound SMTP listener: where mail about Pledge's mail comes back. It receives, for addresses
+ * at the mail domain only (it relays nothing):
+ *
+ * - `unsubscribe+TOKEN@MAILDOMAIN`, the mailto unsubscribe address of List-Unsubscribe (RFC 2369):
+ *   the message itself does not matter, the signed token in the address unsubscribes, as the
+ *   one-click POST does. A recipient with a bad token is refused at RCPT.
+ * - any other address (the bounce address, the feedback-loop address): delivery status
+ *   notifications (RFC 3464) and complaint reports (RFC 5965), applied by {@link MailEventsService}.
+ *   A message that is neither is refused after DATA.
+ *
+ * A message is answered 250 only after what it changed has committed; when the database fails the
+ * answer is 451, so the sending system retries. Messages larger than {@link MAX_INBOUND_BYTES} are
+ * refused (552). There is no AUTH and no STARTTLS (put a TLS-terminating MTA in front for TLS). Logs
+ * say what kind of message came and what it did, never an address or a token.
+ */
+import type { AddressInfo } from 'node:net';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerDataStream,
+  type SMTPServerSession,
+} from 'smtp-server';
+import { createContext } from '../platform/context.js';
+import type { MailEventsService, ReportResult } from './mail-events.service.js';
+
+/** The largest message accepted: reports may carry the whole original message. */
+export const MAX_INBOUND_BYTES = 10 * 1024 * 1024;
+/** Recipients per message (a report has one; more is not a report). */
+const MAX_RECIPIENTS = 20;
+const UNSUBSCRIBE_PREFIX = 'unsubscribe+';
+
+/** Where the listener logs (a pino or Fastify logger). */
+export interface InboundLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Options of {@link InboundSmtpListener}. */
+export interface InboundSmtpOptions {
+  /** The port; 0 picks a free one. */
+  port: number;
+  host: string;
+  /** The only domain mail is accepted for. */
+  mailDomain: string;
+  mailEvents: MailEventsService;
+  log: InboundLog;
+}
+
+/** An error with the SMTP reply code the client gets. */
+function smtpError(responseCode: number, message: string): Error & { responseCode: number } {
+  return Object.assign(new Error(message), { responseCode });
+}
+
+/** The SMTP server for bounces, complaints and mailto unsubscribes. */
+export class InboundSmtpListener {
+  readonly #server: SMTPServer;
+  readonly #options: InboundSmtpOptions;
+  readonly #domain: string;
+  /** Messages being applied; close() waits for them before the database closes. */
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(options: InboundSmtpOptions) {
+    this.#options = options;
+    this.#domain = options.mailDomain.toLowerCase();
+    this.#server = new SMTPServer({
+      name: this.#domain,
+      banner: 'bounces, complaints and unsubscribes only',
+      size: MAX_INBOUND_BYTES,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      authOptional: true,
+      disableReverseLookup: true,
+      logger: false,
+      maxClients: 100,
+      maxRecipients: MAX_RECIPIENTS,
+      socketTimeout: 60_000,
+      closeTimeout: 5_000,
+      onRcptTo: (address, _session, callback) => callback(this.#checkRecipient(address)),
+      onData: (stream, session, callback) => {
+        const work = this.#receive(stream, session).then(
+          (reply) => callback(null, reply),
+          (err: Error) => callback(err),
+        );
+        this.#inFlight.add(work);
+        void work.finally(() => this.#inFlight.delete(work));
+      },
+    });
+    this.#server.on('error', (err: Error & { code?: string }) =>
+      options.log.warn({ code: err.code }, 'inbound SMTP connection error'),
+    );
+  }
+
+  /** Starts listening; resolves with the address it listens on. */
+  async listen(): Promise<AddressInfo> {
+    const net = this.#server.server;
+    await new Promise<void>((resolve, reject) => {
+      net.once('error', reject);
+      this.#server.listen(this.#options.port, this.#options.host, () => {
+        net.off('error', reject);
+        resolve();
+      });
+    });
+    const address = net.address() as AddressInfo;
+    this.#options.log.info({ port: address.port, host: address.address }, 'inbound SMTP listening');
+    return address;
+  }
+
+  /** The address it listens on. */
+  address(): AddressInfo {
+    return this.#server.server.address() as AddressInfo;
+  }
+
+  /** Stops accepting mail, ends sessions (after at most 5 s), and waits for messages being applied. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** Refuses relaying and bad unsubscribe tokens at RCPT; `undefined` accepts. */
+  #checkRecipient(address: SMTPServerAddress): Error | undefined {
+    const at = address.address.lastIndexOf('@');
+    const local = address.address.slice(0, at);
+    const domain = address.address.slice(at + 1).toLowerCase();
+    if (at <= 0 || domain !== this.#domain)
+      return smtpError(550, '5.7.1 Relaying denied: this server takes mail for its own domain only');
+    const token = unsubscribeToken(local);
+    if (token !== undefined) {
+      const ctx = createContext({ kind: 'system', job: 'inbound-smtp' });
+      if (!this.#options.mailEvents.describeUnsubscribe(ctx, token).ok) {
+        return smtpError(550, '5.1.1 This unsubscribe address is not valid (changed or expired)');
+      }
+    }
+    return undefined;
+  }
+
+  /** Reads a message and applies it; resolves with the 250 text, rejects with the SMTP error. */
+  async #receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size <= MAX_INBOUND_BYTES) chunks.push(chunk);
+    }
+    if (stream.sizeExceeded || size > MAX_INBOUND_BYTES) {
+      throw smtpError(552, `5.3.4 Message too big: this server takes at most ${MAX_INBOUND_BYTES} bytes`);
+    }
+    const raw = Buffer.concat(chunks);
+    const ctx = createContext({ kind: 'system', job: 'inbound-smtp' });
+    const recipients = session.envelope.rcptTo.map((r) => r.address);
+    const tokens = recipients.flatMap((r) => {
+      const t = unsubscribeToken(r.slice(0, r.lastIndexOf('@')));
+      return t === undefined ? [] : [t];
+    });
+    const others = recipients.length - tokens.length;
+    try {
+      let unsubscribed = 0;
+      for (const token of tokens) {
+        const result = await this.#options.mailEvents.unsubscribe(ctx, token, {
+          evidence: { userAgent: 'mailto unsubscribe (RFC 2369)', ip: session.remoteAddress },
+        });
+        if (result.ok) unsubscribed++;
+      }
+      let report: ReportResult | undefined;
+      if (others > 0) report = await this.#options.mailEvents.report(ctx, raw);
+      this.#options.log.info(
+        {
+          bytes: size,
+          unsubscribes: unsubscribed,
+          report: report?.report,
+          outcomes: report?.results.map((r) => `${r.type}:${r.outcome}`),
+        },
+        'inbound mail applied',
+      );
+      if (tokens.length === 0 && report?.report === 'not_a_report') {
+        throw smtpError(550, '5.6.0 Not a delivery status notification or a feedback report');
+      }
+      return 'OK: applied';
+    } catch (err) {
+      if ((err as { responseCode?: number }).responseCode !== undefined) throw err;
+      this.#options.log.error(
+        { err: { name: (err as Error).name, code: (err as { code?: unknown }).code } },
+        'inbound mail failed',
+      );
+      throw smtpError(451, '4.3.0 Temporary failure; try again later');
+    }
+  }
+}
+
+/** The token of an `unsubscribe+TOKEN` local part, or `undefined`. */
+function unsubscribeToken(localPart: string): string | undefined {
+  if (!localPart.toLowerCase().startsWith(UNSUBSCRIBE_PREFIX)) return undefined;
+  const token = localPart.slice(UNSUBSCRIBE_PREFIX.length);
+  return token === '' ? undefined : token;
+}

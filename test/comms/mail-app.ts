@@ -1,0 +1,141 @@
+/**
+ * An application for the tests of what comes back from mail (one-click, mailto, bounces,
+ * complaints) on either engine: the example manifest, a key store of its own, captured logs, the
+ * inbound SMTP listener on a free port of 127.0.0.1, an API key with mail:events and mail:send, and
+ * helpers to make subjects and read what changed.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { createApp, type App } from '../../src/app.js';
+import { createLinkToken, deriveLinkTokenKey } from '../../src/consent/link-tokens.js';
+import { loadConfig, type Config } from '../../src/platform/config.js';
+import { createContext, type Context } from '../../src/platform/context.js';
+import type { Database } from '../../src/platform/db/database.js';
+import { openKeystore } from '../../src/vault/keystore.js';
+import {
+  dropTestSchema,
+  openTestDatabase,
+  TEST_DATABASE_URL,
+  type TestDatabase,
+  type TestDialect,
+} from '../helpers/databases.js';
+import { EXAMPLE_MANIFEST, randomEmail } from '../helpers/vault.js';
+
+/** The mail domain of the tests. */
+export const MAIL_DOMAIN = 'mail.example-online.test';
+/** The example manifest's marketing list (opt-out in the US, e-mail only). */
+export const MARKETING = 'marketing-email';
+
+/** A running app and what a test inspects. */
+export interface MailTestApp {
+  app: App;
+  database: TestDatabase;
+  ctx: Context;
+  /** Bearer key with mail:events and mail:send. */
+  key: string;
+  /** The inbound SMTP listener's port on 127.0.0.1. */
+  smtpPort: number;
+  logs(): string;
+  /** A US customer with a new e-mail address. */
+  newSubject(): Promise<{ subjectId: string; address: string }>;
+  /** A signed unsubscribe token for `subjectId` and the marketing list on e-mail. */
+  unsubscribeToken(subjectId: string, options?: { now?: Date; purpose?: string }): string;
+  /** Rows of the tables an unsubscribe, a bounce or a complaint may change. */
+  counts(): Promise<{ events: number; suppressions: number; softBounces: number; audit: number }>;
+  cleanup(): Promise<void>;
+}
+
+/** A port that was free on 127.0.0.1 a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Opens an app on `dialect` with the inbound listener on. */
+export async function openMailApp(
+  dialect: TestDialect,
+  overrides: Partial<Config> = {},
+): Promise<MailTestApp> {
+  const database = await openTestDatabase(dialect);
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-mail-'));
+  const keystoreSchema = database.schema === undefined ? undefined : `${database.schema}_keys`;
+  const keystore: Database = await openKeystore({
+    databaseUrl: dialect === 'postgres' ? TEST_DATABASE_URL : undefined,
+    dataDir,
+    ...(keystoreSchema !== undefined ? { schema: keystoreSchema } : {}),
+  });
+  let logs = '';
+  const logStream = new PassThrough();
+  logStream.on('data', (d: Buffer) => (logs += d.toString('utf8')));
+  const smtpPort = await freePort();
+  const config: Config = {
+    ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'info' }, { manifest: EXAMPLE_MANIFEST }),
+    retentionIntervalSeconds: 0,
+    mailDomain: MAIL_DOMAIN,
+    inboundSmtpPort: smtpPort,
+    inboundSmtpHost: '127.0.0.1',
+    softBounceLimit: 3,
+    ...overrides,
+  };
+  const app = await createApp(config, { database, keystore, logStream });
+  const ctx = createContext({ kind: 'cli', user: 'test' });
+  const { key } = await app.apiKeys.createKey(ctx, { name: 'mail', scopes: ['mail:events', 'mail:send'] });
+  const linkKey = deriveLinkTokenKey(app.keyring.indexKey);
+  const count = async (table: 'consent_events' | 'suppressions' | 'soft_bounces' | 'audit_events') =>
+    Number(
+      (
+        await database.db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+  return {
+    app,
+    database,
+    ctx,
+    key,
+    smtpPort,
+    logs: () => logs,
+    async newSubject() {
+      const address = randomEmail();
+      const subject = await app.vault.createSubject(ctx, {
+        kind: 'customer',
+        jurisdiction: 'US',
+        identifiers: { email: address },
+      });
+      return { subjectId: subject.id, address };
+    },
+    unsubscribeToken(subjectId, options = {}) {
+      return createLinkToken(
+        linkKey,
+        { scope: 'unsubscribe', subjectId, purpose: options.purpose ?? MARKETING, channel: 'email' },
+        { now: options.now ?? new Date() },
+      );
+    },
+    async counts() {
+      return {
+        events: await count('consent_events'),
+        suppressions: await count('suppressions'),
+        softBounces: await count('soft_bounces'),
+        audit: await count('audit_events'),
+      };
+    },
+    async cleanup() {
+      await app.close();
+      if (keystoreSchema !== undefined) await dropTestSchema(keystore.db, keystoreSchema);
+      await keystore.close();
+      await database.cleanup();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
