@@ -4,7 +4,7 @@
  * report says which and shows its output); with `--strict`, also when a target is missed.
  *
  * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
- * dist/ already there), `--only check|serve|vault|memory|collect`, `--strict`.
+ * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click`, `--strict`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,8 @@ import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
 import { runCheckBench } from './check.bench.js';
 import { COLLECT_BENCH_DEFAULTS, COLLECT_BENCH_QUICK, runCollectBench } from './collect.bench.js';
+import { CONSENT_BENCH_DEFAULTS, CONSENT_BENCH_QUICK, runConsentBench } from './consent.bench.js';
+import { ONE_CLICK_BENCH_DEFAULTS, ONE_CLICK_BENCH_QUICK, runOneClickBench } from './one-click.bench.js';
 import { BenchFailure, formatMiB, NODE, ROOT, type BenchResult } from './lib.js';
 import { runServeBench } from './serve.bench.js';
 import { runVaultBench, VAULT_BENCH_DEFAULTS, VAULT_BENCH_QUICK } from './vault.bench.js';
@@ -106,6 +108,16 @@ async function main(): Promise<number> {
       key: 'collect',
       title: '`POST /api/v1/collect` over HTTP',
       run: () => runCollectBench(quick ? COLLECT_BENCH_QUICK : COLLECT_BENCH_DEFAULTS),
+    },
+    {
+      key: 'consent',
+      title: 'Decisions (`decide`, `POST /api/v1/decisions`)',
+      run: () => runConsentBench(quick ? CONSENT_BENCH_QUICK : CONSENT_BENCH_DEFAULTS),
+    },
+    {
+      key: 'one-click',
+      title: 'One-click unsubscribe across instances (PostgreSQL)',
+      run: () => runOneClickBench(quick ? ONE_CLICK_BENCH_QUICK : ONE_CLICK_BENCH_DEFAULTS),
     },
   ];
   const selected = sections.filter((s) => values.only === undefined || s.key === values.only);

@@ -2,7 +2,7 @@
  * API keys: `pledge_<id>_<secret>`. The id is public and finds the row; only a SHA-256 digest of
  * the secret is stored, and the full key is shown once, when it is created.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.js';
 import type { Context } from '../context.js';
 import { AuthenticationError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
@@ -250,7 +250,8 @@ export function requireScope(principal: ApiKeyPrincipal, scope: Scope): void {
  * bits, so there is nothing to guess from a digest, and a slow hash would only slow every request.
  */
 function digest(secret: string): Buffer {
-  return createHash('sha256').update(secret, 'utf8').digest();
+  // The one-shot form: no Hash object per request (every API request digests its key).
+  return hash('sha256', secret, 'buffer');
 }
 
 function invalidKey(): AuthenticationError {
