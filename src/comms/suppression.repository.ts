@@ -72,6 +72,18 @@ export class SuppressionRepository {
     return rows.map((r) => r.hash);
   }
 
+  /** Removes the suppressions of these hashes for `list` with `reason`; returns how many. */
+  async deleteFor(hashes: readonly string[], list: string, reason: string): Promise<number> {
+    if (hashes.length === 0) return 0;
+    const result = await this.db
+      .deleteFrom('suppressions')
+      .where('address_hash', 'in', hashes)
+      .where('list', '=', list)
+      .where('reason', '=', reason)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Counts a soft bounce and returns the address's count so far. */
   async countSoftBounce(addressHash: string, at: Date): Promise<number> {
     await this.db

@@ -114,6 +114,29 @@ export class SuppressionService {
   }
 
   /**
+   * Lifts a subject's own opt-out of a list when they give consent for it again (the preference
+   * center, the API): an `unsubscribe` suppression of their addresses for that list is removed,
+   * audited. Bounces, complaints and opt-outs of every list stay: those are not theirs to undo by a
+   * switch, and an address re-imported under a new subject stays suppressed (the hash is the
+   * address's). Call it inside the consent change's transaction (`db`).
+   */
+  async liftOptOut(
+    ctx: Context,
+    subjectId: string,
+    list: string,
+    db: Kysely<Tables> = this.#db,
+  ): Promise<number> {
+    const repo = new SuppressionRepository(db);
+    const lifted = await repo.deleteFor(await repo.emailHashesOfSubject(subjectId), list, 'unsubscribe');
+    if (lifted > 0) {
+      await new AuditRepository(db).append(ctx, [
+        { action: 'mail.unsuppress', subjectId, details: { list, reason: 'consent_given', lifted } },
+      ]);
+    }
+    return lifted;
+  }
+
+  /**
    * Counts a soft bounce; at the limit the address is suppressed for every list. Returns whether
    * this bounce suppressed it.
    */

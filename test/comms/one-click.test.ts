@@ -72,6 +72,35 @@ for (const dialect of DIALECTS) {
       );
     });
 
+    test('consent given again lifts the person’s own opt-out, never a bounce', async () => {
+      const { subjectId, address } = await t.newSubject();
+      await postUrlencoded(t.unsubscribeToken(subjectId));
+      assert.equal(await suppressed(address), true);
+      await t.app.consent.record(t.ctx, [
+        {
+          holder: { subjectId },
+          purpose: MARKETING,
+          channel: 'email',
+          state: 'granted',
+          method: 'preference_center',
+        },
+      ]);
+      assert.equal(await suppressed(address), false, 'their own opt-out is lifted with their consent');
+      assert.deepEqual(await decision(subjectId), { allowed: true, reason: 'opt_in_granted' });
+
+      await t.app.suppression.suppress(t.ctx, { address, reason: 'hard_bounce' });
+      await t.app.consent.record(t.ctx, [
+        {
+          holder: { subjectId },
+          purpose: MARKETING,
+          channel: 'email',
+          state: 'granted',
+          method: 'preference_center',
+        },
+      ]);
+      assert.equal(await suppressed(address), true, 'a bounced address stays suppressed');
+    });
+
     test('a multipart/form-data POST does the same', async () => {
       const { subjectId, address } = await t.newSubject();
       const boundary = '----provider-boundary-7MA4YWxkTrZu0gW';
