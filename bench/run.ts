@@ -4,7 +4,7 @@
  * report says which and shows its output); with `--strict`, also when a target is missed.
  *
  * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
- * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click`, `--strict`.
+ * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail`, `--strict`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { runCheckBench } from './check.bench.js';
 import { COLLECT_BENCH_DEFAULTS, COLLECT_BENCH_QUICK, runCollectBench } from './collect.bench.js';
 import { CONSENT_BENCH_DEFAULTS, CONSENT_BENCH_QUICK, runConsentBench } from './consent.bench.js';
 import { ONE_CLICK_BENCH_DEFAULTS, ONE_CLICK_BENCH_QUICK, runOneClickBench } from './one-click.bench.js';
+import { MAIL_BENCH_DEFAULTS, MAIL_BENCH_QUICK, runMailBench } from './mail.bench.js';
 import { BenchFailure, formatMiB, NODE, ROOT, type BenchResult } from './lib.js';
 import { runServeBench } from './serve.bench.js';
 import { runVaultBench, VAULT_BENCH_DEFAULTS, VAULT_BENCH_QUICK } from './vault.bench.js';
@@ -118,6 +119,11 @@ async function main(): Promise<number> {
       key: 'one-click',
       title: 'One-click unsubscribe across instances (PostgreSQL)',
       run: () => runOneClickBench(quick ? ONE_CLICK_BENCH_QUICK : ONE_CLICK_BENCH_DEFAULTS),
+    },
+    {
+      key: 'mail',
+      title: 'Campaign mail through the pipeline',
+      run: () => runMailBench(quick ? MAIL_BENCH_QUICK : MAIL_BENCH_DEFAULTS),
     },
   ];
   const selected = sections.filter((s) => values.only === undefined || s.key === values.only);

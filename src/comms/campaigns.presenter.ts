@@ -60,7 +60,9 @@ export function presentCampaign(campaign: Campaign, counts?: SendCounts): Campai
     startedAt: campaign.startedAt?.toISOString() ?? null,
     finishedAt: campaign.finishedAt?.toISOString() ?? null,
     ...(counts !== undefined
-      ? { counts: { total: counts.total, byStatus: { ...counts.byStatus }, byReason: { ...counts.byReason } } }
+      ? {
+          counts: { total: counts.total, byStatus: { ...counts.byStatus }, byReason: { ...counts.byReason } },
+        }
       : {}),
   };
 }

@@ -39,7 +39,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: CampaignRoute
         tags,
         security,
         summary:
-          'Create a draft campaign: { name, list (a marketing purpose on e-mail), template: { subject, text, html } (Handlebars with the person\'s fields), audience: { subjects: [ids] } or { segment: { jurisdiction?, kind? } } }',
+          "Create a draft campaign: { name, list (a marketing purpose on e-mail), template: { subject, text, html } (Handlebars with the person's fields), audience: { subjects: [ids] } or { segment: { jurisdiction?, kind? } } }",
       },
     },
     async (request, reply) => {

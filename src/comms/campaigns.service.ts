@@ -303,7 +303,12 @@ export class CampaignService {
       return { queued: false, reason: 'already_queued', ...(other ? { campaignId: other.id } : {}) };
     }
     this.runner.wake();
-    return { queued: true, campaignId: campaign.id, recipients, changes: diff.changes.filter((c) => c.material) };
+    return {
+      queued: true,
+      campaignId: campaign.id,
+      recipients,
+      changes: diff.changes.filter((c) => c.material),
+    };
   }
 
   async #resolveAudience(repo: CampaignsRepository, audience: Audience): Promise<string[]> {

@@ -150,7 +150,12 @@ export async function signMessage(message: Buffer, keys: DkimKeys): Promise<Buff
   const result = await dkimSign(message, options);
   if (result.errors.length > 0) {
     throw new PledgeError('comms.dkim_failed', 'the message could not be DKIM-signed', {
-      details: { errors: result.errors.map((e) => String((e as { err?: unknown }).err ?? e)) },
+      details: {
+        errors: result.errors.map((e) => {
+          const err = (e as { err?: unknown }).err;
+          return err instanceof Error ? err.message : 'signing failed';
+        }),
+      },
     });
   }
   return Buffer.concat([Buffer.from(result.signatures, 'utf8'), message]);

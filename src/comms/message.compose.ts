@@ -167,7 +167,6 @@ export function listHeaders(options: {
 /** A quoted phrase for List-Id (RFC 2919), or an RFC 2047 encoded word when it is not plain ASCII. */
 function listIdPhrase(name: string): string {
   const oneLine = name.replace(/[\r\n]+/g, ' ');
-  // eslint-disable-next-line no-control-regex
   if (/^[\x20-\x7e]*$/.test(oneLine)) return `"${oneLine.replace(/["\\]/g, '\\$&')}"`;
   return `=?UTF-8?B?${Buffer.from(oneLine, 'utf8').toString('base64')}?=`;
 }
@@ -195,7 +194,8 @@ export function composeMessage(input: ComposeInput): Promise<Buffer> {
     html: input.html,
     messageId: input.messageId,
     date: input.date,
-    headers: input.headers.map((h) => ({ key: h.key, value: h.value, prepared: true })),
+    // The map form: nodemailer honours `prepared` (write as is, no folding or encoding) there.
+    headers: Object.fromEntries(input.headers.map((h) => [h.key, { prepared: true, value: h.value }])),
   });
   return new Promise((resolve, reject) => {
     composer.compile().build((err, message) => (err ? reject(err) : resolve(message)));

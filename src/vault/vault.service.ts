@@ -560,7 +560,9 @@ export class Vault {
         });
       });
     }
-    await new AuditRepository(this.#db).append(ctx, [
+    // The read's audit entry joins the group commit: reads in flight together (a mail campaign asks
+    // for many people at once) share one transaction and one fsync, and each answers after it.
+    await this.#enqueue(ctx, undefined, [], [
       {
         action: 'vault.read',
         subjectId,
