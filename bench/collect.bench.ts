@@ -6,29 +6,29 @@
  *
  * Alone: `node --import tsx bench/collect.bench.ts [--quick]`.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import {
-  BenchFailure,
-  benchEnv,
   formatMs,
   formatRatio,
   formatTable,
   formatTarget,
-  getFreePort,
   isMainModule,
-  NODE,
-  ROOT,
   runAlone,
-  startServer,
   stopServer,
   type BenchResult,
-  type StartedServer,
 } from './lib.js';
+import {
+  createApiKey,
+  loadInterleaved,
+  loadPosts,
+  registerSubjects,
+  startOnFreePort,
+  type BenchServer,
+  type LoadFigures,
+} from './servers.js';
 
 /** How long and how hard to load each server; the quick form is for trying the harness. */
 export interface CollectBenchOptions {
@@ -69,58 +69,8 @@ const PLEDGE = 'pledge serve (SQLite)';
 /** Pledge's configuration for the run: the rate limit out of the way (its maximum), quiet logs. */
 const PLEDGE_ENV = { PLEDGE_RATE_LIMIT: '1000000', PLEDGE_LOG_LEVEL: 'warn' };
 
-interface LoadFigures {
-  requestsPerSecond: number;
-  p50: number;
-  p99: number;
-  requests: number;
-}
-
-/** Creates an API key with `scopes` in `dataDir` with the CLI; returns the key. */
-function createApiKey(dataDir: string, scopes: string[]): string {
-  const args = ['bin/pledge.js', 'keys', 'create', '--name', 'bench', '--scope', ...scopes];
-  const result = spawnSync(NODE, [...args, '--data-dir', dataDir], {
-    cwd: ROOT,
-    env: benchEnv(),
-    encoding: 'utf8',
-  });
-  const key = result.stdout.trim();
-  if (result.status !== 0 || !key.startsWith('pledge_')) {
-    throw new BenchFailure(
-      `\`node ${args.join(' ')}\` exited with code ${String(result.status)}\n${result.stderr}`,
-    );
-  }
-  return key;
-}
-
-/** Registers `count` people at `base` (POST /api/v1/collect/registration); returns their subject ids. */
-async function registerSubjects(base: string, key: string, count: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const res = await fetch(`${base}/api/v1/collect/registration`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        jurisdiction: 'US',
-        data: {
-          email: `bench-${i}@example-customer.test`,
-          first_name: 'Ada',
-          last_name: `Lovelace-${i}`,
-          password: '$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$h4shh4shh4shh4shh4shh4shh4shh4sh',
-        },
-      }),
-    });
-    const body = (await res.json()) as { subject?: { id?: string } };
-    if (res.status !== 201 || typeof body.subject?.id !== 'string') {
-      throw new BenchFailure(`registration ${i}: ${res.status} ${JSON.stringify(body)}`);
-    }
-    ids.push(body.subject.id);
-  }
-  return ids;
-}
-
 /** Loads `base` with feedback POSTs for `seconds`; throws a BenchFailure on any error or non-2xx. */
-async function load(
+function load(
   label: string,
   base: string,
   key: string,
@@ -128,63 +78,17 @@ async function load(
   seconds: number,
   connections: number,
 ): Promise<LoadFigures> {
-  let n = 0;
-  const result = await autocannon({
-    url: base,
+  return loadPosts(label, base, {
+    path: PATH,
+    key,
+    seconds,
     connections,
-    duration: seconds,
-    requests: [
-      {
-        method: 'POST',
-        path: PATH,
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        // A new body per request: the next subject, a distinct message.
-        setupRequest: (request) => {
-          n++;
-          return {
-            ...request,
-            body: JSON.stringify({
-              subject: { id: subjects[n % subjects.length] },
-              data: { message: `The recording export is slow (feedback ${n}).`, rating: 4 },
-            }),
-          };
-        },
-      },
-    ],
+    // The next subject, a distinct message.
+    body: (n) => ({
+      subject: { id: subjects[n % subjects.length] },
+      data: { message: `The recording export is slow (feedback ${n}).`, rating: 4 },
+    }),
   });
-  if (result.errors > 0 || result.non2xx > 0 || result['2xx'] === 0) {
-    throw new BenchFailure(
-      `${label}: autocannon saw ${result.errors} connection error(s) (${result.timeouts} timeouts) and ` +
-        `${result.non2xx} non-2xx answer(s) (4xx ${result['4xx']}, 5xx ${result['5xx']}) ` +
-        `out of ${result['2xx'] + result.non2xx}`,
-    );
-  }
-  return {
-    requestsPerSecond: result['2xx'] / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    requests: result['2xx'],
-  };
-}
-
-async function start(
-  label: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<StartedServer & { base: string }> {
-  const port = await getFreePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = await startServer(
-    {
-      label,
-      command: NODE,
-      args: [...args, '--port', String(port)],
-      cwd: ROOT,
-      env: benchEnv({ HOST: '127.0.0.1', ...env }),
-    },
-    { readyUrl: `${base}/healthz` },
-  );
-  return { ...server, base };
 }
 
 function mean(xs: readonly number[]): number {
@@ -196,30 +100,24 @@ export async function runCollectBench(
   options: CollectBenchOptions = COLLECT_BENCH_DEFAULTS,
 ): Promise<BenchResult> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-collect-'));
-  let pledge: (StartedServer & { base: string }) | undefined;
-  let baseline: (StartedServer & { base: string }) | undefined;
-  const runs = new Map<string, LoadFigures[]>([
-    [BASELINE, []],
-    [PLEDGE, []],
-  ]);
+  let pledge: BenchServer | undefined;
+  let baseline: BenchServer | undefined;
+  let runs: Map<string, LoadFigures[]>;
   try {
     const key = createApiKey(dataDir, ['collect:write']);
-    pledge = await start(PLEDGE, ['bin/pledge.js', 'serve'], { PLEDGE_DATA_DIR: dataDir, ...PLEDGE_ENV });
-    baseline = await start(BASELINE, ['bench/baseline/fastify-collect.mjs'], {});
-    const subjects = await registerSubjects(pledge.base, key, options.subjects);
+    pledge = await startOnFreePort(PLEDGE, ['bin/pledge.js', 'serve'], {
+      PLEDGE_DATA_DIR: dataDir,
+      ...PLEDGE_ENV,
+    });
+    baseline = await startOnFreePort(BASELINE, ['bench/baseline/fastify-collect.mjs'], {});
+    const subjects = (await registerSubjects(pledge.base, key, options.subjects)).map((p) => p.subjectId);
     const servers = [
       { label: BASELINE, base: baseline.base },
       { label: PLEDGE, base: pledge.base },
     ];
-    for (const s of servers)
-      await load(s.label, s.base, key, subjects, options.warmupSeconds, options.connections);
-    for (let round = 0; round < options.rounds; round++) {
-      for (const s of servers) {
-        runs
-          .get(s.label)!
-          .push(await load(s.label, s.base, key, subjects, options.seconds, options.connections));
-      }
-    }
+    runs = await loadInterleaved(servers, options, (label, base, seconds) =>
+      load(label, base, key, subjects, seconds, options.connections),
+    );
   } finally {
     if (pledge) await stopServer(pledge.child);
     if (baseline) await stopServer(baseline.child);

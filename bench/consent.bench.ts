@@ -8,33 +8,34 @@
  *
  * Alone: `node --import tsx bench/consent.bench.ts [--quick]`.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createContext } from '../src/platform/context.js';
 import {
   BenchFailure,
-  benchEnv,
   formatMs,
   formatRatio,
   formatTable,
   formatTarget,
-  getFreePort,
   isMainModule,
-  NODE,
   percentile,
-  ROOT,
   runAlone,
-  startServer,
   stopServer,
   type BenchResult,
-  type StartedServer,
 } from './lib.js';
+import {
+  createApiKey,
+  loadInterleaved,
+  loadPosts,
+  registerSubjects,
+  startOnFreePort,
+  type BenchServer,
+  type LoadFigures,
+} from './servers.js';
 
 /** How much to run; the quick form is for trying the harness. */
 export interface ConsentBenchOptions {
@@ -139,58 +140,8 @@ async function measureInProcess(options: ConsentBenchOptions): Promise<{ pledge:
   }
 }
 
-function createApiKey(dataDir: string, scopes: string[]): string {
-  const args = ['bin/pledge.js', 'keys', 'create', '--name', 'bench', '--scope', ...scopes];
-  const result = spawnSync(NODE, [...args, '--data-dir', dataDir], {
-    cwd: ROOT,
-    env: benchEnv(),
-    encoding: 'utf8',
-  });
-  const key = result.stdout.trim();
-  if (result.status !== 0 || !key.startsWith('pledge_')) {
-    throw new BenchFailure(
-      `\`node ${args.join(' ')}\` exited with code ${String(result.status)}\n${result.stderr}`,
-    );
-  }
-  return key;
-}
-
-/** Registers `count` people (US and EU alternately) through the registration collection point. */
-async function registerSubjects(base: string, key: string, count: number): Promise<string[]> {
-  const ids = new Array<string>(count);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < count; i = next++) {
-      const res = await fetch(`${base}/api/v1/collect/registration`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          jurisdiction: i % 2 === 0 ? 'US' : 'DE',
-          data: {
-            email: `decide-${i}@example-customer.test`,
-            first_name: 'Ada',
-            last_name: `L-${i}`,
-            password: 'x'.repeat(12),
-          },
-        }),
-      });
-      const body = (await res.json()) as { subject?: { id?: string } };
-      if (res.status !== 201 || typeof body.subject?.id !== 'string') {
-        throw new BenchFailure(`registration ${i}: ${res.status} ${JSON.stringify(body)}`);
-      }
-      ids[i] = body.subject.id;
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
-  return ids;
-}
-
-interface LoadFigures {
-  requestsPerSecond: number;
-  p99: number;
-}
-
-async function load(
+/** Loads `base` with one-subject decision POSTs for `seconds`; throws a BenchFailure on any error. */
+function load(
   label: string,
   base: string,
   key: string,
@@ -198,31 +149,13 @@ async function load(
   seconds: number,
   connections: number,
 ): Promise<LoadFigures> {
-  let n = 0;
-  const result = await autocannon({
-    url: base,
+  return loadPosts(label, base, {
+    path: '/api/v1/decisions',
+    key,
+    seconds,
     connections,
-    duration: seconds,
-    requests: [
-      {
-        method: 'POST',
-        path: '/api/v1/decisions',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        setupRequest: (request) => ({
-          ...request,
-          body: JSON.stringify({
-            subject: subjects[n++ % subjects.length],
-            purpose: 'marketing-email',
-            channel: 'email',
-          }),
-        }),
-      },
-    ],
+    body: (n) => ({ subject: subjects[n % subjects.length], purpose: 'marketing-email', channel: 'email' }),
   });
-  if (result.errors > 0 || result.non2xx > 0 || result['2xx'] === 0) {
-    throw new BenchFailure(`${label}: ${result.errors} error(s), ${result.non2xx} non-2xx answer(s)`);
-  }
-  return { requestsPerSecond: result['2xx'] / result.duration, p99: result.latency.p99 };
 }
 
 /** Latencies (ms) of `count` batch requests, one after another. */
@@ -251,26 +184,6 @@ async function batchLatencies(
   return out.sort((a, b) => a - b);
 }
 
-async function start(
-  label: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<StartedServer & { base: string }> {
-  const port = await getFreePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = await startServer(
-    {
-      label,
-      command: NODE,
-      args: [...args, '--port', String(port)],
-      cwd: ROOT,
-      env: benchEnv({ HOST: '127.0.0.1', ...env }),
-    },
-    { readyUrl: `${base}/healthz` },
-  );
-  return { ...server, base };
-}
-
 /** Runs the three measurements and returns the report section. */
 export async function runConsentBench(
   options: ConsentBenchOptions = CONSENT_BENCH_DEFAULTS,
@@ -278,31 +191,29 @@ export async function runConsentBench(
   const inProcess = await measureInProcess(options);
 
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-decide-'));
-  let pledge: (StartedServer & { base: string }) | undefined;
-  let baseline: (StartedServer & { base: string }) | undefined;
-  const http = new Map<string, LoadFigures[]>([
-    [BASELINE, []],
-    [PLEDGE, []],
-  ]);
+  let pledge: BenchServer | undefined;
+  let baseline: BenchServer | undefined;
+  let http: Map<string, LoadFigures[]>;
   let batches: { pledge: number[]; bare: number[] };
   try {
     const key = createApiKey(dataDir, ['consent:read', 'collect:write']);
-    pledge = await start(PLEDGE, ['bin/pledge.js', 'serve'], { PLEDGE_DATA_DIR: dataDir, ...PLEDGE_ENV });
-    baseline = await start(BASELINE, ['bench/baseline/fastify-decide.mjs'], {});
-    const subjects = await registerSubjects(pledge.base, key, options.batchSize);
+    pledge = await startOnFreePort(PLEDGE, ['bin/pledge.js', 'serve'], {
+      PLEDGE_DATA_DIR: dataDir,
+      ...PLEDGE_ENV,
+    });
+    baseline = await startOnFreePort(BASELINE, ['bench/baseline/fastify-decide.mjs'], {});
+    const people = await registerSubjects(pledge.base, key, options.batchSize, {
+      jurisdictions: ['US', 'DE'],
+      concurrency: 16,
+    });
+    const subjects = people.map((p) => p.subjectId);
     const servers = [
       { label: BASELINE, base: baseline.base },
       { label: PLEDGE, base: pledge.base },
     ];
-    for (const s of servers)
-      await load(s.label, s.base, key, subjects, options.warmupSeconds, options.connections);
-    for (let round = 0; round < options.rounds; round++) {
-      for (const s of servers) {
-        http
-          .get(s.label)!
-          .push(await load(s.label, s.base, key, subjects, options.seconds, options.connections));
-      }
-    }
+    http = await loadInterleaved(servers, options, (label, base, seconds) =>
+      load(label, base, key, subjects, seconds, options.connections),
+    );
     batches = {
       bare: await batchLatencies(baseline.base, key, subjects, options.batches),
       pledge: await batchLatencies(pledge.base, key, subjects, options.batches),

@@ -8,7 +8,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
@@ -154,18 +153,6 @@ export function readMemory(pid: number): MemoryResult {
     return Number(m[1]);
   };
   return { rssKiB: field('VmRSS'), peakKiB: field('VmHWM') };
-}
-
-/** A port free on 127.0.0.1 a moment ago (the OS picks it; another process could take it first). */
-export async function getFreePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 function getStatus(url: string): Promise<number | undefined> {

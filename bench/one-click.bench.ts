@@ -10,34 +10,32 @@
  * Alone: `npm run build && node --import tsx bench/one-click.bench.ts [--quick]`
  * (PostgreSQL at $PLEDGE_TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test).
  */
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { createLinkToken, deriveLinkTokenKey } from '../src/consent/link-tokens.js';
 import { Keyring } from '../src/vault/keyring.js';
 import {
   BenchFailure,
-  benchEnv,
   formatMs,
   formatRatio,
   formatTable,
   formatTarget,
-  getFreePort,
   isMainModule,
-  NODE,
-  ROOT,
   runAlone,
-  startServer,
   stopServer,
   summarize,
   type BenchResult,
-  type StartedServer,
 } from './lib.js';
+import {
+  createApiKey,
+  createBenchDatabase,
+  registerSubjects,
+  startOnFreePort,
+  type BenchServer,
+} from './servers.js';
 
 /** How many unsubscribes to time. */
 export interface OneClickBenchOptions {
@@ -65,54 +63,7 @@ export const ONE_CLICK_BENCH_QUICK: OneClickBenchOptions = {
 
 const TARGET_MS = 1000;
 const PURPOSE = 'marketing-email';
-const DATABASE_URL = process.env.PLEDGE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const PLEDGE_ENV = { PLEDGE_RATE_LIMIT: '1000000', PLEDGE_LOG_LEVEL: 'warn', PLEDGE_RETENTION_INTERVAL: '0' };
-
-type Server = StartedServer & { base: string };
-
-/** Creates a PostgreSQL database of its own; returns its URL and how to drop it. */
-async function createDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `pledge_bench_oneclick_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
-  try {
-    await admin.connect();
-    await admin.query(`create database ${name}`);
-  } catch (err) {
-    throw new BenchFailure(`PostgreSQL at ${DATABASE_URL}: ${(err as Error).message}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(DATABASE_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.href,
-    async drop() {
-      const c = new pg.Client({ connectionString: DATABASE_URL });
-      await c.connect();
-      try {
-        await c.query(`drop database if exists ${name} with (force)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
-}
-
-async function start(label: string, env: NodeJS.ProcessEnv): Promise<Server> {
-  const port = await getFreePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = await startServer(
-    {
-      label,
-      command: NODE,
-      args: ['bin/pledge.js', 'serve', '--port', String(port)],
-      cwd: ROOT,
-      env: benchEnv({ HOST: '127.0.0.1', ...env }),
-    },
-    { readyUrl: `${base}/healthz` },
-  );
-  return { ...server, base };
-}
 
 async function json(base: string, method: 'POST', url: string, key: string, body: unknown): Promise<unknown> {
   const res = await fetch(`${base}${url}`, {
@@ -141,9 +92,9 @@ export async function runOneClickBench(
   options: OneClickBenchOptions = ONE_CLICK_BENCH_DEFAULTS,
 ): Promise<BenchResult> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-oneclick-'));
-  const database = await createDatabase();
-  let a: Server | undefined;
-  let b: Server | undefined;
+  const database = await createBenchDatabase('pledge_bench_oneclick');
+  let a: BenchServer | undefined;
+  let b: BenchServer | undefined;
   const samples: number[] = [];
   const baseline: number[] = [];
   const polls: number[] = [];
@@ -151,46 +102,15 @@ export async function runOneClickBench(
   try {
     const env = { PLEDGE_DATA_DIR: dataDir, DATABASE_URL: database.url, ...PLEDGE_ENV };
     // One after the other: the first creates the schema and the key file, the second finds them.
-    a = await start('pledge serve A', env);
-    b = await start('pledge serve B', env);
-    const args = [
-      'bin/pledge.js',
-      'keys',
-      'create',
-      '--name',
-      'bench',
-      '--scope',
-      'collect:write',
-      'consent:read',
-      'mail:send',
-    ];
-    const created = spawnSync(NODE, args, { cwd: ROOT, env: benchEnv(env), encoding: 'utf8' });
-    const key = created.stdout.trim();
-    if (created.status !== 0 || !key.startsWith('pledge_')) {
-      throw new BenchFailure(
-        `\`node ${args.join(' ')}\` exited with code ${String(created.status)}\n${created.stderr}`,
-      );
-    }
+    const serve = ['bin/pledge.js', 'serve'];
+    a = await startOnFreePort('pledge serve A', serve, env);
+    b = await startOnFreePort('pledge serve B', serve, env);
+    const key = createApiKey(dataDir, ['collect:write', 'consent:read', 'mail:send'], env);
     const keyring = await Keyring.load({ dataDir });
     const linkKey = deriveLinkTokenKey(keyring.indexKey);
 
     const total = options.warmup + options.repetitions;
-    const people: Array<{ subjectId: string; address: string }> = [];
-    for (let i = 0; i < total; i++) {
-      const address = `bench-${i}-${randomBytes(4).toString('hex')}@example-customer.test`;
-      const body = (await json(a.base, 'POST', '/api/v1/collect/registration', key, {
-        jurisdiction: 'US',
-        data: {
-          email: address,
-          first_name: 'Ada',
-          last_name: `Lovelace-${i}`,
-          password: '$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$h4shh4shh4shh4shh4shh4shh4shh4sh',
-        },
-      })) as { subject?: { id?: string } };
-      if (typeof body.subject?.id !== 'string')
-        throw new BenchFailure(`registration ${i}: ${JSON.stringify(body)}`);
-      people.push({ subjectId: body.subject.id, address });
-    }
+    const people = await registerSubjects(a.base, key, total);
 
     for (const [i, person] of people.entries()) {
       // B decides first, so it holds the person's old answer (allowed) in its cache.

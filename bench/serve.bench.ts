@@ -12,25 +12,20 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
-  benchEnv,
   formatMiB,
   formatMs,
   formatRatio,
   formatTable,
   formatTarget,
-  getFreePort,
   isMainModule,
   runAlone,
-  NODE,
   readMemory,
-  ROOT,
-  startServer,
   stopServer,
   summarize,
   type BenchResult,
-  type CommandSpec,
   type Stats,
 } from './lib.js';
+import { startOnFreePort } from './servers.js';
 
 /** How many starts of each server; the quick form is for trying the harness, not for figures. */
 export interface ServeBenchOptions {
@@ -61,15 +56,7 @@ async function measureStart(
   settleMs: number,
   into: Samples,
 ): Promise<void> {
-  const port = await getFreePort();
-  const spec: CommandSpec = {
-    label,
-    command: NODE,
-    args: [...args, '--port', String(port)],
-    cwd: ROOT,
-    env: benchEnv({ HOST: '127.0.0.1', ...extraEnv }),
-  };
-  const server = await startServer(spec, { readyUrl: `http://127.0.0.1:${port}/healthz` });
+  const server = await startOnFreePort(label, args, extraEnv);
   try {
     await delay(settleMs);
     const memory = readMemory(server.pid);

@@ -21,6 +21,7 @@ import type { LinkTokenProblem } from '../consent/link-tokens.js';
 import type { Manifest } from '../manifest/manifest.schema.js';
 import { createContext, type Context } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
+import { sendPage } from '../platform/http/pages.js';
 import type { MailEventsService } from './mail-events.service.js';
 import {
   ONE_CLICK_FIELD,
@@ -157,15 +158,6 @@ function isOneClickBody(body: unknown): boolean {
   const value: unknown = (body as Record<string, unknown>)[ONE_CLICK_FIELD];
   const values: unknown[] = Array.isArray(value) ? value : [value];
   return values.some((v) => v === ONE_CLICK_VALUE);
-}
-
-function sendPage(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply
-    .status(status)
-    .header('content-type', 'text/html; charset=utf-8')
-    .header('cache-control', 'no-store')
-    .header('content-language', 'en')
-    .send(body);
 }
 
 function sendText(reply: FastifyReply, status: number, text: string): FastifyReply {

@@ -20,6 +20,7 @@ import type { Manifest } from '../manifest/manifest.schema.js';
 import type { Config } from '../platform/config.js';
 import { createContext, type Context } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
+import { sendPage } from '../platform/http/pages.js';
 import type { Keyring } from '../vault/keyring.js';
 import { normalizeIdentifier } from '../vault/identifiers.js';
 import type { Vault } from '../vault/vault.service.js';
@@ -319,16 +320,6 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
       await mail.send(ctx, { to: address, ...message });
     }
   });
-}
-
-/** Sends a page that no cache may keep (pages carry links that open a person's choices). */
-function sendPage(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply
-    .status(status)
-    .header('content-type', 'text/html; charset=utf-8')
-    .header('cache-control', 'no-store')
-    .header('content-language', 'en')
-    .send(body);
 }
 
 function queryValue(request: FastifyRequest, name: string): string | undefined {

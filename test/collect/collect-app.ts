@@ -3,23 +3,13 @@
  * own (a separate PostgreSQL schema, as test/helpers/vault.ts opens it), captured logs, and an API
  * key that may collect and read subjects.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import type { Database } from '../../src/platform/db/database.js';
-import { openKeystore } from '../../src/vault/keystore.js';
-import {
-  dropTestSchema,
-  openTestDatabase,
-  TEST_DATABASE_URL,
-  type TestDatabase,
-  type TestDialect,
-} from '../helpers/databases.js';
-import { EXAMPLE_MANIFEST } from '../helpers/vault.js';
+import type { TestDatabase, TestDialect } from '../helpers/databases.js';
+import { EXAMPLE_MANIFEST, openTestStores } from '../helpers/vault.js';
 
 /** A running app and what a test inspects. */
 export interface CollectTestApp {
@@ -50,14 +40,12 @@ export async function openCollectApp(
   dialect: TestDialect,
   options: AppOptions = {},
 ): Promise<CollectTestApp> {
-  const database = await openTestDatabase(dialect);
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-collect-'));
-  const keystoreSchema = database.schema === undefined ? undefined : `${database.schema}_keys`;
-  const keystore = await openKeystore({
-    databaseUrl: dialect === 'postgres' ? TEST_DATABASE_URL : undefined,
+  const {
+    database,
+    keystore,
     dataDir,
-    ...(keystoreSchema !== undefined ? { schema: keystoreSchema } : {}),
-  });
+    cleanup: closeStores,
+  } = await openTestStores(dialect, 'pledge-collect-');
   let logs = '';
   const logStream = new PassThrough();
   logStream.on('data', (d: Buffer) => (logs += d.toString('utf8')));
@@ -88,12 +76,7 @@ export async function openCollectApp(
     async cleanup() {
       for (const s of siblings) await s.close();
       await app.close();
-      if (keystoreSchema !== undefined) {
-        await dropTestSchema(keystore.db, keystoreSchema);
-      }
-      await keystore.close();
-      await database.cleanup();
-      await rm(dataDir, { recursive: true, force: true });
+      await closeStores();
     },
   };
 }

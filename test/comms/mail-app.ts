@@ -4,25 +4,14 @@
  * inbound SMTP listener on a free port of 127.0.0.1, an API key with mail:events and mail:send, and
  * helpers to make subjects and read what changed.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createApp, type App } from '../../src/app.js';
 import { createLinkToken, deriveLinkTokenKey } from '../../src/consent/link-tokens.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext, type Context } from '../../src/platform/context.js';
-import type { Database } from '../../src/platform/db/database.js';
-import { openKeystore } from '../../src/vault/keystore.js';
-import {
-  dropTestSchema,
-  openTestDatabase,
-  TEST_DATABASE_URL,
-  type TestDatabase,
-  type TestDialect,
-} from '../helpers/databases.js';
-import { EXAMPLE_MANIFEST, randomEmail } from '../helpers/vault.js';
+import type { TestDatabase, TestDialect } from '../helpers/databases.js';
+import { getFreePort } from '../helpers/net.js';
+import { EXAMPLE_MANIFEST, openTestStores, randomEmail } from '../helpers/vault.js';
 
 /** The mail domain of the tests. */
 export const MAIL_DOMAIN = 'mail.example-online.test';
@@ -48,35 +37,16 @@ export interface MailTestApp {
   cleanup(): Promise<void>;
 }
 
-/** A port that was free on 127.0.0.1 a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** Opens an app on `dialect` with the inbound listener on. */
 export async function openMailApp(
   dialect: TestDialect,
   overrides: Partial<Config> = {},
 ): Promise<MailTestApp> {
-  const database = await openTestDatabase(dialect);
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-mail-'));
-  const keystoreSchema = database.schema === undefined ? undefined : `${database.schema}_keys`;
-  const keystore: Database = await openKeystore({
-    databaseUrl: dialect === 'postgres' ? TEST_DATABASE_URL : undefined,
-    dataDir,
-    ...(keystoreSchema !== undefined ? { schema: keystoreSchema } : {}),
-  });
+  const { database, keystore, dataDir, cleanup: closeStores } = await openTestStores(dialect, 'pledge-mail-');
   let logs = '';
   const logStream = new PassThrough();
   logStream.on('data', (d: Buffer) => (logs += d.toString('utf8')));
-  const smtpPort = await freePort();
+  const smtpPort = await getFreePort();
   const config: Config = {
     ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'info' }, { manifest: EXAMPLE_MANIFEST }),
     retentionIntervalSeconds: 0,
@@ -132,10 +102,7 @@ export async function openMailApp(
     },
     async cleanup() {
       await app.close();
-      if (keystoreSchema !== undefined) await dropTestSchema(keystore.db, keystoreSchema);
-      await keystore.close();
-      await database.cleanup();
-      await rm(dataDir, { recursive: true, force: true });
+      await closeStores();
     },
   };
 }

@@ -8,21 +8,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import {
-  buildIfStale,
-  createPostgresDatabase,
-  jsonRequest,
-  runCli,
-  startServer,
-  type Server,
-} from '../helpers/serve.js';
+import { createPostgresDatabase, type PostgresDatabase } from '../helpers/postgres.js';
+import { buildIfStale, jsonRequest, runCli, startServer, type Server } from '../helpers/serve.js';
 
 describe('two instances on PostgreSQL', () => {
   let a: Server;
   let b: Server;
   let key: string;
   let dataDir: string;
-  let database: { url: string; drop(): Promise<void> };
+  let database: PostgresDatabase;
 
   before(async () => {
     buildIfStale();

@@ -4,58 +4,42 @@
  * a browser's signal follows the person who signs up on it.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
-import type { Database } from '../../src/platform/db/database.js';
-import { openKeystore } from '../../src/vault/keystore.js';
-import {
-  dropTestSchema,
-  DIALECTS,
-  openTestDatabase,
-  TEST_DATABASE_URL,
-  type TestDatabase,
-} from '../helpers/databases.js';
+import { DIALECTS } from '../helpers/databases.js';
 import { PARTNER_ADS, writeManifestWithPurposes } from '../helpers/manifests.js';
+import { openTestStores, type TestStores } from '../helpers/vault.js';
 
 const cli = createContext({ kind: 'cli', user: 'test' });
 
 for (const dialect of DIALECTS) {
   describe(`Global Privacy Control on ${dialect}`, () => {
     let app: App;
-    let database: TestDatabase;
-    let keystore: Database;
-    let dataDir: string;
+    let stores: TestStores;
     let manifestFile: string;
     let key: string;
 
     before(async () => {
       manifestFile = await writeManifestWithPurposes([PARTNER_ADS]);
-      database = await openTestDatabase(dialect);
-      dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-gpc-'));
-      keystore = await openKeystore({
-        databaseUrl: dialect === 'postgres' ? TEST_DATABASE_URL : undefined,
-        dataDir,
-        ...(database.schema !== undefined ? { schema: `${database.schema}_keys` } : {}),
-      });
+      stores = await openTestStores(dialect, 'pledge-gpc-');
       const config = {
-        ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'silent' }, { manifest: manifestFile }),
+        ...loadConfig(
+          { PLEDGE_DATA_DIR: stores.dataDir, PLEDGE_LOG_LEVEL: 'silent' },
+          { manifest: manifestFile },
+        ),
         retentionIntervalSeconds: 0,
       };
-      app = await createApp(config, { database, keystore });
+      app = await createApp(config, { database: stores.database, keystore: stores.keystore });
       key = (await app.apiKeys.createKey(cli, { name: 'gpc', scopes: ['consent:read', 'consent:write'] }))
         .key;
     });
     after(async () => {
       await app.close();
-      if (database.schema !== undefined) await dropTestSchema(keystore.db, `${database.schema}_keys`);
-      await keystore.close();
-      await database.cleanup();
-      await rm(dataDir, { recursive: true, force: true });
+      await stores.cleanup();
       await rm(path.dirname(manifestFile), { recursive: true, force: true });
     });
 

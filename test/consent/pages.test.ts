@@ -19,16 +19,8 @@ import { createLinkToken, deriveLinkTokenKey, type LinkTokenClaims } from '../..
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import type { Database } from '../../src/platform/db/database.js';
-import { openKeystore } from '../../src/vault/keystore.js';
-import {
-  DIALECTS,
-  TEST_DATABASE_URL,
-  dropTestSchema,
-  openTestDatabase,
-  type TestDatabase,
-  type TestDialect,
-} from '../helpers/databases.js';
-import { EXAMPLE_MANIFEST, randomEmail } from '../helpers/vault.js';
+import { DIALECTS, type TestDatabase, type TestDialect } from '../helpers/databases.js';
+import { EXAMPLE_MANIFEST, openTestStores, randomEmail } from '../helpers/vault.js';
 
 const ctx = createContext({ kind: 'cli', user: 'test' });
 const MARKETING = 'Tell you about products, partners, opportunities and events';
@@ -47,14 +39,12 @@ interface PagesApp {
 }
 
 async function openPagesApp(dialect: TestDialect, overrides: Partial<Config> = {}): Promise<PagesApp> {
-  const database = await openTestDatabase(dialect);
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-pages-'));
-  const keystoreSchema = database.schema === undefined ? undefined : `${database.schema}_keys`;
-  const keystore: Database = await openKeystore({
-    databaseUrl: dialect === 'postgres' ? TEST_DATABASE_URL : undefined,
+  const {
+    database,
+    keystore,
     dataDir,
-    ...(keystoreSchema !== undefined ? { schema: keystoreSchema } : {}),
-  });
+    cleanup: closeStores,
+  } = await openTestStores(dialect, 'pledge-pages-');
   let logs = '';
   const logStream = new PassThrough();
   logStream.on('data', (d: Buffer) => (logs += d.toString('utf8')));
@@ -78,10 +68,7 @@ async function openPagesApp(dialect: TestDialect, overrides: Partial<Config> = {
     async cleanup() {
       for (const s of siblings) await s.close();
       await app.close();
-      if (keystoreSchema !== undefined) await dropTestSchema(keystore.db, keystoreSchema);
-      await keystore.close();
-      await database.cleanup();
-      await rm(dataDir, { recursive: true, force: true });
+      await closeStores();
     },
   };
 }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { createApp } from '../../src/app.js';
 import { ConsentService, type ConsentChange } from '../../src/consent/consent.service.js';
-import { WebhookDeliveriesRepository } from '../../src/consent/webhooks.repository.js';
+import { WebhookDeliveriesRepository, type NewDelivery } from '../../src/consent/webhooks.repository.js';
 import { registerWebhookRoutes } from '../../src/consent/webhooks.routes.js';
 import {
   WebhookService,
@@ -117,6 +117,17 @@ function memoryLog(): WebhookLogger & { lines: Array<{ level: string; msg: strin
 }
 
 const T0 = new Date('2026-12-01T09:00:00.000Z');
+
+/** One delivery to the `crm` webhook, due at T0, for tests that fill the log by hand. */
+const PENDING_DELIVERY: NewDelivery = {
+  id: '00000000-0000-7000-8000-000000000001',
+  webhook: 'crm',
+  eventId: 'e1',
+  eventType: 'consent.changed',
+  payload: '{}',
+  createdAt: T0,
+  dueAt: T0,
+};
 
 for (const dialect of DIALECTS) {
   describe(`webhooks on ${dialect}`, () => {
@@ -512,17 +523,7 @@ for (const dialect of DIALECTS) {
 
     test('a claim whose lease ran out is taken over, and the late outcome is not recorded', async () => {
       const repo = new WebhookDeliveriesRepository(t.database.db);
-      await repo.insertMany([
-        {
-          id: '00000000-0000-7000-8000-000000000001',
-          webhook: 'crm',
-          eventId: 'e1',
-          eventType: 'consent.changed',
-          payload: '{}',
-          createdAt: T0,
-          dueAt: T0,
-        },
-      ]);
+      await repo.insertMany([PENDING_DELIVERY]);
       const lease = new Date(T0.getTime() + 60_000);
       const [first] = await t.database.db
         .transaction()
@@ -625,17 +626,7 @@ describe('pledge webhooks', () => {
     assert.deepEqual(JSON.parse(empty.stdout), []);
     const database = await openDatabase({ dataDir });
     try {
-      await new WebhookDeliveriesRepository(database.db).insertMany([
-        {
-          id: '00000000-0000-7000-8000-000000000001',
-          webhook: 'crm',
-          eventId: 'e1',
-          eventType: 'consent.changed',
-          payload: '{}',
-          createdAt: T0,
-          dueAt: T0,
-        },
-      ]);
+      await new WebhookDeliveriesRepository(database.db).insertMany([PENDING_DELIVERY]);
     } finally {
       await database.close();
     }

@@ -1,16 +1,14 @@
 /**
- * Real `pledge serve` processes for end-to-end tests: built from the current sources, started on a
- * free port, and a PostgreSQL database of their own that several servers can share.
+ * Real `pledge serve` processes for end-to-end tests: built from the current sources and started on a
+ * free port. Importing this registers an `after` hook that kills the servers a test file left
+ * running. (A PostgreSQL database several servers can share: ./postgres.ts.)
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after } from 'node:test';
-import pg from 'pg';
 import { childEnv, ROOT } from './cli.js';
-import { TEST_DATABASE_URL } from './databases.js';
 
 /**
  * The bundled CLI (what bin/pledge.js runs when built): it starts in ~0.5 s instead of ~2 s through
@@ -129,38 +127,6 @@ export async function startServer(env: NodeJS.ProcessEnv): Promise<Server> {
   } finally {
     clearTimeout(timeout);
   }
-}
-
-/**
- * A PostgreSQL database of its own (not a schema: the server keeps its key store in a schema of its
- * own, pledge_keystore, which a search_path in the URL would override). Returns its URL and a drop.
- */
-export async function createPostgresDatabase(
-  prefix: string,
-): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  try {
-    await admin.query(`create database ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.href,
-    async drop() {
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await c.connect();
-      try {
-        // FORCE: a killed server's sessions may not have been reaped yet.
-        await c.query(`drop database if exists ${name} with (force)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
 }
 
 /** A JSON request with a bearer key; answers status and parsed body. */

@@ -19,6 +19,7 @@ import { ROOT } from './cli.js';
 import {
   dropTestSchema,
   openMigratedTestDatabase,
+  openTestDatabase,
   TEST_DATABASE_URL,
   type TestDatabase,
   type TestDialect,
@@ -42,16 +43,68 @@ export interface TestVault {
   cleanup(): Promise<void>;
 }
 
+/** A key store opened by {@link openTestKeystore}. */
+export interface TestKeystore {
+  keystore: Database;
+  /** Drops its PostgreSQL schema (if any) and closes it; the data directory is the caller's. */
+  cleanup: () => Promise<void>;
+}
+
+/**
+ * Opens a key store beside a test database, as `pledge serve` does beside the main one: on
+ * PostgreSQL a schema of its own (`<schema>_keys`) on the test server, on SQLite keys.db in `dataDir`.
+ */
+export async function openTestKeystore(database: TestDatabase, dataDir: string): Promise<TestKeystore> {
+  const schema = database.schema === undefined ? undefined : `${database.schema}_keys`;
+  const keystore = await openKeystore({
+    databaseUrl: database.dialect === 'postgres' ? TEST_DATABASE_URL : undefined,
+    dataDir,
+    ...(schema !== undefined ? { schema } : {}),
+  });
+  return {
+    keystore,
+    async cleanup() {
+      if (schema !== undefined) await dropTestSchema(keystore.db, schema);
+      await keystore.close();
+    },
+  };
+}
+
+/** A test database, a key store beside it, and the data directory of the key file. */
+export interface TestStores {
+  database: TestDatabase;
+  keystore: Database;
+  /** A new directory for PLEDGE_DATA_DIR (the key file; on SQLite, keys.db). */
+  dataDir: string;
+  /** Closes both stores and deletes everything they held, the data directory included. */
+  cleanup: () => Promise<void>;
+}
+
+/**
+ * Opens an empty database on `dialect`, a data directory named `prefix...` and a key store beside
+ * them ({@link openTestKeystore}): what an app under test runs on.
+ */
+export async function openTestStores(dialect: TestDialect, prefix: string): Promise<TestStores> {
+  const database = await openTestDatabase(dialect);
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  const { keystore, cleanup: closeKeystore } = await openTestKeystore(database, dataDir);
+  return {
+    database,
+    keystore,
+    dataDir,
+    async cleanup() {
+      await closeKeystore();
+      await database.cleanup();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Opens a vault on `dialect` with the example manifest in force. */
 export async function openTestVault(dialect: TestDialect, options: DataKeysOptions = {}): Promise<TestVault> {
   const database = await openMigratedTestDatabase(dialect);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-vault-'));
-  const keystoreSchema = database.schema === undefined ? undefined : `${database.schema}_keys`;
-  const keystore = await openKeystore({
-    databaseUrl: dialect === 'postgres' ? TEST_DATABASE_URL : undefined,
-    dataDir,
-    ...(keystoreSchema !== undefined ? { schema: keystoreSchema } : {}),
-  });
+  const { keystore, cleanup: closeKeystore } = await openTestKeystore(database, dataDir);
   const keyring = await Keyring.load({ dataDir });
   const ctx = createContext({ kind: 'cli', user: 'test' });
   const active = await activateManifest(ctx, {
@@ -76,10 +129,7 @@ export async function openTestVault(dialect: TestDialect, options: DataKeysOptio
     dataDir,
     ctx,
     async cleanup() {
-      if (keystoreSchema !== undefined) {
-        await dropTestSchema(keystore.db, keystoreSchema);
-      }
-      await keystore.close();
+      await closeKeystore();
       await database.cleanup();
       await rm(dataDir, { recursive: true, force: true });
     },

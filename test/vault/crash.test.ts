@@ -6,18 +6,17 @@
  * and on SQLite `PRAGMA integrity_check` must say ok. PLEDGE_CRASH_SEED draws a run's kill delays again.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { before, describe, test, type TestContext } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
-import pg from 'pg';
-import { childEnv, ROOT } from '../helpers/cli.js';
-import { DIALECTS, TEST_DATABASE_URL, type TestDialect } from '../helpers/databases.js';
+import { DIALECTS, type TestDialect } from '../helpers/databases.js';
+import { createPostgresDatabase } from '../helpers/postgres.js';
+import { buildIfStale, runCli, startServer, type Server } from '../helpers/serve.js';
 
 const ITERATIONS = Number(process.env.PLEDGE_CRASH_ITERATIONS ?? 200);
 const SEED = Number(process.env.PLEDGE_CRASH_SEED ?? randomBytes(4).readUInt32LE(0));
@@ -27,32 +26,6 @@ const IN_FLIGHT = 4;
 const MAX_KILL_DELAY_MS = 250;
 /** The subjects the feedback records are spread over (registered on the first start). */
 const SUBJECTS = 4;
-
-/**
- * The server runs from the bundled CLI (dist/cli-bundle/run.js, what bin/pledge.js runs when built)
- * rather than from the sources through tsx: it starts in ~0.5 s instead of ~2 s, which is most of an
- * iteration. It must be the code under test, so when any file under src/ is newer than the bundle,
- * `before` builds it once as `npm run build` does (tsc, then scripts/bundle-cli.mjs).
- */
-const BUNDLE = path.join(ROOT, 'dist/cli-bundle/run.js');
-
-function newestMtimeMs(dir: string): number {
-  return readdirSync(dir, { withFileTypes: true }).reduce((newest, e) => {
-    const p = path.join(dir, e.name);
-    return Math.max(newest, e.isDirectory() ? newestMtimeMs(p) : statSync(p).mtimeMs);
-  }, 0);
-}
-
-function buildIfStale(): void {
-  if (existsSync(BUNDLE) && statSync(BUNDLE).mtimeMs >= newestMtimeMs(path.join(ROOT, 'src'))) return;
-  for (const args of [
-    [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-    ['scripts/bundle-cli.mjs'],
-  ]) {
-    const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
-    assert.equal(r.status, 0, `building dist/ failed: node ${args.join(' ')}\n${r.stdout}${r.stderr}`);
-  }
-}
 
 /** A small seeded generator (mulberry32), so a failing run's kill points can be replayed. */
 function seededRandom(seed: number): () => number {
@@ -64,86 +37,6 @@ function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Every server this file started that has not exited yet: killed in `after`, whatever happened. */
-const running = new Set<ChildProcess>();
-after(() => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
-interface Server {
-  child: ChildProcess;
-  base: string;
-  exited: Promise<void>;
-  /** The end of what the server wrote to stderr. */
-  stderr: () => string;
-}
-
-/** Runs the CLI to completion (e.g. `keys create`) and returns its stdout; fails the test if it fails. */
-function runCli(args: string[], env: NodeJS.ProcessEnv): string {
-  const r = spawnSync(process.execPath, [BUNDLE, ...args], {
-    cwd: ROOT,
-    env: childEnv(env),
-    encoding: 'utf8',
-  });
-  assert.equal(r.status, 0, `pledge ${args.join(' ')} failed:\n${r.stderr}`);
-  return r.stdout;
-}
-
-/** Starts `pledge serve` on a free port; resolves with its URL once it logs "pledge is serving". */
-async function startServer(env: NodeJS.ProcessEnv): Promise<Server> {
-  const child = spawn(process.execPath, [BUNDLE, 'serve', '--port', '0', '--host', '127.0.0.1'], {
-    cwd: ROOT,
-    env: childEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      running.delete(child);
-      resolve();
-    }),
-  );
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4096)));
-  let stdout = '';
-  let base: string | undefined;
-  const ready = new Promise<string>((resolve, reject) => {
-    child.once('exit', (code, signal) =>
-      reject(new Error(`pledge serve ended (${signal ?? `code ${code}`}) before serving:\n${stderr}`)),
-    );
-    child.once('error', reject);
-    // Read until the line that says where it serves; after that, drain without parsing (request
-    // logs at info level) so the pipe never fills and blocks the server.
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      if (base !== undefined) return;
-      stdout += d;
-      let nl: number;
-      while ((nl = stdout.indexOf('\n')) >= 0) {
-        const line = stdout.slice(0, nl);
-        stdout = stdout.slice(nl + 1);
-        if (!line.includes('pledge is serving')) continue;
-        let url: string | undefined;
-        try {
-          url = (JSON.parse(line) as { url?: string }).url;
-        } catch {
-          continue;
-        }
-        if (url) {
-          base = url;
-          resolve(url);
-          return;
-        }
-      }
-    });
-  });
-  const timeout = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  try {
-    return { child, base: await ready, exited, stderr: () => stderr };
-  } finally {
-    clearTimeout(timeout);
-  }
 }
 
 async function kill(server: Server): Promise<void> {
@@ -228,30 +121,12 @@ async function setUpEngine(dialect: TestDialect): Promise<EngineSetup> {
       },
     };
   }
-  // A database rather than a schema: the server keeps its key store in a schema of its own
-  // (pledge_keystore), which a search_path in the URL would override.
-  const name = `pledge_crash_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  try {
-    await admin.query(`create database ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
+  const database = await createPostgresDatabase('pledge_crash');
   return {
-    env: { ...common, DATABASE_URL: url.href },
+    env: { ...common, DATABASE_URL: database.url },
     dataDir,
     async cleanup() {
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await c.connect();
-      try {
-        // FORCE: a killed server's sessions may not have been reaped yet.
-        await c.query(`drop database if exists ${name} with (force)`);
-      } finally {
-        await c.end();
-      }
+      await database.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,218 @@
+/**
+ * What the HTTP benches share to set up a real `pledge serve`: starting a server on a free port, an
+ * API key made with the CLI, people registered through the registration collection point, and a
+ * PostgreSQL database of its own.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import autocannon from 'autocannon';
+import { TEST_DATABASE_URL } from '../test/helpers/databases.js';
+import { getFreePort } from '../test/helpers/net.js';
+import { createPostgresDatabase, type PostgresDatabase } from '../test/helpers/postgres.js';
+import { BenchFailure, benchEnv, NODE, ROOT, startServer, type StartedServer } from './lib.js';
+
+/** A server started by {@link startOnFreePort}; `base` is http://127.0.0.1:PORT. */
+export type BenchServer = StartedServer & { base: string };
+
+/**
+ * Starts `node ...args --port P` on a free port P of 127.0.0.1 (`env` on top of {@link benchEnv})
+ * and waits until GET /healthz answers 200. Throws a {@link BenchFailure} when it does not.
+ */
+export async function startOnFreePort(
+  label: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<BenchServer> {
+  const port = await getFreePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = await startServer(
+    {
+      label,
+      command: NODE,
+      args: [...args, '--port', String(port)],
+      cwd: ROOT,
+      env: benchEnv({ HOST: '127.0.0.1', ...env }),
+    },
+    { readyUrl: `${base}/healthz` },
+  );
+  return { ...server, base };
+}
+
+/**
+ * Creates an API key with `scopes` with the built CLI (`pledge keys create --data-dir dataDir`,
+ * `env` on top of {@link benchEnv}, e.g. a DATABASE_URL); returns the key.
+ */
+export function createApiKey(
+  dataDir: string,
+  scopes: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): string {
+  const args = ['bin/pledge.js', 'keys', 'create', '--name', 'bench', '--scope', ...scopes];
+  const result = spawnSync(NODE, [...args, '--data-dir', dataDir], {
+    cwd: ROOT,
+    env: benchEnv(env),
+    encoding: 'utf8',
+  });
+  const key = result.stdout.trim();
+  if (result.status !== 0 || !key.startsWith('pledge_')) {
+    throw new BenchFailure(
+      `\`node ${args.join(' ')}\` exited with code ${String(result.status)}\n${result.stderr}`,
+    );
+  }
+  return key;
+}
+
+/** How {@link registerSubjects} registers people. */
+export interface RegisterSubjectsOptions {
+  /** Person i lives in `jurisdictions[i % length]`; US only by default. */
+  jurisdictions?: readonly string[];
+  /** Registrations in flight at once; 1 (one after another) by default. */
+  concurrency?: number;
+}
+
+/** A person registered by {@link registerSubjects}. */
+export interface RegisteredSubject {
+  subjectId: string;
+  /** The e-mail address registered, unique to the run. */
+  address: string;
+}
+
+/**
+ * Registers `count` people at `base` (POST /api/v1/collect/registration with a key holding
+ * collect:write); returns them in order. Throws a {@link BenchFailure} on any answer but 201.
+ */
+export async function registerSubjects(
+  base: string,
+  key: string,
+  count: number,
+  options: RegisterSubjectsOptions = {},
+): Promise<RegisteredSubject[]> {
+  const jurisdictions = options.jurisdictions ?? ['US'];
+  // Unique across runs too, should a bench ever reuse a database.
+  const run = randomBytes(4).toString('hex');
+  const people = new Array<RegisteredSubject>(count);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      const address = `bench-${run}-${i}@example-customer.test`;
+      const res = await fetch(`${base}/api/v1/collect/registration`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          jurisdiction: jurisdictions[i % jurisdictions.length],
+          data: {
+            email: address,
+            first_name: 'Ada',
+            last_name: `Lovelace-${i}`,
+            password: '$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$h4shh4shh4shh4shh4shh4shh4shh4sh',
+          },
+        }),
+      });
+      const body = (await res.json()) as { subject?: { id?: string } };
+      if (res.status !== 201 || typeof body.subject?.id !== 'string') {
+        throw new BenchFailure(`registration ${i}: ${res.status} ${JSON.stringify(body)}`);
+      }
+      people[i] = { subjectId: body.subject.id, address };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, worker));
+  return people;
+}
+
+/** What one run of {@link loadPosts} measured; latencies in milliseconds. */
+export interface LoadFigures {
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  /** Requests answered 2xx. */
+  requests: number;
+}
+
+/** What {@link loadPosts} sends, and for how long. */
+export interface LoadPostsOptions {
+  /** The URL path every request POSTs to. */
+  path: string;
+  /** The bearer key. */
+  key: string;
+  seconds: number;
+  connections: number;
+  /** The JSON body of the n-th request (from 0): a new body per request. */
+  body: (n: number) => unknown;
+}
+
+/**
+ * Loads `base` with JSON POSTs for `options.seconds` with autocannon (in this process: it shares the
+ * machine's cores with the server). requests/s = 2xx answers / duration. Throws a
+ * {@link BenchFailure} on any connection error or non-2xx answer, or when nothing was answered.
+ */
+export async function loadPosts(
+  label: string,
+  base: string,
+  options: LoadPostsOptions,
+): Promise<LoadFigures> {
+  let n = 0;
+  const result = await autocannon({
+    url: base,
+    connections: options.connections,
+    duration: options.seconds,
+    requests: [
+      {
+        method: 'POST',
+        path: options.path,
+        headers: { authorization: `Bearer ${options.key}`, 'content-type': 'application/json' },
+        setupRequest: (request) => ({ ...request, body: JSON.stringify(options.body(n++)) }),
+      },
+    ],
+  });
+  if (result.errors > 0 || result.non2xx > 0 || result['2xx'] === 0) {
+    throw new BenchFailure(
+      `${label}: autocannon saw ${result.errors} connection error(s) (${result.timeouts} timeouts) and ` +
+        `${result.non2xx} non-2xx answer(s) (4xx ${result['4xx']}, 5xx ${result['5xx']}) ` +
+        `out of ${result['2xx'] + result.non2xx}`,
+    );
+  }
+  return {
+    requestsPerSecond: result['2xx'] / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result['2xx'],
+  };
+}
+
+/** How {@link loadInterleaved} schedules its runs; seconds per run. */
+export interface LoadInterleavedOptions {
+  warmupSeconds: number;
+  seconds: number;
+  rounds: number;
+}
+
+/**
+ * Loads each server once for `warmupSeconds` (untimed), then `rounds` times for `seconds`,
+ * interleaved (A B A B ...) so that drift in the machine's load touches each alike. Returns each
+ * server's timed runs by label.
+ */
+export async function loadInterleaved(
+  servers: ReadonlyArray<{ label: string; base: string }>,
+  options: LoadInterleavedOptions,
+  load: (label: string, base: string, seconds: number) => Promise<LoadFigures>,
+): Promise<Map<string, LoadFigures[]>> {
+  const runs = new Map(servers.map((s) => [s.label, [] as LoadFigures[]]));
+  for (const s of servers) await load(s.label, s.base, options.warmupSeconds);
+  for (let round = 0; round < options.rounds; round++) {
+    for (const s of servers) runs.get(s.label)!.push(await load(s.label, s.base, options.seconds));
+  }
+  return runs;
+}
+
+/**
+ * A PostgreSQL database of its own, named `prefix_<random>`, on the tests' server
+ * ($PLEDGE_TEST_DATABASE_URL), for servers that share one. Throws a {@link BenchFailure} when
+ * PostgreSQL cannot be reached.
+ */
+export async function createBenchDatabase(prefix: string): Promise<PostgresDatabase> {
+  try {
+    return await createPostgresDatabase(prefix, TEST_DATABASE_URL);
+  } catch (err) {
+    throw new BenchFailure(`PostgreSQL at ${TEST_DATABASE_URL}: ${(err as Error).message}`);
+  }
+}
