@@ -231,7 +231,15 @@ function describeValue(v: unknown): string {
 }
 
 /** Lists whose entries are identified by `key`; two entries with one key are an error. */
-const KEYED_LISTS = ['categories', 'purposes', 'sources', 'recipients', 'choices', 'pledges', 'webhooks'] as const;
+const KEYED_LISTS = [
+  'categories',
+  'purposes',
+  'sources',
+  'recipients',
+  'choices',
+  'pledges',
+  'webhooks',
+] as const;
 
 function duplicateKeyProblems(m: Manifest, locator: Locator): ManifestProblem[] {
   const problems: ManifestProblem[] = [];

@@ -562,19 +562,24 @@ export class Vault {
     }
     // The read's audit entry joins the group commit: reads in flight together (a mail campaign asks
     // for many people at once) share one transaction and one fsync, and each answers after it.
-    await this.#enqueue(ctx, undefined, [], [
-      {
-        action: 'vault.read',
-        subjectId,
-        purpose: purposeKey,
-        details: {
-          allowed: decision.allowed,
-          reason: decision.reason,
-          records: result.records.length,
-          fields: fieldCount,
+    await this.#enqueue(
+      ctx,
+      undefined,
+      [],
+      [
+        {
+          action: 'vault.read',
+          subjectId,
+          purpose: purposeKey,
+          details: {
+            allowed: decision.allowed,
+            reason: decision.reason,
+            records: result.records.length,
+            fields: fieldCount,
+          },
         },
-      },
-    ]);
+      ],
+    );
     return result;
   }
 

@@ -109,7 +109,8 @@ export function captureHeaders(middleware: Middleware): Record<string, string> {
   };
   let finished = false;
   middleware({ headers: {} } as IncomingMessage, recorder as unknown as ServerResponse, (err) => {
-    if (err !== undefined) throw err instanceof Error ? err : new Error('the security-header middleware failed');
+    if (err !== undefined)
+      throw err instanceof Error ? err : new Error('the security-header middleware failed');
     finished = true;
   });
   if (!finished) throw new Error('the security-header middleware did not finish synchronously');
