@@ -7,7 +7,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
-const BUNDLED = new Set(['zod', 'yaml', 'commander', 'fastest-levenshtein']);
+const BUNDLED = new Set(['zod', 'yaml', 'commander', 'fastest-levenshtein', 'kysely']);
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !BUNDLED.has(d));
 

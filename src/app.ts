@@ -33,7 +33,7 @@ import { registerConsentPages } from './consent/pages.routes.js';
 import { WebhookService } from './consent/webhooks.service.js';
 import { registerWebhookRoutes } from './consent/webhooks.routes.js';
 import { deriveLinkTokenKey } from './consent/link-tokens.js';
-import { InboundSmtpListener } from './comms/inbound.smtp.js';
+import type { InboundSmtpListener } from './comms/inbound.smtp.js';
 import { MailEventsService } from './comms/mail-events.service.js';
 import { registerMailEventsRoutes } from './comms/mail-events.routes.js';
 import { mailDomainOf } from './comms/mail.settings.js';
@@ -232,7 +232,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     webhooks.start();
     const inboundSmtp =
       config.inboundSmtpPort > 0
-        ? new InboundSmtpListener({
+        ? // Loaded only when it listens: smtp-server is not needed by a server that receives no mail.
+          new (await import('./comms/inbound.smtp.js')).InboundSmtpListener({
             port: config.inboundSmtpPort,
             host: config.inboundSmtpHost,
             mailDomain,

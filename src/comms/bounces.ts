@@ -7,7 +7,7 @@
  * that is not a report is `{ type: 'not_a_report' }`), so every byte a stranger can send through
  * the inbound listener or the webhook goes through code a property test has thrown random input at.
  */
-import { simpleParser, type Attachment } from 'mailparser';
+import type { Attachment } from 'mailparser';
 
 /** How a bounce counts: `hard` suppresses the address at once, `soft` counts toward the limit. */
 export type BounceKind = 'hard' | 'soft';
@@ -64,6 +64,8 @@ const STATUS = /^\s*([245])\.(\d{1,3})\.(\d{1,3})(?!\d)/;
 export async function parseMailReport(raw: Buffer | string): Promise<MailReport> {
   let parsed;
   try {
+    // Loaded with the first report: mailparser (and its charset tables) is heavy for a server start.
+    const { simpleParser } = await import('mailparser');
     parsed = await simpleParser(raw, {
       // Without it mailparser folds message/delivery-status into the text body.
       keepDeliveryStatus: true,

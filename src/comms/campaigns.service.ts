@@ -127,7 +127,7 @@ export class CampaignService {
     }
     const input = parsed.data;
     const purpose = this.#marketingListOrThrow(input.list);
-    compileTemplates(input.template);
+    await compileTemplates(input.template);
     const audience: Audience =
       'subjects' in input.audience
         ? { subjects: [...new Set(input.audience.subjects.map((s) => s.toLowerCase()))] }

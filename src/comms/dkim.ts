@@ -6,7 +6,6 @@
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import type { DKIMSignOptions } from 'mailauth';
 import type { Config } from '../platform/config.js';
 import { ConfigError, PledgeError } from '../platform/errors.js';
@@ -147,6 +146,9 @@ export async function signMessage(message: Buffer, keys: DkimKeys): Promise<Buff
       canonicalization: 'relaxed/relaxed',
     })),
   } satisfies DKIMSignOptions;
+  // Loaded on the first signature: mailauth is a large module tree that a server sending no
+  // marketing (or not yet) should not pay for at start.
+  const { dkimSign } = await import('mailauth/lib/dkim/sign.js');
   const result = await dkimSign(message, options);
   if (result.errors.length > 0) {
     throw new PledgeError('comms.dkim_failed', 'the message could not be DKIM-signed', {

@@ -4,7 +4,7 @@
  * no recipient. Without PLEDGE_SMTP_URL nothing is sent and each attempt is logged as a warning, so
  * a development server runs without a mail server and an operator sees what was not delivered.
  */
-import { createTransport, type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Context } from '../platform/context.js';
 
 /** One message. */
@@ -54,33 +54,42 @@ export interface RawMailMessage {
 
 /** Sends service mail through SMTP. */
 export class MailTransport {
-  readonly #transporter: Transporter | undefined;
+  readonly #options: MailTransportOptions;
+  /** Made on the first message: nodemailer is loaded only by a server that sends mail. */
+  #transporter: Promise<Transporter> | undefined;
   readonly #from: string;
   readonly #log: MailLog;
 
   constructor(options: MailTransportOptions) {
-    const timeout = options.timeoutMs ?? 15_000;
-    this.#transporter =
-      options.smtpUrl === undefined
-        ? undefined
-        : createTransport({
-            url: options.smtpUrl,
-            connectionTimeout: timeout,
-            greetingTimeout: timeout,
-            socketTimeout: timeout,
-            // nodemailer's own logger would print envelopes (addresses); it stays off.
-            logger: false,
-            ...(options.pool !== undefined
-              ? { pool: true, maxConnections: options.pool, maxMessages: Infinity }
-              : {}),
-          });
+    this.#options = options;
     this.#from = options.from;
     this.#log = options.log;
   }
 
+  /** The transporter, made on first use; `undefined` without an SMTP URL. */
+  #transport(): Promise<Transporter> | undefined {
+    const options = this.#options;
+    if (options.smtpUrl === undefined) return undefined;
+    const timeout = options.timeoutMs ?? 15_000;
+    const url = options.smtpUrl;
+    return (this.#transporter ??= import('nodemailer').then(({ createTransport }) =>
+      createTransport({
+        url,
+        connectionTimeout: timeout,
+        greetingTimeout: timeout,
+        socketTimeout: timeout,
+        // nodemailer's own logger would print envelopes (addresses); it stays off.
+        logger: false,
+        ...(options.pool !== undefined
+          ? { pool: true, maxConnections: options.pool, maxMessages: Infinity }
+          : {}),
+      }),
+    ));
+  }
+
   /** Whether mail is configured; when false {@link MailTransport.send} sends nothing. */
   get enabled(): boolean {
-    return this.#transporter !== undefined;
+    return this.#options.smtpUrl !== undefined;
   }
 
   /**
@@ -88,14 +97,17 @@ export class MailTransport {
    * or cannot be reached. Without an SMTP URL logs a warning and resolves `{ sent: false }`.
    */
   async send(ctx: Context, message: MailMessage): Promise<SendMailResult> {
-    if (this.#transporter === undefined) {
+    const transport = this.#transport();
+    if (transport === undefined) {
       this.#log.warn(
         { requestId: ctx.requestId, subjectLine: message.subject },
         'mail not sent: PLEDGE_SMTP_URL is not set',
       );
       return { sent: false, reason: 'mail_disabled' };
     }
-    const info = (await this.#transporter.sendMail({
+    const info = (await (
+      await transport
+    ).sendMail({
       from: this.#from,
       to: message.to,
       subject: message.subject,
@@ -115,8 +127,11 @@ export class MailTransport {
    * `command` say what failed) when the server refuses it or cannot be reached.
    */
   async sendRaw(_ctx: Context, message: RawMailMessage): Promise<SendMailResult> {
-    if (this.#transporter === undefined) return { sent: false, reason: 'mail_disabled' };
-    const info = (await this.#transporter.sendMail({
+    const transport = this.#transport();
+    if (transport === undefined) return { sent: false, reason: 'mail_disabled' };
+    const info = (await (
+      await transport
+    ).sendMail({
       envelope: { from: message.envelopeFrom, to: [message.to] },
       raw: message.raw,
     })) as { messageId?: unknown };
@@ -125,6 +140,6 @@ export class MailTransport {
 
   /** Closes the connection to the SMTP server, if any. */
   close(): void {
-    this.#transporter?.close();
+    void this.#transporter?.then((t) => t.close());
   }
 }

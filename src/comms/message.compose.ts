@@ -4,8 +4,7 @@
  * it, the preference center, the postal address), the List-* headers of RFC 2369/2919/8058, and the
  * MIME message nodemailer's composer builds. Pure functions of their input: no database, no clock.
  */
-import Handlebars from 'handlebars';
-import MailComposer from 'nodemailer/lib/mail-composer';
+import type Handlebars from 'handlebars';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
 import { ValidationError } from '../platform/errors.js';
 
@@ -23,15 +22,22 @@ export interface CompiledTemplates {
   html: (fields: Record<string, unknown>) => string;
 }
 
-/** An isolated Handlebars: no helpers or partials registered elsewhere reach campaign templates. */
-const handlebars = Handlebars.create();
+/**
+ * An isolated Handlebars (no helpers or partials registered elsewhere reach campaign templates),
+ * loaded with the first campaign: a server that sends none does not load it at start.
+ */
+let handlebarsInstance: Promise<typeof Handlebars> | undefined;
+function loadHandlebars(): Promise<typeof Handlebars> {
+  return (handlebarsInstance ??= import('handlebars').then(({ default: h }) => h.create()));
+}
 
 /**
  * Compiles a campaign's templates; throws `comms.template_invalid` naming the part and Handlebars'
  * message when one does not parse. The HTML template escapes values; subject and text do not (they
  * are not HTML), and the subject is kept on one line.
  */
-export function compileTemplates(templates: CampaignTemplates): CompiledTemplates {
+export async function compileTemplates(templates: CampaignTemplates): Promise<CompiledTemplates> {
+  const handlebars = await loadHandlebars();
   const compile = (part: keyof CampaignTemplates, noEscape: boolean) => {
     try {
       const template = handlebars.compile(templates[part], {
@@ -185,7 +191,8 @@ export interface ComposeInput {
 }
 
 /** Builds the MIME message (multipart/alternative: text then HTML), CRLF line ends. */
-export function composeMessage(input: ComposeInput): Promise<Buffer> {
+export async function composeMessage(input: ComposeInput): Promise<Buffer> {
+  const { default: MailComposer } = await import('nodemailer/lib/mail-composer');
   const composer = new MailComposer({
     from: input.from,
     to: input.to,

@@ -107,7 +107,7 @@ export class MessagePipeline {
     }
 
     const { settings } = this.#deps;
-    const templates = this.#compiled(campaign);
+    const templates = await this.#compiled(campaign);
     const now = ctx.clock.now();
     const messageId = this.messageIdOf(campaign.id, subjectId);
     const headers: Array<{ key: string; value: string }> = [];
@@ -174,10 +174,10 @@ export class MessagePipeline {
     }
   }
 
-  #compiled(campaign: Campaign): CompiledTemplates {
+  async #compiled(campaign: Campaign): Promise<CompiledTemplates> {
     let compiled = this.#templates.get(campaign.id);
     if (compiled === undefined) {
-      compiled = compileTemplates(campaign.templates);
+      compiled = await compileTemplates(campaign.templates);
       // A handful of campaigns run at once; keep the cache from growing without end.
       if (this.#templates.size >= 100) this.#templates.clear();
       this.#templates.set(campaign.id, compiled);
