@@ -10,9 +10,12 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadConfig } from '../platform/config.js';
 import { createContext } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
-import { DELIVERY_STATUSES, type DeliveryStatus } from '../consent/webhooks.repository.js';
+import {
+  DELIVERY_STATUSES,
+  MAX_DELIVERIES_PAGE,
+  type DeliveryStatus,
+} from '../consent/webhooks.constants.js';
 import { presentDelivery, type DeliveryView } from '../consent/webhooks.presenter.js';
-import { MAX_DELIVERIES_PAGE } from '../consent/webhooks.service.js';
 import { cliUser } from './keys.command.js';
 import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
 

@@ -4,8 +4,9 @@ import { dialectOf } from '../platform/db/schema.js';
 import type { Tables } from '../platform/db/tables.js';
 
 /** Where a delivery stands. */
-export const DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
-export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+import type { DeliveryStatus } from './webhooks.constants.js';
+
+export { DELIVERY_STATUSES, type DeliveryStatus } from './webhooks.constants.js';
 
 /** A delivery to queue. */
 export interface NewDelivery {

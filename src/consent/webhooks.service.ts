@@ -129,7 +129,8 @@ export interface SubjectErasedData {
 }
 
 /** The largest page of the delivery log. */
-export const MAX_DELIVERIES_PAGE = 500;
+export { MAX_DELIVERIES_PAGE } from './webhooks.constants.js';
+import { MAX_DELIVERIES_PAGE } from './webhooks.constants.js';
 
 /**
  * After this instance queues a change, looks at these delays (ms) before the regular poll: the rows
