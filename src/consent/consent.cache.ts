@@ -97,9 +97,4 @@ export class ConsentCache {
     if (!enabled) this.clear();
     this.#enabled = enabled;
   }
-
-  /** How many holders are cached. */
-  get size(): number {
-    return this.#entries.size;
-  }
 }

@@ -95,11 +95,6 @@ const DECISIONS: Record<DecisionReason, Decision> = {
   channel_not_declared: { allowed: false, reason: 'channel_not_declared' },
 };
 
-/** A frozen decision for a reason (decisions are shared, never mutated). */
-export function decisionFor(reason: DecisionReason): Decision {
-  return DECISIONS[reason];
-}
-
 /** Purpose uses that the no-sale pledge forbids outright. */
 const SALE_USES = new Set(['sale', 'trade', 'rent']);
 
@@ -137,12 +132,6 @@ export class DecisionRules {
   /** The purpose with this key, or `undefined` (closed world: callers refuse unknown purposes). */
   getPurpose(key: string): Purpose | undefined {
     return this.#rules.get(key)?.purpose;
-  }
-
-  /** The consent mode of a declared purpose for a jurisdiction (unknown: the strictest). */
-  modeOf(purposeKey: string, jurisdiction: string | undefined): ConsentMode {
-    const rule = this.#ruleOrThrow(purposeKey);
-    return this.#mode(rule, jurisdiction);
   }
 
   /**

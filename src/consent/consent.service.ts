@@ -3,7 +3,6 @@
  * every gate asks. A change is appended to the ledger, projected, audited and queued for propagation
  * in one transaction; only then is it applied to the cache and announced to other instances.
  */
-import { hkdfSync, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { AuditRepository, type AuditEntry } from '../audit/audit.repository.js';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
@@ -12,12 +11,10 @@ import type { Database, Listener } from '../platform/db/database.js';
 import type { Tables } from '../platform/db/tables.js';
 import { NotFoundError, ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
-import { open, seal } from '../vault/vault.crypto.js';
-import { truncateIp } from '../collect/ip.js';
 import { ConsentCache, cacheKey, type CachedHolder } from './consent.cache.js';
+import { EvidenceSeal, type ConsentEvidence } from './consent.evidence.js';
+import { browserIdOrThrow, purposeList, validateChoices } from './consent.validator.js';
 import {
-  CONSENT_METHODS,
-  CONSENT_STATES,
   DecisionRules,
   GLOBAL_PURPOSE,
   choiceKey,
@@ -37,11 +34,7 @@ import {
 /** Whose choice it is: a known subject, or a browser before its person signs up. */
 export type ConsentHolder = { subjectId: string } | { browserId: string };
 
-/** Evidence of how a choice was made (kept sealed; the IP address is truncated before sealing). */
-export interface ConsentEvidence {
-  userAgent?: string | undefined;
-  ip?: string | undefined;
-}
+export type { ConsentEvidence };
 
 /** One choice to record. */
 export interface RecordChoiceInput {
@@ -118,10 +111,7 @@ export interface ConsentServiceDeps {
 /** Reasons a batch decision may give beyond the per-purpose ones. */
 export type BatchDecision = Decision | { allowed: false; reason: 'unknown_subject' };
 
-const BROWSER_ID = /^[A-Za-z0-9_-]{16,128}$/;
-const JURISDICTION = /^(EU|EEA|[A-Z]{2}(-[A-Z0-9]{1,3})?)$/;
 const NOTIFY_NAME = 'pledge_consent';
-const EVIDENCE_INFO = 'pledge consent evidence v1';
 /** The largest batch `decideMany` takes (the mail pipeline asks for 10,000 at a time). */
 export const MAX_DECISION_BATCH = 10_000;
 
@@ -132,7 +122,7 @@ export class ConsentService {
   readonly #manifest: ConsentServiceDeps['manifest'];
   readonly #rules: DecisionRules;
   readonly #cache: ConsentCache;
-  readonly #evidenceKey: KeyObject;
+  readonly #evidence: EvidenceSeal;
   readonly #propagate: PropagateChanges | undefined;
   readonly #channel: string;
   #listener: Listener | undefined;
@@ -142,9 +132,7 @@ export class ConsentService {
     this.#database = deps.database;
     this.#manifest = deps.manifest;
     this.#rules = new DecisionRules(deps.manifest.manifest);
-    this.#evidenceKey = createSecretKey(
-      Buffer.from(hkdfSync('sha256', deps.evidenceSecret, Buffer.alloc(0), EVIDENCE_INFO, 32)),
-    );
+    this.#evidence = new EvidenceSeal(deps.evidenceSecret);
     this.#propagate = deps.propagate;
     this.#channel = deps.database.channel(NOTIFY_NAME);
     // On PostgreSQL nothing is cached until the notification connection listens (start()).
@@ -218,12 +206,6 @@ export class ConsentService {
     return this.#rules.decide(loaded, purpose, channel);
   }
 
-  /** Decides from a holder's choices already at hand (the vault's use gate has the subject loaded). */
-  decideFor(holder: HolderChoices, purpose: string, channel?: string): Decision {
-    this.#purposeOrThrow(purpose, 'purpose');
-    return this.#rules.decide(holder, purpose, channel);
-  }
-
   /** The choices of a subject (cached or loaded), or `undefined` when unknown or erased. */
   async choicesOfSubject(_ctx: Context, subjectId: string): Promise<HolderChoices | undefined> {
     return (
@@ -295,7 +277,7 @@ export class ConsentService {
    * checked first and every problem reported at once (`consent.choice_invalid`).
    */
   async record(ctx: Context, inputs: readonly RecordChoiceInput[]): Promise<ConsentChange[]> {
-    this.#validate(inputs);
+    validateChoices(this.#rules, inputs);
     return this.#appendAndApply(ctx, inputs, new Map());
   }
 
@@ -334,7 +316,7 @@ export class ConsentService {
    * the subject has a newer choice of their own for it.
    */
   async mergeBrowser(ctx: Context, browserId: string, subjectId: string): Promise<ConsentChange[]> {
-    this.#browserIdOrThrow(browserId, 'browser');
+    browserIdOrThrow(browserId, 'browser');
     const subject = (await this.#loadSubjects([subjectId])).get(subjectId);
     if (subject === undefined) throw subjectNotFound(subjectId);
     const repo = new ConsentRepository(this.#db);
@@ -355,7 +337,8 @@ export class ConsentService {
         method: s.method,
         noticeVersion: source?.noticeVersion,
         jurisdiction: source?.jurisdiction,
-        evidence: source?.evidence !== undefined ? this.#openEvidence(source.id, source.evidence) : undefined,
+        evidence:
+          source?.evidence !== undefined ? this.#evidence.open(source.id, source.evidence) : undefined,
       });
     }
     if (inputs.length === 0) return [];
@@ -376,7 +359,7 @@ export class ConsentService {
       policyVersionId: e.policyVersionId,
       jurisdiction: e.jurisdiction,
       at: e.at,
-      evidence: e.evidence !== undefined ? this.#openEvidence(e.id, e.evidence) : undefined,
+      evidence: e.evidence !== undefined ? this.#evidence.open(e.id, e.evidence) : undefined,
       mergedFrom: e.mergedFrom,
     }));
   }
@@ -423,7 +406,7 @@ export class ConsentService {
     const at = ctx.clock.now();
     const rows: ConsentEventRow[] = inputs.map((input, i) => {
       const id = uuidv7();
-      const evidence = this.#sealEvidence(id, input.evidence);
+      const evidence = this.#evidence.seal(id, input.evidence);
       return {
         id,
         holder: holderKey(input.holder),
@@ -479,7 +462,7 @@ export class ConsentService {
       if (choices === undefined) throw subjectNotFound(holder.subjectId);
       return choices;
     }
-    this.#browserIdOrThrow(holder.browserId, 'browser');
+    browserIdOrThrow(holder.browserId, 'browser');
     const key = browserHolder(holder.browserId);
     const cached = this.#cache.get(cacheKey(key));
     if (cached !== undefined) return cached;
@@ -514,114 +497,16 @@ export class ConsentService {
     return out;
   }
 
-  #validate(inputs: readonly RecordChoiceInput[]): void {
-    const problems: Array<{ path: string; message: string }> = [];
-    inputs.forEach((input, i) => {
-      const at = inputs.length === 1 ? '' : `[${i}].`;
-      if ('browserId' in input.holder && !BROWSER_ID.test(input.holder.browserId)) {
-        problems.push({
-          path: `${at}browser`,
-          message: 'must be 16 to 128 letters, digits, "-" or "_" (the id the banner gave this browser)',
-        });
-      }
-      const purpose = input.purpose === GLOBAL_PURPOSE ? undefined : this.#rules.getPurpose(input.purpose);
-      if (input.purpose !== GLOBAL_PURPOSE && purpose === undefined) {
-        problems.push({
-          path: `${at}purpose`,
-          message: `"${input.purpose}" is not a purpose of the manifest; use one of ${this.#purposeList()} or "*" for everything optional`,
-        });
-      }
-      if (input.channel !== undefined && input.channel !== '') {
-        if (input.purpose === GLOBAL_PURPOSE) {
-          problems.push({
-            path: `${at}channel`,
-            message: 'the global opt-out ("*") has no channel; leave it out',
-          });
-        } else if (purpose !== undefined && !purpose.channels.includes(input.channel as never)) {
-          problems.push({
-            path: `${at}channel`,
-            message: `purpose "${input.purpose}" is not used on channel "${input.channel}"; its channels are ${purpose.channels.length > 0 ? purpose.channels.join(', ') : '(none)'}`,
-          });
-        }
-      }
-      if (!(CONSENT_STATES as readonly string[]).includes(input.state)) {
-        problems.push({ path: `${at}state`, message: `must be one of ${CONSENT_STATES.join(', ')}` });
-      }
-      if (!(CONSENT_METHODS as readonly string[]).includes(input.method)) {
-        problems.push({ path: `${at}method`, message: `must be one of ${CONSENT_METHODS.join(', ')}` });
-      }
-      if (input.jurisdiction !== undefined && !JURISDICTION.test(input.jurisdiction)) {
-        problems.push({
-          path: `${at}jurisdiction`,
-          message: 'must be an ISO country code such as "US" or "DE", or "EU"',
-        });
-      }
-      if (
-        input.noticeVersion !== undefined &&
-        (input.noticeVersion.length === 0 || input.noticeVersion.length > 100)
-      ) {
-        problems.push({ path: `${at}noticeVersion`, message: 'must be 1 to 100 characters' });
-      }
-    });
-    if (problems.length > 0) {
-      throw new ValidationError(
-        'consent.choice_invalid',
-        problems.map((p) => `${p.path}: ${p.message}`).join('; '),
-        { problems },
-      );
-    }
-  }
-
   #purposeOrThrow(purpose: string, path: string): Purpose {
     const found = this.#rules.getPurpose(purpose);
     if (found === undefined) {
       throw new ValidationError(
         'consent.purpose_unknown',
-        `${path}: "${purpose}" is not a purpose of the manifest; use one of ${this.#purposeList()}`,
+        `${path}: "${purpose}" is not a purpose of the manifest; use one of ${purposeList(this.#rules)}`,
         { purpose },
       );
     }
     return found;
-  }
-
-  #browserIdOrThrow(browserId: string, path: string): void {
-    if (!BROWSER_ID.test(browserId)) {
-      throw new ValidationError(
-        'consent.browser_invalid',
-        `${path}: must be 16 to 128 letters, digits, "-" or "_" (the id the banner gave this browser)`,
-      );
-    }
-  }
-
-  #purposeList(): string {
-    return this.#rules
-      .purposes()
-      .map((p) => `"${p.key}"`)
-      .join(', ');
-  }
-
-  #sealEvidence(eventId: string, evidence: ConsentEvidence | undefined): string | undefined {
-    if (evidence === undefined) return undefined;
-    const kept: ConsentEvidence = {};
-    if (evidence.userAgent !== undefined) kept.userAgent = evidence.userAgent.slice(0, 512);
-    // Only the truncated address is kept: enough to show where a choice came from, not who.
-    if (evidence.ip !== undefined) kept.ip = truncateIp(evidence.ip);
-    if (kept.userAgent === undefined && kept.ip === undefined) return undefined;
-    return seal(
-      this.#evidenceKey,
-      Buffer.from(JSON.stringify(kept)),
-      Buffer.from(`pledge.consent.v1:${eventId}`),
-    ).toString('base64');
-  }
-
-  #openEvidence(eventId: string, sealed: string): ConsentEvidence {
-    return JSON.parse(
-      open(
-        this.#evidenceKey,
-        Buffer.from(sealed, 'base64'),
-        Buffer.from(`pledge.consent.v1:${eventId}`),
-      ).toString('utf8'),
-    ) as ConsentEvidence;
   }
 }
 
