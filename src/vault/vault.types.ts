@@ -1,0 +1,112 @@
+/**
+ * What the vault takes and gives: subjects and records to write, what the use gate answers, what it
+ * is built from, and the decision the manifest alone makes.
+ */
+import type { Kysely } from 'kysely';
+import type { DecisionReason } from '../consent/consent.decide.js';
+import { consentModeFor, type Manifest, type Purpose } from '../manifest/manifest.schema.js';
+import type { Context } from '../platform/context.js';
+import type { Tables } from '../platform/db/tables.js';
+import type { DataKeys } from './data-keys.service.js';
+import type { IdentifierKind } from './identifiers.js';
+import type { Keyring } from './keyring.js';
+import type { Subject } from './subjects.repository.js';
+
+/** The kinds of subject. */
+export const SUBJECT_KINDS = ['customer', 'trial_user', 'visitor', 'prospect'] as const;
+export type SubjectKind = (typeof SUBJECT_KINDS)[number];
+
+/** Identifiers by kind, as given (they are normalized and hashed, never stored). */
+export type Identifiers = Partial<Record<IdentifierKind, string>>;
+
+/** A field to store: its category and its value (any JSON). */
+export interface FieldInput {
+  category: string;
+  value: unknown;
+}
+
+/** One record to write. */
+export interface WriteRecordInput {
+  subjectId: string;
+  source: string;
+  fields: Record<string, FieldInput>;
+  /** Defaults to the source's purposes. */
+  purposes?: readonly string[];
+  collectedAt?: Date;
+}
+
+/** A subject to create in the same transaction as its first records. */
+export interface NewSubjectInput {
+  id: string;
+  kind: SubjectKind;
+  jurisdiction: string | undefined;
+  identifiers: Identifiers;
+}
+
+/** Why the use gate allowed or refused a purpose. */
+export type UseReason = DecisionReason;
+
+/** The decision about one subject and purpose. */
+export interface UseDecision {
+  allowed: boolean;
+  reason: UseReason;
+}
+
+/** Decides whether a purpose may use a subject's data: the consent service's `decide`, in `createApp`. */
+export type Decide = (ctx: Context, subject: Subject, purpose: Purpose) => Promise<UseDecision>;
+
+/** What the use gate returns. */
+export interface ReadResult {
+  subjectId: string;
+  purpose: string;
+  decision: UseDecision;
+  records: Array<{
+    id: string;
+    source: string;
+    collectedAt: Date;
+    policyVersionId: number;
+    fields: Record<string, { category: string; value: unknown }>;
+  }>;
+  /** Records whose keys are gone (restored from a backup after an erasure): nothing of them is returned. */
+  unreadable: number;
+}
+
+/** The manifest in force and the id of its recorded version. */
+export interface VaultManifest {
+  manifest: Manifest;
+  versionId: number;
+}
+
+/** What the vault uses. */
+export interface VaultDeps {
+  db: Kysely<Tables>;
+  dataKeys: DataKeys;
+  keyring: Keyring;
+  manifest: VaultManifest;
+  /** Defaults to the manifest's consent mode for the subject's jurisdiction (no choices known). */
+  decide?: Decide;
+  /**
+   * What else erasure removes, inside its transaction (after the subject is marked erased): the
+   * person's consent ledger, a `subject.erased` webhook. `afterCommit` runs once it is committed.
+   */
+  erasure?: ErasureHooks;
+}
+
+/** See {@link VaultDeps.erasure}. */
+export interface ErasureHooks {
+  inTransaction(db: Kysely<Tables>, ctx: Context, subjectId: string): Promise<void>;
+  afterCommit?(subjectId: string): void;
+}
+
+/** The decision the manifest alone makes, before any choice is recorded. */
+export function manifestDefaultDecision(purpose: Purpose, jurisdiction: string | undefined): UseDecision {
+  const mode = consentModeFor(purpose, jurisdiction);
+  switch (mode) {
+    case 'required':
+      return { allowed: true, reason: 'required' };
+    case 'opt_out':
+      return { allowed: true, reason: 'opt_out_default' };
+    case 'opt_in':
+      return { allowed: false, reason: 'opt_in_missing' };
+  }
+}
