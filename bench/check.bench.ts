@@ -7,7 +7,6 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { DEFAULT_LARGE_MANIFEST, generateLargeManifest } from './generate-manifest.js';
 import {
   benchEnv,
@@ -118,6 +117,5 @@ export function runCheckBench(options: CheckBenchOptions = { runs: 20, warmup: 2
 }
 
 if (isMainModule(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  await runAlone(() => runCheckBench(values.quick ? { runs: 3, warmup: 1 } : undefined));
+  await runAlone((quick) => runCheckBench(quick ? { runs: 3, warmup: 1 } : undefined));
 }

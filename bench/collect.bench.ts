@@ -9,7 +9,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   formatMs,
   formatRatio,
@@ -189,6 +188,5 @@ export async function runCollectBench(
 }
 
 if (isMainModule(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  await runAlone(() => runCollectBench(values.quick ? COLLECT_BENCH_QUICK : COLLECT_BENCH_DEFAULTS));
+  await runAlone((quick) => runCollectBench(quick ? COLLECT_BENCH_QUICK : COLLECT_BENCH_DEFAULTS));
 }

@@ -11,7 +11,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createContext } from '../src/platform/context.js';
@@ -288,6 +287,5 @@ export async function runConsentBench(
 }
 
 if (isMainModule(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  await runAlone(() => runConsentBench(values.quick ? CONSENT_BENCH_QUICK : CONSENT_BENCH_DEFAULTS));
+  await runAlone((quick) => runConsentBench(quick ? CONSENT_BENCH_QUICK : CONSENT_BENCH_DEFAULTS));
 }

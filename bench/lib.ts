@@ -5,6 +5,7 @@
  * measured in the same run, and the ratio of the two, so a slow machine does not read as a
  * regression.
  */
+import { parseArgs } from 'node:util';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -314,9 +315,11 @@ export function benchEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * Runs one bench file on its own and prints its section; a {@link BenchFailure} is printed
  * without a stack trace and exits 1.
  */
-export async function runAlone(run: () => BenchResult | Promise<BenchResult>): Promise<void> {
+export async function runAlone(run: (quick: boolean) => BenchResult | Promise<BenchResult>): Promise<void> {
+  // `--quick` on the command line: the few runs that try the harness.
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
   try {
-    const result = await run();
+    const result = await run(values.quick);
     process.stdout.write(`## ${result.title}\n\n${result.markdown}\n`);
     if (result.missed.length > 0)
       process.stdout.write(`\nMissed:\n${result.missed.map((m) => `- ${m}`).join('\n')}\n`);

@@ -15,7 +15,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { createTransport } from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
@@ -323,6 +322,5 @@ export async function runMailBench(options: MailBenchOptions = MAIL_BENCH_DEFAUL
 }
 
 if (isMainModule(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  await runAlone(() => runMailBench(values.quick ? MAIL_BENCH_QUICK : MAIL_BENCH_DEFAULTS));
+  await runAlone((quick) => runMailBench(quick ? MAIL_BENCH_QUICK : MAIL_BENCH_DEFAULTS));
 }

@@ -14,7 +14,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { createLinkToken, deriveLinkTokenKey } from '../src/consent/link-tokens.js';
 import { Keyring } from '../src/vault/keyring.js';
 import {
@@ -228,6 +227,5 @@ export async function runOneClickBench(
 }
 
 if (isMainModule(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  await runAlone(() => runOneClickBench(values.quick ? ONE_CLICK_BENCH_QUICK : ONE_CLICK_BENCH_DEFAULTS));
+  await runAlone((quick) => runOneClickBench(quick ? ONE_CLICK_BENCH_QUICK : ONE_CLICK_BENCH_DEFAULTS));
 }

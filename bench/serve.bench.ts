@@ -10,7 +10,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import {
   formatMiB,
   formatMs,
@@ -170,6 +169,5 @@ export async function runServeBench(
 }
 
 if (isMainModule(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  await runAlone(() => runServeBench(values.quick ? { runs: 1, settleMs: 500 } : undefined));
+  await runAlone((quick) => runServeBench(quick ? { runs: 1, settleMs: 500 } : undefined));
 }

@@ -8,7 +8,6 @@
  * Alone: `node --import tsx bench/vault-memory.bench.ts [--quick]`.
  */
 import { spawn } from 'node:child_process';
-import { parseArgs } from 'node:util';
 import {
   BenchFailure,
   benchEnv,
@@ -183,6 +182,5 @@ export async function runVaultMemoryBench(
 }
 
 if (isMainModule(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  await runAlone(() => runVaultMemoryBench(values.quick ? VAULT_MEMORY_QUICK : VAULT_MEMORY_DEFAULTS));
+  await runAlone((quick) => runVaultMemoryBench(quick ? VAULT_MEMORY_QUICK : VAULT_MEMORY_DEFAULTS));
 }

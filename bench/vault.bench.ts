@@ -7,7 +7,6 @@
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import BetterSqlite3 from 'better-sqlite3';
 import type { WriteRecordInput } from '../src/vault/vault.service.js';
 import {
@@ -316,6 +315,5 @@ export async function runVaultBench(options: VaultBenchOptions = VAULT_BENCH_DEF
 }
 
 if (isMainModule(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  await runAlone(() => runVaultBench(values.quick ? VAULT_BENCH_QUICK : VAULT_BENCH_DEFAULTS));
+  await runAlone((quick) => runVaultBench(quick ? VAULT_BENCH_QUICK : VAULT_BENCH_DEFAULTS));
 }
