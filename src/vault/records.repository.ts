@@ -29,16 +29,7 @@ type FieldsJson = Record<string, { c: string; v: string }>;
  * A record to insert, its fields already sealed into the `fields` column's JSON text
  * (`{"email":{"c":"user.contact.email","v":"<base64 sealed value>"}}`), as the crypto batch makes it.
  */
-export interface NewRecord {
-  id: string;
-  subjectId: string;
-  source: string;
-  categories: string[];
-  purposes: string[];
-  policyVersionId: number;
-  collectedAt: Date;
-  retainUntil: Date;
-  keyVersion: number;
+export interface NewRecord extends Omit<StoredRecord, 'fields'> {
   /** The `fields` column text. */
   fieldsJson: string;
 }
