@@ -26,7 +26,7 @@ import { registerVaultRoutes } from './vault/vault.routes.js';
 import type { CardProcessor } from './collect/card-processor.js';
 import { registerCollectRoutes } from './collect/collect.routes.js';
 import { CollectService } from './collect/collect.service.js';
-import { Vault, type Decide, type UseDecision } from './vault/vault.service.js';
+import { Vault } from './vault/vault.service.js';
 import { ConsentService } from './consent/consent.service.js';
 import { registerConsentRoutes } from './consent/consent.routes.js';
 import { registerConsentPages } from './consent/pages.routes.js';
@@ -125,16 +125,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       evidenceSecret: keyring.indexKey,
       propagate: async (db, c, changes) => {
         await webhooks.enqueue(db, c, changes);
-        // Consent given again for a marketing list lifts the person's own opt-out of it.
-        for (const change of changes) {
-          if (
-            change.state === 'granted' &&
-            'subjectId' in change.holder &&
-            (change.channel === undefined || change.channel === 'email')
-          ) {
-            await suppression.liftOptOut(c, change.holder.subjectId, change.purpose, db);
-          }
-        }
+        await suppression.liftOptOutsOnConsent(c, changes, db);
       },
     });
     await consent.start();
@@ -145,7 +136,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       manifest: manifestInForce,
       // The use gate obeys people's choices; erasure takes their ledger with it and tells the
       // systems the manifest lists.
-      decide: useGateDecision(consent),
+      decide: (c, subject, purpose) => consent.decideForUse(c, subject.id, purpose),
       erasure: {
         inTransaction: async (db, c, subjectId) => {
           await consent.eraseSubject(db, subjectId);
@@ -283,23 +274,4 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (ownsDatabase) await database.close();
     throw err;
   }
-}
-
-/**
- * The use gate's decision from people's choices. A purpose used on several channels may read the
- * data when the person allows it on one of them (a choice made for "marketing by e-mail" counts
- * for marketing-email, whose one channel is e-mail); each use on a channel asks its own decision
- * (the mail pipeline asks for "email" before every message).
- */
-function useGateDecision(consent: ConsentService): Decide {
-  return async (c, subject, purpose) => {
-    if (purpose.channels.length === 0) return consent.decide(c, subject.id, purpose.key);
-    let denied: UseDecision | undefined;
-    for (const channel of purpose.channels) {
-      const d = await consent.decide(c, subject.id, purpose.key, channel);
-      if (d.allowed) return d;
-      denied ??= d;
-    }
-    return denied ?? consent.decide(c, subject.id, purpose.key);
-  };
 }

@@ -6,6 +6,7 @@
  */
 import type { Kysely } from 'kysely';
 import { AuditRepository } from '../audit/audit.repository.js';
+import type { ConsentChange } from '../consent/consent.service.js';
 import type { Context } from '../platform/context.js';
 import type { Tables } from '../platform/db/tables.js';
 import { identifierHash, normalizeIdentifier } from '../vault/identifiers.js';
@@ -111,6 +112,23 @@ export class SuppressionService {
       return added;
     };
     return db === undefined ? this.#db.transaction().execute(run) : run(db);
+  }
+
+  /**
+   * After a consent change commits with it (inside its transaction, `db`): every list a subject
+   * granted again, on e-mail or as a whole, has their own opt-out of it lifted.
+   */
+  async liftOptOutsOnConsent(
+    ctx: Context,
+    changes: readonly ConsentChange[],
+    db: Kysely<Tables>,
+  ): Promise<void> {
+    for (const change of changes) {
+      const email = change.channel === undefined || change.channel === 'email';
+      if (change.state === 'granted' && email && 'subjectId' in change.holder) {
+        await this.liftOptOut(ctx, change.holder.subjectId, change.purpose, db);
+      }
+    }
   }
 
   /**

@@ -199,6 +199,22 @@ export class ConsentService {
     return decision;
   }
 
+  /**
+   * The use gate's decision: a purpose used on several channels may read the data when the person
+   * allows it on one of them (a choice made for "marketing by e-mail" counts for marketing-email,
+   * whose one channel is e-mail); each use on a channel asks its own decision (the mail pipeline
+   * asks for "email" before every message).
+   */
+  async decideForUse(ctx: Context, subjectId: string, purpose: Purpose): Promise<Decision> {
+    let denied: Decision | undefined;
+    for (const channel of purpose.channels) {
+      const d = await this.decide(ctx, subjectId, purpose.key, channel);
+      if (d.allowed) return d;
+      denied ??= d;
+    }
+    return denied ?? this.decide(ctx, subjectId, purpose.key);
+  }
+
   async #decideCold(_ctx: Context, subjectId: string, purpose: string, channel?: string): Promise<Decision> {
     this.#purposeOrThrow(purpose, 'purpose');
     const loaded = (await this.#loadSubjects([subjectId])).get(subjectId);

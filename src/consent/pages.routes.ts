@@ -24,6 +24,7 @@ import { sendPage } from '../platform/http/pages.js';
 import type { Keyring } from '../vault/keyring.js';
 import { normalizeIdentifier } from '../vault/identifiers.js';
 import type { Vault } from '../vault/vault.service.js';
+import { gpcHeader } from './consent.routes.js';
 import { choiceKey } from './consent.decide.js';
 import type { ConsentEvidence, ConsentService } from './consent.service.js';
 import {
@@ -164,7 +165,7 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
         preferencesPage(site, prefs, {
           token: raw,
           csrf: reply.generateCsrf(),
-          gpcSignal: request.headers['sec-gpc'] === '1',
+          gpcSignal: gpcHeader(request),
         }),
       );
     });
@@ -182,8 +183,7 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
 
       // A GPC signal is recorded first; the switches the person moved are applied after it, so a
       // switch they turned on themselves wins over the signal and one they left alone does not.
-      const gpc =
-        request.headers['sec-gpc'] === '1' ? await consent.recordGpc(ctx, { subjectId }, { evidence }) : [];
+      const gpc = gpcHeader(request) ? await consent.recordGpc(ctx, { subjectId }, { evidence }) : [];
       const inputs = await planPreferenceChanges(
         ctx,
         consent,
