@@ -3,7 +3,7 @@
  * own (a separate PostgreSQL schema, as test/helpers/vault.ts opens it), captured logs, and an API
  * key that may collect and read subjects.
  */
-import { PassThrough } from 'node:stream';
+import { captureLogs } from '../helpers/logs.js';
 import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
@@ -46,9 +46,7 @@ export async function openCollectApp(
     dataDir,
     cleanup: closeStores,
   } = await openTestStores(dialect, 'pledge-collect-');
-  let logs = '';
-  const logStream = new PassThrough();
-  logStream.on('data', (d: Buffer) => (logs += d.toString('utf8')));
+  const { logStream, logs } = captureLogs();
   const app = await createApp(configFor(dataDir), { database, keystore, logStream, ...options });
   const ctx = createContext({ kind: 'cli', user: 'test' });
   const { key } = await app.apiKeys.createKey(ctx, {
@@ -62,7 +60,7 @@ export async function openCollectApp(
     keystore,
     dataDir,
     key,
-    logs: () => logs,
+    logs,
     async sibling(overrides, siblingOptions = {}) {
       const other = await createApp(configFor(dataDir, overrides), {
         database,

@@ -3,11 +3,11 @@
  * own, a real SMTP sink on 127.0.0.1, fresh DKIM keys (RSA-2048 and Ed25519) and a resolver that
  * serves their DNS records, an API key with mail:send, and helpers to register people.
  */
+import { captureLogs } from '../helpers/logs.js';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { createApp, type App } from '../../src/app.js';
 import type { CampaignRunner } from '../../src/comms/campaign.runner.js';
 import { loadDkimKeys } from '../../src/comms/dkim.js';
@@ -100,9 +100,7 @@ export async function openCampaignApp(
     dataDir,
     ...(keystoreSchema !== undefined ? { schema: keystoreSchema } : {}),
   });
-  let logs = '';
-  const logStream = new PassThrough();
-  logStream.on('data', (d: Buffer) => (logs += d.toString('utf8')));
+  const { logStream, logs } = captureLogs();
   const config: Config = {
     ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'info' }, { manifest: EXAMPLE_MANIFEST }),
     retentionIntervalSeconds: 0,
@@ -125,7 +123,7 @@ export async function openCampaignApp(
     ctx,
     key,
     config,
-    logs: () => logs,
+    logs,
     async register(jurisdiction, firstName = 'Ada') {
       const address = randomEmail();
       const result = await app.collect.collect(ctx, 'registration', {

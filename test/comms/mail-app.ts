@@ -4,7 +4,7 @@
  * inbound SMTP listener on a free port of 127.0.0.1, an API key with mail:events and mail:send, and
  * helpers to make subjects and read what changed.
  */
-import { PassThrough } from 'node:stream';
+import { captureLogs } from '../helpers/logs.js';
 import { createApp, type App } from '../../src/app.js';
 import { createLinkToken, deriveLinkTokenKey } from '../../src/consent/link-tokens.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
@@ -43,9 +43,7 @@ export async function openMailApp(
   overrides: Partial<Config> = {},
 ): Promise<MailTestApp> {
   const { database, keystore, dataDir, cleanup: closeStores } = await openTestStores(dialect, 'pledge-mail-');
-  let logs = '';
-  const logStream = new PassThrough();
-  logStream.on('data', (d: Buffer) => (logs += d.toString('utf8')));
+  const { logStream, logs } = captureLogs();
   const smtpPort = await getFreePort();
   const config: Config = {
     ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'info' }, { manifest: EXAMPLE_MANIFEST }),
@@ -75,7 +73,7 @@ export async function openMailApp(
     ctx,
     key,
     smtpPort,
-    logs: () => logs,
+    logs,
     async newSubject() {
       const address = randomEmail();
       const subject = await app.vault.createSubject(ctx, {

@@ -4,6 +4,7 @@
  * answers the same bytes for known and unknown addresses and mails a working link only to a known
  * one, GETs never change the ledger, and forms without their anti-forgery token change nothing.
  */
+import { captureLogs } from '../helpers/logs.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
@@ -11,7 +12,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { createApp, type App } from '../../src/app.js';
@@ -45,9 +45,7 @@ async function openPagesApp(dialect: TestDialect, overrides: Partial<Config> = {
     dataDir,
     cleanup: closeStores,
   } = await openTestStores(dialect, 'pledge-pages-');
-  let logs = '';
-  const logStream = new PassThrough();
-  logStream.on('data', (d: Buffer) => (logs += d.toString('utf8')));
+  const { logStream, logs } = captureLogs();
   const config = (more: Partial<Config>): Config => ({
     ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'info' }, { manifest: EXAMPLE_MANIFEST }),
     retentionIntervalSeconds: 0,
@@ -59,7 +57,7 @@ async function openPagesApp(dialect: TestDialect, overrides: Partial<Config> = {
   return {
     app,
     database,
-    logs: () => logs,
+    logs,
     async sibling(more) {
       const other = await createApp(config(more), { database, keystore, logStream });
       siblings.push(other);
