@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPostgresDatabase, type PostgresDatabase } from '../helpers/postgres.js';
 import { buildIfStale, jsonRequest, runCli, startServer, type Server } from '../helpers/serve.js';
+import { randomLetters } from '../helpers/vault.js';
 
 describe('two instances on PostgreSQL', () => {
   let a: Server;
@@ -64,7 +65,7 @@ describe('two instances on PostgreSQL', () => {
     const registered = await jsonRequest(a.base, 'POST', '/api/v1/collect/registration', key, {
       jurisdiction: 'US',
       data: {
-        email: `coherence-${Date.now()}@example.test`,
+        email: `coherence-${randomLetters(12)}@example.test`,
         first_name: 'Ada',
         last_name: 'Lovelace',
         password: 'correct horse battery',
