@@ -225,7 +225,8 @@ export class ConsentService {
   /** The choices of a subject (cached or loaded), or `undefined` when unknown or erased. */
   async choicesOfSubject(_ctx: Context, subjectId: string): Promise<HolderChoices | undefined> {
     return (
-      this.#cache.get(subjectHolder(subjectId)) ?? (await this.#loadSubjects([subjectId])).get(subjectId)
+      // The cache is keyed by the subject id itself (cacheKey strips the ledger's "s:" prefix).
+      this.#cache.get(subjectId) ?? (await this.#loadSubjects([subjectId])).get(subjectId)
     );
   }
 
