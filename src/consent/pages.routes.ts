@@ -18,7 +18,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { MailTransport } from '../comms/mail.transport.js';
 import type { Manifest } from '../manifest/manifest.schema.js';
 import type { Config } from '../platform/config.js';
-import { createContext, type Context } from '../platform/context.js';
+import { asLinkHolder, createContext, type Context } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
 import { sendPage } from '../platform/http/pages.js';
 import type { Keyring } from '../vault/keyring.js';
@@ -171,14 +171,15 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
     });
 
     pages.post('/preferences', { schema: { hide: true }, preHandler: checkCsrf }, async (request, reply) => {
-      const ctx = contextOf(request);
+      const anonymous = contextOf(request);
       const body = request.body as FormBody;
       const raw = formValue(body, 't');
       if (raw === undefined) return linkForm(reply, 400, 'missing_link');
-      const token = tokenOf(ctx, raw, 'preferences');
-      const before = token && (await preferencesOf(ctx, token.subjectId));
+      const token = tokenOf(anonymous, raw, 'preferences');
+      const before = token && (await preferencesOf(anonymous, token.subjectId));
       if (!token || !before) return linkForm(reply, 403, 'bad_link');
       const subjectId = token.subjectId;
+      const ctx = asLinkHolder(anonymous, subjectId, token.scope);
       const evidence = evidenceOf(request);
 
       // A GPC signal is recorded first; the switches the person moved are applied after it, so a
@@ -247,10 +248,11 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
       if (!target) return linkForm(reply, 403, 'bad_link');
       const { token, purpose, choices } = target;
       const channel = token.channel;
+      const holderCtx = asLinkHolder(ctx, token.subjectId, token.scope);
       // Once is enough: a second click (or a double submit) records nothing new.
       const current = choices.choices.get(choiceKey(purpose.key, channel ?? ''));
       if (current === undefined || current.state === 'granted') {
-        await consent.record(ctx, [
+        await consent.record(holderCtx, [
           {
             holder: { subjectId: token.subjectId },
             purpose: purpose.key,

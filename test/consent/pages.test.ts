@@ -170,6 +170,18 @@ async function ledger(database: Database) {
   };
 }
 
+/** Who acted in each consent change audited for a subject, oldest first. */
+async function actorsOf(database: Database, subjectId: string): Promise<unknown[]> {
+  const rows = await database.db
+    .selectFrom('audit_events')
+    .select('actor')
+    .where('subject_id', '=', subjectId)
+    .where('action', 'like', 'consent.%')
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => JSON.parse(r.actor) as unknown);
+}
+
 function tokenFor(app: App, claims: LinkTokenClaims, now = new Date(), ttlSeconds?: number): string {
   return createLinkToken(deriveLinkTokenKey(app.keyring.indexKey), claims, {
     now,
@@ -286,6 +298,11 @@ for (const dialect of DIALECTS) {
       assert.equal(history[0]?.method, 'preference_center');
       assert.equal(history[0]?.evidence?.userAgent, 'PagesTest/1.0');
       assert.equal(history[0]?.evidence?.ip, '127.0.0.0', 'the address is kept truncated');
+      assert.deepEqual(
+        await actorsOf(t.database, subjectId),
+        [{ kind: 'subject_link', subjectId, scope: 'preferences' }],
+        'the audit names whose link made the change, not "anonymous"',
+      );
       assert.deepEqual(await app.consent.decide(ctx, subjectId, 'marketing-email', 'email'), {
         allowed: false,
         reason: 'withdrawn',
@@ -358,6 +375,9 @@ for (const dialect of DIALECTS) {
         history.map((e) => [e.purpose, e.channel, e.state, e.method]),
         [['marketing-email', 'email', 'withdrawn', 'unsubscribe_link']],
       );
+      assert.deepEqual(await actorsOf(t.database, subjectId), [
+        { kind: 'subject_link', subjectId, scope: 'unsubscribe' },
+      ]);
       assert.deepEqual(await app.consent.decide(ctx, subjectId, 'marketing-email', 'email'), {
         allowed: false,
         reason: 'withdrawn',
