@@ -58,6 +58,7 @@ export class RecordsRepository {
 
   /** Inserts records, many rows per statement. */
   async insertMany(records: readonly NewRecord[]): Promise<void> {
+    const toRow = rowMaker();
     // SQLite allows 32,766 bound parameters per statement; 10 columns a row.
     for (let i = 0; i < records.length; i += 500) {
       await this.db
@@ -133,19 +134,35 @@ export class RecordsRepository {
   }
 }
 
-function toRow(r: NewRecord): Tables['records'] {
-  return {
+/**
+ * Turns records into rows. The records of one write share their lists and dates by reference (one
+ * per shape), so each is serialized once per insert, not once per row.
+ */
+function rowMaker(): (r: NewRecord) => Tables['records'] {
+  const json = new Map<readonly string[], string>();
+  const iso = new Map<Date, string>();
+  const jsonOf = (list: readonly string[]) => {
+    let text = json.get(list);
+    if (text === undefined) json.set(list, (text = JSON.stringify(list)));
+    return text;
+  };
+  const isoOf = (date: Date) => {
+    let text = iso.get(date);
+    if (text === undefined) iso.set(date, (text = date.toISOString()));
+    return text;
+  };
+  return (r) => ({
     id: r.id,
     subject_id: r.subjectId,
     source: r.source,
-    categories: JSON.stringify(r.categories),
-    purposes: JSON.stringify(r.purposes),
+    categories: jsonOf(r.categories),
+    purposes: jsonOf(r.purposes),
     policy_version_id: r.policyVersionId,
-    collected_at: r.collectedAt.toISOString(),
-    retain_until: r.retainUntil.toISOString(),
+    collected_at: isoOf(r.collectedAt),
+    retain_until: isoOf(r.retainUntil),
     key_version: r.keyVersion,
     fields: r.fieldsJson,
-  };
+  });
 }
 
 function fromRow(row: Tables['records']): StoredRecord {

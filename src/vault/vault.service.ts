@@ -61,6 +61,52 @@ function hasFieldFor(fieldsJson: string, purpose: Purpose): boolean {
   );
 }
 
+/** What the records of one write that share a source, fields, purposes and time have in common. */
+interface RecordShape {
+  source: string;
+  /** Sorted. */
+  fieldNames: string[];
+  /** Sorted, distinct. */
+  categories: string[];
+  purposes: string[];
+  collectedAt: Date;
+  retainUntil: Date;
+}
+
+/**
+ * One audit entry per subject and call (not per record): a batch of 1,000 product events is one
+ * collection, and the entry lists the records it made. A subject whose records share one shape (the
+ * usual case) takes that shape's lists as they are.
+ */
+function writeAuditEntries(records: readonly NewRecord[], shapes: readonly RecordShape[]): AuditEntry[] {
+  const bySubject = new Map<string, { ids: string[]; shapes: Set<RecordShape> }>();
+  records.forEach((r, i) => {
+    const shape = shapes[i] as RecordShape;
+    const group = bySubject.get(r.subjectId);
+    if (group) {
+      group.ids.push(r.id);
+      group.shapes.add(shape);
+    } else bySubject.set(r.subjectId, { ids: [r.id], shapes: new Set([shape]) });
+  });
+  const entries: AuditEntry[] = [];
+  for (const [subjectId, { ids, shapes: used }] of bySubject) {
+    const list = [...used];
+    const one = list.length === 1 ? list[0] : undefined;
+    entries.push({
+      action: 'vault.write',
+      subjectId,
+      details: {
+        records: ids,
+        sources: one ? [one.source] : [...new Set(list.map((s) => s.source))],
+        fields: one ? one.fieldNames : [...new Set(list.flatMap((s) => s.fieldNames))].sort(),
+        categories: one ? one.categories : [...new Set(list.flatMap((s) => s.categories))].sort(),
+        purposes: one ? one.purposes : [...new Set(list.flatMap((s) => s.purposes))],
+      },
+    });
+  }
+  return entries;
+}
+
 export * from './vault.types.js';
 
 /** Stores and reads personal data. */
@@ -189,11 +235,14 @@ export class Vault {
       keys.set(subjectId, { index: batch.addKey(key.key), version: key.version });
     }
 
-    // The records of one call mostly share a source, categories, purposes and time: what follows
-    // from those (sorted categories, retention deadline) is worked out once per distinct set.
+    // The records of one call mostly share a source, fields, purposes and time: what follows from
+    // those (sorted categories and field names, retention deadline, the audit's lists) is worked out
+    // once per distinct shape and shared by reference, so the repository serializes it once too.
     const declared = new Map<string, boolean>();
-    const shapes = new Map<string, { categories: string[]; retainUntil: Date }>();
-    const pending: Array<Omit<NewRecord, 'fieldsJson'> & { fieldNames: string[] }> = [];
+    const shapes = new Map<string, RecordShape>();
+    const now = ctx.clock.now();
+    const records: NewRecord[] = [];
+    const recordShapes: RecordShape[] = [];
     for (const input of inputs) {
       const source = this.#sourceOrThrow(input.source);
       const purposes = input.purposes === undefined ? source.purposes : [...input.purposes];
@@ -213,9 +262,8 @@ export class Vault {
       if (!key) throw new PledgeError('vault.internal', 'missing data key');
       const id = uuidv7();
       batch.addRecord(key.index, input.subjectId, id, key.version);
-      const fieldNames = Object.keys(input.fields);
       let shapeKey = `${source.key}\u0000${purposes.join('\u0000')}\u0000`;
-      for (const name of fieldNames) {
+      for (const name of Object.keys(input.fields)) {
         const field = input.fields[name] as FieldInput;
         const check = `${source.key}\u0000${field.category}`;
         let ok = declared.get(check);
@@ -231,67 +279,54 @@ export class Vault {
             422,
           );
         }
-        shapeKey += `${field.category}\u0000`;
+        shapeKey += `${name}\u0000${field.category}\u0000`;
         batch.addField(name, field.category, JSON.stringify(field.value) ?? 'null');
       }
-      const collectedAt = input.collectedAt ?? ctx.clock.now();
+      const collectedAt = input.collectedAt ?? now;
       shapeKey += String(collectedAt.getTime());
       let shape = shapes.get(shapeKey);
       if (!shape) {
+        const fieldNames = Object.keys(input.fields);
         const categories = [
           ...new Set(fieldNames.map((n) => (input.fields[n] as FieldInput).category)),
         ].sort();
         shape = {
+          source: source.key,
+          fieldNames: [...fieldNames].sort(),
           categories,
+          purposes,
+          collectedAt,
           retainUntil: retentionDeadline(this.#manifest.manifest, source, categories, purposes, collectedAt),
         };
         shapes.set(shapeKey, shape);
       }
-      pending.push({
+      records.push({
         id,
         subjectId: input.subjectId,
         source: source.key,
         categories: shape.categories,
-        purposes: [...purposes],
+        purposes: shape.purposes,
         policyVersionId: this.#manifest.versionId,
-        collectedAt,
+        collectedAt: shape.collectedAt,
         retainUntil: shape.retainUntil,
         keyVersion: key.version,
-        fieldNames,
+        fieldsJson: '',
       });
+      recordShapes.push(shape);
     }
     const sealed = await this.#crypto.run('seal', batch.pack(this.#crypto.partsFor(batch.values)));
-    const texts = sealed.flatMap(readSealed);
-    if (texts.length !== pending.length)
-      throw new PledgeError('vault.internal', 'sealed records out of step');
-    const records: NewRecord[] = pending.map(({ fieldNames: _names, ...r }, i) => ({
-      ...r,
-      fieldsJson: texts[i] ?? '',
-    }));
-    // One audit entry per subject and call (not per record): a batch of 1,000 product events is
-    // one collection, and the entry lists the records it made.
-    const bySubject = new Map<string, typeof pending>();
-    for (const r of pending) {
-      const list = bySubject.get(r.subjectId);
-      if (list) list.push(r);
-      else bySubject.set(r.subjectId, [r]);
+    let at = 0;
+    for (const part of sealed) {
+      for (const text of readSealed(part)) {
+        const record = records[at++];
+        if (record) record.fieldsJson = text;
+      }
     }
+    if (at !== records.length) throw new PledgeError('vault.internal', 'sealed records out of step');
     const audit: AuditEntry[] = [];
     if (newSubject)
       audit.push({ action: 'subject.create', subjectId: newSubject.id, details: { kind: newSubject.kind } });
-    for (const [subjectId, recs] of bySubject) {
-      audit.push({
-        action: 'vault.write',
-        subjectId,
-        details: {
-          records: recs.map((r) => r.id),
-          sources: [...new Set(recs.map((r) => r.source))],
-          fields: [...new Set(recs.flatMap((r) => r.fieldNames))].sort(),
-          categories: [...new Set(recs.flatMap((r) => r.categories))].sort(),
-          purposes: [...new Set(recs.flatMap((r) => r.purposes))],
-        },
-      });
-    }
+    audit.push(...writeAuditEntries(records, recordShapes));
     await this.#enqueue(ctx, pendingSubject, records, audit);
     return records.map((r) => r.id);
   }
