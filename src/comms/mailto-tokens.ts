@@ -1,0 +1,145 @@
+/**
+ * The token of the mailto unsubscribe address (`unsubscribe+TOKEN@mail-domain` in List-Unsubscribe,
+ * RFC 2369). It says the same as an unsubscribe link token (this subject, this list, by e-mail, until
+ * then) but must fit an address: RFC 5321 allows 64 octets in a local part, and some mail systems
+ * change the case of a local part. A link token (about 130 characters of case-sensitive base64url)
+ * does neither, so this one is compact and spelled in lowercase base32:
+ *
+ *   version (1 byte) | expires, days since 1970-01-01 (2, big-endian) | subject id, the UUID's 16 bytes
+ *   | HMAC-SHA256 truncated to 13 bytes
+ *
+ * 32 bytes, 52 base32 characters: with `unsubscribe+`, exactly 64. The list (purpose) and channel
+ * are not carried but signed: the MAC covers them, and the verifier tries each list a person can
+ * be mailed for (a handful) until one matches. A 104-bit MAC leaves a forger one chance in 2^104 per
+ * guess.
+ */
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
+import {
+  DEFAULT_UNSUBSCRIBE_TTL_SECONDS,
+  MAX_LINK_TTL_SECONDS,
+  MIN_UNSUBSCRIBE_TTL_SECONDS,
+  type VerifyLinkTokenResult,
+} from '../consent/link-tokens.js';
+
+/** What comes before the token in the local part of the address. */
+export const MAILTO_LOCAL_PREFIX = 'unsubscribe+';
+/** The channel every mailto token is for. */
+const CHANNEL = 'email';
+const VERSION = 1;
+const DAY_MS = 86_400_000;
+const MAC_BYTES = 13;
+const PAYLOAD_BYTES = 1 + 2 + 16;
+const TOKEN_BYTES = PAYLOAD_BYTES + MAC_BYTES;
+/** The domain separation of the MAC from link tokens made with the same key. */
+const LABEL = Buffer.from('pledge mailto unsubscribe v1', 'utf8');
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const TOKEN_CHARS = Math.ceil((TOKEN_BYTES * 8) / 5);
+const BASE32 = new RegExp(`^[a-z2-7]{${TOKEN_CHARS}}$`);
+
+/** Who and which list a mailto token unsubscribes. */
+export interface MailtoTokenClaims {
+  subjectId: string;
+  purpose: string;
+}
+
+/**
+ * Makes the token of `claims` (an unsubscribe from `purpose` by e-mail). The lifetime is that of an
+ * unsubscribe link (at least 60 days), rounded up to whole days. Throws a RangeError for a subject
+ * id that is not a UUID (every subject id Pledge makes is one) or a lifetime out of range.
+ */
+export function createMailtoToken(
+  key: KeyObject,
+  claims: MailtoTokenClaims,
+  options: { now: Date; ttlSeconds?: number },
+): string {
+  const ttl = options.ttlSeconds ?? DEFAULT_UNSUBSCRIBE_TTL_SECONDS;
+  if (!Number.isInteger(ttl) || ttl < MIN_UNSUBSCRIBE_TTL_SECONDS || ttl > MAX_LINK_TTL_SECONDS) {
+    throw new RangeError(
+      `a mailto unsubscribe token must work from ${MIN_UNSUBSCRIBE_TTL_SECONDS} to ${MAX_LINK_TTL_SECONDS} seconds; got ${ttl}`,
+    );
+  }
+  if (!UUID.test(claims.subjectId))
+    throw new RangeError('a mailto unsubscribe token needs a UUID subject id');
+  if (claims.purpose.length === 0) throw new RangeError('a mailto unsubscribe token needs a purpose');
+  const expiresDay = Math.ceil((options.now.getTime() + ttl * 1000) / DAY_MS);
+  if (expiresDay > 0xffff) throw new RangeError('the expiry does not fit the token (after 2149)');
+  const payload = Buffer.alloc(PAYLOAD_BYTES);
+  payload.writeUInt8(VERSION, 0);
+  payload.writeUInt16BE(expiresDay, 1);
+  Buffer.from(claims.subjectId.replaceAll('-', ''), 'hex').copy(payload, 3);
+  return toBase32(Buffer.concat([payload, mac(key, payload, claims.purpose)]));
+}
+
+/**
+ * Checks a token, in any letter case, against each of `purposes` (the lists a person can be mailed
+ * for); the first whose signature matches (compared in constant time) is the token's list. Never
+ * throws.
+ */
+export function verifyMailtoToken(
+  key: KeyObject,
+  token: string,
+  options: { now: Date; purposes: readonly string[] },
+): VerifyLinkTokenResult {
+  const spelled = token.toLowerCase();
+  if (!BASE32.test(spelled)) return { ok: false, problem: 'malformed' };
+  const bytes = fromBase32(spelled);
+  if (bytes === undefined || bytes.length !== TOKEN_BYTES) return { ok: false, problem: 'malformed' };
+  const payload = bytes.subarray(0, PAYLOAD_BYTES);
+  const given = bytes.subarray(PAYLOAD_BYTES);
+  const purpose = options.purposes.find((p) => timingSafeEqual(given, mac(key, payload, p)));
+  if (purpose === undefined) return { ok: false, problem: 'bad_signature' };
+  if (payload.readUInt8(0) !== VERSION) return { ok: false, problem: 'malformed' };
+  const expiresAt = new Date(payload.readUInt16BE(1) * DAY_MS);
+  if (options.now.getTime() >= expiresAt.getTime()) return { ok: false, problem: 'expired' };
+  const hex = payload.subarray(3).toString('hex');
+  const subjectId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return { ok: true, token: { scope: 'unsubscribe', subjectId, purpose, channel: CHANNEL, expiresAt } };
+}
+
+function mac(key: KeyObject, payload: Buffer, purpose: string): Buffer {
+  const p = Buffer.from(purpose, 'utf8');
+  return createHmac('sha256', key)
+    .update(LABEL)
+    .update(payload)
+    .update(Buffer.from([p.length & 0xff, p.length >> 8]))
+    .update(p)
+    .update(CHANNEL)
+    .digest()
+    .subarray(0, MAC_BYTES);
+}
+
+/** RFC 4648 base32 in lowercase, without padding. */
+function toBase32(bytes: Buffer): string {
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += ALPHABET[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
+  return out;
+}
+
+/** The bytes of lowercase unpadded base32, or `undefined` when the unused trailing bits are not zero. */
+function fromBase32(text: string): Buffer | undefined {
+  const out: number[] = [];
+  let bits = 0;
+  let value = 0;
+  for (const ch of text) {
+    value = ((value << 5) | ALPHABET.indexOf(ch)) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  // One spelling per token: the bits past the last byte must be zero.
+  if ((value & ((1 << bits) - 1)) !== 0) return undefined;
+  return Buffer.from(out);
+}
