@@ -13,6 +13,7 @@ import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createContext, type Context } from '../src/platform/context.js';
 import type { FieldInput, WriteRecordInput } from '../src/vault/vault.service.js';
+import { uuidv7 } from '../src/platform/ids.js';
 import { BenchFailure, ROOT } from './lib.js';
 
 /** The manifest the bench copy is made from. */
@@ -225,7 +226,9 @@ export async function openBareSqlite(subjectCount: number): Promise<BareSqlite> 
     const collectedAt = new Date().toISOString();
     for (let i = from; i < to; i++) {
       insert.run(
-        randomUUID(),
+        // Ids as Pledge makes them (UUIDv7, in write order): random v4 ids would scatter the
+        // primary-key index and slow the baseline down.
+        uuidv7(),
         subjects[i % subjects.length],
         'registration',
         categories,

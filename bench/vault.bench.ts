@@ -142,7 +142,10 @@ async function measureReads(
 ): Promise<ReadFigures[]> {
   const bare = new BetterSqlite3(path.join(bench.dataDir, 'pledge.db'), { readonly: true });
   try {
-    const select = bare.prepare('select * from records where subject_id = ? order by collected_at, id');
+    // The use gate's own query (its columns, its order), without Kysely, decryption or audit.
+    const select = bare.prepare(
+      'select id, source, purposes, policy_version_id, collected_at, key_version, fields from records where subject_id = ? order by id',
+    );
     const samples = cases.map(() => ({ pledge: [] as number[], bare: [] as number[] }));
     for (let i = -5; i < reads; i++) {
       for (const [c, readCase] of cases.entries()) {
@@ -293,7 +296,7 @@ export async function runVaultBench(options: VaultBenchOptions = VAULT_BENCH_DEF
       `first writes one record per subject, timed apart (second row). Baseline: bare better-sqlite3 on ` +
       `a database migrated by Pledge (same tables, indexes and foreign keys), WAL, synchronous=FULL, a ` +
       `prepared INSERT in transactions of ${options.batch}, the same rows with the fields column holding ` +
-      `the plaintext JSON of the 8 values; ratio = Pledge / baseline. Rounds interleaved (baseline, Pledge).`,
+      `the plaintext JSON of the 8 values and UUIDv7 ids as Pledge makes them; ratio = Pledge / baseline. Rounds interleaved (baseline, Pledge).`,
     '',
     `**Use-gate reads** (one subject with ${options.readRecords.toLocaleString('en-US')} records, in the ` +
       `database of the last write round)`,
@@ -307,7 +310,8 @@ export async function runVaultBench(options: VaultBenchOptions = VAULT_BENCH_DEF
       'purpose may use and the audit entry every read writes (one commit). Case (a): cookie records ' +
       '(site-cookies, one `user.device.cookie_id` field) of a US visitor, read for site-analytics ' +
       '(opt-out in the US, so allowed). Case (b): registration records, all 8 fields read for ' +
-      'provide-service. Baseline: `select * from records where subject_id = ? order by collected_at, id` ' +
+      "provide-service. Baseline: the use gate's own SELECT (`select id, source, purposes, " +
+      'policy_version_id, collected_at, key_version, fields from records where subject_id = ? order by id`) ' +
       'with bare better-sqlite3 (no decryption, no audit), interleaved with each read; 5 untimed reads ' +
       'of each first.',
   ].join('\n');
