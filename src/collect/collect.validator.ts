@@ -18,7 +18,10 @@ import type { FieldInput, Identifiers } from '../vault/vault.service.js';
 import { formatCardExpiry, isCardExpired, parseCardExpiry, type CardDetails } from './card-processor.js';
 import { CARD_EXPIRY, type FieldPlan, type SourcePlan } from './collect.plan.js';
 import { normalizeIp, truncateIp } from './ip.js';
-import { cardDigits, findCardNumbers, isCardNumber, maskCardNumbers } from './pan.js';
+import { cardDigits, findCardNumbers, isCardNumber } from './pan.js';
+import { formatPath, Problems, safeName, type CollectProblem, type Segment } from './collect.problems.js';
+
+export { collectProblemsError, formatPath, type CollectProblem } from './collect.problems.js';
 
 /** The longest string accepted anywhere in a request, in UTF-16 code units. */
 export const MAX_STRING_LENGTH = 10_000;
@@ -28,8 +31,6 @@ export const MAX_VALUE_DEPTH = 8;
 export const MAX_VALUE_NODES = 1_000;
 /** The most events one request may carry. */
 export const MAX_EVENTS_PER_REQUEST = 1_000;
-/** The most problems an error lists; the rest are counted. */
-export const MAX_REPORTED_PROBLEMS = 50;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const JURISDICTION = /^(EU|EEA|[A-Z]{2}(-[A-Z0-9]{1,3})?)$/;
@@ -41,18 +42,6 @@ export interface SubjectReference {
   email?: string;
   account_id?: string;
   phone?: string;
-}
-
-/** One thing wrong with a request: a stable code, where (JSON path) and what to do. */
-export interface CollectProblem {
-  code: string;
-  message: string;
-  /** JSON path into the request body, e.g. `data.answers.q3[1]`. */
-  path: string;
-  /** The field of the collection point (or event) the problem is in, when there is one. */
-  field?: string;
-  /** For refused card numbers: the pledge that forbids storing them. */
-  pledge?: { key: string; text: string };
 }
 
 /** A request to a collection point that passed validation, ready to store. */
@@ -88,58 +77,10 @@ export interface ValidationResult<T> {
   value: T | undefined;
 }
 
-// ---- paths -------------------------------------------------------------------------------------
-
-type Segment = string | number;
-
-/** A JSON path such as `data.answers["what next?"][2]`; card numbers in keys are masked. */
-export function formatPath(segments: readonly Segment[]): string {
-  let out = '';
-  for (const s of segments) {
-    if (typeof s === 'number') out += `[${s}]`;
-    else {
-      const key = maskCardNumbers(s.length > 100 ? `${s.slice(0, 100)}…` : s);
-      out += /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key)
-        ? `${out === '' ? '' : '.'}${key}`
-        : `[${JSON.stringify(key)}]`;
-    }
-  }
-  return out;
-}
-
-/** A field name as it may be shown: card numbers masked, long names cut. */
-function safeName(name: string): string {
-  return maskCardNumbers(name.length > 100 ? `${name.slice(0, 100)}…` : name);
-}
-
 // ---- values ------------------------------------------------------------------------------------
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
-
-class Problems {
-  readonly list: CollectProblem[] = [];
-  constructor(readonly plan: SourcePlan) {}
-
-  add(code: string, message: string, segments: readonly Segment[], field?: string): void {
-    this.list.push({ code, message, path: formatPath(segments), ...(field !== undefined ? { field } : {}) });
-  }
-
-  card(segments: readonly Segment[], field?: string): void {
-    const pledge = this.plan.cardPledge;
-    const path = formatPath(segments);
-    const why = pledge
-      ? `we never store one: "${pledge.text}" (pledge "${pledge.key}")`
-      : 'card numbers are never stored';
-    this.list.push({
-      code: 'collect.card_number_refused',
-      message: `${path} holds a payment card number, and ${why}. Remove it: a card number is accepted only in a billing collection point's card number field, which passes it to the card processor`,
-      path,
-      ...(field !== undefined ? { field } : {}),
-      ...(pledge ? { pledge } : {}),
-    });
-  }
-}
 
 /**
  * Checks any JSON value for card numbers, over-long strings and excessive nesting. Stops descending
@@ -632,41 +573,4 @@ export function validateEventsBody(
     problems: [],
     value: { subject: subject.subject, identifiers: subject.identifiers, events, dropped },
   };
-}
-
-// ---- errors ------------------------------------------------------------------------------------
-
-const PRIORITY: Record<string, number> = { 'collect.card_number_refused': 0, 'collect.field_undeclared': 1 };
-
-/**
- * One 422 error for a list of problems. Its code and top-level `path`/`field` are the first
- * problem's, a refused card number first of all (it names the pledge); `details.problems` lists up to
- * {@link MAX_REPORTED_PROBLEMS} of them.
- */
-export function collectProblemsError(source: string, problems: readonly CollectProblem[]): ValidationError {
-  const sorted = [...problems].sort((a, b) => (PRIORITY[a.code] ?? 2) - (PRIORITY[b.code] ?? 2));
-  const top = sorted[0] ?? { code: 'collect.body_invalid', message: 'the request is invalid', path: '' };
-  const shown = sorted.slice(0, MAX_REPORTED_PROBLEMS);
-  const message =
-    sorted.length > 1
-      ? `${top.message} (and ${sorted.length - 1} more problem${sorted.length > 2 ? 's' : ''}; see details.problems)`
-      : top.message;
-  return new ValidationError(
-    top.code,
-    message,
-    {
-      source,
-      path: top.path,
-      ...(top.field !== undefined ? { field: top.field } : {}),
-      ...(top.pledge ? { pledge: top.pledge } : {}),
-      problems: shown.map((p) => ({
-        code: p.code,
-        path: p.path,
-        ...(p.field !== undefined ? { field: p.field } : {}),
-        message: p.message,
-      })),
-      ...(sorted.length > shown.length ? { more: sorted.length - shown.length } : {}),
-    },
-    422,
-  );
 }
