@@ -6,9 +6,15 @@
  * pooled connections, in the same run. Both with an RSA-2048 signature only and with RSA-2048 plus
  * Ed25519. Target: the pipeline sends at least 70 % of bare nodemailer's messages/s.
  *
+ * Bare nodemailer is given the key as PEM, the way its documentation shows, and so parses it for
+ * every message; Pledge parses its keys once, at boot. So that the ratio does not hide what that is
+ * worth, the RSA section also runs bare nodemailer given the key parsed once (a KeyObject, which
+ * nodemailer 10 accepts; mailauth, the bare sender with both keys, does not) and reports Pledge's
+ * ratio to it, for reference: the target stays against the documented set-up.
+ *
  * Alone: `node --import tsx bench/mail.bench.ts [--quick]`.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -164,6 +170,7 @@ async function runPledge(app: App, subjects: string[], connections: number): Pro
 /**
  * One run of bare nodemailer: the same messages (rendered text and HTML with a footer of the same
  * length, the same List-* headers), the same DKIM key(s), a pool of the same size. Messages/s.
+ * `keyParsedOnce` (RSA only): nodemailer gets the key as a KeyObject instead of PEM.
  */
 async function runBare(
   sinkUrl: string,
@@ -171,6 +178,7 @@ async function runBare(
   both: boolean,
   n: number,
   connections: number,
+  keyParsedOnce = false,
 ): Promise<number> {
   const footer = `\n-- \nYou receive this e-mail from Example Online because of "Tell you about products, partners, opportunities and events": Send you news about our other products and services, partners, opportunities and events.\nYour choice: you have not opted out of them; you can at any time.\nUnsubscribe from these e-mails: https://privacy.example-online.test/unsubscribe?t=${'A'.repeat(130)}\nChoose what we send you: https://privacy.example-online.test/preferences?t=${'B'.repeat(100)}\nExample Online, a division of Example Systems, Inc., 7414 Hollister Avenue, Goleta, CA 93117, US\n`;
   const token = 'C'.repeat(130);
@@ -191,7 +199,7 @@ async function runBare(
           dkim: {
             domainName: 'example-online.test',
             keySelector: 'pledge-rsa',
-            privateKey: keys.rsa,
+            privateKey: keyParsedOnce ? createPrivateKey(keys.rsa) : keys.rsa,
             headerFieldNames: SIGNED_HEADERS.join(':'),
           },
         }),
@@ -272,13 +280,19 @@ export async function runMailBench(options: MailBenchOptions = MAIL_BENCH_DEFAUL
       const label = both ? 'RSA-2048 + Ed25519' : 'RSA-2048';
       const pledge = await openPledge(sink.url, keys, both, options.messages, options.connections);
       const bare: number[] = [];
+      const reference: number[] = [];
       const piped: number[] = [];
       try {
         // Untimed warm-up of each (JIT, connections, the consent cache).
         await runBare(sink.url, keys, both, Math.min(200, options.messages), options.connections);
+        if (!both)
+          await runBare(sink.url, keys, both, Math.min(200, options.messages), options.connections, true);
         await runPledge(pledge.app, pledge.subjects, options.connections);
         for (let round = 0; round < options.rounds; round++) {
           bare.push(await runBare(sink.url, keys, both, options.messages, options.connections));
+          if (!both) {
+            reference.push(await runBare(sink.url, keys, both, options.messages, options.connections, true));
+          }
           piped.push(await runPledge(pledge.app, pledge.subjects, options.connections));
         }
       } finally {
@@ -294,6 +308,15 @@ export async function runMailBench(options: MailBenchOptions = MAIL_BENCH_DEFAUL
         );
       }
       rows.push([`bare nodemailer (${label})`, Math.round(b).toLocaleString('en-US'), '—', '—']);
+      if (reference.length > 0) {
+        const r = mean(reference);
+        rows.push([
+          `bare nodemailer (${label}, key parsed once; reference)`,
+          Math.round(r).toLocaleString('en-US'),
+          `Pledge ${formatRatio(p, r)}`,
+          'no target',
+        ]);
+      }
       rows.push([
         `Pledge pipeline (${label})`,
         Math.round(p).toLocaleString('en-US'),
@@ -312,11 +335,13 @@ export async function runMailBench(options: MailBenchOptions = MAIL_BENCH_DEFAUL
       'messages in flight for both, into an smtp-server on 127.0.0.1 that accepts and discards (in the bench ' +
       'process). Pledge: in-process on SQLite (synchronous=FULL), a campaign to US customers registered ' +
       'through the registration collection point, started with `CampaignService.start` and sent by a ' +
-      'runner until done: per message a consent decision, a use-gate read (decrypt + audit entry), a ' +
-      'suppression lookup, Handlebars render with the footer, two signed links, MIME, DKIM, and two ' +
-      'committed writes (sending before SMTP, sent after). Timed from start to the last recorded outcome. ' +
-      'Bare: nodemailer with its own DKIM signer (RSA), or MailComposer + mailauth (both keys), the same ' +
-      'rendered text, HTML, List-* headers and signed header list.',
+      'runner until done: per batch of 64 one consent decision and one suppression query; per message a ' +
+      'use-gate read (decrypt + audit entry, group-committed), Handlebars render with the footer, two ' +
+      'signed links, MIME, DKIM (keys parsed once); per wave of messages in flight the decision and the ' +
+      'suppression list asked again, then one commit (the last wave recorded, this wave marked sending ' +
+      'before SMTP). Timed from start to the last recorded outcome. Bare: nodemailer with its own DKIM ' +
+      'signer (RSA; the key as PEM, and for reference as a KeyObject), or MailComposer + mailauth (both ' +
+      'keys, PEM), the same rendered text, HTML, List-* headers and signed header list.',
   ].join('\n');
   return { title: 'Campaign mail through the pipeline', markdown, missed };
 }

@@ -5,6 +5,7 @@
  * MIME message nodemailer's composer builds. Pure functions of their input: no database, no clock.
  */
 import type Handlebars from 'handlebars';
+import type MailComposer from 'nodemailer/lib/mail-composer';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
 import { ValidationError } from '../platform/errors.js';
 
@@ -190,10 +191,14 @@ export interface ComposeInput {
   headers: Array<{ key: string; value: string }>;
 }
 
+// Loaded with the first message, once: an `import()` per message costs a module-resolution round
+// trip each time.
+let mailComposer: Promise<typeof MailComposer> | undefined;
+
 /** Builds the MIME message (multipart/alternative: text then HTML), CRLF line ends. */
 export async function composeMessage(input: ComposeInput): Promise<Buffer> {
-  const { default: MailComposer } = await import('nodemailer/lib/mail-composer');
-  const composer = new MailComposer({
+  const Composer = await (mailComposer ??= import('nodemailer/lib/mail-composer').then((m) => m.default));
+  const composer = new Composer({
     from: input.from,
     to: input.to,
     subject: input.subject,

@@ -1,15 +1,20 @@
 /**
  * The mail pipeline: everything a message passes between "this person is in the audience" and
  * "these bytes may go to the SMTP server". It is the only way a campaign's message is made, and
- * it has no switch that skips a step. Per recipient, just before sending:
+ * it has no switch that skips a step. For a batch of recipients of one campaign:
  *
- * 1. marketing: the consent decision for the list on the e-mail channel (skip with its reason);
- * 2. the address and the template's fields through the use gate (`Vault.read`, audited);
- *    an erased or unknown subject gets nothing, service mail included;
- * 3. marketing: the suppression list (skip `suppressed`);
- * 4. the templates rendered, the mandatory footer added to text and HTML;
+ * 1. marketing: the consent decision for the list on the e-mail channel, one batched decision
+ *    (skip with its reason);
+ * 2. the address and the template's fields through the use gate (`Vault.read`, audited), per
+ *    person; an erased or unknown subject gets nothing, service mail included;
+ * 3. marketing: the suppression list, one query for the batch (skip `suppressed`);
+ * 4. the templates (compiled once per campaign) rendered, the mandatory footer added to text and
+ *    HTML;
  * 5. the List-Unsubscribe, List-Unsubscribe-Post and List-Id headers (marketing), a deterministic
  *    Message-ID, and the DKIM signatures.
+ *
+ * Then, just before the messages are handed to SMTP, {@link MessagePipeline.recheck} asks steps 1
+ * and 3 again for those few messages, so a choice made while they were being prepared counts.
  */
 import { createHmac, type KeyObject } from 'node:crypto';
 import type { ConsentService } from '../consent/consent.service.js';
@@ -35,16 +40,28 @@ import type { SuppressionService } from './suppression.service.js';
 /** The category an address is read from. */
 export const EMAIL_CATEGORY = 'user.contact.email';
 
-/** What the pipeline made of one recipient. */
+/**
+ * What the pipeline made of one recipient: a message to send, a reason not to send one, or an
+ * error (the database, a template, signing) after which nothing was sent and the send is retried.
+ */
 export type PreparedMessage =
-  { kind: 'skip'; reason: string } | { kind: 'ready'; to: string; raw: Buffer; messageId: string };
+  | { kind: 'skip'; reason: string }
+  | { kind: 'ready'; to: string; raw: Buffer; messageId: string }
+  | { kind: 'error'; error: unknown };
+
+/** A prepared message as {@link MessagePipeline.recheck} needs it. */
+export interface RecheckInput {
+  subjectId: string;
+  /** The address the message goes to. */
+  to: string;
+}
 
 /** What the pipeline uses. */
 export interface MessagePipelineDeps {
   manifest: Manifest;
-  consent: Pick<ConsentService, 'decide'>;
+  consent: Pick<ConsentService, 'decideMany'>;
   vault: Pick<Vault, 'read'>;
-  suppression: Pick<SuppressionService, 'isSuppressed'>;
+  suppression: Pick<SuppressionService, 'suppressedAmong'>;
   /** The key link tokens are signed with. */
   linkKey: KeyObject;
   /** A secret Message-IDs are derived from (so they do not show subject ids). */
@@ -54,7 +71,7 @@ export interface MessagePipelineDeps {
   dkim: DkimKeys | undefined;
 }
 
-/** Makes messages, one recipient at a time. */
+/** Makes messages, a batch of recipients at a time. */
 export class MessagePipeline {
   readonly #deps: MessagePipelineDeps;
   readonly #templates = new Map<string, CompiledTemplates>();
@@ -74,21 +91,113 @@ export class MessagePipeline {
   }
 
   /**
-   * Runs the pipeline for one recipient of `campaign`. Never sends; returns the message to send or
-   * why there is none. A database or signing error propagates (the send is retried later).
+   * Runs the pipeline for recipients of `campaign`; the answers are in the order of `subjectIds`.
+   * Never sends and never throws: a failure is the answer `error` for the recipients it concerns
+   * (all of them when the batched decision or suppression query fails).
    */
-  async prepare(ctx: Context, campaign: Campaign, subjectId: string): Promise<PreparedMessage> {
-    const purpose = this.#purposeOrThrow(campaign.list);
-    let decisionReason: string | undefined;
-    if (campaign.kind === 'marketing') {
-      const decision = await this.#decide(ctx, subjectId, purpose.key);
-      if (!decision.allowed) return { kind: 'skip', reason: decision.reason };
-      decisionReason = decision.reason;
+  async prepareMany(
+    ctx: Context,
+    campaign: Campaign,
+    subjectIds: readonly string[],
+  ): Promise<PreparedMessage[]> {
+    const out = new Array<PreparedMessage | undefined>(subjectIds.length);
+    try {
+      const purpose = this.#purposeOrThrow(campaign.list);
+      const marketing = campaign.kind === 'marketing';
+      const decisions = marketing
+        ? await this.#deps.consent.decideMany(ctx, subjectIds, purpose.key, 'email')
+        : undefined;
+      // The use gate, for the people the decision allows, all at once: the reads' audit entries
+      // share the vault's group commits.
+      const people = await Promise.all(
+        subjectIds.map(async (subjectId, i): Promise<Person | undefined> => {
+          const decision = decisions?.[i];
+          if (decision !== undefined && !decision.allowed) {
+            out[i] = { kind: 'skip', reason: decision.reason };
+            return undefined;
+          }
+          try {
+            const person = await this.#read(ctx, subjectId, purpose.key);
+            if (person.kind === 'skip') {
+              out[i] = person;
+              return undefined;
+            }
+            return { ...person, decisionReason: decision?.reason };
+          } catch (error) {
+            out[i] = { kind: 'error', error };
+            return undefined;
+          }
+        }),
+      );
+      const suppressed = marketing
+        ? await this.#deps.suppression.suppressedAmong(
+            ctx,
+            people.flatMap((p) => (p === undefined ? [] : [p.address])),
+            purpose.key,
+          )
+        : new Set<string>();
+      const templates = await this.#compiled(campaign);
+      for (let i = 0; i < subjectIds.length; i++) {
+        const person = people[i];
+        if (person === undefined) continue;
+        if (suppressed.has(person.address)) {
+          out[i] = { kind: 'skip', reason: 'suppressed' };
+          continue;
+        }
+        try {
+          out[i] = await this.#render(ctx, campaign, purpose, templates, subjectIds[i]!, person);
+        } catch (error) {
+          out[i] = { kind: 'error', error };
+        }
+      }
+    } catch (error) {
+      for (let i = 0; i < out.length; i++) out[i] ??= { kind: 'error', error };
     }
+    return out as PreparedMessage[];
+  }
 
+  /**
+   * Asks the consent decision and the suppression list again for prepared marketing messages, in
+   * one batch, just before they are handed to SMTP: a person who opted out (or an address that
+   * bounced) since the message was prepared is skipped. Returns, in order, the reason to skip each
+   * message or `undefined` to send it. Service messages are not rechecked. A database error throws.
+   */
+  async recheck(
+    ctx: Context,
+    campaign: Campaign,
+    messages: readonly RecheckInput[],
+  ): Promise<Array<string | undefined>> {
+    if (campaign.kind !== 'marketing' || messages.length === 0) return messages.map(() => undefined);
+    const purpose = this.#purposeOrThrow(campaign.list);
+    const decisions = await this.#deps.consent.decideMany(
+      ctx,
+      messages.map((m) => m.subjectId),
+      purpose.key,
+      'email',
+    );
+    const suppressed = await this.#deps.suppression.suppressedAmong(
+      ctx,
+      messages.map((m) => m.to),
+      purpose.key,
+    );
+    return messages.map((m, i) => {
+      const decision = decisions[i];
+      if (decision !== undefined && !decision.allowed) return decision.reason;
+      return suppressed.has(m.to) ? 'suppressed' : undefined;
+    });
+  }
+
+  /** The address and fields of a subject through the use gate, or why there are none. */
+  async #read(
+    ctx: Context,
+    subjectId: string,
+    purpose: string,
+  ): Promise<
+    { kind: 'skip'; reason: string } | { kind: 'person'; address: string; fields: Record<string, unknown> }
+  > {
     let read: ReadResult;
     try {
-      read = await this.#deps.vault.read(ctx, subjectId, purpose.key);
+      read = await this.#deps.vault.read(ctx, subjectId, purpose);
     } catch (err) {
       if (err instanceof PledgeError && err.code === 'vault.subject_not_found') {
         return { kind: 'skip', reason: 'unknown_subject' };
@@ -98,16 +207,20 @@ export class MessagePipeline {
     if (!read.decision.allowed) return { kind: 'skip', reason: read.decision.reason };
     const { address, fields } = personOf(read);
     if (address === undefined) return { kind: 'skip', reason: 'no_address' };
+    return { kind: 'person', address, fields };
+  }
 
-    if (
-      campaign.kind === 'marketing' &&
-      (await this.#deps.suppression.isSuppressed(ctx, address, purpose.key))
-    ) {
-      return { kind: 'skip', reason: 'suppressed' };
-    }
-
+  /** Renders, composes and signs one message. */
+  async #render(
+    ctx: Context,
+    campaign: Campaign,
+    purpose: Purpose,
+    templates: CompiledTemplates,
+    subjectId: string,
+    person: Person,
+  ): Promise<PreparedMessage> {
     const { settings } = this.#deps;
-    const templates = await this.#compiled(campaign);
+    const { address, fields } = person;
     const now = ctx.clock.now();
     const messageId = this.messageIdOf(campaign.id, subjectId);
     const headers: Array<{ key: string; value: string }> = [];
@@ -128,7 +241,7 @@ export class MessagePipeline {
         manifest: this.#deps.manifest,
         purpose,
         kind: 'marketing',
-        decisionReason,
+        decisionReason: person.decisionReason,
         unsubscribeUrl: `${settings.publicUrl}/unsubscribe?t=${token}`,
         preferencesUrl: `${settings.publicUrl}/preferences?t=${preferences}`,
         privacyUrl: `${settings.publicUrl}/privacy`,
@@ -163,17 +276,6 @@ export class MessagePipeline {
     return { kind: 'ready', to: address, raw: signed, messageId };
   }
 
-  async #decide(ctx: Context, subjectId: string, purpose: string) {
-    try {
-      return await this.#deps.consent.decide(ctx, subjectId, purpose, 'email');
-    } catch (err) {
-      if (err instanceof PledgeError && err.code === 'consent.subject_not_found') {
-        return { allowed: false, reason: 'unknown_subject' } as const;
-      }
-      throw err;
-    }
-  }
-
   async #compiled(campaign: Campaign): Promise<CompiledTemplates> {
     let compiled = this.#templates.get(campaign.id);
     if (compiled === undefined) {
@@ -196,6 +298,14 @@ export class MessagePipeline {
     }
     return purpose;
   }
+}
+
+/** A recipient the use gate gave an address for. */
+interface Person {
+  address: string;
+  fields: Record<string, unknown>;
+  /** Why the decision allowed marketing (for the footer's words). */
+  decisionReason?: string | undefined;
 }
 
 /**

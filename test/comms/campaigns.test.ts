@@ -345,6 +345,95 @@ for (const dialect of DIALECTS) {
       assert.equal(status.counts?.byReason.interrupted, 1);
     });
 
+    test('an opt-out while a wave is in flight stops every later message, though they were prepared before it', async () => {
+      const people = await Promise.all(Array.from({ length: 6 }, () => t.register('US')));
+      const id = await createCampaign(
+        t,
+        people.map((p) => p.subjectId),
+      );
+      await startCampaign(t, id);
+      // Waves of two: all six messages are prepared (decided, read, signed) before the first is sent.
+      const runner = t.app.campaigns.createRunner({ concurrency: 2 });
+      let first: string | undefined;
+      t.sink.hold = async (message) => {
+        if (first !== undefined) return;
+        first = message.to;
+        await t.app.consent.record(
+          t.ctx,
+          people
+            .filter((p) => p.address.toLowerCase() !== first)
+            .map((p) => ({
+              holder: { subjectId: p.subjectId },
+              purpose: LIST,
+              channel: 'email',
+              state: 'withdrawn' as const,
+              method: 'unsubscribe_link' as const,
+            })),
+        );
+      };
+      try {
+        await t.drain(runner);
+      } finally {
+        t.sink.hold = undefined;
+      }
+      assert.ok(first !== undefined);
+      const delivered = people.filter((p) => t.sink.countFor(p.address) > 0);
+      // At most the other message of the wave in flight when the choice was recorded goes out.
+      assert.ok(delivered.length <= 2, `${delivered.length} people got a message`);
+      for (const p of delivered) assert.equal(t.sink.countFor(p.address), 1);
+      const sends = await sendsOf(t, id);
+      const statuses = [...sends.values()].map((s) => `${s.status}:${s.reason ?? ''}`);
+      assert.equal(statuses.filter((s) => s === 'sent:').length, delivered.length);
+      assert.equal(statuses.filter((s) => s === 'skipped:withdrawn').length, 6 - delivered.length);
+    });
+
+    test('a runner that dies mid-wave leaves the whole wave uncertain, never sent again; the rest is sent once', async () => {
+      const people = await Promise.all(Array.from({ length: 6 }, () => t.register('US')));
+      const ours = new Set(people.map((p) => p.address.toLowerCase()));
+      const id = await createCampaign(
+        t,
+        people.map((p) => p.subjectId),
+      );
+      await startCampaign(t, id);
+      const doomed = t.app.campaigns.createRunner({ concurrency: 3 });
+      let release: ((err: Error) => void) | undefined;
+      let heldFor: string | undefined;
+      let waveDelivered = 0;
+      // The first message of the wave never completes while its runner "dies"; the other two are
+      // accepted, but their runner records them only with the next wave, which never comes.
+      const wave = new Promise<void>((resolve) => {
+        t.sink.hold = (message) => {
+          if (!ours.has(message.to)) return Promise.resolve();
+          if (heldFor === undefined) {
+            heldFor = message.to;
+            return new Promise<void>((_resolve, reject) => (release = reject));
+          }
+          if (++waveDelivered === 2) resolve();
+          return Promise.resolve();
+        };
+      });
+      const dying = doomed.runOnce();
+      await wave;
+      // Another instance, later than the dead runner's leases.
+      const clock = fixedClock(new Date(Date.now() + 11 * 60_000));
+      const survivor = t.app.campaigns.createRunner({ clock });
+      const round = await survivor.runOnce();
+      assert.equal(round.expired, 3, 'the three sends of the wave are found past their lease');
+      await t.drain(survivor);
+      release?.(Object.assign(new Error('gone'), { responseCode: 451 }));
+      await dying;
+      t.sink.hold = undefined;
+
+      assert.ok(heldFor !== undefined);
+      assert.equal(t.sink.countFor(heldFor), 0);
+      for (const p of people) assert.ok(t.sink.countFor(p.address) <= 1, 'nobody gets a message twice');
+      assert.equal(people.filter((p) => t.sink.countFor(p.address) === 1).length, 5);
+      const status = (await api(t, 'GET', `/api/v1/campaigns/${id}`)).json.campaign as CampaignJson;
+      assert.equal(status.counts?.byStatus.sent, 3);
+      assert.equal(status.counts?.byStatus.uncertain, 3);
+      assert.equal(status.counts?.byReason.interrupted, 3);
+    });
+
     test('a temporary SMTP refusal is retried; a permanent one fails and suppresses the address', async () => {
       const deferred = await t.register('US');
       const bouncing = await t.register('US');
