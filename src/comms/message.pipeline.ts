@@ -60,7 +60,7 @@ export interface RecheckInput {
 export interface MessagePipelineDeps {
   manifest: Manifest;
   consent: Pick<ConsentService, 'decideMany'>;
-  vault: Pick<Vault, 'read'>;
+  vault: Pick<Vault, 'readMany'>;
   suppression: Pick<SuppressionService, 'suppressedAmong'>;
   /** The key link tokens are signed with. */
   linkKey: KeyObject;
@@ -107,28 +107,29 @@ export class MessagePipeline {
       const decisions = marketing
         ? await this.#deps.consent.decideMany(ctx, subjectIds, purpose.key, 'email')
         : undefined;
-      // The use gate, for the people the decision allows, all at once: the reads' audit entries
-      // share the vault's group commits.
-      const people = await Promise.all(
-        subjectIds.map(async (subjectId, i): Promise<Person | undefined> => {
-          const decision = decisions?.[i];
-          if (decision !== undefined && !decision.allowed) {
-            out[i] = { kind: 'skip', reason: decision.reason };
-            return undefined;
-          }
-          try {
-            const person = await this.#read(ctx, subjectId, purpose.key);
-            if (person.kind === 'skip') {
-              out[i] = person;
-              return undefined;
-            }
-            return { ...person, decisionReason: decision?.reason };
-          } catch (error) {
-            out[i] = { kind: 'error', error };
-            return undefined;
-          }
-        }),
-      );
+      // The use gate, for the people the decision allows, in one read: one query for the
+      // subjects, one for their records, one crypto batch and one commit for the audit entries.
+      const asked = subjectIds.filter((_, i) => decisions?.[i]?.allowed !== false);
+      const reads = await this.#readAll(ctx, asked, purpose.key);
+      const readOf = new Map(asked.map((id, j) => [id, reads[j]]));
+      const people = subjectIds.map((subjectId, i): Person | undefined => {
+        const decision = decisions?.[i];
+        if (decision !== undefined && !decision.allowed) {
+          out[i] = { kind: 'skip', reason: decision.reason };
+          return undefined;
+        }
+        const read = readOf.get(subjectId);
+        if (read instanceof Error) {
+          out[i] = { kind: 'error', error: read };
+          return undefined;
+        }
+        const person = personFrom(read);
+        if (person.kind === 'skip') {
+          out[i] = person;
+          return undefined;
+        }
+        return { ...person, decisionReason: decision?.reason };
+      });
       const suppressed = marketing
         ? await this.#deps.suppression.suppressedAmong(
             ctx,
@@ -187,27 +188,29 @@ export class MessagePipeline {
     });
   }
 
-  /** The address and fields of a subject through the use gate, or why there are none. */
-  async #read(
+  /**
+   * The use-gate reads of some subjects, in one batch; when the batch fails (a record that does not
+   * decrypt fails the whole read), each subject is read alone, so only the one it concerns fails.
+   */
+  async #readAll(
     ctx: Context,
-    subjectId: string,
+    subjectIds: readonly string[],
     purpose: string,
-  ): Promise<
-    { kind: 'skip'; reason: string } | { kind: 'person'; address: string; fields: Record<string, unknown> }
-  > {
-    let read: ReadResult;
+  ): Promise<Array<ReadResult | undefined | Error>> {
+    if (subjectIds.length === 0) return [];
     try {
-      read = await this.#deps.vault.read(ctx, subjectId, purpose);
-    } catch (err) {
-      if (err instanceof PledgeError && err.code === 'vault.subject_not_found') {
-        return { kind: 'skip', reason: 'unknown_subject' };
-      }
-      throw err;
+      return await this.#deps.vault.readMany(ctx, subjectIds, purpose);
+    } catch {
+      return Promise.all(
+        subjectIds.map(async (id) => {
+          try {
+            return (await this.#deps.vault.readMany(ctx, [id], purpose))[0];
+          } catch (error) {
+            return error instanceof Error ? error : new Error(String(error));
+          }
+        }),
+      );
     }
-    if (!read.decision.allowed) return { kind: 'skip', reason: read.decision.reason };
-    const { address, fields } = personOf(read);
-    if (address === undefined) return { kind: 'skip', reason: 'no_address' };
-    return { kind: 'person', address, fields };
   }
 
   /** Renders, composes and signs one message. */
@@ -306,6 +309,17 @@ interface Person {
   fields: Record<string, unknown>;
   /** Why the decision allowed marketing (for the footer's words). */
   decisionReason?: string | undefined;
+}
+
+/** The address and fields of a use-gate read, or why there are none (no read: an unknown subject). */
+function personFrom(
+  read: ReadResult | undefined,
+): { kind: 'skip'; reason: string } | { kind: 'person'; address: string; fields: Record<string, unknown> } {
+  if (read === undefined) return { kind: 'skip', reason: 'unknown_subject' };
+  if (!read.decision.allowed) return { kind: 'skip', reason: read.decision.reason };
+  const { address, fields } = personOf(read);
+  if (address === undefined) return { kind: 'skip', reason: 'no_address' };
+  return { kind: 'person', address, fields };
 }
 
 /**

@@ -362,17 +362,22 @@ export interface OpenedField {
 }
 
 /**
- * Collects the records of a read: each record's `fields` column text as stored, and the categories
+ * Collects the records of a read, of one subject or several (a mail campaign reads a page of
+ * recipients at once): each record's subject and `fields` column text as stored, and the categories
  * the purpose may use. Opening decrypts only the fields of those categories.
  */
 export class OpenBatchBuilder {
   readonly #categories: readonly string[];
   readonly #keys: Uint8Array[] = [];
-  readonly #records: Array<{ key: number; recordId: string; keyVersion: number; fields: string }> = [];
-  readonly #subjectId: string;
+  readonly #records: Array<{
+    key: number;
+    subjectId: string;
+    recordId: string;
+    keyVersion: number;
+    fields: string;
+  }> = [];
 
-  constructor(subjectId: string, categories: readonly string[]) {
-    this.#subjectId = subjectId;
+  constructor(categories: readonly string[]) {
     this.#categories = categories;
   }
 
@@ -383,9 +388,9 @@ export class OpenBatchBuilder {
     return this.#keys.push(key) - 1;
   }
 
-  /** Adds a record of the subject with its `fields` column text as stored. */
-  addRecord(key: number, recordId: string, keyVersion: number, fields: string): void {
-    this.#records.push({ key, recordId, keyVersion, fields });
+  /** Adds a record with its subject and its `fields` column text as stored. */
+  addRecord(key: number, subjectId: string, recordId: string, keyVersion: number, fields: string): void {
+    this.#records.push({ key, subjectId, recordId, keyVersion, fields });
   }
 
   /** How many records the batch holds. */
@@ -414,21 +419,24 @@ export class OpenBatchBuilder {
   }
 
   #packRange(from: number, to: number, textSize: number): Uint8Array {
-    let size = 64 + this.#keys.length * KEY_BYTES + this.#subjectId.length * 3 + textSize * 3;
+    let size = 64 + this.#keys.length * KEY_BYTES + textSize * 3;
     for (const c of this.#categories) size += 4 + c.length * 3;
-    for (let r = from; r < to; r++) size += 16 + (this.#records[r]?.recordId.length ?? 0) * 3;
+    for (let r = from; r < to; r++) {
+      const rec = this.#records[r];
+      size += 16 + ((rec?.recordId.length ?? 0) + (rec?.subjectId.length ?? 0)) * 3;
+    }
     const p = new Packer(size);
     p.u32(this.#keys.length);
     p.u32(this.#categories.length);
     p.u32(to - from);
     for (const k of this.#keys) p.bytes(k);
     for (const c of this.#categories) p.text(c);
-    p.text(this.#subjectId);
     for (let r = from; r < to; r++) {
       const rec = this.#records[r];
       if (!rec) continue;
       p.u32(rec.key);
       p.u32(rec.keyVersion);
+      p.text(rec.subjectId);
       p.text(rec.recordId);
       p.text(rec.fields);
     }
@@ -449,7 +457,6 @@ export function openPacked(input: Uint8Array): Uint8Array {
   const keys = readKeys(r, nKeys);
   const categories: string[] = [];
   for (let i = 0; i < nCategories; i++) categories.push(r.slice().toString('utf8'));
-  const subject = r.slice();
   const allowed = new Map<string, boolean>();
   /** (name, category) -> the JSON text before the value and the name's bytes for the AAD. */
   const slots = new Map<string, { prefix: string; name: Buffer }>();
@@ -459,6 +466,7 @@ export function openPacked(input: Uint8Array): Uint8Array {
   for (let i = 0; i < nRecords; i++) {
     const key = keys[r.u32()];
     const version = Buffer.from(String(r.u32()), 'utf8');
+    const subject = r.slice();
     const recordId = r.slice();
     const stored = JSON.parse(r.slice().toString('utf8')) as Record<string, { c?: unknown; v?: unknown }>;
     if (!key) throw new PledgeError('vault.crypto_failed', 'a crypto batch named a key it did not carry');

@@ -41,6 +41,7 @@ export interface NewRecord extends Omit<StoredRecord, 'fields'> {
  */
 export interface UsableRecord {
   id: string;
+  subjectId: string;
   source: string;
   /** The `purposes` column text (a JSON array). */
   purposesJson: string;
@@ -69,25 +70,47 @@ export class RecordsRepository {
   }
 
   /**
-   * A subject's records for the use gate, in the order they were written, with the JSON columns as
-   * stored: the gate decrypts only the fields the purpose may use.
+   * Some subjects' records for the use gate, each subject's in the order they were written, with the
+   * JSON columns as stored: the gate decrypts only the fields the purpose may use.
    */
-  async listForUse(subjectId: string): Promise<UsableRecord[]> {
-    const rows = await this.db
-      .selectFrom('records')
-      .select(['id', 'source', 'purposes', 'policy_version_id', 'collected_at', 'key_version', 'fields'])
-      .where('subject_id', '=', subjectId)
-      .orderBy('id')
-      .execute();
-    return rows.map((row) => ({
-      id: row.id,
-      source: row.source,
-      purposesJson: row.purposes,
-      policyVersionId: row.policy_version_id,
-      collectedAt: row.collected_at,
-      keyVersion: row.key_version,
-      fieldsJson: row.fields,
-    }));
+  async listForUse(subjectIds: readonly string[]): Promise<UsableRecord[]> {
+    const out: UsableRecord[] = [];
+    const unique = [...new Set(subjectIds)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const chunk = unique.slice(i, i + 500);
+      const rows = await this.db
+        .selectFrom('records')
+        .select([
+          'id',
+          'subject_id',
+          'source',
+          'purposes',
+          'policy_version_id',
+          'collected_at',
+          'key_version',
+          'fields',
+        ])
+        // One subject (the use gate's usual call) is an equality, which the (subject_id, id) index
+        // answers in order without a sort.
+        .$if(chunk.length === 1, (qb) => qb.where('subject_id', '=', chunk[0] ?? ''))
+        .$if(chunk.length > 1, (qb) => qb.where('subject_id', 'in', chunk))
+        .orderBy('subject_id')
+        .orderBy('id')
+        .execute();
+      for (const row of rows) {
+        out.push({
+          id: row.id,
+          subjectId: row.subject_id,
+          source: row.source,
+          purposesJson: row.purposes,
+          policyVersionId: row.policy_version_id,
+          collectedAt: row.collected_at,
+          keyVersion: row.key_version,
+          fieldsJson: row.fields,
+        });
+      }
+    }
+    return out;
   }
 
   /** One record, or `undefined`. */

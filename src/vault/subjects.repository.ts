@@ -46,6 +46,22 @@ export class SubjectsRepository {
     return row && toSubject(row);
   }
 
+  /** Those of these subjects that exist and are not erased, by id (one query per 500). */
+  async listLive(ids: readonly string[]): Promise<Map<string, Subject>> {
+    const live = new Map<string, Subject>();
+    const unique = [...new Set(ids)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('subjects')
+        .selectAll()
+        .where('id', 'in', unique.slice(i, i + 500))
+        .where('erased_at', 'is', null)
+        .execute();
+      for (const row of rows) live.set(row.id, toSubject(row));
+    }
+    return live;
+  }
+
   /**
    * Which of these subjects exist and are not erased: one query for a whole group commit instead of
    * one per write.

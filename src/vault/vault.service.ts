@@ -443,8 +443,120 @@ export class Vault {
   /**
    * The use gate: the fields of a subject's records that `purpose` may use (its categories, on
    * records collected for it), only when the decision allows, decrypted. Every call is audited.
+   * Throws `vault.subject_not_found` for an unknown or erased subject.
    */
   async read(ctx: Context, subjectId: string, purposeKey: string): Promise<ReadResult> {
+    const [result] = await this.readMany(ctx, [subjectId], purposeKey);
+    if (!result) {
+      throw new NotFoundError(
+        'vault.subject_not_found',
+        'there is no subject with this id (or it was erased)',
+        {
+          subjectId,
+        },
+      );
+    }
+    return result;
+  }
+
+  /**
+   * The use gate for several subjects at once (a page of a mail campaign's recipients): what
+   * {@link read} returns for each, in the order of `subjectIds`, `undefined` for a subject that is
+   * unknown or erased. One query for the subjects, one for their records, one crypto batch, and one
+   * audit entry per subject, all in one group commit.
+   */
+  async readMany(
+    ctx: Context,
+    subjectIds: readonly string[],
+    purposeKey: string,
+  ): Promise<Array<ReadResult | undefined>> {
+    const purpose = this.#purposeOrThrow(purposeKey);
+    const subjects = await new SubjectsRepository(this.#db).listLive(subjectIds);
+    const results = new Map<string, ReadResult>();
+    await Promise.all(
+      [...subjects.values()].map(async (subject) => {
+        const decision = await this.#decide(ctx, subject, purpose);
+        results.set(subject.id, {
+          subjectId: subject.id,
+          purpose: purposeKey,
+          decision,
+          records: [],
+          unreadable: 0,
+        });
+      }),
+    );
+    const allowed = [...results.values()].filter((r) => r.decision.allowed).map((r) => r.subjectId);
+    const stored = allowed.length === 0 ? [] : await new RecordsRepository(this.#db).listForUse(allowed);
+    const batch = new OpenBatchBuilder(purpose.categories);
+    const keyIndex = new Map<string, number>();
+    // Records of one source share their purposes text: parse each distinct text once.
+    const collectedFor = new Map<string, boolean>();
+    const kept: UsableRecord[] = [];
+    for (const r of stored) {
+      let forPurpose = collectedFor.get(r.purposesJson);
+      if (forPurpose === undefined) {
+        forPurpose = (JSON.parse(r.purposesJson) as string[]).includes(purposeKey);
+        collectedFor.set(r.purposesJson, forPurpose);
+      }
+      if (!forPurpose) continue;
+      const keyId = `${r.subjectId}:${r.keyVersion}`;
+      let k = keyIndex.get(keyId);
+      if (k === undefined) {
+        const key = await this.#dataKeys.forRead(r.subjectId, r.keyVersion);
+        k = key ? batch.addKey(key) : -1;
+        keyIndex.set(keyId, k);
+      }
+      if (k < 0) {
+        const result = results.get(r.subjectId);
+        if (result && hasFieldFor(r.fieldsJson, purpose)) result.unreadable++;
+        continue;
+      }
+      batch.addRecord(k, r.subjectId, r.id, r.keyVersion, r.fieldsJson);
+      kept.push(r);
+    }
+    // A value that does not open under a key that exists was altered: that is an integrity failure
+    // and fails the read (vault.decrypt_failed), never a silently shorter answer.
+    const opened = readOpened(
+      kept.length === 0 ? [] : await this.#crypto.run('open', batch.pack(this.#crypto.partsFor(kept.length))),
+    );
+    const fieldCounts = new Map<string, number>();
+    kept.forEach((r, i) => {
+      const fields = opened[i];
+      const result = results.get(r.subjectId);
+      if (!fields || !result) return;
+      const n = Object.keys(fields).length;
+      if (n === 0) return;
+      fieldCounts.set(r.subjectId, (fieldCounts.get(r.subjectId) ?? 0) + n);
+      result.records.push({
+        id: r.id,
+        source: r.source,
+        collectedAt: new Date(r.collectedAt),
+        policyVersionId: r.policyVersionId,
+        fields,
+      });
+    });
+    // The reads' audit entries join the group commit: reads in flight together share one
+    // transaction and one fsync, and each answers after it.
+    await this.#enqueue(
+      ctx,
+      undefined,
+      [],
+      [...results.values()].map((result) => ({
+        action: 'vault.read',
+        subjectId: result.subjectId,
+        purpose: purposeKey,
+        details: {
+          allowed: result.decision.allowed,
+          reason: result.decision.reason,
+          records: result.records.length,
+          fields: fieldCounts.get(result.subjectId) ?? 0,
+        },
+      })),
+    );
+    return subjectIds.map((id) => results.get(id));
+  }
+
+  #purposeOrThrow(purposeKey: string): Purpose {
     const purpose = this.#manifest.manifest.purposes.find((p) => p.key === purposeKey);
     if (!purpose) {
       throw new ValidationError(
@@ -457,80 +569,7 @@ export class Vault {
         422,
       );
     }
-    const subject = await this.getSubjectOrThrow(ctx, subjectId);
-    const decision = await this.#decide(ctx, subject, purpose);
-    const result: ReadResult = { subjectId, purpose: purposeKey, decision, records: [], unreadable: 0 };
-    let fieldCount = 0;
-    if (decision.allowed) {
-      const stored = await new RecordsRepository(this.#db).listForUse(subjectId);
-      const batch = new OpenBatchBuilder(subjectId, purpose.categories);
-      const keyIndex = new Map<number, number>();
-      // Records of one source share their purposes text: parse each distinct text once.
-      const collectedFor = new Map<string, boolean>();
-      const kept: UsableRecord[] = [];
-      for (const r of stored) {
-        let forPurpose = collectedFor.get(r.purposesJson);
-        if (forPurpose === undefined) {
-          forPurpose = (JSON.parse(r.purposesJson) as string[]).includes(purposeKey);
-          collectedFor.set(r.purposesJson, forPurpose);
-        }
-        if (!forPurpose) continue;
-        let k = keyIndex.get(r.keyVersion);
-        if (k === undefined) {
-          const key = await this.#dataKeys.forRead(subjectId, r.keyVersion);
-          k = key ? batch.addKey(key) : -1;
-          keyIndex.set(r.keyVersion, k);
-        }
-        if (k < 0) {
-          if (hasFieldFor(r.fieldsJson, purpose)) result.unreadable++;
-          continue;
-        }
-        batch.addRecord(k, r.id, r.keyVersion, r.fieldsJson);
-        kept.push(r);
-      }
-      // A value that does not open under a key that exists was altered: that is an integrity
-      // failure and fails the read (vault.decrypt_failed), never a silently shorter answer.
-      const opened = readOpened(
-        kept.length === 0
-          ? []
-          : await this.#crypto.run('open', batch.pack(this.#crypto.partsFor(kept.length))),
-      );
-      kept.forEach((r, i) => {
-        const fields = opened[i];
-        if (!fields) return;
-        const n = Object.keys(fields).length;
-        if (n === 0) return;
-        fieldCount += n;
-        result.records.push({
-          id: r.id,
-          source: r.source,
-          collectedAt: new Date(r.collectedAt),
-          policyVersionId: r.policyVersionId,
-          fields,
-        });
-      });
-    }
-    // The read's audit entry joins the group commit: reads in flight together (a mail campaign asks
-    // for many people at once) share one transaction and one fsync, and each answers after it.
-    await this.#enqueue(
-      ctx,
-      undefined,
-      [],
-      [
-        {
-          action: 'vault.read',
-          subjectId,
-          purpose: purposeKey,
-          details: {
-            allowed: decision.allowed,
-            reason: decision.reason,
-            records: result.records.length,
-            fields: fieldCount,
-          },
-        },
-      ],
-    );
-    return result;
+    return purpose;
   }
 
   // ---- erasure -------------------------------------------------------------------------------

@@ -69,9 +69,9 @@ async function openAll(
   categories: readonly string[],
   parts: number,
 ) {
-  const batch = new OpenBatchBuilder(subjectId, categories);
+  const batch = new OpenBatchBuilder(categories);
   const k = batch.addKey(key);
-  for (const r of recs) batch.addRecord(k, r.recordId, r.keyVersion, r.fieldsJson);
+  for (const r of recs) batch.addRecord(k, subjectId, r.recordId, r.keyVersion, r.fieldsJson);
   return readOpened(await pool.run('open', batch.pack(parts)));
 }
 

@@ -99,6 +99,39 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(read?.actor, { kind: 'cli', user: 'test' });
     });
 
+    test('a read of many subjects answers each as a read of one would, and audits each', async () => {
+      const us = await register(t, randomEmail(), 'US');
+      const eu = await register(t, randomEmail(), 'DE');
+      const erased = await register(t, randomEmail(), 'US');
+      await t.vault.erase(t.ctx, erased);
+      const unknown = randomUUID();
+      const many = await t.vault.readMany(t.ctx, [eu, unknown, us, erased, us], 'marketing-email');
+      assert.equal(many.length, 5, 'one answer per id asked, in order');
+      assert.deepEqual(many[0]?.decision, { allowed: false, reason: 'opt_in_missing' });
+      assert.equal(many[0]?.records.length, 0);
+      assert.equal(many[1], undefined, 'an unknown subject has no answer');
+      assert.equal(many[3], undefined, 'nor has an erased one');
+      const alone = await t.vault.read(t.ctx, us, 'marketing-email');
+      for (const answer of [many[2], many[4]]) {
+        assert.deepEqual(answer?.decision, alone.decision);
+        assert.deepEqual(
+          answer?.records.map((r) => [r.id, r.fields]),
+          alone.records.map((r) => [r.id, r.fields]),
+        );
+      }
+      for (const [id, allowed] of [
+        [us, true],
+        [eu, false],
+      ] as const) {
+        const reads = (await new AuditRepository(t.database.db).listBySubject(id)).filter(
+          (e) => e.action === 'vault.read',
+        );
+        assert.equal(reads.length, id === us ? 2 : 1, 'one entry per subject per read');
+        assert.equal(reads[0]?.details?.allowed, allowed);
+      }
+      await assert.rejects(t.vault.read(t.ctx, unknown, 'marketing-email'), /no subject with this id/);
+    });
+
     test('the audit table refuses updates and deletes', async () => {
       await assert.rejects(sql`update audit_events set action = 'x'`.execute(t.database.db), /append-only/);
       await assert.rejects(sql`delete from audit_events`.execute(t.database.db), /append-only/);
