@@ -14,10 +14,15 @@
 import type { KeyObject } from 'node:crypto';
 import { choiceKey } from '../consent/consent.decide.js';
 import type { ConsentEvidence, ConsentService } from '../consent/consent.service.js';
-import { verifyLinkToken, type LinkTokenProblem } from '../consent/link-tokens.js';
+import {
+  verifyLinkToken,
+  type LinkTokenProblem,
+  type VerifyLinkTokenResult,
+} from '../consent/link-tokens.js';
 import type { Context } from '../platform/context.js';
 import type { Vault } from '../vault/vault.service.js';
 import { parseMailReport, unsubscribeTokenIn, type BounceKind, type MailReport } from './bounces.js';
+import { verifyMailtoToken } from './mailto-tokens.js';
 import { ALL_LISTS, type SuppressionService } from './suppression.service.js';
 
 /** What the service uses. */
@@ -90,6 +95,7 @@ export class MailEventsService {
   readonly #vault: MailEventsServiceDeps['vault'];
   readonly #linkKey: KeyObject;
   readonly #listIdSuffix: string;
+  #lists: string[] | undefined;
 
   constructor(deps: MailEventsServiceDeps) {
     this.#consent = deps.consent;
@@ -109,7 +115,7 @@ export class MailEventsService {
   ):
     | { ok: true; purpose: string; purposeName: string; channel: string | undefined }
     | { ok: false; problem: LinkTokenProblem } {
-    const verified = verifyLinkToken(this.#linkKey, rawToken, { now: ctx.clock.now(), scope: 'unsubscribe' });
+    const verified = this.#verifyUnsubscribe(rawToken, ctx.clock.now());
     if (!verified.ok) return verified;
     const token = verified.token;
     if (token.scope !== 'unsubscribe') return { ok: false, problem: 'wrong_scope' };
@@ -134,7 +140,7 @@ export class MailEventsService {
     rawToken: string,
     options: { evidence?: ConsentEvidence | undefined } = {},
   ): Promise<UnsubscribeResult> {
-    const verified = verifyLinkToken(this.#linkKey, rawToken, { now: ctx.clock.now(), scope: 'unsubscribe' });
+    const verified = this.#verifyUnsubscribe(rawToken, ctx.clock.now());
     if (!verified.ok) return verified;
     const token = verified.token;
     if (token.scope !== 'unsubscribe') return { ok: false, problem: 'wrong_scope' };
@@ -153,6 +159,25 @@ export class MailEventsService {
       token.purpose,
     );
     return { ok: true, withdrawn, suppressed, purpose: token.purpose, channel };
+  }
+
+  /**
+   * Checks an unsubscribe token of either spelling: the compact one of the mailto address (tried
+   * against every list a person can be mailed for) or a link token (one-click URL, unsubscribe page,
+   * and mailto addresses of mail sent before the compact form).
+   */
+  #verifyUnsubscribe(rawToken: string, now: Date): VerifyLinkTokenResult {
+    const compact = verifyMailtoToken(this.#linkKey, rawToken, { now, purposes: this.#mailLists() });
+    if (compact.ok || compact.problem !== 'malformed') return compact;
+    return verifyLinkToken(this.#linkKey, rawToken, { now, scope: 'unsubscribe' });
+  }
+
+  /** The purposes mailed on the e-mail channel: the lists a mailto token can name. */
+  #mailLists(): string[] {
+    return (this.#lists ??= this.#consent.rules
+      .purposes()
+      .filter((p) => p.channels.includes('email'))
+      .map((p) => p.key));
   }
 
   /** Applies a bounce: hard suppresses the address for every list, soft counts toward the limit. */
@@ -183,11 +208,8 @@ export class MailEventsService {
     let subjectId: string | undefined;
     let list = event.list;
     if (event.token !== undefined) {
-      const verified = verifyLinkToken(this.#linkKey, event.token, {
-        // A complaint may come long after the mail; an expired link still names its subject.
-        now: new Date(0),
-        scope: 'unsubscribe',
-      });
+      // A complaint may come long after the mail; an expired link still names its subject.
+      const verified = this.#verifyUnsubscribe(event.token, new Date(0));
       if (verified.ok && verified.token.scope === 'unsubscribe') {
         subjectId = verified.token.subjectId;
         list ??= verified.token.purpose;

@@ -26,6 +26,7 @@ import { PledgeError } from '../platform/errors.js';
 import type { ReadResult, Vault } from '../vault/vault.service.js';
 import type { Campaign } from './campaigns.repository.js';
 import { signMessage, type DkimKeys } from './dkim.js';
+import { createMailtoToken, MAILTO_LOCAL_PREFIX } from './mailto-tokens.js';
 import type { MailSettings } from './mail.settings.js';
 import {
   appendHtmlFooter,
@@ -252,7 +253,12 @@ export class MessagePipeline {
       headers.push(
         ...listHeaders({
           oneClickUrl: `${settings.publicUrl}/unsubscribe/one-click/${token}`,
-          mailtoAddress: `unsubscribe+${token}@${settings.mailDomain}`,
+          // Its own compact token: a link token is too long for an address's local part.
+          mailtoAddress: `${MAILTO_LOCAL_PREFIX}${createMailtoToken(
+            this.#deps.linkKey,
+            { subjectId, purpose: purpose.key },
+            { now },
+          )}@${settings.mailDomain}`,
           purpose,
           mailDomain: settings.mailDomain,
         }),

@@ -183,11 +183,11 @@ for (const dialect of DIALECTS) {
         assert.equal(mail.subject, `News for ${first}`);
         const listUnsubscribe = header(mail, 'List-Unsubscribe');
         const m =
-          /^<(https:\/\/[^>]+\/unsubscribe\/one-click\/([A-Za-z0-9_-]+))>, <mailto:unsubscribe\+([A-Za-z0-9_-]+)@mail\.example-online\.test>$/.exec(
+          /^<(https:\/\/[^>]+\/unsubscribe\/one-click\/([A-Za-z0-9_-]+))>, <mailto:(unsubscribe\+[a-z2-7]+)@mail\.example-online\.test>$/.exec(
             listUnsubscribe,
           );
         assert.ok(m, `List-Unsubscribe: ${listUnsubscribe}`);
-        assert.equal(m[2], m[3], 'one token in both URIs');
+        assert.ok((m[3] ?? '').length <= 64, `the mailto local part fits RFC 5321: ${m[3]}`);
         assert.equal(header(mail, 'List-Unsubscribe-Post'), 'List-Unsubscribe=One-Click');
         assert.match(header(mail, 'List-Id'), /^".+" <marketing-email\.mail\.example-online\.test>$/);
         assert.match(

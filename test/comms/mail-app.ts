@@ -6,6 +6,7 @@
  */
 import { captureLogs } from '../helpers/logs.js';
 import { createApp, type App } from '../../src/app.js';
+import { createMailtoToken } from '../../src/comms/mailto-tokens.js';
 import { createLinkToken, deriveLinkTokenKey } from '../../src/consent/link-tokens.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext, type Context } from '../../src/platform/context.js';
@@ -32,6 +33,8 @@ export interface MailTestApp {
   newSubject(): Promise<{ subjectId: string; address: string }>;
   /** A signed unsubscribe token for `subjectId` and the marketing list on e-mail. */
   unsubscribeToken(subjectId: string, options?: { now?: Date; purpose?: string }): string;
+  /** The compact token of the mailto address, as the pipeline puts it in List-Unsubscribe. */
+  mailtoToken(subjectId: string, options?: { now?: Date; purpose?: string }): string;
   /** Rows of the tables an unsubscribe, a bounce or a complaint may change. */
   counts(): Promise<{ events: number; suppressions: number; softBounces: number; audit: number }>;
   cleanup(): Promise<void>;
@@ -87,6 +90,13 @@ export async function openMailApp(
       return createLinkToken(
         linkKey,
         { scope: 'unsubscribe', subjectId, purpose: options.purpose ?? MARKETING, channel: 'email' },
+        { now: options.now ?? new Date() },
+      );
+    },
+    mailtoToken(subjectId, options = {}) {
+      return createMailtoToken(
+        linkKey,
+        { subjectId, purpose: options.purpose ?? MARKETING },
         { now: options.now ?? new Date() },
       );
     },

@@ -205,6 +205,7 @@ for (const dialect of DIALECTS) {
 
     test('a mail to unsubscribe+TOKEN@MAILDOMAIN unsubscribes as the POST does; a bad token is refused', async () => {
       const { subjectId, address } = await t.newSubject();
+      const compact = await t.newSubject();
       const transport = createTransport({
         host: '127.0.0.1',
         port: t.smtpPort,
@@ -228,6 +229,19 @@ for (const dialect of DIALECTS) {
           ['one_click'],
         );
 
+        // The compact token the pipeline puts in the address, even after a relay upper-cased it.
+        const local = `unsubscribe+${t.mailtoToken(compact.subjectId)}`;
+        assert.ok(local.length <= 64, 'RFC 5321: a local part is at most 64 octets');
+        const upper = await transport.sendMail({
+          from: compact.address,
+          to: `${local.toUpperCase()}@${MAIL_DOMAIN}`,
+          subject: 'unsubscribe',
+          text: 'Please unsubscribe me.',
+        });
+        assert.match(upper.response ?? '', /^250/);
+        assert.deepEqual(await decision(compact.subjectId), { allowed: false, reason: 'withdrawn' });
+        assert.equal(await suppressed(compact.address), true);
+
         const other = await t.newSubject();
         const before = await t.counts();
         const forged = t.unsubscribeToken(other.subjectId).slice(0, -2) + 'AA';
@@ -235,6 +249,16 @@ for (const dialect of DIALECTS) {
           transport.sendMail({
             from: other.address,
             to: `unsubscribe+${forged}@${MAIL_DOMAIN}`,
+            subject: 'unsubscribe',
+            text: 'x',
+          }),
+          (err: { responseCode?: number }) => err.responseCode === 550,
+        );
+        const forgedCompact = `${t.mailtoToken(other.subjectId).slice(0, -3)}aaa`;
+        await assert.rejects(
+          transport.sendMail({
+            from: other.address,
+            to: `unsubscribe+${forgedCompact}@${MAIL_DOMAIN}`,
             subject: 'unsubscribe',
             text: 'x',
           }),
