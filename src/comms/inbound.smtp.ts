@@ -156,7 +156,9 @@ export class InboundSmtpListener {
     try {
       let unsubscribed = 0;
       for (const token of tokens) {
-        const result = await this.#options.mailEvents.unsubscribe(ctx, token, {
+        // The sender is not authenticated: the token is the credential, and the audit names whose it is.
+        const sender = createContext({ kind: 'anonymous' }, { requestId: ctx.requestId });
+        const result = await this.#options.mailEvents.unsubscribe(sender, token, {
           evidence: { userAgent: 'mailto unsubscribe (RFC 2369)', ip: session.remoteAddress },
         });
         if (result.ok) unsubscribed++;

@@ -19,7 +19,7 @@ import {
   type LinkTokenProblem,
   type VerifyLinkTokenResult,
 } from '../consent/link-tokens.js';
-import type { Context } from '../platform/context.js';
+import { asLinkHolder, type Context } from '../platform/context.js';
 import type { Vault } from '../vault/vault.service.js';
 import { parseMailReport, unsubscribeTokenIn, type BounceKind, type MailReport } from './bounces.js';
 import { verifyMailtoToken } from './mailto-tokens.js';
@@ -136,14 +136,18 @@ export class MailEventsService {
    * has nothing left to withdraw or suppress; that is still a success.
    */
   async unsubscribe(
-    ctx: Context,
+    caller: Context,
     rawToken: string,
     options: { evidence?: ConsentEvidence | undefined } = {},
   ): Promise<UnsubscribeResult> {
-    const verified = this.#verifyUnsubscribe(rawToken, ctx.clock.now());
+    const verified = this.#verifyUnsubscribe(rawToken, caller.clock.now());
     if (!verified.ok) return verified;
     const token = verified.token;
     if (token.scope !== 'unsubscribe') return { ok: false, problem: 'wrong_scope' };
+    // Whoever holds the link (or the address) acts for its subject: the audit says whose link it was,
+    // unless an authenticated caller (an API key forwarding provider events) is known.
+    const ctx =
+      caller.actor.kind === 'anonymous' ? asLinkHolder(caller, token.subjectId, 'unsubscribe') : caller;
     const purpose = this.#consent.rules.getPurpose(token.purpose);
     const channel = token.channel ?? (purpose?.channels.includes('email') ? 'email' : undefined);
     const withdrawn =

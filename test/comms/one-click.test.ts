@@ -44,6 +44,17 @@ for (const dialect of DIALECTS) {
         headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'MailboxProvider/1.0' },
       });
 
+    /** Who acted in each consent change audited for a subject, oldest first. */
+    const consentActors = async (subjectId: string) =>
+      (
+        await t.database.db
+          .selectFrom('audit_events')
+          .select('actor')
+          .where('subject_id', '=', subjectId)
+          .where('action', '=', 'consent.change')
+          .orderBy('id')
+          .execute()
+      ).map((r) => JSON.parse(r.actor) as unknown);
     const decision = (subjectId: string) => t.app.consent.decide(t.ctx, subjectId, MARKETING, 'email');
     const suppressed = (address: string, list = MARKETING) =>
       t.app.suppression.isSuppressed(t.ctx, address, list);
@@ -69,6 +80,11 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(
         (await t.app.suppression.suppressionsOf(t.ctx, address)).map((s) => [s.list, s.reason]),
         [[MARKETING, 'unsubscribe']],
+      );
+      assert.deepEqual(
+        await consentActors(subjectId),
+        [{ kind: 'subject_link', subjectId, scope: 'unsubscribe' }],
+        'the audit names whose link unsubscribed',
       );
     });
 
@@ -240,6 +256,9 @@ for (const dialect of DIALECTS) {
         });
         assert.match(upper.response ?? '', /^250/);
         assert.deepEqual(await decision(compact.subjectId), { allowed: false, reason: 'withdrawn' });
+        assert.deepEqual(await consentActors(compact.subjectId), [
+          { kind: 'subject_link', subjectId: compact.subjectId, scope: 'unsubscribe' },
+        ]);
         assert.equal(await suppressed(compact.address), true);
 
         const other = await t.newSubject();
