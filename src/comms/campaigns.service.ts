@@ -25,7 +25,8 @@ import {
   type CampaignSend,
   type SendCounts,
 } from './campaigns.repository.js';
-import { compileTemplates } from './message.compose.js';
+import { compileTemplates, loadHandlebars } from './message.compose.js';
+import { assertTemplateFieldsUsable } from './template-fields.js';
 import { EMAIL_CATEGORY } from './message.pipeline.js';
 
 /** The most subject ids one campaign may name (a larger audience is a segment). */
@@ -111,7 +112,8 @@ export class CampaignService {
 
   /**
    * Creates a draft campaign. Throws `comms.campaign_invalid` (400, every problem with its JSON
-   * path), `comms.list_unknown`, `comms.list_not_marketing` or `comms.template_invalid` (422);
+   * path), `comms.list_unknown`, `comms.list_not_marketing`, `comms.template_invalid` or
+   * `comms.template_field_unusable` (422: a template names a field the list may not use);
    * nothing is written then.
    */
   async create(ctx: Context, body: unknown): Promise<Campaign> {
@@ -128,6 +130,7 @@ export class CampaignService {
     const input = parsed.data;
     const purpose = this.#marketingListOrThrow(input.list);
     await compileTemplates(input.template);
+    assertTemplateFieldsUsable(await loadHandlebars(), input.template, this.#deps.manifest, purpose);
     const audience: Audience =
       'subjects' in input.audience
         ? { subjects: [...new Set(input.audience.subjects.map((s) => s.toLowerCase()))] }

@@ -28,7 +28,8 @@ export interface CompiledTemplates {
  * loaded with the first campaign: a server that sends none does not load it at start.
  */
 let handlebarsInstance: Promise<typeof Handlebars> | undefined;
-function loadHandlebars(): Promise<typeof Handlebars> {
+/** The Handlebars instance templates compile with (loaded on first use). */
+export function loadHandlebars(): Promise<typeof Handlebars> {
   return (handlebarsInstance ??= import('handlebars').then(({ default: h }) => h.create()));
 }
 

@@ -496,6 +496,22 @@ for (const dialect of DIALECTS) {
         [{ ...base, list: 'newsletter' }, 422, 'comms.list_unknown'],
         [{ ...base, template: { ...TEMPLATE, html: '<p>{{#if}}</p>' } }, 422, 'comms.template_invalid'],
         [{ ...base, template: { ...TEMPLATE, text: 'Hi {{> partial}}' } }, 422, 'comms.template_invalid'],
+        // Purpose limitation: marketing may not use a phone number or a password, and a typo is no field.
+        [
+          { ...base, template: { ...TEMPLATE, text: 'Call {{phone}}' } },
+          422,
+          'comms.template_field_unusable',
+        ],
+        [
+          { ...base, template: { ...TEMPLATE, html: '<p>{{#if organization}}{{password}}{{/if}}</p>' } },
+          422,
+          'comms.template_field_unusable',
+        ],
+        [
+          { ...base, template: { ...TEMPLATE, subject: 'Hi {{frist_name}}' } },
+          422,
+          'comms.template_field_unusable',
+        ],
         [{ ...base, audience: { subjects: ['not-a-uuid'] } }, 400, 'comms.campaign_invalid'],
         [{ ...base, audience: {} }, 400, 'comms.campaign_invalid'],
         [{ ...base, skipFooter: true }, 400, 'comms.campaign_invalid'],
@@ -507,6 +523,36 @@ for (const dialect of DIALECTS) {
         assert.equal((res.json.error as { code: string }).code, code);
       }
       assert.equal(await count(), n, 'nothing written');
+      const phone = await api(t, 'POST', '/api/v1/campaigns', {
+        ...base,
+        template: {
+          ...TEMPLATE,
+          text: 'Hello {{first_name}} {{last_name}} of {{organization}}, call {{phone}}',
+        },
+      });
+      const error = phone.json.error as { message: string; details: Record<string, unknown> };
+      assert.equal(
+        error.message,
+        'the text template uses {{phone}}, but "marketing-email" may not use it (it is user.contact.phone_number, ' +
+          'and the purpose covers user.name, user.contact.email, user.contact.organization); fields this list may ' +
+          'use: email, first_name, last_name, organization',
+      );
+      assert.deepEqual(error.details, {
+        path: 'template.text',
+        field: 'phone',
+        list: LIST,
+        usable: ['email', 'first_name', 'last_name', 'organization'],
+      });
+      // Fields the list may use, helpers and the data of #each are all fine.
+      const fine = await api(t, 'POST', '/api/v1/campaigns', {
+        ...base,
+        template: {
+          subject: '{{#if first_name}}News for {{first_name}}{{else}}News{{/if}}',
+          text: 'Hello {{first_name}} {{last_name}}{{#if organization}} of {{organization}}{{/if}}.',
+          html: '<p>{{#with organization}}{{this}}{{/with}} {{email}}</p>',
+        },
+      });
+      assert.equal(fine.status, 201, JSON.stringify(fine.json));
 
       const missing = await api(t, 'GET', '/api/v1/campaigns/0190b2a0-0000-7000-8000-000000000000');
       assert.equal(missing.status, 404);
