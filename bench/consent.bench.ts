@@ -157,30 +157,44 @@ function load(
   });
 }
 
-/** Latencies (ms) of `count` batch requests, one after another. */
+/** The latency (ms) of one batch request to `base`, from sending to the parsed answer. */
+async function batchLatency(base: string, key: string, body: string, expected: number): Promise<number> {
+  const t = performance.now();
+  const res = await fetch(`${base}/api/v1/decisions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body,
+  });
+  const answer = (await res.json()) as { decisions?: unknown[] };
+  const ms = performance.now() - t;
+  if (res.status !== 200 || answer.decisions?.length !== expected) {
+    throw new BenchFailure(`batch: ${res.status}, ${answer.decisions?.length ?? 0} decisions`);
+  }
+  return ms;
+}
+
+/**
+ * Latencies (ms) of `count` batch requests to each server, sorted, by base URL. The servers take
+ * turns, one request each (after 3 untimed each), so that drift in the machine's load, and this
+ * process's garbage collections of the answers it parsed, touch each alike (one server's batches
+ * after the other's would leave the second the heap of the first's 50 answers).
+ */
 async function batchLatencies(
-  base: string,
+  bases: readonly string[],
   key: string,
   subjects: readonly string[],
   count: number,
-): Promise<number[]> {
+): Promise<Map<string, number[]>> {
   const body = JSON.stringify({ subjects, purpose: 'marketing-email', channel: 'email' });
-  const out: number[] = [];
+  const out = new Map(bases.map((b) => [b, [] as number[]]));
   for (let i = -3; i < count; i++) {
-    const t = performance.now();
-    const res = await fetch(`${base}/api/v1/decisions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body,
-    });
-    const answer = (await res.json()) as { decisions?: unknown[] };
-    const ms = performance.now() - t;
-    if (res.status !== 200 || answer.decisions?.length !== subjects.length) {
-      throw new BenchFailure(`batch: ${res.status}, ${answer.decisions?.length ?? 0} decisions`);
+    for (const base of bases) {
+      const ms = await batchLatency(base, key, body, subjects.length);
+      if (i >= 0) out.get(base)!.push(ms);
     }
-    if (i >= 0) out.push(ms);
   }
-  return out.sort((a, b) => a - b);
+  for (const xs of out.values()) xs.sort((a, b) => a - b);
+  return out;
 }
 
 /** Runs the three measurements and returns the report section. */
@@ -213,10 +227,8 @@ export async function runConsentBench(
     http = await loadInterleaved(servers, options, (label, base, seconds) =>
       load(label, base, key, subjects, seconds, options.connections),
     );
-    batches = {
-      bare: await batchLatencies(baseline.base, key, subjects, options.batches),
-      pledge: await batchLatencies(pledge.base, key, subjects, options.batches),
-    };
+    const latencies = await batchLatencies([baseline.base, pledge.base], key, subjects, options.batches);
+    batches = { bare: latencies.get(baseline.base)!, pledge: latencies.get(pledge.base)! };
   } finally {
     if (pledge) await stopServer(pledge.child);
     if (baseline) await stopServer(baseline.child);
@@ -280,8 +292,8 @@ export async function runConsentBench(
         )}) with an API key holding consent:read, ${options.batchSize.toLocaleString('en-US')} subjects registered ` +
       `through /api/v1/collect/registration (US and DE alternately); autocannon with ${options.connections} connections, ` +
       `${options.rounds} run(s) of ${options.seconds} s per server interleaved after ${options.warmupSeconds} s of warm-up. ` +
-      `Batch: ${options.batches} requests one after another (after 3 untimed) with every registered subject, time from ` +
-      `sending to the parsed answer, measured from the bench process.`,
+      `Batch: ${options.batches} requests per server one after another (after 3 untimed), the servers taking turns, with every ` +
+      `registered subject, time from sending to the parsed answer, measured from the bench process.`,
   ].join('\n');
   return { title: 'Decisions (`decide`, `POST /api/v1/decisions`)', markdown, missed };
 }

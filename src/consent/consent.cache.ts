@@ -12,10 +12,11 @@ import type { ConsentEventRow } from './consent.repository.js';
 export interface CachedHolder extends HolderChoices {
   choices: Map<string, ChoiceState>;
   /**
-   * Decisions already made for this holder, by purpose then channel ("" for none): the warm path
-   * of `decide` is three map lookups. Cleared whenever a choice of the holder changes.
+   * Decisions already made for this holder, by the slot of their purpose and channel
+   * (`DecisionRules.slotOf`): the warm path of `decide` is a map lookup and an array index, and a
+   * batch of 10,000 touches one array per person. Emptied whenever a choice of the holder changes.
    */
-  decisions: Map<string, Map<string, Decision>>;
+  decisions: Array<Decision | undefined>;
 }
 
 /**
@@ -60,7 +61,7 @@ export class ConsentCache {
     this.#entries.set(key, {
       jurisdiction: value.jurisdiction,
       choices: new Map(value.choices),
-      decisions: new Map(),
+      decisions: [],
     });
   }
 
@@ -70,7 +71,7 @@ export class ConsentCache {
     for (const e of events) {
       const entry = this.#entries.get(cacheKey(e.holder));
       if (entry === undefined) continue;
-      entry.decisions.clear();
+      entry.decisions.length = 0;
       const key = choiceKey(e.purpose, e.channel);
       const held = entry.choices.get(key);
       const t = e.at.getTime();

@@ -111,6 +111,8 @@ interface PurposeRule {
 /** The manifest's purposes, indexed for decisions. Build once per manifest. */
 export class DecisionRules {
   readonly #rules = new Map<string, PurposeRule>();
+  /** purpose -> channel ("" for the purpose as a whole) -> slot, for every declared pair. */
+  readonly #slots = new Map<string, Map<string, number>>();
 
   constructor(manifest: Manifest) {
     const noSale = manifest.pledges.some((p) => p.kind === 'no_sale');
@@ -119,6 +121,7 @@ export class DecisionRules {
         .filter((p) => p.kind === 'never_use' && (p.categories === undefined || p.categories.length === 0))
         .flatMap((p) => p.purposes ?? []),
     );
+    let next = 0;
     for (const purpose of manifest.purposes) {
       this.#rules.set(purpose.key, {
         purpose,
@@ -126,7 +129,23 @@ export class DecisionRules {
         channels: new Set(purpose.channels),
         modes: new Map(),
       });
+      const slots = new Map<string, number>();
+      for (const channel of ['', ...purpose.channels]) if (!slots.has(channel)) slots.set(channel, next++);
+      this.#slots.set(purpose.key, slots);
     }
+    this.slotCount = next;
+  }
+
+  /** How many slots {@link DecisionRules.slotOf} hands out (numbered from 0). */
+  readonly slotCount: number;
+
+  /**
+   * A small number for a declared purpose on one of its declared channels ("" or undefined: the
+   * purpose as a whole), under which a holder's decision can be kept in an array; undefined for an
+   * undeclared purpose or channel. Decisions for these pairs depend on nothing but the holder.
+   */
+  slotOf(purposeKey: string, channel: string | undefined): number | undefined {
+    return this.#slots.get(purposeKey)?.get(channel ?? '');
   }
 
   /** The purpose with this key, or `undefined` (closed world: callers refuse unknown purposes). */

@@ -49,10 +49,84 @@ export function presentEvent(e: ConsentEventView): Record<string, unknown> {
   };
 }
 
-/** One decision of a batch. */
-export function presentBatchDecision(
-  subject: string,
-  d: BatchDecision,
-): { subject: string; allowed: boolean; reason: string } {
-  return { subject, allowed: d.allowed, reason: d.reason };
+/**
+ * The answer to a batch of decisions as UTF-8 JSON:
+ * `{ purpose, channel, decisions: [{ subject, allowed, reason }, ...] }`, for each subject its id,
+ * whether the purpose may use its data, and why; nothing else. Written straight into one buffer
+ * because a batch is up to 10,000 people: an object per person, a generic serializer and the
+ * strings in between were a third of the batch's time and most of its garbage (and garbage
+ * collections are what made the slowest batches slow).
+ */
+export function presentBatchDecisionsJson(
+  purpose: string,
+  channel: string | undefined,
+  subjects: readonly string[],
+  decisions: readonly BatchDecision[],
+): Buffer {
+  const head = Buffer.from(
+    `{"purpose":${JSON.stringify(purpose)},"channel":${JSON.stringify(channel ?? null)},"decisions":[`,
+  );
+  // First pass: the exact size. Subject ids are plain ASCII (UUIDs) and copied byte by byte; any
+  // other string is written as JSON.stringify writes it.
+  let size = head.length + 2 + Math.max(0, subjects.length - 1);
+  let escaped: Map<number, string> | undefined;
+  for (let i = 0; i < subjects.length; i++) {
+    const subject = subjects[i]!;
+    const d = decisions[i]!;
+    if (isPlainAscii(subject)) size += subject.length + 2;
+    else {
+      const literal = JSON.stringify(subject);
+      (escaped ??= new Map()).set(i, literal);
+      size += Buffer.byteLength(literal);
+    }
+    size += SUBJECT_OPEN.length + decisionTail(d.allowed, d.reason).length;
+  }
+  // Zero-filled, and cut at what was written: a miscount can never send memory it did not write.
+  const out = Buffer.alloc(size);
+  let at = head.copy(out, 0);
+  for (let i = 0; i < subjects.length; i++) {
+    if (i > 0) out[at++] = COMMA;
+    at += SUBJECT_OPEN.copy(out, at);
+    const literal = escaped?.get(i);
+    if (literal !== undefined) at += out.write(literal, at);
+    else {
+      const subject = subjects[i]!;
+      out[at++] = QUOTE;
+      for (let k = 0; k < subject.length; k++) out[at++] = subject.charCodeAt(k);
+      out[at++] = QUOTE;
+    }
+    const d = decisions[i]!;
+    at += decisionTail(d.allowed, d.reason).copy(out, at);
+  }
+  out[at++] = CLOSE_BRACKET;
+  out[at++] = CLOSE_BRACE;
+  return out.subarray(0, at);
+}
+
+const SUBJECT_OPEN = Buffer.from('{"subject":');
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const CLOSE_BRACKET = 0x5d;
+const CLOSE_BRACE = 0x7d;
+
+/** `,"allowed":…,"reason":"…"}` by outcome and reason, made once each (there are a dozen reasons). */
+const TAILS = { allowed: new Map<string, Buffer>(), denied: new Map<string, Buffer>() };
+
+function decisionTail(allowed: boolean, reason: string): Buffer {
+  const tails = allowed ? TAILS.allowed : TAILS.denied;
+  let tail = tails.get(reason);
+  if (tail === undefined) {
+    tail = Buffer.from(`,"allowed":${allowed},"reason":${JSON.stringify(reason)}}`);
+    tails.set(reason, tail);
+  }
+  return tail;
+}
+
+/** True when every character is printable ASCII that JSON does not escape (no quote, no backslash). */
+function isPlainAscii(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === QUOTE || c === 0x5c) return false;
+  }
+  return true;
 }

@@ -9,7 +9,7 @@ import { apiContext, type AuthHook } from '../platform/http/auth.js';
 import { ValidationError } from '../platform/errors.js';
 import { CONSENT_METHODS, CONSENT_STATES, type ConsentMethod, type ConsentState } from './consent.decide.js';
 import {
-  presentBatchDecision,
+  presentBatchDecisionsJson,
   presentChange,
   presentEvent,
   presentPurposeChoice,
@@ -187,7 +187,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const ctx = apiContext(request);
       const { subject, subjects, purpose, channel } = request.body;
       if ((subject === undefined) === (subjects === undefined)) {
@@ -204,11 +204,10 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
       }
       const list = subjects ?? [];
       const decisions = await consent.decideMany(ctx, list, purpose, channel);
-      return {
-        purpose,
-        channel: channel ?? null,
-        decisions: decisions.map((d, i) => presentBatchDecision(list[i]!, d)),
-      };
+      // Already JSON (the response schema documents its shape): sent as it is.
+      return reply
+        .type('application/json; charset=utf-8')
+        .send(presentBatchDecisionsJson(purpose, channel, list, decisions));
     },
   );
 

@@ -178,24 +178,26 @@ export class ConsentService {
    * unknown or erased subject.
    */
   decide(ctx: Context, subjectId: string, purpose: string, channel?: string): Promise<Decision> {
-    // Not async: the warm path (a cached person, a decision made before) is three map lookups and
-    // one resolved promise; every other path goes through #decideCold.
+    // Not async: the warm path (a cached person, a decision made before) is a map lookup, an array
+    // index and one resolved promise; every other path goes through #decideCold.
     const cached = this.#cache.get(subjectId);
-    if (cached !== undefined && this.#rules.getPurpose(purpose) !== undefined) {
-      return Promise.resolve(this.#decideCached(cached, purpose, channel));
+    if (cached !== undefined) {
+      const slot = this.#rules.slotOf(purpose, channel);
+      if (slot !== undefined) {
+        return Promise.resolve(cached.decisions[slot] ?? this.#remember(cached, slot, purpose, channel));
+      }
+      // A declared purpose on a channel it does not use: decided (denied) without being kept.
+      if (this.#rules.getPurpose(purpose) !== undefined) {
+        return Promise.resolve(this.#rules.decide(cached, purpose, channel));
+      }
     }
     return this.#decideCold(ctx, subjectId, purpose, channel);
   }
 
-  /** A cached person's decision, from the decisions already made for them or made now and kept. */
-  #decideCached(cached: CachedHolder, purpose: string, channel: string | undefined): Decision {
-    const ch = channel ?? '';
-    let byChannel = cached.decisions.get(purpose);
-    const known = byChannel?.get(ch);
-    if (known !== undefined) return known;
+  /** Decides for a cached person and keeps the decision in its slot until their choices change. */
+  #remember(cached: CachedHolder, slot: number, purpose: string, channel: string | undefined): Decision {
     const decision = this.#rules.decide(cached, purpose, channel);
-    if (byChannel === undefined) cached.decisions.set(purpose, (byChannel = new Map<string, Decision>()));
-    byChannel.set(ch, decision);
+    cached.decisions[slot] = decision;
     return decision;
   }
 
@@ -251,10 +253,12 @@ export class ConsentService {
     // One pass over the cache; only the people it does not hold are read (two queries per 1,000).
     const out = new Array<BatchDecision | undefined>(subjectIds.length);
     const missing: number[] = [];
+    const slot = this.#rules.slotOf(purpose, channel);
     for (let i = 0; i < subjectIds.length; i++) {
       const cached = this.#cache.get(subjectIds[i]!);
-      if (cached !== undefined) out[i] = this.#decideCached(cached, purpose, channel);
-      else missing.push(i);
+      if (cached === undefined) missing.push(i);
+      else if (slot === undefined) out[i] = this.#rules.decide(cached, purpose, channel);
+      else out[i] = cached.decisions[slot] ?? this.#remember(cached, slot, purpose, channel);
     }
     if (missing.length > 0) {
       const loaded = await this.#loadSubjects(missing.map((i) => subjectIds[i]!));

@@ -4,6 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import { presentBatchDecisionsJson } from '../../src/consent/consent.presenter.js';
+import type { BatchDecision } from '../../src/consent/consent.service.js';
 import { createContext } from '../../src/platform/context.js';
 import { DIALECTS } from '../helpers/databases.js';
 import { openCollectApp, type CollectTestApp } from '../collect/collect-app.js';
@@ -99,6 +102,34 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(body.decisions[0], { subject: us, allowed: true, reason: 'opt_out_default' });
       assert.deepEqual(body.decisions[1], { subject: eu, allowed: false, reason: 'opt_in_missing' });
       assert.equal(body.decisions[9_999]?.reason, 'unknown_subject');
+      assert.match(res.headers['content-type'] as string, /^application\/json; charset=utf-8/);
+
+      // The answer lists exactly the documented fields, nothing else.
+      const small = await call('POST', '/api/v1/decisions', {
+        subjects: [eu, '00000000-0000-4000-8000-00000000abcd'],
+        purpose: 'marketing-email',
+      });
+      assert.equal(
+        small.body,
+        JSON.stringify({
+          purpose: 'marketing-email',
+          channel: null,
+          decisions: [
+            { subject: eu, allowed: false, reason: 'opt_in_missing' },
+            { subject: '00000000-0000-4000-8000-00000000abcd', allowed: false, reason: 'unknown_subject' },
+          ],
+        }),
+      );
+      const malformed = await call('POST', '/api/v1/decisions', {
+        subjects: [us, 'not-a-uuid'],
+        purpose: 'marketing-email',
+      });
+      assert.equal(malformed.statusCode, 400);
+      const { error } = malformed.json<{
+        error: { code: string; details: { issues: Array<{ path: string }> } };
+      }>();
+      assert.equal(error.code, 'request.invalid');
+      assert.equal(error.details.issues[0]?.path, '/subjects/1');
       const tooMany = await call('POST', '/api/v1/decisions', {
         subjects: [...subjects, us],
         purpose: 'marketing-email',
@@ -174,3 +205,38 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('the batch answer', () => {
+  test('property: the JSON written for a batch is what JSON.stringify makes of its fields', () => {
+    const reason = fc.constantFrom(
+      'opt_out_default',
+      'opt_in_missing',
+      'withdrawn',
+      'gpc',
+      'unknown_subject',
+    );
+    const text = fc.oneof(fc.uuid(), fc.string(), fc.string({ unit: 'binary' }));
+    fc.assert(
+      fc.property(
+        text,
+        fc.option(text, { nil: undefined }),
+        fc.array(fc.tuple(text, fc.boolean(), reason), { maxLength: 30 }),
+        (purpose, channel, items) => {
+          const decisions = items.map(([, allowed, why]) => ({ allowed, reason: why }) as BatchDecision);
+          const written = presentBatchDecisionsJson(
+            purpose,
+            channel,
+            items.map(([subject]) => subject),
+            decisions,
+          );
+          const expected = JSON.stringify({
+            purpose,
+            channel: channel ?? null,
+            decisions: items.map(([subject, allowed, why]) => ({ subject, allowed, reason: why })),
+          });
+          assert.equal(written.toString('utf8'), expected);
+        },
+      ),
+    );
+  });
+});

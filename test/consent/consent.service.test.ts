@@ -246,6 +246,56 @@ for (const dialect of DIALECTS) {
       await assert.rejects(consent.decideMany(t.ctx, new Array<string>(10_001).fill(us), 'marketing-email'), {
         code: 'consent.batch_too_large',
       });
+      // A channel the purpose does not use is denied for every known subject, cached or not.
+      const sms = await consent.decideMany(t.ctx, [us, unknown], 'marketing-email', 'sms');
+      assert.deepEqual(
+        sms.map((d) => d.reason),
+        ['channel_not_declared', 'unknown_subject'],
+      );
+    });
+
+    test('property: decisions kept in the cache are those read afresh from the ledger', async () => {
+      const people = [await subject('US'), await subject('DE'), await subject(undefined)];
+      const asks: Array<[string, string | undefined]> = [
+        ['marketing-email', 'email'],
+        ['marketing-email', undefined],
+        ['marketing-email', 'sms'],
+        ['site-analytics', 'web'],
+        ['improve-products', 'in_product'],
+        ['provide-service', undefined],
+      ];
+      const change = fc.record({
+        who: fc.nat({ max: people.length - 1 }),
+        what: fc.constantFrom<[string, string | undefined]>(
+          ['marketing-email', 'email'],
+          ['marketing-email', undefined],
+          ['site-analytics', undefined],
+          ['improve-products', 'web'],
+          ['*', undefined],
+        ),
+        state: fc.constantFrom<'granted' | 'denied' | 'withdrawn'>('granted', 'denied', 'withdrawn'),
+        method: fc.constantFrom<RecordChoiceInput['method']>('api', 'gpc', 'banner'),
+      });
+      await fc.assert(
+        fc.asyncProperty(fc.array(change, { minLength: 1, maxLength: 4 }), async (changes) => {
+          for (const c of changes) {
+            await consent.record(t.ctx, [
+              choice(people[c.who]!, c.what[0], c.state, { channel: c.what[1], method: c.method }),
+            ]);
+          }
+          // A service with nothing cached reads every decision from the ledger's projection.
+          const fresh = newService(t);
+          for (const [purpose, channel] of asks) {
+            const batch = await consent.decideMany(t.ctx, people, purpose, channel);
+            for (const [i, person] of people.entries()) {
+              const expected = await fresh.decide(t.ctx, person, purpose, channel);
+              assert.deepEqual(await consent.decide(t.ctx, person, purpose, channel), expected);
+              assert.deepEqual(batch[i], expected);
+            }
+          }
+        }),
+        { numRuns: 15 },
+      );
     });
 
     test('every change is audited with the subject, purpose and previous state', async () => {

@@ -83,6 +83,44 @@ for (const dialect of DIALECTS) {
       assert.match(css.headers['content-type'] as string, /^text\/css/);
     });
 
+    test('API answers carry the security headers that act on JSON; pages carry every one', async () => {
+      const api = await app.http.inject({
+        method: 'GET',
+        url: '/api/v1/manifest',
+        headers: { authorization: `Bearer ${readKey}` },
+      });
+      assert.equal(api.statusCode, 200);
+      assert.equal(api.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'");
+      assert.equal(api.headers['x-content-type-options'], 'nosniff');
+      assert.equal(api.headers['x-frame-options'], 'SAMEORIGIN');
+      assert.equal(api.headers['cross-origin-resource-policy'], 'same-origin');
+      assert.match(api.headers['strict-transport-security'] as string, /max-age=\d+; includeSubDomains/);
+      assert.match(api.headers['x-request-id'] as string, /^[0-9a-f-]{36}$/);
+      // Refusals and unknown API paths are JSON too.
+      const refused = await app.http.inject({ method: 'GET', url: '/api/v1/manifest' });
+      assert.equal(refused.headers['x-content-type-options'], 'nosniff');
+      assert.match(refused.headers['content-security-policy'] as string, /frame-ancestors 'none'/);
+
+      const page = await app.http.inject({ method: 'GET', url: '/privacy' });
+      for (const name of [
+        'content-security-policy',
+        'cross-origin-opener-policy',
+        'cross-origin-resource-policy',
+        'origin-agent-cluster',
+        'referrer-policy',
+        'strict-transport-security',
+        'x-content-type-options',
+        'x-dns-prefetch-control',
+        'x-download-options',
+        'x-frame-options',
+        'x-permitted-cross-domain-policies',
+        'x-xss-protection',
+      ]) {
+        assert.ok(page.headers[name] !== undefined, `a page carries ${name}`);
+      }
+      assert.equal(page.headers['referrer-policy'], 'no-referrer');
+    });
+
     test('/privacy answers 304 to a reader that has the current version', async () => {
       const first = await app.http.inject({ method: 'GET', url: '/privacy' });
       const again = await app.http.inject({
@@ -113,6 +151,7 @@ for (const dialect of DIALECTS) {
       });
       assert.equal(wrong.statusCode, 401);
       assert.equal(wrong.json<{ error: { code: string } }>().error.code, 'auth.key_invalid');
+      assert.equal(wrong.headers['www-authenticate'], 'Bearer realm="pledge", error="invalid_token"');
 
       const scope = await app.http.inject({
         method: 'GET',
@@ -124,6 +163,10 @@ for (const dialect of DIALECTS) {
         scope.json<{ error: { code: string; details: unknown } }>().error.code,
         'auth.scope_missing',
       );
+      assert.equal(
+        scope.headers['www-authenticate'],
+        'Bearer realm="pledge", error="insufficient_scope", scope="manifest:read"',
+      );
 
       const ok = await app.http.inject({
         method: 'GET',
@@ -131,6 +174,7 @@ for (const dialect of DIALECTS) {
         headers: { authorization: `Bearer ${readKey}` },
       });
       assert.equal(ok.statusCode, 200);
+      assert.equal(ok.headers['www-authenticate'], undefined, 'no challenge on an answer');
       const body = ok.json<{
         version: { policyVersion: string; hash: string };
         manifest: { organization: { name: string } };
@@ -206,6 +250,13 @@ for (const dialect of DIALECTS) {
       assert.ok(!logs.includes('4111111111111111'), 'a card number typed into a path is not logged');
       assert.ok(!logs.includes('alice@example.com'), 'an address typed into a path is not logged');
       assert.ok(logs.includes('/api/v1/subjects/:id'), 'the route pattern is logged instead');
+      const completed = logs
+        .split('\n')
+        .filter((l) => l.includes('"request completed"'))
+        .map((l) => JSON.parse(l) as { reqId?: string });
+      assert.ok(completed.length > 0);
+      for (const line of completed)
+        assert.match(line.reqId ?? '', /^[0-9a-f-]{36}$/, 'each line names its request');
     });
 
     test('restarting with the same manifest adds no version; a changed one adds one', async () => {

@@ -2,7 +2,7 @@
  * API keys: `pledge_<id>_<secret>`. The id is public and finds the row; only a SHA-256 digest of
  * the secret is stored, and the full key is shown once, when it is created.
  */
-import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.js';
 import type { Context } from '../context.js';
 import { AuthenticationError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
@@ -59,6 +59,8 @@ const TOUCH_INTERVAL_MS = 60_000;
 const CREDENTIAL_CACHE_SIZE = 1_000;
 /** Compared against when the id is unknown, so that path does the same work as a wrong secret. */
 const DUMMY_DIGEST = digest('pledge-api-key-dummy-secret');
+/** A SHA-256 digest as stored: 64 lowercase hex digits. */
+const HEX_DIGEST = /^[0-9a-f]{64}$/;
 
 /**
  * One message for every way a key can fail (malformed, unknown id, wrong secret, revoked), so a
@@ -71,21 +73,24 @@ const INVALID_KEY_MESSAGE =
 /** Creates, checks, lists and revokes API keys. */
 export class ApiKeyService {
   readonly #keys: ApiKeyRepository;
-  readonly #clock: Clock;
   /** When each key's `last_used_at` was last written by this process (ms since epoch). */
   readonly #touchedAt = new Map<string, number>();
   readonly #ttlMs: number;
+  /** Milliseconds since the epoch: Date.now on the wall clock (no Date per request), else the clock's. */
+  readonly #nowMs: () => number;
   /**
-   * id -> what authentication read from the database and when it expires (insertion order = LRU
-   * order). Reading the row was a fifth of a collection request's time; the digest is still
-   * compared on every request, so a cached entry never lets a wrong secret through.
+   * id -> what authentication read from the database, the digest decoded, and when it expires
+   * (insertion order = oldest read first). Reading the row was a fifth of a collection request's
+   * time; the digest is still compared on every request, so a cached entry never lets a wrong
+   * secret through.
    */
-  readonly #credentials = new Map<string, { credential: ApiKeyCredential; expiresAt: number }>();
+  readonly #credentials = new Map<string, CachedCredential>();
 
   constructor(deps: ApiKeyServiceDeps) {
     this.#keys = deps.keys;
-    this.#clock = deps.clock ?? systemClock;
     this.#ttlMs = Math.max(0, deps.credentialTtlMs ?? 5_000);
+    const clock = deps.clock ?? systemClock;
+    this.#nowMs = clock === systemClock ? Date.now : () => clock.now().getTime();
   }
 
   /**
@@ -127,7 +132,7 @@ export class ApiKeyService {
     await this.#keys.insert({
       id,
       name,
-      secretHash: digest(secret).toString('hex'),
+      secretHash: digest(secret),
       scopes,
       createdAt: ctx.clock.now(),
     });
@@ -140,27 +145,29 @@ export class ApiKeyService {
    * else for bad input.
    */
   async authenticate(rawKey: string): Promise<ApiKeyPrincipal> {
-    const match = typeof rawKey === 'string' ? API_KEY_PATTERN.exec(rawKey) : null;
-    const id = match?.[1];
-    const secret = match?.[2];
-    if (id === undefined || secret === undefined) throw invalidKey();
-
-    const credential = await this.#getCredential(id);
-    const stored = credential === undefined ? undefined : Buffer.from(credential.secretHash, 'hex');
-    const expected = stored?.length === DUMMY_DIGEST.length ? stored : DUMMY_DIGEST;
-    // Digests have equal lengths, so timingSafeEqual compares in constant time; it runs even for an
-    // unknown id so that the time taken does not tell the two apart.
-    const equal = timingSafeEqual(expected, digest(secret));
-    if (
-      credential === undefined ||
-      expected === DUMMY_DIGEST ||
-      !equal ||
-      credential.revokedAt !== undefined
-    ) {
-      throw invalidKey();
-    }
+    const fast = this.authenticateCached(rawKey);
+    if (fast !== undefined) return fast;
+    const { id, secret } = parseKey(rawKey);
+    const principal = check(await this.#readCredential(id), secret);
     await this.#touch(id);
-    return { id, scopes: credential.scopes };
+    return principal;
+  }
+
+  /**
+   * {@link authenticate} without waiting, for the common case: the key's credential is cached and
+   * fresh and its `last_used_at` needs no write. Returns `undefined` when the database must be read
+   * or written (then call `authenticate`); throws `auth.key_invalid` exactly as `authenticate` would
+   * for a malformed, wrong or revoked key whose answer is already known.
+   */
+  authenticateCached(rawKey: string): ApiKeyPrincipal | undefined {
+    const { id, secret } = parseKey(rawKey);
+    if (this.#ttlMs === 0) return undefined;
+    const cached = this.#credentials.get(id);
+    const now = this.#nowMs();
+    if (cached === undefined || cached.expiresAt <= now) return undefined;
+    const touched = this.#touchedAt.get(id);
+    if (touched === undefined || now - touched >= TOUCH_INTERVAL_MS) return undefined;
+    return check(cached, secret);
   }
 
   /** Throws a ForbiddenError `auth.scope_missing` unless `principal` holds `scope` (or 'admin'). */
@@ -197,37 +204,38 @@ export class ApiKeyService {
   }
 
   /**
-   * The stored credential of key `id`, from the cache while it is fresh. Unknown ids are not cached:
-   * a key made a moment ago by another process works at once.
+   * The stored credential of key `id` (digest checked), from the cache while it is fresh; undefined
+   * for an unknown id. Unknown ids are not cached: a key made a moment ago by another process works
+   * at once.
    */
-  async #getCredential(id: string): Promise<ApiKeyCredential | undefined> {
-    if (this.#ttlMs === 0) return this.#keys.getCredential(id);
-    const now = this.#clock.now().getTime();
+  async #readCredential(id: string): Promise<CachedCredential | undefined> {
+    const now = this.#nowMs();
     const cached = this.#credentials.get(id);
-    if (cached && cached.expiresAt > now) {
-      this.#credentials.delete(id);
-      this.#credentials.set(id, cached);
-      return cached.credential;
-    }
+    if (cached !== undefined && cached.expiresAt > now) return cached;
     const credential = await this.#keys.getCredential(id);
+    if (credential === undefined || this.#ttlMs === 0) {
+      this.#credentials.delete(id);
+      return credential && toCached(credential, now);
+    }
+    const fresh = toCached(credential, now + this.#ttlMs);
+    // Deleted first so that the refreshed entry moves to the end: the oldest read goes first.
     this.#credentials.delete(id);
-    if (credential === undefined) return undefined;
-    this.#credentials.set(id, { credential, expiresAt: now + this.#ttlMs });
+    this.#credentials.set(id, fresh);
     if (this.#credentials.size > CREDENTIAL_CACHE_SIZE) {
       const oldest = this.#credentials.keys().next().value;
       if (oldest !== undefined) this.#credentials.delete(oldest);
     }
-    return credential;
+    return fresh;
   }
 
   async #touch(id: string): Promise<void> {
-    const now = this.#clock.now();
+    const now = this.#nowMs();
     const last = this.#touchedAt.get(id);
-    if (last !== undefined && now.getTime() - last < TOUCH_INTERVAL_MS) return;
+    if (last !== undefined && now - last < TOUCH_INTERVAL_MS) return;
     // Claimed before the write so that concurrent requests with the same key write once.
-    this.#touchedAt.set(id, now.getTime());
+    this.#touchedAt.set(id, now);
     try {
-      await this.#keys.touch(id, now);
+      await this.#keys.touch(id, new Date(now));
     } catch {
       // last_used_at is a hint for people tidying up keys; a failed write (a busy database) must not
       // turn away a valid key. The next request after the interval tries again.
@@ -249,9 +257,59 @@ export function requireScope(principal: ApiKeyPrincipal, scope: Scope): void {
  * SHA-256 of the secret. A fast hash is right here, unlike for passwords: the secret is 256 random
  * bits, so there is nothing to guess from a digest, and a slow hash would only slow every request.
  */
-function digest(secret: string): Buffer {
-  // The one-shot form: no Hash object per request (every API request digests its key).
-  return hash('sha256', secret, 'buffer');
+function digest(secret: string): string {
+  // The one-shot form, as hex: no Hash object and no Buffer per request (every API request
+  // digests its key).
+  return hash('sha256', secret, 'hex');
+}
+
+/** The id and secret of a key of the form {@link API_KEY_PATTERN}; throws `auth.key_invalid` otherwise. */
+function parseKey(rawKey: string): { id: string; secret: string } {
+  if (typeof rawKey !== 'string' || !API_KEY_PATTERN.test(rawKey)) throw invalidKey();
+  // pledge_ (7 characters), the id (12), _ (1), the secret.
+  return { id: rawKey.slice(7, 19), secret: rawKey.slice(20) };
+}
+
+/** A credential as the cache keeps it: the digest checked once, the principal built once. */
+interface CachedCredential {
+  /** The stored digest (hex), or undefined when the row's is malformed (then no secret matches). */
+  digest: string | undefined;
+  revoked: boolean;
+  principal: ApiKeyPrincipal;
+  expiresAt: number;
+}
+
+function toCached(credential: ApiKeyCredential, expiresAt: number): CachedCredential {
+  const stored = credential.secretHash.toLowerCase();
+  return {
+    digest: HEX_DIGEST.test(stored) ? stored : undefined,
+    revoked: credential.revokedAt !== undefined,
+    principal: Object.freeze({ id: credential.id, scopes: Object.freeze([...credential.scopes]) }),
+    expiresAt,
+  };
+}
+
+/**
+ * The principal when `secret` matches the credential; throws `auth.key_invalid` otherwise. The
+ * comparison takes the same time whatever the digests hold, and runs even for an unknown id
+ * (against a dummy digest) so that the time taken does not tell the two apart.
+ */
+function check(cached: CachedCredential | undefined, secret: string): ApiKeyPrincipal {
+  const equal = equalDigests(cached?.digest ?? DUMMY_DIGEST, digest(secret));
+  if (cached === undefined || cached.digest === undefined || !equal || cached.revoked) throw invalidKey();
+  return cached.principal;
+}
+
+/**
+ * Compares two hex digests of the same length in constant time: every character is looked at,
+ * with no branch on their values (what crypto.timingSafeEqual does for buffers; a digest as a
+ * buffer costs twice the hashing itself, on every API request).
+ */
+function equalDigests(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 function invalidKey(): AuthenticationError {

@@ -4,11 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import rateLimit from '@fastify/rate-limit';
 import helmet from 'helmet';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { loggerOptions } from '../log.js';
 import { installErrorHandlers } from './errors.handler.js';
+import { installRateLimit } from './rate-limit.js';
+import { lazyChildLogger } from './request-logger.js';
 
 /** Options for {@link createHttpServer}. */
 export interface HttpServerOptions {
@@ -40,16 +41,18 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     logger,
     bodyLimit: options.bodyLimitBytes,
     genReqId: () => randomUUID(),
+    // Each request's logger (with its id) is made when the request first logs, not before.
+    childLoggerFactory: lazyChildLogger,
     // Request ids come from us, not from a client header that could be used to forge log lines.
     requestIdHeader: false,
     trustProxy: false,
     routerOptions: { ignoreTrailingSlash: true },
   });
 
-  // The security headers are the same on every answer: helmet computes them once, here, and a
-  // synchronous hook copies them onto each reply (per request, helmet would rebuild the CSP string
-  // and re-run a dozen middlewares: about a tenth of a small request's CPU).
-  const securityHeaders = captureHeaders(
+  // The security headers are the same on every answer of a kind: helmet computes them once, here,
+  // and a synchronous hook copies them onto each reply (per request, helmet would rebuild the CSP
+  // string and re-run a dozen middlewares: about a tenth of a small request's CPU).
+  const pageHeaders = captureHeaders(
     helmet({
       contentSecurityPolicy: {
         useDefaults: false,
@@ -67,24 +70,52 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       crossOriginResourcePolicy: { policy: 'same-origin' },
     }),
   );
+  const apiHeaders = {
+    ...pickHeaders(pageHeaders, API_SECURITY_HEADERS),
+    // JSON loads nothing and runs nothing: nothing is allowed, and it may not be framed.
+    'content-security-policy': "default-src 'none';frame-ancestors 'none'",
+  };
+  // As [name, value] pairs: reply.headers() would list an object's keys on every request.
+  const apiEntries = Object.entries(apiHeaders);
+  const pageEntries = Object.entries(pageHeaders);
   app.addHook('onRequest', (request, reply, done) => {
-    reply.headers(securityHeaders);
-    reply.header('x-request-id', request.id);
+    for (const [name, value] of request.url.startsWith('/api/') ? apiEntries : pageEntries) {
+      void reply.header(name, value);
+    }
+    void reply.header('x-request-id', request.id);
     done();
   });
 
-  await app.register(rateLimit, {
-    max: options.rateLimitPerMinute,
-    timeWindow: 60_000,
-    // Thrown into the one error handler, which answers with the request.rate_limited code.
-    errorResponseBuilder: (_req, ctx) =>
-      Object.assign(new Error(`too many requests; try again in ${Math.ceil(ctx.ttl / 1000)} s`), {
-        statusCode: 429,
-      }),
-  });
+  installRateLimit(app, { max: options.rateLimitPerMinute, timeWindow: 60_000 });
 
   installErrorHandlers(app);
   return app;
+}
+
+/**
+ * The security headers that act on a JSON answer of the API (a path under /api/), after the OWASP
+ * REST Security Cheat Sheet ("Security Headers"): what a browser may do with the bytes (no
+ * sniffing, no framing, no cross-origin reads; with the API's own CSP, nothing loaded or run if it
+ * is opened) and HTTPS only. The others helmet sets (COOP, Origin-Agent-Cluster, Referrer-Policy,
+ * X-DNS-Prefetch-Control, X-Download-Options, X-Permitted-Cross-Domain-Policies, X-XSS-Protection)
+ * govern documents: their windows, links, prefetches and legacy filters; pages and assets keep
+ * every one. Each header is work for every client on every call, and API answers are the hottest.
+ */
+const API_SECURITY_HEADERS = [
+  'cross-origin-resource-policy',
+  'strict-transport-security',
+  'x-content-type-options',
+  'x-frame-options',
+] as const;
+
+function pickHeaders(headers: Record<string, string>, names: readonly string[]): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of names) {
+    const value = headers[name];
+    if (value === undefined) throw new Error(`the security headers lack ${name}`);
+    picked[name] = value;
+  }
+  return picked;
 }
 
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
