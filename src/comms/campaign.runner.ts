@@ -24,6 +24,7 @@
 import type { Kysely } from 'kysely';
 import { systemClock, type Clock } from '../platform/clock.js';
 import { createContext, type Context } from '../platform/context.js';
+import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
 import type { Tables } from '../platform/db/tables.js';
 import {
   CampaignsRepository,
@@ -33,7 +34,9 @@ import {
 } from './campaigns.repository.js';
 import type { MailTransport } from './mail.transport.js';
 import type { MessagePipeline, PreparedMessage } from './message.pipeline.js';
+import { classifySmtpError } from './smtp-errors.js';
 import type { SuppressionService } from './suppression.service.js';
+import { TokenBucket } from './token-bucket.js';
 
 /** Where the runner reports; Fastify's (pino) logger fits. Never given an address. */
 export interface RunnerLogger {
@@ -97,101 +100,6 @@ export interface RunnerBatchResult {
   released: number;
 }
 
-/** A token bucket: `rate` tokens a second, bursts of at most `rate` (one second's worth). */
-export class TokenBucket {
-  readonly #rate: number;
-  readonly #capacity: number;
-  #tokens: number;
-  #last: number;
-
-  constructor(ratePerSecond: number, now: () => number = () => performance.now()) {
-    this.#rate = ratePerSecond;
-    this.#capacity = Math.max(1, ratePerSecond);
-    this.#tokens = 1;
-    this.#now = now;
-    this.#last = now();
-  }
-
-  readonly #now: () => number;
-
-  /** Takes a token; resolves at once when one is there, else when the next one comes. */
-  async take(signal?: AbortSignal): Promise<boolean> {
-    for (;;) {
-      if (signal?.aborted === true) return false;
-      const now = this.#now();
-      this.#tokens = Math.min(this.#capacity, this.#tokens + ((now - this.#last) / 1000) * this.#rate);
-      this.#last = now;
-      if (this.#tokens >= 1) {
-        this.#tokens -= 1;
-        return true;
-      }
-      const waitMs = Math.ceil(((1 - this.#tokens) / this.#rate) * 1000);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, waitMs);
-        signal?.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-}
-
-/**
- * Group commit for the runner's writes: writes asked for in one turn of the event loop, or while a
- * transaction commits, share the next one, and each caller is answered after the commit that holds
- * its write. The runner hands it a wave's writes together (the last wave's outcomes, the skips, the
- * marks of the next wave), so they cost one commit (one fsync on SQLite). A group whose transaction
- * fails is retried one write per transaction, so one bad write fails alone.
- */
-export class WriteBatcher {
-  readonly #db: Kysely<Tables>;
-  #queue: Array<{
-    run: (db: Kysely<Tables>) => Promise<unknown>;
-    resolve: (v: unknown) => void;
-    reject: (e: unknown) => void;
-  }> = [];
-  #flushing: Promise<void> | undefined;
-
-  constructor(db: Kysely<Tables>) {
-    this.#db = db;
-  }
-
-  /** Runs `write` in the next group's transaction; resolves with its result after the commit. */
-  submit<T>(write: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ run: write, resolve: resolve as (v: unknown) => void, reject });
-      if (this.#flushing === undefined) this.#flushing = this.#flush();
-    });
-  }
-
-  async #flush(): Promise<void> {
-    // Let the writes of this turn of the event loop join the group.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    while (this.#queue.length > 0) {
-      const group = this.#queue;
-      this.#queue = [];
-      try {
-        const results = await this.#db.transaction().execute(async (trx) => {
-          const out: unknown[] = [];
-          for (const w of group) out.push(await w.run(trx));
-          return out;
-        });
-        group.forEach((w, i) => w.resolve(results[i]));
-      } catch {
-        for (const w of group) {
-          try {
-            w.resolve(await this.#db.transaction().execute((trx) => w.run(trx)));
-          } catch (err) {
-            w.reject(err);
-          }
-        }
-      }
-    }
-    this.#flushing = undefined;
-  }
-}
-
 /** The state the runner holds a send in: claimed (pending) or marked (sending), until `lease`. */
 type SendFrom = { status: 'pending' | 'sending'; lease: Date };
 
@@ -236,7 +144,7 @@ export class CampaignRunner {
   readonly #pollIntervalMs: number;
   readonly #bucket: TokenBucket;
   readonly #campaigns = new Map<string, Campaign>();
-  readonly #writes: WriteBatcher;
+  readonly #writes: GroupCommit<SendWrite['write'], boolean>;
   #abort: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<unknown> | undefined;
@@ -254,7 +162,11 @@ export class CampaignRunner {
     this.#leaseMs = deps.leaseMs ?? 600_000;
     this.#pollIntervalMs = deps.pollIntervalMs ?? 1000;
     this.#bucket = new TokenBucket(deps.ratePerSecond);
-    this.#writes = new WriteBatcher(deps.db);
+    this.#writes = new GroupCommit(deps.db, async (trx, writes) => {
+      const outcomes: Array<WriteOutcome<boolean>> = [];
+      for (const write of writes) outcomes.push({ ok: true, value: await write(trx) });
+      return outcomes;
+    });
   }
 
   /** True between {@link start} and {@link stop}. */
@@ -565,7 +477,7 @@ export class CampaignRunner {
   }
 
   /**
-   * Commits writes together (one group of the batcher) and counts what they recorded. Returns, in
+   * Commits writes together (one group commit) and counts what they recorded. Returns, in
    * order, whether each held: false when the row moved on meanwhile (another runner took it over
    * after its lease) or the write failed (logged; the send is then left to its lease).
    */
@@ -685,37 +597,4 @@ export class CampaignRunner {
       this.#deps.log.error({ err }, 'campaign runner round failed; it will try again');
     }
   }
-}
-
-/** What an SMTP error means for a send. */
-export type SmtpFailure =
-  | { kind: 'temporary'; reason: string }
-  | { kind: 'permanent'; reason: string; recipient: boolean }
-  | { kind: 'uncertain'; reason: string };
-
-/**
- * Classifies a nodemailer error. A reply code decides when there is one (4xx temporary, 5xx
- * permanent; on RCPT TO a 5xx is a hard bounce). Without one, the connection failed: before the
- * message was handed over (connect, greeting, MAIL, RCPT) it is temporary; during or after DATA it
- * may have been delivered, so it is uncertain.
- */
-export function classifySmtpError(err: unknown): SmtpFailure {
-  const e = (err ?? {}) as { responseCode?: unknown; command?: unknown; code?: unknown; syscall?: unknown };
-  const code = typeof e.responseCode === 'number' ? e.responseCode : undefined;
-  const command = typeof e.command === 'string' ? e.command.toUpperCase() : '';
-  if (code !== undefined && code >= 400 && code < 500) return { kind: 'temporary', reason: `smtp_${code}` };
-  if (code !== undefined && code >= 500) {
-    return { kind: 'permanent', reason: `smtp_${code}`, recipient: command.startsWith('RCPT') };
-  }
-  const errno = typeof e.code === 'string' ? e.code.toLowerCase() : 'error';
-  // No connection at all, or a failure at a step before DATA: nothing was handed over.
-  if (e.syscall === 'connect' || e.syscall === 'getaddrinfo' || e.code === 'EDNS') {
-    return { kind: 'temporary', reason: `connection_${errno}` };
-  }
-  if (/^(EHLO|HELO|LHLO|STARTTLS|AUTH|MAIL|RCPT)/.test(command)) {
-    return { kind: 'temporary', reason: `connection_${errno}` };
-  }
-  // Lost while the message was being handed over, or while waiting for the final reply: it may
-  // have been delivered.
-  return { kind: 'uncertain', reason: `connection_${errno}` };
 }

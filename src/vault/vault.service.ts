@@ -37,6 +37,7 @@ import {
 } from './vault.types.js';
 import { OpenBatchBuilder, readOpened, readSealed, SealBatchBuilder } from './field-batch.js';
 import { uuidv7 } from '../platform/ids.js';
+import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
 
 /** A subject to create, with its identifiers already validated and hashed (once, before queueing). */
 interface PendingSubject {
@@ -49,8 +50,6 @@ interface PendingWrite {
   subject: PendingSubject | undefined;
   records: NewRecord[];
   audit: AuditEntry[];
-  resolve: () => void;
-  reject: (err: unknown) => void;
 }
 
 /** True when a stored record has a field of a category `purpose` may use. */
@@ -107,6 +106,13 @@ function writeAuditEntries(records: readonly NewRecord[], shapes: readonly Recor
   return entries;
 }
 
+/** The error of a subject id that is unknown or erased. */
+function subjectNotFound(subjectId: string): NotFoundError {
+  return new NotFoundError('vault.subject_not_found', 'there is no subject with this id (or it was erased)', {
+    subjectId,
+  });
+}
+
 export * from './vault.types.js';
 
 /** Stores and reads personal data. */
@@ -118,8 +124,7 @@ export class Vault {
   readonly #decide: Decide;
   readonly #erasure: ErasureHooks | undefined;
   readonly #crypto = CryptoPool.shared();
-  #queue: PendingWrite[] = [];
-  #flushing: Promise<void> | undefined;
+  readonly #writes: GroupCommit<PendingWrite, void>;
 
   constructor(deps: VaultDeps) {
     this.#db = deps.db;
@@ -127,6 +132,7 @@ export class Vault {
     this.#keyring = deps.keyring;
     this.#manifest = deps.manifest;
     this.#erasure = deps.erasure;
+    this.#writes = new GroupCommit(deps.db, (trx, items) => this.#apply(trx, items));
     this.#decide =
       deps.decide ??
       ((_ctx, subject, purpose) => Promise.resolve(manifestDefaultDecision(purpose, subject.jurisdiction)));
@@ -165,15 +171,7 @@ export class Vault {
   /** The subject with this id; throws `vault.subject_not_found` when unknown or erased. */
   async getSubjectOrThrow(_ctx: Context, id: string): Promise<Subject> {
     const subject = await new SubjectsRepository(this.#db).get(id);
-    if (!subject || subject.erasedAt !== undefined) {
-      throw new NotFoundError(
-        'vault.subject_not_found',
-        'there is no subject with this id (or it was erased)',
-        {
-          subjectId: id,
-        },
-      );
-    }
+    if (!subject || subject.erasedAt !== undefined) throw subjectNotFound(id);
     return subject;
   }
 
@@ -337,52 +335,16 @@ export class Vault {
     records: NewRecord[],
     audit: AuditEntry[],
   ): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ ctx, subject, records, audit, resolve, reject });
-      if (this.#flushing === undefined) {
-        this.#flushing = new Promise<void>((done) => setImmediate(done)).then(() => this.#flush());
-      }
-    });
-  }
-
-  async #flush(): Promise<void> {
-    while (this.#queue.length > 0) {
-      const batch = this.#queue;
-      this.#queue = [];
-      try {
-        let refused = new Map<PendingWrite, unknown>();
-        await this.#db.transaction().execute(async (trx) => {
-          refused = await this.#apply(trx, batch);
-        });
-        for (const item of batch) {
-          if (refused.has(item)) item.reject(refused.get(item));
-          else item.resolve();
-        }
-      } catch {
-        // One bad write must not fail its neighbours: retry each alone, so each gets its own answer.
-        for (const item of batch) {
-          try {
-            await this.#db.transaction().execute(async (trx) => {
-              const refused = await this.#apply(trx, [item]);
-              if (refused.has(item)) throw refused.get(item);
-            });
-            item.resolve();
-          } catch (err) {
-            item.reject(err);
-          }
-        }
-      }
-    }
-    this.#flushing = undefined;
+    return this.#writes.submit({ ctx, subject, records, audit });
   }
 
   /**
    * Applies queued writes in one transaction: subjects first, then one check of every subject
    * written to, one insert of every record and one of every audit entry. A write to a subject that
-   * does not exist (or was erased) is left out and returned with its error, so it fails alone
+   * does not exist (or was erased) is left out and refused with its error, so it fails alone
    * without its neighbours being retried one by one.
    */
-  async #apply(trx: Kysely<Tables>, items: readonly PendingWrite[]): Promise<Map<PendingWrite, unknown>> {
+  async #apply(trx: Kysely<Tables>, items: readonly PendingWrite[]): Promise<Array<WriteOutcome<void>>> {
     const subjects = new SubjectsRepository(trx);
     const created = new Set<string>();
     for (const item of items) {
@@ -407,35 +369,23 @@ export class Vault {
     // One query for every subject the group writes to, not one per write: inside the transaction,
     // so an erasure either committed before it (and the write fails) or waits for it.
     const live = named.size === 0 ? named : await subjects.listLiveIds([...named]);
-    const refused = new Map<PendingWrite, unknown>();
     const records: NewRecord[] = [];
     const audit: Array<{ ctx: Context; entries: AuditEntry[] }> = [];
-    for (const item of items) {
+    const outcomes = items.map((item): WriteOutcome<void> => {
       const missing = item.records.find((r) => !created.has(r.subjectId) && !live.has(r.subjectId));
-      if (missing) {
-        refused.set(
-          item,
-          new NotFoundError(
-            'vault.subject_not_found',
-            'there is no subject with this id (or it was erased)',
-            {
-              subjectId: missing.subjectId,
-            },
-          ),
-        );
-        continue;
-      }
+      if (missing) return { ok: false, error: subjectNotFound(missing.subjectId) };
       for (const r of item.records) records.push(r);
       audit.push({ ctx: item.ctx, entries: item.audit });
-    }
+      return { ok: true, value: undefined };
+    });
     await new RecordsRepository(trx).insertMany(records);
     await new AuditRepository(trx).appendEach(audit);
-    return refused;
+    return outcomes;
   }
 
   /** Resolves once every write queued so far is committed or failed (for a graceful shutdown). */
-  async drain(): Promise<void> {
-    while (this.#flushing !== undefined) await this.#flushing;
+  drain(): Promise<void> {
+    return this.#writes.drain();
   }
 
   // ---- the use gate --------------------------------------------------------------------------
@@ -447,15 +397,7 @@ export class Vault {
    */
   async read(ctx: Context, subjectId: string, purposeKey: string): Promise<ReadResult> {
     const [result] = await this.readMany(ctx, [subjectId], purposeKey);
-    if (!result) {
-      throw new NotFoundError(
-        'vault.subject_not_found',
-        'there is no subject with this id (or it was erased)',
-        {
-          subjectId,
-        },
-      );
-    }
+    if (!result) throw subjectNotFound(subjectId);
     return result;
   }
 
