@@ -41,7 +41,7 @@ export function templateFieldNames(handlebars: typeof Handlebars, source: string
     for (const statement of ((body as Node | undefined)?.body as Node[] | undefined) ?? []) {
       switch (statement.type) {
         case 'MustacheStatement': {
-          const hasArgs = ((statement.params as unknown[]).length ?? 0) > 0 || statement.hash !== undefined;
+          const hasArgs = (statement.params as unknown[]).length > 0 || statement.hash !== undefined;
           // `{{name}}` is a field; `{{helper arg}}` calls a (built-in) helper with fields as arguments.
           if (hasArgs) call(statement);
           else path(statement.path);

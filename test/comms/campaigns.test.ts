@@ -71,6 +71,20 @@ async function sendsOf(
   return new Map(sends.map((s) => [s.subjectId, { status: s.status, reason: s.reason }]));
 }
 
+/** Records that these people unsubscribed from the list by e-mail, as their unsubscribe link does. */
+async function unsubscribe(t: CampaignTestApp, people: ReadonlyArray<{ subjectId: string }>): Promise<void> {
+  await t.app.consent.record(
+    t.ctx,
+    people.map((p) => ({
+      holder: { subjectId: p.subjectId },
+      purpose: LIST,
+      channel: 'email',
+      state: 'withdrawn' as const,
+      method: 'unsubscribe_link' as const,
+    })),
+  );
+}
+
 function header(mail: ParsedMail, name: string): string {
   const lines = mail.headerLines.filter((h) => h.key === name.toLowerCase());
   assert.equal(lines.length, 1, `exactly one ${name} header`);
@@ -239,16 +253,9 @@ for (const dialect of DIALECTS) {
         if (first !== undefined) return;
         first = message.to;
         others.delete(message.to);
-        const withdrawing = people.filter((p) => others.has(p.address.toLowerCase()));
-        await t.app.consent.record(
-          t.ctx,
-          withdrawing.map((p) => ({
-            holder: { subjectId: p.subjectId },
-            purpose: LIST,
-            channel: 'email',
-            state: 'withdrawn' as const,
-            method: 'unsubscribe_link' as const,
-          })),
+        await unsubscribe(
+          t,
+          people.filter((p) => others.has(p.address.toLowerCase())),
         );
       };
       try {
@@ -358,17 +365,9 @@ for (const dialect of DIALECTS) {
       t.sink.hold = async (message) => {
         if (first !== undefined) return;
         first = message.to;
-        await t.app.consent.record(
-          t.ctx,
-          people
-            .filter((p) => p.address.toLowerCase() !== first)
-            .map((p) => ({
-              holder: { subjectId: p.subjectId },
-              purpose: LIST,
-              channel: 'email',
-              state: 'withdrawn' as const,
-              method: 'unsubscribe_link' as const,
-            })),
+        await unsubscribe(
+          t,
+          people.filter((p) => p.address.toLowerCase() !== first),
         );
       };
       try {
