@@ -30,7 +30,11 @@ export async function openKeystore(options: OpenKeystoreOptions): Promise<Databa
           schema: options.schema ?? KEYSTORE_PG_SCHEMA,
           createSchema: true,
         })
-      : await openDatabase({ dataDir: options.dataDir, sqliteFile: KEYSTORE_SQLITE_FILE });
+      : await openDatabase({
+          dataDir: options.dataDir,
+          sqliteFile: KEYSTORE_SQLITE_FILE,
+          checkpointInBackground: false,
+        });
   try {
     await migrateToLatest(database, KEYSTORE_MIGRATIONS);
   } catch (err) {

@@ -42,6 +42,8 @@ export interface OpenDatabaseOptions {
   createSchema?: boolean;
   /** SQLite only: the file's name in `dataDir` (default pledge.db; the key store uses keys.db). */
   sqliteFile?: string;
+  /** SQLite only: checkpoint the write-ahead log on a worker thread (default true). */
+  checkpointInBackground?: boolean;
 }
 
 /**
@@ -78,8 +80,16 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       },
     });
   }
-  const { dialect, file } = createSqliteDialect(options.dataDir, options.sqliteFile);
-  return wrap(new Kysely<Tables>({ dialect }), 'sqlite', file, { channel: (name) => name });
+  const { dialect, file, checkpointer } = createSqliteDialect(options.dataDir, {
+    ...(options.sqliteFile === undefined ? {} : { fileName: options.sqliteFile }),
+    ...(options.checkpointInBackground === undefined
+      ? {}
+      : { checkpointInBackground: options.checkpointInBackground }),
+  });
+  return wrap(new Kysely<Tables>({ dialect }), 'sqlite', file, {
+    channel: (name) => name,
+    ...(checkpointer ? { beforeClose: () => checkpointer.stop() } : {}),
+  });
 }
 
 interface WrapExtras {

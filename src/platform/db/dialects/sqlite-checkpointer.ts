@@ -1,0 +1,162 @@
+/**
+ * Checkpoints the SQLite write-ahead log on a thread of its own.
+ *
+ * In WAL mode a commit appends pages to the -wal file; a checkpoint copies them back into the
+ * database file and fsyncs it. By default the connection that commits runs the checkpoint itself
+ * once the log passes 1,000 pages, inside the commit, which in Node is on the event loop: under a
+ * stream of writes half the commit time was checkpointing (docs/benchmarks.md). Here a worker thread
+ * with its own connection runs PASSIVE checkpoints (they never block the writer or readers), so a
+ * commit costs the log append and its fsync only, and a page written by many commits is copied once.
+ *
+ * The writing connection keeps a much higher automatic threshold as a safety net: if the worker
+ * falls behind or dies, the log still cannot grow without bound. Durability is unchanged: both
+ * connections use synchronous=FULL, and a checkpoint interrupted by a crash is redone from the log.
+ *
+ * The worker is inline code (no file to find in dist/ or the CLI bundle) and is unreferenced, so it
+ * never keeps a process alive.
+ */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type BetterSqlite3 from 'better-sqlite3';
+
+/** The automatic checkpoint threshold (pages) of the writing connection while the worker runs. */
+export const SAFETY_NET_PAGES = 16_000;
+/** SQLite's own default threshold, restored when the worker stops or fails. */
+const SQLITE_DEFAULT_PAGES = 1_000;
+
+/** Tuning, mostly for tests. */
+export interface CheckpointerOptions {
+  /** Milliseconds between checkpoints while the log keeps growing (default 100). */
+  busyIntervalMs?: number;
+  /** Milliseconds between checkpoints while nothing is written (default 1,000). */
+  idleIntervalMs?: number;
+}
+
+/** What a checkpoint found: frames in the log, and how many of them are now in the database file. */
+export interface CheckpointReport {
+  log: number;
+  checkpointed: number;
+}
+
+/** A running background checkpointer. */
+export interface Checkpointer {
+  /** Checkpoints on the worker now, after every commit made so far, and resolves with what it found. */
+  checkpointNow(): Promise<CheckpointReport>;
+  /** Stops the worker after its current checkpoint; the writing connection checkpoints itself again. */
+  stop(): Promise<void>;
+}
+
+// The worker: a connection of its own to the same file, PASSIVE checkpoints on a timer that backs
+// off while the log is empty, and one at once when asked (`check`), answered with what it found:
+// `log` is the frames in the log, `checkpointed` those now in the database file.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma('synchronous = FULL');
+db.pragma('busy_timeout = 1000');
+let timer;
+const checkpoint = () => {
+  try {
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    return r;
+  } catch (err) {
+    parentPort.postMessage({ error: String(err && err.message) });
+    return undefined;
+  }
+};
+const tick = () => {
+  const r = checkpoint();
+  timer = setTimeout(tick, r && r.log > 0 ? workerData.busyIntervalMs : workerData.idleIntervalMs);
+};
+parentPort.on('message', (msg) => {
+  if (msg === 'stop') {
+    clearTimeout(timer);
+    db.close();
+    parentPort.close();
+    return;
+  }
+  const r = checkpoint();
+  if (r) parentPort.postMessage({ check: msg.check, log: r.log, checkpointed: r.checkpointed });
+});
+tick();
+`;
+
+/**
+ * Starts checkpointing `file` in the background and raises `database`'s own threshold to the safety
+ * net. Returns `undefined` (and leaves SQLite's default in place) when a worker cannot start.
+ */
+export function startCheckpointer(
+  database: BetterSqlite3.Database,
+  file: string,
+  options: CheckpointerOptions = {},
+): Checkpointer | undefined {
+  let worker: Worker;
+  try {
+    worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        file,
+        driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+        busyIntervalMs: options.busyIntervalMs ?? 100,
+        idleIntervalMs: options.idleIntervalMs ?? 1_000,
+      },
+    });
+  } catch {
+    return undefined;
+  }
+  worker.unref();
+  database.pragma(`wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
+  let stopping: Promise<void> | undefined;
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  const fallBack = () => {
+    if (database.open) database.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
+  };
+  const waiting = new Map<
+    number,
+    { resolve: (report: CheckpointReport) => void; reject: (err: Error) => void }
+  >();
+  let checks = 0;
+  // A checkpoint that fails (the disk is full, say) is not an error of any request: the writing
+  // connection takes the job back, and the commit that then checkpoints reports what is wrong.
+  worker.on('message', (msg: { error?: string; check?: number; log?: number; checkpointed?: number }) => {
+    if (msg.error !== undefined) {
+      fallBack();
+      void worker.terminate();
+      return;
+    }
+    const w = msg.check === undefined ? undefined : waiting.get(msg.check);
+    if (!w || msg.check === undefined || msg.log === undefined || msg.checkpointed === undefined) return;
+    waiting.delete(msg.check);
+    w.resolve({ log: msg.log, checkpointed: msg.checkpointed });
+  });
+  worker.on('error', fallBack);
+  void exited.then(() => {
+    fallBack();
+    for (const w of waiting.values()) w.reject(new Error('the checkpointer stopped'));
+    waiting.clear();
+  });
+  return {
+    checkpointNow: () =>
+      new Promise<CheckpointReport>((resolve, reject) => {
+        if (stopping) {
+          reject(new Error('the checkpointer stopped'));
+          return;
+        }
+        const check = ++checks;
+        waiting.set(check, { resolve, reject });
+        worker.ref();
+        worker.postMessage({ check });
+      }).finally(() => {
+        if (waiting.size === 0 && !stopping) worker.unref();
+      }),
+    stop: () =>
+      (stopping ??= (async () => {
+        // Referenced while it winds down: otherwise a process with nothing else to do would exit
+        // before the worker has closed its connection.
+        worker.ref();
+        worker.postMessage('stop');
+        await exited;
+      })()),
+  };
+}
