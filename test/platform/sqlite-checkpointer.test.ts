@@ -7,7 +7,12 @@ import { after, before, describe, test } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { openDatabase } from '../../src/platform/db/database.js';
-import { SAFETY_NET_PAGES, startCheckpointer } from '../../src/platform/db/dialects/sqlite-checkpointer.js';
+import {
+  BackgroundCheckpoints,
+  SAFETY_NET_PAGES,
+  SQLITE_DEFAULT_PAGES,
+  startCheckpointer,
+} from '../../src/platform/db/dialects/sqlite-checkpointer.js';
 
 /** A WAL database as Pledge opens one, written only through the returned connection. */
 function openWal(file: string): BetterSqlite3.Database {
@@ -69,9 +74,52 @@ void describe('background checkpoints of the SQLite write-ahead log', () => {
       assert.ok(checkpointer);
       assert.equal(autocheckpoint(db), SAFETY_NET_PAGES);
       await checkpointer.stop();
-      assert.equal(autocheckpoint(db), 1_000);
+      assert.equal(autocheckpoint(db), SQLITE_DEFAULT_PAGES);
       await assert.rejects(checkpointer.checkpointNow(), /stopped/);
     } finally {
+      db.close();
+    }
+  });
+
+  void test('a worker starts once the log is large and stops by itself once writes stop', async () => {
+    const file = path.join(dir, 'on-demand.db');
+    const db = openWal(file);
+    const checkpoints = new BackgroundCheckpoints(db, file, {
+      startAtLogBytes: 100_000,
+      idleExitMs: 20,
+      busyIntervalMs: 5,
+      idleIntervalMs: 5,
+    });
+    try {
+      const insert = db.prepare('insert into blobs (body) values (?)');
+      // Read through a function: each assertion below must see the property as it is then.
+      const running = () => checkpoints.running;
+      const commit = (bytes: number) => {
+        insert.run(Buffer.alloc(bytes));
+        checkpoints.committed();
+      };
+      commit(1_000);
+      commit(1_000);
+      // An idle or lightly written database has no extra thread: SQLite checkpoints as usual.
+      assert.equal(running(), undefined);
+      assert.equal(autocheckpoint(db), SQLITE_DEFAULT_PAGES);
+      commit(200_000);
+      const worker = running();
+      assert.ok(worker, 'the commit that takes the log past the threshold starts a worker');
+      assert.equal(autocheckpoint(db), SAFETY_NET_PAGES);
+      await worker.stopped;
+      assert.equal(running(), undefined);
+      assert.equal(autocheckpoint(db), SQLITE_DEFAULT_PAGES);
+      // It truncated the log on its way out: the next small write does not start another.
+      assert.equal((await stat(`${file}-wal`)).size, 0);
+      commit(1_000);
+      assert.equal(running(), undefined);
+      // Closed: no worker starts again, however large the log grows.
+      await checkpoints.close();
+      for (let i = 0; i < 5; i++) commit(200_000);
+      assert.equal(running(), undefined);
+    } finally {
+      await checkpoints.close();
       db.close();
     }
   });
@@ -80,8 +128,11 @@ void describe('background checkpoints of the SQLite write-ahead log', () => {
     const dataDir = path.join(dir, 'pledge');
     const database = await openDatabase({ dataDir });
     await sql`create table notes (id integer primary key, body text not null)`.execute(database.db);
-    for (let i = 0; i < 50; i++) {
-      await sql`insert into notes (body) values (${'n'.repeat(10_000)})`.execute(database.db);
+    // Enough transactions (Kysely's, as the vault's group commits are) to start the worker.
+    for (let i = 0; i < 100; i++) {
+      await database.db
+        .transaction()
+        .execute((trx) => sql`insert into notes (body) values (${'n'.repeat(20_000)})`.execute(trx));
     }
     await database.close();
     // The last connection to close checkpoints and removes the log: the worker's was closed first.
@@ -89,7 +140,7 @@ void describe('background checkpoints of the SQLite write-ahead log', () => {
     const reopened = new BetterSqlite3(path.join(dataDir, 'pledge.db'), { readonly: true });
     try {
       assert.equal(reopened.pragma('page_size', { simple: true }), 8_192);
-      assert.equal(reopened.prepare('select count(*) as n from notes').get()?.['n' as never], 50);
+      assert.equal(reopened.prepare('select count(*) as n from notes').get()?.['n' as never], 100);
       assert.equal(reopened.pragma('integrity_check', { simple: true }), 'ok');
     } finally {
       reopened.close();

@@ -80,7 +80,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       },
     });
   }
-  const { dialect, file, checkpointer } = createSqliteDialect(options.dataDir, {
+  const { dialect, file, checkpoints } = createSqliteDialect(options.dataDir, {
     ...(options.sqliteFile === undefined ? {} : { fileName: options.sqliteFile }),
     ...(options.checkpointInBackground === undefined
       ? {}
@@ -88,7 +88,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   });
   return wrap(new Kysely<Tables>({ dialect }), 'sqlite', file, {
     channel: (name) => name,
-    ...(checkpointer ? { beforeClose: () => checkpointer.stop() } : {}),
+    ...(checkpoints ? { beforeClose: () => checkpoints.close() } : {}),
   });
 }
 

@@ -8,21 +8,26 @@
  * with its own connection runs PASSIVE checkpoints (they never block the writer or readers), so a
  * commit costs the log append and its fsync only, and a page written by many commits is copied once.
  *
- * The writing connection keeps a much higher automatic threshold as a safety net: if the worker
- * falls behind or dies, the log still cannot grow without bound. Durability is unchanged: both
- * connections use synchronous=FULL, and a checkpoint interrupted by a crash is redone from the log.
+ * The worker runs only while there are writes to keep up with: it starts once the log file passes
+ * 1 MiB, and once nothing has been written for a while it truncates the log and stops, so an idle
+ * server carries no extra thread (a worker is a JavaScript heap of its own, ~10 MiB). Without a
+ * worker SQLite's own checkpoints apply, as before.
  *
- * The worker is inline code (no file to find in dist/ or the CLI bundle) and is unreferenced, so it
- * never keeps a process alive.
+ * While the worker runs, the writing connection keeps a much higher automatic threshold as a safety
+ * net: if the worker falls behind or fails, the log still cannot grow without bound. Durability is
+ * unchanged: both connections use synchronous=FULL, and a checkpoint interrupted by a crash is
+ * redone from the log. The worker is inline code (no file to find in dist/ or the CLI bundle) and is
+ * unreferenced, so it never keeps a process alive.
  */
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 
 /** The automatic checkpoint threshold (pages) of the writing connection while the worker runs. */
 export const SAFETY_NET_PAGES = 16_000;
-/** SQLite's own default threshold, restored when the worker stops or fails. */
-const SQLITE_DEFAULT_PAGES = 1_000;
+/** SQLite's own default threshold, in force while no worker runs. */
+export const SQLITE_DEFAULT_PAGES = 1_000;
 
 /** Tuning, mostly for tests. */
 export interface CheckpointerOptions {
@@ -30,6 +35,8 @@ export interface CheckpointerOptions {
   busyIntervalMs?: number;
   /** Milliseconds between checkpoints while nothing is written (default 1,000). */
   idleIntervalMs?: number;
+  /** The worker stops itself after this long without a write (default 30,000 ms). */
+  idleExitMs?: number;
 }
 
 /** What a checkpoint found: frames in the log, and how many of them are now in the database file. */
@@ -38,17 +45,21 @@ export interface CheckpointReport {
   checkpointed: number;
 }
 
-/** A running background checkpointer. */
+/** A running checkpoint worker. */
 export interface Checkpointer {
   /** Checkpoints on the worker now, after every commit made so far, and resolves with what it found. */
   checkpointNow(): Promise<CheckpointReport>;
+  /** Resolves once the worker has stopped, by {@link stop}, on its own when idle, or on failure. */
+  readonly stopped: Promise<void>;
   /** Stops the worker after its current checkpoint; the writing connection checkpoints itself again. */
   stop(): Promise<void>;
 }
 
 // The worker: a connection of its own to the same file, PASSIVE checkpoints on a timer that backs
-// off while the log is empty, and one at once when asked (`check`), answered with what it found:
-// `log` is the frames in the log, `checkpointed` those now in the database file.
+// off while nothing is written, and one at once when asked (`check`), answered with what it found:
+// `log` is the frames in the log, `checkpointed` those now in the database file. Once the log has
+// neither grown nor had anything left to copy for idleExitMs, it truncates the log file (so that a
+// later write does not find it large and start a worker at once), says so (`idle`) and is stopped.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
@@ -56,6 +67,8 @@ const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma('synchronous = FULL');
 db.pragma('busy_timeout = 1000');
 let timer;
+let last = -1;
+let quietSince = Date.now();
 const checkpoint = () => {
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
@@ -67,7 +80,20 @@ const checkpoint = () => {
 };
 const tick = () => {
   const r = checkpoint();
-  timer = setTimeout(tick, r && r.log > 0 ? workerData.busyIntervalMs : workerData.idleIntervalMs);
+  if (!r) return;
+  const quiet = r.log === last && r.checkpointed === r.log;
+  last = r.log;
+  if (!quiet) quietSince = Date.now();
+  else if (Date.now() - quietSince >= workerData.idleExitMs) {
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // A writer came back meanwhile: the log stays as it is, and so does the worker's job.
+    }
+    parentPort.postMessage({ idle: true });
+    return;
+  }
+  timer = setTimeout(tick, quiet ? workerData.idleIntervalMs : workerData.busyIntervalMs);
 };
 parentPort.on('message', (msg) => {
   if (msg === 'stop') {
@@ -83,8 +109,8 @@ tick();
 `;
 
 /**
- * Starts checkpointing `file` in the background and raises `database`'s own threshold to the safety
- * net. Returns `undefined` (and leaves SQLite's default in place) when a worker cannot start.
+ * Starts a checkpoint worker for `file` and raises `database`'s own threshold to the safety net
+ * while it runs. Returns `undefined` (and leaves SQLite's default in place) when a worker cannot start.
  */
 export function startCheckpointer(
   database: BetterSqlite3.Database,
@@ -100,6 +126,7 @@ export function startCheckpointer(
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
         busyIntervalMs: options.busyIntervalMs ?? 100,
         idleIntervalMs: options.idleIntervalMs ?? 1_000,
+        idleExitMs: options.idleExitMs ?? 30_000,
       },
     });
   } catch {
@@ -108,7 +135,7 @@ export function startCheckpointer(
   worker.unref();
   database.pragma(`wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
   let stopping: Promise<void> | undefined;
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  const stopped = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   const fallBack = () => {
     if (database.open) database.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
   };
@@ -117,21 +144,36 @@ export function startCheckpointer(
     { resolve: (report: CheckpointReport) => void; reject: (err: Error) => void }
   >();
   let checks = 0;
-  // A checkpoint that fails (the disk is full, say) is not an error of any request: the writing
-  // connection takes the job back, and the commit that then checkpoints reports what is wrong.
-  worker.on('message', (msg: { error?: string; check?: number; log?: number; checkpointed?: number }) => {
-    if (msg.error !== undefined) {
-      fallBack();
-      void worker.terminate();
-      return;
-    }
-    const w = msg.check === undefined ? undefined : waiting.get(msg.check);
-    if (!w || msg.check === undefined || msg.log === undefined || msg.checkpointed === undefined) return;
-    waiting.delete(msg.check);
-    w.resolve({ log: msg.log, checkpointed: msg.checkpointed });
-  });
+  const stop = () =>
+    (stopping ??= (async () => {
+      // Referenced while it winds down: otherwise a process with nothing else to do would exit
+      // before the worker has closed its connection.
+      worker.ref();
+      worker.postMessage('stop');
+      await stopped;
+    })());
+  worker.on(
+    'message',
+    (msg: { error?: string; idle?: true; check?: number; log?: number; checkpointed?: number }) => {
+      // A checkpoint that fails (the disk is full, say) is not an error of any request: the writing
+      // connection takes the job back, and the commit that then checkpoints reports what is wrong.
+      if (msg.error !== undefined) {
+        fallBack();
+        void worker.terminate();
+        return;
+      }
+      if (msg.idle) {
+        void stop();
+        return;
+      }
+      const w = msg.check === undefined ? undefined : waiting.get(msg.check);
+      if (!w || msg.check === undefined || msg.log === undefined || msg.checkpointed === undefined) return;
+      waiting.delete(msg.check);
+      w.resolve({ log: msg.log, checkpointed: msg.checkpointed });
+    },
+  );
   worker.on('error', fallBack);
-  void exited.then(() => {
+  void stopped.then(() => {
     fallBack();
     for (const w of waiting.values()) w.reject(new Error('the checkpointer stopped'));
     waiting.clear();
@@ -150,13 +192,69 @@ export function startCheckpointer(
       }).finally(() => {
         if (waiting.size === 0 && !stopping) worker.unref();
       }),
-    stop: () =>
-      (stopping ??= (async () => {
-        // Referenced while it winds down: otherwise a process with nothing else to do would exit
-        // before the worker has closed its connection.
-        worker.ref();
-        worker.postMessage('stop');
-        await exited;
-      })()),
+    stopped,
+    stop,
   };
+}
+
+/** Tuning of {@link BackgroundCheckpoints}, mostly for tests. */
+export interface BackgroundCheckpointsOptions extends CheckpointerOptions {
+  /** A worker starts at the first commit that finds the log file larger than this (default 1 MiB). */
+  startAtLogBytes?: number;
+}
+
+/** Starts and stops a checkpoint worker with the writes of one connection. */
+export class BackgroundCheckpoints {
+  readonly #database: BetterSqlite3.Database;
+  readonly #file: string;
+  readonly #options: BackgroundCheckpointsOptions;
+  readonly #log: string;
+  readonly #startAt: number;
+  #running: Checkpointer | undefined;
+  #closed = false;
+  /** Set when a worker failed to start: SQLite's own checkpoints from then on. */
+  #unavailable = false;
+
+  constructor(database: BetterSqlite3.Database, file: string, options: BackgroundCheckpointsOptions = {}) {
+    this.#database = database;
+    this.#file = file;
+    this.#options = options;
+    this.#log = `${file}-wal`;
+    this.#startAt = options.startAtLogBytes ?? 1024 * 1024;
+  }
+
+  /** The running worker, if one runs now. */
+  get running(): Checkpointer | undefined {
+    return this.#running;
+  }
+
+  /**
+   * To be called after each commit of the writing connection: starts a worker once the log is large.
+   * Without a worker that costs one stat of the log file; with one, nothing.
+   */
+  committed(): void {
+    if (this.#running || this.#closed || this.#unavailable) return;
+    let size: number;
+    try {
+      size = statSync(this.#log).size;
+    } catch {
+      return;
+    }
+    if (size < this.#startAt) return;
+    const started = startCheckpointer(this.#database, this.#file, this.#options);
+    if (!started) {
+      this.#unavailable = true;
+      return;
+    }
+    this.#running = started;
+    void started.stopped.then(() => {
+      if (this.#running === started) this.#running = undefined;
+    });
+  }
+
+  /** Stops the worker, if one runs, and starts no other (before the connection closes). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#running?.stop();
+  }
 }

@@ -11,9 +11,10 @@ import {
   type ColumnDefinitionBuilder,
   type DialectAdapter,
   type SqliteDatabase,
+  type SqliteStatement,
 } from 'kysely';
 import { PledgeError } from '../../errors.js';
-import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
+import { BackgroundCheckpoints } from './sqlite-checkpointer.js';
 
 /** Bytes per page of a new database file. */
 const PAGE_SIZE = 8_192;
@@ -28,8 +29,8 @@ export interface SqliteDialectResult {
   dialect: SqliteDialect;
   /** The absolute path of the database file. */
   file: string;
-  /** The background checkpointer, when one runs (stop it before closing the database). */
-  checkpointer: Checkpointer | undefined;
+  /** The background checkpoints, when asked for (close them before the database). */
+  checkpoints: BackgroundCheckpoints | undefined;
 }
 
 /** How to open the file. */
@@ -84,9 +85,13 @@ export function createSqliteDialect(dataDir: string, options: SqliteOpenOptions 
   // memory instead of being read back from the file for every insert. A fixed size, so memory stays
   // flat however large the database grows.
   database.pragma(`cache_size = -${CACHE_KIB}`);
-  const checkpointer =
-    options.checkpointInBackground === false ? undefined : startCheckpointer(database, file);
-  return { dialect: new PledgeSqliteDialect({ database: withStatementCache(database) }), file, checkpointer };
+  const checkpoints =
+    options.checkpointInBackground === false ? undefined : new BackgroundCheckpoints(database, file);
+  return {
+    dialect: new PledgeSqliteDialect({ database: withStatementCache(database, checkpoints) }),
+    file,
+    checkpoints,
+  };
 }
 
 /**
@@ -123,16 +128,32 @@ const STATEMENT_CACHE_SIZE = 500;
  * Kysely's SQLite driver prepares every query anew; preparing was an eighth of the server's time
  * under load. Handing it a database whose `prepare` returns a cached statement for SQL it has seen
  * is safe because better-sqlite3 runs each statement to completion synchronously, so one statement
- * object is never in use twice at once.
+ * object is never in use twice at once. Kysely ends every transaction it opened with `commit`, which
+ * is also where the background checkpoints learn that the log has grown.
  */
-function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
-  const cache = new Map<string, BetterSqlite3.Statement>();
+function withStatementCache(
+  database: BetterSqlite3.Database,
+  checkpoints: BackgroundCheckpoints | undefined,
+): SqliteDatabase {
+  const cache = new Map<string, SqliteStatement>();
+  const commit = checkpoints && database.prepare('commit');
+  const commitAndTell: SqliteStatement | undefined = commit && {
+    reader: false,
+    all: (parameters) => commit.all(parameters),
+    iterate: (parameters) => commit.iterate(parameters),
+    run: (parameters) => {
+      const result = commit.run(parameters);
+      checkpoints?.committed();
+      return result;
+    },
+  };
   return {
     close: () => {
       cache.clear();
       database.close();
     },
     prepare: (sql: string) => {
+      if (sql === 'commit' && commitAndTell) return commitAndTell;
       let statement = cache.get(sql);
       if (statement) {
         // Most recently used last, so the first entry is the one to evict.
