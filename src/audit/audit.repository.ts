@@ -5,6 +5,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Context } from '../platform/context.js';
+import { RowInserter } from '../platform/db/row-inserter.js';
 import type { Tables } from '../platform/db/tables.js';
 
 /** What happened, in words a reviewer reads: `vault.read`, `vault.write`, `subject.erase` ... */
@@ -23,6 +24,17 @@ export interface AuditEvent extends AuditEntry {
   actor: Context['actor'];
   requestId: string | undefined;
 }
+
+/** The audit table's INSERT, built once per chunk size: every write and read appends to it. */
+const AUDIT_ROWS = new RowInserter('audit_events', [
+  'at',
+  'actor',
+  'action',
+  'subject_id',
+  'purpose',
+  'request_id',
+  'details',
+]);
 
 /** Appends to and reads the audit table. Pass a transaction's Kysely to append with the change. */
 export class AuditRepository {
@@ -54,13 +66,7 @@ export class AuditRepository {
         details: JSON.stringify(e.details ?? {}),
       }));
     });
-    // 7 columns a row: well under SQLite's and PostgreSQL's limits on bound parameters.
-    for (let i = 0; i < rows.length; i += 1000) {
-      await this.db
-        .insertInto('audit_events')
-        .values(rows.slice(i, i + 1000))
-        .execute();
-    }
+    await AUDIT_ROWS.insert(this.db, rows);
   }
 
   /** A subject's entries, oldest first. */

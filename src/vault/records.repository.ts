@@ -1,6 +1,7 @@
 /** Encrypted records. Only this file touches the records table. */
 import type { Kysely } from 'kysely';
 import { dialectOf } from '../platform/db/schema.js';
+import { RowInserter } from '../platform/db/row-inserter.js';
 import type { Tables } from '../platform/db/tables.js';
 
 /** A field as stored: its category and its sealed value. */
@@ -53,20 +54,27 @@ export interface UsableRecord {
   fieldsJson: string;
 }
 
+/** The records table's INSERT, built once per chunk size (a write of 500 records is a hot path). */
+const RECORD_ROWS = new RowInserter('records', [
+  'id',
+  'subject_id',
+  'source',
+  'categories',
+  'purposes',
+  'policy_version_id',
+  'collected_at',
+  'retain_until',
+  'key_version',
+  'fields',
+]);
+
 /** Reads and writes records. */
 export class RecordsRepository {
   constructor(private readonly db: Kysely<Tables>) {}
 
   /** Inserts records, many rows per statement. */
   async insertMany(records: readonly NewRecord[]): Promise<void> {
-    const toRow = rowMaker();
-    // SQLite allows 32,766 bound parameters per statement; 10 columns a row.
-    for (let i = 0; i < records.length; i += 500) {
-      await this.db
-        .insertInto('records')
-        .values(records.slice(i, i + 500).map(toRow))
-        .execute();
-    }
+    await RECORD_ROWS.insert(this.db, records.map(rowMaker()));
   }
 
   /**
