@@ -86,6 +86,8 @@ const tick = () => {
   if (!quiet) quietSince = Date.now();
   else if (Date.now() - quietSince >= workerData.idleExitMs) {
     try {
+      // Without waiting: a TRUNCATE that waits holds new writers back meanwhile.
+      db.pragma('busy_timeout = 0');
       db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {
       // A writer came back meanwhile: the log stays as it is, and so does the worker's job.
