@@ -31,6 +31,15 @@ export interface CryptoPoolOptions {
 
 type Op = 'seal' | 'open';
 
+/**
+ * A young generation of 8 MiB per worker instead of V8's default (16 MiB semi-spaces, grown to fit
+ * the allocation rate). A batch's garbage is short-lived, so the smaller nursery costs no
+ * throughput, while the default let each worker's heap grow with the work it had done: the process
+ * writing 1,000,000 records grew ~42 MiB from the 100k to the 800k mark with it, and stayed flat
+ * (−1 and −13 MiB) with 8 MiB. 4 MiB was as flat but slowed 8,000-value reads by ~10 %.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
+
 interface Pending {
   resolve: (output: Uint8Array) => void;
   reject: (err: unknown) => void;
@@ -170,9 +179,9 @@ export class CryptoPool {
           new Worker(
             `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
               `.then(({ register }) => { register(); return import(${JSON.stringify(this.#url.href)}); });`,
-            { eval: true },
+            { eval: true, resourceLimits: WORKER_LIMITS },
           )
-        : new Worker(this.#url);
+        : new Worker(this.#url, { resourceLimits: WORKER_LIMITS });
     } catch {
       this.#broken = true;
       return undefined;
