@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
+import type { UnitOfWork } from './db/db.js';
 
 /**
  * Who is acting: an API key, the CLI, the system itself, a person who holds a signed link of theirs
@@ -15,13 +16,16 @@ export type Actor =
   | { kind: 'anonymous' };
 
 /**
- * The first argument of every service method: who acts, which request this is, and what time it is.
- * The audit log reads the actor from here, never from a global.
+ * The first argument of every service method: who acts, which request this is, what time it is,
+ * and the transaction the call is part of. The audit log reads the actor from here, never from a
+ * global; repositories read their executor from here (`Db.executor`), never from a loose argument.
  */
 export interface Context {
   actor: Actor;
   requestId: string;
   clock: Clock;
+  /** The transaction this call runs in, set by `Db.transaction`; absent outside one. */
+  unit?: UnitOfWork | undefined;
 }
 
 /** The same request, acted on by the person whose signed link (of `scope`) it carried. */
