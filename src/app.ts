@@ -4,9 +4,34 @@
  */
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
-import { activateManifest, type ActiveManifest } from './manifest/manifest.service.js';
+import { AuditRepository } from './audit/audit.repository.js';
+import { AuditLog } from './audit/audit.service.js';
+import { MIGRATIONS } from './capabilities.js';
+import type { CardProcessor } from './collect/card-processor.js';
+import { registerCollectRoutes } from './collect/collect.routes.js';
+import { CollectService } from './collect/collect.service.js';
+import { SEND_JOB } from './comms/campaign.runner.js';
+import { registerCampaignRoutes } from './comms/campaigns.routes.js';
+import type { CampaignService } from './comms/campaigns.service.js';
+import { createCampaigns, mailConcurrency } from './comms/campaigns.setup.js';
+import type { InboundSmtpListener } from './comms/inbound.smtp.js';
+import { registerMailEventsRoutes } from './comms/mail-events.routes.js';
+import { MailEventsService } from './comms/mail-events.service.js';
+import { mailDomainOf, mailSettingsOf } from './comms/mail.settings.js';
+import { registerOneClickRoutes } from './comms/one-click.routes.js';
+import { SuppressionRepository } from './comms/suppression.repository.js';
+import { SuppressionService } from './comms/suppression.service.js';
+import { ConsentRepository } from './consent/consent.repository.js';
+import { registerConsentRoutes } from './consent/consent.routes.js';
+import { ConsentService } from './consent/consent.service.js';
+import { deriveLinkTokenKey } from './consent/link-tokens.js';
+import { registerConsentPages } from './consent/pages.routes.js';
+import { WebhookDeliveriesRepository } from './consent/webhooks.repository.js';
+import { registerWebhookRoutes } from './consent/webhooks.routes.js';
+import { WebhookService } from './consent/webhooks.service.js';
 import { ManifestVersionRepository } from './manifest/manifest.repository.js';
 import { registerManifestRoutes } from './manifest/manifest.routes.js';
+import { activateManifest, ManifestVersions, type ActiveManifest } from './manifest/manifest.service.js';
 import { ApiKeyRepository } from './platform/auth/api-keys.repository.js';
 import { ApiKeyService } from './platform/auth/api-keys.service.js';
 import { SCOPES, SCOPE_DESCRIPTIONS } from './platform/auth/scopes.js';
@@ -17,31 +42,19 @@ import { migrateToLatest } from './platform/db/migrations.js';
 import { requireApiKey } from './platform/http/auth.js';
 import { registerHealthRoutes } from './platform/http/health.routes.js';
 import { createHttpServer } from './platform/http/server.js';
+import { registerJobRoutes } from './platform/jobs/jobs.routes.js';
+import { JobQueue } from './platform/jobs/jobs.service.js';
+import { MailTransport } from './platform/mail/mail.transport.js';
 import { DataKeysRepository } from './vault/data-keys.repository.js';
 import { DataKeys } from './vault/data-keys.service.js';
 import { Keyring } from './vault/keyring.js';
 import { openKeystore } from './vault/keystore.js';
+import { RecordsRepository } from './vault/records.repository.js';
 import { RetentionSchedule, RetentionService } from './vault/retention.service.js';
+import { SubjectsRepository } from './vault/subjects.repository.js';
+import { Subjects } from './vault/subjects.service.js';
 import { registerVaultRoutes } from './vault/vault.routes.js';
-import type { CardProcessor } from './collect/card-processor.js';
-import { registerCollectRoutes } from './collect/collect.routes.js';
-import { CollectService } from './collect/collect.service.js';
 import { Vault } from './vault/vault.service.js';
-import { ConsentService } from './consent/consent.service.js';
-import { registerConsentRoutes } from './consent/consent.routes.js';
-import { registerConsentPages } from './consent/pages.routes.js';
-import { WebhookService } from './consent/webhooks.service.js';
-import { registerWebhookRoutes } from './consent/webhooks.routes.js';
-import { deriveLinkTokenKey } from './consent/link-tokens.js';
-import type { InboundSmtpListener } from './comms/inbound.smtp.js';
-import { MailEventsService } from './comms/mail-events.service.js';
-import { registerMailEventsRoutes } from './comms/mail-events.routes.js';
-import { mailDomainOf } from './comms/mail.settings.js';
-import { registerOneClickRoutes } from './comms/one-click.routes.js';
-import { SuppressionService } from './comms/suppression.service.js';
-import { createCampaigns } from './comms/campaigns.setup.js';
-import { registerCampaignRoutes } from './comms/campaigns.routes.js';
-import type { CampaignService } from './comms/campaigns.service.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -74,6 +87,12 @@ export interface App {
   consent: ConsentService;
   /** Delivers consent changes to the systems the manifest lists. */
   webhooks: WebhookService;
+  /** The durable job queue every capability's later work runs on (docs/jobs.md). */
+  jobs: JobQueue;
+  /** The audit log. */
+  audit: AuditLog;
+  /** Subjects as other capabilities know them (ids, kinds, jurisdictions). */
+  subjects: Subjects;
   /** The retention sweeps on a timer; absent when PLEDGE_RETENTION_INTERVAL is 0. */
   retention: RetentionSchedule | undefined;
   /** The suppression list (unsubscribes, bounces, complaints): keyed hashes of addresses. */
@@ -97,11 +116,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
   let keystore: Database | undefined = options.keystore;
   try {
-    await migrateToLatest(database);
+    await migrateToLatest(database, MIGRATIONS);
     keystore ??= await openKeystore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
-    const versions = new ManifestVersionRepository(database.db);
-    const active = await activateManifest(ctx, { file: config.manifestPath, versions });
-    const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(database.db) });
+    const { db } = database;
+    const versionsRepo = new ManifestVersionRepository(db);
+    const active = await activateManifest(ctx, { file: config.manifestPath, versions: versionsRepo });
+    const versions = new ManifestVersions(versionsRepo);
+    const manifestInForce = { manifest: active.manifest, versionId: active.version.id };
+    const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(db) });
     const keyring = await Keyring.load({ dataDir: config.dataDir, envKeys: config.keys });
     const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring, {
       reloadKeyring: () => Keyring.load({ dataDir: config.dataDir, envKeys: config.keys }),
@@ -112,38 +134,101 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       rateLimitPerMinute: config.rateLimitPerMinute,
       ...(options.logStream ? { logStream: options.logStream } : {}),
     });
-    const manifestInForce = { manifest: active.manifest, versionId: active.version.id };
+    const log = http.log;
+
+    // The platform's parts every capability is given.
+    const jobs = new JobQueue({ db, log });
+    const audit = new AuditLog(new AuditRepository(db));
+    const mailSettings = mailSettingsOf(config, active.manifest);
+    const transport = new MailTransport({
+      smtpUrl: config.smtpUrl,
+      from: mailSettings.from,
+      log,
+      pool: mailConcurrency(config),
+    });
+
+    // The capabilities, each given only what it uses. Subjects come first: consent, suppression and
+    // campaigns ask the vault about subjects without reading its tables.
+    const subjectsRepo = new SubjectsRepository(db);
+    const subjects = new Subjects(subjectsRepo);
     const webhooks = new WebhookService({
-      db: database.db,
+      db,
+      repo: new WebhookDeliveriesRepository(db),
+      jobs,
       manifest: active.manifest,
       signingSecret: keyring.indexKey,
-      log: http.log,
+      log,
+    });
+    const suppression = new SuppressionService({
+      db,
+      repo: new SuppressionRepository(db),
+      audit,
+      subjects,
+      indexKey: keyring.indexKey,
+      softBounceLimit: config.softBounceLimit,
     });
     const consent = new ConsentService({
-      database,
+      db,
+      repo: new ConsentRepository(db),
+      subjects,
+      audit,
+      notifications: database,
       manifest: manifestInForce,
       evidenceSecret: keyring.indexKey,
-      propagate: async (db, c, changes) => {
-        await webhooks.enqueue(db, c, changes);
-        await suppression.liftOptOutsOnConsent(c, changes, db);
+      // In the change's own transaction: the webhooks are queued and opt-outs lifted with it, or not at all.
+      propagate: async (c, changes) => {
+        await webhooks.enqueue(c, changes);
+        await suppression.liftOptOutsOnConsent(c, changes);
       },
     });
     await consent.start();
+    const records = new RecordsRepository(db);
     const vault = new Vault({
-      db: database.db,
+      db,
+      subjects: subjectsRepo,
+      records,
+      audit,
       dataKeys,
       keyring,
       manifest: manifestInForce,
       // The use gate obeys people's choices; erasure takes their ledger with it and tells the
-      // systems the manifest lists.
+      // systems the manifest lists, in its own transaction.
       decide: (c, subject, purpose) => consent.decideForUse(c, subject.id, purpose),
-      erasure: {
-        inTransaction: async (db, c, subjectId) => {
-          await consent.eraseSubject(db, subjectId);
-          await webhooks.enqueueErasure(db, c, subjectId);
-        },
-        afterCommit: (subjectId) => consent.forget(subjectId),
+      erasure: async (c, subjectId) => {
+        await consent.eraseSubject(c, subjectId);
+        await webhooks.enqueueErasure(c, subjectId);
       },
+    });
+    const collect = new CollectService({
+      vault,
+      manifest: active.manifest,
+      consent,
+      ...(options.processors ? { processors: options.processors } : {}),
+    });
+    if (collect.usesTestProcessor)
+      log.warn('cards are tokenized by the built-in test processor; pass a real one as processors');
+    const mailDomain = mailDomainOf(config, active.manifest);
+    const mailEvents = new MailEventsService({
+      consent,
+      suppression,
+      vault,
+      linkKey: deriveLinkTokenKey(keyring.indexKey),
+      mailDomain,
+    });
+    const campaigns = createCampaigns({
+      config,
+      db,
+      queue: jobs,
+      transport,
+      active,
+      versions,
+      consent,
+      vault,
+      subjects,
+      suppression,
+      audit,
+      keyring,
+      log,
     });
 
     await http.register(swagger, {
@@ -163,64 +248,39 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     });
     const auth = requireApiKey(apiKeys);
     registerHealthRoutes(http, {
-      db: database.db,
+      db: database.kysely,
       dialect: database.dialect,
       policyVersion: active.manifest.policy.version,
     });
     registerManifestRoutes(http, { active, versions, auth });
     registerVaultRoutes(http, { vault, auth });
-    const collect = new CollectService({
-      vault,
-      manifest: active.manifest,
-      consent,
-      ...(options.processors ? { processors: options.processors } : {}),
-    });
-    if (collect.usesTestProcessor)
-      http.log.warn('cards are tokenized by the built-in test processor; pass a real one as processors');
     registerCollectRoutes(http, { collect, auth });
     registerConsentRoutes(http, { consent, auth });
     registerWebhookRoutes(http, { webhooks, auth });
-    await registerConsentPages(http, { consent, vault, manifest: active.manifest, keyring, config });
-    const suppression = new SuppressionService({
-      db: database.db,
-      indexKey: keyring.indexKey,
-      softBounceLimit: config.softBounceLimit,
-    });
-    const mailDomain = mailDomainOf(config, active.manifest);
-    const mailEvents = new MailEventsService({
+    await registerConsentPages(http, {
       consent,
-      suppression,
       vault,
-      linkKey: deriveLinkTokenKey(keyring.indexKey),
-      mailDomain,
+      manifest: active.manifest,
+      keyring,
+      config,
+      mail: transport,
     });
     await registerOneClickRoutes(http, { mailEvents, manifest: active.manifest });
     await registerMailEventsRoutes(http, { mailEvents, suppression, auth });
-    const campaigns = createCampaigns({
-      config,
-      database,
-      active,
-      versions,
-      consent,
-      vault,
-      suppression,
-      keyring,
-      log: http.log,
-    });
     registerCampaignRoutes(http, { campaigns: campaigns.service, auth });
+    registerJobRoutes(http, { queue: jobs, auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await http.ready();
 
     const retention =
       config.retentionIntervalSeconds > 0
-        ? new RetentionSchedule(new RetentionService({ db: database.db }), {
+        ? new RetentionSchedule(new RetentionService({ db, records, audit }), {
             intervalMs: config.retentionIntervalSeconds * 1000,
-            log: http.log,
+            log,
           })
         : undefined;
     retention?.start();
-    webhooks.start();
     const inboundSmtp =
       config.inboundSmtpPort > 0
         ? // Loaded only when it listens: smtp-server is not needed by a server that receives no mail.
@@ -229,11 +289,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
             host: config.inboundSmtpHost,
             mailDomain,
             mailEvents,
-            log: http.log,
+            log,
           })
         : undefined;
     await inboundSmtp?.listen();
     await campaigns.start(ctx);
+    // Every job type is defined by now. Without a mail server, campaign sends wait for an instance
+    // that has one.
+    jobs.start({ skip: transport.enabled ? [] : [SEND_JOB] });
 
     let closed: Promise<void> | undefined;
     const openKeystoreDb = keystore;
@@ -249,6 +312,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       collect,
       consent,
       webhooks,
+      jobs,
+      audit,
+      subjects,
       retention,
       suppression,
       mailEvents,
@@ -261,9 +327,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           await retention?.stop();
           await http.close();
           await inboundSmtp?.close();
+          // No new campaign message, then the queue's jobs in flight finish and are recorded.
           await campaigns.close();
+          await jobs.stop();
           await vault.drain();
-          await webhooks.stop();
+          transport.close();
           await consent.stop();
           if (ownsKeystore) await openKeystoreDb.close();
           if (ownsDatabase) await database.close();

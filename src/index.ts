@@ -98,7 +98,7 @@ export { findCardNumbers, containsCardNumber, isCardNumber, luhnValid, cardBrand
 /** A found card number's position and brand. */
 export type { CardBrand, CardNumberMatch } from './collect/pan.js';
 /** IP address truncation (IPv4 to /24, IPv6 to /48). */
-export { truncateIp } from './collect/ip.js';
+export { truncateIp } from './platform/ip.js';
 
 /** The manifest: parsing with locations, and its types. */
 export { parseManifest, loadManifestFile } from './manifest/manifest.loader.js';

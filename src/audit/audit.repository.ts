@@ -1,12 +1,13 @@
 /**
- * The audit table: append-only (the database refuses UPDATE and DELETE). Entries carry ids,
- * purposes, counts and category names, never personal data. The sharing issue turns this into the
- * verifiable transparency log.
+ * The audit table's SQL: append-only (the database refuses UPDATE and DELETE). Entries carry ids,
+ * purposes, counts and category names, never personal data. Only this file touches audit_events;
+ * other capabilities append through the audit log (audit.service.ts).
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
 import { RowInserter } from '../platform/db/row-inserter.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { AuditTables } from './audit.tables.js';
 
 /** What happened, in words a reviewer reads: `vault.read`, `vault.write`, `subject.erase` ... */
 export interface AuditEntry {
@@ -26,7 +27,7 @@ export interface AuditEvent extends AuditEntry {
 }
 
 /** The audit table's INSERT, built once per chunk size: every write and read appends to it. */
-const AUDIT_ROWS = new RowInserter('audit_events', [
+const AUDIT_ROWS = new RowInserter<AuditTables, 'audit_events'>('audit_events', [
   'at',
   'actor',
   'action',
@@ -36,20 +37,23 @@ const AUDIT_ROWS = new RowInserter('audit_events', [
   'details',
 ]);
 
-/** Appends to and reads the audit table. Pass a transaction's Kysely to append with the change. */
+/** Appends to and reads the audit table, in the transaction of the context it is given. */
 export class AuditRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  constructor(private readonly db: Db) {}
 
-  /** Appends entries; the actor and request id come from `ctx`. */
-  async append(ctx: Context, entries: readonly AuditEntry[]): Promise<void> {
-    await this.appendEach([{ ctx, entries }]);
+  #q(ctx: Context): Kysely<AuditTables> {
+    return this.db.executor<AuditTables>(ctx);
   }
 
   /**
-   * Appends the entries of several contexts (the writes of one group commit) in as few INSERTs as
-   * possible; each entry's actor, time and request id come from its own `ctx`.
+   * Appends the entries of several contexts (the writes of one group commit, whose transaction
+   * `group` is bound to) in as few INSERTs as possible; each entry's actor, time and request id come
+   * from its own `ctx`.
    */
-  async appendEach(items: ReadonlyArray<{ ctx: Context; entries: readonly AuditEntry[] }>): Promise<void> {
+  async appendEach(
+    group: Context,
+    items: ReadonlyArray<{ ctx: Context; entries: readonly AuditEntry[] }>,
+  ): Promise<void> {
     const rows = items.flatMap(({ ctx, entries }) => {
       if (entries.length === 0) return [];
       const at = ctx.clock.now().toISOString();
@@ -66,12 +70,12 @@ export class AuditRepository {
         details: JSON.stringify(e.details ?? {}),
       }));
     });
-    await AUDIT_ROWS.insert(this.db, rows);
+    await AUDIT_ROWS.insert(this.#q(group), rows);
   }
 
   /** A subject's entries, oldest first. */
-  async listBySubject(subjectId: string): Promise<AuditEvent[]> {
-    const rows = await this.db
+  async listBySubject(ctx: Context, subjectId: string): Promise<AuditEvent[]> {
+    const rows = await this.#q(ctx)
       .selectFrom('audit_events')
       .selectAll()
       .where('subject_id', '=', subjectId)
@@ -81,8 +85,8 @@ export class AuditRepository {
   }
 
   /** The newest entries, newest first. */
-  async listRecent(limit: number): Promise<AuditEvent[]> {
-    const rows = await this.db
+  async listRecent(ctx: Context, limit: number): Promise<AuditEvent[]> {
+    const rows = await this.#q(ctx)
       .selectFrom('audit_events')
       .selectAll()
       .orderBy('id', 'desc')
@@ -92,7 +96,7 @@ export class AuditRepository {
   }
 }
 
-function toEvent(row: Selectable<Tables['audit_events']>): AuditEvent {
+function toEvent(row: Selectable<AuditTables['audit_events']>): AuditEvent {
   return {
     id: Number(row.id),
     at: new Date(row.at),

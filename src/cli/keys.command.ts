@@ -205,20 +205,29 @@ function withRotation(
 ): Promise<void> {
   return runWithDatabase(options, async (database: Database) => {
     const config = loadConfig(process.env, { dataDir: options.dataDir });
-    const [{ openKeystore }, { Keyring }, { DataKeys }, { DataKeysRepository }, { KeyRotationService }] =
-      await Promise.all([
-        import('../vault/keystore.js'),
-        import('../vault/keyring.js'),
-        import('../vault/data-keys.service.js'),
-        import('../vault/data-keys.repository.js'),
-        import('../vault/key-rotation.service.js'),
-      ]);
+    const [
+      { openKeystore },
+      { Keyring },
+      { DataKeys },
+      { DataKeysRepository },
+      { KeyRotationService },
+      { AuditLog },
+      { AuditRepository },
+    ] = await Promise.all([
+      import('../vault/keystore.js'),
+      import('../vault/keyring.js'),
+      import('../vault/data-keys.service.js'),
+      import('../vault/data-keys.repository.js'),
+      import('../vault/key-rotation.service.js'),
+      import('../audit/audit.service.js'),
+      import('../audit/audit.repository.js'),
+    ]);
     const keystore = await openKeystore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
     try {
       const keys = { dataDir: config.dataDir, envKeys: config.keys };
       const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), await Keyring.load(keys));
       await work(
-        new KeyRotationService({ db: database.db, dataKeys, keys }),
+        new KeyRotationService({ audit: new AuditLog(new AuditRepository(database.db)), dataKeys, keys }),
         createContext({ kind: 'cli', user: cliUser() }),
       );
     } finally {

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { registerCheckCommand } from './check.command.js';
 import { registerDiffCommand } from './diff.command.js';
+import { registerJobsCommand } from './jobs.command.js';
 import { registerKeysCommand } from './keys.command.js';
 import { registerMigrateCommand } from './migrate.command.js';
 import { registerRenderCommand } from './render.command.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerRetentionCommand(program);
   registerSchemaCommand(program);
   registerWebhooksCommand(program);
+  registerJobsCommand(program);
   return program;
 }
 

@@ -27,12 +27,13 @@ export async function runWithDatabase(
   try {
     const config = loadConfig(process.env, { dataDir: options.dataDir });
     // The database stack (Kysely, drivers) loads only for commands that use it.
-    const [{ openDatabase }, { migrateToLatest }] = await Promise.all([
+    const [{ openDatabase }, { migrateToLatest }, { MIGRATIONS }] = await Promise.all([
       import('../platform/db/database.js'),
       import('../platform/db/migrations.js'),
+      import('../capabilities.js'),
     ]);
     database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
-    const migrated = await migrateToLatest(database);
+    const migrated = await migrateToLatest(database, MIGRATIONS);
     await work(database, migrated);
   } catch (err) {
     if (!(err instanceof PledgeError)) throw err;

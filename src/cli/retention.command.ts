@@ -27,9 +27,20 @@ export function registerRetentionCommand(program: Command): void {
   ).action(async (options: RunOptions) => {
     await runWithDatabase(options, async (database) => {
       // Loaded here, like the database stack: `pledge check` does not pay for the vault.
-      const { RetentionService } = await import('../vault/retention.service.js');
+      const [{ RetentionService }, { RecordsRepository }, { AuditLog }, { AuditRepository }] =
+        await Promise.all([
+          import('../vault/retention.service.js'),
+          import('../vault/records.repository.js'),
+          import('../audit/audit.service.js'),
+          import('../audit/audit.repository.js'),
+        ]);
       const ctx = createContext({ kind: 'cli', user: cliUser() });
-      const result = await new RetentionService({ db: database.db }).run(ctx, {
+      const retention = new RetentionService({
+        db: database.db,
+        records: new RecordsRepository(database.db),
+        audit: new AuditLog(new AuditRepository(database.db)),
+      });
+      const result = await retention.run(ctx, {
         ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       });
       if (options.format === 'json') {

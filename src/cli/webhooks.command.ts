@@ -90,8 +90,9 @@ export function registerWebhooksCommand(program: Command): void {
   ).action(async (options: DeliveriesOptions) => {
     await runWithDatabase(options, async (database) => {
       const { WebhookDeliveriesRepository } = await import('../consent/webhooks.repository.js');
+      const ctx = createContext({ kind: 'cli', user: cliUser() });
       const list = (
-        await new WebhookDeliveriesRepository(database.db).list({
+        await new WebhookDeliveriesRepository(database.db).list(ctx, {
           status: options.status,
           webhook: options.webhook,
           limit: options.limit,
@@ -110,9 +111,21 @@ export function registerWebhooksCommand(program: Command): void {
       .argument('<id...>', 'delivery ids (from `pledge webhooks deliveries --status failed`)'),
   ).action(async (ids: string[], options: DatabaseCommandOptions) => {
     await runWithDatabase(options, async (database) => {
-      const { WebhookDeliveriesRepository } = await import('../consent/webhooks.repository.js');
+      const [{ WebhookDeliveriesRepository }, { redeliverFailed }, { JobQueue }] = await Promise.all([
+        import('../consent/webhooks.repository.js'),
+        import('../consent/webhooks.service.js'),
+        import('../platform/jobs/jobs.service.js'),
+      ]);
       const ctx = createContext({ kind: 'cli', user: cliUser() });
-      const n = await new WebhookDeliveriesRepository(database.db).requeueFailed(ids, ctx.clock.now());
+      const n = await redeliverFailed(
+        ctx,
+        {
+          db: database.db,
+          repo: new WebhookDeliveriesRepository(database.db),
+          jobs: new JobQueue({ db: database.db }),
+        },
+        ids,
+      );
       process.stdout.write(
         `${n} of ${ids.length} deliver${ids.length === 1 ? 'y' : 'ies'} queued again${n > 0 ? '; running servers send them within a second' : ''}\n`,
       );

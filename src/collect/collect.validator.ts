@@ -17,7 +17,7 @@ import { normalizeIdentifier, type IdentifierKind } from '../vault/identifiers.j
 import type { FieldInput, Identifiers } from '../vault/vault.service.js';
 import { formatCardExpiry, isCardExpired, parseCardExpiry, type CardDetails } from './card-processor.js';
 import { CARD_EXPIRY, type FieldPlan, type SourcePlan } from './collect.plan.js';
-import { normalizeIp, truncateIp } from './ip.js';
+import { normalizeIp, truncateIp } from '../platform/ip.js';
 import { cardDigits, findCardNumbers, isCardNumber } from './pan.js';
 import { formatPath, Problems, safeName, type CollectProblem, type Segment } from './collect.problems.js';
 

@@ -1,42 +1,64 @@
 /**
- * The campaign runner: the durable job inside `serve` that sends what campaigns queued.
+ * The campaign runner: sends what campaigns queued, as jobs of the platform's queue. Starting a
+ * campaign enqueues one `campaigns.send` job per recipient in the transaction that queues its sends;
+ * the queue claims them in batches (a lease, FOR UPDATE SKIP LOCKED on PostgreSQL, so runners on
+ * several instances share the work and never hold the same send), retries temporary failures with
+ * backoff, and re-queues the work of a runner that stopped heart-beating.
  *
- * - Claims pending sends in pages (PostgreSQL: FOR UPDATE SKIP LOCKED and a lease), so runners on
- *   several instances share the work and never hold the same send.
- * - Prepares a page in batches of about one second's sending (the mail pipeline,
- *   message.pipeline.ts: one consent decision and one suppression query per batch, the use-gate
- *   reads together), one batch ahead of the messages being sent.
+ * - A batch is prepared in parts of about one second's sending (the mail pipeline,
+ *   message.pipeline.ts: one consent decision and one suppression query per part, the use-gate
+ *   reads together), one part ahead of the messages being sent.
  * - Sends in waves of at most `concurrency` messages (the messages in flight at once). Just before a
  *   wave goes out, its recipients' decision and suppression are asked again (one batch), so a person
  *   who opts out mid-campaign gets nothing more: at most the messages already in flight when the
  *   choice is recorded still go out.
  * - Throttled by a token bucket to PLEDGE_MAIL_RATE messages a second.
- * - At most once: a wave's sends are marked `sending` (committed) before their SMTP transactions,
- *   and their outcomes recorded after, in the transaction that marks the next wave. A runner that
- *   dies in between leaves them `sending`; once their lease has run out they become `uncertain` and
- *   are never sent again. Claims not yet started are only leased, so they are sent by another
- *   runner after the lease (or at once, after a graceful stop).
+ * - At most once, whatever the queue does: a wave's sends are marked `sending` (committed, and only
+ *   from `pending`) before their SMTP transactions, and their outcomes recorded after, in the
+ *   transaction that marks the next wave. A runner that dies in between leaves them `sending`; once
+ *   their send lease has run out they become `uncertain` and are never sent again, and a job that
+ *   finds its send already `sending`, or finished, sends nothing. Jobs not yet started when the
+ *   runner stops are given back to the queue at once.
  * - A temporary failure (an SMTP 4xx, a connection that failed before the message was handed over)
- *   is retried with exponential backoff; a permanent one (5xx) is recorded as failed, and a 5xx on
- *   the recipient suppresses the address as a hard bounce. A connection lost while the message was
- *   being handed over is `uncertain`: it may have been delivered, so it is not sent again.
+ *   is a failed attempt of the job, retried by the queue with exponential backoff; a permanent one
+ *   (5xx) is recorded as failed, and a 5xx on the recipient suppresses the address as a hard bounce.
+ *   A connection lost while the message was being handed over is `uncertain`: it may have been
+ *   delivered, so it is not sent again.
  */
-import type { Kysely } from 'kysely';
 import { systemClock, type Clock } from '../platform/clock.js';
-import { createContext, type Context } from '../platform/context.js';
+import type { Context } from '../platform/context.js';
+import type { Transactions } from '../platform/db/db.js';
 import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
-import type { Tables } from '../platform/db/tables.js';
 import {
-  CampaignsRepository,
-  type Campaign,
-  type ClaimedSend,
-  type SendOutcome,
-} from './campaigns.repository.js';
-import type { MailTransport } from './mail.transport.js';
+  jobDone,
+  jobRelease,
+  jobRetry,
+  retryDelayMs,
+  type Job,
+  type JobHandlerResult,
+  type RetryPolicy,
+} from '../platform/jobs/jobs.definition.js';
+import type { JobQueue } from '../platform/jobs/jobs.service.js';
+import type { Campaign, CampaignsRepository, SendKey, SendOutcome } from './campaigns.repository.js';
+import type { MailTransport } from '../platform/mail/mail.transport.js';
 import type { MessagePipeline, PreparedMessage } from './message.pipeline.js';
 import { classifySmtpError } from './smtp-errors.js';
 import type { SuppressionService } from './suppression.service.js';
 import { TokenBucket } from './token-bucket.js';
+
+/** The job type of one campaign message to one recipient. */
+export const SEND_JOB = 'campaigns.send';
+
+/** A send job's payload: which campaign, to whom (by id). */
+export interface SendJobPayload {
+  campaignId: string;
+  subjectId: string;
+}
+
+/** The idempotency key of a send's job: one job per campaign and recipient. */
+export function sendJobKey(key: SendKey): string {
+  return `${key.campaignId}:${key.subjectId}`;
+}
 
 /** Where the runner reports; Fastify's (pino) logger fits. Never given an address. */
 export interface RunnerLogger {
@@ -53,6 +75,8 @@ export interface RunnerRetryOptions {
   maxDelayMs: number;
   /** Attempts before a send is recorded as failed (default 8). */
   maxAttempts: number;
+  /** Up to this fraction is added to each delay at random (default 0.1), so retries spread out. */
+  jitter: number;
 }
 
 /** The default retry schedule: 1, 2, 4 ... minutes, about 4 hours in all. */
@@ -60,11 +84,16 @@ export const DEFAULT_RUNNER_RETRY: Readonly<RunnerRetryOptions> = Object.freeze(
   baseDelayMs: 60_000,
   maxDelayMs: 3_600_000,
   maxAttempts: 8,
+  jitter: 0.1,
 });
 
 /** What the runner uses. */
 export interface CampaignRunnerDeps {
-  db: Kysely<Tables>;
+  /** Transactions of the main database (the sends' group commits). */
+  db: Transactions;
+  repo: CampaignsRepository;
+  /** The job queue whose worker runs the sends (the application's, or one of a test's own). */
+  queue: JobQueue;
   pipeline: MessagePipeline;
   transport: Pick<MailTransport, 'sendRaw'>;
   suppression: Pick<SuppressionService, 'suppress'>;
@@ -75,14 +104,12 @@ export interface CampaignRunnerDeps {
   ratePerSecond: number;
   clock?: Clock;
   retry?: Partial<RunnerRetryOptions>;
-  /** Sends claimed at a time (default 100). */
+  /** Sends taken from the queue at a time (default 128). */
   batchSize?: number;
   /** Messages in flight at once, and so the size of a wave (default 8, at most the rate). */
   concurrency?: number;
-  /** How long a claim or a send in flight is held (default 10 minutes; longer than any SMTP attempt). */
+  /** How long a send in flight, or a batch of jobs, is held (default 10 minutes; longer than any SMTP attempt). */
   leaseMs?: number;
-  /** How often to look for work when idle (default 1 s). */
-  pollIntervalMs?: number;
 }
 
 /** What one {@link CampaignRunner.runOnce} did. */
@@ -96,186 +123,234 @@ export interface RunnerBatchResult {
   uncertain: number;
   /** Sends found in `sending` past their lease and made `uncertain` (a runner died). */
   expired: number;
-  /** Claims given back unstarted (the runner was stopped). */
+  /** Jobs given back unstarted (the runner was stopped). */
   released: number;
 }
 
-/** The state the runner holds a send in: claimed (pending) or marked (sending), until `lease`. */
-type SendFrom = { status: 'pending' | 'sending'; lease: Date };
+/** A send this runner holds through its job. */
+interface HeldSend extends SendKey {
+  /** This attempt's number, from 1 (the job's). */
+  attempt: number;
+  /** Where the send's job result goes in the batch's answer. */
+  index: number;
+}
+
+/** The state the runner holds a send in: not yet marked (pending), or marked until `lease`. */
+type SendFrom = { status: 'pending' } | { status: 'sending'; lease: Date };
 
 /** A write of a round: an outcome to record, or a send to mark `sending`. */
 interface SendWrite {
-  claim: ClaimedSend;
+  send: HeldSend;
   status: SendOutcome['status'] | 'mark';
-  write: (db: Kysely<Tables>) => Promise<boolean>;
+  write: (ctx: Context) => Promise<boolean>;
 }
 
-/** What a round carries: its context, its counts, and the writes waiting for the next commit. */
+/** What a batch carries: its context, its counts, the writes waiting for the next commit, the jobs' answers. */
 interface Round {
   ctx: Context;
   result: RunnerBatchResult;
   writes: SendWrite[];
+  answers: JobHandlerResult[];
 }
 
-/** A claim and what the pipeline made of it. */
+/** A send and what the pipeline made of it. */
 interface PreparedSend {
-  claim: ClaimedSend;
+  send: HeldSend;
   campaign: Campaign | undefined;
   message: PreparedMessage;
 }
 
-/** A claim with a message ready to send. */
+/** A send with a message ready. */
 interface ReadySend {
-  claim: ClaimedSend;
+  send: HeldSend;
   campaign: Campaign;
   message: Extract<PreparedMessage, { kind: 'ready' }>;
 }
 
 /** Sends queued campaign messages. */
 export class CampaignRunner {
-  readonly #db: Kysely<Tables>;
+  readonly #repo: CampaignsRepository;
+  readonly #queue: JobQueue;
   readonly #deps: CampaignRunnerDeps;
   readonly #clock: Clock;
-  readonly #retry: RunnerRetryOptions;
-  readonly #batchSize: number;
+  readonly #retry: RetryPolicy;
   readonly #concurrency: number;
   readonly #prepareBatch: number;
   readonly #leaseMs: number;
-  readonly #pollIntervalMs: number;
   readonly #bucket: TokenBucket;
   readonly #campaigns = new Map<string, Campaign>();
   readonly #writes: GroupCommit<SendWrite['write'], boolean>;
-  #abort: AbortController | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #inFlight: Promise<unknown> | undefined;
-  #again = false;
+  /** The counts of the batches since the last {@link runOnce} began. */
+  #tally: RunnerBatchResult = emptyResult();
+  #started = false;
+  /** Aborted by {@link halt}: batches in flight start no new wave and give their other jobs back. */
+  #halt = new AbortController();
 
   constructor(deps: CampaignRunnerDeps) {
-    this.#db = deps.db;
+    this.#repo = deps.repo;
+    this.#queue = deps.queue;
     this.#deps = deps;
     this.#clock = deps.clock ?? systemClock;
     this.#retry = { ...DEFAULT_RUNNER_RETRY, ...deps.retry };
-    this.#batchSize = deps.batchSize ?? 100;
     this.#concurrency = Math.max(1, Math.min(deps.concurrency ?? 8, deps.ratePerSecond));
     // About one second's sending, so a message is made at most about a second before it leaves.
     this.#prepareBatch = Math.max(this.#concurrency, Math.min(64, Math.floor(deps.ratePerSecond)));
     this.#leaseMs = deps.leaseMs ?? 600_000;
-    this.#pollIntervalMs = deps.pollIntervalMs ?? 1000;
     this.#bucket = new TokenBucket(deps.ratePerSecond);
-    this.#writes = new GroupCommit(deps.db, async (trx, writes) => {
+    this.#writes = new GroupCommit(deps.db, async (group, writes) => {
       const outcomes: Array<WriteOutcome<boolean>> = [];
-      for (const write of writes) outcomes.push({ ok: true, value: await write(trx) });
+      for (const write of writes) outcomes.push({ ok: true, value: await write(group) });
       return outcomes;
+    });
+    deps.queue.define<SendJobPayload>({
+      type: SEND_JOB,
+      retry: this.#retry,
+      leaseMs: this.#leaseMs,
+      timeoutMs: this.#leaseMs,
+      // One batch at a time: its waves are the messages in flight, and the next part of it is
+      // prepared while one is sent.
+      concurrency: 1,
+      batchSize: deps.batchSize ?? 128,
+      // A send records its own progress (pending, sending, done): a batch taken over from a dead
+      // runner runs at once, and sends nothing twice.
+      rerunAfterLeaseLossDelay: 'immediate',
+      handleMany: (ctx, jobs, signal) => this.#handle(ctx, jobs, signal),
     });
   }
 
   /** True between {@link start} and {@link stop}. */
   get started(): boolean {
-    return this.#abort !== undefined;
+    return this.#started;
   }
 
-  /** Starts sending: at once, then whenever woken or every poll interval. */
+  /** Starts sending: the queue's worker takes send jobs as they come due. */
   start(): void {
-    if (this.#abort) return;
-    this.#abort = new AbortController();
-    this.#arm(0);
+    if (this.#halt.signal.aborted) this.#halt = new AbortController();
+    this.#started = true;
+    this.#queue.start();
   }
 
-  /** Looks for work now (a campaign was started on this instance). */
+  /** Looks for work now (a campaign was started): the queue is woken when its jobs commit. */
   wake(): void {
-    if (!this.#abort) return;
-    if (this.#inFlight) {
-      this.#again = true;
-      return;
-    }
-    clearTimeout(this.#timer);
-    this.#arm(0);
+    // Enqueueing wakes this process's worker after the commit; nothing else to do.
   }
 
   /**
-   * Stops: no new message is started, messages in flight finish and are recorded, and claims not
-   * started are given back for any runner to take at once. Resolves when all that is done.
+   * Stops: no new message is started, messages in flight finish and are recorded, and jobs not
+   * started are given back for any runner to take at once. Resolves when all that is done. This
+   * stops the worker of the queue the runner was given.
    */
   async stop(): Promise<void> {
-    this.#abort?.abort();
-    this.#abort = undefined;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    while (this.#inFlight) await this.#inFlight;
-  }
-
-  /** Resolves when no round is in flight (after a wake, once the work found then is done). */
-  async idle(): Promise<void> {
-    while (this.#inFlight) await this.#inFlight;
+    this.halt();
+    await this.#queue.stop();
   }
 
   /**
-   * One round: expires dead runners' sends, claims a page and sends it (the throttle applies),
-   * then marks finished campaigns done. The loop calls it; tests call it directly with a clock.
-   * A database error while claiming propagates; an SMTP failure is an outcome.
+   * Starts no new message: batches in flight finish the wave they are sending (SMTP transactions
+   * are never cut) and give their other jobs back to the queue. For a shutdown, before the queue
+   * stops (the queue's own stop waits for its other jobs, such as webhooks, to finish).
    */
-  async runOnce(signal?: AbortSignal): Promise<RunnerBatchResult> {
-    const repo = new CampaignsRepository(this.#db);
-    const result: RunnerBatchResult = {
-      claimed: 0,
-      sent: 0,
-      skipped: 0,
-      failed: 0,
-      retried: 0,
-      uncertain: 0,
-      expired: 0,
-      released: 0,
-    };
+  halt(): void {
+    this.#started = false;
+    this.#halt.abort();
+  }
+
+  /** Resolves when no batch is in flight. */
+  async idle(): Promise<void> {
+    await this.#queue.idle();
+  }
+
+  /**
+   * One round: re-queues what a dead runner held, takes the due send jobs and sends them (the
+   * throttle applies). Tests call it with a clock; the queue's worker does the same by itself.
+   */
+  async runOnce(): Promise<RunnerBatchResult> {
+    this.#tally = emptyResult();
+    await this.#queue.watchdog();
+    const r = await this.#queue.runDue({ types: [SEND_JOB] });
+    const result = this.#tally;
+    this.#tally = emptyResult();
+    return { ...result, claimed: r.claimed, released: r.released };
+  }
+
+  /** The longest delay before the attempt after `attempts` failed ones (the queue adds up to the jitter). */
+  retryDelayMs(attempts: number): number {
+    return retryDelayMs(this.#retry, attempts, () => 1);
+  }
+
+  /** Sends a batch of jobs; one answer per job. */
+  async #handle(
+    ctx: Context,
+    jobs: ReadonlyArray<Job<SendJobPayload>>,
+    queueSignal: AbortSignal,
+  ): Promise<JobHandlerResult[]> {
+    const signal = AbortSignal.any([queueSignal, this.#halt.signal]);
+    const result = emptyResult();
+    const round: Round = { ctx, result, writes: [], answers: jobs.map(() => jobDone()) };
     const now = this.#clock.now();
-    result.expired = await repo.expireSending(now);
+    result.expired = await this.#repo.expireSending(ctx, now);
     if (result.expired > 0) {
       this.#deps.log.warn(
         { sends: result.expired },
         'campaign sends interrupted mid-send (their runner stopped) are marked uncertain and will not be sent again',
       );
     }
-    const claims = await this.#db
-      .transaction()
-      .execute((trx) =>
-        new CampaignsRepository(trx).claimDue(now, new Date(now.getTime() + this.#leaseMs), this.#batchSize),
-      );
-    result.claimed = claims.length;
-    const ctx = createContext({ kind: 'system', job: 'campaigns' }, { clock: this.#clock });
-    const round: Round = { ctx, result, writes: [] };
-    const batches: ClaimedSend[][] = [];
-    for (let i = 0; i < claims.length; i += this.#prepareBatch) {
-      batches.push(claims.slice(i, i + this.#prepareBatch));
+    // Only sends still pending are sent; a job whose send is finished is done. A send still marked
+    // `sending` was its runner's when that runner stopped heart-beating (its job came back to the
+    // queue): it may have gone out, so it is uncertain, never sent again.
+    const statuses = await this.#repo.statusesOf(
+      ctx,
+      jobs.map((j) => j.payload),
+    );
+    const held: HeldSend[] = [];
+    const interrupted: SendKey[] = [];
+    jobs.forEach((j, index) => {
+      const status = statuses.get(sendJobKey(j.payload));
+      if (status === 'pending') held.push({ ...j.payload, attempt: j.attempt, index });
+      else if (status === 'sending') interrupted.push(j.payload);
+    });
+    if (interrupted.length > 0) {
+      const n = await this.#repo.interruptSending(ctx, interrupted, now);
+      result.expired += n;
+      if (n > 0) {
+        this.#deps.log.warn(
+          { sends: n },
+          'campaign sends found in flight when their runner stopped are marked uncertain and will not be sent again',
+        );
+      }
     }
-    const unstarted: ClaimedSend[] = [];
-    // The next batch is prepared while this one is sent.
-    let preparing = batches[0] && this.#prepare(round, repo, batches[0]);
+    const batches: HeldSend[][] = [];
+    for (let i = 0; i < held.length; i += this.#prepareBatch)
+      batches.push(held.slice(i, i + this.#prepareBatch));
+    const unstarted: HeldSend[] = [];
+    // The next part is prepared while this one is sent.
+    let preparing = batches[0] && this.#prepare(round, batches[0]);
     let stopped = false;
     for (let b = 0; b < batches.length; b++) {
-      if (stopped) {
+      if (stopped || signal.aborted) {
+        stopped = true;
         unstarted.push(...batches[b]!);
         continue;
       }
       const prepared = await preparing!;
-      preparing = batches[b + 1] && this.#prepare(round, repo, batches[b + 1]!);
+      preparing = batches[b + 1] && this.#prepare(round, batches[b + 1]!);
       const ready: ReadySend[] = [];
       for (const p of prepared) {
         switch (p.message.kind) {
           case 'ready':
-            ready.push({ claim: p.claim, campaign: p.campaign!, message: p.message });
+            ready.push({ send: p.send, campaign: p.campaign!, message: p.message });
             break;
           case 'skip':
             round.writes.push(
-              this.#outcome(p.claim, this.#claimed(p.claim), { status: 'skipped', reason: p.message.reason }),
+              this.#outcome(p.send, { status: 'pending' }, { status: 'skipped', reason: p.message.reason }),
             );
             break;
           case 'error':
             this.#deps.log.error(
-              { err: p.message.error, campaign: p.claim.campaignId, subject: p.claim.subjectId },
+              { err: p.message.error, campaign: p.send.campaignId, subject: p.send.subjectId },
               'campaign message could not be prepared',
             );
-            round.writes.push(
-              this.#retryOrFail(p.claim, this.#claimed(p.claim), p.claim.attempts, 'prepare_failed', false),
-            );
+            this.#retryLater(round, p.send, { status: 'pending' }, 'prepare_failed', false);
             break;
         }
       }
@@ -283,73 +358,61 @@ export class CampaignRunner {
         const wave = ready.slice(w, w + this.#concurrency);
         if (!(await this.#takeTokens(wave.length, signal))) {
           stopped = true;
-          unstarted.push(...ready.slice(w).map((r) => r.claim));
+          unstarted.push(...ready.slice(w).map((r) => r.send));
           break;
         }
         await this.#sendWave(round, wave);
       }
     }
-    // A batch prepared ahead of a stop is given back with the rest.
+    // A part prepared ahead of a stop is given back with the rest.
     await preparing;
     await this.#commit(round, round.writes.splice(0));
-    if (unstarted.length > 0) {
-      await repo.releaseClaims(unstarted, this.#clock.now());
-      result.released = unstarted.length;
-    }
-    const done = await repo.finishCampaigns(this.#clock.now());
+    for (const send of unstarted) round.answers[send.index] = jobRelease();
+    const done = await this.#repo.finishCampaigns(ctx, this.#clock.now());
     for (const id of done) {
       this.#campaigns.delete(id);
       this.#deps.log.info({ campaign: id }, 'campaign done');
     }
-    return result;
+    addTo(this.#tally, result);
+    return round.answers;
   }
 
-  /** The delay before the attempt after `attempts` failed ones. */
-  retryDelayMs(attempts: number): number {
-    const { baseDelayMs, maxDelayMs } = this.#retry;
-    return Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(attempts - 1, 30));
-  }
-
-  /** Runs the pipeline for a batch of claims, per campaign; never throws. */
-  async #prepare(
-    round: Round,
-    repo: CampaignsRepository,
-    claims: readonly ClaimedSend[],
-  ): Promise<PreparedSend[]> {
+  /** Runs the pipeline for a part of the batch, per campaign; never throws. */
+  async #prepare(round: Round, sends: readonly HeldSend[]): Promise<PreparedSend[]> {
     const byCampaign = new Map<string, number[]>();
-    claims.forEach((c, i) => {
+    sends.forEach((c, i) => {
       const at = byCampaign.get(c.campaignId);
       if (at) at.push(i);
       else byCampaign.set(c.campaignId, [i]);
     });
-    const out = new Array<PreparedSend>(claims.length);
+    const out = new Array<PreparedSend>(sends.length);
     for (const [campaignId, at] of byCampaign) {
       let campaign: Campaign;
       try {
-        campaign = await this.#campaign(repo, campaignId);
+        campaign = await this.#campaign(round.ctx, campaignId);
       } catch (error) {
         for (const i of at)
-          out[i] = { claim: claims[i]!, campaign: undefined, message: { kind: 'error', error } };
+          out[i] = { send: sends[i]!, campaign: undefined, message: { kind: 'error', error } };
         continue;
       }
       const messages = await this.#deps.pipeline.prepareMany(
         round.ctx,
         campaign,
-        at.map((i) => claims[i]!.subjectId),
+        at.map((i) => sends[i]!.subjectId),
       );
       at.forEach((i, k) => {
-        out[i] = { claim: claims[i]!, campaign, message: messages[k]! };
+        out[i] = { send: sends[i]!, campaign, message: messages[k]! };
       });
     }
     return out;
   }
 
   /** Takes a token for each message of a wave; false when stopped meanwhile. */
-  async #takeTokens(n: number, signal: AbortSignal | undefined): Promise<boolean> {
+  async #takeTokens(n: number, signal: AbortSignal): Promise<boolean> {
     for (let i = 0; i < n; i++) {
-      if (signal?.aborted === true || !(await this.#bucket.take(signal))) return false;
+      if (signal.aborted || !(await this.#bucket.take(signal))) return false;
     }
-    return signal?.aborted !== true;
+    return !signal.aborted;
   }
 
   /**
@@ -365,9 +428,7 @@ export class CampaignRunner {
         const reason = skips[i];
         if (reason === undefined) toMark.push(send);
         else
-          round.writes.push(
-            this.#outcome(send.claim, this.#claimed(send.claim), { status: 'skipped', reason }),
-          );
+          round.writes.push(this.#outcome(send.send, { status: 'pending' }, { status: 'skipped', reason }));
       });
     } catch (err) {
       // The check could not be made: nothing is sent; try again later.
@@ -375,30 +436,22 @@ export class CampaignRunner {
         { err, sends: wave.length },
         'campaign messages could not be checked before sending',
       );
-      for (const send of wave) {
-        round.writes.push(
-          this.#retryOrFail(
-            send.claim,
-            this.#claimed(send.claim),
-            send.claim.attempts,
-            'prepare_failed',
-            false,
-          ),
-        );
-      }
+      for (const send of wave)
+        this.#retryLater(round, send.send, { status: 'pending' }, 'prepare_failed', false);
     }
     const lease = new Date(this.#clock.now().getTime() + this.#leaseMs);
     const at = this.#clock.now();
     // Committed before the SMTP transactions start: from here these sends are never made twice.
     const marks: SendWrite[] = toMark.map((send) => ({
-      claim: send.claim,
+      send: send.send,
       status: 'mark',
-      write: (db) => new CampaignsRepository(db).markSending(send.claim, lease, send.message.messageId, at),
+      write: (ctx) => this.#repo.markSending(ctx, send.send, lease, send.message.messageId, at),
     }));
     const held = await this.#commit(round, [...round.writes.splice(0), ...marks]);
     const marked = toMark.filter((_, i) => held[held.length - marks.length + i] === true);
     const sending = { status: 'sending' as const, lease };
-    round.writes.push(...(await Promise.all(marked.map((send) => this.#deliver(round.ctx, send, sending)))));
+    const writes = await Promise.all(marked.map((send) => this.#deliver(round, send, sending)));
+    for (const w of writes) if (w !== undefined) round.writes.push(w);
   }
 
   /** The recheck of a wave, per campaign: the reason to skip each send, or `undefined`. */
@@ -414,54 +467,55 @@ export class CampaignRunner {
       const reasons = await this.#deps.pipeline.recheck(
         ctx,
         wave[at[0]!]!.campaign,
-        at.map((i) => ({ subjectId: wave[i]!.claim.subjectId, to: wave[i]!.message.to })),
+        at.map((i) => ({ subjectId: wave[i]!.send.subjectId, to: wave[i]!.message.to })),
       );
       at.forEach((i, k) => (out[i] = reasons[k]));
     }
     return out;
   }
 
-  /** Hands one marked message to SMTP; returns the write that records how it went. */
-  async #deliver(ctx: Context, send: ReadySend, from: SendFrom): Promise<SendWrite> {
-    const { claim, message } = send;
+  /**
+   * Hands one marked message to SMTP; returns the write that records how it went, or nothing when
+   * the outcome is a retry (recorded with the job's own outcome).
+   */
+  async #deliver(round: Round, ready: ReadySend, from: SendFrom): Promise<SendWrite | undefined> {
+    const { send, message } = ready;
     try {
-      const result = await this.#deps.transport.sendRaw(ctx, {
+      const result = await this.#deps.transport.sendRaw(round.ctx, {
         envelopeFrom: this.#deps.bounceAddress,
         to: message.to,
         raw: message.raw,
       });
       if (!result.sent) {
-        return this.#outcome(claim, from, {
-          status: 'pending',
-          reason: 'mail_disabled',
-          nextAttemptAt: this.#later(claim.attempts + 1),
-        });
+        this.#retryLater(round, send, from, 'mail_disabled', false);
+        return undefined;
       }
-      return this.#outcome(claim, from, { status: 'sent', messageId: message.messageId });
+      return this.#outcome(send, from, { status: 'sent', messageId: message.messageId });
     } catch (err) {
       const failure = classifySmtpError(err);
-      const fields = { campaign: claim.campaignId, subject: claim.subjectId, reason: failure.reason };
+      const fields = { campaign: send.campaignId, subject: send.subjectId, reason: failure.reason };
       switch (failure.kind) {
         case 'temporary':
           this.#deps.log.warn(fields, 'campaign message deferred; it will be retried');
-          return this.#retryOrFail(claim, from, claim.attempts + 1, failure.reason, true);
+          this.#retryLater(round, send, from, failure.reason, true);
+          return undefined;
         case 'permanent':
           this.#deps.log.warn(fields, 'campaign message refused');
           if (failure.recipient) {
             try {
-              await this.#deps.suppression.suppress(ctx, {
+              await this.#deps.suppression.suppress(round.ctx, {
                 address: message.to,
                 reason: 'hard_bounce',
-                subjectId: claim.subjectId,
+                subjectId: send.subjectId,
               });
             } catch (suppressErr) {
               this.#deps.log.error(
-                { err: suppressErr, campaign: claim.campaignId, subject: claim.subjectId },
+                { err: suppressErr, campaign: send.campaignId, subject: send.subjectId },
                 'a hard-bounced address could not be suppressed',
               );
             }
           }
-          return this.#outcome(claim, from, {
+          return this.#outcome(send, from, {
             status: 'failed',
             reason: failure.recipient ? 'hard_bounce' : failure.reason,
             attempted: true,
@@ -471,22 +525,22 @@ export class CampaignRunner {
             fields,
             'campaign message may or may not have been delivered; it will not be sent again',
           );
-          return this.#outcome(claim, from, { status: 'uncertain', reason: failure.reason });
+          return this.#outcome(send, from, { status: 'uncertain', reason: failure.reason });
       }
     }
   }
 
   /**
    * Commits writes together (one group commit) and counts what they recorded. Returns, in
-   * order, whether each held: false when the row moved on meanwhile (another runner took it over
-   * after its lease) or the write failed (logged; the send is then left to its lease).
+   * order, whether each held: false when the row moved on meanwhile (another runner took the send
+   * over) or the write failed (logged; the send is then left to its lease).
    */
   async #commit(round: Round, writes: readonly SendWrite[]): Promise<boolean[]> {
     if (writes.length === 0) return [];
     const settled = await Promise.allSettled(writes.map((w) => this.#writes.submit(w.write)));
     return settled.map((s, i) => {
       const w = writes[i]!;
-      const where = { campaign: w.claim.campaignId, subject: w.claim.subjectId };
+      const where = { campaign: w.send.campaignId, subject: w.send.subjectId };
       if (s.status === 'rejected') {
         this.#deps.log.error({ ...where, err: s.reason as unknown }, 'campaign send could not be recorded');
         return false;
@@ -500,101 +554,82 @@ export class CampaignRunner {
         );
         return false;
       }
-      switch (w.status) {
-        case 'mark':
-          break;
-        case 'sent':
-          round.result.sent++;
-          break;
-        case 'skipped':
-          round.result.skipped++;
-          break;
-        case 'failed':
-          round.result.failed++;
-          break;
-        case 'pending':
-          round.result.retried++;
-          break;
-        case 'uncertain':
-          round.result.uncertain++;
-          break;
-      }
+      if (w.status !== 'mark') count(round.result, w.status);
       return true;
     });
   }
 
-  /** The state a claim not yet marked is held in. */
-  #claimed(claim: ClaimedSend): SendFrom {
-    return { status: 'pending', lease: claim.leaseUntil };
-  }
-
   /** The write that records `outcome` for a send held in `from`. */
-  #outcome(claim: ClaimedSend, from: SendFrom, outcome: SendOutcome): SendWrite {
-    const key = { campaignId: claim.campaignId, subjectId: claim.subjectId };
+  #outcome(send: HeldSend, from: SendFrom, outcome: SendOutcome): SendWrite {
     const at = this.#clock.now();
     return {
-      claim,
+      send,
       status: outcome.status,
-      write: (db) => new CampaignsRepository(db).recordOutcome(key, from, outcome, at),
+      write: (ctx) => this.#repo.recordOutcome(ctx, send, from, outcome, at),
     };
   }
 
-  #retryOrFail(
-    claim: ClaimedSend,
-    from: SendFrom,
-    attempts: number,
-    reason: string,
-    attempted: boolean,
-  ): SendWrite {
-    if (attempts >= this.#retry.maxAttempts)
-      return this.#outcome(claim, from, { status: 'failed', reason, attempted });
-    return this.#outcome(claim, from, {
-      status: 'pending',
-      reason,
-      nextAttemptAt: this.#later(Math.max(1, attempts)),
+  /**
+   * A failed attempt: the send's job is retried by the queue with backoff, and the send is recorded
+   * (pending with the reason and the next attempt's time, or failed after the last attempt) in the
+   * transaction that settles the job.
+   */
+  #retryLater(round: Round, send: HeldSend, from: SendFrom, reason: string, attempted: boolean): void {
+    const at = this.#clock.now();
+    round.answers[send.index] = jobRetry(reason, {
+      record: async (ctx, final) => {
+        const outcome: SendOutcome =
+          final.state === 'pending'
+            ? { status: 'pending', reason, nextAttemptAt: final.runAt }
+            : { status: 'failed', reason, attempted };
+        if (await this.#repo.recordOutcome(ctx, send, from, outcome, at)) {
+          count(this.#tally, outcome.status);
+        }
+      },
     });
   }
 
-  #later(attempts: number): Date {
-    return new Date(this.#clock.now().getTime() + this.retryDelayMs(attempts));
-  }
-
-  async #campaign(repo: CampaignsRepository, id: string): Promise<Campaign> {
+  async #campaign(ctx: Context, id: string): Promise<Campaign> {
     let campaign = this.#campaigns.get(id);
     if (campaign === undefined) {
-      campaign = await repo.get(id);
+      campaign = await this.#repo.get(ctx, id);
       if (campaign === undefined) throw new Error(`campaign ${id} vanished`);
       if (this.#campaigns.size >= 100) this.#campaigns.clear();
       this.#campaigns.set(id, campaign);
     }
     return campaign;
   }
+}
 
-  #arm(delayMs: number): void {
-    const signal = this.#abort?.signal;
-    if (!signal) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#inFlight = this.#loop(signal).finally(() => {
-        this.#inFlight = undefined;
-        if (signal.aborted) return;
-        const again = this.#again;
-        this.#again = false;
-        this.#arm(again ? 0 : this.#pollIntervalMs);
-      });
-    }, delayMs);
-    this.#timer.unref();
-  }
+function emptyResult(): RunnerBatchResult {
+  return { claimed: 0, sent: 0, skipped: 0, failed: 0, retried: 0, uncertain: 0, expired: 0, released: 0 };
+}
 
-  /** Runs rounds while they find work. */
-  async #loop(signal: AbortSignal): Promise<void> {
-    try {
-      while (!signal.aborted) {
-        const r = await this.runOnce(signal);
-        if (r.claimed === 0) return;
-      }
-    } catch (err) {
-      this.#deps.log.error({ err }, 'campaign runner round failed; it will try again');
-    }
+function addTo(total: RunnerBatchResult, r: RunnerBatchResult): void {
+  total.sent += r.sent;
+  total.skipped += r.skipped;
+  total.failed += r.failed;
+  total.retried += r.retried;
+  total.uncertain += r.uncertain;
+  total.expired += r.expired;
+}
+
+function count(result: RunnerBatchResult, status: SendOutcome['status']): void {
+  switch (status) {
+    case 'sent':
+      result.sent++;
+      break;
+    case 'skipped':
+      result.skipped++;
+      break;
+    case 'failed':
+      result.failed++;
+      break;
+    case 'pending':
+      result.retried++;
+      break;
+    case 'uncertain':
+      result.uncertain++;
+      break;
   }
 }

@@ -3,7 +3,7 @@
  * a rendered body) and its audience (subject ids or a segment); a send names its subject by id and
  * says where it stands, never an address.
  */
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 
 /** Migrations of campaigns, keyed by ordered name. */
 export const campaignMigrations: Record<string, Migration> = {
@@ -57,6 +57,28 @@ export const campaignMigrations: Record<string, Migration> = {
     async down(db: Kysely<unknown>) {
       await db.schema.dropTable('campaign_sends').execute();
       await db.schema.dropTable('campaigns').execute();
+    },
+  },
+  // Sends used to be claimed from campaign_sends by a runner of their own; they are jobs of the
+  // platform's queue now (keyed campaign:subject, as new ones are). The sends still pending or in
+  // flight when the database is upgraded become jobs, so none is dropped on the way; one found in
+  // flight is made uncertain by its job, never sent twice. Runs after the queue's own migration.
+  '2026_12_11_003_campaign_send_jobs': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        insert into jobs (id, type, key, payload, state, run_at, attempts, max_attempts,
+                          enqueued_by, request_id, created_at, updated_at)
+        select 'migrated:' || campaign_id || ':' || subject_id, 'campaigns.send',
+               campaign_id || ':' || subject_id,
+               '{"campaignId":"' || campaign_id || '","subjectId":"' || subject_id || '"}',
+               'pending', next_attempt_at, attempts, 8, '{"kind":"system","job":"migration"}',
+               'migration', created_at, updated_at
+        from campaign_sends
+        where status in ('pending', 'sending')
+      `.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await sql`delete from jobs where type = 'campaigns.send'`.execute(db);
     },
   },
 };

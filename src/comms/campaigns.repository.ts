@@ -1,7 +1,8 @@
 /** Campaigns and their sends. Only this file touches those tables; rows hold no personal data. */
 import type { Kysely, Selectable } from 'kysely';
-import { dialectOf } from '../platform/db/schema.js';
-import type { CampaignsTable, CampaignSendsTable, Tables } from '../platform/db/tables.js';
+import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
+import type { CampaignSendsTable, CampaignsTable, CampaignTables } from './campaigns.tables.js';
 
 /** Where a campaign stands. */
 export const CAMPAIGN_STATUSES = ['draft', 'sending', 'done'] as const;
@@ -46,12 +47,10 @@ export interface CampaignSend {
   updatedAt: Date;
 }
 
-/** A pending send claimed by one runner until `leaseUntil`. */
-export interface ClaimedSend {
+/** Which send: a campaign and a recipient. */
+export interface SendKey {
   campaignId: string;
   subjectId: string;
-  attempts: number;
-  leaseUntil: Date;
 }
 
 /** How a send ended (or will be tried again). */
@@ -72,11 +71,15 @@ export interface SendCounts {
 
 /** Reads and writes campaigns and sends. */
 export class CampaignsRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  constructor(private readonly db: Db) {}
+
+  #q(ctx: Context): Kysely<CampaignTables> {
+    return this.db.executor<CampaignTables>(ctx);
+  }
 
   /** Adds a campaign (in draft). Returns false when a notice for its policy version exists already. */
-  async insertCampaign(c: Omit<Campaign, 'startedAt' | 'finishedAt'>): Promise<boolean> {
-    const result = await this.db
+  async insertCampaign(ctx: Context, c: Omit<Campaign, 'startedAt' | 'finishedAt'>): Promise<boolean> {
+    const result = await this.#q(ctx)
       .insertInto('campaigns')
       .values({
         id: c.id,
@@ -99,14 +102,18 @@ export class CampaignsRepository {
   }
 
   /** A campaign, or `undefined`. */
-  async get(id: string): Promise<Campaign | undefined> {
-    const row = await this.db.selectFrom('campaigns').selectAll().where('id', '=', id).executeTakeFirst();
+  async get(ctx: Context, id: string): Promise<Campaign | undefined> {
+    const row = await this.#q(ctx)
+      .selectFrom('campaigns')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row && toCampaign(row);
   }
 
   /** The policy-change notice of a manifest version, if one was made. */
-  async getNotice(policyVersionId: number): Promise<Campaign | undefined> {
-    const row = await this.db
+  async getNotice(ctx: Context, policyVersionId: number): Promise<Campaign | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('campaigns')
       .selectAll()
       .where('policy_version_id', '=', policyVersionId)
@@ -115,8 +122,8 @@ export class CampaignsRepository {
   }
 
   /** Moves a draft to sending; false when it was not a draft (started already). */
-  async markStarted(id: string, at: Date): Promise<boolean> {
-    const result = await this.db
+  async markStarted(ctx: Context, id: string, at: Date): Promise<boolean> {
+    const result = await this.#q(ctx)
       .updateTable('campaigns')
       .set({ status: 'sending', started_at: at.toISOString() })
       .where('id', '=', id)
@@ -125,37 +132,17 @@ export class CampaignsRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /**
-   * The ids of live (not erased) subjects, optionally of one jurisdiction and kind, or created
-   * before `createdBefore`. Reads the vault's subjects table for ids only: no personal data.
-   */
-  async liveSubjectIds(filter: {
-    jurisdiction?: string | undefined;
-    kind?: string | undefined;
-    createdBefore?: Date | undefined;
-  }): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('subjects')
-      .select('id')
-      .where('erased_at', 'is', null)
-      .$if(filter.jurisdiction !== undefined, (qb) =>
-        qb.where('jurisdiction', '=', filter.jurisdiction ?? ''),
-      )
-      .$if(filter.kind !== undefined, (qb) => qb.where('kind', '=', filter.kind ?? ''))
-      .$if(filter.createdBefore !== undefined, (qb) =>
-        qb.where('created_at', '<', filter.createdBefore?.toISOString() ?? ''),
-      )
-      .orderBy('id')
-      .execute();
-    return rows.map((r) => r.id);
-  }
-
   /** Queues one pending send per subject, due at `at`; a subject already queued is skipped. */
-  async insertSends(campaignId: string, subjectIds: readonly string[], at: Date): Promise<void> {
+  async insertSends(
+    ctx: Context,
+    campaignId: string,
+    subjectIds: readonly string[],
+    at: Date,
+  ): Promise<void> {
     const now = at.toISOString();
     // 7 columns a row, well under SQLite's 32,766 bound parameters.
     for (let i = 0; i < subjectIds.length; i += 1000) {
-      await this.db
+      await this.#q(ctx)
         .insertInto('campaign_sends')
         .values(
           subjectIds.slice(i, i + 1000).map((subjectId) => ({
@@ -173,48 +160,48 @@ export class CampaignsRepository {
     }
   }
 
+  /** Where these sends stand, by `campaignId:subjectId` (absent: no such send). */
+  async statusesOf(ctx: Context, keys: readonly SendKey[]): Promise<Map<string, SendStatus>> {
+    const out = new Map<string, SendStatus>();
+    for (const [campaignId, ids] of byCampaign(keys)) {
+      for (let i = 0; i < ids.length; i += 1000) {
+        const rows = await this.#q(ctx)
+          .selectFrom('campaign_sends')
+          .select(['subject_id', 'status'])
+          .where('campaign_id', '=', campaignId)
+          .where('subject_id', 'in', ids.slice(i, i + 1000))
+          .execute();
+        for (const r of rows) out.set(`${campaignId}:${r.subject_id}`, r.status as SendStatus);
+      }
+    }
+    return out;
+  }
+
   /**
-   * Claims up to `limit` pending sends due at `now` by moving their due time to `leaseUntil`. Run it
-   * in a short transaction: on PostgreSQL the rows are locked FOR UPDATE SKIP LOCKED, so runners on
-   * several instances get disjoint rows without waiting.
+   * At-most-once: sends found in `sending` by a job that runs again (the runner that marked them
+   * stopped heart-beating) become `uncertain` and are never sent again. Returns how many.
    */
-  async claimDue(now: Date, leaseUntil: Date, limit: number): Promise<ClaimedSend[]> {
-    const rows = await this.db
-      .selectFrom('campaign_sends')
-      .select(['campaign_id', 'subject_id', 'attempts'])
-      .where('status', '=', 'pending')
-      .where('next_attempt_at', '<=', now.toISOString())
-      .orderBy('next_attempt_at')
-      .orderBy('campaign_id')
-      .orderBy('subject_id')
-      .limit(limit)
-      .$if(dialectOf(this.db) === 'postgres', (qb) => qb.forUpdate().skipLocked())
-      .execute();
-    if (rows.length === 0) return [];
-    const lease = leaseUntil.toISOString();
-    for (const [campaignId, ids] of groupByCampaign(rows)) {
-      await this.db
+  async interruptSending(ctx: Context, keys: readonly SendKey[], now: Date): Promise<number> {
+    let n = 0;
+    for (const [campaignId, ids] of byCampaign(keys)) {
+      const result = await this.#q(ctx)
         .updateTable('campaign_sends')
-        .set({ next_attempt_at: lease })
+        .set({ status: 'uncertain', reason: 'interrupted', updated_at: now.toISOString() })
         .where('campaign_id', '=', campaignId)
         .where('subject_id', 'in', ids)
-        .where('status', '=', 'pending')
-        .execute();
+        .where('status', '=', 'sending')
+        .executeTakeFirst();
+      n += Number(result.numUpdatedRows);
     }
-    return rows.map((r) => ({
-      campaignId: r.campaign_id,
-      subjectId: r.subject_id,
-      attempts: Number(r.attempts),
-      leaseUntil,
-    }));
+    return n;
   }
 
   /**
    * At-most-once: sends left in `sending` past their lease (their runner died between marking and
    * recording) become `uncertain` and are never sent again. Returns how many.
    */
-  async expireSending(now: Date): Promise<number> {
-    const result = await this.db
+  async expireSending(ctx: Context, now: Date): Promise<number> {
+    const result = await this.#q(ctx)
       .updateTable('campaign_sends')
       .set({ status: 'uncertain', reason: 'interrupted', updated_at: now.toISOString() })
       .where('status', '=', 'sending')
@@ -224,39 +211,46 @@ export class CampaignsRepository {
   }
 
   /**
-   * Marks a claimed send `sending` until `sendLease`, only if the claim still holds; false when it
-   * does not (the send must then not be made).
+   * Marks a pending send `sending` until `sendLease`, only if it is still pending; false when it is
+   * not (another runner has it, or it is finished: the send must then not be made). This is what
+   * makes a send at most once, whatever happens to its job.
    */
-  async markSending(claim: ClaimedSend, sendLease: Date, messageId: string, at: Date): Promise<boolean> {
-    const result = await this.db
+  async markSending(
+    ctx: Context,
+    send: SendKey & { attempt: number },
+    sendLease: Date,
+    messageId: string,
+    at: Date,
+  ): Promise<boolean> {
+    const result = await this.#q(ctx)
       .updateTable('campaign_sends')
       .set({
         status: 'sending',
         next_attempt_at: sendLease.toISOString(),
         message_id: messageId,
-        attempts: claim.attempts + 1,
+        attempts: send.attempt,
         updated_at: at.toISOString(),
       })
-      .where('campaign_id', '=', claim.campaignId)
-      .where('subject_id', '=', claim.subjectId)
+      .where('campaign_id', '=', send.campaignId)
+      .where('subject_id', '=', send.subjectId)
       .where('status', '=', 'pending')
-      .where('next_attempt_at', '=', claim.leaseUntil.toISOString())
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
 
   /**
-   * Records an outcome. `from` is the state the runner holds the row in: a claim (pending with the
-   * claim's lease) or a send in flight (sending with its lease). Returns false when the row moved
-   * on meanwhile (its lease ran out).
+   * Records an outcome. `from` is the state the runner holds the row in: not yet marked (pending),
+   * or in flight (sending with the lease it marked). Returns false when the row moved on meanwhile
+   * (another runner finished it, or its send lease ran out).
    */
   async recordOutcome(
-    key: { campaignId: string; subjectId: string },
-    from: { status: 'pending' | 'sending'; lease: Date },
+    ctx: Context,
+    key: SendKey,
+    from: { status: 'pending' } | { status: 'sending'; lease: Date },
     outcome: SendOutcome,
     at: Date,
   ): Promise<boolean> {
-    const result = await this.db
+    const result = await this.#q(ctx)
       .updateTable('campaign_sends')
       .set({
         status: outcome.status,
@@ -268,28 +262,16 @@ export class CampaignsRepository {
       .where('campaign_id', '=', key.campaignId)
       .where('subject_id', '=', key.subjectId)
       .where('status', '=', from.status)
-      .where('next_attempt_at', '=', from.lease.toISOString())
+      .$if(from.status === 'sending', (qb) =>
+        qb.where('next_attempt_at', '=', from.status === 'sending' ? from.lease.toISOString() : ''),
+      )
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /** Gives claims back (a runner stopping): due at `now` again, for any runner. */
-  async releaseClaims(claims: readonly ClaimedSend[], now: Date): Promise<void> {
-    for (const c of claims) {
-      await this.db
-        .updateTable('campaign_sends')
-        .set({ next_attempt_at: now.toISOString() })
-        .where('campaign_id', '=', c.campaignId)
-        .where('subject_id', '=', c.subjectId)
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '=', c.leaseUntil.toISOString())
-        .execute();
-    }
-  }
-
   /** Marks done the sending campaigns with nothing pending or in flight; returns their ids. */
-  async finishCampaigns(now: Date): Promise<string[]> {
-    const rows = await this.db
+  async finishCampaigns(ctx: Context, now: Date): Promise<string[]> {
+    const rows = await this.#q(ctx)
       .updateTable('campaigns')
       .set({ status: 'done', finished_at: now.toISOString() })
       .where('status', '=', 'sending')
@@ -310,8 +292,8 @@ export class CampaignsRepository {
   }
 
   /** A campaign's sends counted by status and by reason. */
-  async counts(campaignId: string): Promise<SendCounts> {
-    const rows = await this.db
+  async counts(ctx: Context, campaignId: string): Promise<SendCounts> {
+    const rows = await this.#q(ctx)
       .selectFrom('campaign_sends')
       .select(['status', 'reason', (eb) => eb.fn.countAll().as('n')])
       .where('campaign_id', '=', campaignId)
@@ -331,10 +313,11 @@ export class CampaignsRepository {
 
   /** A page of a campaign's sends, by subject id, after `after`. */
   async listSends(
+    ctx: Context,
     campaignId: string,
     options: { after?: string | undefined; limit: number },
   ): Promise<CampaignSend[]> {
-    const rows = await this.db
+    const rows = await this.#q(ctx)
       .selectFrom('campaign_sends')
       .selectAll()
       .where('campaign_id', '=', campaignId)
@@ -346,8 +329,8 @@ export class CampaignsRepository {
   }
 
   /** Sends of a campaign to one subject (tests and support). */
-  async getSend(campaignId: string, subjectId: string): Promise<CampaignSend | undefined> {
-    const row = await this.db
+  async getSend(ctx: Context, campaignId: string, subjectId: string): Promise<CampaignSend | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('campaign_sends')
       .selectAll()
       .where('campaign_id', '=', campaignId)
@@ -355,25 +338,14 @@ export class CampaignsRepository {
       .executeTakeFirst();
     return row && toSend(row);
   }
-
-  /** The earliest due time of a pending send, to know when to look again. */
-  async nextDue(): Promise<Date | undefined> {
-    const row = await this.db
-      .selectFrom('campaign_sends')
-      .select((eb) => eb.fn.min('next_attempt_at').as('due'))
-      .where('status', 'in', ['pending', 'sending'])
-      .executeTakeFirst();
-    const due = row?.due;
-    return typeof due === 'string' ? new Date(due) : undefined;
-  }
 }
 
-function groupByCampaign(rows: ReadonlyArray<{ campaign_id: string; subject_id: string }>) {
+function byCampaign(keys: readonly SendKey[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const r of rows) {
-    const ids = out.get(r.campaign_id);
-    if (ids) ids.push(r.subject_id);
-    else out.set(r.campaign_id, [r.subject_id]);
+  for (const k of keys) {
+    const ids = out.get(k.campaignId);
+    if (ids) ids.push(k.subjectId);
+    else out.set(k.campaignId, [k.subjectId]);
   }
   return out;
 }

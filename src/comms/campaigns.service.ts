@@ -5,25 +5,28 @@
  * (campaign.runner.ts) sends each through the mail pipeline (message.pipeline.ts). Nothing here
  * sends mail, and nothing else can send a campaign's message.
  */
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { AuditRepository } from '../audit/audit.repository.js';
+import type { AuditAppender } from '../audit/audit.service.js';
 import { diffManifests, type ManifestChange } from '../manifest/manifest.diff.js';
 import { parseManifest } from '../manifest/manifest.loader.js';
-import type { ManifestVersion, ManifestVersionRepository } from '../manifest/manifest.repository.js';
+import type { ManifestVersion } from '../manifest/manifest.repository.js';
+import type { ManifestVersions } from '../manifest/manifest.service.js';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
 import { coversCategory } from '../manifest/taxonomy.js';
+import type { Clock } from '../platform/clock.js';
 import type { Context } from '../platform/context.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { Transactions } from '../platform/db/db.js';
 import { ConflictError, NotFoundError, ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
-import { CampaignRunner, type CampaignRunnerDeps } from './campaign.runner.js';
-import {
+import type { JobQueue } from '../platform/jobs/jobs.service.js';
+import type { SubjectSegment } from '../vault/subjects.service.js';
+import { CampaignRunner, SEND_JOB, sendJobKey, type CampaignRunnerDeps } from './campaign.runner.js';
+import type {
   CampaignsRepository,
-  type Audience,
-  type Campaign,
-  type CampaignSend,
-  type SendCounts,
+  Audience,
+  Campaign,
+  CampaignSend,
+  SendCounts,
 } from './campaigns.repository.js';
 import { compileTemplates, loadHandlebars } from './message.compose.js';
 import { assertTemplateFieldsUsable } from './template-fields.js';
@@ -75,12 +78,28 @@ export type PolicyChangeNoticeResult =
       campaignId?: string;
     };
 
+/** What campaigns need of the vault: the live subjects of a segment, by id (no personal data). */
+export interface CampaignSubjects {
+  liveIdsIn(ctx: Context, segment: SubjectSegment): Promise<string[]>;
+}
+
+/** The runner's settings: everything it uses but the database parts the service hands it. */
+export type RunnerSettings = Omit<CampaignRunnerDeps, 'db' | 'repo' | 'queue'>;
+
 /** What the campaign service uses. */
 export interface CampaignServiceDeps {
-  db: Kysely<Tables>;
+  /** Transactions of the main database. */
+  db: Transactions;
+  repo: CampaignsRepository;
+  subjects: CampaignSubjects;
+  audit: AuditAppender;
+  /** The application's job queue: the runner inside `serve` is a job type of it. */
+  queue: JobQueue;
+  /** A job queue of its own over the same database, for a runner with other settings (tests, benches). */
+  createQueue: (options: { clock?: Clock | undefined }) => JobQueue;
   manifest: Manifest;
   /** The manifest version in force and the record of past ones (for policy-change notices). */
-  versions: Pick<ManifestVersionRepository, 'list'>;
+  versions: Pick<ManifestVersions, 'list'>;
   currentVersion: ManifestVersion;
   /** Where people read the policy (links in notices). */
   publicUrl: string;
@@ -89,25 +108,38 @@ export interface CampaignServiceDeps {
   /** False when no DKIM key is configured: marketing campaigns cannot start. */
   signed: boolean;
   /** Builds the runner (given once; tests make more with {@link CampaignService.createRunner}). */
-  runner: Omit<CampaignRunnerDeps, 'db'>;
+  runner: RunnerSettings;
 }
 
 /** Creates, starts and reports on campaigns; owns the runner. */
 export class CampaignService {
-  readonly #db: Kysely<Tables>;
+  readonly #db: Transactions;
+  readonly #repo: CampaignsRepository;
+  readonly #audit: AuditAppender;
   readonly #deps: CampaignServiceDeps;
-  /** The runner inside `serve`. */
+  /** The runner inside `serve`: the send jobs of the application's queue. */
   readonly runner: CampaignRunner;
 
   constructor(deps: CampaignServiceDeps) {
     this.#db = deps.db;
+    this.#repo = deps.repo;
+    this.#audit = deps.audit;
     this.#deps = deps;
-    this.runner = this.createRunner();
+    this.runner = new CampaignRunner({ ...deps.runner, db: deps.db, repo: deps.repo, queue: deps.queue });
   }
 
-  /** A runner over the same database and pipeline; `overrides` change its settings (tests). */
-  createRunner(overrides: Partial<Omit<CampaignRunnerDeps, 'db'>> = {}): CampaignRunner {
-    return new CampaignRunner({ ...this.#deps.runner, ...overrides, db: this.#db });
+  /**
+   * A runner over the same database and pipeline with a job queue of its own (another instance, as
+   * tests and benches see it); `overrides` change its settings.
+   */
+  createRunner(overrides: Partial<RunnerSettings> = {}): CampaignRunner {
+    const settings = { ...this.#deps.runner, ...overrides };
+    return new CampaignRunner({
+      ...settings,
+      db: this.#db,
+      repo: this.#repo,
+      queue: this.#deps.createQueue({ clock: settings.clock }),
+    });
   }
 
   /**
@@ -155,9 +187,9 @@ export class CampaignService {
       startedAt: undefined,
       finishedAt: undefined,
     };
-    await this.#db.transaction().execute(async (trx) => {
-      await new CampaignsRepository(trx).insertCampaign(campaign);
-      await new AuditRepository(trx).append(ctx, [
+    await this.#db.transaction(ctx, async (trx) => {
+      await this.#repo.insertCampaign(trx, campaign);
+      await this.#audit.append(trx, [
         {
           action: 'mail.campaign.create',
           purpose: purpose.key,
@@ -169,7 +201,8 @@ export class CampaignService {
   }
 
   /**
-   * Starts a draft: resolves its audience to pending sends (one transaction) and wakes the runner.
+   * Starts a draft: resolves its audience to pending sends and their jobs (one transaction); the
+   * runner takes them once it commits.
    * Throws `comms.campaign_not_found` (404), `comms.campaign_started` (409, it was started
    * before), `comms.mail_disabled` or `comms.dkim_missing` (409: the server cannot send yet).
    */
@@ -187,12 +220,11 @@ export class CampaignService {
         'marketing mail must be DKIM-signed: set PLEDGE_DKIM_RSA_KEY (see docs/mail.md) and restart',
       );
     }
-    const started = await this.#db.transaction().execute(async (trx) => {
-      const repo = new CampaignsRepository(trx);
-      if (!(await repo.markStarted(id, ctx.clock.now()))) return undefined;
-      const recipients = await this.#resolveAudience(repo, campaign.audience);
-      await repo.insertSends(id, recipients, ctx.clock.now());
-      await new AuditRepository(trx).append(ctx, [
+    const started = await this.#db.transaction(ctx, async (trx) => {
+      if (!(await this.#repo.markStarted(trx, id, ctx.clock.now()))) return undefined;
+      const recipients = await this.#resolveAudience(trx, campaign.audience);
+      await this.#queueSends(trx, id, recipients);
+      await this.#audit.append(trx, [
         {
           action: 'mail.campaign.start',
           purpose: campaign.list,
@@ -207,13 +239,12 @@ export class CampaignService {
         status: campaign.status,
       });
     }
-    this.runner.wake();
     return this.status(ctx, id);
   }
 
   /** A campaign; throws `comms.campaign_not_found`. */
-  async getOrThrow(_ctx: Context, id: string): Promise<Campaign> {
-    const campaign = await new CampaignsRepository(this.#db).get(id);
+  async getOrThrow(ctx: Context, id: string): Promise<Campaign> {
+    const campaign = await this.#repo.get(ctx, id);
     if (campaign === undefined) {
       throw new NotFoundError('comms.campaign_not_found', `there is no campaign "${id}"`, { campaign: id });
     }
@@ -223,7 +254,7 @@ export class CampaignService {
   /** A campaign and its sends counted by outcome and reason. */
   async status(ctx: Context, id: string): Promise<CampaignStatusResult> {
     const campaign = await this.getOrThrow(ctx, id);
-    return { campaign, counts: await new CampaignsRepository(this.#db).counts(id) };
+    return { campaign, counts: await this.#repo.counts(ctx, id) };
   }
 
   /** A page of a campaign's sends, by subject id. Throws `comms.limit_invalid` for a bad limit. */
@@ -241,7 +272,7 @@ export class CampaignService {
       );
     }
     await this.getOrThrow(ctx, id);
-    return new CampaignsRepository(this.#db).listSends(id, { after: options.after, limit });
+    return this.#repo.listSends(ctx, id, { after: options.after, limit });
   }
 
   /**
@@ -252,10 +283,9 @@ export class CampaignService {
    */
   async notifyPolicyChange(ctx: Context): Promise<PolicyChangeNoticeResult> {
     const current = this.#deps.currentVersion;
-    const repo = new CampaignsRepository(this.#db);
-    const existing = await repo.getNotice(current.id);
+    const existing = await this.#repo.getNotice(ctx, current.id);
     if (existing !== undefined) return { queued: false, reason: 'already_queued', campaignId: existing.id };
-    const versions = await this.#deps.versions.list();
+    const versions = await this.#deps.versions.list(ctx);
     const at = versions.findIndex((v) => v.id === current.id);
     const previous = at < 0 ? undefined : versions[at + 1];
     if (previous === undefined) return { queued: false, reason: 'no_previous_version' };
@@ -279,14 +309,13 @@ export class CampaignService {
       startedAt: undefined,
       finishedAt: undefined,
     };
-    const recipients = await this.#db.transaction().execute(async (trx) => {
-      const r = new CampaignsRepository(trx);
+    const recipients = await this.#db.transaction(ctx, async (trx) => {
       // Another server starting with the same manifest may have queued it since our read.
-      if (!(await r.insertCampaign(campaign))) return undefined;
-      await r.markStarted(campaign.id, ctx.clock.now());
-      const ids = await r.liveSubjectIds({ createdBefore: current.inForceFrom });
-      await r.insertSends(campaign.id, ids, ctx.clock.now());
-      await new AuditRepository(trx).append(ctx, [
+      if (!(await this.#repo.insertCampaign(trx, campaign))) return undefined;
+      await this.#repo.markStarted(trx, campaign.id, ctx.clock.now());
+      const ids = await this.#deps.subjects.liveIdsIn(trx, { createdBefore: current.inForceFrom });
+      await this.#queueSends(trx, campaign.id, ids);
+      await this.#audit.append(trx, [
         {
           action: 'mail.campaign.start',
           purpose: purpose.key,
@@ -302,10 +331,9 @@ export class CampaignService {
       return ids.length;
     });
     if (recipients === undefined) {
-      const other = await repo.getNotice(current.id);
+      const other = await this.#repo.getNotice(ctx, current.id);
       return { queued: false, reason: 'already_queued', ...(other ? { campaignId: other.id } : {}) };
     }
-    this.runner.wake();
     return {
       queued: true,
       campaignId: campaign.id,
@@ -314,9 +342,22 @@ export class CampaignService {
     };
   }
 
-  async #resolveAudience(repo: CampaignsRepository, audience: Audience): Promise<string[]> {
+  async #resolveAudience(ctx: Context, audience: Audience): Promise<string[]> {
     if ('subjects' in audience) return audience.subjects;
-    return repo.liveSubjectIds(audience.segment);
+    return this.#deps.subjects.liveIdsIn(ctx, audience.segment);
+  }
+
+  /** One pending send per recipient, and its job, in the transaction of `ctx`. */
+  async #queueSends(ctx: Context, campaignId: string, subjectIds: readonly string[]): Promise<void> {
+    await this.#repo.insertSends(ctx, campaignId, subjectIds, ctx.clock.now());
+    await this.#deps.queue.enqueueMany(
+      ctx,
+      subjectIds.map((subjectId) => ({
+        type: SEND_JOB,
+        payload: { campaignId, subjectId },
+        key: sendJobKey({ campaignId, subjectId }),
+      })),
+    );
   }
 
   #marketingListOrThrow(key: string): Purpose {

@@ -1,35 +1,47 @@
 /**
  * Builds the campaign service from the application's parts (createApp calls it once): checks the
- * DKIM keys (a bad key stops the server at boot with every problem listed), opens the pooled SMTP
- * transport and the pipeline, and says what `serve` does with them.
+ * DKIM keys (a bad key stops the server at boot with every problem listed), builds the pipeline over
+ * Pledge's one mail transport, and says what `serve` does with them.
  */
 import { createHmac } from 'node:crypto';
 import type { ConsentService } from '../consent/consent.service.js';
 import { deriveLinkTokenKey } from '../consent/link-tokens.js';
-import type { ActiveManifest } from '../manifest/manifest.service.js';
-import type { ManifestVersionRepository } from '../manifest/manifest.repository.js';
+import type { AuditAppender } from '../audit/audit.service.js';
+import type { ActiveManifest, ManifestVersions } from '../manifest/manifest.service.js';
 import type { Config } from '../platform/config.js';
 import type { Context } from '../platform/context.js';
-import type { Database } from '../platform/db/database.js';
+import type { Db } from '../platform/db/db.js';
+import { JobQueue } from '../platform/jobs/jobs.service.js';
+import type { MailTransport } from '../platform/mail/mail.transport.js';
 import type { Keyring } from '../vault/keyring.js';
 import type { Vault } from '../vault/vault.service.js';
 import type { RunnerLogger } from './campaign.runner.js';
-import { CampaignService, type PolicyChangeNoticeResult } from './campaigns.service.js';
+import { CampaignsRepository } from './campaigns.repository.js';
+import {
+  CampaignService,
+  type CampaignSubjects,
+  type PolicyChangeNoticeResult,
+} from './campaigns.service.js';
 import { loadDkimKeys } from './dkim.js';
 import { mailSettingsOf } from './mail.settings.js';
-import { MailTransport } from './mail.transport.js';
 import { MessagePipeline } from './message.pipeline.js';
 import type { SuppressionService } from './suppression.service.js';
 
 /** What {@link createCampaigns} uses. */
 export interface CampaignsSetupDeps {
   config: Config;
-  database: Pick<Database, 'db'>;
+  db: Db;
+  /** The application's job queue. */
+  queue: JobQueue;
+  /** Pledge's one mail transport (pooled for campaigns). */
+  transport: MailTransport;
   active: ActiveManifest;
-  versions: ManifestVersionRepository;
+  versions: ManifestVersions;
   consent: ConsentService;
   vault: Vault;
+  subjects: CampaignSubjects;
   suppression: SuppressionService;
+  audit: AuditAppender;
   keyring: Keyring;
   log: RunnerLogger;
 }
@@ -39,10 +51,10 @@ export interface Campaigns {
   service: CampaignService;
   /**
    * What `serve` does at start: queues the policy-change notice of a new manifest version (once per
-   * version) and, when mail is configured, starts the runner.
+   * version).
    */
   start(ctx: Context): Promise<PolicyChangeNoticeResult>;
-  /** Stops the runner (messages in flight finish) and closes the SMTP connections. */
+  /** Stops the runner (messages in flight finish); the transport is the application's to close. */
   close(): Promise<void>;
 }
 
@@ -51,13 +63,8 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
   const { config, active } = deps;
   const settings = mailSettingsOf(config, active.manifest);
   const dkim = loadDkimKeys(config.dkim, settings.mailDomain);
-  const concurrency = Math.max(1, Math.min(8, config.mailRatePerSecond));
-  const transport = new MailTransport({
-    smtpUrl: config.smtpUrl,
-    from: settings.from,
-    log: deps.log,
-    pool: concurrency,
-  });
+  const concurrency = mailConcurrency(config);
+  const { transport } = deps;
   const pipeline = new MessagePipeline({
     manifest: active.manifest,
     consent: deps.consent,
@@ -69,7 +76,12 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
     dkim,
   });
   const service = new CampaignService({
-    db: deps.database.db,
+    db: deps.db,
+    repo: new CampaignsRepository(deps.db),
+    subjects: deps.subjects,
+    audit: deps.audit,
+    queue: deps.queue,
+    createQueue: ({ clock }) => new JobQueue({ db: deps.db, ...(clock ? { clock } : {}), log: deps.log }),
     manifest: active.manifest,
     versions: deps.versions,
     currentVersion: active.version,
@@ -96,15 +108,20 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
           'the manifest changed materially: a policy-change notice is queued',
         );
       }
-      if (transport.enabled) service.runner.start();
-      else if (notice.queued) {
+      // The application's job queue runs the sends (it leaves them alone without a mail server).
+      if (!transport.enabled && notice.queued) {
         deps.log.warn({ campaign: notice.campaignId }, 'the policy-change notice waits for PLEDGE_SMTP_URL');
       }
       return notice;
     },
-    async close() {
-      await service.runner.stop();
-      transport.close();
+    close() {
+      service.runner.halt();
+      return Promise.resolve();
     },
   };
+}
+
+/** SMTP connections and messages in flight at once: up to 8, never more than the rate allows. */
+export function mailConcurrency(config: Pick<Config, 'mailRatePerSecond'>): number {
+  return Math.max(1, Math.min(8, config.mailRatePerSecond));
 }

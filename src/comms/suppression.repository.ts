@@ -1,6 +1,8 @@
 /** The suppression list's SQL. Rows hold keyed hashes of addresses only. */
 import { sql, type Kysely } from 'kysely';
-import type { Tables } from '../platform/db/tables.js';
+import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
+import type { SuppressionTables } from './suppression.tables.js';
 
 /** A row of the suppression list. */
 export interface SuppressionRow {
@@ -12,11 +14,15 @@ export interface SuppressionRow {
 
 /** Reads and writes the suppression list. */
 export class SuppressionRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  constructor(private readonly db: Db) {}
+
+  #q(ctx: Context): Kysely<SuppressionTables> {
+    return this.db.executor<SuppressionTables>(ctx);
+  }
 
   /** Adds a suppression; returns false when it was already there (the first reason is kept). */
-  async insert(row: SuppressionRow): Promise<boolean> {
-    const result = await this.db
+  async insert(ctx: Context, row: SuppressionRow): Promise<boolean> {
+    const result = await this.#q(ctx)
       .insertInto('suppressions')
       .values({
         address_hash: row.addressHash,
@@ -30,10 +36,10 @@ export class SuppressionRepository {
   }
 
   /** The hashes among `hashes` suppressed for `list` or for every list ("*"). */
-  async suppressedAmong(hashes: readonly string[], list: string): Promise<Set<string>> {
+  async suppressedAmong(ctx: Context, hashes: readonly string[], list: string): Promise<Set<string>> {
     const out = new Set<string>();
     for (let i = 0; i < hashes.length; i += 1000) {
-      const rows = await this.db
+      const rows = await this.#q(ctx)
         .selectFrom('suppressions')
         .select('address_hash')
         .where('address_hash', 'in', hashes.slice(i, i + 1000))
@@ -45,8 +51,8 @@ export class SuppressionRepository {
   }
 
   /** Every suppression of an address hash. */
-  async listFor(addressHash: string): Promise<SuppressionRow[]> {
-    const rows = await this.db
+  async listFor(ctx: Context, addressHash: string): Promise<SuppressionRow[]> {
+    const rows = await this.#q(ctx)
       .selectFrom('suppressions')
       .selectAll()
       .where('address_hash', '=', addressHash)
@@ -60,22 +66,10 @@ export class SuppressionRepository {
     }));
   }
 
-  /** The e-mail blind-index hashes of a subject (the same keyed hashes the suppression list holds). */
-  async emailHashesOfSubject(subjectId: string): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('subject_identifiers')
-      .select('hash')
-      .where('subject_id', '=', subjectId)
-      .where('kind', '=', 'email')
-      .orderBy('hash')
-      .execute();
-    return rows.map((r) => r.hash);
-  }
-
   /** Removes the suppressions of these hashes for `list` with `reason`; returns how many. */
-  async deleteFor(hashes: readonly string[], list: string, reason: string): Promise<number> {
+  async deleteFor(ctx: Context, hashes: readonly string[], list: string, reason: string): Promise<number> {
     if (hashes.length === 0) return 0;
-    const result = await this.db
+    const result = await this.#q(ctx)
       .deleteFrom('suppressions')
       .where('address_hash', 'in', hashes)
       .where('list', '=', list)
@@ -85,8 +79,8 @@ export class SuppressionRepository {
   }
 
   /** Counts a soft bounce and returns the address's count so far. */
-  async countSoftBounce(addressHash: string, at: Date): Promise<number> {
-    await this.db
+  async countSoftBounce(ctx: Context, addressHash: string, at: Date): Promise<number> {
+    await this.#q(ctx)
       .insertInto('soft_bounces')
       .values({ address_hash: addressHash, count: 1, last_at: at.toISOString() })
       .onConflict((oc) =>
@@ -95,7 +89,7 @@ export class SuppressionRepository {
           .doUpdateSet({ count: sql`soft_bounces.count + 1`, last_at: at.toISOString() }),
       )
       .execute();
-    const row = await this.db
+    const row = await this.#q(ctx)
       .selectFrom('soft_bounces')
       .select('count')
       .where('address_hash', '=', addressHash)

@@ -4,13 +4,12 @@
  * hashes (the vault's blind index), so the list holds no address, and so an address re-imported
  * later as a new subject is still suppressed: the hash is of the address, not of the subject.
  */
-import type { Kysely } from 'kysely';
-import { AuditRepository } from '../audit/audit.repository.js';
+import type { AuditAppender } from '../audit/audit.service.js';
 import type { ConsentChange } from '../consent/consent.service.js';
 import type { Context } from '../platform/context.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { Transactions } from '../platform/db/db.js';
 import { identifierHash, normalizeIdentifier } from '../vault/identifiers.js';
-import { SuppressionRepository } from './suppression.repository.js';
+import type { SuppressionRepository } from './suppression.repository.js';
 
 /** Why an address is suppressed. */
 export const SUPPRESSION_REASONS = [
@@ -27,21 +26,37 @@ export const ALL_LISTS = '*';
 
 /** What the suppression service uses. */
 export interface SuppressionServiceDeps {
-  db: Kysely<Tables>;
+  /** Transactions of the main database. */
+  db: Transactions;
+  repo: SuppressionRepository;
+  audit: AuditAppender;
+  /** The vault's answer to "which e-mail hashes does this subject have" (it reads no vault table). */
+  subjects: SuppressionSubjects;
   /** The vault's index key (the blind index the hashes are made with). */
   indexKey: Buffer;
   /** Soft bounces of one address before it is suppressed. */
   softBounceLimit: number;
 }
 
+/** What the suppression list needs of the vault: a subject's e-mail blind-index hashes. */
+export interface SuppressionSubjects {
+  emailHashesOf(ctx: Context, subjectId: string): Promise<string[]>;
+}
+
 /** Checks and adds suppressions. */
 export class SuppressionService {
-  readonly #db: Kysely<Tables>;
+  readonly #db: Transactions;
+  readonly #repo: SuppressionRepository;
+  readonly #audit: AuditAppender;
+  readonly #subjects: SuppressionSubjects;
   readonly #indexKey: Buffer;
   readonly #softBounceLimit: number;
 
   constructor(deps: SuppressionServiceDeps) {
     this.#db = deps.db;
+    this.#repo = deps.repo;
+    this.#audit = deps.audit;
+    this.#subjects = deps.subjects;
     this.#indexKey = deps.indexKey;
     this.#softBounceLimit = deps.softBounceLimit;
   }
@@ -58,7 +73,7 @@ export class SuppressionService {
   }
 
   /** The addresses among `addresses` that are suppressed for `list` (unparsable ones included). */
-  async suppressedAmong(_ctx: Context, addresses: readonly string[], list: string): Promise<Set<string>> {
+  async suppressedAmong(ctx: Context, addresses: readonly string[], list: string): Promise<Set<string>> {
     const byHash = new Map<string, string[]>();
     const out = new Set<string>();
     for (const a of addresses) {
@@ -71,62 +86,57 @@ export class SuppressionService {
       if (same) same.push(a);
       else byHash.set(h, [a]);
     }
-    const hit = await new SuppressionRepository(this.#db).suppressedAmong([...byHash.keys()], list);
+    const hit = await this.#repo.suppressedAmong(ctx, [...byHash.keys()], list);
     for (const h of hit) for (const a of byHash.get(h) ?? []) out.add(a);
     return out;
   }
 
   /**
-   * Suppresses an address for `list` ("*": every list), audited; returns false when it already was.
-   * Pass a transaction's Kysely as `db` to suppress with another change.
+   * Suppresses an address for `list` ("*": every list), audited, in `ctx`'s transaction (or one of
+   * its own); returns false when it already was.
    */
   async suppress(
     ctx: Context,
     input: { address: string; reason: SuppressionReason; list?: string; subjectId?: string },
-    db: Kysely<Tables> = this.#db,
   ): Promise<boolean> {
     const hash = this.hashAddress(input.address);
     if (hash === undefined) return false;
-    return this.#suppressHash(ctx, db, hash, input.reason, input.list ?? ALL_LISTS, input.subjectId);
+    return this.#db.transaction(ctx, (trx) =>
+      this.#suppressHash(trx, hash, input.reason, input.list ?? ALL_LISTS, input.subjectId),
+    );
   }
 
   /**
    * Suppresses every e-mail address of a subject for `list` ("*": every list), audited, without the
    * addresses: the subject's blind-index hashes are the suppression list's hashes, so they are
    * copied as they are (an unsubscribe link names the subject, not the address). Returns how many
-   * suppressions were added (0 when all already were, or the subject has no address left). Pass a
-   * transaction's Kysely as `db` to suppress with another change.
+   * suppressions were added (0 when all already were, or the subject has no address left). Runs in
+   * `ctx`'s transaction, or one of its own.
    */
   async suppressSubject(
     ctx: Context,
     subjectId: string,
     reason: SuppressionReason,
     list: string = ALL_LISTS,
-    db?: Kysely<Tables>,
   ): Promise<number> {
-    const run = async (trx: Kysely<Tables>) => {
+    return this.#db.transaction(ctx, async (trx) => {
       let added = 0;
-      for (const hash of await new SuppressionRepository(trx).emailHashesOfSubject(subjectId)) {
-        if (await this.#suppressHash(ctx, trx, hash, reason, list, subjectId)) added++;
+      for (const hash of await this.#subjects.emailHashesOf(trx, subjectId)) {
+        if (await this.#suppressHash(trx, hash, reason, list, subjectId)) added++;
       }
       return added;
-    };
-    return db === undefined ? this.#db.transaction().execute(run) : run(db);
+    });
   }
 
   /**
-   * After a consent change commits with it (inside its transaction, `db`): every list a subject
-   * granted again, on e-mail or as a whole, has their own opt-out of it lifted.
+   * After a consent change commits with it (inside its transaction, which `ctx` is bound to):
+   * every list a subject granted again, on e-mail or as a whole, has their own opt-out of it lifted.
    */
-  async liftOptOutsOnConsent(
-    ctx: Context,
-    changes: readonly ConsentChange[],
-    db: Kysely<Tables>,
-  ): Promise<void> {
+  async liftOptOutsOnConsent(ctx: Context, changes: readonly ConsentChange[]): Promise<void> {
     for (const change of changes) {
       const email = change.channel === undefined || change.channel === 'email';
       if (change.state === 'granted' && email && 'subjectId' in change.holder) {
-        await this.liftOptOut(ctx, change.holder.subjectId, change.purpose, db);
+        await this.liftOptOut(ctx, change.holder.subjectId, change.purpose);
       }
     }
   }
@@ -136,22 +146,19 @@ export class SuppressionService {
    * center, the API): an `unsubscribe` suppression of their addresses for that list is removed,
    * audited. Bounces, complaints and opt-outs of every list stay: those are not theirs to undo by a
    * switch, and an address re-imported under a new subject stays suppressed (the hash is the
-   * address's). Call it inside the consent change's transaction (`db`).
+   * address's). Call it inside the consent change's transaction (`ctx` bound to it).
    */
-  async liftOptOut(
-    ctx: Context,
-    subjectId: string,
-    list: string,
-    db: Kysely<Tables> = this.#db,
-  ): Promise<number> {
-    const repo = new SuppressionRepository(db);
-    const lifted = await repo.deleteFor(await repo.emailHashesOfSubject(subjectId), list, 'unsubscribe');
-    if (lifted > 0) {
-      await new AuditRepository(db).append(ctx, [
-        { action: 'mail.unsuppress', subjectId, details: { list, reason: 'consent_given', lifted } },
-      ]);
-    }
-    return lifted;
+  async liftOptOut(ctx: Context, subjectId: string, list: string): Promise<number> {
+    return this.#db.transaction(ctx, async (trx) => {
+      const hashes = await this.#subjects.emailHashesOf(trx, subjectId);
+      const lifted = await this.#repo.deleteFor(trx, hashes, list, 'unsubscribe');
+      if (lifted > 0) {
+        await this.#audit.append(trx, [
+          { action: 'mail.unsuppress', subjectId, details: { list, reason: 'consent_given', lifted } },
+        ]);
+      }
+      return lifted;
+    });
   }
 
   /**
@@ -161,21 +168,21 @@ export class SuppressionService {
   async softBounce(ctx: Context, address: string): Promise<boolean> {
     const hash = this.hashAddress(address);
     if (hash === undefined) return false;
-    return this.#db.transaction().execute(async (trx) => {
-      const count = await new SuppressionRepository(trx).countSoftBounce(hash, ctx.clock.now());
+    return this.#db.transaction(ctx, async (trx) => {
+      const count = await this.#repo.countSoftBounce(trx, hash, ctx.clock.now());
       if (count < this.#softBounceLimit) return false;
-      return this.#suppressHash(ctx, trx, hash, 'soft_bounces', ALL_LISTS, undefined);
+      return this.#suppressHash(trx, hash, 'soft_bounces', ALL_LISTS, undefined);
     });
   }
 
   /** Every suppression of an address (for support: "why does this person get nothing?"). */
   async suppressionsOf(
-    _ctx: Context,
+    ctx: Context,
     address: string,
   ): Promise<Array<{ list: string; reason: string; createdAt: Date }>> {
     const hash = this.hashAddress(address);
     if (hash === undefined) return [];
-    return (await new SuppressionRepository(this.#db).listFor(hash)).map(({ list, reason, createdAt }) => ({
+    return (await this.#repo.listFor(ctx, hash)).map(({ list, reason, createdAt }) => ({
       list,
       reason,
       createdAt,
@@ -184,20 +191,19 @@ export class SuppressionService {
 
   async #suppressHash(
     ctx: Context,
-    db: Kysely<Tables>,
     hash: string,
     reason: SuppressionReason,
     list: string,
     subjectId: string | undefined,
   ): Promise<boolean> {
-    const added = await new SuppressionRepository(db).insert({
+    const added = await this.#repo.insert(ctx, {
       addressHash: hash,
       list,
       reason,
       createdAt: ctx.clock.now(),
     });
     if (added) {
-      await new AuditRepository(db).append(ctx, [
+      await this.#audit.append(ctx, [
         {
           action: 'mail.suppress',
           ...(subjectId !== undefined ? { subjectId } : {}),

@@ -4,7 +4,7 @@
  * with AES-256-GCM under a key derived from the deployment's index key and bound to its event.
  */
 import { createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
-import { truncateIp } from '../collect/ip.js';
+import { truncateIp } from '../platform/ip.js';
 import { open, seal } from '../vault/vault.crypto.js';
 
 /** Evidence of how a choice was made (kept sealed; the IP address is truncated before sealing). */

@@ -5,7 +5,9 @@
  * the same state.
  */
 import { sql, type Kysely } from 'kysely';
-import type { Tables } from '../platform/db/tables.js';
+import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
+import type { ConsentTables } from './consent.tables.js';
 import type { ConsentMethod, ConsentState } from './consent.decide.js';
 
 /** An event as stored (evidence already sealed). */
@@ -36,15 +38,19 @@ export interface ConsentStateRow {
   at: Date;
 }
 
-/** Reads and appends consent events; maintains the projection. Pass a transaction's Kysely to write. */
+/** Reads and appends consent events; maintains the projection, in the transaction of the context. */
 export class ConsentRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  constructor(private readonly db: Db) {}
+
+  #q(ctx: Context): Kysely<ConsentTables> {
+    return this.db.executor<ConsentTables>(ctx);
+  }
 
   /** Appends events and moves the projection forward where an event is newer than what it holds. */
-  async append(events: readonly ConsentEventRow[]): Promise<void> {
+  async append(ctx: Context, events: readonly ConsentEventRow[]): Promise<void> {
     for (let i = 0; i < events.length; i += 500) {
       const chunk = events.slice(i, i + 500);
-      await this.db
+      await this.#q(ctx)
         .insertInto('consent_events')
         .values(
           chunk.map((e) => ({
@@ -64,12 +70,12 @@ export class ConsentRepository {
           })),
         )
         .execute();
-      await this.project(chunk);
+      await this.project(ctx, chunk);
     }
   }
 
   /** Applies events to the projection (latest by time then id wins, so the order of calls does not matter). */
-  async project(events: readonly ConsentEventRow[]): Promise<void> {
+  async project(ctx: Context, events: readonly ConsentEventRow[]): Promise<void> {
     // Within one call the last event of a key wins only if it is also the newest; pre-reduce so the
     // statement never names a key twice (PostgreSQL refuses that in one ON CONFLICT statement).
     const latest = new Map<string, ConsentEventRow>();
@@ -79,7 +85,7 @@ export class ConsentRepository {
       if (held === undefined || isNewer(e, held)) latest.set(key, e);
     }
     if (latest.size === 0) return;
-    await this.db
+    await this.#q(ctx)
       .insertInto('consent_state')
       .values(
         [...latest.values()].map((e) => ({
@@ -115,10 +121,10 @@ export class ConsentRepository {
   }
 
   /** The projection rows of some holders. */
-  async statesOf(holders: readonly string[]): Promise<ConsentStateRow[]> {
+  async statesOf(ctx: Context, holders: readonly string[]): Promise<ConsentStateRow[]> {
     const out: ConsentStateRow[] = [];
     for (let i = 0; i < holders.length; i += 1000) {
-      const rows = await this.db
+      const rows = await this.#q(ctx)
         .selectFrom('consent_state')
         .selectAll()
         .where('holder', 'in', holders.slice(i, i + 1000))
@@ -139,8 +145,8 @@ export class ConsentRepository {
   }
 
   /** A holder's events, oldest first. */
-  async eventsOf(holder: string): Promise<ConsentEventRow[]> {
-    const rows = await this.db
+  async eventsOf(ctx: Context, holder: string): Promise<ConsentEventRow[]> {
+    const rows = await this.#q(ctx)
       .selectFrom('consent_events')
       .selectAll()
       .where('holder', '=', holder)
@@ -151,10 +157,10 @@ export class ConsentRepository {
   }
 
   /** Every event, in pages (for rebuilding the projection). */
-  async *allEvents(pageSize = 5000): AsyncGenerator<ConsentEventRow[]> {
+  async *allEvents(ctx: Context, pageSize = 5000): AsyncGenerator<ConsentEventRow[]> {
     let after = '';
     for (;;) {
-      const rows = await this.db
+      const rows = await this.#q(ctx)
         .selectFrom('consent_events')
         .selectAll()
         .where('id', '>', after)
@@ -168,40 +174,26 @@ export class ConsentRepository {
   }
 
   /** Empties the projection (before a rebuild, in the same transaction). */
-  async clearProjection(): Promise<void> {
-    await this.db.deleteFrom('consent_state').execute();
+  async clearProjection(ctx: Context): Promise<void> {
+    await this.#q(ctx).deleteFrom('consent_state').execute();
   }
 
   /** Removes an erased subject's events and state. The database refuses this unless the subject is erased. */
-  async eraseSubject(subjectId: string): Promise<number> {
+  async eraseSubject(ctx: Context, subjectId: string): Promise<number> {
     const holder = subjectHolder(subjectId);
-    await this.db.deleteFrom('consent_state').where('holder', '=', holder).execute();
-    const result = await this.db.deleteFrom('consent_events').where('subject_id', '=', subjectId).execute();
+    await this.#q(ctx).deleteFrom('consent_state').where('holder', '=', holder).execute();
+    const result = await this.#q(ctx)
+      .deleteFrom('consent_events')
+      .where('subject_id', '=', subjectId)
+      .execute();
     return Number(result[0]?.numDeletedRows ?? 0);
   }
 
-  /** The jurisdictions of some subjects (undefined when unknown), and whether each exists unerased. */
-  async subjectsJurisdictions(
-    subjectIds: readonly string[],
-  ): Promise<Map<string, { jurisdiction: string | undefined }>> {
-    const out = new Map<string, { jurisdiction: string | undefined }>();
-    for (let i = 0; i < subjectIds.length; i += 1000) {
-      const rows = await this.db
-        .selectFrom('subjects')
-        .select(['id', 'jurisdiction'])
-        .where('id', 'in', subjectIds.slice(i, i + 1000))
-        .where('erased_at', 'is', null)
-        .execute();
-      for (const r of rows) out.set(r.id, { jurisdiction: r.jurisdiction ?? undefined });
-    }
-    return out;
-  }
-
   /** Tells other instances (PostgreSQL) that these holders changed; delivered when the transaction commits. */
-  async notify(channel: string, holders: readonly string[]): Promise<void> {
+  async notify(ctx: Context, channel: string, holders: readonly string[]): Promise<void> {
     // NOTIFY payloads are limited to 8000 bytes: send holders in chunks.
     for (let i = 0; i < holders.length; i += 100) {
-      await sql`select pg_notify(${channel}, ${holders.slice(i, i + 100).join(' ')})`.execute(this.db);
+      await sql`select pg_notify(${channel}, ${holders.slice(i, i + 100).join(' ')})`.execute(this.#q(ctx));
     }
   }
 }
@@ -222,7 +214,7 @@ function isNewer(a: ConsentEventRow, b: ConsentEventRow): boolean {
   return ta > tb || (ta === tb && a.id > b.id);
 }
 
-function toEvent(r: Tables['consent_events']): ConsentEventRow {
+function toEvent(r: ConsentTables['consent_events']): ConsentEventRow {
   return {
     id: r.id,
     holder: r.holder,

@@ -3,12 +3,11 @@
  * every gate asks. A change is appended to the ledger, projected, audited and queued for propagation
  * in one transaction; only then is it applied to the cache and announced to other instances.
  */
-import type { Kysely } from 'kysely';
-import { AuditRepository, type AuditEntry } from '../audit/audit.repository.js';
+import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
 import type { Context } from '../platform/context.js';
 import type { Database, Listener } from '../platform/db/database.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { Transactions } from '../platform/db/db.js';
 import { NotFoundError, ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
 import { ConsentCache, cacheKey, type CachedHolder } from './consent.cache.js';
@@ -25,10 +24,10 @@ import {
   type HolderChoices,
 } from './consent.decide.js';
 import {
-  ConsentRepository,
   browserHolder,
   subjectHolder,
   type ConsentEventRow,
+  type ConsentRepository,
 } from './consent.repository.js';
 
 /** Whose choice it is: a known subject, or a browser before its person signs up. */
@@ -90,16 +89,32 @@ export interface PurposeChoiceView {
   optional: boolean;
 }
 
-/** Called inside the transaction of every change, to queue propagation (webhooks) with it. */
-export type PropagateChanges = (
-  db: Kysely<Tables>,
-  ctx: Context,
-  changes: readonly ConsentChange[],
-) => Promise<void>;
+/**
+ * Called inside the transaction of every change (`ctx` is bound to it), to queue propagation
+ * (webhooks) and lift opt-outs with it.
+ */
+export type PropagateChanges = (ctx: Context, changes: readonly ConsentChange[]) => Promise<void>;
+
+/**
+ * What consent needs of the vault: which subjects are live and where they are (it reads no table of
+ * the vault's). Asked in the transaction of the context, so a change checks its subject inside it.
+ */
+export interface ConsentSubjects {
+  liveJurisdictions(
+    ctx: Context,
+    subjectIds: readonly string[],
+  ): Promise<Map<string, { jurisdiction: string | undefined }>>;
+}
 
 /** What the consent service uses. */
 export interface ConsentServiceDeps {
-  database: Pick<Database, 'db' | 'dialect' | 'channel' | 'listen'>;
+  /** Transactions of the main database. */
+  db: Transactions;
+  repo: ConsentRepository;
+  subjects: ConsentSubjects;
+  audit: AuditAppender;
+  /** Where other instances' changes are heard (PostgreSQL). */
+  notifications: Pick<Database, 'dialect' | 'channel' | 'listen'>;
   manifest: { manifest: Manifest; versionId: number };
   /** A secret the evidence key is derived from (the keyring's index key). */
   evidenceSecret: Buffer;
@@ -117,8 +132,11 @@ export const MAX_DECISION_BATCH = 10_000;
 
 /** Records choices and decides. */
 export class ConsentService {
-  readonly #db: Kysely<Tables>;
-  readonly #database: ConsentServiceDeps['database'];
+  readonly #db: Transactions;
+  readonly #repo: ConsentRepository;
+  readonly #subjects: ConsentSubjects;
+  readonly #audit: AuditAppender;
+  readonly #database: ConsentServiceDeps['notifications'];
   readonly #manifest: ConsentServiceDeps['manifest'];
   readonly #rules: DecisionRules;
   readonly #cache: ConsentCache;
@@ -128,17 +146,20 @@ export class ConsentService {
   #listener: Listener | undefined;
 
   constructor(deps: ConsentServiceDeps) {
-    this.#db = deps.database.db;
-    this.#database = deps.database;
+    this.#db = deps.db;
+    this.#repo = deps.repo;
+    this.#subjects = deps.subjects;
+    this.#audit = deps.audit;
+    this.#database = deps.notifications;
     this.#manifest = deps.manifest;
     this.#rules = new DecisionRules(deps.manifest.manifest);
     this.#evidence = new EvidenceSeal(deps.evidenceSecret);
     this.#propagate = deps.propagate;
-    this.#channel = deps.database.channel(NOTIFY_NAME);
+    this.#channel = deps.notifications.channel(NOTIFY_NAME);
     // On PostgreSQL nothing is cached until the notification connection listens (start()).
     this.#cache = new ConsentCache({
       capacity: deps.cacheSize ?? 200_000,
-      enabled: deps.database.dialect === 'sqlite',
+      enabled: deps.notifications.dialect === 'sqlite',
     });
   }
 
@@ -217,18 +238,18 @@ export class ConsentService {
     return denied ?? this.decide(ctx, subjectId, purpose.key);
   }
 
-  async #decideCold(_ctx: Context, subjectId: string, purpose: string, channel?: string): Promise<Decision> {
+  async #decideCold(ctx: Context, subjectId: string, purpose: string, channel?: string): Promise<Decision> {
     this.#purposeOrThrow(purpose, 'purpose');
-    const loaded = (await this.#loadSubjects([subjectId])).get(subjectId);
+    const loaded = (await this.#loadSubjects(ctx, [subjectId])).get(subjectId);
     if (loaded === undefined) throw subjectNotFound(subjectId);
     return this.#rules.decide(loaded, purpose, channel);
   }
 
   /** The choices of a subject (cached or loaded), or `undefined` when unknown or erased. */
-  async choicesOfSubject(_ctx: Context, subjectId: string): Promise<HolderChoices | undefined> {
+  async choicesOfSubject(ctx: Context, subjectId: string): Promise<HolderChoices | undefined> {
     return (
       // The cache is keyed by the subject id itself (cacheKey strips the ledger's "s:" prefix).
-      this.#cache.get(subjectId) ?? (await this.#loadSubjects([subjectId])).get(subjectId)
+      this.#cache.get(subjectId) ?? (await this.#loadSubjects(ctx, [subjectId])).get(subjectId)
     );
   }
 
@@ -237,7 +258,7 @@ export class ConsentService {
    * are denied with reason `unknown_subject`. The answer is in the order of `subjectIds`.
    */
   async decideMany(
-    _ctx: Context,
+    ctx: Context,
     subjectIds: readonly string[],
     purpose: string,
     channel?: string,
@@ -261,7 +282,10 @@ export class ConsentService {
       else out[i] = cached.decisions[slot] ?? this.#remember(cached, slot, purpose, channel);
     }
     if (missing.length > 0) {
-      const loaded = await this.#loadSubjects(missing.map((i) => subjectIds[i]!));
+      const loaded = await this.#loadSubjects(
+        ctx,
+        missing.map((i) => subjectIds[i]!),
+      );
       for (const i of missing) {
         const holder = loaded.get(subjectIds[i]!);
         out[i] = holder === undefined ? UNKNOWN_SUBJECT : this.#rules.decide(holder, purpose, channel);
@@ -338,11 +362,11 @@ export class ConsentService {
    */
   async mergeBrowser(ctx: Context, browserId: string, subjectId: string): Promise<ConsentChange[]> {
     browserIdOrThrow(browserId, 'browser');
-    const subject = (await this.#loadSubjects([subjectId])).get(subjectId);
+    const subject = (await this.#loadSubjects(ctx, [subjectId])).get(subjectId);
     if (subject === undefined) throw subjectNotFound(subjectId);
-    const repo = new ConsentRepository(this.#db);
-    const browserStates = await repo.statesOf([browserHolder(browserId)]);
-    const events = new Map((await repo.eventsOf(browserHolder(browserId))).map((e) => [e.id, e]));
+    const repo = this.#repo;
+    const browserStates = await repo.statesOf(ctx, [browserHolder(browserId)]);
+    const events = new Map((await repo.eventsOf(ctx, browserHolder(browserId))).map((e) => [e.id, e]));
     const inputs: RecordChoiceInput[] = [];
     const mergedFrom = new Map<number, string>();
     for (const s of browserStates) {
@@ -369,7 +393,7 @@ export class ConsentService {
   /** A holder's ledger, oldest first, with evidence opened (for proof of consent). */
   async history(ctx: Context, holder: ConsentHolder): Promise<ConsentEventView[]> {
     await this.#holderChoicesOrThrow(ctx, holder);
-    const events = await new ConsentRepository(this.#db).eventsOf(holderKey(holder));
+    const events = await this.#repo.eventsOf(ctx, holderKey(holder));
     return events.map((e) => ({
       id: e.id,
       purpose: e.purpose,
@@ -386,30 +410,32 @@ export class ConsentService {
   }
 
   /** Rebuilds the projection from the ledger (one transaction); returns how many events it replayed. */
-  async rebuildProjection(_ctx: Context): Promise<number> {
-    const replayed = await this.#db.transaction().execute(async (trx) => {
-      const repo = new ConsentRepository(trx);
-      await repo.clearProjection();
+  async rebuildProjection(ctx: Context): Promise<number> {
+    return this.#db.transaction(ctx, async (trx) => {
+      const repo = this.#repo;
+      await repo.clearProjection(trx);
       let n = 0;
-      for await (const page of repo.allEvents()) {
-        await repo.project(page);
+      for await (const page of repo.allEvents(trx)) {
+        await repo.project(trx, page);
         n += page.length;
       }
+      this.#db.afterCommit(trx, () => this.#cache.clear());
       return n;
     });
-    this.#cache.clear();
-    return replayed;
   }
 
   /**
-   * Removes an erased subject's choices, inside the erasure's transaction (`db` is that
-   * transaction); call {@link ConsentService.forget} after it commits.
+   * Removes an erased subject's choices, inside the erasure's transaction (`ctx` is bound to it);
+   * once it commits, this instance forgets the subject and the others are told.
    */
-  async eraseSubject(db: Kysely<Tables>, subjectId: string): Promise<number> {
-    const repo = new ConsentRepository(db);
-    const n = await repo.eraseSubject(subjectId);
-    if (this.#database.dialect === 'postgres') await repo.notify(this.#channel, [subjectHolder(subjectId)]);
-    return n;
+  async eraseSubject(ctx: Context, subjectId: string): Promise<number> {
+    return this.#db.transaction(ctx, async (trx) => {
+      const n = await this.#repo.eraseSubject(trx, subjectId);
+      if (this.#database.dialect === 'postgres')
+        await this.#repo.notify(trx, this.#channel, [subjectHolder(subjectId)]);
+      this.#db.afterCommit(trx, () => this.forget(subjectId));
+      return n;
+    });
   }
 
   /** Forgets what the cache holds of a subject (after erasure, or a change of jurisdiction). */
@@ -445,19 +471,19 @@ export class ConsentService {
       };
     });
     const subjectIds = [...new Set(rows.flatMap((r) => (r.subjectId !== undefined ? [r.subjectId] : [])))];
-    const changes = await this.#db.transaction().execute(async (trx) => {
-      const repo = new ConsentRepository(trx);
-      const known = await repo.subjectsJurisdictions(subjectIds);
+    return this.#db.transaction(ctx, async (trx) => {
+      const repo = this.#repo;
+      const known = await this.#subjects.liveJurisdictions(trx, subjectIds);
       const unknown = subjectIds.find((id) => !known.has(id));
       if (unknown !== undefined) throw subjectNotFound(unknown);
       const holders = [...new Set(rows.map((r) => r.holder))];
       const before = new Map(
-        (await repo.statesOf(holders)).map((s) => [
+        (await repo.statesOf(trx, holders)).map((s) => [
           `${s.holder}\u0000${s.purpose}\u0000${s.channel}`,
           s.state,
         ]),
       );
-      await repo.append(rows);
+      await repo.append(trx, rows);
       const result: ConsentChange[] = rows.map((r, i) => ({
         eventId: r.id,
         holder: inputs[i]!.holder,
@@ -468,13 +494,14 @@ export class ConsentService {
         previous: before.get(`${r.holder}\u0000${r.purpose}\u0000${r.channel}`) ?? 'none',
         at,
       }));
-      await new AuditRepository(trx).append(ctx, auditEntries(result));
-      if (this.#propagate) await this.#propagate(trx, ctx, result);
-      if (this.#database.dialect === 'postgres') await repo.notify(this.#channel, holders);
+      await this.#audit.append(trx, auditEntries(result));
+      if (this.#propagate) await this.#propagate(trx, result);
+      if (this.#database.dialect === 'postgres') await repo.notify(trx, this.#channel, holders);
+      // Applied to this instance's cache only once the change has committed (with the caller's
+      // transaction, when this change is part of a larger one).
+      this.#db.afterCommit(trx, () => this.#cache.apply(rows));
       return result;
     });
-    this.#cache.apply(rows);
-    return changes;
   }
 
   async #holderChoicesOrThrow(ctx: Context, holder: ConsentHolder): Promise<HolderChoices> {
@@ -488,19 +515,18 @@ export class ConsentService {
     const cached = this.#cache.get(cacheKey(key));
     if (cached !== undefined) return cached;
     const epoch = this.#cache.epoch();
-    const states = await new ConsentRepository(this.#db).statesOf([key]);
+    const states = await this.#repo.statesOf(ctx, [key]);
     const loaded: HolderChoices = { jurisdiction: undefined, choices: toChoiceMap(states) };
     this.#cache.store(cacheKey(key), loaded, epoch);
     return loaded;
   }
 
   /** Loads subjects' jurisdictions and choices, caching them; unknown or erased subjects are absent. */
-  async #loadSubjects(subjectIds: readonly string[]): Promise<Map<string, HolderChoices>> {
+  async #loadSubjects(ctx: Context, subjectIds: readonly string[]): Promise<Map<string, HolderChoices>> {
     const epoch = this.#cache.epoch();
-    const repo = new ConsentRepository(this.#db);
     const [subjects, states] = await Promise.all([
-      repo.subjectsJurisdictions(subjectIds),
-      repo.statesOf(subjectIds.map(subjectHolder)),
+      this.#subjects.liveJurisdictions(ctx, subjectIds),
+      this.#repo.statesOf(ctx, subjectIds.map(subjectHolder)),
     ]);
     const byHolder = new Map<string, typeof states>();
     for (const s of states) {

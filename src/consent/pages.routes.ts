@@ -15,7 +15,7 @@ import cookie from '@fastify/cookie';
 import csrf from '@fastify/csrf-protection';
 import formbody from '@fastify/formbody';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { MailTransport } from '../comms/mail.transport.js';
+import type { MailTransport } from '../platform/mail/mail.transport.js';
 import type { Manifest } from '../manifest/manifest.schema.js';
 import type { Config } from '../platform/config.js';
 import { asLinkHolder, createContext, type Context } from '../platform/context.js';
@@ -61,7 +61,9 @@ export interface ConsentPagesDeps {
   vault: Vault;
   manifest: Manifest;
   keyring: Keyring;
-  config: Pick<Config, 'publicUrl' | 'smtpUrl' | 'mailFrom'>;
+  config: Pick<Config, 'publicUrl'>;
+  /** Pledge's one mail transport (the links people ask for leave through it). */
+  mail: Pick<MailTransport, 'send'>;
 }
 
 /** Form bodies of these pages are small; anything larger is not one of ours. */
@@ -77,11 +79,7 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
   const key = deriveLinkTokenKey(deps.keyring.indexKey);
   const site = siteOf(deps.manifest);
   const secure = config.publicUrl.startsWith('https:');
-  const mail = new MailTransport({
-    smtpUrl: config.smtpUrl,
-    from: config.mailFrom ?? deps.manifest.organization.privacy_contact,
-    log: http.log,
-  });
+  const { mail } = deps;
   /** Work started after a response (the e-mail form's lookup and mail); drained on close. */
   const followUps = new Set<Promise<void>>();
   /** The address an e-mail form request asked about, for its follow-up. */
@@ -116,7 +114,6 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
 
     pages.addHook('onClose', async () => {
       await Promise.allSettled([...followUps]);
-      mail.close();
     });
 
     const checkCsrf = (request: FastifyRequest, reply: FastifyReply, done: () => void) =>

@@ -1,7 +1,11 @@
-/** The webhook outbox and delivery log. Only this file touches the webhook_deliveries table. */
+/**
+ * The webhook delivery log: one row per event and webhook, written with the change it reports; the
+ * job queue carries each delivery's attempts. Only this file touches the webhook_deliveries table.
+ */
 import type { Kysely } from 'kysely';
-import { dialectOf } from '../platform/db/schema.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
+import type { WebhookTables } from './webhooks.tables.js';
 
 /** Where a delivery stands. */
 import type { DeliveryStatus } from './webhooks.constants.js';
@@ -36,16 +40,11 @@ export interface Delivery {
   deliveredAt: Date | undefined;
 }
 
-/** A delivery claimed for one attempt, with the lease that proves it is still this claimer's. */
-export interface ClaimedDelivery extends Delivery {
-  leaseUntil: Date;
-}
-
-/** What happened to an attempt. */
+/** What an attempt came to, as the job queue settled it. */
 export type AttemptOutcome =
-  | { status: 'delivered'; at: Date; lastStatus: string }
-  | { status: 'pending'; at: Date; lastStatus: string; nextAttemptAt: Date }
-  | { status: 'failed'; at: Date; lastStatus: string };
+  | { status: 'delivered'; at: Date; lastStatus: string; attempts: number }
+  | { status: 'pending'; at: Date; lastStatus: string; attempts: number; nextAttemptAt: Date }
+  | { status: 'failed'; at: Date; lastStatus: string; attempts: number };
 
 /** Filters of {@link WebhookDeliveriesRepository.list}. */
 export interface ListDeliveriesOptions {
@@ -58,16 +57,21 @@ export interface ListDeliveriesOptions {
 
 /** Reads and writes webhook deliveries. */
 export class WebhookDeliveriesRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  constructor(private readonly db: Db) {}
+
+  #q(ctx: Context): Kysely<WebhookTables> {
+    return this.db.executor<WebhookTables>(ctx);
+  }
 
   /**
-   * Queues deliveries (in the caller's transaction). An event already queued for a webhook is
-   * skipped, so queueing is idempotent.
+   * Logs deliveries (in the caller's transaction) and returns the ids of those it added: an event
+   * already logged for a webhook is skipped, so queueing is idempotent.
    */
-  async insertMany(deliveries: readonly NewDelivery[]): Promise<void> {
+  async insertMany(ctx: Context, deliveries: readonly NewDelivery[]): Promise<string[]> {
+    const added: string[] = [];
     // SQLite allows 32,766 bound parameters per statement; 9 columns a row.
     for (let i = 0; i < deliveries.length; i += 500) {
-      await this.db
+      const rows = await this.#q(ctx)
         .insertInto('webhook_deliveries')
         .values(
           deliveries.slice(i, i + 500).map((d) => ({
@@ -83,90 +87,69 @@ export class WebhookDeliveriesRepository {
           })),
         )
         .onConflict((oc) => oc.columns(['webhook', 'event_id']).doNothing())
+        .returning('id')
         .execute();
+      for (const r of rows) added.push(r.id);
     }
+    return added;
   }
 
   /**
-   * Claims up to `limit` pending deliveries due at `now` by moving their next attempt to
-   * `leaseUntil`: until then no other dispatcher picks them up, and if this one dies mid-attempt
-   * they are retried after it. Run it inside a (short) transaction: on PostgreSQL the rows are
-   * locked with FOR UPDATE SKIP LOCKED, so concurrent claimers get disjoint rows without waiting.
+   * Records an attempt's outcome (in the transaction that settles its job, so the log and the queue
+   * agree); only a pending delivery moves.
    */
-  async claimDue(now: Date, leaseUntil: Date, limit: number): Promise<ClaimedDelivery[]> {
-    const rows = await this.db
-      .selectFrom('webhook_deliveries')
-      .selectAll()
-      .where('status', '=', 'pending')
-      .where('next_attempt_at', '<=', now.toISOString())
-      .orderBy('next_attempt_at')
-      .orderBy('id')
-      .limit(limit)
-      // SQLite has one writer at a time (the transaction is the lock) and no such clause.
-      .$if(dialectOf(this.db) === 'postgres', (qb) => qb.forUpdate().skipLocked())
-      .execute();
-    if (rows.length === 0) return [];
-    await this.db
-      .updateTable('webhook_deliveries')
-      .set({ next_attempt_at: leaseUntil.toISOString() })
-      .where(
-        'id',
-        'in',
-        rows.map((r) => r.id),
-      )
-      .execute();
-    return rows.map((r) => ({ ...fromRow(r), nextAttemptAt: leaseUntil, leaseUntil }));
-  }
-
-  /**
-   * Records an attempt's outcome, only if the claim still holds (the row is pending with the
-   * lease this claimer set); returns false when it did not (the lease ran out and another
-   * dispatcher took the row over).
-   */
-  async recordAttempt(claim: ClaimedDelivery, outcome: AttemptOutcome): Promise<boolean> {
-    const result = await this.db
+  async recordAttempt(ctx: Context, id: string, outcome: AttemptOutcome): Promise<void> {
+    await this.#q(ctx)
       .updateTable('webhook_deliveries')
       .set({
         status: outcome.status,
-        attempts: claim.attempts + 1,
+        attempts: outcome.attempts,
         last_attempt_at: outcome.at.toISOString(),
         last_status: outcome.lastStatus,
         ...(outcome.status === 'pending' ? { next_attempt_at: outcome.nextAttemptAt.toISOString() } : {}),
         ...(outcome.status === 'delivered' ? { delivered_at: outcome.at.toISOString() } : {}),
       })
-      .where('id', '=', claim.id)
+      .where('id', '=', id)
       .where('status', '=', 'pending')
-      .where('next_attempt_at', '=', claim.leaseUntil.toISOString())
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
-  }
-
-  /** Marks a pending delivery failed without an attempt (its webhook left the manifest). */
-  async abandon(claim: ClaimedDelivery, at: Date, reason: string): Promise<void> {
-    await this.db
-      .updateTable('webhook_deliveries')
-      .set({ status: 'failed', last_status: reason, last_attempt_at: at.toISOString() })
-      .where('id', '=', claim.id)
-      .where('status', '=', 'pending')
-      .where('next_attempt_at', '=', claim.leaseUntil.toISOString())
       .execute();
   }
 
-  /** Puts failed deliveries back in the queue, due at `now`, with their attempts reset. */
-  async requeueFailed(ids: readonly string[], now: Date): Promise<number> {
-    if (ids.length === 0) return 0;
-    const result = await this.db
+  /** Marks a pending delivery failed without an attempt (its webhook left the manifest). */
+  async abandon(ctx: Context, id: string, at: Date, reason: string): Promise<void> {
+    await this.#q(ctx)
+      .updateTable('webhook_deliveries')
+      .set({ status: 'failed', last_status: reason, last_attempt_at: at.toISOString() })
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .execute();
+  }
+
+  /**
+   * Puts failed deliveries back in the queue, due at `now`, with their attempts reset; returns the
+   * ids of those that were failed.
+   */
+  async requeueFailed(ctx: Context, ids: readonly string[], now: Date): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const failed = await this.#q(ctx)
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('status', '=', 'failed')
+      .where('id', 'in', [...ids])
+      .execute();
+    if (failed.length === 0) return [];
+    const moved = failed.map((r) => r.id);
+    await this.#q(ctx)
       .updateTable('webhook_deliveries')
       .set({ status: 'pending', attempts: 0, next_attempt_at: now.toISOString() })
       .where('status', '=', 'failed')
-      .where('id', 'in', [...ids])
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows);
+      .where('id', 'in', moved)
+      .execute();
+    return moved;
   }
 
   /** One delivery, or `undefined`. */
-  async get(id: string): Promise<Delivery | undefined> {
-    const row = await this.db
+  async get(ctx: Context, id: string): Promise<Delivery | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('webhook_deliveries')
       .selectAll()
       .where('id', '=', id)
@@ -175,8 +158,8 @@ export class WebhookDeliveriesRepository {
   }
 
   /** The delivery log, newest first. */
-  async list(options: ListDeliveriesOptions): Promise<Delivery[]> {
-    const rows = await this.db
+  async list(ctx: Context, options: ListDeliveriesOptions): Promise<Delivery[]> {
+    const rows = await this.#q(ctx)
       .selectFrom('webhook_deliveries')
       .selectAll()
       .$if(options.status !== undefined, (qb) => qb.where('status', '=', options.status ?? ''))
@@ -189,7 +172,7 @@ export class WebhookDeliveriesRepository {
   }
 }
 
-type Row = Omit<Tables['webhook_deliveries'], 'attempts'> & { attempts: number };
+type Row = Omit<WebhookTables['webhook_deliveries'], 'attempts'> & { attempts: number };
 
 function fromRow(row: Row): Delivery {
   return {

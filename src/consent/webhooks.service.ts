@@ -2,35 +2,49 @@
  * Propagation of choices to the systems the manifest lists (`webhooks:`), as signed webhooks, so a
  * downstream tool stops within a minute of a person saying stop.
  *
- * Durable outbox: {@link WebhookService.enqueue} inserts one delivery per event and webhook in the
- * transaction of the change itself, so a change is never lost and never announced if it rolled
- * back. A dispatcher inside `serve` then claims due deliveries (on PostgreSQL with FOR UPDATE SKIP
- * LOCKED and a lease, so instances never send one delivery at the same time), POSTs them signed
- * (webhooks.signature.ts), and retries failures with exponential backoff until they are delivered or
- * have failed too many times. The table is also the delivery log (`pledge webhooks deliveries`).
+ * Durable outbox: {@link WebhookService.enqueue} logs one delivery per event and webhook, and
+ * enqueues one `webhooks.deliver` job for it, in the transaction of the change itself, so a change is
+ * never lost and never announced if it rolled back. The platform's job queue then runs each delivery
+ * (claimed with a lease, so instances never send one delivery at the same time), which POSTs it
+ * signed (webhooks.signature.ts); failures are retried by the queue with exponential backoff and
+ * jitter until delivered or out of attempts. Each attempt's outcome is written to the delivery log
+ * (`pledge webhooks deliveries`) in the transaction that settles its job.
  *
  * Delivery is at least once: a receiver that answers after Pledge gave up waiting, or an instance
  * that dies between the receiver's answer and the commit, means the event comes again with the same
  * Pledge-Event-Id, on which receivers de-duplicate.
  */
-import type { Kysely } from 'kysely';
 import type { Manifest, Webhook, WebhookEvent } from '../manifest/manifest.schema.js';
 import { systemClock, type Clock } from '../platform/clock.js';
 import type { Context } from '../platform/context.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { Transactions } from '../platform/db/db.js';
 import { NotFoundError, ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
+import {
+  jobDead,
+  jobDone,
+  jobRetry,
+  retryDelayMs,
+  type JobHandlerResult,
+} from '../platform/jobs/jobs.definition.js';
+import type { JobQueue, JobType } from '../platform/jobs/jobs.service.js';
 import { GLOBAL_PURPOSE } from './consent.decide.js';
 import type { ConsentChange } from './consent.service.js';
-import {
+import type {
+  Delivery,
+  DeliveryStatus,
+  NewDelivery,
   WebhookDeliveriesRepository,
-  type AttemptOutcome,
-  type ClaimedDelivery,
-  type Delivery,
-  type DeliveryStatus,
-  type NewDelivery,
 } from './webhooks.repository.js';
 import { deriveWebhookSecret, signWebhookPayload } from './webhooks.signature.js';
+
+/** The job type that delivers one logged delivery. */
+export const DELIVER_JOB = 'webhooks.deliver';
+
+/** A delivery job's payload: the delivery's id (its log row holds the rest). */
+interface DeliverPayload {
+  deliveryId: string;
+}
 
 /** Where the dispatcher reports; Fastify's (pino) logger fits. */
 export interface WebhookLogger {
@@ -61,7 +75,11 @@ export const DEFAULT_RETRY: Readonly<WebhookRetryOptions> = Object.freeze({
 
 /** What the webhook service uses. */
 export interface WebhookServiceDeps {
-  db: Kysely<Tables>;
+  /** Transactions of the main database. */
+  db: Transactions;
+  repo: WebhookDeliveriesRepository;
+  /** The platform's job queue: deliveries are its jobs. */
+  jobs: JobQueue;
   manifest: Manifest;
   /** The secret webhook signing keys are derived from (the keyring's index key). */
   signingSecret: Buffer;
@@ -71,14 +89,9 @@ export interface WebhookServiceDeps {
   retry?: Partial<WebhookRetryOptions>;
   /** How long a receiver has to answer (default 10 s). */
   timeoutMs?: number;
-  /**
-   * How often the dispatcher looks for due deliveries (default 1 s): this picks up retries and rows
-   * other instances queued; changes queued by this instance are sent at once.
-   */
-  pollIntervalMs?: number;
-  /** Deliveries claimed and attempted at a time (default 20). */
-  batchSize?: number;
-  /** Random numbers in [0, 1) for the jitter (default Math.random). */
+  /** Deliveries attempted at once by this process (default 20). */
+  concurrency?: number;
+  /** Random numbers in [0, 1) for {@link WebhookService.retryDelayMs} (the queue has its own). */
   random?: () => number;
 }
 
@@ -132,17 +145,14 @@ export interface SubjectErasedData {
 export { MAX_DELIVERIES_PAGE } from './webhooks.constants.js';
 import { MAX_DELIVERIES_PAGE } from './webhooks.constants.js';
 
-/**
- * After this instance queues a change, looks at these delays (ms) before the regular poll: the rows
- * become visible only when the caller's transaction commits, which on a busy PostgreSQL may take a
- * moment longer than the first look.
- */
-const WAKE_DELAYS_MS = [20, 50, 100, 200, 400];
 const MAX_STATUS_LENGTH = 200;
 
 /** Queues consent changes for delivery and delivers them. */
 export class WebhookService {
-  readonly #db: Kysely<Tables>;
+  readonly #db: Transactions;
+  readonly #repo: WebhookDeliveriesRepository;
+  readonly #jobs: JobQueue;
+  readonly #deliver: JobType<DeliverPayload>;
   readonly #webhooks: ReadonlyMap<string, Webhook>;
   readonly #secrets = new Map<string, string>();
   readonly #signingSecret: Buffer;
@@ -150,29 +160,29 @@ export class WebhookService {
   readonly #clock: Clock;
   readonly #retry: WebhookRetryOptions;
   readonly #timeoutMs: number;
-  readonly #pollIntervalMs: number;
-  readonly #batchSize: number;
-  readonly #leaseMs: number;
   readonly #random: () => number;
-  #running = false;
-  #timer: NodeJS.Timeout | undefined;
-  #inFlight: Promise<void> | undefined;
-  #again = false;
-  #burst: number[] = [];
 
   constructor(deps: WebhookServiceDeps) {
     this.#db = deps.db;
+    this.#repo = deps.repo;
+    this.#jobs = deps.jobs;
     this.#webhooks = new Map(deps.manifest.webhooks.map((w) => [w.key, w]));
     this.#signingSecret = deps.signingSecret;
     this.#log = deps.log;
     this.#clock = deps.clock ?? systemClock;
     this.#retry = { ...DEFAULT_RETRY, ...deps.retry };
     this.#timeoutMs = deps.timeoutMs ?? 10_000;
-    this.#pollIntervalMs = deps.pollIntervalMs ?? 1000;
-    this.#batchSize = deps.batchSize ?? 20;
-    // Longer than any attempt can take, so a claim is never taken over while its request is in flight.
-    this.#leaseMs = Math.max(60_000, this.#timeoutMs * 3);
     this.#random = deps.random ?? Math.random;
+    this.#deliver = deps.jobs.define<DeliverPayload>({
+      type: DELIVER_JOB,
+      retry: this.#retry,
+      // Longer than any attempt can take, so a delivery is never taken over while its request is
+      // in flight; the receiver's own timeout ends an attempt long before the queue's.
+      leaseMs: Math.max(60_000, this.#timeoutMs * 3),
+      timeoutMs: this.#timeoutMs * 2,
+      concurrency: deps.concurrency ?? 20,
+      handle: (ctx, job, signal) => this.#attempt(ctx, job.payload.deliveryId, job.attempt, signal),
+    });
   }
 
   /** The secret a webhook's receiver verifies signatures with (`pledge webhooks secret KEY`). */
@@ -189,12 +199,12 @@ export class WebhookService {
   // ---- queueing (inside the caller's transaction) ----------------------------------------------
 
   /**
-   * Queues deliveries for changes, inside the change's transaction (`db` is that transaction): one
-   * per change and webhook that receives `consent.changed` for the change's purpose (a global
-   * opt-out, "*", goes to all of them). Browser choices are not sent: a downstream system knows
-   * people, not browsers, and a browser's choices reach it as the subject's when the person signs up.
+   * Queues deliveries for changes, inside the change's transaction (`ctx` is bound to it): one per
+   * change and webhook that receives `consent.changed` for the change's purpose (a global opt-out,
+   * "*", goes to all of them). Browser choices are not sent: a downstream system knows people, not
+   * browsers, and a browser's choices reach it as the subject's when the person signs up.
    */
-  async enqueue(db: Kysely<Tables>, _ctx: Context, changes: readonly ConsentChange[]): Promise<void> {
+  async enqueue(ctx: Context, changes: readonly ConsentChange[]): Promise<void> {
     const hooks = this.#subscribers('consent.changed');
     if (hooks.length === 0) return;
     const now = this.#clock.now();
@@ -215,14 +225,14 @@ export class WebhookService {
       for (const w of targets)
         deliveries.push(newDelivery(w, change.eventId, 'consent.changed', payload, now));
     }
-    await this.#insert(db, deliveries);
+    await this.#insert(ctx, deliveries, now);
   }
 
   /**
    * Queues a `subject.erased` event for the webhooks that receive it, inside the erasure's
-   * transaction (`db` is that transaction). The payload names the subject by id only.
+   * transaction (`ctx` is bound to it). The payload names the subject by id only.
    */
-  async enqueueErasure(db: Kysely<Tables>, ctx: Context, subjectId: string): Promise<void> {
+  async enqueueErasure(ctx: Context, subjectId: string): Promise<void> {
     const hooks = this.#subscribers('subject.erased');
     if (hooks.length === 0) return;
     const now = this.#clock.now();
@@ -230,56 +240,28 @@ export class WebhookService {
     const data: SubjectErasedData = { subjectId };
     const payload = serialize({ id: eventId, type: 'subject.erased', at: ctx.clock.now(), data });
     await this.#insert(
-      db,
+      ctx,
       hooks.map((w) => newDelivery(w, eventId, 'subject.erased', payload, now)),
+      now,
     );
   }
 
-  // ---- the dispatcher ---------------------------------------------------------------------------
+  // ---- delivering ---------------------------------------------------------------------------------
 
   /**
-   * Starts delivering: at once, then every poll interval, and shortly after this instance queues a
-   * change. Does nothing when already started.
-   */
-  start(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.#arm(0);
-  }
-
-  /** Stops delivering; resolves once the attempts in flight have finished and been recorded. */
-  async stop(): Promise<void> {
-    this.#running = false;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    while (this.#inFlight) await this.#inFlight;
-  }
-
-  /**
-   * Claims the deliveries that are due and attempts each once (in parallel), recording every
-   * outcome. The dispatcher calls it in a loop; tests call it directly with an injected clock.
-   * A database error propagates; an unreachable receiver is an outcome, not an error.
+   * Runs the deliveries that are due, once each (in parallel), recording every outcome: what the
+   * job queue's worker does inside `serve`. Tests call it with an injected clock. A database error
+   * propagates; an unreachable receiver is an outcome, not an error.
    */
   async runOnce(): Promise<DispatchResult> {
-    const now = this.#clock.now();
-    const leaseUntil = new Date(now.getTime() + this.#leaseMs);
-    const claimed = await this.#db
-      .transaction()
-      .execute((trx) => new WebhookDeliveriesRepository(trx).claimDue(now, leaseUntil, this.#batchSize));
-    const result: DispatchResult = { claimed: claimed.length, delivered: 0, retried: 0, failed: 0 };
-    const outcomes = await Promise.all(claimed.map((d) => this.#attempt(d)));
-    for (const o of outcomes) {
-      if (o === 'delivered') result.delivered++;
-      else if (o === 'pending') result.retried++;
-      else if (o === 'failed') result.failed++;
-    }
-    return result;
+    const r = await this.#jobs.runDue({ types: [DELIVER_JOB] });
+    return { claimed: r.claimed, delivered: r.done, retried: r.retried, failed: r.dead };
   }
 
   // ---- the log ----------------------------------------------------------------------------------
 
   /** The delivery log, newest first. Throws `webhooks.limit_invalid` for a limit out of range. */
-  async listDeliveries(_ctx: Context, options: ListDeliveriesOptions = {}): Promise<Delivery[]> {
+  async listDeliveries(ctx: Context, options: ListDeliveriesOptions = {}): Promise<Delivery[]> {
     const limit = options.limit ?? 50;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_DELIVERIES_PAGE) {
       throw new ValidationError(
@@ -288,12 +270,12 @@ export class WebhookService {
         { limit },
       );
     }
-    return new WebhookDeliveriesRepository(this.#db).list({ ...options, limit });
+    return this.#repo.list(ctx, { ...options, limit });
   }
 
   /** One delivery; throws `webhooks.delivery_not_found`. */
-  async getDeliveryOrThrow(_ctx: Context, id: string): Promise<Delivery> {
-    const found = await new WebhookDeliveriesRepository(this.#db).get(id);
+  async getDeliveryOrThrow(ctx: Context, id: string): Promise<Delivery> {
+    const found = await this.#repo.get(ctx, id);
     if (found === undefined) {
       throw new NotFoundError('webhooks.delivery_not_found', `there is no webhook delivery "${id}"`, { id });
     }
@@ -302,12 +284,19 @@ export class WebhookService {
 
   /**
    * Puts failed deliveries back in the queue with a fresh set of attempts (after the receiver is
-   * fixed); returns how many were failed and are now pending.
+   * fixed), their jobs with them, in one transaction; returns how many were failed and are now
+   * pending.
    */
-  async redeliver(_ctx: Context, ids: readonly string[]): Promise<number> {
-    const n = await new WebhookDeliveriesRepository(this.#db).requeueFailed(ids, this.#clock.now());
-    if (n > 0) this.#wake();
-    return n;
+  redeliver(ctx: Context, ids: readonly string[]): Promise<number> {
+    return redeliverFailed(ctx, { db: this.#db, repo: this.#repo, jobs: this.#jobs }, ids);
+  }
+
+  /**
+   * The delay before the attempt after `attempts` failed ones: base × 2^(attempts−1), plus up to
+   * `jitter` of it at random, at most the maximum delay (the queue's schedule for deliveries).
+   */
+  retryDelayMs(attempts: number): number {
+    return retryDelayMs(this.#retry, attempts, this.#random);
   }
 
   // ---- internals --------------------------------------------------------------------------------
@@ -316,68 +305,88 @@ export class WebhookService {
     return [...this.#webhooks.values()].filter((w) => w.events.includes(event));
   }
 
-  async #insert(db: Kysely<Tables>, deliveries: readonly NewDelivery[]): Promise<void> {
+  async #insert(ctx: Context, deliveries: readonly NewDelivery[], now: Date): Promise<void> {
     if (deliveries.length === 0) return;
-    await new WebhookDeliveriesRepository(db).insertMany(deliveries);
-    // The rows become visible when the caller's transaction commits, a moment from now; if the wake
-    // comes too early, the next poll finds them.
-    this.#wake();
+    await this.#db.transaction(ctx, async (trx) => {
+      const added = await this.#repo.insertMany(trx, deliveries);
+      // The delivery's id is the job's key: one job per delivery, however often it is queued.
+      await this.#deliver.enqueueMany(
+        trx,
+        added.map((deliveryId) => ({ payload: { deliveryId }, key: deliveryId, runAt: now })),
+      );
+    });
   }
 
-  async #attempt(claim: ClaimedDelivery): Promise<DeliveryStatus | 'lost'> {
-    const repo = new WebhookDeliveriesRepository(this.#db);
-    const webhook = this.#webhooks.get(claim.webhook);
+  /** One attempt of a delivery, as a job: POSTs it and says how the log records the outcome. */
+  async #attempt(
+    ctx: Context,
+    deliveryId: string,
+    attempt: number,
+    signal: AbortSignal,
+  ): Promise<JobHandlerResult> {
+    const delivery = await this.#repo.get(ctx, deliveryId);
+    // Delivered already (an attempt whose job outcome was lost), or no longer in the log.
+    if (delivery === undefined || delivery.status !== 'pending') return jobDone();
+    const webhook = this.#webhooks.get(delivery.webhook);
     if (webhook === undefined) {
-      await repo.abandon(claim, this.#clock.now(), 'the webhook is no longer in the manifest');
+      const reason = 'the webhook is no longer in the manifest';
       this.#log.error(
-        { delivery: claim.id, webhook: claim.webhook },
+        { delivery: delivery.id, webhook: delivery.webhook },
         'webhook delivery abandoned: its webhook is no longer in the manifest',
       );
-      return 'failed';
+      return jobDead(reason, (trx) => this.#repo.abandon(trx, delivery.id, this.#clock.now(), reason));
     }
-    const { ok, lastStatus } = await this.#post(webhook, claim);
+    const { ok, lastStatus } = await this.#post(webhook, delivery, signal);
     const at = this.#clock.now();
-    const attempts = claim.attempts + 1;
-    let outcome: AttemptOutcome;
-    if (ok) outcome = { status: 'delivered', at, lastStatus };
-    else if (attempts >= this.#retry.maxAttempts) outcome = { status: 'failed', at, lastStatus };
-    else
-      outcome = {
-        status: 'pending',
-        at,
-        lastStatus,
-        nextAttemptAt: new Date(at.getTime() + this.retryDelayMs(attempts)),
-      };
-    const recorded = await repo.recordAttempt(claim, outcome);
-    const fields = { delivery: claim.id, webhook: claim.webhook, attempt: attempts, status: lastStatus };
-    if (!recorded) {
-      this.#log.warn(fields, 'webhook delivery was taken over by another dispatcher (its lease ran out)');
-      return 'lost';
-    }
-    if (outcome.status === 'failed')
-      this.#log.error(fields, `webhook delivery failed after ${attempts} attempts; it will not be retried`);
-    else if (outcome.status === 'pending')
-      this.#log.warn(
-        { ...fields, nextAttemptAt: outcome.nextAttemptAt.toISOString() },
-        'webhook delivery attempt failed; it will be retried',
+    const fields = { delivery: delivery.id, webhook: delivery.webhook, attempt, status: lastStatus };
+    if (ok) {
+      return jobDone((trx) =>
+        this.#repo.recordAttempt(trx, delivery.id, {
+          status: 'delivered',
+          at,
+          lastStatus,
+          attempts: attempt,
+        }),
       );
-    return outcome.status;
+    }
+    return jobRetry(lastStatus, {
+      record: async (trx, final) => {
+        if (final.state === 'pending') {
+          this.#log.warn(
+            { ...fields, nextAttemptAt: final.runAt.toISOString() },
+            'webhook delivery attempt failed; it will be retried',
+          );
+          await this.#repo.recordAttempt(trx, delivery.id, {
+            status: 'pending',
+            at,
+            lastStatus,
+            attempts: attempt,
+            nextAttemptAt: final.runAt,
+          });
+        } else {
+          this.#log.error(
+            fields,
+            `webhook delivery failed after ${attempt} attempts; it will not be retried`,
+          );
+          await this.#repo.recordAttempt(trx, delivery.id, {
+            status: 'failed',
+            at,
+            lastStatus,
+            attempts: attempt,
+          });
+        }
+      },
+    });
   }
 
-  /**
-   * The delay before the attempt after `attempts` failed ones: base × 2^(attempts−1), plus up to
-   * `jitter` of it at random, at most the maximum delay.
-   */
-  retryDelayMs(attempts: number): number {
-    const { baseDelayMs, maxDelayMs, jitter } = this.#retry;
-    const exponential = baseDelayMs * 2 ** Math.min(attempts - 1, 40);
-    return Math.min(maxDelayMs, Math.round(exponential * (1 + jitter * this.#random())));
-  }
-
-  async #post(webhook: Webhook, claim: ClaimedDelivery): Promise<{ ok: boolean; lastStatus: string }> {
+  async #post(
+    webhook: Webhook,
+    delivery: Delivery,
+    signal: AbortSignal,
+  ): Promise<{ ok: boolean; lastStatus: string }> {
     const signature = signWebhookPayload({
       secret: this.secretOf(webhook.key),
-      body: claim.payload,
+      body: delivery.payload,
       at: this.#clock.now(),
     });
     try {
@@ -387,13 +396,13 @@ export class WebhookService {
           'content-type': 'application/json',
           'user-agent': 'Pledge-Webhooks/1',
           'pledge-signature': signature,
-          'pledge-event-id': claim.eventId,
-          'pledge-delivery-id': claim.id,
+          'pledge-event-id': delivery.eventId,
+          'pledge-delivery-id': delivery.id,
         },
-        body: claim.payload,
+        body: delivery.payload,
         // A redirect is not followed: the manifest names where choices may go, and only there.
         redirect: 'manual',
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(this.#timeoutMs)]),
       });
       // The body is never read (nor stored): a receiver's answer might hold anything.
       await response.body?.cancel().catch(() => undefined);
@@ -415,44 +424,23 @@ export class WebhookService {
     const text = code !== undefined ? `${message} (${code})` : message;
     return text.slice(0, MAX_STATUS_LENGTH);
   }
+}
 
-  #wake(): void {
-    if (!this.#running) return;
-    this.#burst = WAKE_DELAYS_MS.slice(1);
-    if (this.#inFlight) {
-      this.#again = true;
-      return;
-    }
-    this.#arm(WAKE_DELAYS_MS[0] ?? 0);
-  }
-
-  #arm(delayMs: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#inFlight = this.#drain().finally(() => {
-        this.#inFlight = undefined;
-        if (!this.#running) return;
-        const again = this.#again;
-        this.#again = false;
-        this.#arm(again ? (WAKE_DELAYS_MS[0] ?? 0) : (this.#burst.shift() ?? this.#pollIntervalMs));
-      });
-    }, delayMs);
-    // The timer never keeps a process alive on its own; stop() is what ends the dispatcher.
-    this.#timer.unref();
-  }
-
-  /** Runs batches until one comes back short (nothing more is due) or the service stops. */
-  async #drain(): Promise<void> {
-    try {
-      let result: DispatchResult;
-      do result = await this.runOnce();
-      while (this.#running && result.claimed === this.#batchSize);
-    } catch (err) {
-      // A database that is restarting must not take the server down; the next poll tries again.
-      this.#log.error({ err }, 'webhook dispatch failed; retrying at the next poll');
-    }
-  }
+/**
+ * Puts failed deliveries back in the queue with a fresh set of attempts, their jobs with them, in
+ * one transaction; returns how many were failed. What `redeliver` does, for the CLI, which has no
+ * manifest to build the whole service from.
+ */
+export async function redeliverFailed(
+  ctx: Context,
+  deps: Pick<WebhookServiceDeps, 'db' | 'repo'> & { jobs: Pick<JobQueue, 'retryDeadByKeys'> },
+  ids: readonly string[],
+): Promise<number> {
+  return deps.db.transaction(ctx, async (trx) => {
+    const moved = await deps.repo.requeueFailed(trx, ids, ctx.clock.now());
+    await deps.jobs.retryDeadByKeys(trx, DELIVER_JOB, moved);
+    return moved.length;
+  });
 }
 
 function receivesPurpose(webhook: Webhook, purpose: string): boolean {

@@ -3,7 +3,9 @@
  * policy version it came in under, and so the policy text of any past date can be shown again.
  */
 import type { Kysely, Selectable } from 'kysely';
-import type { ManifestVersionsTable, Tables } from '../platform/db/tables.js';
+import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
+import type { ManifestTables, ManifestVersionsTable } from './manifest.tables.js';
 
 /** A manifest that has been in force. */
 export interface ManifestVersion {
@@ -36,7 +38,11 @@ export interface RecordInForceResult {
 
 /** Reads and records manifest versions. */
 export class ManifestVersionRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  constructor(private readonly db: Db) {}
+
+  #q(ctx: Context): Kysely<ManifestTables> {
+    return this.db.executor<ManifestTables>(ctx);
+  }
 
   /**
    * Records that the manifest with `hash` is in force from `at`, and makes it the current one.
@@ -44,8 +50,10 @@ export class ManifestVersionRepository {
    * A new hash adds a row. A hash seen before but not current (a rollback) gets no new row; its
    * `inForceFrom` moves to `at` so that it is current again, while its id stays what records cite.
    */
-  async recordInForce(options: RecordInForceOptions): Promise<RecordInForceResult> {
-    const record = async (db: Kysely<Tables>): Promise<RecordInForceResult> => {
+  async recordInForce(ctx: Context, options: RecordInForceOptions): Promise<RecordInForceResult> {
+    // The read and the write belong together; joins the caller's transaction when there is one.
+    return this.db.transaction(ctx, async (trx): Promise<RecordInForceResult> => {
+      const db = this.#q(trx);
       const current = await selectCurrent(db);
       if (current?.hash === options.hash) return { id: current.id, created: false };
       // "Current" is the row with the latest in_force_from. If this machine's clock is behind the one
@@ -77,20 +85,18 @@ export class ManifestVersionRepository {
         .returning('id')
         .executeTakeFirstOrThrow();
       return { id, created: false };
-    };
-    // The read and the write belong together; join the caller's transaction when there is one.
-    return this.db.isTransaction ? record(this.db) : this.db.transaction().execute(record);
+    });
   }
 
   /** The manifest in force now, or undefined before any was recorded. */
-  async getCurrent(): Promise<ManifestVersion | undefined> {
-    const row = await selectCurrent(this.db);
+  async getCurrent(ctx: Context): Promise<ManifestVersion | undefined> {
+    const row = await selectCurrent(this.#q(ctx));
     return row && toManifestVersion(row);
   }
 
   /** The version with this hash, if it was ever in force. */
-  async getByHash(hash: string): Promise<ManifestVersion | undefined> {
-    const row = await this.db
+  async getByHash(ctx: Context, hash: string): Promise<ManifestVersion | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('manifest_versions')
       .selectAll()
       .where('hash', '=', hash)
@@ -99,8 +105,8 @@ export class ManifestVersionRepository {
   }
 
   /** The version with this id (as cited by records), if any. */
-  async getById(id: number): Promise<ManifestVersion | undefined> {
-    const row = await this.db
+  async getById(ctx: Context, id: number): Promise<ManifestVersion | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('manifest_versions')
       .selectAll()
       .where('id', '=', id)
@@ -109,8 +115,8 @@ export class ManifestVersionRepository {
   }
 
   /** Every version, the one in force first, then by when each last came into force, newest first. */
-  async list(): Promise<ManifestVersion[]> {
-    const rows = await this.db
+  async list(ctx: Context): Promise<ManifestVersion[]> {
+    const rows = await this.#q(ctx)
       .selectFrom('manifest_versions')
       .selectAll()
       .orderBy('in_force_from', 'desc')
@@ -120,7 +126,7 @@ export class ManifestVersionRepository {
   }
 }
 
-function selectCurrent(db: Kysely<Tables>): Promise<Selectable<ManifestVersionsTable> | undefined> {
+function selectCurrent(db: Kysely<ManifestTables>): Promise<Selectable<ManifestVersionsTable> | undefined> {
   return db
     .selectFrom('manifest_versions')
     .selectAll()

@@ -4,15 +4,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { AuthHook } from '../platform/http/auth.js';
 import { NotFoundError } from '../platform/errors.js';
-import type { ActiveManifest } from './manifest.service.js';
-import type { ManifestVersionRepository } from './manifest.repository.js';
+import { apiContext } from '../platform/http/auth.js';
+import type { ActiveManifest, ManifestVersions } from './manifest.service.js';
 import { presentActiveManifest, presentVersion } from './manifest.presenter.js';
 import { POLICY_CSS } from './manifest.renderer.js';
 
 /** What the manifest routes use. */
 export interface ManifestRoutesDeps {
   active: ActiveManifest;
-  versions: ManifestVersionRepository;
+  versions: ManifestVersions;
   auth: AuthHook;
 }
 
@@ -96,7 +96,7 @@ export function registerManifestRoutes(app: FastifyInstance, deps: ManifestRoute
         },
       },
     },
-    async () => ({ versions: (await deps.versions.list()).map(presentVersion) }),
+    async (request) => ({ versions: (await deps.versions.list(apiContext(request))).map(presentVersion) }),
   );
 
   app.get<{ Params: { id: number } }>(
@@ -118,7 +118,7 @@ export function registerManifestRoutes(app: FastifyInstance, deps: ManifestRoute
       },
     },
     async (request) => {
-      const v = await deps.versions.getById(request.params.id);
+      const v = await deps.versions.getById(apiContext(request), request.params.id);
       if (!v) {
         throw new NotFoundError(
           'manifest.version_not_found',

@@ -64,14 +64,14 @@ export async function activateManifest(
     );
   }
   const manifest = loaded.manifest;
-  const { id } = await options.versions.recordInForce({
+  const { id } = await options.versions.recordInForce(ctx, {
     hash: loaded.hash,
     version: manifest.policy.version,
     effective: manifest.policy.effective,
     source,
     at: ctx.clock.now(),
   });
-  const version = await options.versions.getById(id);
+  const version = await options.versions.getById(ctx, id);
   if (!version)
     throw new PledgeError(
       'manifest.version_missing',
@@ -82,4 +82,26 @@ export async function activateManifest(
     version,
     policy: { html: renderPolicyHtml(manifest), markdown: renderPolicyMarkdown(manifest) },
   };
+}
+
+/**
+ * Every manifest that has been in force, as other capabilities and the routes read them: the
+ * policy-change notice compares the one in force with the one before it.
+ */
+export class ManifestVersions {
+  readonly #repo: ManifestVersionRepository;
+
+  constructor(repo: ManifestVersionRepository) {
+    this.#repo = repo;
+  }
+
+  /** Every version, the one in force first, then newest first. */
+  list(ctx: Context): Promise<ManifestVersion[]> {
+    return this.#repo.list(ctx);
+  }
+
+  /** The version with this id (as records cite it), or `undefined`. */
+  getById(ctx: Context, id: number): Promise<ManifestVersion | undefined> {
+    return this.#repo.getById(ctx, id);
+  }
 }

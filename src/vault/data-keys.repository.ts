@@ -1,6 +1,8 @@
 /** The key store's table: each subject's wrapped data keys. Only this file touches it. */
 import type { Kysely } from 'kysely';
-import type { Tables } from '../platform/db/tables.js';
+import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
+import type { KeystoreTables } from './vault.tables.js';
 
 /** A wrapped data key as stored; a destroyed one has kekVersion 0 and no bytes. */
 export interface WrappedDataKey {
@@ -13,11 +15,16 @@ export interface WrappedDataKey {
 
 /** Reads and writes wrapped data keys. */
 export class DataKeysRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  /** `db` is the key store's database, not the main one. */
+  constructor(private readonly db: Db) {}
+
+  #q(ctx: Context): Kysely<KeystoreTables> {
+    return this.db.executor<KeystoreTables>(ctx);
+  }
 
   /** The newest key of a subject, destroyed or not, or `undefined` when it never had one. */
-  async getLatest(subjectId: string): Promise<WrappedDataKey | undefined> {
-    const row = await this.db
+  async getLatest(ctx: Context, subjectId: string): Promise<WrappedDataKey | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('data_keys')
       .selectAll()
       .where('subject_id', '=', subjectId)
@@ -28,8 +35,8 @@ export class DataKeysRepository {
   }
 
   /** One version of a subject's key, or `undefined` when destroyed or never made. */
-  async get(subjectId: string, version: number): Promise<WrappedDataKey | undefined> {
-    const row = await this.db
+  async get(ctx: Context, subjectId: string, version: number): Promise<WrappedDataKey | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('data_keys')
       .selectAll()
       .where('subject_id', '=', subjectId)
@@ -40,8 +47,8 @@ export class DataKeysRepository {
   }
 
   /** Adds a key version; false when that version already exists (another writer made it first). */
-  async insert(key: WrappedDataKey, at: Date): Promise<boolean> {
-    const result = await this.db
+  async insert(ctx: Context, key: WrappedDataKey, at: Date): Promise<boolean> {
+    const result = await this.#q(ctx)
       .insertInto('data_keys')
       .values({
         subject_id: key.subjectId,
@@ -57,8 +64,8 @@ export class DataKeysRepository {
   }
 
   /** Reserves `count` more encryptions under a key; returns the new total. */
-  async reserve(subjectId: string, version: number, count: number): Promise<number> {
-    const row = await this.db
+  async reserve(ctx: Context, subjectId: string, version: number, count: number): Promise<number> {
+    const row = await this.#q(ctx)
       .updateTable('data_keys')
       .set((eb) => ({ encryptions: eb('encryptions', '+', count) }))
       .where('subject_id', '=', subjectId)
@@ -74,8 +81,8 @@ export class DataKeysRepository {
    * the same subject id gets a new version number: a record restored from a pre-erasure backup then
    * names a version whose key is gone, instead of one that was made anew.
    */
-  async destroyAll(subjectId: string): Promise<number> {
-    const result = await this.db
+  async destroyAll(ctx: Context, subjectId: string): Promise<number> {
+    const result = await this.#q(ctx)
       .updateTable('data_keys')
       .set({ wrapped: '', kek_version: 0 })
       .where('subject_id', '=', subjectId)
@@ -85,8 +92,8 @@ export class DataKeysRepository {
   }
 
   /** Up to `limit` keys wrapped with a KEK other than `kekVersion`, for rewrapping in batches. */
-  async listNotUnder(kekVersion: number, limit: number): Promise<WrappedDataKey[]> {
-    const rows = await this.db
+  async listNotUnder(ctx: Context, kekVersion: number, limit: number): Promise<WrappedDataKey[]> {
+    const rows = await this.#q(ctx)
       .selectFrom('data_keys')
       .selectAll()
       .where('kek_version', '!=', kekVersion)
@@ -100,13 +107,14 @@ export class DataKeysRepository {
 
   /** Replaces a key's wrapping, only if it is still wrapped with `fromKek` (safe against a concurrent rewrap). */
   async rewrap(
+    ctx: Context,
     subjectId: string,
     version: number,
     fromKek: number,
     wrapped: Buffer,
     toKek: number,
   ): Promise<boolean> {
-    const result = await this.db
+    const result = await this.#q(ctx)
       .updateTable('data_keys')
       .set({ wrapped: wrapped.toString('base64'), kek_version: toKek })
       .where('subject_id', '=', subjectId)
@@ -117,8 +125,8 @@ export class DataKeysRepository {
   }
 
   /** How many keys each KEK version wraps. */
-  async countByKek(): Promise<Map<number, number>> {
-    const rows = await this.db
+  async countByKek(ctx: Context): Promise<Map<number, number>> {
+    const rows = await this.#q(ctx)
       .selectFrom('data_keys')
       .select(['kek_version', (eb) => eb.fn.countAll<number | string>().as('n')])
       .where('kek_version', '!=', 0)
@@ -128,7 +136,7 @@ export class DataKeysRepository {
   }
 }
 
-function toKey(row: Tables['data_keys']): WrappedDataKey {
+function toKey(row: KeystoreTables['data_keys']): WrappedDataKey {
   return {
     subjectId: row.subject_id,
     version: row.version,

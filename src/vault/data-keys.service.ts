@@ -8,6 +8,7 @@
  * makes the count too high, never too low.
  */
 import type { Clock } from '../platform/clock.js';
+import type { Context } from '../platform/context.js';
 import { systemClock } from '../platform/clock.js';
 import { PledgeError } from '../platform/errors.js';
 import type { DataKeysRepository, WrappedDataKey } from './data-keys.repository.js';
@@ -76,17 +77,17 @@ export class DataKeys {
   }
 
   /** A key to encrypt `count` values of `subjectId` with, making or rotating it as needed. */
-  async forWrite(subjectId: string, count: number): Promise<DataKey> {
+  async forWrite(ctx: Context, subjectId: string, count: number): Promise<DataKey> {
     const slot = this.#writing.get(subjectId);
     if (slot && slot.remaining >= count) {
       slot.remaining -= count;
       return { version: slot.version, key: slot.key };
     }
     const block = Math.max(count, this.#reserveBlock);
-    let latest = await this.#repo.getLatest(subjectId);
+    let latest = await this.#repo.getLatest(ctx, subjectId);
     for (let attempt = 0; attempt < 5; attempt++) {
       if (latest && latest.kekVersion !== 0) {
-        const total = await this.#repo.reserve(subjectId, latest.version, block);
+        const total = await this.#repo.reserve(ctx, subjectId, latest.version, block);
         if (total <= this.#rotateAfter) {
           const key = await this.#unwrapFresh(latest);
           this.#writing.set(subjectId, { version: latest.version, key, remaining: block - count });
@@ -97,6 +98,7 @@ export class DataKeys {
       const version = (latest?.version ?? 0) + 1;
       const kek = this.#keyring.currentKek();
       const made = await this.#repo.insert(
+        ctx,
         {
           subjectId,
           version,
@@ -112,13 +114,13 @@ export class DataKeys {
         return { version, key };
       }
       // Another writer (instance) made this version first: use theirs.
-      latest = await this.#repo.getLatest(subjectId);
+      latest = await this.#repo.getLatest(ctx, subjectId);
     }
     throw new PledgeError('vault.data_key_contention', 'could not obtain a data key; try again');
   }
 
   /** The key `version` of a subject, or `undefined` when it was destroyed (the subject was erased). */
-  async forRead(subjectId: string, version: number): Promise<Buffer | undefined> {
+  async forRead(ctx: Context, subjectId: string, version: number): Promise<Buffer | undefined> {
     const id = `${subjectId}:${version}`;
     const cached = this.#reading.get(id);
     if (cached) {
@@ -126,7 +128,7 @@ export class DataKeys {
       this.#reading.set(id, cached);
       return cached;
     }
-    const wrapped = await this.#repo.get(subjectId, version);
+    const wrapped = await this.#repo.get(ctx, subjectId, version);
     if (!wrapped) return undefined;
     const key = await this.#unwrapFresh(wrapped);
     this.#remember(subjectId, version, key);
@@ -134,9 +136,9 @@ export class DataKeys {
   }
 
   /** Destroys every key of a subject, here and in this process's memory. */
-  async destroy(subjectId: string): Promise<number> {
+  async destroy(ctx: Context, subjectId: string): Promise<number> {
     this.forget(subjectId);
-    return this.#repo.destroyAll(subjectId);
+    return this.#repo.destroyAll(ctx, subjectId);
   }
 
   /** Drops a subject's keys from this process's memory (another instance erased it). */
@@ -149,23 +151,24 @@ export class DataKeys {
    * Rewraps every data key that is not under the current KEK, in batches; the records are not
    * touched (their data keys do not change). Returns how many keys were rewrapped.
    */
-  async rewrapAll(batchSize = 500): Promise<number> {
+  async rewrapAll(ctx: Context, batchSize = 500): Promise<number> {
     const kek = this.#keyring.currentKek();
     let done = 0;
     for (;;) {
-      const batch = await this.#repo.listNotUnder(kek.version, batchSize);
+      const batch = await this.#repo.listNotUnder(ctx, kek.version, batchSize);
       if (batch.length === 0) return done;
       for (const k of batch) {
         const key = this.#unwrap(k);
         const rewrapped = seal(kek.key, key, dataKeyAad(k.subjectId, k.version, kek.version));
-        if (await this.#repo.rewrap(k.subjectId, k.version, k.kekVersion, rewrapped, kek.version)) done++;
+        if (await this.#repo.rewrap(ctx, k.subjectId, k.version, k.kekVersion, rewrapped, kek.version))
+          done++;
       }
     }
   }
 
   /** How many data keys each KEK version wraps. */
-  countByKek(): Promise<Map<number, number>> {
-    return this.#repo.countByKek();
+  countByKek(ctx: Context): Promise<Map<number, number>> {
+    return this.#repo.countByKek(ctx);
   }
 
   /** Unwraps, reloading the keyring once if the key names a KEK version this process lacks. */

@@ -11,18 +11,16 @@
  * wrap every data key under a KEK that exists only in a terminal's scrollback.
  */
 import { open, rm } from 'node:fs/promises';
-import type { Kysely } from 'kysely';
-import { AuditRepository } from '../audit/audit.repository.js';
+import type { AuditAppender } from '../audit/audit.service.js';
 import type { Context } from '../platform/context.js';
-import type { Tables } from '../platform/db/tables.js';
 import { ConflictError } from '../platform/errors.js';
 import type { DataKeys } from './data-keys.service.js';
 import { Keyring, type LoadKeyringOptions } from './keyring.js';
 
 /** What the rotation uses. */
 export interface KeyRotationDeps {
-  /** The main database, for the audit. */
-  db: Kysely<Tables>;
+  /** The audit log of the main database. */
+  audit: AuditAppender;
   /** The data keys of the key store; given the new keyring after a rotation. */
   dataKeys: DataKeys;
   /** Where the keyring is loaded from (afresh for every operation: another process may have rotated). */
@@ -76,12 +74,12 @@ export interface KeyStatusResult {
 
 /** Rotates, rewraps under and retires KEK versions. */
 export class KeyRotationService {
-  readonly #db: Kysely<Tables>;
+  readonly #log: AuditAppender;
   readonly #dataKeys: DataKeys;
   readonly #keys: Omit<LoadKeyringOptions, 'clock'>;
 
   constructor(deps: KeyRotationDeps) {
-    this.#db = deps.db;
+    this.#log = deps.audit;
     this.#dataKeys = deps.dataKeys;
     this.#keys = deps.keys;
   }
@@ -102,7 +100,7 @@ export class KeyRotationService {
       // Saved before any data key is wrapped with it; see the module comment.
       await next.save();
       this.#dataKeys.useKeyring(next);
-      const rewrapped = await this.#dataKeys.rewrapAll();
+      const rewrapped = await this.#dataKeys.rewrapAll(ctx);
       await this.#audit(ctx, 'keys.rotate', { version: newVersion, rewrapped, source: 'file' });
       return { newVersion, rewrapped };
     });
@@ -115,7 +113,7 @@ export class KeyRotationService {
   async rewrap(ctx: Context): Promise<KeyRewrapResult> {
     const keyring = await this.#load(ctx);
     this.#dataKeys.useKeyring(keyring);
-    const rewrapped = await this.#dataKeys.rewrapAll();
+    const rewrapped = await this.#dataKeys.rewrapAll(ctx);
     const currentVersion = keyring.currentKek().version;
     if (rewrapped > 0) await this.#audit(ctx, 'keys.rewrap', { version: currentVersion, rewrapped });
     return { currentVersion, rewrapped };
@@ -124,7 +122,7 @@ export class KeyRotationService {
   /** Every KEK version with its dates and the number of data keys it wraps. */
   async status(ctx: Context): Promise<KeyStatusResult> {
     const keyring = await this.#load(ctx);
-    const counts = await this.#dataKeys.countByKek();
+    const counts = await this.#dataKeys.countByKek(ctx);
     const current = keyring.currentKek().version;
     const versions: KekStatus[] = keyring.versions().map((k) => ({
       version: k.version,
@@ -167,7 +165,7 @@ export class KeyRotationService {
       if (kek?.retiredAt !== undefined) return { version, alreadyRetired: true };
       // withRetired refuses an unknown version (404) and the current one (409).
       const next = keyring.withRetired(version, ctx.clock.now());
-      const inUse = (await this.#dataKeys.countByKek()).get(version) ?? 0;
+      const inUse = (await this.#dataKeys.countByKek(ctx)).get(version) ?? 0;
       if (inUse > 0) {
         throw new ConflictError(
           'vault.kek_in_use',
@@ -188,7 +186,7 @@ export class KeyRotationService {
   }
 
   #audit(ctx: Context, action: string, details: Record<string, unknown>): Promise<void> {
-    return new AuditRepository(this.#db).append(ctx, [{ action, details }]);
+    return this.#log.append(ctx, [{ action, details }]);
   }
 
   /**

@@ -5,12 +5,16 @@
  * Back the key store up on its own, with a retention no longer than your erasure deadline.
  */
 import { openDatabase, type Database } from '../platform/db/database.js';
-import { KEYSTORE_MIGRATIONS, migrateToLatest } from '../platform/db/migrations.js';
+import { collectMigrations, migrateToLatest, type NamedMigration } from '../platform/db/migrations.js';
+import { keystoreMigrations } from './vault.migrations.js';
 
 /** The SQLite file of the key store, inside the data directory. */
 export const KEYSTORE_SQLITE_FILE = 'keys.db';
 /** The PostgreSQL schema of the key store. */
 export const KEYSTORE_PG_SCHEMA = 'pledge_keystore';
+
+/** The key store's migrations: the vault's own database, apart from the main one. */
+export const KEYSTORE_MIGRATIONS: readonly NamedMigration[] = collectMigrations(keystoreMigrations);
 
 /** Where the key store is. */
 export interface OpenKeystoreOptions {

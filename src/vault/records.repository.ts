@@ -1,8 +1,9 @@
 /** Encrypted records. Only this file touches the records table. */
 import type { Kysely } from 'kysely';
-import { dialectOf } from '../platform/db/schema.js';
+import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
 import { RowInserter } from '../platform/db/row-inserter.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { VaultTables } from './vault.tables.js';
 
 /** A field as stored: its category and its sealed value. */
 export interface StoredField {
@@ -55,7 +56,7 @@ export interface UsableRecord {
 }
 
 /** The records table's INSERT, built once per chunk size (a write of 500 records is a hot path). */
-const RECORD_ROWS = new RowInserter('records', [
+const RECORD_ROWS = new RowInserter<VaultTables, 'records'>('records', [
   'id',
   'subject_id',
   'source',
@@ -70,23 +71,27 @@ const RECORD_ROWS = new RowInserter('records', [
 
 /** Reads and writes records. */
 export class RecordsRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  constructor(private readonly db: Db) {}
+
+  #q(ctx: Context): Kysely<VaultTables> {
+    return this.db.executor<VaultTables>(ctx);
+  }
 
   /** Inserts records, many rows per statement. */
-  async insertMany(records: readonly NewRecord[]): Promise<void> {
-    await RECORD_ROWS.insert(this.db, records.map(rowMaker()));
+  async insertMany(ctx: Context, records: readonly NewRecord[]): Promise<void> {
+    await RECORD_ROWS.insert(this.#q(ctx), records.map(rowMaker()));
   }
 
   /**
    * Some subjects' records for the use gate, each subject's in the order they were written, with the
    * JSON columns as stored: the gate decrypts only the fields the purpose may use.
    */
-  async listForUse(subjectIds: readonly string[]): Promise<UsableRecord[]> {
+  async listForUse(ctx: Context, subjectIds: readonly string[]): Promise<UsableRecord[]> {
     const out: UsableRecord[] = [];
     const unique = [...new Set(subjectIds)];
     for (let i = 0; i < unique.length; i += 500) {
       const chunk = unique.slice(i, i + 500);
-      const rows = await this.db
+      const rows = await this.#q(ctx)
         .selectFrom('records')
         .select([
           'id',
@@ -122,14 +127,17 @@ export class RecordsRepository {
   }
 
   /** One record, or `undefined`. */
-  async get(id: string): Promise<StoredRecord | undefined> {
-    const row = await this.db.selectFrom('records').selectAll().where('id', '=', id).executeTakeFirst();
+  async get(ctx: Context, id: string): Promise<StoredRecord | undefined> {
+    const row = await this.#q(ctx).selectFrom('records').selectAll().where('id', '=', id).executeTakeFirst();
     return row && fromRow(row);
   }
 
   /** Deletes every record of a subject; returns how many. */
-  async deleteBySubject(subjectId: string): Promise<number> {
-    const result = await this.db.deleteFrom('records').where('subject_id', '=', subjectId).executeTakeFirst();
+  async deleteBySubject(ctx: Context, subjectId: string): Promise<number> {
+    const result = await this.#q(ctx)
+      .deleteFrom('records')
+      .where('subject_id', '=', subjectId)
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 
@@ -139,10 +147,11 @@ export class RecordsRepository {
    * PostgreSQL the selected rows stay locked until the commit and other sweepers skip them.
    */
   async deleteExpired(
+    ctx: Context,
     now: Date,
     limit: number,
   ): Promise<Array<{ id: string; subjectId: string; source: string }>> {
-    const expired = await this.db
+    const expired = await this.#q(ctx)
       .selectFrom('records')
       .select(['id', 'subject_id', 'source'])
       .where('retain_until', '<=', now.toISOString())
@@ -150,10 +159,10 @@ export class RecordsRepository {
       .limit(limit)
       // Several instances may sweep at once: SKIP LOCKED gives each its own rows instead of making
       // them wait on (then re-delete) the same batch. SQLite has one writer at a time and no such clause.
-      .$if(dialectOf(this.db) === 'postgres', (qb) => qb.forUpdate().skipLocked())
+      .$if(this.db.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked())
       .execute();
     if (expired.length === 0) return [];
-    await this.db
+    await this.#q(ctx)
       .deleteFrom('records')
       .where(
         'id',
@@ -169,7 +178,7 @@ export class RecordsRepository {
  * Turns records into rows. The records of one write share their lists and dates by reference (one
  * per shape), so each is serialized once per insert, not once per row.
  */
-function rowMaker(): (r: NewRecord) => Tables['records'] {
+function rowMaker(): (r: NewRecord) => VaultTables['records'] {
   const json = new Map<readonly string[], string>();
   const iso = new Map<Date, string>();
   const jsonOf = (list: readonly string[]) => {
@@ -196,7 +205,7 @@ function rowMaker(): (r: NewRecord) => Tables['records'] {
   });
 }
 
-function fromRow(row: Tables['records']): StoredRecord {
+function fromRow(row: VaultTables['records']): StoredRecord {
   const fields: Record<string, StoredField> = {};
   for (const [name, f] of Object.entries(JSON.parse(row.fields) as FieldsJson)) {
     fields[name] = { category: f.c, sealed: Buffer.from(f.v, 'base64') };

@@ -8,20 +8,21 @@
  * PLEDGE_RETENTION_INTERVAL seconds. With PostgreSQL several instances may sweep at once: each batch
  * locks its rows and the others skip them (records.repository.ts).
  */
-import type { Kysely } from 'kysely';
-import { AuditRepository } from '../audit/audit.repository.js';
+import type { AuditAppender } from '../audit/audit.service.js';
 import { createContext, type Context } from '../platform/context.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { Transactions } from '../platform/db/db.js';
 import { ValidationError } from '../platform/errors.js';
-import { RecordsRepository } from './records.repository.js';
+import type { RecordsRepository } from './records.repository.js';
 
 /** The largest batch: SQLite binds every id of a batch as a parameter of one DELETE. */
 export const MAX_RETENTION_BATCH_SIZE = 10_000;
 
 /** What the sweeper uses. */
 export interface RetentionServiceDeps {
-  /** The main database (records and audit). */
-  db: Kysely<Tables>;
+  /** Transactions of the main database (records and audit). */
+  db: Transactions;
+  records: RecordsRepository;
+  audit: AuditAppender;
 }
 
 /** Options of one sweep. */
@@ -51,10 +52,14 @@ export interface RetentionBatchResult {
 
 /** Deletes records past their retention deadline. */
 export class RetentionService {
-  readonly #db: Kysely<Tables>;
+  readonly #db: Transactions;
+  readonly #records: RecordsRepository;
+  readonly #audit: AuditAppender;
 
   constructor(deps: RetentionServiceDeps) {
     this.#db = deps.db;
+    this.#records = deps.records;
+    this.#audit = deps.audit;
   }
 
   /**
@@ -96,12 +101,12 @@ export class RetentionService {
    * neither does, so the audit never claims a deletion that did not happen.
    */
   sweepBatch(ctx: Context, now: Date, batchSize: number): Promise<RetentionBatchResult> {
-    return this.#db.transaction().execute(async (trx) => {
-      const deleted = await new RecordsRepository(trx).deleteExpired(now, batchSize);
+    return this.#db.transaction(ctx, async (trx) => {
+      const deleted = await this.#records.deleteExpired(trx, now, batchSize);
       const sources: Record<string, number> = {};
       for (const r of deleted) sources[r.source] = (sources[r.source] ?? 0) + 1;
       if (deleted.length > 0) {
-        await new AuditRepository(trx).append(ctx, [
+        await this.#audit.append(trx, [
           { action: 'retention.sweep', details: { records: deleted.length, sources } },
         ]);
       }

@@ -1,6 +1,8 @@
 /** Subjects and their blind index. Only this file touches those tables. */
 import type { Kysely } from 'kysely';
-import type { Tables } from '../platform/db/tables.js';
+import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
+import type { VaultTables } from './vault.tables.js';
 
 /** A subject as stored (no personal data). */
 export interface Subject {
@@ -19,16 +21,23 @@ export interface IdentifierHash {
 
 /** Reads and writes subjects. */
 export class SubjectsRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  constructor(private readonly db: Db) {}
+
+  #q(ctx: Context): Kysely<VaultTables> {
+    return this.db.executor<VaultTables>(ctx);
+  }
 
   /** Adds a subject. */
-  async insert(subject: {
-    id: string;
-    kind: string;
-    jurisdiction: string | undefined;
-    at: Date;
-  }): Promise<void> {
-    await this.db
+  async insert(
+    ctx: Context,
+    subject: {
+      id: string;
+      kind: string;
+      jurisdiction: string | undefined;
+      at: Date;
+    },
+  ): Promise<void> {
+    await this.#q(ctx)
       .insertInto('subjects')
       .values({
         id: subject.id,
@@ -41,17 +50,17 @@ export class SubjectsRepository {
   }
 
   /** The subject with this id, erased or not. */
-  async get(id: string): Promise<Subject | undefined> {
-    const row = await this.db.selectFrom('subjects').selectAll().where('id', '=', id).executeTakeFirst();
+  async get(ctx: Context, id: string): Promise<Subject | undefined> {
+    const row = await this.#q(ctx).selectFrom('subjects').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toSubject(row);
   }
 
   /** Those of these subjects that exist and are not erased, by id (one query per 500). */
-  async listLive(ids: readonly string[]): Promise<Map<string, Subject>> {
+  async listLive(ctx: Context, ids: readonly string[]): Promise<Map<string, Subject>> {
     const live = new Map<string, Subject>();
     const unique = [...new Set(ids)];
     for (let i = 0; i < unique.length; i += 500) {
-      const rows = await this.db
+      const rows = await this.#q(ctx)
         .selectFrom('subjects')
         .selectAll()
         .where('id', 'in', unique.slice(i, i + 500))
@@ -62,15 +71,33 @@ export class SubjectsRepository {
     return live;
   }
 
+  /** The jurisdictions of those of these subjects that exist and are not erased (one query per 1,000). */
+  async listLiveJurisdictions(
+    ctx: Context,
+    ids: readonly string[],
+  ): Promise<Map<string, { jurisdiction: string | undefined }>> {
+    const out = new Map<string, { jurisdiction: string | undefined }>();
+    for (let i = 0; i < ids.length; i += 1000) {
+      const rows = await this.#q(ctx)
+        .selectFrom('subjects')
+        .select(['id', 'jurisdiction'])
+        .where('id', 'in', ids.slice(i, i + 1000))
+        .where('erased_at', 'is', null)
+        .execute();
+      for (const r of rows) out.set(r.id, { jurisdiction: r.jurisdiction ?? undefined });
+    }
+    return out;
+  }
+
   /**
    * Which of these subjects exist and are not erased: one query for a whole group commit instead of
    * one per write.
    */
-  async listLiveIds(ids: readonly string[]): Promise<Set<string>> {
+  async listLiveIds(ctx: Context, ids: readonly string[]): Promise<Set<string>> {
     const live = new Set<string>();
     // Well under SQLite's and PostgreSQL's limits on bound parameters.
     for (let i = 0; i < ids.length; i += 500) {
-      const rows = await this.db
+      const rows = await this.#q(ctx)
         .selectFrom('subjects')
         .select('id')
         .where('id', 'in', ids.slice(i, i + 500))
@@ -81,9 +108,49 @@ export class SubjectsRepository {
     return live;
   }
 
+  /**
+   * The ids of live (not erased) subjects, optionally of one jurisdiction and kind, or created
+   * before `createdBefore`, in id order: ids only, no personal data.
+   */
+  async listLiveIdsWhere(
+    ctx: Context,
+    filter: {
+      jurisdiction?: string | undefined;
+      kind?: string | undefined;
+      createdBefore?: Date | undefined;
+    },
+  ): Promise<string[]> {
+    const rows = await this.#q(ctx)
+      .selectFrom('subjects')
+      .select('id')
+      .where('erased_at', 'is', null)
+      .$if(filter.jurisdiction !== undefined, (qb) =>
+        qb.where('jurisdiction', '=', filter.jurisdiction ?? ''),
+      )
+      .$if(filter.kind !== undefined, (qb) => qb.where('kind', '=', filter.kind ?? ''))
+      .$if(filter.createdBefore !== undefined, (qb) =>
+        qb.where('created_at', '<', filter.createdBefore?.toISOString() ?? ''),
+      )
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** The blind-index hashes of one kind of a subject's identifiers, in hash order. */
+  async identifierHashesOf(ctx: Context, subjectId: string, kind: string): Promise<string[]> {
+    const rows = await this.#q(ctx)
+      .selectFrom('subject_identifiers')
+      .select('hash')
+      .where('subject_id', '=', subjectId)
+      .where('kind', '=', kind)
+      .orderBy('hash')
+      .execute();
+    return rows.map((r) => r.hash);
+  }
+
   /** The subject an identifier hash belongs to. */
-  async findByIdentifier(kind: string, hash: string): Promise<Subject | undefined> {
-    const row = await this.db
+  async findByIdentifier(ctx: Context, kind: string, hash: string): Promise<Subject | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('subject_identifiers as i')
       .innerJoin('subjects as s', 's.id', 'i.subject_id')
       .selectAll('s')
@@ -94,9 +161,14 @@ export class SubjectsRepository {
   }
 
   /** Links identifier hashes to a subject; hashes already linked (to anyone) are left as they are. */
-  async addIdentifiers(subjectId: string, identifiers: readonly IdentifierHash[], at: Date): Promise<void> {
+  async addIdentifiers(
+    ctx: Context,
+    subjectId: string,
+    identifiers: readonly IdentifierHash[],
+    at: Date,
+  ): Promise<void> {
     if (identifiers.length === 0) return;
-    await this.db
+    await this.#q(ctx)
       .insertInto('subject_identifiers')
       .values(
         identifiers.map((i) => ({
@@ -110,15 +182,10 @@ export class SubjectsRepository {
       .execute();
   }
 
-  /** Updates what is known of where the subject is. */
-  async setJurisdiction(id: string, jurisdiction: string): Promise<void> {
-    await this.db.updateTable('subjects').set({ jurisdiction }).where('id', '=', id).execute();
-  }
-
   /** Erases a subject: its identifiers go, its row stays as a tombstone so references still resolve. */
-  async markErased(id: string, at: Date): Promise<void> {
-    await this.db.deleteFrom('subject_identifiers').where('subject_id', '=', id).execute();
-    await this.db
+  async markErased(ctx: Context, id: string, at: Date): Promise<void> {
+    await this.#q(ctx).deleteFrom('subject_identifiers').where('subject_id', '=', id).execute();
+    await this.#q(ctx)
       .updateTable('subjects')
       .set({ erased_at: at.toISOString(), jurisdiction: null })
       .where('id', '=', id)
@@ -126,7 +193,7 @@ export class SubjectsRepository {
   }
 }
 
-function toSubject(row: Tables['subjects']): Subject {
+function toSubject(row: VaultTables['subjects']): Subject {
   return {
     id: row.id,
     kind: row.kind,

@@ -8,25 +8,24 @@
  * "answer after commit" at the throughput of batched writes (one fsync for many requests).
  */
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
-import { AuditRepository, type AuditEntry } from '../audit/audit.repository.js';
+import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
 import type { Purpose } from '../manifest/manifest.schema.js';
 import type { Context } from '../platform/context.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { Transactions } from '../platform/db/db.js';
 import { ConflictError, NotFoundError, PledgeError, ValidationError } from '../platform/errors.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import { CryptoPool } from './crypto-pool.js';
 import type { DataKeys } from './data-keys.service.js';
 import { identifierHash, normalizeIdentifierOrThrow, type IdentifierKind } from './identifiers.js';
 import type { Keyring } from './keyring.js';
-import { RecordsRepository, type NewRecord, type UsableRecord } from './records.repository.js';
+import type { NewRecord, RecordsRepository, UsableRecord } from './records.repository.js';
 import { retentionDeadline } from './retention.js';
-import { SubjectsRepository, type Subject } from './subjects.repository.js';
+import type { Subject, SubjectsRepository } from './subjects.repository.js';
 import {
   manifestDefaultDecision,
   type Decide,
   type FieldInput,
-  type ErasureHooks,
+  type Erasure,
   type Identifiers,
   type NewSubjectInput,
   type ReadResult,
@@ -117,17 +116,23 @@ export * from './vault.types.js';
 
 /** Stores and reads personal data. */
 export class Vault {
-  readonly #db: Kysely<Tables>;
+  readonly #db: Transactions;
+  readonly #subjects: SubjectsRepository;
+  readonly #records: RecordsRepository;
+  readonly #audit: AuditAppender;
   readonly #dataKeys: DataKeys;
   readonly #keyring: Keyring;
   readonly #manifest: VaultManifest;
   readonly #decide: Decide;
-  readonly #erasure: ErasureHooks | undefined;
+  readonly #erasure: Erasure | undefined;
   readonly #crypto = CryptoPool.shared();
   readonly #writes: GroupCommit<PendingWrite, void>;
 
   constructor(deps: VaultDeps) {
     this.#db = deps.db;
+    this.#subjects = deps.subjects;
+    this.#records = deps.records;
+    this.#audit = deps.audit;
     this.#dataKeys = deps.dataKeys;
     this.#keyring = deps.keyring;
     this.#manifest = deps.manifest;
@@ -159,18 +164,18 @@ export class Vault {
 
   /** The subject an identifier belongs to, or `undefined` (also for erased subjects). */
   async findSubjectByIdentifier(
-    _ctx: Context,
+    ctx: Context,
     kind: IdentifierKind,
     value: string,
   ): Promise<Subject | undefined> {
     const hash = identifierHash(this.#keyring.indexKey, kind, normalizeIdentifierOrThrow(kind, value, kind));
-    const subject = await new SubjectsRepository(this.#db).findByIdentifier(kind, hash);
+    const subject = await this.#subjects.findByIdentifier(ctx, kind, hash);
     return subject && subject.erasedAt === undefined ? subject : undefined;
   }
 
   /** The subject with this id; throws `vault.subject_not_found` when unknown or erased. */
-  async getSubjectOrThrow(_ctx: Context, id: string): Promise<Subject> {
-    const subject = await new SubjectsRepository(this.#db).get(id);
+  async getSubjectOrThrow(ctx: Context, id: string): Promise<Subject> {
+    const subject = await this.#subjects.get(ctx, id);
     if (!subject || subject.erasedAt !== undefined) throw subjectNotFound(id);
     return subject;
   }
@@ -229,7 +234,7 @@ export class Vault {
     const batch = new SealBatchBuilder();
     const keys = new Map<string, { index: number; version: number }>();
     for (const [subjectId, n] of counts) {
-      const key = await this.#dataKeys.forWrite(subjectId, n);
+      const key = await this.#dataKeys.forWrite(ctx, subjectId, n);
       keys.set(subjectId, { index: batch.addKey(key.key), version: key.version });
     }
 
@@ -329,13 +334,22 @@ export class Vault {
     return records.map((r) => r.id);
   }
 
-  #enqueue(
+  /**
+   * Writes with the next group commit, or, when `ctx` is already bound to a transaction (a caller
+   * that writes to several capabilities at once), in that transaction: then the write commits or
+   * rolls back with the caller's.
+   */
+  async #enqueue(
     ctx: Context,
     subject: PendingSubject | undefined,
     records: NewRecord[],
     audit: AuditEntry[],
   ): Promise<void> {
-    return this.#writes.submit({ ctx, subject, records, audit });
+    const item: PendingWrite = { ctx, subject, records, audit };
+    if (!this.#db.inTransaction(ctx)) return this.#writes.submit(item);
+    const [outcome] = await this.#apply(ctx, [item]);
+    if (outcome?.ok !== true)
+      throw outcome?.error ?? new PledgeError('vault.internal', 'a write came to nothing');
   }
 
   /**
@@ -344,17 +358,17 @@ export class Vault {
    * does not exist (or was erased) is left out and refused with its error, so it fails alone
    * without its neighbours being retried one by one.
    */
-  async #apply(trx: Kysely<Tables>, items: readonly PendingWrite[]): Promise<Array<WriteOutcome<void>>> {
-    const subjects = new SubjectsRepository(trx);
+  async #apply(group: Context, items: readonly PendingWrite[]): Promise<Array<WriteOutcome<void>>> {
+    const subjects = this.#subjects;
     const created = new Set<string>();
     for (const item of items) {
       if (!item.subject) continue;
       const at = item.ctx.clock.now();
       const { input: s, hashes } = item.subject;
-      await subjects.insert({ id: s.id, kind: s.kind, jurisdiction: s.jurisdiction, at });
-      await subjects.addIdentifiers(s.id, hashes, at);
+      await subjects.insert(group, { id: s.id, kind: s.kind, jurisdiction: s.jurisdiction, at });
+      await subjects.addIdentifiers(group, s.id, hashes, at);
       for (const h of hashes) {
-        const owner = await subjects.findByIdentifier(h.kind, h.hash);
+        const owner = await subjects.findByIdentifier(group, h.kind, h.hash);
         if (owner && owner.id !== s.id) {
           throw new ConflictError('vault.identifier_taken', `the ${h.kind} belongs to another subject`, {
             kind: h.kind,
@@ -368,7 +382,7 @@ export class Vault {
       for (const r of item.records) if (!created.has(r.subjectId)) named.add(r.subjectId);
     // One query for every subject the group writes to, not one per write: inside the transaction,
     // so an erasure either committed before it (and the write fails) or waits for it.
-    const live = named.size === 0 ? named : await subjects.listLiveIds([...named]);
+    const live = named.size === 0 ? named : await subjects.listLiveIds(group, [...named]);
     const records: NewRecord[] = [];
     const audit: Array<{ ctx: Context; entries: AuditEntry[] }> = [];
     const outcomes = items.map((item): WriteOutcome<void> => {
@@ -378,8 +392,8 @@ export class Vault {
       audit.push({ ctx: item.ctx, entries: item.audit });
       return { ok: true, value: undefined };
     });
-    await new RecordsRepository(trx).insertMany(records);
-    await new AuditRepository(trx).appendEach(audit);
+    await this.#records.insertMany(group, records);
+    await this.#audit.appendEach(group, audit);
     return outcomes;
   }
 
@@ -413,7 +427,7 @@ export class Vault {
     purposeKey: string,
   ): Promise<Array<ReadResult | undefined>> {
     const purpose = this.#purposeOrThrow(purposeKey);
-    const subjects = await new SubjectsRepository(this.#db).listLive(subjectIds);
+    const subjects = await this.#subjects.listLive(ctx, subjectIds);
     const results = new Map<string, ReadResult>();
     await Promise.all(
       [...subjects.values()].map(async (subject) => {
@@ -428,7 +442,7 @@ export class Vault {
       }),
     );
     const allowed = [...results.values()].filter((r) => r.decision.allowed).map((r) => r.subjectId);
-    const stored = allowed.length === 0 ? [] : await new RecordsRepository(this.#db).listForUse(allowed);
+    const stored = allowed.length === 0 ? [] : await this.#records.listForUse(ctx, allowed);
     const batch = new OpenBatchBuilder(purpose.categories);
     const keyIndex = new Map<string, number>();
     // Records of one source share their purposes text: parse each distinct text once.
@@ -444,7 +458,7 @@ export class Vault {
       const keyId = `${r.subjectId}:${r.keyVersion}`;
       let k = keyIndex.get(keyId);
       if (k === undefined) {
-        const key = await this.#dataKeys.forRead(r.subjectId, r.keyVersion);
+        const key = await this.#dataKeys.forRead(ctx, r.subjectId, r.keyVersion);
         k = key ? batch.addKey(key) : -1;
         keyIndex.set(keyId, k);
       }
@@ -522,20 +536,19 @@ export class Vault {
    * subject is kept as a tombstone. Idempotent.
    */
   async erase(ctx: Context, subjectId: string): Promise<{ keysDestroyed: number; recordsDeleted: number }> {
-    const subject = await new SubjectsRepository(this.#db).get(subjectId);
+    const subject = await this.#subjects.get(ctx, subjectId);
     if (!subject)
       throw new NotFoundError('vault.subject_not_found', 'there is no subject with this id', { subjectId });
-    const keysDestroyed = await this.#dataKeys.destroy(subjectId);
-    const recordsDeleted = await this.#db.transaction().execute(async (trx) => {
-      const deleted = await new RecordsRepository(trx).deleteBySubject(subjectId);
-      await new SubjectsRepository(trx).markErased(subjectId, ctx.clock.now());
-      await this.#erasure?.inTransaction(trx, ctx, subjectId);
-      await new AuditRepository(trx).append(ctx, [
+    const keysDestroyed = await this.#dataKeys.destroy(ctx, subjectId);
+    const recordsDeleted = await this.#db.transaction(ctx, async (trx) => {
+      const deleted = await this.#records.deleteBySubject(trx, subjectId);
+      await this.#subjects.markErased(trx, subjectId, ctx.clock.now());
+      await this.#erasure?.(trx, subjectId);
+      await this.#audit.append(trx, [
         { action: 'subject.erase', subjectId, details: { keysDestroyed, recordsDeleted: deleted } },
       ]);
       return deleted;
     });
-    this.#erasure?.afterCommit?.(subjectId);
     return { keysDestroyed, recordsDeleted };
   }
 

@@ -2,15 +2,15 @@
  * What the vault takes and gives: subjects and records to write, what the use gate answers, what it
  * is built from, and the decision the manifest alone makes.
  */
-import type { Kysely } from 'kysely';
-import type { DecisionReason } from '../consent/consent.decide.js';
+import type { AuditAppender } from '../audit/audit.service.js';
 import { consentModeFor, type Manifest, type Purpose } from '../manifest/manifest.schema.js';
 import type { Context } from '../platform/context.js';
-import type { Tables } from '../platform/db/tables.js';
+import type { Transactions } from '../platform/db/db.js';
 import type { DataKeys } from './data-keys.service.js';
 import type { IdentifierKind } from './identifiers.js';
 import type { Keyring } from './keyring.js';
-import type { Subject } from './subjects.repository.js';
+import type { RecordsRepository } from './records.repository.js';
+import type { Subject, SubjectsRepository } from './subjects.repository.js';
 
 /** The kinds of subject. */
 export const SUBJECT_KINDS = ['customer', 'trial_user', 'visitor', 'prospect'] as const;
@@ -43,8 +43,11 @@ export interface NewSubjectInput {
   identifiers: Identifiers;
 }
 
-/** Why the use gate allowed or refused a purpose. */
-export type UseReason = DecisionReason;
+/**
+ * Why the use gate allowed or refused a purpose: the reason of whoever decides (the consent
+ * service's reasons, such as `withdrawn`; the manifest's defaults below).
+ */
+export type UseReason = string;
 
 /** The decision about one subject and purpose. */
 export interface UseDecision {
@@ -52,7 +55,10 @@ export interface UseDecision {
   reason: UseReason;
 }
 
-/** Decides whether a purpose may use a subject's data: the consent service's `decide`, in `createApp`. */
+/**
+ * Decides whether a purpose may use a subject's data. The vault declares what it needs and nothing
+ * more; `createApp` hands it the consent service's decision.
+ */
 export type Decide = (ctx: Context, subject: Subject, purpose: Purpose) => Promise<UseDecision>;
 
 /** What the use gate returns. */
@@ -79,24 +85,26 @@ export interface VaultManifest {
 
 /** What the vault uses. */
 export interface VaultDeps {
-  db: Kysely<Tables>;
+  /** Transactions of the main database. */
+  db: Transactions;
+  subjects: SubjectsRepository;
+  records: RecordsRepository;
+  audit: AuditAppender;
   dataKeys: DataKeys;
   keyring: Keyring;
   manifest: VaultManifest;
   /** Defaults to the manifest's consent mode for the subject's jurisdiction (no choices known). */
   decide?: Decide;
   /**
-   * What else erasure removes, inside its transaction (after the subject is marked erased): the
-   * person's consent ledger, a `subject.erased` webhook. `afterCommit` runs once it is committed.
+   * What else erasure removes, inside its transaction (`ctx` is bound to it, after the subject is
+   * marked erased): the person's consent ledger, a `subject.erased` webhook. Work that must wait
+   * for the commit is deferred with `Transactions.afterCommit`.
    */
-  erasure?: ErasureHooks;
+  erasure?: Erasure;
 }
 
 /** See {@link VaultDeps.erasure}. */
-export interface ErasureHooks {
-  inTransaction(db: Kysely<Tables>, ctx: Context, subjectId: string): Promise<void>;
-  afterCommit?(subjectId: string): void;
-}
+export type Erasure = (ctx: Context, subjectId: string) => Promise<void>;
 
 /** The decision the manifest alone makes, before any choice is recorded. */
 export function manifestDefaultDecision(purpose: Purpose, jurisdiction: string | undefined): UseDecision {

@@ -8,7 +8,7 @@ import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import type { Database } from '../../src/platform/db/database.js';
-import type { TestDatabase, TestDialect } from '../helpers/databases.js';
+import { tablesOf, type TestDatabase, type TestDialect } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST, openTestStores } from '../helpers/vault.js';
 
 /** A running app and what a test inspects. */
@@ -84,7 +84,7 @@ export async function countRows(
   database: Database,
   table: 'records' | 'subjects' | 'audit_events' | 'subject_identifiers',
 ): Promise<number> {
-  const row = await database.db
+  const row = await tablesOf(database)
     .selectFrom(table)
     .select((eb) => eb.fn.countAll().as('n'))
     .executeTakeFirstOrThrow();

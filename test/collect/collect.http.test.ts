@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createContext } from '../../src/platform/context.js';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { randomEmail } from '../helpers/vault.js';
 import { countRows, openCollectApp, type CollectTestApp } from './collect-app.js';
 
@@ -203,8 +203,12 @@ for (const dialect of DIALECTS) {
       assert.ok(!leaks(read.body, CARD));
 
       const raw = JSON.stringify([
-        await t.database.db.selectFrom('records').selectAll().where('subject_id', '=', subject.id).execute(),
-        await t.database.db.selectFrom('audit_events').selectAll().execute(),
+        await tablesOf(t.database)
+          .selectFrom('records')
+          .selectAll()
+          .where('subject_id', '=', subject.id)
+          .execute(),
+        await tablesOf(t.database).selectFrom('audit_events').selectAll().execute(),
       ]);
       assert.ok(!leaks(raw, CARD), 'the card number is nowhere in the records or the audit');
       assert.ok(!raw.includes('payment_card.number'), 'not even its category was stored');

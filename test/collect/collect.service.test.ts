@@ -20,7 +20,7 @@ import {
   validateCollectBody,
   validateEventsBody,
 } from '../../src/collect/collect.validator.js';
-import { truncateIp } from '../../src/collect/ip.js';
+import { truncateIp } from '../../src/platform/ip.js';
 import { loadManifestFile } from '../../src/manifest/manifest.loader.js';
 import type { Manifest } from '../../src/manifest/manifest.schema.js';
 import type { Context } from '../../src/platform/context.js';
@@ -28,6 +28,7 @@ import { ConfigError, PledgeError } from '../../src/platform/errors.js';
 import { Vault, type NewSubjectInput, type WriteRecordInput } from '../../src/vault/vault.service.js';
 import { DIALECTS } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST, openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
+import { vaultDeps } from '../helpers/vault.js';
 import { countRows } from './collect-app.js';
 
 const CARD = '4111111111111111';
@@ -228,12 +229,13 @@ for (const dialect of DIALECTS) {
     });
 
     test('a registration that loses the race to the same e-mail joins the winner', async () => {
-      const racing = new RacingVault({
-        db: t.database.db,
-        dataKeys: t.dataKeys,
-        keyring: t.keyring,
-        manifest: { manifest: t.active.manifest, versionId: t.active.version.id },
-      });
+      const racing = new RacingVault(
+        vaultDeps(t.database, {
+          dataKeys: t.dataKeys,
+          keyring: t.keyring,
+          manifest: { manifest: t.active.manifest, versionId: t.active.version.id },
+        }),
+      );
       const service = new CollectService({ vault: racing, manifest: t.active.manifest });
       const email = randomEmail();
       const result = await register(service, email);

@@ -151,7 +151,7 @@ export async function openCampaignApp(
       for (const s of siblings) await s.close();
       await app.close();
       await sink.close();
-      if (keystoreSchema !== undefined) await dropTestSchema(keystore.db, keystoreSchema);
+      if (keystoreSchema !== undefined) await dropTestSchema(keystore.kysely, keystoreSchema);
       await keystore.close();
       await database.cleanup();
       await rm(dataDir, { recursive: true, force: true });

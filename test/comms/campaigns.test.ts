@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { fixedClock } from '../../src/platform/clock.js';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST } from '../helpers/vault.js';
 import { LIST, openCampaignApp, PUBLIC_URL, testResolver, type CampaignTestApp } from './campaign-app.js';
 
@@ -231,8 +231,8 @@ for (const dialect of DIALECTS) {
 
       // Nothing personal at rest in the campaign tables.
       const rows = JSON.stringify([
-        await t.database.db.selectFrom('campaigns').selectAll().execute(),
-        await t.database.db.selectFrom('campaign_sends').selectAll().execute(),
+        await tablesOf(t.database).selectFrom('campaigns').selectAll().execute(),
+        await tablesOf(t.database).selectFrom('campaign_sends').selectAll().execute(),
       ]);
       for (const p of [us, euOptedIn, optedOut]) assert.ok(!rows.includes(p.address.split('@')[0]!));
       assert.ok(!rows.includes('Grace'));
@@ -476,7 +476,7 @@ for (const dialect of DIALECTS) {
       const count = async () =>
         Number(
           (
-            await t.database.db
+            await tablesOf(t.database)
               .selectFrom('campaigns')
               .select((eb) => eb.fn.countAll().as('n'))
               .executeTakeFirstOrThrow()
@@ -614,7 +614,7 @@ for (const dialect of DIALECTS) {
       await later.campaigns.runner.stop();
       const again = await t.sibling({ manifestPath: file });
       await again.campaigns.runner.stop();
-      const notices = await t.database.db
+      const notices = await tablesOf(t.database)
         .selectFrom('campaigns')
         .selectAll()
         .where('policy_version_id', 'is not', null)

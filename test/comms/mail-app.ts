@@ -10,7 +10,7 @@ import { createMailtoToken } from '../../src/comms/mailto-tokens.js';
 import { createLinkToken, deriveLinkTokenKey } from '../../src/consent/link-tokens.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext, type Context } from '../../src/platform/context.js';
-import type { TestDatabase, TestDialect } from '../helpers/databases.js';
+import { tablesOf, type TestDatabase, type TestDialect } from '../helpers/databases.js';
 import { getFreePort } from '../helpers/net.js';
 import { EXAMPLE_MANIFEST, openTestStores, randomEmail } from '../helpers/vault.js';
 
@@ -64,7 +64,7 @@ export async function openMailApp(
   const count = async (table: 'consent_events' | 'suppressions' | 'soft_bounces' | 'audit_events') =>
     Number(
       (
-        await database.db
+        await tablesOf(database)
           .selectFrom(table)
           .select((eb) => eb.fn.countAll().as('n'))
           .executeTakeFirstOrThrow()

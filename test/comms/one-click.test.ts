@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createTransport } from 'nodemailer';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { MAIL_DOMAIN, MARKETING, openMailApp, type MailTestApp } from './mail-app.js';
 
 const ONE_CLICK = 'List-Unsubscribe=One-Click';
@@ -47,7 +47,7 @@ for (const dialect of DIALECTS) {
     /** Who acted in each consent change audited for a subject, oldest first. */
     const consentActors = async (subjectId: string) =>
       (
-        await t.database.db
+        await tablesOf(t.database)
           .selectFrom('audit_events')
           .select('actor')
           .where('subject_id', '=', subjectId)

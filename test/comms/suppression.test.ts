@@ -4,8 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { SuppressionRepository } from '../../src/comms/suppression.repository.js';
 import { SuppressionService } from '../../src/comms/suppression.service.js';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
 
 for (const dialect of DIALECTS) {
@@ -17,6 +18,9 @@ for (const dialect of DIALECTS) {
       t = await openTestVault(dialect);
       suppression = new SuppressionService({
         db: t.database.db,
+        repo: new SuppressionRepository(t.database.db),
+        audit: t.audit,
+        subjects: t.subjects,
         indexKey: t.keyring.indexKey,
         softBounceLimit: 3,
       });
@@ -38,7 +42,7 @@ for (const dialect of DIALECTS) {
         true,
       );
       assert.equal(await suppression.isSuppressed(t.ctx, address, 'partner-news'), false);
-      const rows = await t.database.db.selectFrom('suppressions').selectAll().execute();
+      const rows = await tablesOf(t.database).selectFrom('suppressions').selectAll().execute();
       assert.ok(
         rows.every((r) => !JSON.stringify(r).includes(address.split('@')[0]!)),
         'no address at rest',
@@ -68,7 +72,7 @@ for (const dialect of DIALECTS) {
         (await suppression.suppressionsOf(t.ctx, soft)).map((s) => [s.list, s.reason]),
         [['*', 'soft_bounces']],
       );
-      const audit = await t.database.db
+      const audit = await tablesOf(t.database)
         .selectFrom('audit_events')
         .select(['details'])
         .where('action', '=', 'mail.suppress')

@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { sql } from 'kysely';
+import { ConsentRepository } from '../../src/consent/consent.repository.js';
 import { ConsentService, type RecordChoiceInput } from '../../src/consent/consent.service.js';
 import { createContext } from '../../src/platform/context.js';
 import { fixedClock } from '../../src/platform/clock.js';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { openTestVault, type TestVault } from '../helpers/vault.js';
 
 for (const dialect of DIALECTS) {
@@ -173,16 +174,15 @@ for (const dialect of DIALECTS) {
       const us = await subject('US');
       await consent.record(t.ctx, [choice(us, 'marketing-email', 'withdrawn')]);
       await assert.rejects(
-        sql`update consent_events set state = 'granted' where subject_id = ${us}`.execute(t.database.db),
+        sql`update consent_events set state = 'granted' where subject_id = ${us}`.execute(t.database.kysely),
         /append-only/,
       );
       await assert.rejects(
-        sql`delete from consent_events where subject_id = ${us}`.execute(t.database.db),
+        sql`delete from consent_events where subject_id = ${us}`.execute(t.database.kysely),
         /append-only/,
       );
       await t.vault.erase(t.ctx, us);
-      const removed = await consent.eraseSubject(t.database.db, us);
-      consent.forget(us);
+      const removed = await consent.eraseSubject(t.ctx, us);
       assert.equal(removed, 1);
       await assert.rejects(consent.decide(t.ctx, us, 'marketing-email'), {
         code: 'consent.subject_not_found',
@@ -199,7 +199,7 @@ for (const dialect of DIALECTS) {
           evidence: { userAgent, ip: '203.0.113.77' },
         },
       ]);
-      const raw = await t.database.db
+      const raw = await tablesOf(t.database)
         .selectFrom('consent_events')
         .select('evidence')
         .where('subject_id', '=', eu)
@@ -301,7 +301,7 @@ for (const dialect of DIALECTS) {
     test('every change is audited with the subject, purpose and previous state', async () => {
       const us = await subject('US');
       await consent.record(t.ctx, [choice(us, 'site-analytics', 'withdrawn', { method: 'banner' })]);
-      const rows = await t.database.db
+      const rows = await tablesOf(t.database)
         .selectFrom('audit_events')
         .select(['action', 'details'])
         .where('subject_id', '=', us)
@@ -319,7 +319,11 @@ for (const dialect of DIALECTS) {
 
 function newService(t: TestVault): ConsentService {
   return new ConsentService({
-    database: t.database,
+    db: t.database.db,
+    repo: new ConsentRepository(t.database.db),
+    subjects: t.subjects,
+    audit: t.audit,
+    notifications: t.database,
     manifest: { manifest: t.active.manifest, versionId: t.active.version.id },
     evidenceSecret: t.keyring.indexKey,
   });
@@ -341,7 +345,7 @@ function choice(
 }
 
 async function stateRows(t: TestVault): Promise<unknown[]> {
-  return t.database.db
+  return tablesOf(t.database)
     .selectFrom('consent_state')
     .select(['holder', 'purpose', 'channel', 'state', 'method', 'event_id'])
     .orderBy('holder')

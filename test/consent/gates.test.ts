@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createContext } from '../../src/platform/context.js';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { randomEmail } from '../helpers/vault.js';
 import { countRows, openCollectApp, type CollectTestApp } from '../collect/collect-app.js';
 
@@ -113,7 +113,7 @@ for (const dialect of DIALECTS) {
       await choose(person.id, 'marketing-email', 'withdrawn');
       const erased = await request('DELETE', `/api/v1/subjects/${person.id}`);
       assert.equal(erased.statusCode, 200, erased.body);
-      const events = await t.database.db
+      const events = await tablesOf(t.database)
         .selectFrom('consent_events')
         .select('id')
         .where('subject_id', '=', person.id)
@@ -124,7 +124,7 @@ for (const dialect of DIALECTS) {
         purpose: 'marketing-email',
       });
       assert.equal(decision.statusCode, 404, 'an erased person is not decided about');
-      const deliveries = await t.database.db
+      const deliveries = await tablesOf(t.database)
         .selectFrom('webhook_deliveries')
         .select(['event_type'])
         .where('event_type', '=', 'subject.erased')

@@ -19,7 +19,7 @@ import { createLinkToken, deriveLinkTokenKey, type LinkTokenClaims } from '../..
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import type { Database } from '../../src/platform/db/database.js';
-import { DIALECTS, type TestDatabase, type TestDialect } from '../helpers/databases.js';
+import { DIALECTS, type TestDatabase, type TestDialect, tablesOf } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST, openTestStores, randomEmail } from '../helpers/vault.js';
 
 const ctx = createContext({ kind: 'cli', user: 'test' });
@@ -157,7 +157,7 @@ async function ledger(database: Database) {
   const count = async (table: 'consent_events' | 'consent_state' | 'audit_events') =>
     Number(
       (
-        await database.db
+        await tablesOf(database)
           .selectFrom(table)
           .select((eb) => eb.fn.countAll().as('n'))
           .executeTakeFirstOrThrow()
@@ -172,7 +172,7 @@ async function ledger(database: Database) {
 
 /** Who acted in each consent change audited for a subject, oldest first. */
 async function actorsOf(database: Database, subjectId: string): Promise<unknown[]> {
-  const rows = await database.db
+  const rows = await tablesOf(database)
     .selectFrom('audit_events')
     .select('actor')
     .where('subject_id', '=', subjectId)
@@ -614,7 +614,7 @@ for (const dialect of DIALECTS) {
         );
         const body = decodeQuotedPrintable(message.data);
         assert.match(body, /^Subject: Your link to your privacy choices at Example Online/m);
-        assert.match(body, /^From: privacy@example-online\.test/m);
+        assert.match(body, /^From: Example Online <privacy@example-online\.test>/m);
         const link = new RegExp(`${publicUrl.replace(/\./g, '\\.')}(/preferences\\?t=[A-Za-z0-9_-]+)`).exec(
           body,
         )?.[1];

@@ -14,7 +14,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { createApp } from '../../src/app.js';
-import { ConsentService, type ConsentChange } from '../../src/consent/consent.service.js';
+import { ConsentRepository } from '../../src/consent/consent.repository.js';
+import {
+  ConsentService,
+  type ConsentChange,
+  type PropagateChanges,
+} from '../../src/consent/consent.service.js';
 import { WebhookDeliveriesRepository, type NewDelivery } from '../../src/consent/webhooks.repository.js';
 import { registerWebhookRoutes } from '../../src/consent/webhooks.routes.js';
 import {
@@ -27,10 +32,12 @@ import { deriveWebhookSecret, verifyWebhookSignature } from '../../src/consent/w
 import type { Webhook } from '../../src/manifest/manifest.schema.js';
 import { ApiKeyRepository } from '../../src/platform/auth/api-keys.repository.js';
 import { ApiKeyService } from '../../src/platform/auth/api-keys.service.js';
-import { fixedClock } from '../../src/platform/clock.js';
+import { fixedClock, type Clock } from '../../src/platform/clock.js';
 import { loadConfig } from '../../src/platform/config.js';
+import { createContext } from '../../src/platform/context.js';
 import { openDatabase, type Database } from '../../src/platform/db/database.js';
 import { requireApiKey } from '../../src/platform/http/auth.js';
+import { JobQueue } from '../../src/platform/jobs/jobs.service.js';
 import { createHttpServer } from '../../src/platform/http/server.js';
 import { Keyring } from '../../src/vault/keyring.js';
 import { runPledge } from '../helpers/cli.js';
@@ -117,6 +124,7 @@ function memoryLog(): WebhookLogger & { lines: Array<{ level: string; msg: strin
 }
 
 const T0 = new Date('2026-12-01T09:00:00.000Z');
+const CLI_CTX = createContext({ kind: 'cli', user: 'test' });
 
 /** One delivery to the `crm` webhook, due at T0, for tests that fill the log by hand. */
 const PENDING_DELIVERY: NewDelivery = {
@@ -135,7 +143,7 @@ for (const dialect of DIALECTS) {
     let receiver: Receiver;
     let clock: ReturnType<typeof fixedClock>;
     let log: ReturnType<typeof memoryLog>;
-    const services: WebhookService[] = [];
+    const queues: JobQueue[] = [];
 
     beforeEach(async () => {
       t = await openTestVault(dialect);
@@ -145,16 +153,41 @@ for (const dialect of DIALECTS) {
       await receiver.start(t.keyring.indexKey, () => clock.now());
     });
     afterEach(async () => {
-      for (const s of services.splice(0)) await s.stop();
+      for (const q of queues.splice(0)) await q.stop();
       await receiver.close();
       await t.cleanup();
     });
 
-    /** Webhook services (and a consent service that queues to the first) over the test database. */
+    /** How a test instance's job queue runs: its clock and how often it polls. */
+    interface InstanceOptions {
+      clock?: Clock | undefined;
+      pollIntervalMs?: number;
+      /** The database this instance reaches (another pool to the same schema, on PostgreSQL). */
+      database?: Pick<Database, 'db'>;
+    }
+
+    /** A consent service over the test database that propagates its changes with `propagate`. */
+    function consentWith(propagate: PropagateChanges, manifest = t.active.manifest): ConsentService {
+      return new ConsentService({
+        db: t.database.db,
+        repo: new ConsentRepository(t.database.db),
+        subjects: t.subjects,
+        audit: t.audit,
+        notifications: t.database,
+        manifest: { manifest, versionId: t.active.version.id },
+        evidenceSecret: t.keyring.indexKey,
+        propagate,
+      });
+    }
+
+    /**
+     * An instance's webhook service (with a job queue of its own, as each `pledge serve` has) and a
+     * consent service that queues to it, over the test database.
+     */
     function build(
       webhooks: Array<Partial<Webhook> & { key: string }>,
-      options: Partial<WebhookServiceDeps> = {},
-    ): { webhooks: WebhookService; consent: ConsentService } {
+      options: Partial<Omit<WebhookServiceDeps, 'db' | 'repo' | 'jobs'>> & InstanceOptions = {},
+    ): { webhooks: WebhookService; consent: ConsentService; queue: JobQueue } {
       const manifest = {
         ...t.active.manifest,
         webhooks: webhooks.map((w): Webhook => ({
@@ -165,23 +198,30 @@ for (const dialect of DIALECTS) {
           ...w,
         })),
       };
+      const { database = t.database, pollIntervalMs, ...deps } = options;
+      const instanceClock = 'clock' in options ? options.clock : clock;
+      const queue = new JobQueue({
+        db: database.db,
+        ...(instanceClock ? { clock: instanceClock } : {}),
+        random: () => 0,
+        log,
+        ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}),
+      });
+      queues.push(queue);
       const service = new WebhookService({
-        db: t.database.db,
+        db: database.db,
+        repo: new WebhookDeliveriesRepository(database.db),
+        jobs: queue,
         manifest,
         signingSecret: t.keyring.indexKey,
         log,
         clock,
         random: () => 0,
-        ...options,
+        ...deps,
+        ...('clock' in options ? { clock: options.clock } : {}),
       });
-      services.push(service);
-      const consent = new ConsentService({
-        database: t.database,
-        manifest: { manifest, versionId: t.active.version.id },
-        evidenceSecret: t.keyring.indexKey,
-        propagate: (db, ctx, changes) => service.enqueue(db, ctx, changes),
-      });
-      return { webhooks: service, consent };
+      const consent = consentWith((ctx, changes) => service.enqueue(ctx, changes), manifest);
+      return { webhooks: service, consent, queue };
     }
 
     async function newSubject(): Promise<string> {
@@ -207,7 +247,7 @@ for (const dialect of DIALECTS) {
     }
 
     async function log_(): Promise<Awaited<ReturnType<WebhookDeliveriesRepository['list']>>> {
-      return new WebhookDeliveriesRepository(t.database.db).list({ limit: 500 });
+      return new WebhookDeliveriesRepository(t.database.db).list(t.ctx, { limit: 500 });
     }
 
     test('a change recorded through the consent service reaches the receiver, signed, without personal data', async () => {
@@ -250,10 +290,10 @@ for (const dialect of DIALECTS) {
 
     test('the dispatcher inside serve sends a change on its own, at once', async () => {
       // The wall clock here: this is the path `pledge serve` takes.
-      const { webhooks, consent } = build([{ key: 'crm' }], { clock: undefined, pollIntervalMs: 60_000 });
+      const { consent, queue } = build([{ key: 'crm' }], { clock: undefined, pollIntervalMs: 60_000 });
       receiver.now = () => new Date();
       const arrived = new Promise<Received>((resolve) => (receiver.onRequest = resolve));
-      webhooks.start();
+      queue.start();
       const subjectId = await newSubject();
       const started = Date.now();
       await withdrawMarketing(consent, subjectId);
@@ -261,7 +301,7 @@ for (const dialect of DIALECTS) {
       // Woken by the commit, not by the (here, one-minute) poll.
       assert.ok(Date.now() - started < 5_000, `delivered after ${Date.now() - started} ms`);
       assert.equal(got.payload.type, 'consent.changed');
-      await webhooks.stop();
+      await queue.stop();
       const [row] = await log_();
       assert.equal(row?.status, 'delivered');
     });
@@ -407,15 +447,10 @@ for (const dialect of DIALECTS) {
 
     test('a change that rolls back queues nothing and sends nothing', async () => {
       const { webhooks } = build([{ key: 'crm' }]);
-      const consent = new ConsentService({
-        database: t.database,
-        manifest: { manifest: t.active.manifest, versionId: t.active.version.id },
-        evidenceSecret: t.keyring.indexKey,
-        propagate: async (db, ctx, changes) => {
-          await webhooks.enqueue(db, ctx, changes);
-          // Whatever fails after the queueing, in the same transaction.
-          throw new Error('the disk is full');
-        },
+      const consent = consentWith(async (ctx, changes) => {
+        await webhooks.enqueue(ctx, changes);
+        // Whatever fails after the queueing, in the same transaction.
+        throw new Error('the disk is full');
       });
       const subjectId = await newSubject();
       await assert.rejects(withdrawMarketing(consent, subjectId), /the disk is full/);
@@ -463,7 +498,7 @@ for (const dialect of DIALECTS) {
         { key: 'consent-only', events: ['consent.changed'] },
       ]);
       const subjectId = await newSubject();
-      await t.database.db.transaction().execute((trx) => webhooks.enqueueErasure(trx, t.ctx, subjectId));
+      await t.database.db.transaction(t.ctx, (trx) => webhooks.enqueueErasure(trx, subjectId));
       await webhooks.runOnce();
       assert.equal(receiver.received.length, 1);
       const [got] = receiver.received;
@@ -483,19 +518,21 @@ for (const dialect of DIALECTS) {
         });
       }
       try {
-        const { webhooks: a } = build([{ key: 'crm' }], { batchSize: 7 });
-        const { webhooks: b } = build([{ key: 'crm' }], { batchSize: 7, db: (second ?? t.database).db });
+        const { webhooks: a } = build([{ key: 'crm' }], { concurrency: 7 });
+        const { webhooks: b } = build([{ key: 'crm' }], { concurrency: 7, database: second ?? t.database });
         const n = 120;
         const now = clock.now();
-        await new WebhookDeliveriesRepository(t.database.db).insertMany(
-          Array.from({ length: n }, (_, i) => ({
-            id: `00000000-0000-7000-8000-${String(i).padStart(12, '0')}`,
-            webhook: 'crm',
+        await a.enqueue(
+          t.ctx,
+          Array.from({ length: n }, (_, i): ConsentChange => ({
             eventId: `event-${i}`,
-            eventType: 'consent.changed',
-            payload: JSON.stringify({ id: `event-${i}` }),
-            createdAt: now,
-            dueAt: now,
+            holder: { subjectId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` },
+            purpose: 'marketing-email',
+            channel: 'email',
+            state: 'withdrawn',
+            method: 'api',
+            previous: 'granted',
+            at: now,
           })),
         );
         const drain = async (s: WebhookService) => {
@@ -521,29 +558,35 @@ for (const dialect of DIALECTS) {
       }
     });
 
-    test('a claim whose lease ran out is taken over, and the late outcome is not recorded', async () => {
-      const repo = new WebhookDeliveriesRepository(t.database.db);
-      await repo.insertMany([PENDING_DELIVERY]);
-      const lease = new Date(T0.getTime() + 60_000);
-      const [first] = await t.database.db
-        .transaction()
-        .execute((trx) => new WebhookDeliveriesRepository(trx).claimDue(T0, lease, 10));
-      assert.ok(first);
-      assert.deepEqual(
-        await repo.claimDue(new Date(T0.getTime() + 59_999), new Date(T0.getTime() + 120_000), 10),
-        [],
-      );
-      const [second] = await repo.claimDue(lease, new Date(T0.getTime() + 120_000), 10);
-      assert.ok(second);
-      assert.equal(
-        await repo.recordAttempt(first, { status: 'delivered', at: lease, lastStatus: 'HTTP 200' }),
-        false,
-      );
-      assert.equal(
-        await repo.recordAttempt(second, { status: 'delivered', at: lease, lastStatus: 'HTTP 204' }),
-        true,
-      );
-      assert.equal((await repo.get(first.id))?.lastStatus, 'HTTP 204');
+    test('a delivery whose instance stops heart-beating is taken over, and the late outcome is not recorded', async () => {
+      // The first instance's receiver never answers: its attempt hangs as if its process had frozen.
+      const silent = createServer(() => undefined);
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`;
+      try {
+        const { webhooks: frozen, consent } = build([{ key: 'crm', url: silentUrl }], { timeoutMs: 100_000 });
+        await withdrawMarketing(consent, await newSubject());
+        const attempt = frozen.runOnce();
+        await new Promise<void>((resolve) => silent.once('request', () => resolve()));
+        // Another instance, later than the frozen one's lease (three times the receiver's timeout).
+        const later = fixedClock(new Date(T0.getTime() + 300_000 + 10_000));
+        const { webhooks: survivor, queue } = build([{ key: 'crm' }], { clock: later });
+        receiver.now = () => later.now();
+        assert.equal((await queue.watchdog()).requeued, 1, 'the frozen attempt is found past its lease');
+        // Re-queued as a failed attempt, after the first retry delay.
+        later.advance(survivor.retryDelayMs(1));
+        assert.deepEqual(await survivor.runOnce(), { claimed: 1, delivered: 1, retried: 0, failed: 0 });
+        silent.closeAllConnections();
+        const late = await attempt;
+        assert.equal(late.delivered + late.retried + late.failed, 0, 'the late outcome is not recorded');
+        const [row] = await log_();
+        assert.equal(row?.status, 'delivered');
+        assert.equal(row?.lastStatus, 'HTTP 200');
+        assert.equal(receiver.received.length, 1);
+      } finally {
+        silent.closeAllConnections();
+        await new Promise<void>((resolve) => silent.close(() => resolve()));
+      }
     });
 
     test('GET /api/v1/webhooks/deliveries lists the log for admin keys only, without payloads', async () => {
@@ -626,7 +669,7 @@ describe('pledge webhooks', () => {
     assert.deepEqual(JSON.parse(empty.stdout), []);
     const database = await openDatabase({ dataDir });
     try {
-      await new WebhookDeliveriesRepository(database.db).insertMany([PENDING_DELIVERY]);
+      await new WebhookDeliveriesRepository(database.db).insertMany(CLI_CTX, [PENDING_DELIVERY]);
     } finally {
       await database.close();
     }

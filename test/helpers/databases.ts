@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { MIGRATIONS, type Tables } from '../../src/capabilities.js';
 import { createPostgresSchema, openDatabase, type Database } from '../../src/platform/db/database.js';
 import { migrateToLatest, withSchemaChangeLock } from '../../src/platform/db/migrations.js';
 
@@ -17,8 +18,20 @@ export const DIALECTS = ['sqlite', 'postgres'] as const;
 /** One of {@link DIALECTS}. */
 export type TestDialect = (typeof DIALECTS)[number];
 
-/** A test database and how to remove it; `schema` is the PostgreSQL schema it lives in. */
-export type TestDatabase = Database & { schema: string | undefined; cleanup(): Promise<void> };
+/**
+ * A test database and how to remove it; `schema` is the PostgreSQL schema it lives in, `tables` the
+ * raw handle typed with every capability's tables (for tests that look at what is at rest).
+ */
+export type TestDatabase = Database & {
+  schema: string | undefined;
+  tables: Kysely<Tables>;
+  cleanup(): Promise<void>;
+};
+
+/** The raw handle of a database, typed with every capability's tables (tests only). */
+export function tablesOf(database: Pick<Database, 'kysely'>): Kysely<Tables> {
+  return database.kysely as unknown as Kysely<Tables>;
+}
 
 /** The PostgreSQL server tests use; `PLEDGE_TEST_DATABASE_URL` overrides it. */
 export const TEST_DATABASE_URL =
@@ -33,6 +46,7 @@ export async function openTestDatabase(dialect: TestDialect): Promise<TestDataba
       return {
         ...database,
         schema: undefined,
+        tables: tablesOf(database),
         async cleanup() {
           await database.close();
           await rm(dataDir, { recursive: true, force: true });
@@ -48,9 +62,10 @@ export async function openTestDatabase(dialect: TestDialect): Promise<TestDataba
       return {
         ...database,
         schema,
+        tables: tablesOf(database),
         async cleanup() {
           try {
-            await dropTestSchema(database.db, schema);
+            await dropTestSchema(database.kysely, schema);
           } finally {
             await database.close();
           }
@@ -64,7 +79,7 @@ export async function openTestDatabase(dialect: TestDialect): Promise<TestDataba
 export async function openMigratedTestDatabase(dialect: TestDialect): Promise<TestDatabase> {
   const database = await openTestDatabase(dialect);
   try {
-    await migrateToLatest(database);
+    await migrateToLatest(database, MIGRATIONS);
   } catch (err) {
     await database.cleanup();
     throw err;
@@ -76,7 +91,7 @@ export async function openMigratedTestDatabase(dialect: TestDialect): Promise<Te
  * Drops a test schema under the schema-change lock, so a migration running at the same moment in
  * another test file does not meet a schema that vanishes in the middle of its introspection.
  */
-export async function dropTestSchema(db: Database['db'], schema: string): Promise<void> {
+export async function dropTestSchema(db: Database['kysely'], schema: string): Promise<void> {
   await withSchemaChangeLock(db, (conn) =>
     sql`drop schema if exists ${sql.id(schema)} cascade`.execute(conn),
   );

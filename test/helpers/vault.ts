@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { AuditRepository } from '../../src/audit/audit.repository.js';
+import { AuditLog } from '../../src/audit/audit.service.js';
 import { activateManifest, type ActiveManifest } from '../../src/manifest/manifest.service.js';
 import { ManifestVersionRepository } from '../../src/manifest/manifest.repository.js';
 import { createContext, type Context } from '../../src/platform/context.js';
@@ -14,7 +16,10 @@ import { DataKeysRepository } from '../../src/vault/data-keys.repository.js';
 import { DataKeys, type DataKeysOptions } from '../../src/vault/data-keys.service.js';
 import { Keyring } from '../../src/vault/keyring.js';
 import { openKeystore } from '../../src/vault/keystore.js';
-import { Vault } from '../../src/vault/vault.service.js';
+import { RecordsRepository } from '../../src/vault/records.repository.js';
+import { SubjectsRepository } from '../../src/vault/subjects.repository.js';
+import { Subjects } from '../../src/vault/subjects.service.js';
+import { Vault, type VaultDeps } from '../../src/vault/vault.service.js';
 import { ROOT } from './cli.js';
 import {
   dropTestSchema,
@@ -36,6 +41,10 @@ export interface TestVault {
   keyring: Keyring;
   dataKeys: DataKeys;
   vault: Vault;
+  /** The audit log of the test database. */
+  audit: AuditLog;
+  /** Subjects as other capabilities see them. */
+  subjects: Subjects;
   active: ActiveManifest;
   /** Holds the key file (and, with SQLite, keys.db). */
   dataDir: string;
@@ -64,7 +73,7 @@ export async function openTestKeystore(database: TestDatabase, dataDir: string):
   return {
     keystore,
     async cleanup() {
-      if (schema !== undefined) await dropTestSchema(keystore.db, schema);
+      if (schema !== undefined) await dropTestSchema(keystore.kysely, schema);
       await keystore.close();
     },
   };
@@ -112,8 +121,9 @@ export async function openTestVault(dialect: TestDialect, options: DataKeysOptio
     versions: new ManifestVersionRepository(database.db),
   });
   const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring, options);
-  const vault = new Vault({
-    db: database.db,
+  const audit = new AuditLog(new AuditRepository(database.db));
+  const subjects = new Subjects(new SubjectsRepository(database.db));
+  const vault = newVault(database, {
     dataKeys,
     keyring,
     manifest: { manifest: active.manifest, versionId: active.version.id },
@@ -125,6 +135,8 @@ export async function openTestVault(dialect: TestDialect, options: DataKeysOptio
     keyring,
     dataKeys,
     vault,
+    audit,
+    subjects,
     active,
     dataDir,
     ctx,
@@ -134,6 +146,31 @@ export async function openTestVault(dialect: TestDialect, options: DataKeysOptio
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * What a vault over `database` is built from, as createApp builds it (its repositories and audit log
+ * on that database), with the rest from `deps`.
+ */
+export function vaultDeps(
+  database: Pick<Database, 'db'>,
+  deps: Omit<VaultDeps, 'db' | 'subjects' | 'records' | 'audit'>,
+): VaultDeps {
+  return {
+    db: database.db,
+    subjects: new SubjectsRepository(database.db),
+    records: new RecordsRepository(database.db),
+    audit: new AuditLog(new AuditRepository(database.db)),
+    ...deps,
+  };
+}
+
+/** A vault over `database` as createApp builds one ({@link vaultDeps}). */
+export function newVault(
+  database: Pick<Database, 'db'>,
+  deps: Omit<VaultDeps, 'db' | 'subjects' | 'records' | 'audit'>,
+): Vault {
+  return new Vault(vaultDeps(database, deps));
 }
 
 /** A random e-mail address for a test subject. */

@@ -13,7 +13,7 @@ import {
   PledgeError,
   ValidationError,
 } from '../../src/platform/errors.js';
-import { DIALECTS, openMigratedTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { DIALECTS, openMigratedTestDatabase, type TestDatabase, tablesOf } from '../helpers/databases.js';
 
 const ctx = createContext({ kind: 'cli', user: 'test' });
 
@@ -143,7 +143,7 @@ for (const dialect of DIALECTS) {
     void test('the stored row holds no part of the secret, and listings hold no digest', async () => {
       const { id, key } = await service.createKey(ctx, { name: 'scan-me', scopes: ['collect:write'] });
       const secret = key.slice(`pledge_${id}_`.length);
-      const row = await database.db
+      const row = await tablesOf(database)
         .selectFrom('api_keys')
         .selectAll()
         .where('id', '=', id)
@@ -230,7 +230,8 @@ for (const dialect of DIALECTS) {
         name: 'busy',
         scopes: ['consent:read'],
       });
-      const lastUsed = async () => (await keys.get(id))?.lastUsedAt?.toISOString();
+      const lastUsed = async () =>
+        (await keys.get(createContext({ kind: 'cli', user: 't' }), id))?.lastUsedAt?.toISOString();
       assert.equal(await lastUsed(), undefined);
 
       await timed.authenticate(key);

@@ -6,6 +6,9 @@ import {
   type RecordInForceOptions,
 } from '../../src/manifest/manifest.repository.js';
 import { DIALECTS, openMigratedTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { createContext } from '../../src/platform/context.js';
+
+const CTX = createContext({ kind: 'cli', user: 'test' });
 
 function manifest(version: string, at: string): RecordInForceOptions {
   // Non-ASCII and newlines: the YAML must come back byte for byte.
@@ -31,20 +34,20 @@ for (const dialect of DIALECTS) {
 
     void test('recording versions: idempotent on the hash, the newest is current, rows are kept', async () => {
       const repository = new ManifestVersionRepository(database.db);
-      assert.equal(await repository.getCurrent(), undefined);
+      assert.equal(await repository.getCurrent(CTX), undefined);
 
       const v1 = manifest('1.0', '2026-12-01T09:00:00.000Z');
-      const first = await repository.recordInForce(v1);
+      const first = await repository.recordInForce(CTX, v1);
       assert.equal(first.created, true);
 
       // A server restart with the same manifest, through a fresh repository, adds nothing.
-      const restarted = await new ManifestVersionRepository(database.db).recordInForce({
+      const restarted = await new ManifestVersionRepository(database.db).recordInForce(CTX, {
         ...v1,
         at: new Date('2026-12-02T09:00:00.000Z'),
       });
       assert.deepEqual(restarted, { id: first.id, created: false });
-      assert.equal((await repository.list()).length, 1);
-      assert.deepEqual(await repository.getCurrent(), {
+      assert.equal((await repository.list(CTX)).length, 1);
+      assert.deepEqual(await repository.getCurrent(CTX), {
         id: first.id,
         hash: v1.hash,
         version: '1.0',
@@ -55,43 +58,43 @@ for (const dialect of DIALECTS) {
       });
 
       const v2 = manifest('2.0', '2026-12-10T09:00:00.000Z');
-      const second = await repository.recordInForce(v2);
+      const second = await repository.recordInForce(CTX, v2);
       assert.equal(second.created, true);
       assert.notEqual(second.id, first.id);
-      assert.equal((await repository.getCurrent())?.hash, v2.hash);
+      assert.equal((await repository.getCurrent(CTX))?.hash, v2.hash);
       assert.deepEqual(
-        (await repository.list()).map((v) => v.version),
+        (await repository.list(CTX)).map((v) => v.version),
         ['2.0', '1.0'],
       );
 
       // The old version is still there for records that name it.
-      assert.equal((await repository.getByHash(v1.hash))?.source, v1.source);
-      assert.equal((await repository.getById(first.id))?.hash, v1.hash);
-      assert.equal(await repository.getByHash('0'.repeat(64)), undefined);
+      assert.equal((await repository.getByHash(CTX, v1.hash))?.source, v1.source);
+      assert.equal((await repository.getById(CTX, first.id))?.hash, v1.hash);
+      assert.equal(await repository.getByHash(CTX, '0'.repeat(64)), undefined);
     });
 
     void test('rolling back to an earlier manifest makes it current again without a new row', async () => {
       const repository = new ManifestVersionRepository(database.db);
-      const before = await repository.list();
+      const before = await repository.list(CTX);
       const v1 = manifest('1.0', '2026-12-20T09:00:00.000Z');
-      const result = await repository.recordInForce(v1);
+      const result = await repository.recordInForce(CTX, v1);
       assert.equal(result.created, false);
-      const current = await repository.getCurrent();
+      const current = await repository.getCurrent(CTX);
       assert.equal(current?.hash, v1.hash);
       assert.equal(current?.id, result.id);
       assert.deepEqual(current?.firstSeenAt, new Date('2026-12-01T09:00:00.000Z'));
       assert.deepEqual(current?.inForceFrom, new Date('2026-12-20T09:00:00.000Z'));
-      assert.equal((await repository.list()).length, before.length);
+      assert.equal((await repository.list(CTX)).length, before.length);
     });
 
     void test('a new manifest becomes current even when this clock is behind the last recorded one', async () => {
       const repository = new ManifestVersionRepository(database.db);
-      const latest = await repository.getCurrent();
+      const latest = await repository.getCurrent(CTX);
       assert.ok(latest);
       const v3 = manifest('3.0', '2026-01-01T00:00:00.000Z');
-      const result = await repository.recordInForce(v3);
+      const result = await repository.recordInForce(CTX, v3);
       assert.equal(result.created, true);
-      const current = await repository.getCurrent();
+      const current = await repository.getCurrent(CTX);
       assert.equal(current?.hash, v3.hash);
       assert.ok(current.inForceFrom > latest.inForceFrom);
       assert.deepEqual(current.firstSeenAt, new Date('2026-01-01T00:00:00.000Z'));
@@ -100,10 +103,10 @@ for (const dialect of DIALECTS) {
     void test('concurrent recording of the same new manifest adds one row', async () => {
       const repository = new ManifestVersionRepository(database.db);
       const v4 = manifest('4.0', '2027-01-01T00:00:00.000Z');
-      const results = await Promise.all([1, 2, 3].map(() => repository.recordInForce(v4)));
+      const results = await Promise.all([1, 2, 3].map(() => repository.recordInForce(CTX, v4)));
       assert.equal(new Set(results.map((r) => r.id)).size, 1);
       assert.equal(results.filter((r) => r.created).length, 1);
-      assert.equal((await repository.list()).filter((v) => v.hash === v4.hash).length, 1);
+      assert.equal((await repository.list(CTX)).filter((v) => v.hash === v4.hash).length, 1);
     });
   });
 }

@@ -5,11 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql, type Kysely, type Migration } from 'kysely';
+import { MIGRATIONS } from '../../src/capabilities.js';
 import { openDatabase } from '../../src/platform/db/database.js';
 import {
   collectMigrations,
   migrateToLatest,
-  MIGRATIONS,
   withSchemaChangeLock,
 } from '../../src/platform/db/migrations.js';
 import { PledgeError } from '../../src/platform/errors.js';
@@ -26,8 +26,8 @@ async function tableNames(database: TestDatabase): Promise<string[]> {
   // one is dropped meanwhile: read it under the lock that test clean-ups take to drop theirs.
   const tables =
     database.dialect === 'postgres'
-      ? await withSchemaChangeLock(database.db, (db) => db.introspection.getTables())
-      : await database.db.introspection.getTables();
+      ? await withSchemaChangeLock(database.kysely, (db) => db.introspection.getTables())
+      : await database.kysely.introspection.getTables();
   return tables
     .filter((t) => t.schema === database.schema)
     .map((t) => t.name)
@@ -45,7 +45,7 @@ for (const dialect of DIALECTS) {
     });
 
     void test('the first run applies every migration in order, the second applies nothing', async () => {
-      const first = await migrateToLatest(database);
+      const first = await migrateToLatest(database, MIGRATIONS);
       assert.deepEqual(
         first.applied,
         MIGRATIONS.map(([name]) => name),
@@ -53,7 +53,7 @@ for (const dialect of DIALECTS) {
       assert.ok((await tableNames(database)).includes('manifest_versions'));
       assert.ok((await tableNames(database)).includes('api_keys'));
 
-      const second = await migrateToLatest(database);
+      const second = await migrateToLatest(database, MIGRATIONS);
       assert.deepEqual(second.applied, []);
     });
 
@@ -75,7 +75,7 @@ for (const dialect of DIALECTS) {
       });
       // All-or-nothing on both engines: the good migration of the same run was rolled back too.
       assert.ok(!(await tableNames(database)).includes('good_table'));
-      assert.deepEqual((await migrateToLatest(database)).applied, []);
+      assert.deepEqual((await migrateToLatest(database, MIGRATIONS)).applied, []);
     });
   });
 }
@@ -122,7 +122,7 @@ void describe('openDatabase', () => {
       assert.equal((await stat(dataDir)).mode & 0o777, 0o700);
       const pragma = async (name: string) => {
         const { rows } = await sql<Record<string, unknown>>`${sql.raw(`pragma ${name}`)}`.execute(
-          database.db,
+          database.kysely,
         );
         // The result column is not always named after the pragma (busy_timeout answers "timeout").
         return Object.values(rows[0] ?? {})[0];

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { AuditTables } from '../../src/audit/audit.tables.js';
+import { createContext } from '../../src/platform/context.js';
 import { RowInserter } from '../../src/platform/db/row-inserter.js';
-import { DIALECTS, openMigratedTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { DIALECTS, openMigratedTestDatabase, type TestDatabase, tablesOf } from '../helpers/databases.js';
 
+const CTX = createContext({ kind: 'cli', user: 'test' });
 const AUDIT_COLUMNS = ['at', 'actor', 'action', 'subject_id', 'purpose', 'request_id', 'details'] as const;
 
 function auditRow(i: number) {
@@ -29,15 +32,15 @@ for (const dialect of DIALECTS) {
     });
 
     void test('every row lands with each value in its own column, whatever the batch size', async () => {
-      const inserter = new RowInserter('audit_events', AUDIT_COLUMNS);
+      const inserter = new RowInserter<AuditTables, 'audit_events'>('audit_events', AUDIT_COLUMNS);
       // 300 rows go as 256 + 32 + 8 + 4; 1 and 300 again reuse what the first calls built.
       const sizes = [300, 1, 300, 7];
       let next = 0;
       for (const size of sizes) {
         const rows = Array.from({ length: size }, () => auditRow(next++));
-        await inserter.insert(database.db, rows);
+        await inserter.insert(database.db.executor<AuditTables>(CTX), rows);
       }
-      const stored = await database.db
+      const stored = await tablesOf(database)
         .selectFrom('audit_events')
         .select([...AUDIT_COLUMNS])
         .where('action', '=', 'test.row')
@@ -48,9 +51,9 @@ for (const dialect of DIALECTS) {
     });
 
     void test('an empty batch writes nothing and does not fail', async () => {
-      const inserter = new RowInserter('audit_events', AUDIT_COLUMNS);
-      await inserter.insert(database.db, []);
-      const { n } = await database.db
+      const inserter = new RowInserter<AuditTables, 'audit_events'>('audit_events', AUDIT_COLUMNS);
+      await inserter.insert(database.db.executor<AuditTables>(CTX), []);
+      const { n } = await tablesOf(database)
         .selectFrom('audit_events')
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('action', '=', 'test.empty')

@@ -127,10 +127,10 @@ void describe('background checkpoints of the SQLite write-ahead log', () => {
   void test('Pledge’s SQLite database runs one, and closing it leaves a whole file and no log', async () => {
     const dataDir = path.join(dir, 'pledge');
     const database = await openDatabase({ dataDir });
-    await sql`create table notes (id integer primary key, body text not null)`.execute(database.db);
+    await sql`create table notes (id integer primary key, body text not null)`.execute(database.kysely);
     // Enough transactions (Kysely's, as the vault's group commits are) to start the worker.
     for (let i = 0; i < 100; i++) {
-      await database.db
+      await database.kysely
         .transaction()
         .execute((trx) => sql`insert into notes (body) values (${'n'.repeat(20_000)})`.execute(trx));
     }

@@ -14,15 +14,13 @@ import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { openDatabase, type Database } from '../../src/platform/db/database.js';
-import type { Tables } from '../../src/platform/db/tables.js';
 import { DataKeysRepository } from '../../src/vault/data-keys.repository.js';
 import { DataKeys } from '../../src/vault/data-keys.service.js';
 import { KEYSTORE_SQLITE_FILE } from '../../src/vault/keystore.js';
-import { Vault } from '../../src/vault/vault.service.js';
-import { DIALECTS, dropTestSchema } from '../helpers/databases.js';
-import { openTestVault, type TestVault } from '../helpers/vault.js';
+import { DIALECTS, dropTestSchema, tablesOf } from '../helpers/databases.js';
+import { newVault, openTestVault, type TestVault } from '../helpers/vault.js';
 
 interface Person {
   id: string;
@@ -61,7 +59,7 @@ async function register(t: TestVault): Promise<Person> {
 
 /** A restored copy of the main database, opened as a restarted instance would. */
 interface Restored {
-  db: Kysely<Tables>;
+  database: Pick<Database, 'db' | 'kysely'>;
   /** Every byte (SQLite) or every row as text (PostgreSQL) of the restored data, for a raw scan. */
   raw: string;
   close(): Promise<void>;
@@ -74,7 +72,7 @@ type TakeBackup = (t: TestVault) => Promise<() => Promise<Restored>>;
 const sqliteBackup: TakeBackup = async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pledge-backup-'));
   const copy = path.join(dir, 'pledge-backup.db');
-  await sql`vacuum into ${copy}`.execute(t.database.db);
+  await sql`vacuum into ${copy}`.execute(t.database.kysely);
   return async () => {
     const file = t.database.location;
     await t.database.close();
@@ -84,14 +82,14 @@ const sqliteBackup: TakeBackup = async (t) => {
     await rm(dir, { recursive: true, force: true });
     const raw = (await readFile(file)).toString('latin1');
     const reopened: Database = await openDatabase({ dataDir: path.dirname(file) });
-    return { db: reopened.db, raw, close: () => reopened.close() };
+    return { database: reopened, raw, close: () => reopened.close() };
   };
 };
 
 /** PostgreSQL: the vault's tables copied into a schema of their own, then copied back. */
 const postgresBackup: TakeBackup = async (t) => {
   const schema = `${t.database.schema ?? assert.fail('no schema')}_backup`;
-  const db = t.database.db;
+  const db = t.database.kysely;
   await sql`create schema ${sql.id(schema)}`.execute(db);
   for (const table of ['subjects', 'subject_identifiers', 'records'])
     await sql`create table ${sql.id(schema, table)} as select * from ${sql.id(table)}`.execute(db);
@@ -113,7 +111,7 @@ const postgresBackup: TakeBackup = async (t) => {
       union all select row_to_json(r)::text from records r
       union all select row_to_json(s)::text from subjects s`.execute(db);
     return {
-      db,
+      database: t.database,
       raw: rows.rows.map((r) => r.row).join('\n'),
       close: async () => {
         await dropTestSchema(db, schema);
@@ -139,14 +137,16 @@ for (const dialect of DIALECTS) {
           const file = path.join(t.dataDir, KEYSTORE_SQLITE_FILE);
           const tables = await sql<{
             name: string;
-          }>`select name from sqlite_master where type = 'table'`.execute(t.database.db);
+          }>`select name from sqlite_master where type = 'table'`.execute(t.database.kysely);
           assert.ok(!tables.rows.some((r) => r.name === 'data_keys'));
           assert.ok((await readFile(file)).length > 0, 'keys.db is a file of its own in the data directory');
           break;
         }
         case 'postgres': {
           const tables = await sql<{ n: string }>`select count(*) as n from information_schema.tables
-            where table_schema = ${t.database.schema} and table_name = 'data_keys'`.execute(t.database.db);
+            where table_schema = ${t.database.schema} and table_name = 'data_keys'`.execute(
+            t.database.kysely,
+          );
           assert.equal(Number(tables.rows[0]?.n), 0);
           break;
         }
@@ -162,7 +162,7 @@ for (const dialect of DIALECTS) {
       const restored = await restore();
       try {
         // The erased subject's records are back in the restored database...
-        const rows = await restored.db
+        const rows = await tablesOf(restored.database)
           .selectFrom('records')
           .select('id')
           .where('subject_id', '=', erased.id)
@@ -175,8 +175,7 @@ for (const dialect of DIALECTS) {
 
         // A restarted instance on the restored database: the key store is the live one.
         const keyring = t.keyring;
-        const vault = new Vault({
-          db: restored.db,
+        const vault = newVault(restored.database, {
           dataKeys: new DataKeys(new DataKeysRepository(t.keystore.db), keyring),
           keyring,
           manifest: { manifest: t.active.manifest, versionId: t.active.version.id },

@@ -20,7 +20,7 @@ import {
   sealField,
   type FieldBinding,
 } from '../../src/vault/vault.crypto.js';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
 
 const RUNS = { numRuns: 500 };
@@ -233,7 +233,7 @@ for (const dialect of DIALECTS) {
     }
 
     const fieldsOf = async (subjectId: string) =>
-      await t.database.db
+      await tablesOf(t.database)
         .selectFrom('records')
         .select(['id', 'fields'])
         .where('subject_id', '=', subjectId)
@@ -241,7 +241,7 @@ for (const dialect of DIALECTS) {
         .executeTakeFirstOrThrow();
 
     async function setFields(recordId: string, fields: Record<string, { c: string; v: string }>) {
-      await t.database.db
+      await tablesOf(t.database)
         .updateTable('records')
         .set({ fields: JSON.stringify(fields) })
         .where('id', '=', recordId)
@@ -283,7 +283,7 @@ for (const dialect of DIALECTS) {
           fields: { message: { category: 'user.feedback', value: 'hi' } },
         },
       ]);
-      const versions = await t.database.db
+      const versions = await tablesOf(t.database)
         .selectFrom('records')
         .select(['source', 'key_version'])
         .where('subject_id', '=', id)
@@ -297,7 +297,11 @@ for (const dialect of DIALECTS) {
         ],
       );
       const row = await fieldsOf(id);
-      await t.database.db.updateTable('records').set({ key_version: 2 }).where('id', '=', row.id).execute();
+      await tablesOf(t.database)
+        .updateTable('records')
+        .set({ key_version: 2 })
+        .where('id', '=', row.id)
+        .execute();
       await assert.rejects(t.vault.read(t.ctx, id, 'provide-service'), { code: 'vault.decrypt_failed' });
     });
   });

@@ -10,8 +10,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import type { Kysely } from 'kysely';
 import { createApp } from '../../src/app.js';
-import { AuditRepository } from '../../src/audit/audit.repository.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import { PledgeError } from '../../src/platform/errors.js';
@@ -19,10 +19,11 @@ import { DataKeysRepository } from '../../src/vault/data-keys.repository.js';
 import { DataKeys } from '../../src/vault/data-keys.service.js';
 import { KeyRotationService } from '../../src/vault/key-rotation.service.js';
 import { KEY_FILE_NAME, Keyring } from '../../src/vault/keyring.js';
-import { Vault, type ReadResult } from '../../src/vault/vault.service.js';
+import type { KeystoreTables } from '../../src/vault/vault.tables.js';
+import type { ReadResult, Vault } from '../../src/vault/vault.service.js';
 import { runPledge } from '../helpers/cli.js';
-import { DIALECTS } from '../helpers/databases.js';
-import { EXAMPLE_MANIFEST, openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
+import { EXAMPLE_MANIFEST, newVault, openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
 
 interface Person {
   id: string;
@@ -57,14 +58,18 @@ async function register(t: TestVault, vault: Vault = t.vault): Promise<Person> {
   return { id, email, feedback };
 }
 
+/** The key store's raw handle, for looking at what it holds. */
+function keystoreTables(t: TestVault): Kysely<KeystoreTables> {
+  return t.keystore.kysely as unknown as Kysely<KeystoreTables>;
+}
+
 /**
  * A vault as a freshly started instance has it: the keyring read from `keys` (default: the key
  * file), and no data key in memory, so every read unwraps from the key store.
  */
 async function restartedVault(t: TestVault, keys: { envKeys?: string } = {}): Promise<Vault> {
   const keyring = await Keyring.load({ dataDir: t.dataDir, ...keys });
-  return new Vault({
-    db: t.database.db,
+  return newVault(t.database, {
     dataKeys: new DataKeys(new DataKeysRepository(t.keystore.db), keyring),
     keyring,
     manifest: { manifest: t.active.manifest, versionId: t.active.version.id },
@@ -95,7 +100,7 @@ function plainValues(from: ReadResult | Array<Record<string, unknown>>): string[
 }
 
 const snapshotRecords = (t: TestVault) =>
-  t.database.db.selectFrom('records').selectAll().orderBy('id').execute();
+  tablesOf(t.database).selectFrom('records').selectAll().orderBy('id').execute();
 const keyFile = (t: TestVault) => path.join(t.dataDir, KEY_FILE_NAME);
 const modeOf = async (file: string) => (await stat(file)).mode & 0o777;
 
@@ -115,7 +120,7 @@ for (const dialect of DIALECTS) {
     beforeEach(async () => {
       t = await openTestVault(dialect);
       service = new KeyRotationService({
-        db: t.database.db,
+        audit: t.audit,
         dataKeys: t.dataKeys,
         keys: { dataDir: t.dataDir },
       });
@@ -128,18 +133,18 @@ for (const dialect of DIALECTS) {
       const people = [await register(t), await register(t), await register(t), await register(t)];
       assert.equal(await modeOf(keyFile(t)), 0o600, 'the key file is created 0600');
       const before = await snapshotRecords(t);
-      const wrappedBefore = await t.keystore.db
+      const wrappedBefore = await keystoreTables(t)
         .selectFrom('data_keys')
         .selectAll()
         .orderBy('subject_id')
         .execute();
-      assert.deepEqual(await t.dataKeys.countByKek(), new Map([[1, 4]]));
+      assert.deepEqual(await t.dataKeys.countByKek(t.ctx), new Map([[1, 4]]));
 
       const result = await service.rotate(t.ctx);
       assert.deepEqual(result, { newVersion: 2, rewrapped: 4 });
-      assert.deepEqual(await t.dataKeys.countByKek(), new Map([[2, 4]]));
+      assert.deepEqual(await t.dataKeys.countByKek(t.ctx), new Map([[2, 4]]));
       assert.deepEqual(await snapshotRecords(t), before, 'records are not touched');
-      const wrappedAfter = await t.keystore.db
+      const wrappedAfter = await keystoreTables(t)
         .selectFrom('data_keys')
         .selectAll()
         .orderBy('subject_id')
@@ -151,7 +156,7 @@ for (const dialect of DIALECTS) {
       // This process (its data keys cached) and a restarted one (unwrapping with the new KEK) both read.
       await assertReadable(t, t.vault, people);
       await assertReadable(t, await restartedVault(t), people);
-      const audit = await new AuditRepository(t.database.db).listRecent(10);
+      const audit = await t.audit.listRecent(t.ctx, 10);
       assert.deepEqual(audit.find((e) => e.action === 'keys.rotate')?.details, {
         version: 2,
         rewrapped: 4,
@@ -163,8 +168,7 @@ for (const dialect of DIALECTS) {
       const people = [await register(t), await register(t)];
       // Another instance, started now, with the keyring of today and nothing cached.
       const keyring = await Keyring.load({ dataDir: t.dataDir });
-      const other = new Vault({
-        db: t.database.db,
+      const other = newVault(t.database, {
         dataKeys: new DataKeys(new DataKeysRepository(t.keystore.db), keyring, {
           reloadKeyring: () => Keyring.load({ dataDir: t.dataDir }),
         }),
@@ -212,8 +216,7 @@ for (const dialect of DIALECTS) {
       const staleKeyring = t.keyring;
       await service.rotate(t.ctx);
       // An instance not yet restarted still has KEK 1 as current and wraps a new subject's key with it.
-      const stale = new Vault({
-        db: t.database.db,
+      const stale = newVault(t.database, {
         dataKeys: new DataKeys(new DataKeysRepository(t.keystore.db), staleKeyring),
         keyring: staleKeyring,
         manifest: { manifest: t.active.manifest, versionId: t.active.version.id },
@@ -242,7 +245,7 @@ for (const dialect of DIALECTS) {
       await assert.rejects(service.rotate(t.ctx), rejectsWith('vault.keys_locked', 409));
       await assert.rejects(service.retire(t.ctx, 1), rejectsWith('vault.keys_locked', 409));
       assert.equal(await readFile(keyFile(t), 'utf8'), before);
-      assert.deepEqual(await t.dataKeys.countByKek(), new Map([[1, 1]]));
+      assert.deepEqual(await t.dataKeys.countByKek(t.ctx), new Map([[1, 1]]));
     });
 
     test('with PLEDGE_KEYS, rotate returns the new value and rewraps only once it is deployed', async () => {
@@ -253,7 +256,7 @@ for (const dialect of DIALECTS) {
         const before = await snapshotRecords(t);
         const withEnv = (keys: string) =>
           new KeyRotationService({
-            db: t.database.db,
+            audit: t.audit,
             dataKeys: t.dataKeys,
             keys: { dataDir: noFileDir, envKeys: keys },
           });
@@ -263,7 +266,7 @@ for (const dialect of DIALECTS) {
         assert.equal(rotated.rewrapped, 0);
         assert.ok(rotated.keys !== undefined);
         assert.deepEqual(
-          await t.dataKeys.countByKek(),
+          await t.dataKeys.countByKek(t.ctx),
           new Map([[1, 3]]),
           'nothing is wrapped under an undeployed KEK',
         );
@@ -271,7 +274,7 @@ for (const dialect of DIALECTS) {
 
         // The operator sets PLEDGE_KEYS to the new value everywhere, then rewraps.
         assert.deepEqual(await withEnv(rotated.keys).rewrap(t.ctx), { currentVersion: 2, rewrapped: 3 });
-        assert.deepEqual(await t.dataKeys.countByKek(), new Map([[2, 3]]));
+        assert.deepEqual(await t.dataKeys.countByKek(t.ctx), new Map([[2, 3]]));
         assert.deepEqual(await snapshotRecords(t), before);
         await assertReadable(t, await restartedVault(t, { envKeys: rotated.keys }), people);
 
@@ -315,7 +318,7 @@ for (const dialect of DIALECTS) {
           },
         ]);
       }
-      const versions = await t.keystore.db
+      const versions = await keystoreTables(t)
         .selectFrom('data_keys')
         .select('version')
         .where('subject_id', '=', person.id)
@@ -325,7 +328,10 @@ for (const dialect of DIALECTS) {
         `33 encryptions at 10 per key need at least 4 keys (got ${versions.length})`,
       );
       // The limit holds for what was really encrypted: count the sealed fields under each key version.
-      const rows = await t.database.db.selectFrom('records').select(['key_version', 'fields']).execute();
+      const rows = await tablesOf(t.database)
+        .selectFrom('records')
+        .select(['key_version', 'fields'])
+        .execute();
       const perKey = new Map<number, number>();
       for (const r of rows)
         perKey.set(
@@ -347,7 +353,7 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await readAll(t.vault), plainValues(expected));
 
       const rotation = new KeyRotationService({
-        db: t.database.db,
+        audit: t.audit,
         dataKeys: t.dataKeys,
         keys: { dataDir: t.dataDir },
       });

@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
 import { createApp } from '../../src/app.js';
-import { AuditRepository } from '../../src/audit/audit.repository.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext, type Context } from '../../src/platform/context.js';
 import { PledgeError } from '../../src/platform/errors.js';
@@ -23,9 +22,10 @@ import {
   type RetentionLogger,
   type RetentionRunOptions,
   type RetentionRunResult,
+  type RetentionServiceDeps,
 } from '../../src/vault/retention.service.js';
 import { runPledge } from '../helpers/cli.js';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST, openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
 
 const YEAR_MS = 365.25 * 86_400_000;
@@ -83,13 +83,22 @@ async function writeFiveExpired(t: TestVault) {
 }
 
 async function recordIds(t: TestVault): Promise<string[]> {
-  const rows = await t.database.db.selectFrom('records').select('id').orderBy('id').execute();
+  const rows = await tablesOf(t.database).selectFrom('records').select('id').orderBy('id').execute();
   return rows.map((r) => r.id);
 }
 
 async function sweeps(t: TestVault) {
-  const events = await new AuditRepository(t.database.db).listRecent(1000);
+  const events = await t.audit.listRecent(t.ctx, 1000);
   return events.filter((e) => e.action === 'retention.sweep').reverse();
+}
+
+/** What a sweeper over the test vault's database is built from. */
+function retentionDeps(t: TestVault): RetentionServiceDeps {
+  return { db: t.database.db, records: new RecordsRepository(t.database.db), audit: t.audit };
+}
+
+function newRetention(t: TestVault): RetentionService {
+  return new RetentionService(retentionDeps(t));
 }
 
 for (const dialect of DIALECTS) {
@@ -99,7 +108,7 @@ for (const dialect of DIALECTS) {
     // A vault per test: every test counts what the sweeper deletes, so none may see another's records.
     beforeEach(async () => {
       t = await openTestVault(dialect);
-      service = new RetentionService({ db: t.database.db });
+      service = newRetention(t);
     });
     afterEach(async () => {
       await t.cleanup();
@@ -120,8 +129,8 @@ for (const dialect of DIALECTS) {
       });
       assert.deepEqual(await recordIds(t), [newRegistration, newSurvey].sort());
       const records = new RecordsRepository(t.database.db);
-      assert.equal(await records.get(oldRegistration), undefined);
-      assert.equal(await records.get(oldSurvey), undefined);
+      assert.equal(await records.get(t.ctx, oldRegistration), undefined);
+      assert.equal(await records.get(t.ctx, oldSurvey), undefined);
       const service7y = await t.vault.read(t.ctx, id, 'provide-service');
       assert.deepEqual(
         service7y.records.map((r) => r.id),
@@ -133,7 +142,7 @@ for (const dialect of DIALECTS) {
     test('a record is kept until the very moment of its deadline, then deleted', async () => {
       const { id, email } = await createSubject(t);
       const record = await writeRegistration(t, id, email, yearsAgo(1));
-      const row = await t.database.db
+      const row = await tablesOf(t.database)
         .selectFrom('records')
         .select('retain_until')
         .where('id', '=', record)
@@ -148,7 +157,8 @@ for (const dialect of DIALECTS) {
       const first = await service.run(t.ctx, { now: NOW, batchSize: 2 });
       assert.deepEqual(first, { deleted: 5, batches: 3, sources: { registration: 3, 'customer-survey': 2 } });
       assert.deepEqual(await recordIds(t), [kept]);
-      for (const id of expired) assert.equal(await new RecordsRepository(t.database.db).get(id), undefined);
+      for (const id of expired)
+        assert.equal(await new RecordsRepository(t.database.db).get(t.ctx, id), undefined);
 
       const second = await service.run(t.ctx, { now: NOW, batchSize: 2 });
       assert.deepEqual(second, { deleted: 0, batches: 0, sources: {} });
@@ -191,7 +201,7 @@ for (const dialect of DIALECTS) {
         }
       }
       await assert.rejects(
-        new CrashingService({ db: t.database.db }).run(t.ctx, { now: NOW, batchSize: 2 }),
+        new CrashingService(retentionDeps(t)).run(t.ctx, { now: NOW, batchSize: 2 }),
         /killed/,
       );
       assert.equal((await recordIds(t)).length, 4, 'the first batch is committed');
@@ -215,8 +225,8 @@ for (const dialect of DIALECTS) {
       await service.sweepBatch(t.ctx, NOW, 2);
       // The batch in flight when the process died: its delete never commits.
       await assert.rejects(
-        t.database.db.transaction().execute(async (trx) => {
-          assert.equal((await new RecordsRepository(trx).deleteExpired(NOW, 2)).length, 2);
+        t.database.db.transaction(t.ctx, async (trx) => {
+          assert.equal((await new RecordsRepository(t.database.db).deleteExpired(trx, NOW, 2)).length, 2);
           throw new Error('killed');
         }),
         /killed/,
@@ -235,9 +245,7 @@ for (const dialect of DIALECTS) {
       const { kept } = await writeFiveExpired(t);
       await writeFiveExpired(t);
       const results = await Promise.all(
-        [1, 2, 3].map(() =>
-          new RetentionService({ db: t.database.db }).run(t.ctx, { now: NOW, batchSize: 1 }),
-        ),
+        [1, 2, 3].map(() => newRetention(t).run(t.ctx, { now: NOW, batchSize: 1 })),
       );
       assert.equal(
         results.reduce((n, r) => n + r.deleted, 0),

@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { AuditRepository } from '../../src/audit/audit.repository.js';
 import { PledgeError } from '../../src/platform/errors.js';
-import { DIALECTS } from '../helpers/databases.js';
+import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
 
 async function register(t: TestVault, email: string, jurisdiction?: string) {
@@ -53,9 +52,9 @@ for (const dialect of DIALECTS) {
       const email = randomEmail();
       await register(t, email);
       const dump = JSON.stringify([
-        await t.database.db.selectFrom('records').selectAll().execute(),
-        await t.database.db.selectFrom('subject_identifiers').selectAll().execute(),
-        await t.database.db.selectFrom('audit_events').selectAll().execute(),
+        await tablesOf(t.database).selectFrom('records').selectAll().execute(),
+        await tablesOf(t.database).selectFrom('subject_identifiers').selectAll().execute(),
+        await tablesOf(t.database).selectFrom('audit_events').selectAll().execute(),
       ]);
       assert.ok(!dump.includes(email), 'the e-mail address is not stored in plaintext');
       assert.ok(!dump.includes('correct horse'), 'the password is not stored in plaintext');
@@ -92,7 +91,7 @@ for (const dialect of DIALECTS) {
     test('every read is in the audit, with the purpose and what was returned', async () => {
       const id = await register(t, randomEmail(), 'US');
       await t.vault.read(t.ctx, id, 'marketing-email');
-      const events = await new AuditRepository(t.database.db).listBySubject(id);
+      const events = await t.audit.listBySubject(t.ctx, id);
       const read = events.find((e) => e.action === 'vault.read');
       assert.equal(read?.purpose, 'marketing-email');
       assert.deepEqual(read?.details, { allowed: true, reason: 'opt_out_default', records: 1, fields: 2 });
@@ -123,9 +122,7 @@ for (const dialect of DIALECTS) {
         [us, true],
         [eu, false],
       ] as const) {
-        const reads = (await new AuditRepository(t.database.db).listBySubject(id)).filter(
-          (e) => e.action === 'vault.read',
-        );
+        const reads = (await t.audit.listBySubject(t.ctx, id)).filter((e) => e.action === 'vault.read');
         assert.equal(reads.length, id === us ? 2 : 1, 'one entry per subject per read');
         assert.equal(reads[0]?.details?.allowed, allowed);
       }
@@ -133,8 +130,11 @@ for (const dialect of DIALECTS) {
     });
 
     test('the audit table refuses updates and deletes', async () => {
-      await assert.rejects(sql`update audit_events set action = 'x'`.execute(t.database.db), /append-only/);
-      await assert.rejects(sql`delete from audit_events`.execute(t.database.db), /append-only/);
+      await assert.rejects(
+        sql`update audit_events set action = 'x'`.execute(t.database.kysely),
+        /append-only/,
+      );
+      await assert.rejects(sql`delete from audit_events`.execute(t.database.kysely), /append-only/);
     });
 
     test('a field of a category the source does not declare is refused and nothing is stored', async () => {
@@ -199,12 +199,12 @@ for (const dialect of DIALECTS) {
     test('erasure destroys the keys: a copy of the records taken before it no longer opens', async () => {
       const id = await register(t, randomEmail(), 'US');
       // The copy a backup would hold, taken before the erasure.
-      const backup = await t.database.db
+      const backup = await tablesOf(t.database)
         .selectFrom('records')
         .selectAll()
         .where('subject_id', '=', id)
         .execute();
-      const subjectRow = await t.database.db
+      const subjectRow = await tablesOf(t.database)
         .selectFrom('subjects')
         .selectAll()
         .where('id', '=', id)
@@ -213,12 +213,12 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(result, { keysDestroyed: 1, recordsDeleted: 1 });
       await assert.rejects(t.vault.read(t.ctx, id, 'provide-service'), /erased/);
       // Restore the backup: the subject and its records are back, their keys are not.
-      await t.database.db
+      await tablesOf(t.database)
         .updateTable('subjects')
         .set({ erased_at: null, jurisdiction: subjectRow.jurisdiction })
         .where('id', '=', id)
         .execute();
-      await t.database.db.insertInto('records').values(backup).execute();
+      await tablesOf(t.database).insertInto('records').values(backup).execute();
       t.dataKeys.forget(id);
       const restored = await t.vault.read(t.ctx, id, 'provide-service');
       assert.equal(restored.records.length, 0);
@@ -243,14 +243,18 @@ for (const dialect of DIALECTS) {
       const id = await register(t, randomEmail(), 'US');
       // Read first, so this process holds the subject's unwrapped key.
       assert.equal((await t.vault.read(t.ctx, id, 'provide-service')).records.length, 1);
-      const backup = await t.database.db
+      const backup = await tablesOf(t.database)
         .selectFrom('records')
         .selectAll()
         .where('subject_id', '=', id)
         .execute();
       await t.vault.erase(t.ctx, id);
-      await t.database.db.updateTable('subjects').set({ erased_at: null }).where('id', '=', id).execute();
-      await t.database.db.insertInto('records').values(backup).execute();
+      await tablesOf(t.database)
+        .updateTable('subjects')
+        .set({ erased_at: null })
+        .where('id', '=', id)
+        .execute();
+      await tablesOf(t.database).insertInto('records').values(backup).execute();
       const restored = await t.vault.read(t.ctx, id, 'provide-service');
       assert.equal(restored.records.length, 0);
       assert.equal(restored.unreadable, 1);
@@ -280,7 +284,7 @@ for (const dialect of DIALECTS) {
           rating: { category: 'user.feedback', value: { stars: i % 5, tags: ['a', i] } },
         });
       });
-      const [audit] = (await new AuditRepository(t.database.db).listBySubject(id)).slice(-1);
+      const [audit] = (await t.audit.listBySubject(t.ctx, id)).slice(-1);
       assert.deepEqual(audit?.details, {
         allowed: true,
         reason: read.decision.reason,
@@ -292,7 +296,7 @@ for (const dialect of DIALECTS) {
 
     test('records carry their source, purposes, policy version and retention deadline', async () => {
       const id = await register(t, randomEmail());
-      const row = await t.database.db
+      const row = await tablesOf(t.database)
         .selectFrom('records')
         .selectAll()
         .where('subject_id', '=', id)

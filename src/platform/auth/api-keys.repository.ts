@@ -3,7 +3,9 @@
  * authentication); every other read leaves it out, so it cannot end up in a listing by accident.
  */
 import type { Kysely } from 'kysely';
-import type { Tables } from '../db/tables.js';
+import type { Context } from '../context.js';
+import type { Db } from '../db/db.js';
+import type { ApiKeyTables } from './api-keys.tables.js';
 import { isScope, type Scope } from './scopes.js';
 
 /** An API key as people see it: never the secret or its digest. */
@@ -38,11 +40,15 @@ const SUMMARY_COLUMNS = ['id', 'name', 'scopes', 'created_at', 'last_used_at', '
 
 /** Reads and writes the `api_keys` table. */
 export class ApiKeyRepository {
-  constructor(private readonly db: Kysely<Tables>) {}
+  constructor(private readonly db: Db) {}
+
+  #q(ctx: Context): Kysely<ApiKeyTables> {
+    return this.db.executor<ApiKeyTables>(ctx);
+  }
 
   /** Stores a new key. */
-  async insert(options: InsertApiKeyOptions): Promise<void> {
-    await this.db
+  async insert(ctx: Context, options: InsertApiKeyOptions): Promise<void> {
+    await this.#q(ctx)
       .insertInto('api_keys')
       .values({
         id: options.id,
@@ -57,8 +63,8 @@ export class ApiKeyRepository {
   }
 
   /** The digest and scopes of key `id`, for authentication; undefined when there is no such key. */
-  async getCredential(id: string): Promise<ApiKeyCredential | undefined> {
-    const row = await this.db
+  async getCredential(ctx: Context, id: string): Promise<ApiKeyCredential | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('api_keys')
       .select(['id', 'secret_hash', 'scopes', 'revoked_at'])
       .where('id', '=', id)
@@ -73,8 +79,8 @@ export class ApiKeyRepository {
   }
 
   /** Key `id` without its digest, or undefined. */
-  async get(id: string): Promise<ApiKeySummary | undefined> {
-    const row = await this.db
+  async get(ctx: Context, id: string): Promise<ApiKeySummary | undefined> {
+    const row = await this.#q(ctx)
       .selectFrom('api_keys')
       .select(SUMMARY_COLUMNS)
       .where('id', '=', id)
@@ -83,8 +89,8 @@ export class ApiKeyRepository {
   }
 
   /** Every key, revoked ones included, oldest first. */
-  async list(): Promise<ApiKeySummary[]> {
-    const rows = await this.db
+  async list(ctx: Context): Promise<ApiKeySummary[]> {
+    const rows = await this.#q(ctx)
       .selectFrom('api_keys')
       .select(SUMMARY_COLUMNS)
       .orderBy('created_at', 'asc')
@@ -94,8 +100,8 @@ export class ApiKeyRepository {
   }
 
   /** Marks key `id` revoked at `at` unless it already is; false when nothing changed. */
-  async revoke(id: string, at: Date): Promise<boolean> {
-    const result = await this.db
+  async revoke(ctx: Context, id: string, at: Date): Promise<boolean> {
+    const result = await this.#q(ctx)
       .updateTable('api_keys')
       .set({ revoked_at: at.toISOString() })
       .where('id', '=', id)
@@ -105,8 +111,8 @@ export class ApiKeyRepository {
   }
 
   /** Records that key `id` was used at `at`. */
-  async touch(id: string, at: Date): Promise<void> {
-    await this.db
+  async touch(ctx: Context, id: string, at: Date): Promise<void> {
+    await this.#q(ctx)
       .updateTable('api_keys')
       .set({ last_used_at: at.toISOString() })
       .where('id', '=', id)

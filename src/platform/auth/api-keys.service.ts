@@ -2,9 +2,9 @@
  * API keys: `pledge_<id>_<secret>`. The id is public and finds the row; only a SHA-256 digest of
  * the secret is stored, and the full key is shown once, when it is created.
  */
-import { hash, randomBytes } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.js';
-import type { Context } from '../context.js';
+import { createContext, type Context } from '../context.js';
 import { AuthenticationError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import type { ApiKeyCredential, ApiKeyRepository, ApiKeySummary } from './api-keys.repository.js';
 import { hasScope, isScope, SCOPES, type Scope } from './scopes.js';
@@ -58,7 +58,7 @@ const TOUCH_INTERVAL_MS = 60_000;
 /** Credentials cached at most; past that the least recently used goes. */
 const CREDENTIAL_CACHE_SIZE = 1_000;
 /** Compared against when the id is unknown, so that path does the same work as a wrong secret. */
-const DUMMY_DIGEST = digest('pledge-api-key-dummy-secret');
+const DUMMY_DIGEST = Buffer.from(digest('pledge-api-key-dummy-secret'), 'hex');
 /** A SHA-256 digest as stored: 64 lowercase hex digits. */
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
 
@@ -129,7 +129,7 @@ export class ApiKeyService {
     // primary key would refuse one rather than mix two keys up.
     const id = [...randomBytes(12)].map((b) => ID_ALPHABET[b & 31]).join('');
     const secret = randomBytes(32).toString('base64url');
-    await this.#keys.insert({
+    await this.#keys.insert(ctx, {
       id,
       name,
       secretHash: digest(secret),
@@ -176,8 +176,8 @@ export class ApiKeyService {
   }
 
   /** Every key, revoked ones included; never a secret or its digest. */
-  async listKeys(_ctx: Context): Promise<ApiKeySummary[]> {
-    return this.#keys.list();
+  async listKeys(ctx: Context): Promise<ApiKeySummary[]> {
+    return this.#keys.list(ctx);
   }
 
   /**
@@ -188,10 +188,10 @@ export class ApiKeyService {
   async revokeKey(ctx: Context, id: string): Promise<ApiKeySummary> {
     if (ID_PATTERN.test(id)) {
       this.#credentials.delete(id);
-      await this.#keys.revoke(id, ctx.clock.now());
+      await this.#keys.revoke(ctx, id, ctx.clock.now());
       // A request that read the row before the revocation committed must not put it back.
       this.#credentials.delete(id);
-      const key = await this.#keys.get(id);
+      const key = await this.#keys.get(ctx, id);
       if (key !== undefined) return key;
     }
     throw new NotFoundError(
@@ -212,7 +212,7 @@ export class ApiKeyService {
     const now = this.#nowMs();
     const cached = this.#credentials.get(id);
     if (cached !== undefined && cached.expiresAt > now) return cached;
-    const credential = await this.#keys.getCredential(id);
+    const credential = await this.#keys.getCredential(AUTHENTICATION, id);
     if (credential === undefined || this.#ttlMs === 0) {
       this.#credentials.delete(id);
       return credential && toCached(credential, now);
@@ -235,7 +235,7 @@ export class ApiKeyService {
     // Claimed before the write so that concurrent requests with the same key write once.
     this.#touchedAt.set(id, now);
     try {
-      await this.#keys.touch(id, new Date(now));
+      await this.#keys.touch(AUTHENTICATION, id, new Date(now));
     } catch {
       // last_used_at is a hint for people tidying up keys; a failed write (a busy database) must not
       // turn away a valid key. The next request after the interval tries again.
@@ -272,8 +272,8 @@ function parseKey(rawKey: string): { id: string; secret: string } {
 
 /** A credential as the cache keeps it: the digest checked once, the principal built once. */
 interface CachedCredential {
-  /** The stored digest (hex), or undefined when the row's is malformed (then no secret matches). */
-  digest: string | undefined;
+  /** The stored digest, or undefined when the row's is malformed (then no secret matches). */
+  digest: Buffer | undefined;
   revoked: boolean;
   principal: ApiKeyPrincipal;
   expiresAt: number;
@@ -282,7 +282,7 @@ interface CachedCredential {
 function toCached(credential: ApiKeyCredential, expiresAt: number): CachedCredential {
   const stored = credential.secretHash.toLowerCase();
   return {
-    digest: HEX_DIGEST.test(stored) ? stored : undefined,
+    digest: HEX_DIGEST.test(stored) ? Buffer.from(stored, 'hex') : undefined,
     revoked: credential.revokedAt !== undefined,
     principal: Object.freeze({ id: credential.id, scopes: Object.freeze([...credential.scopes]) }),
     expiresAt,
@@ -295,22 +295,13 @@ function toCached(credential: ApiKeyCredential, expiresAt: number): CachedCreden
  * (against a dummy digest) so that the time taken does not tell the two apart.
  */
 function check(cached: CachedCredential | undefined, secret: string): ApiKeyPrincipal {
-  const equal = equalDigests(cached?.digest ?? DUMMY_DIGEST, digest(secret));
+  const equal = timingSafeEqual(cached?.digest ?? DUMMY_DIGEST, hash('sha256', secret, 'buffer'));
   if (cached === undefined || cached.digest === undefined || !equal || cached.revoked) throw invalidKey();
   return cached.principal;
 }
 
-/**
- * Compares two hex digests of the same length in constant time: every character is looked at,
- * with no branch on their values (what crypto.timingSafeEqual does for buffers; a digest as a
- * buffer costs twice the hashing itself, on every API request).
- */
-function equalDigests(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
+/** The context of the key store's reads and writes made while authenticating (no request's yet). */
+const AUTHENTICATION = createContext({ kind: 'system', job: 'authentication' });
 
 function invalidKey(): AuthenticationError {
   return new AuthenticationError('auth.key_invalid', INVALID_KEY_MESSAGE);

@@ -10,6 +10,7 @@ export const SCOPES = [
   'consent:write',
   'mail:send',
   'mail:events',
+  'jobs:admin',
   'admin',
 ] as const;
 
@@ -26,6 +27,7 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'consent:write': "record and change people's consent decisions",
   'mail:send': 'create marketing campaigns and send them (every message passes the mail pipeline)',
   'mail:events': 'report delivery status notifications and complaints (bounces suppress addresses)',
+  'jobs:admin': 'see the job queue (states, errors, ids; never payloads) and retry dead jobs',
   admin: 'everything, including API keys and data subject requests',
 };
 

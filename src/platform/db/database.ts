@@ -1,11 +1,12 @@
 /**
- * Opens the database: the embedded SQLite file by default, PostgreSQL when a URL is given. Every
- * other module sees only `Kysely<Tables>` and the engine's name.
+ * Opens the database: the embedded SQLite file by default, PostgreSQL when a URL is given. The
+ * capabilities see only a {@link Db} (the executor of a context, and transactions) and the engine's
+ * name; the raw Kysely instance is for the platform (migrations, health) and tests.
  */
 import { Kysely, sql } from 'kysely';
+import { Db } from './db.js';
 import { createPostgresDialect } from './dialects/postgres.js';
 import { createSqliteDialect } from './dialects/sqlite.js';
-import type { Tables } from './tables.js';
 import { listenPostgres, type ListenHandlers, type Listener } from './dialects/postgres-listen.js';
 
 export type { ListenHandlers, Listener };
@@ -15,7 +16,10 @@ export type DialectName = 'sqlite' | 'postgres';
 
 /** An open database. */
 export interface Database {
-  db: Kysely<Tables>;
+  /** What repositories and services are given: executors of contexts, and transactions. */
+  db: Db;
+  /** The raw handle, over no known table: for migrations, health checks and tests. */
+  kysely: Kysely<object>;
   dialect: DialectName;
   /** Where the data lives, for messages: the SQLite file, or PostgreSQL's host:port/database (no password). */
   location: string;
@@ -62,7 +66,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     const listeners = new Set<Listener>();
     const databaseUrl = options.databaseUrl;
     const suffix = options.schema ?? 'public';
-    return wrap(new Kysely<Tables>({ dialect }), 'postgres', location, {
+    return wrap(new Kysely<object>({ dialect }), 'postgres', location, {
       channel: (name) => `${name}_${suffix}`.slice(0, 63),
       listen: (channel, handlers) => {
         const listener = listenPostgres({ databaseUrl, schema: options.schema }, channel, handlers);
@@ -86,7 +90,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       ? {}
       : { checkpointInBackground: options.checkpointInBackground }),
   });
-  return wrap(new Kysely<Tables>({ dialect }), 'sqlite', file, {
+  return wrap(new Kysely<object>({ dialect }), 'sqlite', file, {
     channel: (name) => name,
     ...(checkpoints ? { beforeClose: () => checkpoints.close() } : {}),
   });
@@ -98,10 +102,11 @@ interface WrapExtras {
   beforeClose?: () => Promise<void>;
 }
 
-function wrap(db: Kysely<Tables>, dialect: DialectName, location: string, extras: WrapExtras): Database {
+function wrap(kysely: Kysely<object>, dialect: DialectName, location: string, extras: WrapExtras): Database {
   let closing: Promise<void> | undefined;
   return {
-    db,
+    db: new Db(kysely, dialect),
+    kysely,
     dialect,
     location,
     channel: extras.channel,
@@ -110,7 +115,7 @@ function wrap(db: Kysely<Tables>, dialect: DialectName, location: string, extras
     close: () =>
       (closing ??= (async () => {
         await extras.beforeClose?.();
-        await db.destroy();
+        await kysely.destroy();
       })()),
   };
 }
@@ -122,7 +127,7 @@ function wrap(db: Kysely<Tables>, dialect: DialectName, location: string, extras
  */
 export async function createPostgresSchema(databaseUrl: string, schema: string): Promise<void> {
   const { dialect } = await createPostgresDialect({ databaseUrl });
-  const db = new Kysely<Tables>({ dialect });
+  const db = new Kysely<object>({ dialect });
   try {
     await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
   } finally {

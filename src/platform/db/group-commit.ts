@@ -5,27 +5,31 @@
  * whose transaction fails is retried one write per transaction, so one bad write fails alone and
  * its neighbours still land.
  */
-import type { Kysely } from 'kysely';
-import type { Tables } from './tables.js';
+import { createContext, type Context } from '../context.js';
+import type { Transactions } from './db.js';
 
 /** What a write came to: its value, or the error it is refused with. */
 export type WriteOutcome<R> = { ok: true; value: R } | { ok: false; error: Error };
 
 /**
- * Applies a group of writes in one transaction; one outcome per item, in order. An item it refuses
+ * Applies a group of writes in one transaction (`group` is a context bound to it: join each item's
+ * own context to it with `Db.join`); one outcome per item, in order. An item it refuses
  * (`ok: false`) is left out of the group's writes without failing the others; an error it throws
  * fails the whole group, which is then retried one item at a time.
  */
-export type ApplyGroup<T, R> = (trx: Kysely<Tables>, items: readonly T[]) => Promise<Array<WriteOutcome<R>>>;
+export type ApplyGroup<T, R> = (group: Context, items: readonly T[]) => Promise<Array<WriteOutcome<R>>>;
+
+/** The context a group's transaction is opened with; each item keeps its own actor and request. */
+const GROUP = createContext({ kind: 'system', job: 'group-commit' });
 
 /** Queues writes of type `T` and commits them in groups with `apply`. */
 export class GroupCommit<T, R> {
-  readonly #db: Kysely<Tables>;
+  readonly #db: Transactions;
   readonly #apply: ApplyGroup<T, R>;
   #queue: Array<{ item: T; resolve: (value: R) => void; reject: (err: unknown) => void }> = [];
   #flushing: Promise<void> | undefined;
 
-  constructor(db: Kysely<Tables>, apply: ApplyGroup<T, R>) {
+  constructor(db: Transactions, apply: ApplyGroup<T, R>) {
     this.#db = db;
     this.#apply = apply;
   }
@@ -50,7 +54,7 @@ export class GroupCommit<T, R> {
       const group = this.#queue;
       this.#queue = [];
       try {
-        const outcomes = await this.#db.transaction().execute((trx) =>
+        const outcomes = await this.#db.transaction(GROUP, (trx) =>
           this.#apply(
             trx,
             group.map((w) => w.item),
@@ -60,7 +64,7 @@ export class GroupCommit<T, R> {
       } catch {
         for (const w of group) {
           try {
-            const value = await this.#db.transaction().execute(async (trx) => {
+            const value = await this.#db.transaction(GROUP, async (trx) => {
               const [outcome] = await this.#apply(trx, [w.item]);
               // Refused alone: roll back whatever the refusal left, and answer with its error.
               if (outcome?.ok !== true) throw outcome?.error ?? new Error('a write came to nothing');

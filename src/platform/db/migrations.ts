@@ -1,20 +1,12 @@
 /**
- * Every capability's migrations in one ordered list, applied with Kysely's Migrator. The provider is
- * in code (not a folder of files) so the same list works from src/ through tsx and compiled in dist/.
- * This is the one place in platform/ that names capabilities: it is where their tables are composed.
+ * The migrator: capabilities' migrations merged into one ordered list and applied with Kysely's
+ * Migrator. It knows no capability: the list of capabilities is made above the platform
+ * (src/capabilities.ts) and handed here. The provider is in code (not a folder of files) so the same
+ * list works from src/ through tsx and compiled in dist/.
  */
 import { Migrator, sql, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
-import { apiKeyMigrations } from '../auth/api-keys.migrations.js';
-import { manifestMigrations } from '../../manifest/manifest.migrations.js';
-import { auditMigrations } from '../../audit/audit.migrations.js';
-import { consentMigrations } from '../../consent/consent.migrations.js';
-import { campaignMigrations } from '../../comms/campaigns.migrations.js';
-import { suppressionMigrations } from '../../comms/suppression.migrations.js';
-import { webhookMigrations } from '../../consent/webhooks.migrations.js';
-import { keystoreMigrations, vaultMigrations } from '../../vault/vault.migrations.js';
 import { PledgeError } from '../errors.js';
 import type { Database } from './database.js';
-import type { Tables } from './tables.js';
 import { currentPostgresSchema } from './dialects/postgres.js';
 
 /** A migration with its name. */
@@ -52,21 +44,6 @@ export function collectMigrations(...sources: Record<string, Migration>[]): Name
   return [...seen.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** All of Pledge's migrations, in the order they run. */
-export const MIGRATIONS: readonly NamedMigration[] = collectMigrations(
-  manifestMigrations,
-  apiKeyMigrations,
-  vaultMigrations,
-  auditMigrations,
-  consentMigrations,
-  suppressionMigrations,
-  webhookMigrations,
-  campaignMigrations,
-);
-
-/** The key store's migrations (its own database; see DataKeysTable). */
-export const KEYSTORE_MIGRATIONS: readonly NamedMigration[] = collectMigrations(keystoreMigrations);
-
 /**
  * Applies every pending migration. Pending migrations run in one transaction on both engines, so a
  * failure leaves the database as it was; it throws a PledgeError `db.migration_failed` naming the
@@ -75,10 +52,10 @@ export const KEYSTORE_MIGRATIONS: readonly NamedMigration[] = collectMigrations(
  */
 export async function migrateToLatest(
   database: Database,
-  migrations: readonly NamedMigration[] = MIGRATIONS,
+  migrations: readonly NamedMigration[],
 ): Promise<MigrateResult> {
   let resultSet: MigrationResultSet;
-  const run = async (db: Kysely<Tables>): Promise<MigrationResultSet> => {
+  const run = async (db: Kysely<object>): Promise<MigrationResultSet> => {
     const migrator = new Migrator({
       db,
       provider: { getMigrations: () => Promise.resolve(Object.fromEntries(migrations)) },
@@ -88,7 +65,9 @@ export async function migrateToLatest(
   };
   try {
     resultSet =
-      database.dialect === 'postgres' ? await withSchemaChangeLock(database.db, run) : await run(database.db);
+      database.dialect === 'postgres'
+        ? await withSchemaChangeLock(database.kysely, run)
+        : await run(database.kysely);
   } catch (error) {
     // The Migrator reports failures in its result; this is the set-up before it (finding the schema).
     resultSet = { error };
@@ -122,8 +101,8 @@ export const SCHEMA_CHANGE_LOCK = 7_411_019_001;
  * and whatever drops a schema (tests' clean-up), take this lock first.
  */
 export async function withSchemaChangeLock<T>(
-  db: Kysely<Tables>,
-  work: (db: Kysely<Tables>) => Promise<T>,
+  db: Kysely<object>,
+  work: (db: Kysely<object>) => Promise<T>,
 ): Promise<T> {
   return db.connection().execute(async (conn) => {
     await sql`select pg_advisory_lock(${sql.lit(SCHEMA_CHANGE_LOCK)})`.execute(conn);

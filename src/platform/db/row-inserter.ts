@@ -12,25 +12,27 @@
 import { CompiledQuery, type Insertable, type Kysely } from 'kysely';
 import { PledgeError } from '../errors.js';
 import { dialectOf } from './schema.js';
-import type { Tables } from './tables.js';
 
 /** The largest chunk: 256 rows of up to 100 columns stays under SQLite's 32,766 bound parameters. */
 const MAX_CHUNK = 256;
 
-/** Inserts rows of `table` with exactly `columns`, in that order. Only repositories use it. */
-export class RowInserter<T extends keyof Tables> {
+/**
+ * Inserts rows of `table` (of the capability's tables `DB`) with exactly `columns`, in that order.
+ * Only repositories use it.
+ */
+export class RowInserter<DB, T extends keyof DB & string> {
   readonly #table: T;
-  readonly #columns: ReadonlyArray<keyof Insertable<Tables[T]> & string>;
+  readonly #columns: ReadonlyArray<keyof Insertable<DB[T]> & string>;
   /** `${engine}:${rows}` -> SQL text. */
   readonly #sql = new Map<string, string>();
 
-  constructor(table: T, columns: ReadonlyArray<keyof Insertable<Tables[T]> & string>) {
+  constructor(table: T, columns: ReadonlyArray<keyof Insertable<DB[T]> & string>) {
     this.#table = table;
     this.#columns = columns;
   }
 
   /** Inserts `rows`, each with every column of the inserter. */
-  async insert(db: Kysely<Tables>, rows: ReadonlyArray<Insertable<Tables[T]>>): Promise<void> {
+  async insert(db: Kysely<DB>, rows: ReadonlyArray<Insertable<DB[T]>>): Promise<void> {
     const engine = dialectOf(db);
     for (let at = 0; at < rows.length;) {
       let size = MAX_CHUNK;
@@ -49,16 +51,15 @@ export class RowInserter<T extends keyof Tables> {
     }
   }
 
-  #compile(
-    db: Kysely<Tables>,
-    rows: ReadonlyArray<Insertable<Tables[T]>>,
-    parameters: readonly unknown[],
-  ): string {
+  #compile(db: Kysely<DB>, rows: ReadonlyArray<Insertable<DB[T]>>, parameters: readonly unknown[]): string {
     // Each row as an object with the columns in the inserter's order, so the builder lists them so.
     const ordered = rows.map((row) =>
       Object.fromEntries(this.#columns.map((column) => [column, row[column]])),
     ) as never;
-    const compiled = db.insertInto(this.#table).values(ordered).compile();
+    const compiled = (db as unknown as Kysely<Record<string, object>>)
+      .insertInto(this.#table)
+      .values(ordered)
+      .compile();
     const same =
       compiled.parameters.length === parameters.length &&
       compiled.parameters.every((p, i) => Object.is(p, parameters[i]));

@@ -5,7 +5,7 @@
  * a development server runs without a mail server and an operator sees what was not delivered.
  */
 import type { Transporter } from 'nodemailer';
-import type { Context } from '../platform/context.js';
+import type { Context } from '../context.js';
 
 /** One message. */
 export interface MailMessage {

@@ -1,0 +1,64 @@
+/**
+ * The list of Pledge's capabilities, made here, above them: the platform knows none of them, and each
+ * capability owns its tables (migrations and table types in its own folder). The migrator is handed
+ * the merged list; names sort into the order they run, whichever capability they come from, so a
+ * database made by an earlier version migrates with nothing to redo.
+ */
+import type { Migration } from 'kysely';
+import { auditMigrations } from './audit/audit.migrations.js';
+import type { AuditTables } from './audit/audit.tables.js';
+import type { CampaignTables } from './comms/campaigns.tables.js';
+import type { SuppressionTables } from './comms/suppression.tables.js';
+import type { ConsentTables } from './consent/consent.tables.js';
+import type { WebhookTables } from './consent/webhooks.tables.js';
+import type { ManifestTables } from './manifest/manifest.tables.js';
+import type { ApiKeyTables } from './platform/auth/api-keys.tables.js';
+import type { JobTables } from './platform/jobs/jobs.tables.js';
+import type { VaultTables } from './vault/vault.tables.js';
+import { campaignMigrations } from './comms/campaigns.migrations.js';
+import { suppressionMigrations } from './comms/suppression.migrations.js';
+import { consentMigrations } from './consent/consent.migrations.js';
+import { webhookMigrations } from './consent/webhooks.migrations.js';
+import { manifestMigrations } from './manifest/manifest.migrations.js';
+import { apiKeyMigrations } from './platform/auth/api-keys.migrations.js';
+import { collectMigrations, type NamedMigration } from './platform/db/migrations.js';
+import { jobMigrations } from './platform/jobs/jobs.migrations.js';
+import { vaultMigrations } from './vault/vault.migrations.js';
+
+/** A capability as the migrator sees it: a name (for messages) and its migrations. */
+export interface CapabilitySchema {
+  name: string;
+  migrations: Record<string, Migration>;
+}
+
+/** Every capability with tables in the main database, with its migrations. */
+export const CAPABILITIES: readonly CapabilitySchema[] = [
+  { name: 'manifest', migrations: manifestMigrations },
+  { name: 'api-keys', migrations: apiKeyMigrations },
+  { name: 'jobs', migrations: jobMigrations },
+  { name: 'vault', migrations: vaultMigrations },
+  { name: 'audit', migrations: auditMigrations },
+  { name: 'consent', migrations: consentMigrations },
+  { name: 'suppression', migrations: suppressionMigrations },
+  { name: 'webhooks', migrations: webhookMigrations },
+  { name: 'campaigns', migrations: campaignMigrations },
+];
+
+/** All of the main database's migrations, in the order they run. */
+export const MIGRATIONS: readonly NamedMigration[] = collectMigrations(
+  ...CAPABILITIES.map((c) => c.migrations),
+);
+
+/**
+ * Every table of the main database, for what looks at the whole of it (tests that check nothing
+ * personal is at rest). No capability's code uses it: each views the database through its own.
+ */
+export type Tables = ManifestTables &
+  ApiKeyTables &
+  JobTables &
+  VaultTables &
+  AuditTables &
+  ConsentTables &
+  WebhookTables &
+  SuppressionTables &
+  CampaignTables;

@@ -1,0 +1,833 @@
+/**
+ * The worker: claims due jobs with a lease, runs their handlers, renews the leases while they run,
+ * records each outcome fenced by the lease, and re-queues the jobs of workers that stopped
+ * heart-beating.
+ *
+ * - Claims: one statement per type and pass, for as many jobs as the type has free slots (times its
+ *   batch size). Passes run when this process enqueued something (after the commit), when a handler
+ *   finishes, and on a poll for what other instances enqueued and for retries that came due.
+ * - Heartbeats: every sixth of the shortest lease the worker looks at its claims and renews each one
+ *   that has used a third of its lease, in one statement per claim. A claim it finds taken over, or
+ *   cannot renew before it runs out, aborts its handler's signal: the worker never works on a job it
+ *   cannot prove it holds. The same tick enforces each type's timeout.
+ * - Outcomes: handlers that finish together share one transaction (a group commit), with each
+ *   outcome's `record` in it; every change is fenced by the lease token, so a worker that lost a job
+ *   changes nothing and is told so.
+ * - The watchdog re-queues jobs whose lease ended (allowing for clock skew between instances) as a
+ *   failed attempt, or makes them dead when that was the last attempt or their type must not run
+ *   twice. A job whose worker still heart-beats always has a lease in the future, so it is never
+ *   taken from it.
+ * - Stop: no new claims; claims that had not started are given back at once without counting an
+ *   attempt; running handlers finish (their signals abort after a grace period) and are recorded.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Clock } from '../clock.js';
+import { createContext, type Context } from '../context.js';
+import { Db } from '../db/db.js';
+import { PledgeError } from '../errors.js';
+import {
+  DEFAULT_LEASE_MS,
+  retryDelayMs,
+  type Job,
+  type JobFinalState,
+  type JobHandlerResult,
+  type JobRecorder,
+  type ResolvedJobType,
+} from './jobs.definition.js';
+import type { JobRecord, JobsRepository } from './jobs.repository.js';
+
+/** Where the worker reports; Fastify's (pino) logger fits. It is never given a payload. */
+export interface JobLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** What {@link JobWorker} is given. */
+export interface JobWorkerOptions {
+  db: Db;
+  repository: JobsRepository;
+  /** The registered types; read on every pass, so types defined later are picked up. */
+  types: ReadonlyMap<string, ResolvedJobType>;
+  clock: Clock;
+  random: () => number;
+  log: JobLogger;
+  /** How often to look for due jobs besides the wakes (default 1 s). */
+  pollIntervalMs?: number | undefined;
+  /** How often the watchdog looks for expired leases (default 5 s). */
+  watchdogIntervalMs?: number | undefined;
+  /**
+   * How far instances' clocks may disagree (default 5 s): the watchdog takes a job over only this
+   * long after its lease ended by its own clock, so a fast clock elsewhere cannot take live work.
+   */
+  clockSkewMs?: number | undefined;
+  /** How long done jobs are kept before the watchdog deletes them (default 7 days). */
+  retainDoneMs?: number | undefined;
+  /** This worker's name in the table (default host:pid:random). */
+  workerName?: string | undefined;
+}
+
+/** Which types a pass claims (all registered types when absent). */
+export interface RunDueOptions {
+  types?: readonly string[] | undefined;
+}
+
+/** What one pass did, counted in jobs. */
+export interface RunDueResult {
+  claimed: number;
+  done: number;
+  /** Failed attempts that will be retried. */
+  retried: number;
+  dead: number;
+  /**
+   * Attempts whose outcome this worker could not record: its lease had been taken over (the job is
+   * another worker's now), or the database failed (the watchdog re-queues the job once the lease ends).
+   */
+  lost: number;
+  /** Claims given back unstarted because the queue was stopping. */
+  released: number;
+}
+
+/** What one watchdog run did. */
+export interface WatchdogResult {
+  /** Jobs of a stopped worker put back in the queue. */
+  requeued: number;
+  /** Jobs of a stopped worker that were on their last attempt or must not run twice. */
+  dead: number;
+  /** Done jobs deleted after their retention. */
+  pruned: number;
+}
+
+/** How {@link JobWorker.stop} ends the handlers still running. */
+export interface StopOptions {
+  /** How long running handlers have before their signals abort (default 10 s; 0 aborts at once). */
+  abortAfterMs?: number;
+}
+
+/** A claim statement's jobs: they share a lease token and are renewed together. */
+interface Claim {
+  token: string;
+  type: ResolvedJobType;
+  leaseUntil: Date;
+  renewedAt: Date;
+  executions: Set<Execution>;
+}
+
+/** Why a handler was cut short. */
+type Interruption = { kind: 'timeout' } | { kind: 'lease_lost'; reason: string };
+
+/** One handler call: one job, or a batch of them. */
+interface Execution {
+  claim: Claim;
+  jobs: JobRecord[];
+  startedAt: Date;
+  controller: AbortController;
+  /** Ids whose lease a heartbeat found taken over. */
+  lost: Set<string>;
+  interrupt(reason: Interruption): void;
+  interrupted: Promise<Interruption>;
+  done: Promise<RunDueResult>;
+}
+
+/** An outcome waiting for the next group commit. */
+interface Completion {
+  job: JobRecord;
+  token: string;
+  final: JobFinalState;
+  record: JobRecorder | undefined;
+  /** The handler's context, which `record` runs in (bound to the group's transaction). */
+  ctx: Context;
+  /** The final state to write instead when `record` fails. */
+  onRecordFailed: (error: string) => JobFinalState;
+  resolve: (applied: boolean) => void;
+}
+
+const WATCHDOG_BATCH = 100;
+const PRUNE_BATCH = 1000;
+/** Prune chunks per watchdog run, so one run stays short; the next run goes on. */
+const PRUNE_CHUNKS_PER_RUN = 20;
+const MAX_ERROR_LENGTH = 2000;
+
+/** Runs the jobs of the registered types; one per queue. */
+export class JobWorker {
+  readonly #db: Db;
+  readonly #repo: JobsRepository;
+  readonly #types: ReadonlyMap<string, ResolvedJobType>;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #log: JobLogger;
+  readonly #pollIntervalMs: number;
+  readonly #watchdogIntervalMs: number;
+  readonly #clockSkewMs: number;
+  readonly #retainDoneMs: number;
+  readonly #name: string;
+  /** Slots in use (or reserved by a claim in flight) per type. */
+  readonly #busy = new Map<string, number>();
+  readonly #claims = new Map<string, Claim>();
+  readonly #executions = new Set<Execution>();
+  readonly #passes = new Set<Promise<unknown>>();
+  #completions: Completion[] = [];
+  #flushing: Promise<void> | undefined;
+  #started = false;
+  #stopping = false;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #tickTimer: NodeJS.Timeout | undefined;
+  #watchdogTimer: NodeJS.Timeout | undefined;
+  #loopPass: Promise<void> | undefined;
+  #again = false;
+  #stopped: Promise<void> | undefined;
+  /** Types this worker's loop leaves to others (see {@link start}). */
+  #skip = new Set<string>();
+
+  constructor(options: JobWorkerOptions) {
+    this.#db = options.db;
+    this.#repo = options.repository;
+    this.#types = options.types;
+    this.#clock = options.clock;
+    this.#random = options.random;
+    this.#log = options.log;
+    this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.#watchdogIntervalMs = options.watchdogIntervalMs ?? 5000;
+    this.#clockSkewMs = options.clockSkewMs ?? 5000;
+    this.#retainDoneMs = options.retainDoneMs ?? 7 * 24 * 3_600_000;
+    this.#name = options.workerName ?? `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  }
+
+  /** This worker's name, as `pledge jobs show` reports the holder of a running job. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /**
+   * Starts the loop: a pass at once, then on wakes and polls; heartbeats and watchdog on timers.
+   * `skip` names types this process enqueues but does not run (a server without SMTP leaves its
+   * campaign sends waiting for one that has it).
+   */
+  start(options: { skip?: readonly string[] } = {}): void {
+    if (this.#started || this.#stopping) return;
+    this.#skip = new Set(options.skip ?? []);
+    this.#started = true;
+    this.#schedule(0);
+    this.#startHeartbeats();
+    this.#watchdogTimer = setInterval(() => void this.#watchdogQuietly(), this.#watchdogIntervalMs);
+    this.#watchdogTimer.unref();
+  }
+
+  /**
+   * Looks for due jobs at once: called after a transaction that enqueued jobs has committed, and
+   * when a handler finishes. Does nothing unless started.
+   */
+  wake(): void {
+    if (!this.#started || this.#stopping) return;
+    if (this.#loopPass) {
+      this.#again = true;
+      return;
+    }
+    this.#schedule(0);
+  }
+
+  /**
+   * Stops: no new claims; claims not started are given back without counting an attempt; running
+   * handlers finish (their signals abort after `abortAfterMs`) and their outcomes are recorded, with
+   * heartbeats going on meanwhile. Resolves when all of that is done; calling it again waits the same.
+   */
+  stop(options: StopOptions = {}): Promise<void> {
+    return (this.#stopped ??= this.#stop(options.abortAfterMs ?? 10_000));
+  }
+
+  async #stop(abortAfterMs: number): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#pollTimer);
+    clearInterval(this.#watchdogTimer);
+    while (this.#passes.size > 0) await Promise.allSettled([...this.#passes]);
+    const abortAll = (): void => {
+      for (const e of this.#executions) e.controller.abort(stoppingError());
+    };
+    const abortTimer = abortAfterMs > 0 ? setTimeout(abortAll, abortAfterMs) : undefined;
+    if (abortAfterMs <= 0) abortAll();
+    // Heartbeats keep the leases of the handlers that are finishing; they are stopped after them.
+    this.#startHeartbeats();
+    while (this.#executions.size > 0) await Promise.allSettled([...this.#executions].map((e) => e.done));
+    clearTimeout(abortTimer);
+    clearInterval(this.#tickTimer);
+    while (this.#flushing) await this.#flushing;
+  }
+
+  /**
+   * Resolves once nothing is in flight in this worker: no pass claiming, no handler running, no
+   * outcome waiting to be written (a test's "the work it was woken for is done").
+   */
+  async idle(): Promise<void> {
+    for (;;) {
+      const busy: Array<Promise<unknown>> = [...this.#passes, ...[...this.#executions].map((e) => e.done)];
+      if (this.#flushing) busy.push(this.#flushing);
+      if (busy.length === 0) return;
+      await Promise.allSettled(busy);
+    }
+  }
+
+  /**
+   * One pass: claims the due jobs of the given types (as many as their free slots take), runs them,
+   * and resolves when they have finished and been recorded. The loop makes the same passes; tests
+   * and tools call it with an injected clock. After `stop` it claims nothing.
+   */
+  async runDue(options: RunDueOptions = {}): Promise<RunDueResult> {
+    const pass = this.#pass(options.types);
+    this.#passes.add(pass);
+    let started: { executions: Execution[]; released: number; claimed: number };
+    try {
+      started = await pass;
+    } finally {
+      this.#passes.delete(pass);
+    }
+    const results = await Promise.all(started.executions.map((e) => e.done));
+    const total = emptyResult();
+    total.claimed = started.claimed;
+    total.released = started.released;
+    for (const r of results) {
+      total.done += r.done;
+      total.retried += r.retried;
+      total.dead += r.dead;
+      total.lost += r.lost;
+    }
+    return total;
+  }
+
+  /**
+   * The heartbeat: renews each claim that has used a third of its lease (one statement per claim),
+   * aborts the handlers of jobs found taken over or whose lease could not be renewed before it ran
+   * out, and stops attempts past their type's timeout. The worker's timer calls it; tests call it
+   * after moving an injected clock.
+   */
+  async heartbeat(): Promise<void> {
+    const now = this.#clock.now();
+    for (const claim of [...this.#claims.values()]) {
+      for (const e of claim.executions) {
+        if (now.getTime() - e.startedAt.getTime() >= claim.type.timeoutMs) e.interrupt({ kind: 'timeout' });
+      }
+      if (claim.executions.size === 0) continue;
+      const { leaseMs } = claim.type;
+      if (now.getTime() - claim.renewedAt.getTime() < leaseMs / 3) continue;
+      const leaseUntil = new Date(now.getTime() + leaseMs);
+      try {
+        const held = await this.#repo.renew(this.#ctx(), claim.token, leaseUntil, now);
+        claim.leaseUntil = leaseUntil;
+        claim.renewedAt = now;
+        for (const e of claim.executions) {
+          for (const j of e.jobs) if (!held.has(j.id)) e.lost.add(j.id);
+          if (e.lost.size === e.jobs.length) {
+            e.interrupt({ kind: 'lease_lost', reason: 'its lease was taken over by another worker' });
+          }
+        }
+      } catch (err) {
+        this.#log.error({ err, type: claim.type.type }, 'job heartbeat failed; retrying at the next one');
+        if (this.#clock.now() >= claim.leaseUntil) {
+          for (const e of claim.executions) {
+            e.interrupt({ kind: 'lease_lost', reason: 'its lease could not be renewed before it ran out' });
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * The watchdog: re-queues running jobs of the registered types whose lease ended more than the
+   * allowed clock skew ago (a failed attempt whose error says the worker stopped heart-beating, dead
+   * when it was the last or the type must not run twice), then deletes done jobs past their
+   * retention. The worker's timer calls it; tests call it with an injected clock.
+   */
+  async watchdog(): Promise<WatchdogResult> {
+    const result: WatchdogResult = { requeued: 0, dead: 0, pruned: 0 };
+    const now = this.#clock.now();
+    const before = new Date(now.getTime() - this.#clockSkewMs);
+    const types = [...this.#types.keys()];
+    for (;;) {
+      const found = await this.#db.transaction(this.#ctx(), async (tctx) => {
+        const expired = await this.#repo.findExpired(tctx, { types, before, limit: WATCHDOG_BATCH });
+        for (const job of expired) {
+          const type = this.#types.get(job.type);
+          if (type === undefined) continue;
+          const final = this.#expiredFinalState(type, job, now);
+          const changed = await this.#repo.finish(tctx, {
+            id: job.id,
+            leaseToken: job.leaseToken,
+            final,
+            now,
+            expiredBefore: before,
+          });
+          if (!changed) continue;
+          const fields = { job: job.id, type: job.type, attempt: job.attempts, worker: job.worker };
+          if (final.state === 'dead') {
+            result.dead++;
+            this.#log.error(fields, `job is dead: ${final.error}`);
+          } else {
+            result.requeued++;
+            this.#log.warn(fields, 'job re-queued: its worker stopped heart-beating');
+          }
+        }
+        return expired.length;
+      });
+      if (found < WATCHDOG_BATCH) break;
+    }
+    if (Number.isFinite(this.#retainDoneMs)) {
+      const cutoff = new Date(now.getTime() - this.#retainDoneMs);
+      for (let i = 0; i < PRUNE_CHUNKS_PER_RUN; i++) {
+        const n = await this.#repo.pruneDone(this.#ctx(), cutoff, PRUNE_BATCH);
+        result.pruned += n;
+        if (n < PRUNE_BATCH) break;
+      }
+    }
+    if (result.requeued > 0) this.wake();
+    return result;
+  }
+
+  // ---- internals --------------------------------------------------------------------------------
+
+  /** Heartbeats every sixth of the shortest lease, so each claim is renewed after a third of its own. */
+  #startHeartbeats(): void {
+    if (this.#tickTimer !== undefined) return;
+    const shortestLease = Math.min(...[...this.#types.values()].map((t) => t.leaseMs), DEFAULT_LEASE_MS);
+    this.#tickTimer = setInterval(
+      () => void this.heartbeat().catch((err: unknown) => this.#log.error({ err }, 'job heartbeat failed')),
+      shortestLease / 6,
+    );
+    this.#tickTimer.unref();
+  }
+
+  #ctx(): Context {
+    return createContext({ kind: 'system', job: 'jobs.worker' }, { clock: this.#clock });
+  }
+
+  #expiredFinalState(type: ResolvedJobType, job: JobRecord, now: Date): JobFinalState {
+    const base =
+      `its worker${job.worker === undefined ? '' : ` (${job.worker})`} stopped heart-beating: ` +
+      `the lease of attempt ${job.attempts} ran out at ${job.leaseUntil?.toISOString() ?? '?'}`;
+    if (!type.rerunAfterLeaseLoss) {
+      return {
+        state: 'dead',
+        error: `${base}; not run again because ${type.type} must not run twice (it may have run once already); retry it by hand once checked`,
+      };
+    }
+    if (job.attempts >= job.maxAttempts)
+      return { state: 'dead', error: `${base} (the last of ${job.maxAttempts} attempts)` };
+    return {
+      state: 'pending',
+      runAt:
+        type.rerunAfterLeaseLossDelay === 'immediate'
+          ? now
+          : new Date(now.getTime() + retryDelayMs(type.retry, job.attempts, this.#random)),
+      error: base,
+    };
+  }
+
+  async #watchdogQuietly(): Promise<void> {
+    try {
+      await this.watchdog();
+    } catch (err) {
+      this.#log.error({ err }, 'job watchdog failed; retrying at its next run');
+    }
+  }
+
+  #schedule(delayMs: number): void {
+    clearTimeout(this.#pollTimer);
+    this.#pollTimer = setTimeout(() => {
+      this.#pollTimer = undefined;
+      const pass = this.#pass(undefined);
+      this.#passes.add(pass);
+      this.#loopPass = pass
+        .then(
+          () => undefined,
+          (err: unknown) => this.#log.error({ err }, 'claiming jobs failed; retrying at the next poll'),
+        )
+        .finally(() => {
+          this.#passes.delete(pass);
+          this.#loopPass = undefined;
+          if (this.#stopping) return;
+          const again = this.#again;
+          this.#again = false;
+          this.#schedule(again ? 0 : this.#pollIntervalMs);
+        });
+    }, delayMs);
+    // Not unref'd: a started worker is a live part of the process, like a listening server, and
+    // stop() is what ends it. (The heartbeat and watchdog timers are: they only serve work that
+    // keeps the process alive by itself.)
+  }
+
+  /** Claims for each type with free slots and starts the handlers; returns what it started. */
+  async #pass(
+    only: readonly string[] | undefined,
+  ): Promise<{ executions: Execution[]; released: number; claimed: number }> {
+    const out = { executions: [] as Execution[], released: 0, claimed: 0 };
+    if (this.#stopping) return out;
+    const wanted = only === undefined ? undefined : new Set(only);
+    for (const type of [...this.#types.values()]) {
+      if (wanted !== undefined ? !wanted.has(type.type) : this.#skip.has(type.type)) continue;
+      if (this.#stopping) break;
+      const free = type.concurrency - (this.#busy.get(type.type) ?? 0);
+      if (free <= 0) continue;
+      // Reserve the slots before the claim, so a concurrent pass cannot claim them too.
+      this.#busy.set(type.type, (this.#busy.get(type.type) ?? 0) + free);
+      let used = 0;
+      try {
+        const now = this.#clock.now();
+        const token = randomUUID();
+        const jobs = await this.#repo.claim(this.#ctx(), {
+          type: type.type,
+          now,
+          limit: free * type.batchSize,
+          leaseToken: token,
+          leaseUntil: new Date(now.getTime() + type.leaseMs),
+          worker: this.#name,
+        });
+        if (jobs.length === 0) continue;
+        out.claimed += jobs.length;
+        if (this.#stopping) {
+          out.released += await this.#repo.release(
+            this.#ctx(),
+            token,
+            jobs.map((j) => j.id),
+            this.#clock.now(),
+          );
+          continue;
+        }
+        const claim: Claim = {
+          token,
+          type,
+          leaseUntil: new Date(now.getTime() + type.leaseMs),
+          renewedAt: now,
+          executions: new Set(),
+        };
+        this.#claims.set(token, claim);
+        for (let at = 0; at < jobs.length; at += type.batchSize) {
+          used++;
+          out.executions.push(this.#execute(claim, jobs.slice(at, at + type.batchSize)));
+        }
+      } finally {
+        this.#busy.set(type.type, (this.#busy.get(type.type) ?? 0) - (free - used));
+      }
+    }
+    return out;
+  }
+
+  /** Starts one handler call and returns its execution (whose `done` settles once recorded). */
+  #execute(claim: Claim, jobs: JobRecord[]): Execution {
+    let interrupt!: (reason: Interruption) => void;
+    const interrupted = new Promise<Interruption>((resolve) => (interrupt = resolve));
+    const controller = new AbortController();
+    const execution: Execution = {
+      claim,
+      jobs,
+      startedAt: this.#clock.now(),
+      controller,
+      lost: new Set(),
+      interrupt: (reason) => {
+        controller.abort(
+          reason.kind === 'timeout'
+            ? new PledgeError(
+                'jobs.timeout',
+                `the attempt did not finish within ${claim.type.timeoutMs / 1000} s`,
+              )
+            : new PledgeError('jobs.lease_lost', `the job's lease was lost: ${reason.reason}`),
+        );
+        interrupt(reason);
+      },
+      interrupted,
+      done: Promise.resolve(emptyResult()),
+    };
+    claim.executions.add(execution);
+    this.#executions.add(execution);
+    execution.done = this.#run(execution).finally(() => {
+      claim.executions.delete(execution);
+      if (claim.executions.size === 0) this.#claims.delete(claim.token);
+      this.#executions.delete(execution);
+      this.#busy.set(claim.type.type, (this.#busy.get(claim.type.type) ?? 1) - 1);
+      this.wake();
+    });
+    return execution;
+  }
+
+  async #run(e: Execution): Promise<RunDueResult> {
+    const { type } = e.claim;
+    const definition = type.definition;
+    const batchCtx = this.#handlerContext(type, e.jobs[0]);
+    const contexts = e.jobs.map((j) => (definition.handleMany ? batchCtx : this.#handlerContext(type, j)));
+    type Settled =
+      { kind: 'results'; results: readonly JobHandlerResult[] } | { kind: 'error'; error: unknown };
+    const handled: Promise<Settled> = (async (): Promise<readonly JobHandlerResult[]> => {
+      if (definition.handleMany) {
+        return definition.handleMany(batchCtx, e.jobs.map(toJob), e.controller.signal);
+      }
+      const job = e.jobs[0];
+      if (job === undefined) return [];
+      return [await definition.handle(contexts[0] ?? batchCtx, toJob(job), e.controller.signal)];
+    })().then(
+      (results): Settled => ({ kind: 'results', results }),
+      (error: unknown): Settled => ({ kind: 'error', error }),
+    );
+    const settled = await Promise.race([handled, e.interrupted]);
+    const result = emptyResult();
+    if (settled.kind === 'lease_lost') {
+      result.lost = e.jobs.length;
+      this.#log.warn(
+        { type: type.type, jobs: e.jobs.map((j) => j.id) },
+        `job attempt abandoned: the job's lease was lost: ${settled.reason}`,
+      );
+      return result;
+    }
+    let outcomes: JobHandlerResult[];
+    if (settled.kind === 'timeout') {
+      const error = `the attempt did not finish within ${type.timeoutMs / 1000} s; its signal was aborted`;
+      outcomes = e.jobs.map(() => ({ outcome: 'retry', error }));
+    } else if (settled.kind === 'error') {
+      const error = describeError(settled.error);
+      outcomes = e.jobs.map(() => ({ outcome: 'retry', error }));
+    } else if (settled.results.length !== e.jobs.length) {
+      const error = `handleMany answered ${settled.results.length} results for ${e.jobs.length} jobs; it must answer one per job, in order`;
+      outcomes = e.jobs.map(() => ({ outcome: 'retry', error }));
+    } else {
+      outcomes = [...settled.results];
+    }
+    const now = this.#clock.now();
+    const released = e.jobs.filter((job, i) => outcomes[i]?.outcome === 'release' && !e.lost.has(job.id));
+    if (released.length > 0) {
+      result.released += await this.#repo.release(
+        this.#ctx(),
+        e.claim.token,
+        released.map((j) => j.id),
+        now,
+      );
+    }
+    const applied = await Promise.all(
+      e.jobs.map((job, i) => {
+        if (e.lost.has(job.id)) return Promise.resolve({ final: undefined, applied: false });
+        const outcome: JobHandlerResult = outcomes[i] ?? { outcome: 'retry', error: 'no result' };
+        if (outcome.outcome === 'release') return Promise.resolve(RELEASED);
+        const final = this.#finalState(type, job, outcome, now);
+        return this.#complete({
+          job,
+          token: e.claim.token,
+          final,
+          record: outcome.record,
+          ctx: contexts[i] ?? batchCtx,
+          onRecordFailed: (error) =>
+            this.#finalState(
+              type,
+              job,
+              { outcome: 'retry', error: `recording the outcome failed: ${error}` },
+              now,
+            ),
+        });
+      }),
+    );
+    applied.forEach((settledJob, i) => {
+      const job = e.jobs[i];
+      if (job === undefined || settledJob === RELEASED) return;
+      const { final, applied: ok } = settledJob;
+      const fields = { job: job.id, type: job.type, attempt: job.attempts, requestId: job.requestId };
+      if (!ok || final === undefined) {
+        result.lost++;
+        this.#log.warn(fields, "job outcome not recorded: the worker no longer holds the job's lease");
+        return;
+      }
+      switch (final.state) {
+        case 'done':
+          result.done++;
+          break;
+        case 'pending':
+          result.retried++;
+          // Info, not warn: the capability's handler says what failed, in its own words, at warn.
+          this.#log.info(
+            { ...fields, runAt: final.runAt.toISOString(), error: final.error },
+            'job attempt failed; it will be retried',
+          );
+          break;
+        case 'dead':
+          result.dead++;
+          this.#log.error(
+            { ...fields, error: final.error },
+            'job is dead; `pledge jobs retry` runs it again',
+          );
+          break;
+      }
+    });
+    if (result.lost > 0 && !e.controller.signal.aborted) {
+      e.controller.abort(
+        new PledgeError('jobs.lease_lost', "the job's lease was lost before its outcome was recorded"),
+      );
+    }
+    return result;
+  }
+
+  #handlerContext(type: ResolvedJobType, job: JobRecord | undefined): Context {
+    const actor =
+      type.actAs === 'enqueuer' && job !== undefined && type.batchSize === 1
+        ? job.enqueuedBy
+        : ({ kind: 'system', job: type.type } as const);
+    return createContext(actor, {
+      clock: this.#clock,
+      ...(job !== undefined && type.batchSize === 1 ? { requestId: job.requestId } : {}),
+    });
+  }
+
+  #finalState(type: ResolvedJobType, job: JobRecord, outcome: JobHandlerResult, now: Date): JobFinalState {
+    switch (outcome.outcome) {
+      case 'done':
+        return { state: 'done' };
+      case 'dead':
+        return { state: 'dead', error: truncate(outcome.error) };
+      case 'release':
+        // Given back by #run before outcomes are settled; never reaches here.
+        return { state: 'pending', runAt: now, error: 'released unstarted' };
+      case 'retry': {
+        const error = truncate(outcome.error);
+        if (job.attempts >= job.maxAttempts) {
+          return { state: 'dead', error: `${error} (the last of ${job.maxAttempts} attempts)` };
+        }
+        const runAt =
+          outcome.runAt ?? new Date(now.getTime() + retryDelayMs(type.retry, job.attempts, this.#random));
+        return { state: 'pending', runAt, error };
+      }
+    }
+  }
+
+  /** Queues an outcome for the next group commit; resolves with what was written, if anything. */
+  #complete(
+    item: Omit<Completion, 'resolve'>,
+  ): Promise<{ final: JobFinalState | undefined; applied: boolean }> {
+    return new Promise((resolve) => {
+      let final = item.final;
+      this.#completions.push({
+        ...item,
+        onRecordFailed: (error) => (final = item.onRecordFailed(error)),
+        resolve: (applied) => resolve({ final, applied }),
+      });
+      this.#flushing ??= this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    // Let the outcomes of this turn of the event loop (a batch, handlers finishing together) join.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      while (this.#completions.length > 0) {
+        const group = this.#completions;
+        this.#completions = [];
+        try {
+          const applied = await this.#db.transaction(this.#ctx(), (tctx) => this.#apply(tctx, group));
+          group.forEach((c, i) => c.resolve(applied[i] ?? false));
+        } catch (err) {
+          if (group.length === 1) {
+            await this.#applyAlone(group[0] as Completion, err);
+          } else {
+            // One bad outcome (a record that throws) must not fail its neighbours: one at a time.
+            for (const c of group) {
+              try {
+                const [ok] = await this.#db.transaction(this.#ctx(), (tctx) => this.#apply(tctx, [c]));
+                c.resolve(ok ?? false);
+              } catch (alone) {
+                await this.#applyAlone(c, alone);
+              }
+            }
+          }
+        }
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  /** The outcomes of a group, in its transaction: plain completions per claim in one statement. */
+  async #apply(tctx: Context, group: readonly Completion[]): Promise<boolean[]> {
+    const now = this.#clock.now();
+    const applied = new Map<Completion, boolean>();
+    const plain = new Map<string, Completion[]>();
+    for (const c of group) {
+      if (c.final.state !== 'done' || c.record !== undefined) continue;
+      let items = plain.get(c.token);
+      if (items === undefined) plain.set(c.token, (items = []));
+      items.push(c);
+    }
+    for (const [token, items] of plain) {
+      const done = new Set(
+        await this.#repo.completeMany(
+          tctx,
+          token,
+          items.map((c) => c.job.id),
+          now,
+        ),
+      );
+      for (const c of items) applied.set(c, done.has(c.job.id));
+    }
+    for (const c of group) {
+      if (applied.has(c)) continue;
+      const ok = await this.#repo.finish(tctx, { id: c.job.id, leaseToken: c.token, final: c.final, now });
+      applied.set(c, ok);
+      // Only while the job is still this worker's: otherwise its outcome is another worker's to write.
+      if (ok && c.record) await c.record(Db.join(c.ctx, tctx), c.final);
+    }
+    return group.map((c) => applied.get(c) ?? false);
+  }
+
+  /** A completion whose transaction failed on its own: without its record, as a failed attempt. */
+  async #applyAlone(c: Completion, err: unknown): Promise<void> {
+    if (c.record === undefined) {
+      this.#log.error(
+        { err, job: c.job.id, type: c.job.type },
+        'recording a job outcome failed; the watchdog will re-queue it',
+      );
+      c.resolve(false);
+      return;
+    }
+    const final = c.onRecordFailed(describeError(err));
+    try {
+      const ok = await this.#repo.finish(this.#ctx(), {
+        id: c.job.id,
+        leaseToken: c.token,
+        final,
+        now: this.#clock.now(),
+      });
+      c.resolve(ok);
+    } catch (again) {
+      this.#log.error(
+        { err: again, job: c.job.id, type: c.job.type },
+        'recording a job outcome failed; the watchdog will re-queue it',
+      );
+      c.resolve(false);
+    }
+  }
+}
+
+/** The settlement of a job its handler gave back (counted as released, not as an outcome). */
+const RELEASED = Object.freeze({ final: undefined, applied: false });
+
+function emptyResult(): RunDueResult {
+  return { claimed: 0, done: 0, retried: 0, dead: 0, lost: 0, released: 0 };
+}
+
+function toJob(record: JobRecord): Job<never> {
+  return {
+    id: record.id,
+    type: record.type,
+    payload: record.payload as never,
+    attempt: record.attempts,
+    maxAttempts: record.maxAttempts,
+    key: record.key,
+    enqueuedBy: record.enqueuedBy,
+    requestId: record.requestId,
+    createdAt: record.createdAt,
+  };
+}
+
+function stoppingError(): PledgeError {
+  return new PledgeError('jobs.stopping', 'the job queue is stopping');
+}
+
+function describeError(err: unknown): string {
+  const message = err instanceof Error ? err.message || err.name : String(err);
+  return truncate(message);
+}
+
+function truncate(message: string): string {
+  return message.length > MAX_ERROR_LENGTH ? `${message.slice(0, MAX_ERROR_LENGTH - 1)}…` : message;
+}
