@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,7 +14,26 @@ import {
   withSchemaChangeLock,
 } from '../../src/platform/db/migrations.js';
 import { PledgeError } from '../../src/platform/errors.js';
-import { DIALECTS, openTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import {
+  DIALECTS,
+  openMigratedTestDatabase,
+  openTestDatabase,
+  tablesOf,
+  type TestDatabase,
+} from '../helpers/databases.js';
+import { describeSchema } from '../helpers/schema.js';
+
+/**
+ * What the release before the capabilities owned their tables (commit 95b14af) made: its list of
+ * migrations and the schema they produced on each engine, dumped by that release's own code.
+ */
+const PREVIOUS = JSON.parse(
+  readFileSync(new URL('../fixtures/schema-95b14af.json', import.meta.url), 'utf8'),
+) as {
+  migrations: string[];
+  sqlite: string[];
+  postgres: string[];
+};
 
 const createTable = (name: string): Migration => ({
   async up(db: Kysely<unknown>) {
@@ -55,6 +75,103 @@ for (const dialect of DIALECTS) {
 
       const second = await migrateToLatest(database, MIGRATIONS);
       assert.deepEqual(second.applied, []);
+    });
+
+    void test('a database made by the previous release migrates with nothing to redo, to the schema of a fresh one, its queued work adopted', async () => {
+      // The earlier migrations keep their names and order, and still make exactly the schema they made.
+      const previous = MIGRATIONS.filter(([name]) => PREVIOUS.migrations.includes(name));
+      assert.deepEqual(
+        previous.map(([name]) => name),
+        PREVIOUS.migrations,
+      );
+      const old = await openTestDatabase(dialect);
+      const fresh = await openMigratedTestDatabase(dialect);
+      try {
+        await migrateToLatest(old, previous);
+        assert.deepEqual(await describeSchema(old), PREVIOUS[dialect]);
+        // Work the previous release had queued: a webhook delivery and two campaign sends, one of
+        // them in flight when it stopped.
+        const at = '2026-12-01T09:00:00.000Z';
+        const db = tablesOf(old);
+        await db
+          .insertInto('webhook_deliveries')
+          .values({
+            id: '00000000-0000-7000-8000-000000000001',
+            webhook: 'crm',
+            event_id: 'e1',
+            event_type: 'consent.changed',
+            payload: '{}',
+            status: 'pending',
+            attempts: 2,
+            next_attempt_at: at,
+            created_at: at,
+          })
+          .execute();
+        await db
+          .insertInto('campaigns')
+          .values({
+            id: 'c1',
+            kind: 'marketing',
+            name: 'n',
+            list: 'marketing-email',
+            subject_template: 's',
+            text_template: 't',
+            html_template: 'h',
+            audience: '{"subjects":["s1","s2","s3"]}',
+            status: 'sending',
+            policy_version_id: null,
+            created_at: at,
+            started_at: at,
+            finished_at: null,
+          })
+          .execute();
+        await db
+          .insertInto('campaign_sends')
+          .values(
+            (['pending', 'sending', 'sent'] as const).map((status, i) => ({
+              campaign_id: 'c1',
+              subject_id: `s${i + 1}`,
+              status,
+              reason: null,
+              attempts: 0,
+              next_attempt_at: at,
+              message_id: null,
+              created_at: at,
+              updated_at: at,
+            })),
+          )
+          .execute();
+
+        const upgraded = await migrateToLatest(old, MIGRATIONS);
+        assert.deepEqual(
+          upgraded.applied,
+          MIGRATIONS.map(([name]) => name).filter((name) => !PREVIOUS.migrations.includes(name)),
+          'only the new migrations run',
+        );
+        assert.deepEqual(await describeSchema(old), await describeSchema(fresh));
+        const jobs = await db
+          .selectFrom('jobs')
+          .select(['type', 'key', 'state', 'attempts'])
+          .orderBy('key')
+          .execute();
+        assert.deepEqual(
+          jobs.map((j) => ({ ...j, attempts: Number(j.attempts) })),
+          [
+            {
+              type: 'webhooks.deliver',
+              key: '00000000-0000-7000-8000-000000000001',
+              state: 'pending',
+              attempts: 2,
+            },
+            { type: 'campaigns.send', key: 'c1:s1', state: 'pending', attempts: 0 },
+            { type: 'campaigns.send', key: 'c1:s2', state: 'pending', attempts: 0 },
+          ],
+          'the work it had queued is jobs now; what was sent stays sent',
+        );
+      } finally {
+        await old.cleanup();
+        await fresh.cleanup();
+      }
     });
 
     void test('a failing migration is named and nothing of its run is applied', async () => {
