@@ -41,7 +41,7 @@ export function registerCollectRoutes(app: FastifyInstance, deps: CollectRoutesD
   app.get<{ Params: { source: string } }>(
     '/api/v1/collect/:source',
     {
-      preHandler: auth('collect:write'),
+      onRequest: auth('collect:write'),
       schema: {
         tags: ['collect'],
         summary: 'A collection point: its fields, purposes, retention and notice, as a form shows them',
@@ -108,7 +108,7 @@ export function registerCollectRoutes(app: FastifyInstance, deps: CollectRoutesD
   app.post<{ Params: { source: string }; Body: CollectBody }>(
     '/api/v1/collect/:source',
     {
-      preHandler: auth('collect:write'),
+      onRequest: auth('collect:write'),
       schema: {
         tags: ['collect'],
         summary:
@@ -157,7 +157,7 @@ export function registerCollectRoutes(app: FastifyInstance, deps: CollectRoutesD
   app.post<{ Params: { source: string }; Body: CollectEventsBody }>(
     '/api/v1/collect/:source/events',
     {
-      preHandler: auth('collect:write'),
+      onRequest: auth('collect:write'),
       schema: {
         tags: ['collect'],
         summary:

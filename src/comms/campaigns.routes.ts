@@ -34,7 +34,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: CampaignRoute
   app.post(
     '/api/v1/campaigns',
     {
-      preHandler: auth('mail:send'),
+      onRequest: auth('mail:send'),
       schema: {
         tags,
         security,
@@ -51,7 +51,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: CampaignRoute
   app.post<{ Params: { id: string } }>(
     '/api/v1/campaigns/:id/send',
     {
-      preHandler: auth('mail:send'),
+      onRequest: auth('mail:send'),
       schema: {
         tags,
         security,
@@ -67,7 +67,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: CampaignRoute
   app.get<{ Params: { id: string } }>(
     '/api/v1/campaigns/:id',
     {
-      preHandler: auth('mail:send'),
+      onRequest: auth('mail:send'),
       schema: { tags, security, summary: 'A campaign and its sends counted by outcome and skip reason' },
     },
     async (request) => {
@@ -79,7 +79,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: CampaignRoute
   app.get<{ Params: { id: string }; Querystring: { after?: string; limit?: string } }>(
     '/api/v1/campaigns/:id/sends',
     {
-      preHandler: auth('mail:send'),
+      onRequest: auth('mail:send'),
       schema: {
         tags,
         security,

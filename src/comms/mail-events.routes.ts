@@ -64,7 +64,7 @@ export async function registerMailEventsRoutes(
     scope.post(
       '/api/v1/mail/events',
       {
-        preHandler: auth('mail:events'),
+        onRequest: auth('mail:events'),
         bodyLimit: MAX_REPORT_BYTES,
         schema: {
           tags: ['mail'],
@@ -110,7 +110,7 @@ export async function registerMailEventsRoutes(
     scope.post<{ Body: { list: string; addresses: string[] } }>(
       '/api/v1/mail/suppressions/check',
       {
-        preHandler: auth('mail:send'),
+        onRequest: auth('mail:send'),
         schema: {
           tags: ['mail'],
           summary: 'Which of these addresses must not receive mail of this list',

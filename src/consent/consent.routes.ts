@@ -83,7 +83,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
   app.post<{ Body: ConsentBody }>(
     '/api/v1/consent',
     {
-      preHandler: auth('consent:write'),
+      onRequest: auth('consent:write'),
       schema: {
         tags: ['consent'],
         summary:
@@ -154,7 +154,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
   app.post<{ Body: DecisionsBody }>(
     '/api/v1/decisions',
     {
-      preHandler: auth('consent:read'),
+      onRequest: auth('consent:read'),
       schema: {
         tags: ['consent'],
         summary: `Decide whether a purpose (on a channel) may use a subject's data; "subjects" decides up to ${MAX_DECISION_BATCH.toLocaleString('en-US')} at once`,
@@ -214,7 +214,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
   app.get<{ Params: { id: string } }>(
     '/api/v1/subjects/:id/consent',
     {
-      preHandler: auth('consent:read'),
+      onRequest: auth('consent:read'),
       schema: {
         tags: ['consent'],
         summary: "A subject's choices and the decision for every purpose",
@@ -234,7 +234,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
   app.get<{ Params: { id: string } }>(
     '/api/v1/subjects/:id/consent/history',
     {
-      preHandler: auth('consent:read'),
+      onRequest: auth('consent:read'),
       schema: {
         tags: ['consent'],
         summary: "A subject's consent ledger, oldest first, with its evidence (proof of consent)",
@@ -252,7 +252,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
   app.post<{ Body: { browser: string; subject: string } }>(
     '/api/v1/consent/merge',
     {
-      preHandler: auth('consent:write'),
+      onRequest: auth('consent:write'),
       schema: {
         tags: ['consent'],
         summary: "Merge a browser's choices into the subject who just signed up on it",

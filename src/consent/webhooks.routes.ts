@@ -50,7 +50,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRoutesD
   }>(
     '/api/v1/webhooks/deliveries',
     {
-      preHandler: auth('admin'),
+      onRequest: auth('admin'),
       schema: {
         tags: ['webhooks'],
         summary: 'The webhook delivery log, newest first (no payloads, no receivers’ answers)',

@@ -62,7 +62,7 @@ export function registerManifestRoutes(app: FastifyInstance, deps: ManifestRoute
   app.get(
     '/api/v1/manifest',
     {
-      preHandler: deps.auth('manifest:read'),
+      onRequest: deps.auth('manifest:read'),
       schema: {
         tags: ['manifest'],
         summary: 'The manifest in force, with its recorded version',
@@ -82,7 +82,7 @@ export function registerManifestRoutes(app: FastifyInstance, deps: ManifestRoute
   app.get(
     '/api/v1/manifest/versions',
     {
-      preHandler: deps.auth('manifest:read'),
+      onRequest: deps.auth('manifest:read'),
       schema: {
         tags: ['manifest'],
         summary: 'Every manifest version that has been in force, newest first',
@@ -102,7 +102,7 @@ export function registerManifestRoutes(app: FastifyInstance, deps: ManifestRoute
   app.get<{ Params: { id: number } }>(
     '/api/v1/manifest/versions/:id',
     {
-      preHandler: deps.auth('manifest:read'),
+      onRequest: deps.auth('manifest:read'),
       schema: {
         tags: ['manifest'],
         summary: 'One manifest version, with the manifest file as it was',

@@ -39,7 +39,7 @@ export function registerVaultRoutes(app: FastifyInstance, deps: VaultRoutesDeps)
   app.get<{ Querystring: { identifier: string; kind?: IdentifierKind } }>(
     '/api/v1/subjects',
     {
-      preHandler: auth('subjects:read'),
+      onRequest: auth('subjects:read'),
       schema: {
         tags: ['subjects'],
         summary: 'Find a subject by an identifier (compared by keyed hash; never stored in plaintext)',
@@ -71,7 +71,7 @@ export function registerVaultRoutes(app: FastifyInstance, deps: VaultRoutesDeps)
   app.get<{ Params: { id: string } }>(
     '/api/v1/subjects/:id',
     {
-      preHandler: auth('subjects:read'),
+      onRequest: auth('subjects:read'),
       schema: {
         tags: ['subjects'],
         summary: 'A subject',
@@ -88,7 +88,7 @@ export function registerVaultRoutes(app: FastifyInstance, deps: VaultRoutesDeps)
   app.get<{ Params: { id: string }; Querystring: { purpose: string } }>(
     '/api/v1/subjects/:id/data',
     {
-      preHandler: auth('subjects:read'),
+      onRequest: auth('subjects:read'),
       schema: {
         tags: ['subjects'],
         summary: 'The use gate: the data a purpose may use, where the person’s choices allow (audited)',
@@ -109,7 +109,7 @@ export function registerVaultRoutes(app: FastifyInstance, deps: VaultRoutesDeps)
   app.delete<{ Params: { id: string } }>(
     '/api/v1/subjects/:id',
     {
-      preHandler: auth('subjects:write'),
+      onRequest: auth('subjects:write'),
       schema: {
         tags: ['subjects'],
         summary: 'Erase a subject: its keys are destroyed (backups become unreadable), its records deleted',

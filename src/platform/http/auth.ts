@@ -1,9 +1,11 @@
 /**
  * API-key authentication for `/api/v1`: `Authorization: Bearer pledge_...`. A missing or invalid
- * key is 401, a valid key without the scope is 403; the route declares its scope, so a route cannot
- * forget to ask.
+ * key is 401, a valid key without the scope is 403. Each route names its scope in its options; the
+ * hook runs on the request, before the body is parsed or the input checked, so a caller without a
+ * key learns nothing of what a route accepts. test/http/routes.test.ts walks every registered API
+ * route to hold each to it.
  */
-import type { FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { ApiKeyPrincipal, ApiKeyService } from '../auth/api-keys.service.js';
 import type { Scope } from '../auth/scopes.js';
 import { createContext, type Context } from '../context.js';
@@ -16,8 +18,8 @@ declare module 'fastify' {
   }
 }
 
-/** A hook factory: `preHandler: auth('manifest:read')`. */
-export type AuthHook = (scope: Scope) => preHandlerHookHandler;
+/** A hook factory: `onRequest: auth('manifest:read')`. */
+export type AuthHook = (scope: Scope) => onRequestHookHandler;
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 

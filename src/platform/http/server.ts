@@ -20,6 +20,22 @@ export interface HttpServerOptions {
   logStream?: NodeJS.WritableStream;
 }
 
+/** A route as registered: one method and its URL pattern. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+}
+
+const ROUTES = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/**
+ * Every route registered on a server made by {@link createHttpServer}: tests walk them so that a rule
+ * every route must keep (a key, the error shape) cannot be forgotten by a new one.
+ */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return ROUTES.get(app) ?? [];
+}
+
 /** Creates the Fastify app with Pledge's platform plugins; capabilities add their routes. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const logger: FastifyServerOptions['logger'] = {
@@ -84,6 +100,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     }
     void reply.header('x-request-id', request.id);
     done();
+  });
+
+  const routes: RegisteredRoute[] = [];
+  ROUTES.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
   });
 
   installRateLimit(app, { max: options.rateLimitPerMinute, timeWindow: 60_000 });

@@ -90,7 +90,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRoutesDeps): vo
   app.get<{ Querystring: { state?: JobState; type?: string; before?: string; limit?: number } }>(
     '/api/v1/jobs',
     {
-      preHandler: auth('jobs:admin'),
+      onRequest: auth('jobs:admin'),
       schema: {
         tags: ['jobs'],
         summary: 'Jobs of the queue, newest first (ids of the payload only)',
@@ -129,7 +129,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRoutesDeps): vo
   app.get(
     '/api/v1/jobs/counts',
     {
-      preHandler: auth('jobs:admin'),
+      onRequest: auth('jobs:admin'),
       schema: {
         tags: ['jobs'],
         summary: 'How many jobs are in each state, overall and per type',
@@ -163,7 +163,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRoutesDeps): vo
   app.get<{ Params: { id: string } }>(
     '/api/v1/jobs/:id',
     {
-      preHandler: auth('jobs:admin'),
+      onRequest: auth('jobs:admin'),
       schema: {
         tags: ['jobs'],
         summary: 'One job',
@@ -178,7 +178,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRoutesDeps): vo
   app.post<{ Params: { id: string } }>(
     '/api/v1/jobs/:id/retry',
     {
-      preHandler: auth('jobs:admin'),
+      onRequest: auth('jobs:admin'),
       schema: {
         tags: ['jobs'],
         summary: 'Put a dead job back in the queue with a fresh set of attempts',

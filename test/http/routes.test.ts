@@ -1,0 +1,116 @@
+/**
+ * Rules every route keeps, checked by walking the routes the app registered, so that a route added
+ * later cannot forget them: every `/api/v1` route refuses a request without a key (401, the error
+ * shape, the RFC 6750 challenge) before it reads anything, and one with a key that lacks its scope
+ * (403); every JSON answer carries the API security headers.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createApp, type App } from '../../src/app.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { createContext } from '../../src/platform/context.js';
+import { registeredRoutes } from '../../src/platform/http/server.js';
+import { openTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { EXAMPLE_MANIFEST } from '../helpers/vault.js';
+
+/** A concrete path for a route pattern: every parameter an id of the right shape, a wildcard a word. */
+function pathOf(url: string): string {
+  return url.replace(/:[A-Za-z]+/g, '00000000-0000-4000-8000-000000000000').replace(/\*$/, 'x');
+}
+
+describe('every API route', () => {
+  let database: TestDatabase;
+  let dataDir: string;
+  let app: App;
+  let narrowKey: string;
+
+  before(async () => {
+    database = await openTestDatabase('sqlite');
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-routes-'));
+    app = await createApp(
+      {
+        ...loadConfig(
+          { PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'silent' },
+          { manifest: EXAMPLE_MANIFEST },
+        ),
+        retentionIntervalSeconds: 0,
+        rateLimitPerMinute: 100_000,
+      },
+      { database },
+    );
+    // A key whose only scope no API route asks for.
+    narrowKey = (
+      await app.apiKeys.createKey(createContext({ kind: 'cli', user: 'test' }), {
+        name: 'narrow',
+        scopes: ['manifest:read'],
+      })
+    ).key;
+  });
+  after(async () => {
+    await app.close();
+    await database.cleanup();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const apiRoutes = () =>
+    registeredRoutes(app.http).filter((r) => r.url.startsWith('/api/v1') && r.method !== 'HEAD');
+
+  test('the walk sees the routes of every capability', () => {
+    const urls = new Set(apiRoutes().map((r) => r.url.split('/')[3]));
+    for (const area of [
+      'manifest',
+      'subjects',
+      'collect',
+      'consent',
+      'decisions',
+      'webhooks',
+      'campaigns',
+      'jobs',
+    ])
+      assert.ok(urls.has(area), `routes under /api/v1/${area} are registered (saw ${[...urls].join(', ')})`);
+  });
+
+  test('without a key: 401 in the one error shape, with the challenge, and nothing read', async () => {
+    for (const route of apiRoutes()) {
+      const res = await app.http.inject({
+        method: route.method as 'GET',
+        url: pathOf(route.url),
+        ...(route.method === 'GET' || route.method === 'DELETE' ? {} : { payload: {} }),
+      });
+      const where = `${route.method} ${route.url}`;
+      assert.equal(res.statusCode, 401, `${where} answers 401 without a key: ${res.body}`);
+      assert.equal(res.headers['www-authenticate'], 'Bearer realm="pledge"', where);
+      assert.equal(
+        res.headers['content-security-policy'],
+        "default-src 'none';frame-ancestors 'none'",
+        where,
+      );
+      const body = res.json<{ error: { code: string; message: string } }>();
+      assert.equal(body.error.code, 'auth.key_missing', where);
+      assert.equal(typeof body.error.message, 'string', where);
+    }
+  });
+
+  test('with a key that lacks the scope: 403 naming the scope', async () => {
+    for (const route of apiRoutes()) {
+      if (route.url.startsWith('/api/v1/manifest')) continue; // the scope this key holds
+      const res = await app.http.inject({
+        method: route.method as 'GET',
+        url: pathOf(route.url),
+        headers: { authorization: `Bearer ${narrowKey}` },
+        ...(route.method === 'GET' || route.method === 'DELETE' ? {} : { payload: {} }),
+      });
+      const where = `${route.method} ${route.url}`;
+      assert.equal(res.statusCode, 403, `${where} answers 403 to a key without its scope: ${res.body}`);
+      assert.match(
+        String(res.headers['www-authenticate']),
+        /error="insufficient_scope", scope="[a-z:]+"/,
+        where,
+      );
+      assert.equal(res.json<{ error: { code: string } }>().error.code, 'auth.scope_missing', where);
+    }
+  });
+});
