@@ -7,14 +7,13 @@ import { ValidationError } from '../platform/errors.js';
 import { apiContext, type AuthHook } from '../platform/http/auth.js';
 import { presentCampaign, presentSend } from './campaigns.presenter.js';
 import { MAX_SENDS_PAGE, type CampaignService } from './campaigns.service.js';
+import { UUID_PATTERN } from '../platform/ids.js';
 
 /** What the campaign routes use. */
 export interface CampaignRoutesDeps {
   campaigns: CampaignService;
   auth: AuthHook;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Registers `/api/v1/campaigns` and its sub-resources. */
 export function registerCampaignRoutes(app: FastifyInstance, deps: CampaignRoutesDeps): void {
@@ -24,7 +23,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: CampaignRoute
 
   /** An unknown or malformed id is "not found" alike: the caller learns nothing from the spelling. */
   const idOf = (raw: string): string => {
-    if (!UUID.test(raw)) {
+    if (!UUID_PATTERN.test(raw)) {
       // Checked by the service too; a malformed id cannot name a campaign.
       return '00000000-0000-0000-0000-000000000000';
     }

@@ -31,6 +31,7 @@ import type {
 import { compileTemplates, loadHandlebars } from './message.compose.js';
 import { assertTemplateFieldsUsable } from './template-fields.js';
 import { EMAIL_CATEGORY } from './message.pipeline.js';
+import { escapeHtml } from '../platform/html.js';
 
 /** The most subject ids one campaign may name (a larger audience is a segment). */
 export const MAX_AUDIENCE_IDS = 100_000;
@@ -443,12 +444,4 @@ export function policyNoticeTemplates(
 /** Makes Handlebars read `{{` in a text as the characters themselves. */
 function escapeHandlebars(value: string): string {
   return value.replaceAll('{{', '\\{{');
-}
-
-function escapeHtml(value: string): string {
-  return value
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;');
 }

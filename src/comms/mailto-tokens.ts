@@ -20,6 +20,7 @@ import {
   MIN_UNSUBSCRIBE_TTL_SECONDS,
   type VerifyLinkTokenResult,
 } from '../consent/link-tokens.js';
+import { UUID_PATTERN } from '../platform/ids.js';
 
 /** What comes before the token in the local part of the address. */
 export const MAILTO_LOCAL_PREFIX = 'unsubscribe+';
@@ -33,7 +34,6 @@ const TOKEN_BYTES = PAYLOAD_BYTES + MAC_BYTES;
 /** The domain separation of the MAC from link tokens made with the same key. */
 const LABEL = Buffer.from('pledge mailto unsubscribe v1', 'utf8');
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TOKEN_CHARS = Math.ceil((TOKEN_BYTES * 8) / 5);
 const BASE32 = new RegExp(`^[a-z2-7]{${TOKEN_CHARS}}$`);
 
@@ -59,7 +59,7 @@ export function createMailtoToken(
       `a mailto unsubscribe token must work from ${MIN_UNSUBSCRIBE_TTL_SECONDS} to ${MAX_LINK_TTL_SECONDS} seconds; got ${ttl}`,
     );
   }
-  if (!UUID.test(claims.subjectId))
+  if (!UUID_PATTERN.test(claims.subjectId))
     throw new RangeError('a mailto unsubscribe token needs a UUID subject id');
   if (claims.purpose.length === 0) throw new RangeError('a mailto unsubscribe token needs a purpose');
   const expiresDay = Math.ceil((options.now.getTime() + ttl * 1000) / DAY_MS);

@@ -8,6 +8,7 @@ import type Handlebars from 'handlebars';
 import type MailComposer from 'nodemailer/lib/mail-composer';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
 import { ValidationError } from '../platform/errors.js';
+import { escapeHtml } from '../platform/html.js';
 
 /** A campaign's templates, as given. */
 export interface CampaignTemplates {
@@ -115,9 +116,9 @@ export function renderFooter(input: FooterInput): { text: string; html: string }
     ].join('\n');
     const html = [
       '<hr>',
-      `<p style="font-size:12px;color:#555">This is a service message from ${esc(org)} about your account; you receive it whatever your marketing choices.<br>`,
-      `Our privacy policy: <a href="${esc(input.privacyUrl)}">${esc(input.privacyUrl)}</a><br>`,
-      `${esc(address)}</p>`,
+      `<p style="font-size:12px;color:#555">This is a service message from ${escapeHtml(org)} about your account; you receive it whatever your marketing choices.<br>`,
+      `Our privacy policy: <a href="${escapeHtml(input.privacyUrl)}">${escapeHtml(input.privacyUrl)}</a><br>`,
+      `${escapeHtml(address)}</p>`,
     ].join('\n');
     return { text, html };
   }
@@ -137,10 +138,10 @@ export function renderFooter(input: FooterInput): { text: string; html: string }
   ].join('\n');
   const html = [
     '<hr>',
-    `<p style="font-size:12px;color:#555">${esc(why)}<br>${esc(choice)}<br>`,
-    `<a href="${esc(unsubscribe)}">Unsubscribe from these e-mails</a> · `,
-    `<a href="${esc(preferences)}">Choose what we send you</a><br>`,
-    `${esc(address)}</p>`,
+    `<p style="font-size:12px;color:#555">${escapeHtml(why)}<br>${escapeHtml(choice)}<br>`,
+    `<a href="${escapeHtml(unsubscribe)}">Unsubscribe from these e-mails</a> · `,
+    `<a href="${escapeHtml(preferences)}">Choose what we send you</a><br>`,
+    `${escapeHtml(address)}</p>`,
   ].join('\n');
   return { text, html };
 }
@@ -213,13 +214,4 @@ export async function composeMessage(input: ComposeInput): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     composer.compile().build((err, message) => (err ? reject(err) : resolve(message)));
   });
-}
-
-function esc(value: string): string {
-  return value
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
 }

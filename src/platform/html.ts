@@ -49,11 +49,6 @@ export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): Saf
   return new SafeHtml(out);
 }
 
-/** Marks trusted markup (a constant written in our source) as safe; never pass outside input. */
-export function rawHtml(trusted: string): SafeHtml {
-  return new SafeHtml(trusted);
-}
-
 /**
  * The URL to put in an `href`, or `undefined` when it must not be linked. Only http(s) and mailto
  * URLs and paths on this site are linked: a `javascript:` URL is a valid URL to a schema, and a

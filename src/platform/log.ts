@@ -3,7 +3,7 @@
  * pattern and the status, not the URL's query string, headers or bodies, and every field name that
  * could hold personal data is redacted as a second line of defence.
  */
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import type { LoggerOptions } from 'pino';
 
 /** Field names whose values are replaced with "[redacted]" wherever they appear (two levels deep). */
 export const REDACTED_FIELDS = [
@@ -23,13 +23,6 @@ export const REDACTED_FIELDS = [
   'body',
 ];
 
-/** Options for the Pledge logger: level and destination. */
-export interface LoggerSetupOptions {
-  level?: string;
-  /** A pino destination (a stream); standard output when absent. */
-  destination?: NodeJS.WritableStream;
-}
-
 /** The pino options every Pledge logger uses (shared with Fastify). */
 export function loggerOptions(level = 'info'): LoggerOptions {
   return {
@@ -41,11 +34,3 @@ export function loggerOptions(level = 'info'): LoggerOptions {
     base: undefined,
   };
 }
-
-/** Creates a logger that redacts personal data. */
-export function createLogger(options: LoggerSetupOptions = {}): Logger {
-  const opts = loggerOptions(options.level);
-  return options.destination ? pino(opts, options.destination) : pino(opts);
-}
-
-export type { Logger };

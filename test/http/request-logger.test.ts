@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
-import { createLogger } from '../../src/platform/log.js';
+import { pino } from 'pino';
+import { loggerOptions } from '../../src/platform/log.js';
 import { lazyChildLogger } from '../../src/platform/http/request-logger.js';
 
 function parentLogger(level: string): {
@@ -22,7 +23,7 @@ function parentLogger(level: string): {
       done();
     },
   });
-  const logger = createLogger({ level, destination: stream });
+  const logger = pino(loggerOptions(level), stream);
   let children = 0;
   const child = logger.child.bind(logger);
   logger.child = ((...args: Parameters<typeof child>) => {

@@ -17,7 +17,7 @@ import {
   renderPolicyMarkdown,
 } from '../../src/manifest/manifest.renderer.js';
 import type { Manifest } from '../../src/manifest/manifest.schema.js';
-import { escapeHtml, html, rawHtml, safeHref } from '../../src/platform/html.js';
+import { escapeHtml, html, safeHref } from '../../src/platform/html.js';
 import { ROOT, runPledge } from '../helpers/cli.js';
 
 const EXAMPLE = path.join(ROOT, 'examples/example-online/pledge.yaml');
@@ -394,7 +394,7 @@ describe('platform/html', () => {
       `<p title="${escapeHtml(name)}">&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt;</p>`,
     );
     assert.equal(html`<ul>${['a<', 'b'].map((x) => html`<li>${x}</li>`)}</ul>`.value, '<ul><li>a&lt;</li><li>b</li></ul>');
-    assert.equal(html`${rawHtml('<br>')}${null}${undefined}${false}${3}`.value, '<br>3');
+    assert.equal(html`${html`<br>`}${null}${undefined}${false}${3}`.value, '<br>3');
   });
 
   test('safeHref links only http(s), mailto and paths on this site', () => {
