@@ -3,7 +3,7 @@
  * what the link may do (its scope), the purpose and channel an unsubscribe link is for, and when it
  * stops working, and is signed with HMAC-SHA256 under a key derived from the index key. Nothing is
  * stored: a link works because the server can check its signature, so mailing a million links costs
- * no rows, and rotating the index key retires every link at once.
+ * no rows. The index key does not rotate (keyring.ts), so a link works until it expires.
  *
  * Layout (then base64url without padding):
  *

@@ -1,8 +1,9 @@
 /**
  * The key store lives apart from the records: a file of its own with SQLite (keys.db), a schema of
- * its own with PostgreSQL (pledge_keystore by default). A backup of the records therefore never
- * carries the keys that open them, which is what makes erasure by key destruction reach backups.
- * Back the key store up on its own, with a retention no longer than your erasure deadline.
+ * its own with PostgreSQL (pledge_keystore by default). A copy of pledge.db, or a dump of the main
+ * schema alone, therefore carries no key that opens its records, which is what makes erasure by key
+ * destruction reach backups. A dump of the whole PostgreSQL database holds both schemas: dump them
+ * apart (docs/vault.md), and keep the key store's backups no longer than your erasure deadline.
  */
 import { openDatabase, type Database } from '../platform/db/database.js';
 import { collectMigrations, migrateToLatest, type NamedMigration } from '../platform/db/migrations.js';
