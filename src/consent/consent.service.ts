@@ -3,12 +3,12 @@
  * every gate asks. A change is appended to the ledger, projected, audited and queued for propagation
  * in one transaction; only then is it applied to the cache and announced to other instances.
  */
-import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
-import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
+import type { AuditAppender } from '../audit/audit.service.js';
+import type { Purpose } from '../manifest/manifest.schema.js';
 import type { Context } from '../platform/context.js';
-import type { Database, Listener } from '../platform/db/database.js';
+import type { Listener } from '../platform/db/database.js';
 import type { Transactions } from '../platform/db/db.js';
-import { NotFoundError, ValidationError } from '../platform/errors.js';
+import { ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
 import { ConsentCache, cacheKey, type CachedHolder } from './consent.cache.js';
 import { EvidenceSeal, type ConsentEvidence } from './consent.evidence.js';
@@ -17,9 +17,6 @@ import {
   DecisionRules,
   GLOBAL_PURPOSE,
   choiceKey,
-  type ChoiceState,
-  type ConsentMethod,
-  type ConsentState,
   type Decision,
   type HolderChoices,
 } from './consent.decide.js';
@@ -30,101 +27,20 @@ import {
   type ConsentRepository,
 } from './consent.repository.js';
 
-/** Whose choice it is: a known subject, or a browser before its person signs up. */
-export type ConsentHolder = { subjectId: string } | { browserId: string };
+import { auditEntries, holderKey, subjectNotFound, toChoiceMap } from './consent.ledger.js';
+import type {
+  BatchDecision,
+  ConsentChange,
+  ConsentEventView,
+  ConsentHolder,
+  ConsentServiceDeps,
+  ConsentSubjects,
+  PropagateChanges,
+  PurposeChoiceView,
+  RecordChoiceInput,
+} from './consent.types.js';
 
-export type { ConsentEvidence };
-
-/** One choice to record. */
-export interface RecordChoiceInput {
-  holder: ConsentHolder;
-  /** A declared purpose, or "*" for "opt out of the collection, use and distribution of my information". */
-  purpose: string;
-  /** A channel of the purpose (e.g. "email"); absent for the purpose on every channel. */
-  channel?: string | undefined;
-  state: ConsentState;
-  method: ConsentMethod;
-  /** The version of the notice text the person saw. */
-  noticeVersion?: string | undefined;
-  /** Where the person is (ISO country code or "EU"), when known at the time. */
-  jurisdiction?: string | undefined;
-  evidence?: ConsentEvidence | undefined;
-}
-
-/** A change that was recorded: what it was before and what it is now. */
-export interface ConsentChange {
-  eventId: string;
-  holder: ConsentHolder;
-  purpose: string;
-  channel: string | undefined;
-  state: ConsentState;
-  method: ConsentMethod;
-  /** The state before this change ("none" when the person had never chosen). */
-  previous: ConsentState | 'none';
-  at: Date;
-}
-
-/** A recorded event as the API shows it (evidence opened). */
-export interface ConsentEventView {
-  id: string;
-  purpose: string;
-  channel: string | undefined;
-  state: ConsentState;
-  method: ConsentMethod;
-  noticeVersion: string | undefined;
-  policyVersionId: number;
-  jurisdiction: string | undefined;
-  at: Date;
-  evidence: ConsentEvidence | undefined;
-  mergedFrom: string | undefined;
-}
-
-/** A purpose as a person sees it on a page: what it is, their choice and the decision. */
-export interface PurposeChoiceView {
-  purpose: Purpose;
-  /** The person's own latest choice, if any. */
-  choice: ChoiceState | undefined;
-  decision: Decision;
-  /** Whether the person can change it (not required, not forbidden by a pledge). */
-  optional: boolean;
-}
-
-/**
- * Called inside the transaction of every change (`ctx` is bound to it), to queue propagation
- * (webhooks) and lift opt-outs with it.
- */
-export type PropagateChanges = (ctx: Context, changes: readonly ConsentChange[]) => Promise<void>;
-
-/**
- * What consent needs of the vault: which subjects are live and where they are (it reads no table of
- * the vault's). Asked in the transaction of the context, so a change checks its subject inside it.
- */
-export interface ConsentSubjects {
-  liveJurisdictions(
-    ctx: Context,
-    subjectIds: readonly string[],
-  ): Promise<Map<string, { jurisdiction: string | undefined }>>;
-}
-
-/** What the consent service uses. */
-export interface ConsentServiceDeps {
-  /** Transactions of the main database. */
-  db: Transactions;
-  repo: ConsentRepository;
-  subjects: ConsentSubjects;
-  audit: AuditAppender;
-  /** Where other instances' changes are heard (PostgreSQL). */
-  notifications: Pick<Database, 'dialect' | 'channel' | 'listen'>;
-  manifest: { manifest: Manifest; versionId: number };
-  /** A secret the evidence key is derived from (the keyring's index key). */
-  evidenceSecret: Buffer;
-  propagate?: PropagateChanges;
-  /** Holders kept in the cache (default 200,000). */
-  cacheSize?: number;
-}
-
-/** Reasons a batch decision may give beyond the per-purpose ones. */
-export type BatchDecision = Decision | { allowed: false; reason: 'unknown_subject' };
+export * from './consent.types.js';
 
 const NOTIFY_NAME = 'pledge_consent';
 /** The largest batch `decideMany` takes (the mail pipeline asks for 10,000 at a time). */
@@ -558,60 +474,3 @@ export class ConsentService {
 }
 
 const UNKNOWN_SUBJECT = Object.freeze({ allowed: false, reason: 'unknown_subject' }) as BatchDecision;
-
-function holderKey(holder: ConsentHolder): string {
-  return 'subjectId' in holder ? subjectHolder(holder.subjectId) : browserHolder(holder.browserId);
-}
-
-function toChoiceMap(
-  states: ReadonlyArray<{
-    purpose: string;
-    channel: string;
-    state: ConsentState;
-    method: ConsentMethod;
-    at: Date;
-    eventId: string;
-  }>,
-): Map<string, ChoiceState> {
-  return new Map(
-    states.map((s) => [
-      choiceKey(s.purpose, s.channel),
-      { state: s.state, method: s.method, at: s.at, eventId: s.eventId },
-    ]),
-  );
-}
-
-function subjectNotFound(subjectId: string): NotFoundError {
-  return new NotFoundError(
-    'consent.subject_not_found',
-    'there is no subject with this id (or it was erased)',
-    {
-      subjectId,
-    },
-  );
-}
-
-function auditEntries(changes: readonly ConsentChange[]): AuditEntry[] {
-  // One entry per holder and call; browser holders are counted, never named.
-  const bySubject = new Map<string | undefined, ConsentChange[]>();
-  for (const c of changes) {
-    const key = 'subjectId' in c.holder ? c.holder.subjectId : undefined;
-    const list = bySubject.get(key);
-    if (list) list.push(c);
-    else bySubject.set(key, [c]);
-  }
-  return [...bySubject.entries()].map(([subjectId, list]) => ({
-    action: 'consent.change',
-    ...(subjectId !== undefined ? { subjectId } : {}),
-    details: {
-      changes: list.map((c) => ({
-        purpose: c.purpose,
-        ...(c.channel !== undefined ? { channel: c.channel } : {}),
-        state: c.state,
-        previous: c.previous,
-        method: c.method,
-        eventId: c.eventId,
-      })),
-    },
-  }));
-}
