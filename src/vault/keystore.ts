@@ -4,6 +4,7 @@
  * carries the keys that open them, which is what makes erasure by key destruction reach backups.
  * Back the key store up on its own, with a retention no longer than your erasure deadline.
  */
+import type { DatabaseTimeouts } from '../platform/db/database.js';
 import { openDatabase, type Database } from '../platform/db/database.js';
 import { collectMigrations, migrateToLatest, type NamedMigration } from '../platform/db/migrations.js';
 import { keystoreMigrations } from './vault.migrations.js';
@@ -22,6 +23,8 @@ export interface OpenKeystoreOptions {
   dataDir: string;
   /** PostgreSQL schema (default pledge_keystore); tests give each run its own. */
   schema?: string;
+  /** PostgreSQL: how long to wait on the server (as for the main database). */
+  timeouts?: DatabaseTimeouts | undefined;
 }
 
 /** Opens (creating and migrating when needed) the key store. */
@@ -33,6 +36,7 @@ export async function openKeystore(options: OpenKeystoreOptions): Promise<Databa
           dataDir: options.dataDir,
           schema: options.schema ?? KEYSTORE_PG_SCHEMA,
           createSchema: true,
+          timeouts: options.timeouts,
         })
       : await openDatabase({
           dataDir: options.dataDir,
