@@ -113,11 +113,20 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const ownsDatabase = options.database === undefined;
   const ownsKeystore = options.keystore === undefined;
   const database =
-    options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+    options.database ??
+    (await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      timeouts: config.databaseTimeouts,
+    }));
   let keystore: Database | undefined = options.keystore;
   try {
     await migrateToLatest(database, MIGRATIONS);
-    keystore ??= await openKeystore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    keystore ??= await openKeystore({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      timeouts: config.databaseTimeouts,
+    });
     const { db } = database;
     const versionsRepo = new ManifestVersionRepository(db);
     const active = await activateManifest(ctx, { file: config.manifestPath, versions: versionsRepo });
@@ -251,6 +260,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       db: database.kysely,
       dialect: database.dialect,
       policyVersion: active.manifest.policy.version,
+      databaseTimeouts: config.databaseTimeouts,
     });
     registerManifestRoutes(http, { active, versions, auth });
     registerVaultRoutes(http, { vault, auth });

@@ -222,7 +222,11 @@ function withRotation(
       import('../audit/audit.service.js'),
       import('../audit/audit.repository.js'),
     ]);
-    const keystore = await openKeystore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    const keystore = await openKeystore({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      timeouts: config.databaseTimeouts,
+    });
     try {
       const keys = { dataDir: config.dataDir, envKeys: config.keys };
       const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), await Keyring.load(keys));

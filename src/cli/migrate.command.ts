@@ -32,7 +32,11 @@ export async function runWithDatabase(
       import('../platform/db/migrations.js'),
       import('../capabilities.js'),
     ]);
-    database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    database = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      timeouts: config.databaseTimeouts,
+    });
     const migrated = await migrateToLatest(database, MIGRATIONS);
     await work(database, migrated);
   } catch (err) {

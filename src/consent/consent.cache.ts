@@ -3,7 +3,9 @@
  * coherent with the ledger three ways: this instance applies its own changes after they commit;
  * other instances' changes arrive as PostgreSQL notifications and evict the holder; and while the
  * notification connection is down nothing is cached at all (a missed notification cannot leave a
- * stale entry behind).
+ * stale entry behind). A connection can also go silent without dropping, so on PostgreSQL the cache
+ * serves entries only until the time the listener last confirmed (a heartbeat answered): past it,
+ * every read misses and goes to the database, until the next confirmation.
  */
 import { choiceKey, type ChoiceState, type Decision, type HolderChoices } from './consent.decide.js';
 import type { ConsentEventRow } from './consent.repository.js';
@@ -34,15 +36,40 @@ export class ConsentCache {
   /** Bumped by every eviction: a load that started before one must not store what it read. */
   #epoch = 0;
   #enabled: boolean;
+  /**
+   * Set by the first {@link ConsentCache.confirmUntil}: from then on entries are served only until
+   * the time last confirmed. A cache nobody confirms (SQLite: no other writer) keeps entries until
+   * they are evicted.
+   */
+  #expiring = false;
+  /** The `performance.now()` time after which nothing is served, once expiring. */
+  #trustedUntil = -Infinity;
 
   constructor(options: { capacity: number; enabled: boolean }) {
     this.#capacity = options.capacity;
     this.#enabled = options.enabled;
   }
 
-  /** The cached choices of a holder (by {@link cacheKey}), or `undefined`. */
+  /** The cached choices of a holder (by {@link cacheKey}), or `undefined` (also once trust has lapsed). */
   get(key: string): CachedHolder | undefined {
+    if (this.#expiring && !this.#trusted()) return undefined;
     return this.#entries.get(key);
+  }
+
+  /**
+   * Trusts the entries until `until` (a `performance.now()` time): the notification listener has
+   * proven that every change committed before it asked has reached this instance.
+   */
+  confirmUntil(until: number): void {
+    this.#expiring = true;
+    this.#trustedUntil = until;
+  }
+
+  /** Checked on every read, so staleness is bounded even between heartbeats; a lapse empties the cache. */
+  #trusted(): boolean {
+    if (performance.now() < this.#trustedUntil) return true;
+    if (this.#entries.size > 0) this.clear();
+    return false;
   }
 
   /** The current epoch; pass it back to {@link ConsentCache.store} after loading. */
@@ -52,7 +79,7 @@ export class ConsentCache {
 
   /** Stores a holder (by {@link cacheKey}) loaded from the database, unless something was evicted since `epoch`. */
   store(key: string, value: HolderChoices, epoch: number): void {
-    if (!this.#enabled || epoch !== this.#epoch) return;
+    if (!this.#enabled || epoch !== this.#epoch || (this.#expiring && !this.#trusted())) return;
     if (this.#entries.size >= this.#capacity) {
       // Oldest inserted first: a cheap approximation of LRU that keeps `get` free of bookkeeping.
       const first = this.#entries.keys().next();
@@ -95,7 +122,10 @@ export class ConsentCache {
 
   /** Turns caching on or off (off while notifications may be missed); turning it off empties it. */
   setEnabled(enabled: boolean): void {
-    if (!enabled) this.clear();
+    if (!enabled) {
+      this.clear();
+      this.#trustedUntil = -Infinity;
+    }
     this.#enabled = enabled;
   }
 }

@@ -85,8 +85,9 @@ export class ConsentService {
   }
 
   /**
-   * Starts hearing other instances' changes (PostgreSQL). Until it resolves, and whenever the
-   * connection is lost, decisions are read from the database rather than the cache.
+   * Starts hearing other instances' changes (PostgreSQL). Until it resolves, whenever the
+   * connection is lost, and whenever it has not proven alive recently (docs/consent.md), decisions
+   * are read from the database rather than the cache.
    */
   async start(): Promise<void> {
     const listen = this.#database.listen;
@@ -95,6 +96,7 @@ export class ConsentService {
       onMessage: (payload) => this.#cache.evict(payload.split(' ')),
       onListening: () => this.#cache.setEnabled(true),
       onLost: () => this.#cache.setEnabled(false),
+      onConfirmed: (until) => this.#cache.confirmUntil(until),
     });
     await this.#listener.ready;
   }

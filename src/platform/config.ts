@@ -4,6 +4,7 @@
  * missing setting.
  */
 import path from 'node:path';
+import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/dialects/postgres-pool.js';
 import { ConfigError } from './errors.js';
 
 /** Pledge's settings. */
@@ -12,6 +13,8 @@ export interface Config {
   host: string;
   /** PostgreSQL connection URL; absent means the embedded SQLite database. */
   databaseUrl: string | undefined;
+  /** PostgreSQL: how long a statement and a connection may take (PLEDGE_DB_STATEMENT_TIMEOUT, PLEDGE_DB_CONNECT_TIMEOUT, ms). */
+  databaseTimeouts: DatabaseTimeouts;
   /** Where the SQLite database and the key files live. */
   dataDir: string;
   manifestPath: string;
@@ -109,6 +112,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     7 * 86_400,
   );
   const keys = env.PLEDGE_KEYS?.trim() || undefined;
+  // Milliseconds, as PostgreSQL counts its own timeouts. No 0 ("wait forever"): the bound is what
+  // turns a silent database into a 503 instead of a request that hangs.
+  const databaseTimeouts: DatabaseTimeouts = {
+    statementTimeoutMs: int(
+      'PLEDGE_DB_STATEMENT_TIMEOUT',
+      env.PLEDGE_DB_STATEMENT_TIMEOUT,
+      DEFAULT_DATABASE_TIMEOUTS.statementTimeoutMs,
+      100,
+      3_600_000,
+    ),
+    connectTimeoutMs: int(
+      'PLEDGE_DB_CONNECT_TIMEOUT',
+      env.PLEDGE_DB_CONNECT_TIMEOUT,
+      DEFAULT_DATABASE_TIMEOUTS.connectTimeoutMs,
+      100,
+      600_000,
+    ),
+  };
 
   const url = (name: string, raw: string | undefined, protocols: readonly string[], example: string) => {
     const value = raw?.trim() || undefined;
@@ -204,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     port,
     host,
     databaseUrl,
+    databaseTimeouts,
     dataDir,
     manifestPath,
     logLevel,

@@ -15,11 +15,19 @@ export class PledgeError extends Error {
   /** False for internal errors whose message must not leave the server. */
   readonly expose: boolean;
   readonly details: ErrorDetails | undefined;
+  /** Seconds after which the same request may succeed; sent as `Retry-After`. */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(
     code: string,
     message: string,
-    options: { status?: number; expose?: boolean; details?: ErrorDetails; cause?: unknown } = {},
+    options: {
+      status?: number;
+      expose?: boolean;
+      details?: ErrorDetails;
+      cause?: unknown;
+      retryAfterSeconds?: number;
+    } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
@@ -27,6 +35,7 @@ export class PledgeError extends Error {
     this.status = options.status ?? 500;
     this.expose = options.expose ?? this.status < 500;
     this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 
@@ -74,5 +83,27 @@ export class ConfigError extends PledgeError {
       expose: false,
     });
     this.problems = problems;
+  }
+}
+
+/**
+ * How long a client is asked to wait after `database.unavailable`. Short: most faults are a restart
+ * or a failover that heals within seconds, and a retry costs the server at most one bounded wait.
+ */
+export const DATABASE_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * The database cannot be used right now (503 `database.unavailable`): unreachable, a connection lost
+ * in the middle of the request, a statement or connection timeout, too many connections; on SQLite a
+ * lock not released in time, an I/O error or a full disk. Nothing was acknowledged, so the request
+ * may be retried. Which driver errors count is decided in `platform/db/dialects/unavailable.ts`.
+ */
+export class DatabaseUnavailableError extends PledgeError {
+  constructor(options: { cause?: unknown } = {}) {
+    super(
+      'database.unavailable',
+      `the database is unavailable at the moment; retry in ${DATABASE_RETRY_AFTER_SECONDS} seconds`,
+      { status: 503, expose: true, cause: options.cause, retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS },
+    );
   }
 }

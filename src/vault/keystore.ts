@@ -5,6 +5,7 @@
  * destruction reach backups. A dump of the whole PostgreSQL database holds both schemas: dump them
  * apart (docs/vault.md), and keep the key store's backups no longer than your erasure deadline.
  */
+import type { DatabaseTimeouts } from '../platform/db/database.js';
 import { openDatabase, type Database } from '../platform/db/database.js';
 import { collectMigrations, migrateToLatest, type NamedMigration } from '../platform/db/migrations.js';
 import { keystoreMigrations } from './vault.migrations.js';
@@ -23,6 +24,8 @@ export interface OpenKeystoreOptions {
   dataDir: string;
   /** PostgreSQL schema (default pledge_keystore); tests give each run its own. */
   schema?: string;
+  /** PostgreSQL: how long to wait on the server (as for the main database). */
+  timeouts?: DatabaseTimeouts | undefined;
 }
 
 /** Opens (creating and migrating when needed) the key store. */
@@ -34,6 +37,7 @@ export async function openKeystore(options: OpenKeystoreOptions): Promise<Databa
           dataDir: options.dataDir,
           schema: options.schema ?? KEYSTORE_PG_SCHEMA,
           createSchema: true,
+          timeouts: options.timeouts,
         })
       : await openDatabase({
           dataDir: options.dataDir,

@@ -8,8 +8,9 @@ import { Db } from './db.js';
 import { createPostgresDialect } from './dialects/postgres.js';
 import { createSqliteDialect } from './dialects/sqlite.js';
 import { listenPostgres, type ListenHandlers, type Listener } from './dialects/postgres-listen.js';
+import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './dialects/postgres-pool.js';
 
-export type { ListenHandlers, Listener };
+export type { DatabaseTimeouts, ListenHandlers, Listener };
 
 /** The engines Pledge runs on. */
 export type DialectName = 'sqlite' | 'postgres';
@@ -48,6 +49,8 @@ export interface OpenDatabaseOptions {
   sqliteFile?: string;
   /** SQLite only: checkpoint the write-ahead log on a worker thread (default true). */
   checkpointInBackground?: boolean;
+  /** PostgreSQL only: how long to wait on the server (PLEDGE_DB_STATEMENT_TIMEOUT, PLEDGE_DB_CONNECT_TIMEOUT). */
+  timeouts?: DatabaseTimeouts | undefined;
 }
 
 /**
@@ -59,9 +62,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     if (options.createSchema === true && options.schema !== undefined) {
       await createPostgresSchema(options.databaseUrl, options.schema);
     }
+    const timeouts = options.timeouts ?? DEFAULT_DATABASE_TIMEOUTS;
     const { dialect, location } = await createPostgresDialect({
       databaseUrl: options.databaseUrl,
       schema: options.schema,
+      timeouts,
     });
     const listeners = new Set<Listener>();
     const databaseUrl = options.databaseUrl;
@@ -69,7 +74,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     return wrap(new Kysely<object>({ dialect }), 'postgres', location, {
       channel: (name) => `${name}_${suffix}`.slice(0, 63),
       listen: (channel, handlers) => {
-        const listener = listenPostgres({ databaseUrl, schema: options.schema }, channel, handlers);
+        const listener = listenPostgres(
+          { databaseUrl, schema: options.schema, connectTimeoutMs: timeouts.connectTimeoutMs },
+          channel,
+          handlers,
+        );
         listeners.add(listener);
         return {
           ready: listener.ready,

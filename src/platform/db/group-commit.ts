@@ -3,10 +3,12 @@
  * share the next transaction, and each caller is answered only after the commit that holds its
  * write. "Answer after commit" then costs one fsync for many writes instead of one each. A group
  * whose transaction fails is retried one write per transaction, so one bad write fails alone and
- * its neighbours still land.
+ * its neighbours still land; when it failed because the database is unavailable, every write of
+ * the group, and every write queued behind it, fails with that error at once.
  */
 import { createContext, type Context } from '../context.js';
 import type { Transactions } from './db.js';
+import { asDatabaseUnavailable } from './dialects/unavailable.js';
 
 /** What a write came to: its value, or the error it is refused with. */
 export type WriteOutcome<R> = { ok: true; value: R } | { ok: false; error: Error };
@@ -61,7 +63,16 @@ export class GroupCommit<T, R> {
           ),
         );
         group.forEach((w, i) => settle(w, outcomes[i]));
-      } catch {
+      } catch (err) {
+        // A database that is unavailable fails every write alike; one transaction each would only
+        // queue as many timeouts one after another. The writes that queued up meanwhile fail with
+        // it: they would wait one more timeout for the same answer. Each caller may retry.
+        if (asDatabaseUnavailable(err) !== undefined) {
+          const waiting = this.#queue;
+          this.#queue = [];
+          for (const w of [...group, ...waiting]) w.reject(err);
+          continue;
+        }
         for (const w of group) {
           try {
             const value = await this.#db.transaction(GROUP, async (trx) => {

@@ -8,6 +8,7 @@ import { Migrator, sql, type Kysely, type Migration, type MigrationResultSet } f
 import { PledgeError } from '../errors.js';
 import type { Database } from './database.js';
 import { currentPostgresSchema } from './dialects/postgres.js';
+import { withoutStatementTimeout } from './dialects/postgres-pool.js';
 
 /** A migration with its name. */
 export type NamedMigration = readonly [name: string, migration: Migration];
@@ -104,12 +105,16 @@ export async function withSchemaChangeLock<T>(
   db: Kysely<object>,
   work: (db: Kysely<object>) => Promise<T>,
 ): Promise<T> {
-  return db.connection().execute(async (conn) => {
-    await sql`select pg_advisory_lock(${sql.lit(SCHEMA_CHANGE_LOCK)})`.execute(conn);
-    try {
-      return await work(conn);
-    } finally {
-      await sql`select pg_advisory_unlock(${sql.lit(SCHEMA_CHANGE_LOCK)})`.execute(conn);
-    }
-  });
+  // Without the statement timeout: waiting for another instance's migration, or building an index
+  // on a large table, may rightly take longer than any request should.
+  return withoutStatementTimeout(() =>
+    db.connection().execute(async (conn) => {
+      await sql`select pg_advisory_lock(${sql.lit(SCHEMA_CHANGE_LOCK)})`.execute(conn);
+      try {
+        return await work(conn);
+      } finally {
+        await sql`select pg_advisory_unlock(${sql.lit(SCHEMA_CHANGE_LOCK)})`.execute(conn);
+      }
+    }),
+  );
 }

@@ -4,6 +4,7 @@
  * message, so nothing about the server's insides (or anyone's data) leaks into a response.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { asDatabaseUnavailable } from '../db/dialects/unavailable.js';
 import { PledgeError } from '../errors.js';
 
 /** The body of every error response. */
@@ -36,12 +37,19 @@ const FASTIFY_CODES: Record<string, { code: string; message: string }> = {
 /** Installs the error and not-found handlers on an app. */
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler(
-    (err: FastifyError | PledgeError | Error, request: FastifyRequest, reply: FastifyReply) => {
+    (thrown: FastifyError | PledgeError | Error, request: FastifyRequest, reply: FastifyReply) => {
+      // A database that cannot be used is a 503 the client may retry, whatever layer it surfaced
+      // in and whatever internal error wrapped it; a 4xx stays the client's problem.
+      const err =
+        (thrown instanceof PledgeError && thrown.status < 500 ? undefined : asDatabaseUnavailable(thrown)) ??
+        thrown;
       if (err instanceof PledgeError) {
         if (err.status >= 500) request.log.error({ err, code: err.code }, 'request failed');
         const message = err.expose
           ? err.message
           : 'something went wrong on our side; the error has been logged';
+        if (err.retryAfterSeconds !== undefined)
+          void reply.header('retry-after', String(err.retryAfterSeconds));
         return reply
           .status(err.status)
           .send(errorBody(err.code, message, err.expose ? err.details : undefined));

@@ -591,12 +591,21 @@ export class JobWorker {
     const now = this.#clock.now();
     const released = e.jobs.filter((job, i) => outcomes[i]?.outcome === 'release' && !e.lost.has(job.id));
     if (released.length > 0) {
-      result.released += await this.#repo.release(
-        this.#ctx(),
-        e.claim.token,
-        released.map((j) => j.id),
-        now,
-      );
+      try {
+        result.released += await this.#repo.release(
+          this.#ctx(),
+          e.claim.token,
+          released.map((j) => j.id),
+          now,
+        );
+      } catch (err) {
+        // Nobody awaits an execution of the loop: a rejection here (the database unavailable, which
+        // is also when leases get lost and batches give jobs back) would end the process.
+        this.#log.error(
+          { err, type: type.type, jobs: released.map((j) => j.id) },
+          'giving back unstarted jobs failed; they are due again when their lease runs out',
+        );
+      }
     }
     const applied = await Promise.all(
       e.jobs.map((job, i) => {

@@ -3,13 +3,21 @@
  * DDL that differs from SQLite.
  */
 import { PostgresDialect, sql, type ColumnDefinitionBuilder, type Kysely } from 'kysely';
-import { PledgeError } from '../../errors.js';
+import { DatabaseUnavailableError, PledgeError } from '../../errors.js';
+import {
+  BoundedPool,
+  DEFAULT_DATABASE_TIMEOUTS,
+  boundedPoolConfig,
+  type DatabaseTimeouts,
+} from './postgres-pool.js';
 
 /** Options for connecting to PostgreSQL. */
 export interface PostgresDialectOptions {
   databaseUrl: string;
   /** A schema to put first on the search_path of every connection (tests use one schema each). */
   schema?: string | undefined;
+  /** How long to wait on the server (default {@link DEFAULT_DATABASE_TIMEOUTS}). */
+  timeouts?: DatabaseTimeouts | undefined;
 }
 
 /** A connected pool, ready to hand to Kysely. */
@@ -18,9 +26,6 @@ export interface PostgresDialectResult {
   /** `host:port/database`, never the user's password; for messages. */
   location: string;
 }
-
-/** How long to wait for a connection before reporting the server as unreachable. */
-const CONNECT_TIMEOUT_MS = 10_000;
 
 /** A schema name we can put in a connection option without quoting: no injection, no surprises. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -53,23 +58,30 @@ export async function createPostgresDialect(options: PostgresDialectOptions): Pr
   }
   // pg is loaded only when PostgreSQL is used: SQLite deployments and the CLI never pay for it.
   const { default: pg } = await import('pg');
-  const pool = new pg.Pool({
-    connectionString: options.databaseUrl,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    application_name: 'pledge',
-    ...(options.schema !== undefined ? { options: `-c search_path=${options.schema}` } : {}),
-  });
-  // A connection that dies while idle (server restart, admin kill) is reported as an 'error' event;
-  // unhandled, it would crash the process. The pool has already discarded that client, and the next
-  // query connects afresh and fails loudly there if the server stays down.
-  pool.on('error', () => {});
+  const timeouts = options.timeouts ?? DEFAULT_DATABASE_TIMEOUTS;
+  const pool = new BoundedPool(
+    new pg.Pool({
+      connectionString: options.databaseUrl,
+      application_name: 'pledge',
+      ...boundedPoolConfig(timeouts),
+      ...(options.schema !== undefined ? { options: `-c search_path=${options.schema}` } : {}),
+    }),
+    timeouts,
+  );
   try {
-    await pool.query('select 1');
+    const client = await pool.connect();
+    try {
+      await client.query('select 1', []);
+    } finally {
+      client.release();
+    }
   } catch (err) {
     await pool.end().catch(() => {});
+    // The driver's own words (connection refused, timeout) say more than "unavailable" here.
+    const reason = err instanceof DatabaseUnavailableError && err.cause !== undefined ? err.cause : err;
     throw new PledgeError(
       'db.unreachable',
-      `cannot reach PostgreSQL at ${location}: ${redact(errorMessage(err), options.databaseUrl)}; ` +
+      `cannot reach PostgreSQL at ${location}: ${redact(errorMessage(reason), options.databaseUrl)}; ` +
         `check DATABASE_URL and that the server is running and accepts connections`,
       { details: { location }, cause: err },
     );
