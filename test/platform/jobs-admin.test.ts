@@ -179,6 +179,14 @@ for (const dialect of DIALECTS) {
           { type: 'test.ok', states: { pending: 0, running: 0, done: 1, dead: 0 }, oldestPendingRunAt: null },
         ],
       });
+      const metrics = await get('/api/v1/metrics', keys.jobs);
+      assert.equal(metrics.statusCode, 200, metrics.body);
+      assert.match(String(metrics.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      const lines = metrics.body.split('\n');
+      assert.ok(lines.includes('pledge_jobs{type="test.fail",state="pending"} 1'));
+      assert.ok(lines.includes('pledge_jobs{type="test.ok",state="done"} 1'));
+      assert.ok(lines.includes('pledge_jobs_oldest_pending_seconds{type="test.ok"} 0'));
+      assert.ok(lines.some((l) => /^pledge_jobs_oldest_pending_seconds\{type="test\.fail"\} \d/.test(l)));
     });
   });
 }

@@ -1,8 +1,17 @@
-/** The job queue over HTTP, for administrators: list, show, retry and count jobs (scope jobs:admin). */
+/**
+ * The job queue over HTTP, for administrators: list, show, retry and count jobs, and the counts as
+ * Prometheus metrics (scope jobs:admin).
+ */
 import type { FastifyInstance } from 'fastify';
 import { apiContext, type AuthHook } from '../http/auth.js';
 import { presentJob, presentJobCounts } from './jobs.presenter.js';
-import { JOB_STATES, MAX_JOBS_PAGE, type JobQueue, type JobState } from './jobs.service.js';
+import {
+  JOB_STATES,
+  MAX_JOBS_PAGE,
+  type JobCountsResult,
+  type JobQueue,
+  type JobState,
+} from './jobs.service.js';
 
 /** What the job routes use. */
 export interface JobRoutesDeps {
@@ -160,6 +169,22 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRoutesDeps): vo
     async (request) => presentJobCounts(await queue.counts(apiContext(request))),
   );
 
+  app.get(
+    '/api/v1/metrics',
+    {
+      onRequest: auth('jobs:admin'),
+      schema: {
+        tags: ['jobs'],
+        summary: 'The job queue in the Prometheus text format, for a scraper with a jobs:admin key',
+        security: [{ apiKey: [] }],
+      },
+    },
+    async (request, reply) =>
+      reply
+        .header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
+        .send(jobMetrics(await queue.counts(apiContext(request)), new Date())),
+  );
+
   app.get<{ Params: { id: string } }>(
     '/api/v1/jobs/:id',
     {
@@ -189,4 +214,29 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobRoutesDeps): vo
     },
     async (request) => ({ job: presentJob(await queue.retry(apiContext(request), request.params.id)) }),
   );
+}
+
+/**
+ * The job counts in the Prometheus text exposition format: jobs per type and state, and how long the
+ * oldest pending job of each type has been due (how far behind the queue is).
+ */
+export function jobMetrics(counts: JobCountsResult, now: Date): string {
+  const label = (v: string) => v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+  const lines = [
+    '# HELP pledge_jobs Jobs of the durable queue, by type and state.',
+    '# TYPE pledge_jobs gauge',
+  ];
+  for (const t of counts.types)
+    for (const state of JOB_STATES)
+      lines.push(`pledge_jobs{type="${label(t.type)}",state="${state}"} ${t.states[state]}`);
+  lines.push(
+    '# HELP pledge_jobs_oldest_pending_seconds How long the oldest pending job of a type has been due (0 when none is).',
+    '# TYPE pledge_jobs_oldest_pending_seconds gauge',
+  );
+  for (const t of counts.types) {
+    const due =
+      t.oldestPendingRunAt === undefined ? 0 : Math.max(0, now.getTime() - t.oldestPendingRunAt.getTime());
+    lines.push(`pledge_jobs_oldest_pending_seconds{type="${label(t.type)}"} ${due / 1000}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
