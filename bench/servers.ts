@@ -6,10 +6,12 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
-import { TEST_DATABASE_URL } from '../test/helpers/databases.js';
 import { getFreePort } from '../test/helpers/net.js';
 import { createPostgresDatabase, type PostgresDatabase } from '../test/helpers/postgres.js';
 import { BenchFailure, benchEnv, NODE, ROOT, startServer, type StartedServer } from './lib.js';
+
+/** The PostgreSQL server benches use when `PLEDGE_TEST_DATABASE_URL` is unset. */
+const DEFAULT_BENCH_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 /** A server started by {@link startOnFreePort}; `base` is http://127.0.0.1:PORT. */
 export type BenchServer = StartedServer & { base: string };
@@ -205,14 +207,16 @@ export async function loadInterleaved(
 }
 
 /**
- * A PostgreSQL database of its own, named `prefix_<random>`, on the tests' server
- * ($PLEDGE_TEST_DATABASE_URL), for servers that share one. Throws a {@link BenchFailure} when
- * PostgreSQL cannot be reached.
+ * A PostgreSQL database of its own, named `prefix_<random>`, on the server $PLEDGE_TEST_DATABASE_URL
+ * names (else the machine's at {@link DEFAULT_BENCH_DATABASE_URL}), for servers that share one.
+ * Throws a {@link BenchFailure} when PostgreSQL cannot be reached.
  */
 export async function createBenchDatabase(prefix: string): Promise<PostgresDatabase> {
+  // Benches run outside scripts/run-tests.mjs, which starts a server only for tests.
+  const serverUrl = process.env.PLEDGE_TEST_DATABASE_URL || DEFAULT_BENCH_DATABASE_URL;
   try {
-    return await createPostgresDatabase(prefix, TEST_DATABASE_URL);
+    return await createPostgresDatabase(prefix, serverUrl);
   } catch (err) {
-    throw new BenchFailure(`PostgreSQL at ${TEST_DATABASE_URL}: ${(err as Error).message}`);
+    throw new BenchFailure(`PostgreSQL at ${serverUrl}: ${(err as Error).message}`);
   }
 }

@@ -17,8 +17,8 @@ import type { Database } from '../../src/platform/db/database.js';
 import { openKeystore } from '../../src/vault/keystore.js';
 import {
   dropTestSchema,
+  getTestDatabaseUrlOrThrow,
   openTestDatabase,
-  TEST_DATABASE_URL,
   type TestDatabase,
   type TestDialect,
 } from '../helpers/databases.js';
@@ -96,7 +96,7 @@ export async function openCampaignApp(
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-campaigns-'));
   const keystoreSchema = database.schema === undefined ? undefined : `${database.schema}_keys`;
   const keystore: Database = await openKeystore({
-    databaseUrl: dialect === 'postgres' ? TEST_DATABASE_URL : undefined,
+    databaseUrl: dialect === 'postgres' ? getTestDatabaseUrlOrThrow() : undefined,
     dataDir,
     ...(keystoreSchema !== undefined ? { schema: keystoreSchema } : {}),
   });

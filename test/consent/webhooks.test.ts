@@ -41,7 +41,7 @@ import { JobQueue } from '../../src/platform/jobs/jobs.service.js';
 import { createHttpServer } from '../../src/platform/http/server.js';
 import { Keyring } from '../../src/vault/keyring.js';
 import { runPledge } from '../helpers/cli.js';
-import { DIALECTS, TEST_DATABASE_URL } from '../helpers/databases.js';
+import { DIALECTS, getTestDatabaseUrlOrThrow } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST, openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
 
 /** One request the receiver got. */
@@ -512,7 +512,7 @@ for (const dialect of DIALECTS) {
       let second: Database | undefined;
       if (dialect === 'postgres') {
         second = await openDatabase({
-          databaseUrl: TEST_DATABASE_URL,
+          databaseUrl: getTestDatabaseUrlOrThrow(),
           dataDir: os.tmpdir(),
           schema: t.database.schema,
         });

@@ -2,6 +2,8 @@
  * Databases for tests, on every engine Pledge supports. Each call gets its own SQLite directory or
  * PostgreSQL schema, so test files run in parallel without seeing each other's rows. PostgreSQL is
  * required: when it cannot be reached, opening fails and so do the tests (they are never skipped).
+ * The server is the one `PLEDGE_TEST_DATABASE_URL` names: scripts/run-tests.mjs starts one for its
+ * run when the variable is unset (test/helpers/embedded-postgres.mjs) and sets it for the tests.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -33,9 +35,20 @@ export function tablesOf(database: Pick<Database, 'kysely'>): Kysely<Tables> {
   return database.kysely as unknown as Kysely<Tables>;
 }
 
-/** The PostgreSQL server tests use; `PLEDGE_TEST_DATABASE_URL` overrides it. */
-export const TEST_DATABASE_URL =
-  process.env.PLEDGE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/**
+ * The URL of the PostgreSQL server tests use, `PLEDGE_TEST_DATABASE_URL`; throws, saying how to run
+ * the file, when it is unset (a test file run with `node --test` alone has no server).
+ */
+export function getTestDatabaseUrlOrThrow(): string {
+  const url = process.env.PLEDGE_TEST_DATABASE_URL;
+  if (url !== undefined && url !== '') return url;
+  throw new Error(
+    'PLEDGE_TEST_DATABASE_URL is not set, so these tests have no PostgreSQL server. Run test files ' +
+      'through `node scripts/run-tests.mjs FILE...` (as `npm test` does), which starts a PostgreSQL ' +
+      'server for the run, or set PLEDGE_TEST_DATABASE_URL to a server to use, for example ' +
+      'postgres://postgres@127.0.0.1:5432/test.',
+  );
+}
 
 /** Opens an empty database on `dialect`; `cleanup()` closes it and deletes everything it held. */
 export async function openTestDatabase(dialect: TestDialect): Promise<TestDatabase> {
@@ -55,10 +68,11 @@ export async function openTestDatabase(dialect: TestDialect): Promise<TestDataba
     }
     case 'postgres': {
       const schema = `test_${randomBytes(8).toString('hex')}`;
+      const databaseUrl = getTestDatabaseUrlOrThrow();
       // The schema exists before any connection has it on its search_path (see createPostgresSchema).
-      await createPostgresSchema(TEST_DATABASE_URL, schema);
+      await createPostgresSchema(databaseUrl, schema);
       // dataDir is not used with PostgreSQL; nothing is written there.
-      const database = await openDatabase({ databaseUrl: TEST_DATABASE_URL, dataDir: os.tmpdir(), schema });
+      const database = await openDatabase({ databaseUrl, dataDir: os.tmpdir(), schema });
       return {
         ...database,
         schema,

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { TEST_DATABASE_URL } from './databases.js';
+import { getTestDatabaseUrlOrThrow } from './databases.js';
 
 /** A database made by {@link createPostgresDatabase}. */
 export interface PostgresDatabase {
@@ -21,7 +21,7 @@ export interface PostgresDatabase {
  */
 export async function createPostgresDatabase(
   prefix: string,
-  serverUrl: string = TEST_DATABASE_URL,
+  serverUrl: string = getTestDatabaseUrlOrThrow(),
 ): Promise<PostgresDatabase> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: serverUrl });

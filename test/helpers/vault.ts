@@ -23,9 +23,9 @@ import { Vault, type VaultDeps } from '../../src/vault/vault.service.js';
 import { ROOT } from './cli.js';
 import {
   dropTestSchema,
+  getTestDatabaseUrlOrThrow,
   openMigratedTestDatabase,
   openTestDatabase,
-  TEST_DATABASE_URL,
   type TestDatabase,
   type TestDialect,
 } from './databases.js';
@@ -66,7 +66,7 @@ export interface TestKeystore {
 export async function openTestKeystore(database: TestDatabase, dataDir: string): Promise<TestKeystore> {
   const schema = database.schema === undefined ? undefined : `${database.schema}_keys`;
   const keystore = await openKeystore({
-    databaseUrl: database.dialect === 'postgres' ? TEST_DATABASE_URL : undefined,
+    databaseUrl: database.dialect === 'postgres' ? getTestDatabaseUrlOrThrow() : undefined,
     dataDir,
     ...(schema !== undefined ? { schema } : {}),
   });
