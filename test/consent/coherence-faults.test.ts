@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { LISTEN_TRUST_MS } from '../../src/platform/db/dialects/postgres-listen.js';
-import { TEST_DATABASE_URL } from '../helpers/databases.js';
+import { getTestDatabaseUrlOrThrow } from '../helpers/databases.js';
 import {
   assertUnavailable,
   registerSubject,
@@ -35,7 +35,7 @@ describe('two instances on PostgreSQL, the second cut off from it', () => {
   before(async () => {
     buildIfStale();
     database = await createPostgresDatabase('pledge_coherence_faults');
-    const target = new URL(TEST_DATABASE_URL);
+    const target = new URL(getTestDatabaseUrlOrThrow());
     proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-coherence-faults-'));
     const env = {

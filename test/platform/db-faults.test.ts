@@ -15,7 +15,7 @@ import pg from 'pg';
 import { loadConfig } from '../../src/platform/config.js';
 import { ConfigError } from '../../src/platform/errors.js';
 import { openCollectApp, type CollectTestApp } from '../collect/collect-app.js';
-import { TEST_DATABASE_URL } from '../helpers/databases.js';
+import { getTestDatabaseUrlOrThrow } from '../helpers/databases.js';
 import {
   assertUnavailable,
   errorCode,
@@ -210,7 +210,7 @@ describe('pledge serve on PostgreSQL behind a silent partition', () => {
   before(async () => {
     buildIfStale();
     database = await createPostgresDatabase('pledge_partition');
-    const target = new URL(TEST_DATABASE_URL);
+    const target = new URL(getTestDatabaseUrlOrThrow());
     proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-partition-'));
     const env = {

@@ -28,7 +28,7 @@ import { JobQueue, type JobQueueOptions } from '../../src/platform/jobs/jobs.ser
 import {
   DIALECTS,
   openMigratedTestDatabase,
-  TEST_DATABASE_URL,
+  getTestDatabaseUrlOrThrow,
   type TestDatabase,
 } from '../helpers/databases.js';
 
@@ -93,7 +93,7 @@ for (const dialect of DIALECTS) {
       const other =
         dialect === 'postgres'
           ? await openDatabase({
-              databaseUrl: TEST_DATABASE_URL,
+              databaseUrl: getTestDatabaseUrlOrThrow(),
               dataDir: os.tmpdir(),
               schema: database.schema,
             })
