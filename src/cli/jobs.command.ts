@@ -19,6 +19,7 @@ import type {
 } from '../platform/jobs/jobs.presenter.js';
 import type { JobQueue, JobState } from '../platform/jobs/jobs.service.js';
 import { cliUser } from './keys.command.js';
+import { printList } from './cli.shared.js';
 import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
 
 /** Kept here so that `--help` loads no database code. */
@@ -61,9 +62,7 @@ export function registerJobsCommand(program: Command): void {
           limit: options.limit,
         })
       ).map(present.job);
-      if (options.format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-      else if (list.length === 0) process.stderr.write('no jobs\n');
-      else process.stdout.write(formatList(list));
+      printList(options.format, list, 'no jobs', formatList);
     });
   });
 

@@ -17,6 +17,7 @@ import {
 } from '../consent/webhooks.constants.js';
 import { presentDelivery, type DeliveryView } from '../consent/webhooks.presenter.js';
 import { cliUser } from './keys.command.js';
+import { printList } from './cli.shared.js';
 import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
 
 interface SecretOptions {
@@ -98,9 +99,7 @@ export function registerWebhooksCommand(program: Command): void {
           limit: options.limit,
         })
       ).map(presentDelivery);
-      if (options.format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-      else if (list.length === 0) process.stderr.write('no webhook deliveries\n');
-      else process.stdout.write(formatTable(list));
+      printList(options.format, list, 'no webhook deliveries', formatTable);
     });
   });
 

@@ -16,7 +16,7 @@ import { coversCategory } from '../manifest/taxonomy.js';
 import type { Clock } from '../platform/clock.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
-import { ConflictError, NotFoundError, ValidationError } from '../platform/errors.js';
+import { ConflictError, NotFoundError, pageLimitOrThrow, ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
 import type { JobQueue } from '../platform/jobs/jobs.service.js';
 import type { SubjectSegment } from '../vault/subjects.service.js';
@@ -264,14 +264,7 @@ export class CampaignService {
     id: string,
     options: { after?: string | undefined; limit?: number | undefined } = {},
   ): Promise<CampaignSend[]> {
-    const limit = options.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SENDS_PAGE) {
-      throw new ValidationError(
-        'comms.limit_invalid',
-        `limit must be a whole number from 1 to ${MAX_SENDS_PAGE}, got ${limit}`,
-        { limit },
-      );
-    }
+    const limit = pageLimitOrThrow('comms.limit_invalid', options.limit, MAX_SENDS_PAGE, 100);
     await this.getOrThrow(ctx, id);
     return this.#repo.listSends(ctx, id, { after: options.after, limit });
   }

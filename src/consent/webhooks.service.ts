@@ -18,7 +18,7 @@ import type { Manifest, Webhook, WebhookEvent } from '../manifest/manifest.schem
 import { systemClock, type Clock } from '../platform/clock.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
-import { NotFoundError, ValidationError } from '../platform/errors.js';
+import { NotFoundError, pageLimitOrThrow } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
 import {
   jobDead,
@@ -262,14 +262,7 @@ export class WebhookService {
 
   /** The delivery log, newest first. Throws `webhooks.limit_invalid` for a limit out of range. */
   async listDeliveries(ctx: Context, options: ListDeliveriesOptions = {}): Promise<Delivery[]> {
-    const limit = options.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_DELIVERIES_PAGE) {
-      throw new ValidationError(
-        'webhooks.limit_invalid',
-        `limit must be a whole number from 1 to ${MAX_DELIVERIES_PAGE}, got ${limit}`,
-        { limit },
-      );
-    }
+    const limit = pageLimitOrThrow('webhooks.limit_invalid', options.limit, MAX_DELIVERIES_PAGE, 50);
     return this.#repo.list(ctx, { ...options, limit });
   }
 

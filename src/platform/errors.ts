@@ -107,3 +107,20 @@ export class DatabaseUnavailableError extends PledgeError {
     );
   }
 }
+
+/**
+ * The page size of a list: `limit` when given, else `fallback`; throws a ValidationError `code`
+ * (e.g. `jobs.limit_invalid`) for a limit that is not a whole number from 1 to `max`.
+ */
+export function pageLimitOrThrow(
+  code: string,
+  limit: number | undefined,
+  max: number,
+  fallback: number,
+): number {
+  const n = limit ?? fallback;
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new ValidationError(code, `limit must be a whole number from 1 to ${max}, got ${n}`, { limit: n });
+  }
+  return n;
+}

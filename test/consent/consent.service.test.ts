@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { sql } from 'kysely';
-import { ConsentRepository } from '../../src/consent/consent.repository.js';
-import { ConsentService, type RecordChoiceInput } from '../../src/consent/consent.service.js';
+import type { ConsentService } from '../../src/consent/consent.service.js';
+import { type RecordChoiceInput } from '../../src/consent/consent.service.js';
 import { createContext } from '../../src/platform/context.js';
 import { fixedClock } from '../../src/platform/clock.js';
 import { DIALECTS, tablesOf } from '../helpers/databases.js';
+import { newConsentService } from '../helpers/consent.js';
 import { openTestVault, type TestVault } from '../helpers/vault.js';
 
 for (const dialect of DIALECTS) {
@@ -318,15 +319,7 @@ for (const dialect of DIALECTS) {
 }
 
 function newService(t: TestVault): ConsentService {
-  return new ConsentService({
-    db: t.database.db,
-    repo: new ConsentRepository(t.database.db),
-    subjects: t.subjects,
-    audit: t.audit,
-    notifications: t.database,
-    manifest: { manifest: t.active.manifest, versionId: t.active.version.id },
-    evidenceSecret: t.keyring.indexKey,
-  });
+  return newConsentService(t);
 }
 
 function choice(

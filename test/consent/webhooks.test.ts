@@ -14,12 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { createApp } from '../../src/app.js';
-import { ConsentRepository } from '../../src/consent/consent.repository.js';
-import {
-  ConsentService,
-  type ConsentChange,
-  type PropagateChanges,
-} from '../../src/consent/consent.service.js';
+import type { ConsentService } from '../../src/consent/consent.service.js';
+import { type ConsentChange, type PropagateChanges } from '../../src/consent/consent.service.js';
 import { WebhookDeliveriesRepository, type NewDelivery } from '../../src/consent/webhooks.repository.js';
 import { registerWebhookRoutes } from '../../src/consent/webhooks.routes.js';
 import {
@@ -41,6 +37,7 @@ import { JobQueue } from '../../src/platform/jobs/jobs.service.js';
 import { createHttpServer } from '../../src/platform/http/server.js';
 import { Keyring } from '../../src/vault/keyring.js';
 import { runPledge } from '../helpers/cli.js';
+import { newConsentService } from '../helpers/consent.js';
 import { DIALECTS, getTestDatabaseUrlOrThrow } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST, openTestVault, randomEmail, type TestVault } from '../helpers/vault.js';
 
@@ -168,16 +165,7 @@ for (const dialect of DIALECTS) {
 
     /** A consent service over the test database that propagates its changes with `propagate`. */
     function consentWith(propagate: PropagateChanges, manifest = t.active.manifest): ConsentService {
-      return new ConsentService({
-        db: t.database.db,
-        repo: new ConsentRepository(t.database.db),
-        subjects: t.subjects,
-        audit: t.audit,
-        notifications: t.database,
-        manifest: { manifest, versionId: t.active.version.id },
-        evidenceSecret: t.keyring.indexKey,
-        propagate,
-      });
+      return newConsentService(t, { propagate, manifest });
     }
 
     /**

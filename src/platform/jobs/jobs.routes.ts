@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { apiContext, type AuthHook } from '../http/auth.js';
-import { presentJob, presentJobCounts } from './jobs.presenter.js';
+import { JOB_VIEW_FIELDS, presentJob, presentJobCounts } from './jobs.presenter.js';
 import {
   JOB_STATES,
   MAX_JOBS_PAGE,
@@ -56,25 +56,7 @@ const jobSchema = {
     startedAt: nullableTime,
     finishedAt: nullableTime,
   },
-  required: [
-    'id',
-    'type',
-    'key',
-    'state',
-    'ids',
-    'attempts',
-    'maxAttempts',
-    'runAt',
-    'leaseUntil',
-    'worker',
-    'lastError',
-    'enqueuedBy',
-    'requestId',
-    'createdAt',
-    'updatedAt',
-    'startedAt',
-    'finishedAt',
-  ],
+  required: [...JOB_VIEW_FIELDS],
 } as const;
 
 const statesSchema = {

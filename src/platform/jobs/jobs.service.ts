@@ -11,7 +11,7 @@
 import { systemClock, type Clock } from '../clock.js';
 import type { Context } from '../context.js';
 import type { Db } from '../db/db.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { ConflictError, NotFoundError, pageLimitOrThrow, ValidationError } from '../errors.js';
 import { uuidv7 } from '../ids.js';
 import {
   resolveJobDefinition,
@@ -279,14 +279,7 @@ export class JobQueue {
 
   /** Jobs, newest first. Throws `jobs.limit_invalid` for a limit out of range. */
   async list(ctx: Context, options: ListJobsOptions = {}): Promise<JobRecord[]> {
-    const limit = options.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_JOBS_PAGE) {
-      throw new ValidationError(
-        'jobs.limit_invalid',
-        `limit must be a whole number from 1 to ${MAX_JOBS_PAGE}, got ${limit}`,
-        { limit },
-      );
-    }
+    const limit = pageLimitOrThrow('jobs.limit_invalid', options.limit, MAX_JOBS_PAGE, 50);
     return this.#repo.list(ctx, { ...options, limit });
   }
 
