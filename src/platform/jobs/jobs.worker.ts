@@ -10,9 +10,7 @@
  *   that has used a third of its lease, in one statement per claim. A claim it finds taken over, or
  *   cannot renew before it runs out, aborts its handler's signal: the worker never works on a job it
  *   cannot prove it holds. The same tick enforces each type's timeout.
- * - Outcomes: handlers that finish together share one transaction (a group commit), with each
- *   outcome's `record` in it; every change is fenced by the lease token, so a worker that lost a job
- *   changes nothing and is told so.
+ * - Outcomes: written in group commits, fenced by the lease token (jobs.completions.ts).
  * - The watchdog re-queues jobs whose lease ended (allowing for clock skew between instances) as a
  *   failed attempt, or makes them dead when that was the last attempt or their type must not run
  *   twice. A job whose worker still heart-beats always has a lease in the future, so it is never
@@ -24,7 +22,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Clock } from '../clock.js';
 import { createContext, type Context } from '../context.js';
-import { Db } from '../db/db.js';
+import type { Db } from '../db/db.js';
 import { PledgeError } from '../errors.js';
 import {
   DEFAULT_LEASE_MS,
@@ -32,9 +30,9 @@ import {
   type Job,
   type JobFinalState,
   type JobHandlerResult,
-  type JobRecorder,
   type ResolvedJobType,
 } from './jobs.definition.js';
+import { JobCompletions } from './jobs.completions.js';
 import type { JobRecord, JobsRepository } from './jobs.repository.js';
 
 /** Where the worker reports; Fastify's (pino) logger fits. It is never given a payload. */
@@ -130,19 +128,6 @@ interface Execution {
   done: Promise<RunDueResult>;
 }
 
-/** An outcome waiting for the next group commit. */
-interface Completion {
-  job: JobRecord;
-  token: string;
-  final: JobFinalState;
-  record: JobRecorder | undefined;
-  /** The handler's context, which `record` runs in (bound to the group's transaction). */
-  ctx: Context;
-  /** The final state to write instead when `record` fails. */
-  onRecordFailed: (error: string) => JobFinalState;
-  resolve: (applied: boolean) => void;
-}
-
 const WATCHDOG_BATCH = 100;
 const PRUNE_BATCH = 1000;
 /** Prune chunks per watchdog run, so one run stays short; the next run goes on. */
@@ -153,6 +138,7 @@ const MAX_ERROR_LENGTH = 2000;
 export class JobWorker {
   readonly #db: Db;
   readonly #repo: JobsRepository;
+  readonly #completions: JobCompletions;
   readonly #types: ReadonlyMap<string, ResolvedJobType>;
   readonly #clock: Clock;
   readonly #random: () => number;
@@ -167,8 +153,6 @@ export class JobWorker {
   readonly #claims = new Map<string, Claim>();
   readonly #executions = new Set<Execution>();
   readonly #passes = new Set<Promise<unknown>>();
-  #completions: Completion[] = [];
-  #flushing: Promise<void> | undefined;
   #started = false;
   #stopping = false;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -183,6 +167,14 @@ export class JobWorker {
   constructor(options: JobWorkerOptions) {
     this.#db = options.db;
     this.#repo = options.repository;
+    this.#completions = new JobCompletions({
+      db: options.db,
+      repository: options.repository,
+      clock: options.clock,
+      log: options.log,
+      ctx: () => this.#ctx(),
+      describeError,
+    });
     this.#types = options.types;
     this.#clock = options.clock;
     this.#random = options.random;
@@ -251,7 +243,7 @@ export class JobWorker {
     while (this.#executions.size > 0) await Promise.allSettled([...this.#executions].map((e) => e.done));
     clearTimeout(abortTimer);
     clearInterval(this.#tickTimer);
-    while (this.#flushing) await this.#flushing;
+    await this.#completions.drain();
   }
 
   /**
@@ -261,7 +253,7 @@ export class JobWorker {
   async idle(): Promise<void> {
     for (;;) {
       const busy: Array<Promise<unknown>> = [...this.#passes, ...[...this.#executions].map((e) => e.done)];
-      if (this.#flushing) busy.push(this.#flushing);
+      if (this.#completions.busy) busy.push(this.#completions.drain());
       if (busy.length === 0) return;
       await Promise.allSettled(busy);
     }
@@ -613,7 +605,7 @@ export class JobWorker {
         const outcome: JobHandlerResult = outcomes[i] ?? { outcome: 'retry', error: 'no result' };
         if (outcome.outcome === 'release') return Promise.resolve(RELEASED);
         const final = this.#finalState(type, job, outcome, now);
-        return this.#complete({
+        return this.#completions.complete({
           job,
           token: e.claim.token,
           final,
@@ -697,112 +689,6 @@ export class JobWorker {
           outcome.runAt ?? new Date(now.getTime() + retryDelayMs(type.retry, job.attempts, this.#random));
         return { state: 'pending', runAt, error };
       }
-    }
-  }
-
-  /** Queues an outcome for the next group commit; resolves with what was written, if anything. */
-  #complete(
-    item: Omit<Completion, 'resolve'>,
-  ): Promise<{ final: JobFinalState | undefined; applied: boolean }> {
-    return new Promise((resolve) => {
-      let final = item.final;
-      this.#completions.push({
-        ...item,
-        onRecordFailed: (error) => (final = item.onRecordFailed(error)),
-        resolve: (applied) => resolve({ final, applied }),
-      });
-      this.#flushing ??= this.#flush();
-    });
-  }
-
-  async #flush(): Promise<void> {
-    // Let the outcomes of this turn of the event loop (a batch, handlers finishing together) join.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    try {
-      while (this.#completions.length > 0) {
-        const group = this.#completions;
-        this.#completions = [];
-        try {
-          const applied = await this.#db.transaction(this.#ctx(), (tctx) => this.#apply(tctx, group));
-          group.forEach((c, i) => c.resolve(applied[i] ?? false));
-        } catch (err) {
-          if (group.length === 1) {
-            await this.#applyAlone(group[0] as Completion, err);
-          } else {
-            // One bad outcome (a record that throws) must not fail its neighbours: one at a time.
-            for (const c of group) {
-              try {
-                const [ok] = await this.#db.transaction(this.#ctx(), (tctx) => this.#apply(tctx, [c]));
-                c.resolve(ok ?? false);
-              } catch (alone) {
-                await this.#applyAlone(c, alone);
-              }
-            }
-          }
-        }
-      }
-    } finally {
-      this.#flushing = undefined;
-    }
-  }
-
-  /** The outcomes of a group, in its transaction: plain completions per claim in one statement. */
-  async #apply(tctx: Context, group: readonly Completion[]): Promise<boolean[]> {
-    const now = this.#clock.now();
-    const applied = new Map<Completion, boolean>();
-    const plain = new Map<string, Completion[]>();
-    for (const c of group) {
-      if (c.final.state !== 'done' || c.record !== undefined) continue;
-      let items = plain.get(c.token);
-      if (items === undefined) plain.set(c.token, (items = []));
-      items.push(c);
-    }
-    for (const [token, items] of plain) {
-      const done = new Set(
-        await this.#repo.completeMany(
-          tctx,
-          token,
-          items.map((c) => c.job.id),
-          now,
-        ),
-      );
-      for (const c of items) applied.set(c, done.has(c.job.id));
-    }
-    for (const c of group) {
-      if (applied.has(c)) continue;
-      const ok = await this.#repo.finish(tctx, { id: c.job.id, leaseToken: c.token, final: c.final, now });
-      applied.set(c, ok);
-      // Only while the job is still this worker's: otherwise its outcome is another worker's to write.
-      if (ok && c.record) await c.record(Db.join(c.ctx, tctx), c.final);
-    }
-    return group.map((c) => applied.get(c) ?? false);
-  }
-
-  /** A completion whose transaction failed on its own: without its record, as a failed attempt. */
-  async #applyAlone(c: Completion, err: unknown): Promise<void> {
-    if (c.record === undefined) {
-      this.#log.error(
-        { err, job: c.job.id, type: c.job.type },
-        'recording a job outcome failed; the watchdog will re-queue it',
-      );
-      c.resolve(false);
-      return;
-    }
-    const final = c.onRecordFailed(describeError(err));
-    try {
-      const ok = await this.#repo.finish(this.#ctx(), {
-        id: c.job.id,
-        leaseToken: c.token,
-        final,
-        now: this.#clock.now(),
-      });
-      c.resolve(ok);
-    } catch (again) {
-      this.#log.error(
-        { err: again, job: c.job.id, type: c.job.type },
-        'recording a job outcome failed; the watchdog will re-queue it',
-      );
-      c.resolve(false);
     }
   }
 }
