@@ -1,10 +1,10 @@
 /**
  * `POST /api/v1/collect/:source` over HTTP: a real `pledge serve` (SQLite, a fresh data directory)
- * loaded with autocannon, against a bare Fastify server with one route that parses the same JSON
- * body (bench/baseline/fastify-collect.mjs), loaded the same way in the same run. Target: Pledge
- * serves at least 50 % of bare Fastify's requests/s. A second reference, bare Fastify with bare
- * better-sqlite3 committing each request's row before answering (bench/baseline/
- * fastify-sqlite-collect.mjs), shows what durability alone costs on the machine.
+ * loaded with autocannon, against the durable reference, bare Fastify with bare better-sqlite3
+ * group-committing each request's row before answering (bench/baseline/fastify-sqlite-collect.mjs),
+ * loaded the same way in the same run. Target: Pledge serves at least ×0.75 of the durable
+ * reference's requests/s. A bare Fastify route that only parses the same JSON body
+ * (bench/baseline/fastify-collect.mjs) is shown as a second reference.
  *
  * Alone: `node --import tsx bench/collect.bench.ts [--quick]`.
  */
@@ -62,7 +62,8 @@ export const COLLECT_BENCH_QUICK: CollectBenchOptions = {
   warmupSeconds: 1,
 };
 
-const TARGET_FRACTION = 0.5;
+/** Pledge's requests/s over the durable reference's, at least. */
+const TARGET_RATIO = 0.75;
 const PATH = '/api/v1/collect/feedback';
 const BASELINE = 'bare Fastify (bench/baseline/fastify-collect.mjs)';
 const DURABLE = 'bare Fastify + better-sqlite3 commit (bench/baseline/fastify-sqlite-collect.mjs)';
@@ -144,13 +145,13 @@ export async function runCollectBench(
   const base = summary(BASELINE);
   const durableBase = summary(DURABLE);
   const missed: string[] = [];
-  const rows = [BASELINE, DURABLE, PLEDGE].map((label) => {
+  const target = `≥ ×${TARGET_RATIO.toFixed(2)} of the durable reference`;
+  const rows = [DURABLE, BASELINE, PLEDGE].map((label) => {
     const s = summary(label);
-    const isBaseline = label !== PLEDGE;
-    const met = s.requestsPerSecond >= TARGET_FRACTION * base.requestsPerSecond;
-    if (!isBaseline && !met) {
+    const met = s.requestsPerSecond >= TARGET_RATIO * durableBase.requestsPerSecond;
+    if (label === PLEDGE && !met) {
       missed.push(
-        `${label}: ${Math.round(s.requestsPerSecond)} requests/s, ${((s.requestsPerSecond / base.requestsPerSecond) * 100).toFixed(0)} % of bare Fastify's ${Math.round(base.requestsPerSecond)}; target ≥ 50 %`,
+        `${label}: ${Math.round(s.requestsPerSecond)} requests/s, ${formatRatio(s.requestsPerSecond, durableBase.requestsPerSecond)} of the durable reference's ${Math.round(durableBase.requestsPerSecond)}; target ${target}`,
       );
     }
     return [
@@ -159,10 +160,9 @@ export async function runCollectBench(
       Math.round(s.requestsPerSecond).toLocaleString('en-US'),
       formatMs(s.p50),
       formatMs(s.p99),
-      Math.round(base.requestsPerSecond).toLocaleString('en-US'),
-      formatRatio(s.requestsPerSecond, base.requestsPerSecond),
-      label === PLEDGE ? formatRatio(s.requestsPerSecond, durableBase.requestsPerSecond) : '—',
-      isBaseline ? '—' : formatTarget({ label: '≥ 50 % of baseline', met }),
+      label === DURABLE ? '—' : formatRatio(s.requestsPerSecond, durableBase.requestsPerSecond),
+      label === BASELINE ? '—' : formatRatio(s.requestsPerSecond, base.requestsPerSecond),
+      label === PLEDGE ? formatTarget({ label: target, met }) : '—',
     ];
   });
 
@@ -174,9 +174,8 @@ export async function runCollectBench(
         'requests/s',
         'latency p50',
         'latency p99',
-        'baseline requests/s',
-        'ratio',
         'ratio to the durable reference',
+        'ratio to the parse-only route',
         'target (requests/s)',
       ],
       rows,
@@ -193,12 +192,12 @@ export async function runCollectBench(
         .map(([k, v]) => `${k}=${v}`)
         .join(', ')} (1,000,000 a minute is the highest rate limit it accepts) and an API key with ` +
       'collect:write made by `pledge keys create`; each answer comes after the commit that holds its ' +
-      'record. Baseline: a bare Fastify server whose one route parses the JSON body and answers 201 ' +
-      "with a small JSON, no validation, no database, in the same run. Reference (not the target's " +
-      'baseline): the same route with bare better-sqlite3 (WAL, synchronous=FULL, 8 KiB pages, 32 MiB ' +
-      'cache, a records table indexed by (subject_id, id)) inserting the plaintext body as one row and ' +
-      'answering after the commit, rows of one event-loop turn sharing a transaction: the durable part ' +
-      'of the work alone, without validation, encryption, audit or consent.',
+      "record. The target's baseline, the durable reference: bare Fastify with bare better-sqlite3 " +
+      '(WAL, synchronous=FULL, 8 KiB pages, 32 MiB cache, a records table indexed by (subject_id, id)) ' +
+      'inserting the plaintext body as one row and answering 201 after the commit, the rows of one ' +
+      'event-loop turn sharing a transaction: the durable part of the work alone, without validation, ' +
+      'encryption, audit or consent. Second reference: a bare Fastify route that parses the JSON body ' +
+      'and answers 201 with a small JSON, no validation, no database.',
   ].join('\n');
   return { title: '`POST /api/v1/collect` over HTTP', markdown, missed };
 }

@@ -3,7 +3,7 @@
  * 8 fields, a Pledge app built in this process on it, the records they write, and the bare
  * better-sqlite3 baseline that writes the same rows as plaintext into the same tables.
  */
-import { randomUUID } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { loadConfig } from '../src/platform/config.js';
 import { createContext, type Context } from '../src/platform/context.js';
 import type { FieldInput, WriteRecordInput } from '../src/vault/vault.service.js';
 import { uuidv7 } from '../src/platform/ids.js';
+import { fieldAad, open } from '../src/vault/vault.crypto.js';
 import { BenchFailure, ROOT } from './lib.js';
 
 /** The manifest the bench copy is made from. */
@@ -255,4 +256,197 @@ export async function openBareSqlite(subjectCount: number): Promise<BareSqlite> 
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+// ---- the naive baseline: the same work as Vault.write and the use gate, on one thread ----------
+
+/** The actor of the bench's context, as the audit rows name it. */
+const NAIVE_ACTOR = JSON.stringify({ kind: 'system', job: 'bench' });
+
+/**
+ * The AAD of a field value as Pledge binds it (src/vault/vault.crypto.ts: length-prefixed parts
+ * `pledge.field.v1`, subject, record, field, key version), written out here so the baseline owes
+ * nothing to Pledge's code; {@link openNaiveVault} checks that Pledge opens what it seals.
+ */
+export function naiveFieldAad(
+  subjectId: string,
+  recordId: string,
+  field: string,
+  keyVersion: number,
+): Buffer {
+  const parts = ['pledge.field.v1', subjectId, recordId, field, String(keyVersion)].map((p) =>
+    Buffer.from(p, 'utf8'),
+  );
+  const out = Buffer.alloc(parts.reduce((s, p) => s + 4 + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.writeUInt32BE(p.length, at);
+    p.copy(out, at + 4);
+    at += 4 + p.length;
+  }
+  return out;
+}
+
+/** Seals one value in Pledge's envelope: format 1 | 12-byte nonce | ciphertext | 16-byte tag. */
+export function naiveSeal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 });
+  cipher.setAAD(aad);
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([Buffer.from([1]), nonce, body, cipher.getAuthTag()]);
+}
+
+/** Opens a value sealed by {@link naiveSeal} (or by Pledge); throws when it does not authenticate. */
+export function naiveOpen(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
+  const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(1, 13), { authTagLength: 16 });
+  decipher.setAAD(aad);
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+  return Buffer.concat([decipher.update(sealed.subarray(13, sealed.length - 16)), decipher.final()]);
+}
+
+/**
+ * The naive baseline of Vault.write: bare better-sqlite3 on a database migrated by Pledge, the same
+ * rows as Vault.write stores, each of the 8 values sealed inline (one `createCipheriv` each) under
+ * its subject's key with Pledge's envelope and AAD, the audit rows Pledge writes (one per subject and
+ * call, listing the call's records of that subject), one transaction per call, WAL,
+ * synchronous=FULL, the page size and cache Pledge gives its file; all on one thread.
+ */
+export interface NaiveVault {
+  subjects: string[];
+  /**
+   * Throws unless Pledge's own `open` and `fieldAad` open the first value the baseline wrote: the
+   * baseline seals exactly what Pledge would store.
+   */
+  checkEnvelope(): void;
+  /** Writes registration records `offset`..`offset + total - 1`, one transaction per `batch`. */
+  writeRegistrations(total: number, batch: number, offset?: number): void;
+  close(): void;
+}
+
+/** Opens the naive baseline: a new data directory migrated by createApp, `subjectCount` subjects. */
+export async function openNaiveVault(subjectCount: number): Promise<NaiveVault> {
+  const bench = await openBenchApp();
+  await bench.app.close();
+  const dataDir = bench.dataDir;
+  const db = new BetterSqlite3(path.join(dataDir, 'pledge.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('cache_size = -32768');
+  const versionRow = db.prepare('select max(id) as id from manifest_versions').get() as { id: number };
+  const now = new Date().toISOString();
+  const subjects = Array.from({ length: subjectCount }, () => randomUUID());
+  // One key per subject, as Pledge's data keys (made before timing, as Pledge's are by the first
+  // write of each subject, which the bench times apart).
+  const keys = new Map<string, Buffer>(subjects.map((s) => [s, randomBytes(32)]));
+  const insertSubject = db.prepare(
+    'insert into subjects (id, kind, jurisdiction, created_at) values (?, ?, ?, ?)',
+  );
+  db.transaction(() => {
+    for (const id of subjects) insertSubject.run(id, 'customer', 'US', now);
+  })();
+  const insertRecord = db.prepare(
+    'insert into records (id, subject_id, source, categories, purposes, policy_version_id, collected_at, retain_until, key_version, fields) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const insertAudit = db.prepare(
+    'insert into audit_events (at, actor, action, subject_id, purpose, request_id, details) values (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const fieldNames = Object.keys(REGISTRATION_FIELDS).sort();
+  const categoryList = [...new Set(Object.values(REGISTRATION_FIELDS))].sort();
+  const retain = new Date(Date.now() + 7 * 365 * 86_400_000).toISOString();
+  const writeCall = db.transaction((from: number, to: number) => {
+    const at = new Date().toISOString();
+    const bySubject = new Map<string, string[]>();
+    for (let i = from; i < to; i++) {
+      const subjectId = subjects[i % subjects.length]!;
+      const key = keys.get(subjectId)!;
+      const id = uuidv7();
+      const values = registrationValues(i);
+      const fields: Record<string, { c: string; v: string }> = {};
+      for (const [name, category] of Object.entries(REGISTRATION_FIELDS)) {
+        const plaintext = Buffer.from(JSON.stringify(values[name as keyof typeof values]), 'utf8');
+        const sealed = naiveSeal(key, plaintext, naiveFieldAad(subjectId, id, name, 1));
+        fields[name] = { c: category, v: sealed.toString('base64') };
+      }
+      insertRecord.run(
+        id,
+        subjectId,
+        'registration',
+        JSON.stringify(categoryList),
+        JSON.stringify(REGISTRATION_PURPOSES),
+        versionRow.id,
+        at,
+        retain,
+        1,
+        JSON.stringify(fields),
+      );
+      const ids = bySubject.get(subjectId);
+      if (ids) ids.push(id);
+      else bySubject.set(subjectId, [id]);
+    }
+    for (const [subjectId, ids] of bySubject) {
+      const details = {
+        records: ids,
+        sources: ['registration'],
+        fields: fieldNames,
+        categories: categoryList,
+        purposes: REGISTRATION_PURPOSES,
+      };
+      insertAudit.run(at, NAIVE_ACTOR, 'vault.write', subjectId, null, null, JSON.stringify(details));
+    }
+  });
+  return {
+    subjects,
+    checkEnvelope() {
+      const row = db.prepare('select id, subject_id, fields from records order by id limit 1').get() as
+        { id: string; subject_id: string; fields: string } | undefined;
+      const stored = row && (JSON.parse(row.fields) as Record<string, { v: string }>);
+      const email = stored?.email;
+      const binding = row && { subjectId: row.subject_id, recordId: row.id, field: 'email', keyVersion: 1 };
+      const opened =
+        row &&
+        email &&
+        binding &&
+        open(keys.get(row.subject_id)!, Buffer.from(email.v, 'base64'), fieldAad(binding)).toString('utf8');
+      if (opened === undefined || !opened.startsWith('"person-')) {
+        throw new BenchFailure(
+          "the naive baseline's envelope is not Pledge's: Pledge cannot open its values",
+        );
+      }
+    },
+    writeRegistrations(total, batch, offset = 0) {
+      for (let i = 0; i < total; i += batch) writeCall(offset + i, offset + Math.min(total, i + batch));
+    },
+    close() {
+      db.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The naive baseline of a use-gate read: the gate's own SELECT with bare better-sqlite3 and every
+ * stored value of each row opened inline (one `createDecipheriv` each), each row's fields JSON
+ * parsed and each plaintext parsed; no decision, no audit. Returns how many values it opened.
+ */
+export function naiveRead(
+  select: BetterSqlite3.Statement,
+  subjectId: string,
+  key: Buffer,
+): { rows: number; values: number } {
+  const rows = select.all(subjectId) as Array<{ id: string; key_version: number; fields: string }>;
+  let values = 0;
+  const out: Array<Record<string, { category: string; value: unknown }>> = [];
+  for (const row of rows) {
+    const stored = JSON.parse(row.fields) as Record<string, { c: string; v: string }>;
+    const fields: Record<string, { category: string; value: unknown }> = {};
+    for (const [name, f] of Object.entries(stored)) {
+      const aad = naiveFieldAad(subjectId, row.id, name, row.key_version);
+      const plaintext = naiveOpen(key, Buffer.from(f.v, 'base64'), aad);
+      fields[name] = { category: f.c, value: JSON.parse(plaintext.toString('utf8')) };
+      values++;
+    }
+    out.push(fields);
+  }
+  return { rows: out.length, values };
 }

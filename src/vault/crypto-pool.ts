@@ -17,7 +17,8 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PledgeError } from '../platform/errors.js';
-import { openPacked, sealPacked, type PackedBatch } from './field-batch.js';
+import type { OpenBatch, OpenedField, SealBatch } from './field-batch.js';
+import { openPacked, packOpen, packSeal, readOpened, readSealed, sealPacked } from './field-batch.wire.js';
 
 /** Tuning, mostly for tests. */
 export interface CryptoPoolOptions {
@@ -76,6 +77,14 @@ function run(op: Op, input: Uint8Array): Uint8Array {
   }
 }
 
+function here<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (err) {
+    throw asCryptoError(err);
+  }
+}
+
 function asCryptoError(err: unknown): PledgeError {
   return err instanceof PledgeError
     ? err
@@ -110,23 +119,27 @@ export class CryptoPool {
     return this.#slots.length;
   }
 
-  /**
-   * Runs `op` on each batch; results in the same order. Batches of few values run inline; the
-   * others go to the workers, one batch per worker at a time in turn.
-   */
-  async run(op: Op, batches: readonly PackedBatch[]): Promise<Uint8Array[]> {
-    let values = 0;
-    for (const b of batches) values += b.values;
-    if (values < this.#inlineBelow || this.#size === 0 || this.#url === undefined || this.#broken) {
-      return batches.map((b) => run(op, b.bytes));
-    }
-    return Promise.all(batches.map((b) => this.#submit(op, b.bytes)));
+  /** Seals a write's fields: each record's `fields` column text, in order. */
+  async seal(batch: SealBatch): Promise<string[]> {
+    const parts = this.#partsFor(batch.values);
+    if (parts === 0) return here(() => batch.sealHere());
+    return readSealed(await Promise.all(packSeal(batch, parts).map((b) => this.#submit('seal', b.bytes))));
   }
 
-  /** How many parts to split a batch of `values` values into: one per worker when it pays. */
-  partsFor(values: number): number {
-    if (values < this.#inlineBelow || this.#size === 0 || this.#url === undefined || this.#broken) return 1;
-    return Math.max(1, Math.min(this.#size, Math.floor(values / this.#inlineBelow)));
+  /**
+   * Opens a read's records: for each, in order, its fields whose category the batch's purpose may
+   * use. A value that does not open fails the batch with `vault.decrypt_failed`.
+   */
+  async open(batch: OpenBatch): Promise<Array<Record<string, OpenedField>>> {
+    const parts = this.#partsFor(batch.records.length);
+    if (parts === 0) return here(() => batch.openHere());
+    return readOpened(await Promise.all(packOpen(batch, parts).map((b) => this.#submit('open', b.bytes))));
+  }
+
+  /** How many parts a batch of `weight` goes to the workers in; 0 to run it on this thread. */
+  #partsFor(weight: number): number {
+    if (weight < this.#inlineBelow || this.#size === 0 || this.#url === undefined || this.#broken) return 0;
+    return Math.max(1, Math.min(this.#size, Math.floor(weight / Math.max(1, this.#inlineBelow))));
   }
 
   /** Stops the workers (tests; a process exits without it, the workers are unreferenced when idle). */

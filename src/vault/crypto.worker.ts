@@ -1,11 +1,11 @@
 /**
- * A crypto worker thread: seals and opens packed batches (field-batch.ts) that the main thread
+ * A crypto worker thread: seals and opens packed batches (field-batch.wire.ts) that the main thread
  * transfers to it, and transfers the results back. It keeps nothing between batches: a batch
  * carries its keys and they are gone when it is done.
  */
 import { parentPort } from 'node:worker_threads';
 import { PledgeError } from '../platform/errors.js';
-import { openPacked, sealPacked } from './field-batch.js';
+import { openPacked, sealPacked } from './field-batch.wire.js';
 
 /** A job from the pool. */
 interface Job {

@@ -5,15 +5,12 @@
  * record or field (or replayed under another key version) fails to decrypt instead of lying.
  *
  * Layout of a sealed value: 1 byte format (1) | 12 bytes nonce | ciphertext | 16 bytes tag.
+ *
+ * This file is the only AAD encoder: a single value's ({@link fieldAad}) and a batch's
+ * ({@link FieldAadEncoder}, which the batches of field-batch.ts use inline and on the crypto
+ * workers alike) write the same bytes.
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createSecretKey,
-  randomBytes,
-  randomFillSync,
-  type KeyObject,
-} from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
 import { PledgeError } from '../platform/errors.js';
 
 const FORMAT = 1;
@@ -21,6 +18,7 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 const HEADER_BYTES = 1 + NONCE_BYTES;
+const FIELD_LABEL = 'pledge.field.v1';
 
 /** Where a field value belongs; every part is authenticated. */
 export interface FieldBinding {
@@ -30,18 +28,58 @@ export interface FieldBinding {
   keyVersion: number;
 }
 
-/** The AAD of a field value. Lengths prefix each part, so no two bindings share an encoding. */
+/**
+ * Builds field AADs in one scratch buffer: the label, subject and record once per record, then the
+ * field and key version per value. Each part is its byte length (u32, big-endian) then its UTF-8
+ * bytes, so no two bindings share an encoding. A part is a string or its UTF-8 bytes (a crypto
+ * worker reads them from its batch without decoding). The buffer {@link field} returns is valid
+ * until the next call: `setAAD` consumes it at once.
+ */
+export class FieldAadEncoder {
+  #scratch = Buffer.allocUnsafe(256);
+  #head = 0;
+
+  /** Starts the AADs of a record's fields. */
+  record(subjectId: string | Uint8Array, recordId: string | Uint8Array): void {
+    this.#head = this.#part(0, FIELD_LABEL);
+    this.#head = this.#part(this.#head, subjectId);
+    this.#head = this.#part(this.#head, recordId);
+  }
+
+  /** The AAD of one field of the current record. */
+  field(name: string | Uint8Array, keyVersion: string | Uint8Array): Buffer {
+    const end = this.#part(this.#part(this.#head, name), keyVersion);
+    return this.#scratch.subarray(0, end);
+  }
+
+  #part(at: number, part: string | Uint8Array): number {
+    const most = typeof part === 'string' ? part.length * 3 : part.length;
+    if (at + 4 + most > this.#scratch.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.#scratch.length * 2, at + 4 + most));
+      this.#scratch.copy(next, 0, 0, at);
+      this.#scratch = next;
+    }
+    let n: number;
+    if (typeof part === 'string') n = this.#scratch.write(part, at + 4, 'utf8');
+    else {
+      this.#scratch.set(part, at + 4);
+      n = part.length;
+    }
+    this.#scratch.writeUInt32BE(n, at);
+    return at + 4 + n;
+  }
+}
+
+/** The AAD of a field value (a copy: the batch encoder's own buffer is reused). */
 export function fieldAad(b: FieldBinding): Buffer {
-  return encodeParts(['pledge.field.v1', b.subjectId, b.recordId, b.field, String(b.keyVersion)]);
+  const encoder = new FieldAadEncoder();
+  encoder.record(b.subjectId, b.recordId);
+  return Buffer.from(encoder.field(b.field, String(b.keyVersion)));
 }
 
 /** The AAD of a wrapped data key: the subject, the data key's version and the KEK version. */
 export function dataKeyAad(subjectId: string, dataKeyVersion: number, kekVersion: number): Buffer {
-  return encodeParts(['pledge.data-key.v1', subjectId, String(dataKeyVersion), String(kekVersion)]);
-}
-
-function encodeParts(parts: readonly string[]): Buffer {
-  // One allocation: this runs once per value sealed or opened.
+  const parts = ['pledge.data-key.v1', subjectId, String(dataKeyVersion), String(kekVersion)];
   let size = 0;
   for (const p of parts) size += 4 + Buffer.byteLength(p, 'utf8');
   const out = Buffer.allocUnsafe(size);
@@ -52,16 +90,6 @@ function encodeParts(parts: readonly string[]): Buffer {
     at += 4 + n;
   }
   return out;
-}
-
-/** A key as the cipher functions take it: raw bytes, or a KeyObject (faster to set up per call). */
-export type CipherKey = Buffer | KeyObject;
-
-/** A KeyObject for a raw 32-byte key; cache it with the key, it saves work on every value. */
-export function toCipherKey(key: Buffer): KeyObject {
-  if (key.length !== KEY_BYTES)
-    throw new PledgeError('vault.key_invalid', 'an encryption key must be 32 bytes');
-  return createSecretKey(key);
 }
 
 // Nonces come from the same CSPRNG as randomBytes, drawn 4,096 at a time: one randomBytes call per
@@ -79,8 +107,11 @@ function nextNonce(): Buffer {
   return nonce;
 }
 
-/** Encrypts `plaintext` under `key` (32 bytes) with `aad`. */
-export function seal(key: CipherKey, plaintext: Buffer, aad: Buffer): Buffer {
+/**
+ * Encrypts `plaintext` under `key` (32 raw bytes, or a KeyObject made from them, which saves
+ * node:crypto importing the bytes on every value) with `aad`.
+ */
+export function seal(key: Buffer | KeyObject, plaintext: Uint8Array, aad: Uint8Array): Buffer {
   if (Buffer.isBuffer(key) && key.length !== KEY_BYTES) {
     throw new PledgeError('vault.key_invalid', 'an encryption key must be 32 bytes');
   }
@@ -103,7 +134,7 @@ export function seal(key: CipherKey, plaintext: Buffer, aad: Buffer): Buffer {
  * Decrypts a sealed value. Throws `vault.decrypt_failed` when the key, the AAD, the nonce, the
  * ciphertext or the tag does not match: a wrong binding is indistinguishable from tampering.
  */
-export function open(key: CipherKey, sealed: Buffer, aad: Buffer): Buffer {
+export function open(key: Buffer | KeyObject, sealed: Buffer, aad: Uint8Array): Buffer {
   if (sealed.length < HEADER_BYTES + TAG_BYTES || sealed[0] !== FORMAT) {
     throw new PledgeError('vault.decrypt_failed', 'the stored value is not a sealed Pledge value');
   }
@@ -125,16 +156,6 @@ export function open(key: CipherKey, sealed: Buffer, aad: Buffer): Buffer {
       },
     );
   }
-}
-
-/** Encrypts a JSON value for a field. */
-export function sealField(key: CipherKey, binding: FieldBinding, value: unknown): Buffer {
-  return seal(key, Buffer.from(JSON.stringify(value), 'utf8'), fieldAad(binding));
-}
-
-/** Decrypts a field's JSON value; throws `vault.decrypt_failed` on any mismatch. */
-export function openField(key: CipherKey, binding: FieldBinding, sealed: Buffer): unknown {
-  return JSON.parse(open(key, sealed, fieldAad(binding)).toString('utf8'));
 }
 
 /** A fresh random 256-bit key. */

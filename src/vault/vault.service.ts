@@ -34,7 +34,7 @@ import {
   type VaultManifest,
   type WriteRecordInput,
 } from './vault.types.js';
-import { OpenBatchBuilder, readOpened, readSealed, SealBatchBuilder } from './field-batch.js';
+import { OpenBatch, SealBatch } from './field-batch.js';
 import { uuidv7 } from '../platform/ids.js';
 import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
 
@@ -231,7 +231,7 @@ export class Vault {
       input: newSubject,
       hashes: this.hashIdentifiers(newSubject.identifiers),
     };
-    const batch = new SealBatchBuilder();
+    const batch = new SealBatch();
     const keys = new Map<string, { index: number; version: number }>();
     for (const [subjectId, n] of counts) {
       const key = await this.#dataKeys.forWrite(ctx, subjectId, n);
@@ -317,15 +317,10 @@ export class Vault {
       });
       recordShapes.push(shape);
     }
-    const sealed = await this.#crypto.run('seal', batch.pack(this.#crypto.partsFor(batch.values)));
-    let at = 0;
-    for (const part of sealed) {
-      for (const text of readSealed(part)) {
-        const record = records[at++];
-        if (record) record.fieldsJson = text;
-      }
-    }
-    if (at !== records.length) throw new PledgeError('vault.internal', 'sealed records out of step');
+    const sealed = await this.#crypto.seal(batch);
+    if (sealed.length !== records.length)
+      throw new PledgeError('vault.internal', 'sealed records out of step');
+    records.forEach((record, i) => (record.fieldsJson = sealed[i] ?? ''));
     const audit: AuditEntry[] = [];
     if (newSubject)
       audit.push({ action: 'subject.create', subjectId: newSubject.id, details: { kind: newSubject.kind } });
@@ -443,7 +438,7 @@ export class Vault {
     );
     const allowed = [...results.values()].filter((r) => r.decision.allowed).map((r) => r.subjectId);
     const stored = allowed.length === 0 ? [] : await this.#records.listForUse(ctx, allowed);
-    const batch = new OpenBatchBuilder(purpose.categories);
+    const batch = new OpenBatch(purpose.categories);
     const keyIndex = new Map<string, number>();
     // Records of one source share their purposes text: parse each distinct text once.
     const collectedFor = new Map<string, boolean>();
@@ -472,9 +467,7 @@ export class Vault {
     }
     // A value that does not open under a key that exists was altered: that is an integrity failure
     // and fails the read (vault.decrypt_failed), never a silently shorter answer.
-    const opened = readOpened(
-      kept.length === 0 ? [] : await this.#crypto.run('open', batch.pack(this.#crypto.partsFor(kept.length))),
-    );
+    const opened = kept.length === 0 ? [] : await this.#crypto.open(batch);
     const fieldCounts = new Map<string, number>();
     kept.forEach((r, i) => {
       const fields = opened[i];

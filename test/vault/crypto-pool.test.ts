@@ -1,8 +1,9 @@
 /**
  * Crypto batches, inline and on worker threads: whatever thread seals a value, any thread opens it,
  * byte-compatible with the single-value envelope (`open` and `fieldAad`) that stored records were
- * written with; a value that does not open fails the batch on a worker as it does inline; and a
- * worker that cannot start leaves the pool running everything inline.
+ * written with, in however many parts the pool splits a batch; a value that does not open fails the
+ * batch on a worker as it does inline; and a worker that cannot start leaves the pool running
+ * everything inline.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -10,15 +11,18 @@ import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { PledgeError } from '../../src/platform/errors.js';
 import { CryptoPool } from '../../src/vault/crypto-pool.js';
-import { OpenBatchBuilder, readOpened, readSealed, SealBatchBuilder } from '../../src/vault/field-batch.js';
+import { OpenBatch, SealBatch } from '../../src/vault/field-batch.js';
 import { fieldAad, open, seal } from '../../src/vault/vault.crypto.js';
 
-/** A pool whose every batch goes to its one worker. */
-const workers = new CryptoPool({ workers: 1, inlineBelow: 0 });
+/** Pools whose every batch goes to their workers, in up to 1, 2 or 3 parts (one per worker). */
+const pools = [1, 2, 3].map((n) => new CryptoPool({ workers: n, inlineBelow: 1 }));
 const inline = new CryptoPool({ workers: 0 });
+const workers = pools[0]!;
+/** The worker pool that splits a batch into up to `parts` parts (one per worker). */
+const split = (parts: number) => pools[Math.min(parts, pools.length) - 1]!;
 
 after(async () => {
-  await workers.close();
+  await Promise.all(pools.map((p) => p.close()));
 });
 
 interface Rec {
@@ -52,13 +56,13 @@ async function sealAll(
   recs: readonly Rec[],
   parts: number,
 ): Promise<string[]> {
-  const batch = new SealBatchBuilder();
+  const batch = new SealBatch();
   const k = batch.addKey(key);
   for (const r of recs) {
     batch.addRecord(k, r.subjectId, r.recordId, r.keyVersion);
     for (const f of r.fields) batch.addField(f.name, f.category, JSON.stringify(f.value) ?? 'null');
   }
-  return (await pool.run('seal', batch.pack(parts))).flatMap(readSealed);
+  return (pool === workers ? split(parts) : pool).seal(batch);
 }
 
 async function openAll(
@@ -69,10 +73,10 @@ async function openAll(
   categories: readonly string[],
   parts: number,
 ) {
-  const batch = new OpenBatchBuilder(categories);
+  const batch = new OpenBatch(categories);
   const k = batch.addKey(key);
   for (const r of recs) batch.addRecord(k, subjectId, r.recordId, r.keyVersion, r.fieldsJson);
-  return readOpened(await pool.run('open', batch.pack(parts)));
+  return (pool === workers ? split(parts) : pool).open(batch);
 }
 
 describe('crypto batches', () => {

@@ -15,9 +15,7 @@ import {
   fieldAad,
   generateKey,
   open,
-  openField,
   seal,
-  sealField,
   type FieldBinding,
 } from '../../src/vault/vault.crypto.js';
 import { DIALECTS, tablesOf } from '../helpers/databases.js';
@@ -67,7 +65,9 @@ describe('the envelope (AES-256-GCM with a bound AAD)', () => {
   test('a field value round-trips any JSON value', () => {
     fc.assert(
       fc.property(key32, fc.jsonValue(), binding, (key, value, b) => {
-        assert.deepEqual(openField(key, b, sealField(key, b, value)), JSON.parse(JSON.stringify(value)));
+        const sealed = seal(key, Buffer.from(JSON.stringify(value), 'utf8'), fieldAad(b));
+        const opened: unknown = JSON.parse(open(key, sealed, fieldAad(b)).toString('utf8'));
+        assert.deepEqual(opened, JSON.parse(JSON.stringify(value)));
       }),
       RUNS,
     );
