@@ -77,13 +77,9 @@ export type {
   SourceDefinition,
   SubjectReference,
 } from './collect/collect.service.js';
-/** The limits of one collection request. */
-export {
-  MAX_EVENTS_PER_REQUEST,
-  MAX_STRING_LENGTH,
-  MAX_VALUE_DEPTH,
-  MAX_VALUE_NODES,
-} from './collect/collect.validator.js';
+/** The limits of one collection request: of each value, and of the events it carries. */
+export { MAX_STRING_LENGTH, MAX_VALUE_DEPTH, MAX_VALUE_NODES } from './collect/collect.fields.js';
+export { MAX_EVENTS_PER_REQUEST } from './collect/collect.validator.js';
 /** The card processor interface, the built-in test processor and expiry helpers. */
 export {
   TestCardProcessor,

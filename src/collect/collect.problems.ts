@@ -1,7 +1,8 @@
 /**
  * The problems a collection request can have, as a client reads them: each with a stable code, the
  * JSON path it is at (card numbers in keys masked) and what to do; and the one 422 error that lists
- * them. The validator (collect.validator.ts) finds them; nothing here repeats a refused value.
+ * them. The validator (collect.validator.ts, collect.fields.ts) finds them; nothing here repeats a
+ * refused value.
  */
 import { ValidationError } from '../platform/errors.js';
 import type { SourcePlan } from './collect.plan.js';

@@ -24,18 +24,19 @@ import type { Subject } from '../vault/subjects.repository.js';
 import type { FieldInput, Identifiers, Vault } from '../vault/vault.service.js';
 import { TestCardProcessor, type CardProcessor, type CardTokenResult } from './card-processor.js';
 import { compileSource, type SourcePlan } from './collect.plan.js';
+import type { SubjectReference } from './collect.fields.js';
+import { collectProblemsError } from './collect.problems.js';
 import {
   assertEventBatchSize,
-  collectProblemsError,
   type DroppedField,
-  type SubjectReference,
   type ValidatedCollect,
   validateCollectBody,
   validateEventsBody,
 } from './collect.validator.js';
 import { findCardNumbers, maskCardNumbers } from './pan.js';
 
-export type { DroppedField, SubjectReference } from './collect.validator.js';
+export type { SubjectReference } from './collect.fields.js';
+export type { DroppedField } from './collect.validator.js';
 
 /** The categories under which what the card processor returns is kept. */
 export const CARD_TOKEN_CATEGORIES = {

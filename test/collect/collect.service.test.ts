@@ -15,11 +15,8 @@ import {
   type CollectEventsBody,
 } from '../../src/collect/collect.service.js';
 import { compileSource } from '../../src/collect/collect.plan.js';
-import {
-  collectProblemsError,
-  validateCollectBody,
-  validateEventsBody,
-} from '../../src/collect/collect.validator.js';
+import { collectProblemsError } from '../../src/collect/collect.problems.js';
+import { validateCollectBody, validateEventsBody } from '../../src/collect/collect.validator.js';
 import { truncateIp } from '../../src/platform/ip.js';
 import { loadManifestFile } from '../../src/manifest/manifest.loader.js';
 import type { Manifest } from '../../src/manifest/manifest.schema.js';
