@@ -5,26 +5,27 @@
  *
  * Writes are group-committed: writes that arrive while a transaction is being prepared share the
  * next one, and each caller is answered only after the commit that holds its write. That keeps
- * "answer after commit" at the throughput of batched writes (one fsync for many requests).
+ * "answer after commit" at the throughput of batched writes (one fsync for many requests). How a
+ * write's rows are built and how a group is applied is in vault.writes.ts.
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
 import type { Purpose } from '../manifest/manifest.schema.js';
+import { coversCategory } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
-import { ConflictError, NotFoundError, PledgeError, ValidationError } from '../platform/errors.js';
-import { coversCategory } from '../manifest/taxonomy.js';
+import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
+import { NotFoundError, PledgeError, ValidationError } from '../platform/errors.js';
 import { CryptoPool } from './crypto-pool.js';
 import type { DataKeys } from './data-keys.service.js';
+import { OpenBatch, SealBatch } from './field-batch.js';
 import { identifierHash, normalizeIdentifierOrThrow, type IdentifierKind } from './identifiers.js';
 import type { Keyring } from './keyring.js';
 import type { NewRecord, RecordsRepository, UsableRecord } from './records.repository.js';
-import { retentionDeadline } from './retention.js';
 import type { Subject, SubjectsRepository } from './subjects.repository.js';
 import {
   manifestDefaultDecision,
   type Decide,
-  type FieldInput,
   type Erasure,
   type Identifiers,
   type NewSubjectInput,
@@ -34,22 +35,14 @@ import {
   type VaultManifest,
   type WriteRecordInput,
 } from './vault.types.js';
-import { OpenBatch, SealBatch } from './field-batch.js';
-import { uuidv7 } from '../platform/ids.js';
-import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
-
-/** A subject to create, with its identifiers already validated and hashed (once, before queueing). */
-interface PendingSubject {
-  input: NewSubjectInput;
-  hashes: Array<{ kind: IdentifierKind; hash: string }>;
-}
-
-interface PendingWrite {
-  ctx: Context;
-  subject: PendingSubject | undefined;
-  records: NewRecord[];
-  audit: AuditEntry[];
-}
+import {
+  applyWrites,
+  buildRecords,
+  subjectNotFound,
+  writeAuditEntries,
+  type PendingSubject,
+  type PendingWrite,
+} from './vault.writes.js';
 
 /** True when a stored record has a field of a category `purpose` may use. */
 function hasFieldFor(fieldsJson: string, purpose: Purpose): boolean {
@@ -57,59 +50,6 @@ function hasFieldFor(fieldsJson: string, purpose: Purpose): boolean {
   return Object.values(fields).some(
     (f) => typeof f.c === 'string' && purpose.categories.some((c) => coversCategory(c, f.c as string)),
   );
-}
-
-/** What the records of one write that share a source, fields, purposes and time have in common. */
-interface RecordShape {
-  source: string;
-  /** Sorted. */
-  fieldNames: string[];
-  /** Sorted, distinct. */
-  categories: string[];
-  purposes: string[];
-  collectedAt: Date;
-  retainUntil: Date;
-}
-
-/**
- * One audit entry per subject and call (not per record): a batch of 1,000 product events is one
- * collection, and the entry lists the records it made. A subject whose records share one shape (the
- * usual case) takes that shape's lists as they are.
- */
-function writeAuditEntries(records: readonly NewRecord[], shapes: readonly RecordShape[]): AuditEntry[] {
-  const bySubject = new Map<string, { ids: string[]; shapes: Set<RecordShape> }>();
-  records.forEach((r, i) => {
-    const shape = shapes[i] as RecordShape;
-    const group = bySubject.get(r.subjectId);
-    if (group) {
-      group.ids.push(r.id);
-      group.shapes.add(shape);
-    } else bySubject.set(r.subjectId, { ids: [r.id], shapes: new Set([shape]) });
-  });
-  const entries: AuditEntry[] = [];
-  for (const [subjectId, { ids, shapes: used }] of bySubject) {
-    const list = [...used];
-    const one = list.length === 1 ? list[0] : undefined;
-    entries.push({
-      action: 'vault.write',
-      subjectId,
-      details: {
-        records: ids,
-        sources: one ? [one.source] : [...new Set(list.map((s) => s.source))],
-        fields: one ? one.fieldNames : [...new Set(list.flatMap((s) => s.fieldNames))].sort(),
-        categories: one ? one.categories : [...new Set(list.flatMap((s) => s.categories))].sort(),
-        purposes: one ? one.purposes : [...new Set(list.flatMap((s) => s.purposes))],
-      },
-    });
-  }
-  return entries;
-}
-
-/** The error of a subject id that is unknown or erased. */
-function subjectNotFound(subjectId: string): NotFoundError {
-  return new NotFoundError('vault.subject_not_found', 'there is no subject with this id (or it was erased)', {
-    subjectId,
-  });
 }
 
 export * from './vault.types.js';
@@ -238,85 +178,7 @@ export class Vault {
       keys.set(subjectId, { index: batch.addKey(key.key), version: key.version });
     }
 
-    // The records of one call mostly share a source, fields, purposes and time: what follows from
-    // those (sorted categories and field names, retention deadline, the audit's lists) is worked out
-    // once per distinct shape and shared by reference, so the repository serializes it once too.
-    const declared = new Map<string, boolean>();
-    const shapes = new Map<string, RecordShape>();
-    const now = ctx.clock.now();
-    const records: NewRecord[] = [];
-    const recordShapes: RecordShape[] = [];
-    for (const input of inputs) {
-      const source = this.#sourceOrThrow(input.source);
-      const purposes = input.purposes === undefined ? source.purposes : [...input.purposes];
-      if (input.purposes !== undefined) {
-        for (const p of purposes) {
-          if (!source.purposes.includes(p)) {
-            throw new ValidationError(
-              'vault.purpose_undeclared',
-              `source "${source.key}" does not collect for purpose "${p}"`,
-              { source: source.key, purpose: p },
-              422,
-            );
-          }
-        }
-      }
-      const key = keys.get(input.subjectId);
-      if (!key) throw new PledgeError('vault.internal', 'missing data key');
-      const id = uuidv7();
-      batch.addRecord(key.index, input.subjectId, id, key.version);
-      let shapeKey = `${source.key}\u0000${purposes.join('\u0000')}\u0000`;
-      for (const name of Object.keys(input.fields)) {
-        const field = input.fields[name] as FieldInput;
-        const check = `${source.key}\u0000${field.category}`;
-        let ok = declared.get(check);
-        if (ok === undefined) {
-          ok = source.categories.some((c) => coversCategory(c, field.category));
-          declared.set(check, ok);
-        }
-        if (!ok) {
-          throw new ValidationError(
-            'vault.category_undeclared',
-            `source "${source.key}" does not declare that it collects "${field.category}" (field "${name}")`,
-            { source: source.key, field: name, category: field.category },
-            422,
-          );
-        }
-        shapeKey += `${name}\u0000${field.category}\u0000`;
-        batch.addField(name, field.category, JSON.stringify(field.value) ?? 'null');
-      }
-      const collectedAt = input.collectedAt ?? now;
-      shapeKey += String(collectedAt.getTime());
-      let shape = shapes.get(shapeKey);
-      if (!shape) {
-        const fieldNames = Object.keys(input.fields);
-        const categories = [
-          ...new Set(fieldNames.map((n) => (input.fields[n] as FieldInput).category)),
-        ].sort();
-        shape = {
-          source: source.key,
-          fieldNames: [...fieldNames].sort(),
-          categories,
-          purposes,
-          collectedAt,
-          retainUntil: retentionDeadline(this.#manifest.manifest, source, categories, purposes, collectedAt),
-        };
-        shapes.set(shapeKey, shape);
-      }
-      records.push({
-        id,
-        subjectId: input.subjectId,
-        source: source.key,
-        categories: shape.categories,
-        purposes: shape.purposes,
-        policyVersionId: this.#manifest.versionId,
-        collectedAt: shape.collectedAt,
-        retainUntil: shape.retainUntil,
-        keyVersion: key.version,
-        fieldsJson: '',
-      });
-      recordShapes.push(shape);
-    }
+    const { records, shapes } = buildRecords(this.#manifest, inputs, keys, batch, ctx.clock.now());
     const sealed = await this.#crypto.seal(batch);
     if (sealed.length !== records.length)
       throw new PledgeError('vault.internal', 'sealed records out of step');
@@ -324,7 +186,7 @@ export class Vault {
     const audit: AuditEntry[] = [];
     if (newSubject)
       audit.push({ action: 'subject.create', subjectId: newSubject.id, details: { kind: newSubject.kind } });
-    audit.push(...writeAuditEntries(records, recordShapes));
+    audit.push(...writeAuditEntries(records, shapes));
     await this.#enqueue(ctx, pendingSubject, records, audit);
     return records.map((r) => r.id);
   }
@@ -347,49 +209,13 @@ export class Vault {
       throw outcome?.error ?? new PledgeError('vault.internal', 'a write came to nothing');
   }
 
-  /**
-   * Applies queued writes in one transaction: subjects first, then one check of every subject
-   * written to, one insert of every record and one of every audit entry. A write to a subject that
-   * does not exist (or was erased) is left out and refused with its error, so it fails alone
-   * without its neighbours being retried one by one.
-   */
-  async #apply(group: Context, items: readonly PendingWrite[]): Promise<Array<WriteOutcome<void>>> {
-    const subjects = this.#subjects;
-    const created = new Set<string>();
-    for (const item of items) {
-      if (!item.subject) continue;
-      const at = item.ctx.clock.now();
-      const { input: s, hashes } = item.subject;
-      await subjects.insert(group, { id: s.id, kind: s.kind, jurisdiction: s.jurisdiction, at });
-      await subjects.addIdentifiers(group, s.id, hashes, at);
-      for (const h of hashes) {
-        const owner = await subjects.findByIdentifier(group, h.kind, h.hash);
-        if (owner && owner.id !== s.id) {
-          throw new ConflictError('vault.identifier_taken', `the ${h.kind} belongs to another subject`, {
-            kind: h.kind,
-          });
-        }
-      }
-      created.add(s.id);
-    }
-    const named = new Set<string>();
-    for (const item of items)
-      for (const r of item.records) if (!created.has(r.subjectId)) named.add(r.subjectId);
-    // One query for every subject the group writes to, not one per write: inside the transaction,
-    // so an erasure either committed before it (and the write fails) or waits for it.
-    const live = named.size === 0 ? named : await subjects.listLiveIds(group, [...named]);
-    const records: NewRecord[] = [];
-    const audit: Array<{ ctx: Context; entries: AuditEntry[] }> = [];
-    const outcomes = items.map((item): WriteOutcome<void> => {
-      const missing = item.records.find((r) => !created.has(r.subjectId) && !live.has(r.subjectId));
-      if (missing) return { ok: false, error: subjectNotFound(missing.subjectId) };
-      for (const r of item.records) records.push(r);
-      audit.push({ ctx: item.ctx, entries: item.audit });
-      return { ok: true, value: undefined };
-    });
-    await this.#records.insertMany(group, records);
-    await this.#audit.appendEach(group, audit);
-    return outcomes;
+  /** Applies queued writes in one transaction (see {@link applyWrites}). */
+  #apply(group: Context, items: readonly PendingWrite[]): Promise<Array<WriteOutcome<void>>> {
+    return applyWrites(
+      { subjects: this.#subjects, records: this.#records, audit: this.#audit },
+      group,
+      items,
+    );
   }
 
   /** Resolves once every write queued so far is committed or failed (for a graceful shutdown). */
@@ -543,20 +369,5 @@ export class Vault {
       return deleted;
     });
     return { keysDestroyed, recordsDeleted };
-  }
-
-  #sourceOrThrow(key: string) {
-    const source = this.#manifest.manifest.sources.find((s) => s.key === key);
-    if (!source) {
-      throw new NotFoundError(
-        'collect.source_unknown',
-        `the manifest declares no collection point "${key}"`,
-        {
-          source: key,
-          sources: this.#manifest.manifest.sources.map((s) => s.key),
-        },
-      );
-    }
-    return source;
   }
 }
