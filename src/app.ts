@@ -1,6 +1,8 @@
 /**
- * Wires Pledge by hand: one function builds every part and hands each service only what it uses.
- * No container; reading this file tells you what depends on what.
+ * Wires Pledge by hand: createApp builds the platform's parts and every capability, and hands each
+ * service only what it uses. A capability with many parts of its own builds them in its setup
+ * function (comms/campaigns.setup.ts), called here with what it is given. No container: this file,
+ * with those setup functions, tells you what depends on what.
  */
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';

@@ -1,4 +1,9 @@
-/** Subjects and their blind index. Only this file touches those tables. */
+/**
+ * Subjects and their blind index (tables `subjects` and `subject_identifiers`): the only code that
+ * queries them. Other capabilities ask through the vault's Subjects; the one reader outside the vault
+ * is in the database itself, the consent ledger's append-only trigger, which checks
+ * `subjects.erased_at` (consent.migrations.ts).
+ */
 import type { Kysely } from 'kysely';
 import type { Context } from '../platform/context.js';
 import type { Db } from '../platform/db/db.js';
