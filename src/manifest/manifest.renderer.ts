@@ -33,9 +33,6 @@ export interface RenderPolicyHtmlOptions {
   preferencesHref?: string;
 }
 
-/** The formats {@link renderPolicy} writes. */
-export type PolicyFormat = 'md' | 'html';
-
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
@@ -195,9 +192,4 @@ ${doc.footer.map((b) => html`${blockHtml(b, '    ')}\n`)}  </footer>
 </html>
 `;
   return page.value;
-}
-
-/** The published policy in `format`. */
-export function renderPolicy(manifest: Manifest, format: PolicyFormat): string {
-  return format === 'html' ? renderPolicyHtml(manifest) : renderPolicyMarkdown(manifest);
 }

@@ -88,22 +88,6 @@ export class ManifestVersionRepository {
     });
   }
 
-  /** The manifest in force now, or undefined before any was recorded. */
-  async getCurrent(ctx: Context): Promise<ManifestVersion | undefined> {
-    const row = await selectCurrent(this.#q(ctx));
-    return row && toManifestVersion(row);
-  }
-
-  /** The version with this hash, if it was ever in force. */
-  async getByHash(ctx: Context, hash: string): Promise<ManifestVersion | undefined> {
-    const row = await this.#q(ctx)
-      .selectFrom('manifest_versions')
-      .selectAll()
-      .where('hash', '=', hash)
-      .executeTakeFirst();
-    return row && toManifestVersion(row);
-  }
-
   /** The version with this id (as cited by records), if any. */
   async getById(ctx: Context, id: number): Promise<ManifestVersion | undefined> {
     const row = await this.#q(ctx)

@@ -11,11 +11,6 @@ import { ValidationError } from '../platform/errors.js';
 export const IDENTIFIER_KINDS = ['email', 'account_id', 'phone'] as const;
 export type IdentifierKind = (typeof IDENTIFIER_KINDS)[number];
 
-/** True for a known identifier kind. */
-export function isIdentifierKind(value: unknown): value is IdentifierKind {
-  return typeof value === 'string' && (IDENTIFIER_KINDS as readonly string[]).includes(value);
-}
-
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /**

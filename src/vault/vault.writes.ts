@@ -89,7 +89,7 @@ export function subjectNotFound(subjectId: string): NotFoundError {
 }
 
 /** The manifest's source with this key; throws `collect.source_unknown` when it declares none. */
-export function sourceOrThrow(manifest: VaultManifest, key: string): Source {
+function sourceOrThrow(manifest: VaultManifest, key: string): Source {
   const source = manifest.manifest.sources.find((s) => s.key === key);
   if (!source) {
     throw new NotFoundError('collect.source_unknown', `the manifest declares no collection point "${key}"`, {

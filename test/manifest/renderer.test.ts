@@ -10,12 +10,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { parseManifest } from '../../src/manifest/manifest.loader.js';
-import {
-  POLICY_CSS,
-  renderPolicy,
-  renderPolicyHtml,
-  renderPolicyMarkdown,
-} from '../../src/manifest/manifest.renderer.js';
+import { POLICY_CSS, renderPolicyHtml, renderPolicyMarkdown } from '../../src/manifest/manifest.renderer.js';
 import type { Manifest } from '../../src/manifest/manifest.schema.js';
 import { escapeHtml, html, safeHref } from '../../src/platform/html.js';
 import { ROOT, runPledge } from '../helpers/cli.js';
@@ -321,11 +316,6 @@ describe('determinism', () => {
     assert.equal(renderPolicyMarkdown(again), renderPolicyMarkdown(example));
     assert.equal(renderPolicyHtml(again), renderPolicyHtml(example));
     assert.equal(renderPolicyHtml(structuredClone(example)), renderPolicyHtml(example));
-  });
-
-  test('renderPolicy dispatches on the format', () => {
-    assert.equal(renderPolicy(example, 'md'), renderPolicyMarkdown(example));
-    assert.equal(renderPolicy(example, 'html'), renderPolicyHtml(example));
   });
 
   test('consent rules read the same whatever order the jurisdictions are written in', () => {

@@ -22,6 +22,16 @@ function manifest(version: string, at: string): RecordInForceOptions {
   };
 }
 
+/** The version in force: `list` names it first. */
+async function inForce(repository: ManifestVersionRepository) {
+  return (await repository.list(CTX))[0];
+}
+
+/** The version with this hash, if it was ever in force. */
+async function byHash(repository: ManifestVersionRepository, hash: string) {
+  return (await repository.list(CTX)).find((v) => v.hash === hash);
+}
+
 for (const dialect of DIALECTS) {
   void describe(dialect, () => {
     let database: TestDatabase;
@@ -34,7 +44,7 @@ for (const dialect of DIALECTS) {
 
     void test('recording versions: idempotent on the hash, the newest is current, rows are kept', async () => {
       const repository = new ManifestVersionRepository(database.db);
-      assert.equal(await repository.getCurrent(CTX), undefined);
+      assert.equal(await inForce(repository), undefined);
 
       const v1 = manifest('1.0', '2026-12-01T09:00:00.000Z');
       const first = await repository.recordInForce(CTX, v1);
@@ -47,7 +57,7 @@ for (const dialect of DIALECTS) {
       });
       assert.deepEqual(restarted, { id: first.id, created: false });
       assert.equal((await repository.list(CTX)).length, 1);
-      assert.deepEqual(await repository.getCurrent(CTX), {
+      assert.deepEqual(await inForce(repository), {
         id: first.id,
         hash: v1.hash,
         version: '1.0',
@@ -61,16 +71,16 @@ for (const dialect of DIALECTS) {
       const second = await repository.recordInForce(CTX, v2);
       assert.equal(second.created, true);
       assert.notEqual(second.id, first.id);
-      assert.equal((await repository.getCurrent(CTX))?.hash, v2.hash);
+      assert.equal((await inForce(repository))?.hash, v2.hash);
       assert.deepEqual(
         (await repository.list(CTX)).map((v) => v.version),
         ['2.0', '1.0'],
       );
 
       // The old version is still there for records that name it.
-      assert.equal((await repository.getByHash(CTX, v1.hash))?.source, v1.source);
+      assert.equal((await byHash(repository, v1.hash))?.source, v1.source);
       assert.equal((await repository.getById(CTX, first.id))?.hash, v1.hash);
-      assert.equal(await repository.getByHash(CTX, '0'.repeat(64)), undefined);
+      assert.equal(await byHash(repository, '0'.repeat(64)), undefined);
     });
 
     void test('rolling back to an earlier manifest makes it current again without a new row', async () => {
@@ -79,7 +89,7 @@ for (const dialect of DIALECTS) {
       const v1 = manifest('1.0', '2026-12-20T09:00:00.000Z');
       const result = await repository.recordInForce(CTX, v1);
       assert.equal(result.created, false);
-      const current = await repository.getCurrent(CTX);
+      const current = await inForce(repository);
       assert.equal(current?.hash, v1.hash);
       assert.equal(current?.id, result.id);
       assert.deepEqual(current?.firstSeenAt, new Date('2026-12-01T09:00:00.000Z'));
@@ -89,12 +99,12 @@ for (const dialect of DIALECTS) {
 
     void test('a new manifest becomes current even when this clock is behind the last recorded one', async () => {
       const repository = new ManifestVersionRepository(database.db);
-      const latest = await repository.getCurrent(CTX);
+      const latest = await inForce(repository);
       assert.ok(latest);
       const v3 = manifest('3.0', '2026-01-01T00:00:00.000Z');
       const result = await repository.recordInForce(CTX, v3);
       assert.equal(result.created, true);
-      const current = await repository.getCurrent(CTX);
+      const current = await inForce(repository);
       assert.equal(current?.hash, v3.hash);
       assert.ok(current.inForceFrom > latest.inForceFrom);
       assert.deepEqual(current.firstSeenAt, new Date('2026-01-01T00:00:00.000Z'));
