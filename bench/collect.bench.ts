@@ -68,6 +68,8 @@ const PATH = '/api/v1/collect/feedback';
 const BASELINE = 'bare Fastify (bench/baseline/fastify-collect.mjs)';
 const DURABLE = 'bare Fastify + better-sqlite3 commit (bench/baseline/fastify-sqlite-collect.mjs)';
 const PLEDGE = 'pledge serve (SQLite)';
+const SEALED =
+  'the durable reference + key check, inline seals, audit row (fastify-sqlite-collect.mjs --sealed)';
 
 /** Pledge's configuration for the run: the rate limit out of the way (its maximum), quiet logs. */
 const PLEDGE_ENV = { PLEDGE_RATE_LIMIT: '1000000', PLEDGE_LOG_LEVEL: 'warn' };
@@ -106,6 +108,7 @@ export async function runCollectBench(
   let pledge: BenchServer | undefined;
   let baseline: BenchServer | undefined;
   let durable: BenchServer | undefined;
+  let sealed: BenchServer | undefined;
   let runs: Map<string, LoadFigures[]>;
   try {
     const key = createApiKey(dataDir, ['collect:write']);
@@ -117,10 +120,15 @@ export async function runCollectBench(
     durable = await startOnFreePort(DURABLE, ['bench/baseline/fastify-sqlite-collect.mjs'], {
       DATA_DIR: dataDir,
     });
+    sealed = await startOnFreePort(SEALED, ['bench/baseline/fastify-sqlite-collect.mjs', '--sealed'], {
+      DATA_DIR: dataDir,
+      BEARER: key,
+    });
     const subjects = (await registerSubjects(pledge.base, key, options.subjects)).map((p) => p.subjectId);
     const servers = [
       { label: BASELINE, base: baseline.base },
       { label: DURABLE, base: durable.base },
+      { label: SEALED, base: sealed.base },
       { label: PLEDGE, base: pledge.base },
     ];
     runs = await loadInterleaved(servers, options, (label, base, seconds) =>
@@ -130,6 +138,7 @@ export async function runCollectBench(
     if (pledge) await stopServer(pledge.child);
     if (baseline) await stopServer(baseline.child);
     if (durable) await stopServer(durable.child);
+    if (sealed) await stopServer(sealed.child);
     rmSync(dataDir, { recursive: true, force: true });
   }
 
@@ -146,7 +155,8 @@ export async function runCollectBench(
   const durableBase = summary(DURABLE);
   const missed: string[] = [];
   const target = `≥ ×${TARGET_RATIO.toFixed(2)} of the durable reference`;
-  const rows = [DURABLE, BASELINE, PLEDGE].map((label) => {
+  const sealedBase = summary(SEALED);
+  const rows = [DURABLE, BASELINE, SEALED, PLEDGE].map((label) => {
     const s = summary(label);
     const met = s.requestsPerSecond >= TARGET_RATIO * durableBase.requestsPerSecond;
     if (label === PLEDGE && !met) {
@@ -162,6 +172,7 @@ export async function runCollectBench(
       formatMs(s.p99),
       label === DURABLE ? '—' : formatRatio(s.requestsPerSecond, durableBase.requestsPerSecond),
       label === BASELINE ? '—' : formatRatio(s.requestsPerSecond, base.requestsPerSecond),
+      label === PLEDGE ? formatRatio(s.requestsPerSecond, sealedBase.requestsPerSecond) : '—',
       label === PLEDGE ? formatTarget({ label: target, met }) : '—',
     ];
   });
@@ -176,6 +187,7 @@ export async function runCollectBench(
         'latency p99',
         'ratio to the durable reference',
         'ratio to the parse-only route',
+        'ratio to the sealed reference',
         'target (requests/s)',
       ],
       rows,
@@ -197,7 +209,11 @@ export async function runCollectBench(
       'inserting the plaintext body as one row and answering 201 after the commit, the rows of one ' +
       'event-loop turn sharing a transaction: the durable part of the work alone, without validation, ' +
       'encryption, audit or consent. Second reference: a bare Fastify route that parses the JSON body ' +
-      'and answers 201 with a small JSON, no validation, no database.',
+      'and answers 201 with a small JSON, no validation, no database. Third, the sealed reference: the ' +
+      'durable reference doing naively and inline the rest of what Pledge must store for the request ' +
+      "(the bearer key checked by SHA-256 and timingSafeEqual, each value sealed with AES-256-GCM in Pledge's " +
+      "envelope under its subject's key, the record row with Pledge's indexes, one audit row), still " +
+      'without validation, consent or logging: what the policy asks for, done without Pledge.',
   ].join('\n');
   return { title: '`POST /api/v1/collect` over HTTP', markdown, missed };
 }

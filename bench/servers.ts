@@ -24,6 +24,7 @@ export async function startOnFreePort(
   label: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv,
+  cwd: string = ROOT,
 ): Promise<BenchServer> {
   const port = await getFreePort();
   const base = `http://127.0.0.1:${port}`;
@@ -32,7 +33,7 @@ export async function startOnFreePort(
       label,
       command: NODE,
       args: [...args, '--port', String(port)],
-      cwd: ROOT,
+      cwd,
       env: benchEnv({ HOST: '127.0.0.1', ...env }),
     },
     { readyUrl: `${base}/healthz` },
@@ -41,17 +42,18 @@ export async function startOnFreePort(
 }
 
 /**
- * Creates an API key with `scopes` with the built CLI (`pledge keys create --data-dir dataDir`,
- * `env` on top of {@link benchEnv}, e.g. a DATABASE_URL); returns the key.
+ * Creates an API key with `scopes` with the built CLI of the checkout at `root` (`pledge keys
+ * create --data-dir dataDir`, `env` on top of {@link benchEnv}, e.g. a DATABASE_URL); returns the key.
  */
 export function createApiKey(
   dataDir: string,
   scopes: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  root: string = ROOT,
 ): string {
   const args = ['bin/pledge.js', 'keys', 'create', '--name', 'bench', '--scope', ...scopes];
   const result = spawnSync(NODE, [...args, '--data-dir', dataDir], {
-    cwd: ROOT,
+    cwd: root,
     env: benchEnv(env),
     encoding: 'utf8',
   });

@@ -320,6 +320,8 @@ export interface NaiveVault {
   checkEnvelope(): void;
   /** Writes registration records `offset`..`offset + total - 1`, one transaction per `batch`. */
   writeRegistrations(total: number, batch: number, offset?: number): void;
+  /** {@link naiveRead} of one of its subjects. */
+  read(subjectId: string): { rows: number; values: number };
   close(): void;
 }
 
@@ -395,6 +397,7 @@ export async function openNaiveVault(subjectCount: number): Promise<NaiveVault> 
       insertAudit.run(at, NAIVE_ACTOR, 'vault.write', subjectId, null, null, JSON.stringify(details));
     }
   });
+  let select: BetterSqlite3.Statement | undefined;
   return {
     subjects,
     checkEnvelope() {
@@ -417,12 +420,20 @@ export async function openNaiveVault(subjectCount: number): Promise<NaiveVault> 
     writeRegistrations(total, batch, offset = 0) {
       for (let i = 0; i < total; i += batch) writeCall(offset + i, offset + Math.min(total, i + batch));
     },
+    read(subjectId) {
+      select ??= db.prepare(USE_GATE_SELECT);
+      return naiveRead(select, subjectId, keys.get(subjectId)!);
+    },
     close() {
       db.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
+
+/** The use gate's own query (its columns, its order), as the naive reader and the SELECT alone run it. */
+export const USE_GATE_SELECT =
+  'select id, source, purposes, policy_version_id, collected_at, key_version, fields from records where subject_id = ? order by id';
 
 /**
  * The naive baseline of a use-gate read: the gate's own SELECT with bare better-sqlite3 and every

@@ -32,6 +32,7 @@ import {
   openBenchApp,
   REGISTRATION_FIELDS,
   registrationRecord,
+  USE_GATE_SELECT,
   writeRegistrations,
   type BenchApp,
 } from './vault-fixture.js';
@@ -160,9 +161,7 @@ async function measureReads(
   const bare = new BetterSqlite3(path.join(bench.dataDir, 'pledge.db'), { readonly: true });
   try {
     // The use gate's own query (its columns, its order), without Kysely, decryption or audit.
-    const select = bare.prepare(
-      'select id, source, purposes, policy_version_id, collected_at, key_version, fields from records where subject_id = ? order by id',
-    );
+    const select = bare.prepare(USE_GATE_SELECT);
     const keys = await Promise.all(
       cases.map(async (c) => {
         const key = await bench.app.dataKeys.forRead(bench.ctx, c.subjectId, 1);

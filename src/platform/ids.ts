@@ -1,6 +1,6 @@
 /**
  * Identifiers for rows. Records use UUIDv7 (RFC 9562): time-ordered, so new rows land at the end of
- * the primary-key index instead of at random pages (a quarter off SQLite's insert cost), and still
+ * the primary-key index instead of at random pages (cheaper inserts; docs/benchmarks.md), and still
  * 74 random bits, so they reveal nothing but the time they were made, which the row says anyway.
  */
 import { randomFillSync } from 'node:crypto';

@@ -1,0 +1,166 @@
+/**
+ * Before and after: the same-run ratios of the vault and collect benches for an earlier checkout
+ * (`--before DIR`, built with `npm run build` and with its node_modules) and this one, in
+ * alternating rounds, so that a change can show it made no ratio worse. Each round measures each
+ * checkout against its baseline in the same round; the report gives each ratio's median over the
+ * rounds.
+ *
+ * - vault: a child process per checkout and round (bench/compare-vault.child.ts): Vault.write over
+ *   the naive one-thread writer, and the 8-field use-gate read's p99 over the naive reader's.
+ * - collect: both checkouts' `pledge serve` (SQLite) and the durable reference
+ *   (bench/baseline/fastify-sqlite-collect.mjs) loaded in turn each round, as bench/collect.bench.ts
+ *   loads them; the ratio is Pledge's requests/s over the reference's of the same round.
+ *
+ * `node --import tsx bench/compare.ts --before DIR [--rounds 5] [--seconds 5] [--records 20000]
+ * [--only vault|collect]`
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { BenchFailure, formatTable, NODE, ROOT, stopServer, summarize } from './lib.js';
+import {
+  createApiKey,
+  loadPosts,
+  registerSubjects,
+  startOnFreePort,
+  type BenchServer,
+  type LoadFigures,
+} from './servers.js';
+
+const { values } = parseArgs({
+  options: {
+    before: { type: 'string' },
+    rounds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '5' },
+    records: { type: 'string', default: '20000' },
+    only: { type: 'string' },
+  },
+});
+if (values.before === undefined)
+  throw new BenchFailure('--before DIR (an earlier checkout, built) is required');
+const BEFORE = path.resolve(values.before);
+const ROUNDS = Number(values.rounds);
+const SECONDS = Number(values.seconds);
+const TREES = [
+  { label: 'before', root: BEFORE },
+  { label: 'after', root: ROOT },
+] as const;
+
+interface VaultRound {
+  naiveWrite: number;
+  pledgeWrite: number;
+  naiveReadP99: number;
+  pledgeReadP99: number;
+}
+
+function vaultRound(root: string): VaultRound {
+  const result = spawnSync(
+    NODE,
+    ['--import', 'tsx', 'bench/compare-vault.child.ts', '--tree', root, '--records', values.records],
+    { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
+  );
+  const line = result.stdout.trim().split('\n').pop() ?? '';
+  if (result.status !== 0 || !line.startsWith('{')) {
+    throw new BenchFailure(`vault round for ${root} exited ${String(result.status)}\n${result.stderr}`);
+  }
+  return JSON.parse(line) as VaultRound;
+}
+
+const median = (xs: readonly number[]) => summarize(xs).median;
+const ratio = (x: number) => `×${x.toFixed(2)}`;
+const list = (xs: readonly number[]) => xs.map((x) => x.toFixed(2)).join(', ');
+
+function compareVault(): string {
+  const ratios = new Map(TREES.map((t) => [t.label, { write: [] as number[], read: [] as number[] }]));
+  for (let round = 0; round < ROUNDS; round++) {
+    // Alternate which checkout goes first, so drift in the machine's load touches each alike.
+    const order = round % 2 === 0 ? TREES : [...TREES].reverse();
+    for (const tree of order) {
+      const r = vaultRound(tree.root);
+      ratios.get(tree.label)!.write.push(r.pledgeWrite / r.naiveWrite);
+      ratios.get(tree.label)!.read.push(r.pledgeReadP99 / r.naiveReadP99);
+    }
+  }
+  const rows = TREES.flatMap((t) => {
+    const r = ratios.get(t.label)!;
+    return [
+      [`Vault.write / naive writer`, t.label, ratio(median(r.write)), list(r.write)],
+      [`use gate 8 fields p99 / naive reader p99`, t.label, ratio(median(r.read)), list(r.read)],
+    ];
+  });
+  return formatTable(['ratio', 'checkout', 'median', 'rounds'], rows);
+}
+
+async function compareCollect(): Promise<string> {
+  const dirs: string[] = [];
+  const servers: Array<{ label: string; server: BenchServer; key: string; subjects: string[] }> = [];
+  let durable: BenchServer | undefined;
+  try {
+    for (const tree of TREES) {
+      const dataDir = mkdtempSync(path.join(os.tmpdir(), `pledge-compare-${tree.label}-`));
+      dirs.push(dataDir);
+      const key = createApiKey(dataDir, ['collect:write'], {}, tree.root);
+      const server = await startOnFreePort(
+        tree.label,
+        [path.join(tree.root, 'bin/pledge.js'), 'serve'],
+        { PLEDGE_DATA_DIR: dataDir, PLEDGE_RATE_LIMIT: '1000000', PLEDGE_LOG_LEVEL: 'warn' },
+        tree.root,
+      );
+      servers.push({ label: tree.label, server, key, subjects: [] });
+      const last = servers[servers.length - 1]!;
+      last.subjects = (await registerSubjects(server.base, key, 100)).map((p) => p.subjectId);
+    }
+    const durableDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-compare-durable-'));
+    dirs.push(durableDir);
+    durable = await startOnFreePort('durable', ['bench/baseline/fastify-sqlite-collect.mjs'], {
+      DATA_DIR: durableDir,
+    });
+    const load = (base: string, key: string, subjects: readonly string[], seconds: number) =>
+      loadPosts(base, base, {
+        path: '/api/v1/collect/feedback',
+        key,
+        seconds,
+        connections: 50,
+        body: (n) => ({
+          subject: { id: subjects[n % Math.max(1, subjects.length)] },
+          data: { message: `The recording export is slow (feedback ${n}).`, rating: 4 },
+        }),
+      });
+    const reference = durable;
+    const subjectsOfReference = servers[0]!.subjects;
+    for (const s of servers) await load(s.server.base, s.key, s.subjects, 1);
+    await load(reference.base, 'none', subjectsOfReference, 1);
+    const ratios = new Map(servers.map((s) => [s.label, [] as number[]]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? servers : [...servers].reverse();
+      const figures = new Map<string, LoadFigures>();
+      for (const s of order) figures.set(s.label, await load(s.server.base, s.key, s.subjects, SECONDS));
+      const ref = await load(reference.base, 'none', subjectsOfReference, SECONDS);
+      for (const s of servers)
+        ratios.get(s.label)!.push(figures.get(s.label)!.requestsPerSecond / ref.requestsPerSecond);
+    }
+    return formatTable(
+      ['ratio', 'checkout', 'median', 'rounds'],
+      servers.map((s) => [
+        'collect requests/s / durable reference',
+        s.label,
+        ratio(median(ratios.get(s.label)!)),
+        list(ratios.get(s.label)!),
+      ]),
+    );
+  } finally {
+    for (const s of servers) await stopServer(s.server.child);
+    if (durable) await stopServer(durable.child);
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+const sections: string[] = [];
+if (values.only !== 'collect') sections.push(compareVault());
+if (values.only !== 'vault') sections.push(await compareCollect());
+console.log(
+  `before: ${BEFORE}; after: ${ROOT}; ${ROUNDS} rounds, alternating, ${values.records} records per ` +
+    `write round, ${SECONDS} s per collect run\n\n${sections.join('\n\n')}`,
+);
