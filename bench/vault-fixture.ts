@@ -196,10 +196,15 @@ export interface BareSqlite {
   close(): void;
 }
 
-/** Opens the baseline: a new data directory migrated by createApp, `subjectCount` subjects. */
-export async function openBareSqlite(subjectCount: number): Promise<BareSqlite> {
-  // createApp migrates the database and records the manifest version the rows name; then the app is
-  // closed and only the bare driver touches the file.
+/**
+ * A new data directory migrated by createApp (which also records the manifest version the rows
+ * name), closed again, then opened with bare better-sqlite3 (WAL, synchronous=FULL, foreign keys;
+ * Pledge's 32 MiB page cache when `pledgeCache`), with `subjectCount` US customers inserted.
+ */
+async function openBaselineDatabase(
+  subjectCount: number,
+  pledgeCache: boolean,
+): Promise<{ dataDir: string; db: BetterSqlite3.Database; versionRow: { id: number }; subjects: string[] }> {
   const bench = await openBenchApp();
   await bench.app.close();
   const dataDir = bench.dataDir;
@@ -207,6 +212,7 @@ export async function openBareSqlite(subjectCount: number): Promise<BareSqlite> 
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
+  if (pledgeCache) db.pragma('cache_size = -32768');
   const versionRow = db.prepare('select max(id) as id from manifest_versions').get() as { id: number };
   const now = new Date().toISOString();
   const subjects = Array.from({ length: subjectCount }, () => randomUUID());
@@ -216,6 +222,12 @@ export async function openBareSqlite(subjectCount: number): Promise<BareSqlite> 
   db.transaction(() => {
     for (const id of subjects) insertSubject.run(id, 'customer', 'US', now);
   })();
+  return { dataDir, db, versionRow, subjects };
+}
+
+/** Opens the baseline: a new data directory migrated by createApp, `subjectCount` subjects. */
+export async function openBareSqlite(subjectCount: number): Promise<BareSqlite> {
+  const { dataDir, db, versionRow, subjects } = await openBaselineDatabase(subjectCount, false);
 
   const insert = db.prepare(
     'insert into records (id, subject_id, source, categories, purposes, policy_version_id, collected_at, retain_until, key_version, fields) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -327,26 +339,10 @@ export interface NaiveVault {
 
 /** Opens the naive baseline: a new data directory migrated by createApp, `subjectCount` subjects. */
 export async function openNaiveVault(subjectCount: number): Promise<NaiveVault> {
-  const bench = await openBenchApp();
-  await bench.app.close();
-  const dataDir = bench.dataDir;
-  const db = new BetterSqlite3(path.join(dataDir, 'pledge.db'));
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('cache_size = -32768');
-  const versionRow = db.prepare('select max(id) as id from manifest_versions').get() as { id: number };
-  const now = new Date().toISOString();
-  const subjects = Array.from({ length: subjectCount }, () => randomUUID());
+  const { dataDir, db, versionRow, subjects } = await openBaselineDatabase(subjectCount, true);
   // One key per subject, as Pledge's data keys (made before timing, as Pledge's are by the first
   // write of each subject, which the bench times apart).
   const keys = new Map<string, Buffer>(subjects.map((s) => [s, randomBytes(32)]));
-  const insertSubject = db.prepare(
-    'insert into subjects (id, kind, jurisdiction, created_at) values (?, ?, ?, ?)',
-  );
-  db.transaction(() => {
-    for (const id of subjects) insertSubject.run(id, 'customer', 'US', now);
-  })();
   const insertRecord = db.prepare(
     'insert into records (id, subject_id, source, categories, purposes, policy_version_id, collected_at, retain_until, key_version, fields) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );

@@ -20,3 +20,17 @@ export function printList<T>(
   else if (list.length === 0) process.stderr.write(`${empty}\n`);
   else process.stdout.write(table(list));
 }
+
+/** Rows as a plain-text table: columns padded to their widest cell, two spaces apart, one line each. */
+export function alignColumns(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => r[i]?.length ?? 0))) ?? [];
+  return rows
+    .map(
+      (r) =>
+        `${r
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join('  ')
+          .trimEnd()}\n`,
+    )
+    .join('');
+}

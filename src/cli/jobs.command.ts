@@ -19,7 +19,7 @@ import type {
 } from '../platform/jobs/jobs.presenter.js';
 import type { JobQueue, JobState } from '../platform/jobs/jobs.service.js';
 import { cliUser } from './keys.command.js';
-import { printList } from './cli.shared.js';
+import { alignColumns, printList } from './cli.shared.js';
 import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
 
 /** Kept here so that `--help` loads no database code. */
@@ -148,7 +148,7 @@ function parseLimit(raw: string): number {
 }
 
 function formatList(list: readonly JobView[]): string {
-  return formatTable([
+  return alignColumns([
     ['ID', 'TYPE', 'STATE', 'ATTEMPTS', 'RUN AT / FINISHED', 'LAST ERROR'],
     ...list.map((j) => [
       j.id,
@@ -188,7 +188,7 @@ function formatJob(j: JobView): string {
 }
 
 function formatCounts(counts: JobCountsView): string {
-  return formatTable([
+  return alignColumns([
     ['TYPE', ...STATES.map((s) => s.toUpperCase()), 'OLDEST PENDING'],
     ...counts.types.map((t) => [
       t.type,
@@ -202,16 +202,4 @@ function formatCounts(counts: JobCountsView): string {
 function oneLine(text: string, max: number): string {
   const line = text.replace(/\s+/g, ' ');
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
-}
-
-function formatTable(rows: readonly string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => r[i]?.length ?? 0))) ?? [];
-  return `${rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')}\n`;
 }

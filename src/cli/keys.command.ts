@@ -17,6 +17,7 @@ import { createContext, type Context } from '../platform/context.js';
 import type { Database } from '../platform/db/database.js';
 import type { KeyRotationService, KeyStatusResult } from '../vault/key-rotation.service.js';
 import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
+import { alignColumns } from './cli.shared.js';
 
 type Format = 'text' | 'json';
 
@@ -286,7 +287,7 @@ function formatStatus(status: KeyStatusResult): string {
       (v) =>
         `warning: ${plural(v.dataKeys, 'data key')} under KEK version ${v.version}, which the keyring ${v.missing ? 'does not have' : 'has retired'}: they cannot be opened; restore the key file from your backup\n`,
     );
-  return `keys from ${where}\n${formatRows(['VERSION', 'STATUS', 'CREATED', 'RETIRED', 'DATA KEYS'], rows)}${problems.join('')}`;
+  return `keys from ${where}\n${alignColumns([['VERSION', 'STATUS', 'CREATED', 'RETIRED', 'DATA KEYS'], ...rows])}${problems.join('')}`;
 }
 
 function withService(
@@ -325,9 +326,9 @@ function presentKey(key: ApiKeySummary) {
 
 function formatTable(list: ApiKeySummary[]): string {
   const header = ['ID', 'NAME', 'SCOPES', 'CREATED', 'LAST USED', 'STATUS'];
-  return formatRows(
+  return alignColumns([
     header,
-    list.map((k) => [
+    ...list.map((k) => [
       k.id,
       k.name,
       k.scopes.join(','),
@@ -335,18 +336,5 @@ function formatTable(list: ApiKeySummary[]): string {
       k.lastUsedAt?.toISOString() ?? 'never',
       k.revokedAt === undefined ? 'active' : `revoked ${k.revokedAt.toISOString()}`,
     ]),
-  );
-}
-
-function formatRows(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-  return [header, ...rows]
-    .map(
-      (r) =>
-        `${r
-          .map((c, i) => c.padEnd(widths[i] ?? 0))
-          .join('  ')
-          .trimEnd()}\n`,
-    )
-    .join('');
+  ]);
 }

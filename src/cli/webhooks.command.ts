@@ -17,7 +17,7 @@ import {
 } from '../consent/webhooks.constants.js';
 import { presentDelivery, type DeliveryView } from '../consent/webhooks.presenter.js';
 import { cliUser } from './keys.command.js';
-import { printList } from './cli.shared.js';
+import { alignColumns, printList } from './cli.shared.js';
 import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
 
 interface SecretOptions {
@@ -159,13 +159,5 @@ function formatTable(list: readonly DeliveryView[]): string {
       d.nextAttemptAt ?? d.deliveredAt ?? '-',
     ]),
   ];
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => r[i]?.length ?? 0))) ?? [];
-  return `${rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')}\n`;
+  return alignColumns(rows);
 }
