@@ -95,5 +95,7 @@ console.log(
     pledgeWrite: (records / pledgeWriteMs) * 1000,
     naiveReadP99: summarize(naiveReads).p99,
     pledgeReadP99: summarize(pledgeReads).p99,
+    naiveReadP50: summarize(naiveReads).median,
+    pledgeReadP50: summarize(pledgeReads).median,
   }),
 );

@@ -12,7 +12,7 @@
  *   loads them; the ratio is Pledge's requests/s over the reference's of the same round.
  *
  * `node --import tsx bench/compare.ts --before DIR [--rounds 5] [--seconds 5] [--records 20000]
- * [--only vault|collect]`
+ * [--reads 100] [--only vault|collect]`
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '5' },
     records: { type: 'string', default: '20000' },
+    reads: { type: 'string', default: '100' },
     only: { type: 'string' },
   },
 });
@@ -58,7 +59,17 @@ interface VaultRound {
 function vaultRound(root: string): VaultRound {
   const result = spawnSync(
     NODE,
-    ['--import', 'tsx', 'bench/compare-vault.child.ts', '--tree', root, '--records', values.records],
+    [
+      '--import',
+      'tsx',
+      'bench/compare-vault.child.ts',
+      '--tree',
+      root,
+      '--records',
+      values.records,
+      '--reads',
+      values.reads,
+    ],
     { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
   );
   const line = result.stdout.trim().split('\n').pop() ?? '';
