@@ -11,7 +11,7 @@ import { Db } from '../db/db.js';
 import { GroupCommit, type WriteOutcome } from '../db/group-commit.js';
 import type { JobFinalState, JobRecorder } from './jobs.definition.js';
 import type { JobRecord, JobsRepository } from './jobs.repository.js';
-import type { JobLogger } from './jobs.worker.js';
+import type { JobLogger } from './jobs.worker.types.js';
 
 /** One job's outcome, waiting for the next commit. */
 export interface Completion {

@@ -21,14 +21,14 @@ import {
 } from './jobs.definition.js';
 import { JobsRepository, type JobRecord, type NewJobRow } from './jobs.repository.js';
 import type { JobState } from './jobs.tables.js';
-import {
-  JobWorker,
-  type JobLogger,
-  type RunDueOptions,
-  type RunDueResult,
-  type StopOptions,
-  type WatchdogResult,
-} from './jobs.worker.js';
+import { JobWorker } from './jobs.worker.js';
+import type {
+  JobLogger,
+  RunDueOptions,
+  RunDueResult,
+  StopOptions,
+  WatchdogResult,
+} from './jobs.worker.types.js';
 
 export type { JobRecord } from './jobs.repository.js';
 export type { JobState } from './jobs.tables.js';

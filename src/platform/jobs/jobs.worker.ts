@@ -10,7 +10,8 @@
  *   that has used a third of its lease, in one statement per claim. A claim it finds taken over, or
  *   cannot renew before it runs out, aborts its handler's signal: the worker never works on a job it
  *   cannot prove it holds. The same tick enforces each type's timeout.
- * - Outcomes: written in group commits, fenced by the lease token (jobs.completions.ts).
+ * - Outcomes: the state each one leaves its job in is decided by jobs.outcomes.ts, and written in
+ *   group commits fenced by the lease token (jobs.completions.ts).
  * - The watchdog re-queues jobs whose lease ended (allowing for clock skew between instances) as a
  *   failed attempt, or makes them dead when that was the last attempt or their type must not run
  *   twice. A job whose worker still heart-beats always has a lease in the future, so it is never
@@ -24,84 +25,19 @@ import type { Clock } from '../clock.js';
 import { createContext, type Context } from '../context.js';
 import type { Db } from '../db/db.js';
 import { PledgeError } from '../errors.js';
-import {
-  DEFAULT_LEASE_MS,
-  retryDelayMs,
-  type Job,
-  type JobFinalState,
-  type JobHandlerResult,
-  type ResolvedJobType,
-} from './jobs.definition.js';
+import { DEFAULT_LEASE_MS, type JobHandlerResult, type ResolvedJobType } from './jobs.definition.js';
 import { JobCompletions } from './jobs.completions.js';
+import { handlerContext, toJob } from './jobs.handler-call.js';
+import { describeError, expiredFinalState, finalState } from './jobs.outcomes.js';
 import type { JobRecord, JobsRepository } from './jobs.repository.js';
-
-/** Where the worker reports; Fastify's (pino) logger fits. It is never given a payload. */
-export interface JobLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
-/** What {@link JobWorker} is given. */
-export interface JobWorkerOptions {
-  db: Db;
-  repository: JobsRepository;
-  /** The registered types; read on every pass, so types defined later are picked up. */
-  types: ReadonlyMap<string, ResolvedJobType>;
-  clock: Clock;
-  random: () => number;
-  log: JobLogger;
-  /** How often to look for due jobs besides the wakes (default 1 s). */
-  pollIntervalMs?: number | undefined;
-  /** How often the watchdog looks for expired leases (default 5 s). */
-  watchdogIntervalMs?: number | undefined;
-  /**
-   * How far instances' clocks may disagree (default 5 s): the watchdog takes a job over only this
-   * long after its lease ended by its own clock, so a fast clock elsewhere cannot take live work.
-   */
-  clockSkewMs?: number | undefined;
-  /** How long done jobs are kept before the watchdog deletes them (default 7 days). */
-  retainDoneMs?: number | undefined;
-  /** This worker's name in the table (default host:pid:random). */
-  workerName?: string | undefined;
-}
-
-/** Which types a pass claims (all registered types when absent). */
-export interface RunDueOptions {
-  types?: readonly string[] | undefined;
-}
-
-/** What one pass did, counted in jobs. */
-export interface RunDueResult {
-  claimed: number;
-  done: number;
-  /** Failed attempts that will be retried. */
-  retried: number;
-  dead: number;
-  /**
-   * Attempts whose outcome this worker could not record: its lease had been taken over (the job is
-   * another worker's now), or the database failed (the watchdog re-queues the job once the lease ends).
-   */
-  lost: number;
-  /** Claims given back unstarted because the queue was stopping. */
-  released: number;
-}
-
-/** What one watchdog run did. */
-export interface WatchdogResult {
-  /** Jobs of a stopped worker put back in the queue. */
-  requeued: number;
-  /** Jobs of a stopped worker that were on their last attempt or must not run twice. */
-  dead: number;
-  /** Done jobs deleted after their retention. */
-  pruned: number;
-}
-
-/** How {@link JobWorker.stop} ends the handlers still running. */
-export interface StopOptions {
-  /** How long running handlers have before their signals abort (default 10 s; 0 aborts at once). */
-  abortAfterMs?: number;
-}
+import type {
+  JobLogger,
+  JobWorkerOptions,
+  RunDueOptions,
+  RunDueResult,
+  StopOptions,
+  WatchdogResult,
+} from './jobs.worker.types.js';
 
 /** A claim statement's jobs: they share a lease token and are renewed together. */
 interface Claim {
@@ -132,7 +68,6 @@ const WATCHDOG_BATCH = 100;
 const PRUNE_BATCH = 1000;
 /** Prune chunks per watchdog run, so one run stays short; the next run goes on. */
 const PRUNE_CHUNKS_PER_RUN = 20;
-const MAX_ERROR_LENGTH = 2000;
 
 /** Runs the jobs of the registered types; one per queue. */
 export class JobWorker {
@@ -340,7 +275,7 @@ export class JobWorker {
         for (const job of expired) {
           const type = this.#types.get(job.type);
           if (type === undefined) continue;
-          const final = this.#expiredFinalState(type, job, now);
+          const final = expiredFinalState(type, job, now, this.#random);
           const changed = await this.#repo.finish(tctx, {
             id: job.id,
             leaseToken: job.leaseToken,
@@ -389,28 +324,6 @@ export class JobWorker {
 
   #ctx(): Context {
     return createContext({ kind: 'system', job: 'jobs.worker' }, { clock: this.#clock });
-  }
-
-  #expiredFinalState(type: ResolvedJobType, job: JobRecord, now: Date): JobFinalState {
-    const base =
-      `its worker${job.worker === undefined ? '' : ` (${job.worker})`} stopped heart-beating: ` +
-      `the lease of attempt ${job.attempts} ran out at ${job.leaseUntil?.toISOString() ?? '?'}`;
-    if (!type.rerunAfterLeaseLoss) {
-      return {
-        state: 'dead',
-        error: `${base}; not run again because ${type.type} must not run twice (it may have run once already); retry it by hand once checked`,
-      };
-    }
-    if (job.attempts >= job.maxAttempts)
-      return { state: 'dead', error: `${base} (the last of ${job.maxAttempts} attempts)` };
-    return {
-      state: 'pending',
-      runAt:
-        type.rerunAfterLeaseLossDelay === 'immediate'
-          ? now
-          : new Date(now.getTime() + retryDelayMs(type.retry, job.attempts, this.#random)),
-      error: base,
-    };
   }
 
   async #watchdogQuietly(): Promise<void> {
@@ -542,8 +455,10 @@ export class JobWorker {
   async #run(e: Execution): Promise<RunDueResult> {
     const { type } = e.claim;
     const definition = type.definition;
-    const batchCtx = this.#handlerContext(type, e.jobs[0]);
-    const contexts = e.jobs.map((j) => (definition.handleMany ? batchCtx : this.#handlerContext(type, j)));
+    const batchCtx = handlerContext(type, e.jobs[0], this.#clock);
+    const contexts = e.jobs.map((j) =>
+      definition.handleMany ? batchCtx : handlerContext(type, j, this.#clock),
+    );
     type Settled =
       { kind: 'results'; results: readonly JobHandlerResult[] } | { kind: 'error'; error: unknown };
     const handled: Promise<Settled> = (async (): Promise<readonly JobHandlerResult[]> => {
@@ -604,7 +519,7 @@ export class JobWorker {
         if (e.lost.has(job.id)) return Promise.resolve({ final: undefined, applied: false });
         const outcome: JobHandlerResult = outcomes[i] ?? { outcome: 'retry', error: 'no result' };
         if (outcome.outcome === 'release') return Promise.resolve(RELEASED);
-        const final = this.#finalState(type, job, outcome, now);
+        const final = finalState(type, job, outcome, now, this.#random);
         return this.#completions.complete({
           job,
           token: e.claim.token,
@@ -612,11 +527,12 @@ export class JobWorker {
           record: outcome.record,
           ctx: contexts[i] ?? batchCtx,
           onRecordFailed: (error) =>
-            this.#finalState(
+            finalState(
               type,
               job,
               { outcome: 'retry', error: `recording the outcome failed: ${error}` },
               now,
+              this.#random,
             ),
         });
       }),
@@ -659,38 +575,6 @@ export class JobWorker {
     }
     return result;
   }
-
-  #handlerContext(type: ResolvedJobType, job: JobRecord | undefined): Context {
-    const actor =
-      type.actAs === 'enqueuer' && job !== undefined && type.batchSize === 1
-        ? job.enqueuedBy
-        : ({ kind: 'system', job: type.type } as const);
-    return createContext(actor, {
-      clock: this.#clock,
-      ...(job !== undefined && type.batchSize === 1 ? { requestId: job.requestId } : {}),
-    });
-  }
-
-  #finalState(type: ResolvedJobType, job: JobRecord, outcome: JobHandlerResult, now: Date): JobFinalState {
-    switch (outcome.outcome) {
-      case 'done':
-        return { state: 'done' };
-      case 'dead':
-        return { state: 'dead', error: truncate(outcome.error) };
-      case 'release':
-        // Given back by #run before outcomes are settled; never reaches here.
-        return { state: 'pending', runAt: now, error: 'released unstarted' };
-      case 'retry': {
-        const error = truncate(outcome.error);
-        if (job.attempts >= job.maxAttempts) {
-          return { state: 'dead', error: `${error} (the last of ${job.maxAttempts} attempts)` };
-        }
-        const runAt =
-          outcome.runAt ?? new Date(now.getTime() + retryDelayMs(type.retry, job.attempts, this.#random));
-        return { state: 'pending', runAt, error };
-      }
-    }
-  }
 }
 
 /** The settlement of a job its handler gave back (counted as released, not as an outcome). */
@@ -700,29 +584,6 @@ function emptyResult(): RunDueResult {
   return { claimed: 0, done: 0, retried: 0, dead: 0, lost: 0, released: 0 };
 }
 
-function toJob(record: JobRecord): Job<never> {
-  return {
-    id: record.id,
-    type: record.type,
-    payload: record.payload as never,
-    attempt: record.attempts,
-    maxAttempts: record.maxAttempts,
-    key: record.key,
-    enqueuedBy: record.enqueuedBy,
-    requestId: record.requestId,
-    createdAt: record.createdAt,
-  };
-}
-
 function stoppingError(): PledgeError {
   return new PledgeError('jobs.stopping', 'the job queue is stopping');
-}
-
-function describeError(err: unknown): string {
-  const message = err instanceof Error ? err.message || err.name : String(err);
-  return truncate(message);
-}
-
-function truncate(message: string): string {
-  return message.length > MAX_ERROR_LENGTH ? `${message.slice(0, MAX_ERROR_LENGTH - 1)}…` : message;
 }
