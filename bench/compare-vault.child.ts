@@ -48,9 +48,9 @@ const naiveReader = await openNaiveVault(1);
 naiveReader.writeRegistrations(READ_RECORDS, BATCH);
 const naiveReads: number[] = [];
 for (let i = -5; i < reads; i++) {
-  let values = 0;
-  const ms = await timed(() => (values = naiveReader.read(naiveReader.subjects[0]!).values));
-  if (values !== READ_RECORDS * 8) throw new BenchFailure(`the naive reader opened ${values} values`);
+  let opened = 0;
+  const ms = await timed(() => (opened = naiveReader.read(naiveReader.subjects[0]!).values));
+  if (opened !== READ_RECORDS * 8) throw new BenchFailure(`the naive reader opened ${opened} values`);
   if (i >= 0) naiveReads.push(ms);
 }
 naiveReader.close();
