@@ -15,6 +15,7 @@ import { createContext } from '../../src/platform/context.js';
 import { PledgeError } from '../../src/platform/errors.js';
 import { ROOT } from '../helpers/cli.js';
 import { DIALECTS, openTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { forgeSignature } from '../helpers/tokens.js';
 
 const EXAMPLE = path.join(ROOT, 'examples/example-online/pledge.yaml');
 const cli = createContext({ kind: 'cli', user: 'test' });
@@ -143,7 +144,7 @@ for (const dialect of DIALECTS) {
       assert.equal(none.json<{ error: { code: string } }>().error.code, 'auth.key_missing');
       assert.match(none.headers['www-authenticate'] as string, /^Bearer/);
 
-      const forged = readKey.slice(0, -4) + 'AAAA';
+      const forged = forgeSignature(readKey);
       const wrong = await app.http.inject({
         method: 'GET',
         url: '/api/v1/manifest',
