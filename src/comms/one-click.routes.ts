@@ -63,8 +63,9 @@ export async function registerOneClickRoutes(http: FastifyInstance, deps: OneCli
 
   await http.register(async (scope) => {
     await scope.register(formbody, { bodyLimit: BODY_LIMIT });
+    // Parts are read by the route (readMultipartFields), not by the plugin's hook: a malformed
+    // form then is a 400 that names the body, never a 500 from a parser error without a status.
     await scope.register(multipart, {
-      attachFieldsToBody: 'keyValues',
       limits: { fieldNameSize: 100, fieldSize: 100, fields: 5, files: 0, parts: 5, headerPairs: 20 },
     });
 
@@ -119,7 +120,8 @@ export async function registerOneClickRoutes(http: FastifyInstance, deps: OneCli
             'Send the body as application/x-www-form-urlencoded or multipart/form-data (RFC 8058); nothing was changed.',
           );
         }
-        if (!isOneClickBody(request.body)) {
+        const body = request.isMultipart() ? await readMultipartFields(request) : request.body;
+        if (!isOneClickBody(body)) {
           return sendText(
             reply,
             400,
@@ -150,6 +152,23 @@ function problemText(problem: LinkTokenProblem): string {
   return problem === 'malformed'
     ? 'This unsubscribe link is malformed; nothing was changed.'
     : 'This unsubscribe link is not valid (changed or expired); nothing was changed.';
+}
+
+/**
+ * The fields of a multipart/form-data body, or `undefined` when it is not a well-formed one (no
+ * boundary, a truncated part, a file, past the limits): the route answers 400, nothing changed.
+ */
+async function readMultipartFields(request: FastifyRequest): Promise<Record<string, string[]> | undefined> {
+  const fields: Record<string, string[]> = {};
+  try {
+    for await (const part of request.parts()) {
+      if (part.type !== 'field') return undefined;
+      (fields[part.fieldname] ??= []).push(String(part.value));
+    }
+  } catch {
+    return undefined;
+  }
+  return fields;
 }
 
 /** True when the parsed body (either encoding) holds List-Unsubscribe=One-Click. */

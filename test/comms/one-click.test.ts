@@ -132,6 +132,29 @@ for (const dialect of DIALECTS) {
       assert.equal(await suppressed(address), true);
     });
 
+    test('a malformed multipart body is a 400 that changes nothing, never a 500', async () => {
+      const { subjectId, address } = await t.newSubject();
+      const token = t.unsubscribeToken(subjectId);
+      const before = await t.counts();
+      for (const [contentType, payload] of [
+        ['multipart/form-data; boundary=xyz', 'not a multipart body at all'],
+        ['multipart/form-data', multipartBody('xyz')],
+        ['multipart/form-data; boundary=xyz', multipartBody('xyz').slice(0, 40)],
+      ] as const) {
+        const res = await t.app.http.inject({
+          method: 'POST',
+          url: `/unsubscribe/one-click/${token}`,
+          payload,
+          headers: { 'content-type': contentType },
+        });
+        assert.equal(res.statusCode, 400, `${contentType}: ${res.body}`);
+        assert.match(res.body, /nothing was changed/);
+        assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);
+      }
+      assert.deepEqual(await t.counts(), before);
+      assert.equal(await suppressed(address), false);
+    });
+
     test('a second POST answers 200 and changes nothing more', async () => {
       const { subjectId } = await t.newSubject();
       const token = t.unsubscribeToken(subjectId);

@@ -2,7 +2,8 @@
  * Rules every route keeps, checked by walking the routes the app registered, so that a route added
  * later cannot forget them: every `/api/v1` route refuses a request without a key (401, the error
  * shape, the RFC 6750 challenge) before it reads anything, and one with a key that lacks its scope
- * (403); every JSON answer carries the API security headers.
+ * (403); every JSON answer carries the API security headers; every route that takes a body refuses
+ * text/plain with 415 in the error shape.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
+import { SCOPES } from '../../src/platform/auth/scopes.js';
 import { registeredRoutes } from '../../src/platform/http/server.js';
 import { openTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST } from '../helpers/vault.js';
@@ -111,6 +113,35 @@ describe('every API route', () => {
         where,
       );
       assert.equal(res.json<{ error: { code: string } }>().error.code, 'auth.scope_missing', where);
+    }
+  });
+
+  test('every JSON route with a body answers 415 in the error shape to text/plain', async () => {
+    const fullKey = (
+      await app.apiKeys.createKey(createContext({ kind: 'cli', user: 'test' }), {
+        name: 'full',
+        scopes: [...SCOPES],
+      })
+    ).key;
+    const withBody = apiRoutes().filter((r) => ['POST', 'PUT', 'PATCH'].includes(r.method));
+    assert.ok(withBody.length > 5, `routes with a body are walked (saw ${withBody.length})`);
+    for (const route of withBody) {
+      const res = await app.http.inject({
+        method: route.method as 'POST',
+        url: pathOf(route.url),
+        headers: { authorization: `Bearer ${fullKey}`, 'content-type': 'text/plain' },
+        payload: '{}',
+      });
+      const where = `${route.method} ${route.url}`;
+      assert.equal(res.statusCode, 415, `${where} answers 415 to text/plain: ${res.body}`);
+      assert.equal(
+        res.headers['content-security-policy'],
+        "default-src 'none';frame-ancestors 'none'",
+        where,
+      );
+      const body = res.json<{ error: { code: string; message: string } }>();
+      assert.equal(body.error.code, 'request.unsupported_media_type', where);
+      assert.equal(typeof body.error.message, 'string', where);
     }
   });
 });

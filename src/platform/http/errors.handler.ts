@@ -3,6 +3,7 @@
  * with a stable code. Internal errors are logged with their stack and answered with a generic
  * message, so nothing about the server's insides (or anyone's data) leaks into a response.
  */
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { asDatabaseUnavailable } from '../db/dialects/unavailable.js';
 import { PledgeError } from '../errors.js';
@@ -94,4 +95,87 @@ export function installErrorHandlers(app: FastifyInstance): void {
         ),
       ),
   );
+}
+
+/** Headers as [name, value] pairs for a path: the security headers its answers carry. */
+type HeadersForPath = (url: string) => readonly (readonly [string, string])[];
+
+/** What Fastify answers itself before routing, by its code: status, Pledge code, message. */
+const FRAMEWORK_CODES: Record<string, { status: number; code: string; message: string }> = {
+  // Fastify's own message quotes the path back: a reflected string, and a path may hold data.
+  FST_ERR_BAD_URL: {
+    status: 400,
+    code: 'request.bad_url',
+    message: 'the URL is not valid: it holds a malformed percent-encoding (%XX)',
+  },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    status: 414,
+    code: 'request.url_too_long',
+    message: 'a segment of the URL is longer than this server accepts',
+  },
+};
+
+/**
+ * Fastify's `frameworkErrors`: errors found before routing (a malformed URL) answered in the one
+ * error shape with the security headers of the path; no hook has run, so they are set here.
+ */
+export function frameworkErrorHandler(headersOf: HeadersForPath) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    for (const [name, value] of headersOf(request.url)) void reply.header(name, value);
+    void reply.header('x-request-id', request.id);
+    const known = error.code ? FRAMEWORK_CODES[error.code] : undefined;
+    if (known === undefined) {
+      request.log.error({ code: error.code }, 'unexpected framework error');
+      void reply
+        .status(500)
+        .send(errorBody('internal', 'something went wrong on our side; the error has been logged'));
+      return;
+    }
+    void reply.status(known.status).send(errorBody(known.code, known.message));
+  };
+}
+
+/** The answers to what Node's HTTP parser refuses, by its error code: status, reason, Pledge code. */
+const CLIENT_ERRORS: Record<string, { status: number; reason: string; code: string; message: string }> = {
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    reason: 'Request Header Fields Too Large',
+    code: 'request.headers_too_large',
+    message: 'the request headers are larger than this server accepts',
+  },
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    reason: 'Request Timeout',
+    code: 'request.timeout',
+    message: 'the request was not received in time',
+  },
+};
+
+/**
+ * Node's `clientError` (through Fastify's `clientErrorHandler`): a request the HTTP parser refused
+ * (headers too large, not HTTP) gets the one error shape and the API security headers, written on
+ * the socket because no request object exists; the connection is then closed, as Node does.
+ */
+export function clientErrorHandler(headers: readonly (readonly [string, string])[]) {
+  return (err: Error & { code?: string }, socket: Duplex): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const known = (err.code ? CLIENT_ERRORS[err.code] : undefined) ?? {
+      status: 400,
+      reason: 'Bad Request',
+      code: 'request.malformed',
+      message: 'the request is not valid HTTP',
+    };
+    if (socket.writable) {
+      const body = JSON.stringify(errorBody(known.code, known.message));
+      const lines = [
+        `HTTP/1.1 ${known.status} ${known.reason}`,
+        'content-type: application/json; charset=utf-8',
+        `content-length: ${Buffer.byteLength(body)}`,
+        'connection: close',
+        ...headers.map(([name, value]) => `${name}: ${value}`),
+      ];
+      socket.write(`${lines.join('\r\n')}\r\n\r\n${body}`);
+    }
+    socket.destroy(err);
+  };
 }

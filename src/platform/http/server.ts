@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet from 'helmet';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { loggerOptions } from '../log.js';
-import { installErrorHandlers } from './errors.handler.js';
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './errors.handler.js';
 import { installRateLimit } from './rate-limit.js';
 import { lazyChildLogger } from './request-logger.js';
 
@@ -53,18 +53,6 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
     },
   };
-  const app = Fastify({
-    logger,
-    bodyLimit: options.bodyLimitBytes,
-    genReqId: () => randomUUID(),
-    // Each request's logger (with its id) is made when the request first logs, not before.
-    childLoggerFactory: lazyChildLogger,
-    // Request ids come from us, not from a client header that could be used to forge log lines.
-    requestIdHeader: false,
-    trustProxy: false,
-    routerOptions: { ignoreTrailingSlash: true },
-  });
-
   // The security headers are the same on every answer of a kind: helmet computes them once, here,
   // and a synchronous hook copies them onto each reply (per request, helmet would rebuild the CSP
   // string and re-run a dozen middlewares: about a tenth of a small request's CPU).
@@ -94,10 +82,29 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   // As [name, value] pairs: reply.headers() would list an object's keys on every request.
   const apiEntries = Object.entries(apiHeaders);
   const pageEntries = Object.entries(pageHeaders);
+  const securityHeadersOf = (url: string): [string, string][] =>
+    url.startsWith('/api/') ? apiEntries : pageEntries;
+  const app = Fastify({
+    logger,
+    bodyLimit: options.bodyLimitBytes,
+    genReqId: () => randomUUID(),
+    // Each request's logger (with its id) is made when the request first logs, not before.
+    childLoggerFactory: lazyChildLogger,
+    // Request ids come from us, not from a client header that could be used to forge log lines.
+    requestIdHeader: false,
+    trustProxy: false,
+    routerOptions: { ignoreTrailingSlash: true },
+    // Errors Fastify and Node's parser answer before any hook runs (a malformed URL, headers too
+    // large) leave in the one error shape with the security headers too, and never echo the URL.
+    frameworkErrors: frameworkErrorHandler(securityHeadersOf),
+    clientErrorHandler: clientErrorHandler(apiEntries),
+  });
+  // A JSON route takes JSON: Fastify's built-in text/plain parser would hand a handler a string
+  // (a 400 about the body's shape) where the client's mistake is the content type (415).
+  app.removeContentTypeParser('text/plain');
+
   app.addHook('onRequest', (request, reply, done) => {
-    for (const [name, value] of request.url.startsWith('/api/') ? apiEntries : pageEntries) {
-      void reply.header(name, value);
-    }
+    for (const [name, value] of securityHeadersOf(request.url)) void reply.header(name, value);
     void reply.header('x-request-id', request.id);
     done();
   });
