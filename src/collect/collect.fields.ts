@@ -174,7 +174,7 @@ export function checkField(
   }
   if (plan.identifier !== undefined) {
     if (typeof raw !== 'string' || normalizeIdentifier(plan.identifier, raw) === undefined) {
-      problems.add('vault.identifier_invalid', `${path} is not a valid e-mail address`, segments, plan.name);
+      problems.identifier(plan.identifier, segments, plan.name);
       return {};
     }
     return { store: { category: plan.category, value: raw.trim() } };
@@ -260,11 +260,7 @@ export function checkSubject(
     const kind = key as IdentifierKind;
     const normalized = normalizeIdentifier(kind, value);
     if (normalized === undefined) {
-      problems.add(
-        'vault.identifier_invalid',
-        `${formatPath(at)} is not a valid ${kind.replace('_', ' ')}`,
-        at,
-      );
+      problems.identifier(kind, at);
       continue;
     }
     subject[kind] = value;

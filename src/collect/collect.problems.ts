@@ -5,6 +5,7 @@
  * refused value.
  */
 import { ValidationError } from '../platform/errors.js';
+import { IDENTIFIER_LABELS, type IdentifierKind } from '../vault/identifiers.js';
 import type { SourcePlan } from './collect.plan.js';
 import { maskCardNumbers } from './pan.js';
 
@@ -21,6 +22,8 @@ export interface CollectProblem {
   field?: string;
   /** For refused card numbers: the pledge that forbids storing them. */
   pledge?: { key: string; text: string };
+  /** For a refused identifier (`vault.identifier_invalid`): its kind, as the vault's error names it. */
+  kind?: IdentifierKind;
 }
 
 /** A step of a JSON path: an object key or an array index. */
@@ -53,6 +56,18 @@ export class Problems {
 
   add(code: string, message: string, segments: readonly Segment[], field?: string): void {
     this.list.push({ code, message, path: formatPath(segments), ...(field !== undefined ? { field } : {}) });
+  }
+
+  /** An identifier that is not a valid one of its kind: the message and `kind` name the kind. */
+  identifier(kind: IdentifierKind, segments: readonly Segment[], field?: string): void {
+    const path = formatPath(segments);
+    this.list.push({
+      code: 'vault.identifier_invalid',
+      message: `${path} is not a valid ${IDENTIFIER_LABELS[kind]}`,
+      path,
+      ...(field !== undefined ? { field } : {}),
+      kind,
+    });
   }
 
   card(segments: readonly Segment[], field?: string): void {
@@ -94,10 +109,12 @@ export function collectProblemsError(source: string, problems: readonly CollectP
       path: top.path,
       ...(top.field !== undefined ? { field: top.field } : {}),
       ...(top.pledge ? { pledge: top.pledge } : {}),
+      ...(top.kind !== undefined ? { kind: top.kind } : {}),
       problems: shown.map((p) => ({
         code: p.code,
         path: p.path,
         ...(p.field !== undefined ? { field: p.field } : {}),
+        ...(p.kind !== undefined ? { kind: p.kind } : {}),
         message: p.message,
       })),
       ...(sorted.length > shown.length ? { more: sorted.length - shown.length } : {}),

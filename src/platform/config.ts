@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/dialects/postgres-pool.js';
+import { isMailboxAddress } from './email-address.js';
 import { ConfigError } from './errors.js';
 
 /** Pledge's settings. */
@@ -190,9 +191,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const inboundSmtpPort = int('PLEDGE_INBOUND_SMTP_PORT', env.PLEDGE_INBOUND_SMTP_PORT, 0, 0, 65535);
   const inboundSmtpHost = env.PLEDGE_INBOUND_SMTP_HOST?.trim() || '127.0.0.1';
   const softBounceLimit = int('PLEDGE_SOFT_BOUNCE_LIMIT', env.PLEDGE_SOFT_BOUNCE_LIMIT, 3, 1, 100);
-  if (mailFrom !== undefined && !/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(mailFrom)) {
+  if (mailFrom !== undefined && !isMailboxAddress(mailFrom)) {
     problems.push(
-      `PLEDGE_MAIL_FROM must be an e-mail address such as privacy@example.com, got "${mailFrom}"`,
+      `PLEDGE_MAIL_FROM must be an e-mail address such as privacy@example.com, got ${JSON.stringify(mailFrom)}`,
     );
   }
 

@@ -5,25 +5,32 @@
  * useless to anyone who copies the database without the key file.
  */
 import { createHmac } from 'node:crypto';
+import { isMailboxAddress } from '../platform/email-address.js';
 import { ValidationError } from '../platform/errors.js';
 
 /** The kinds of identifier a subject can be known by. */
 export const IDENTIFIER_KINDS = ['email', 'account_id', 'phone'] as const;
 export type IdentifierKind = (typeof IDENTIFIER_KINDS)[number];
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** How each kind is named to people, in messages that refuse one. */
+export const IDENTIFIER_LABELS: Readonly<Record<IdentifierKind, string>> = {
+  email: 'e-mail address',
+  account_id: 'account id',
+  phone: 'phone number',
+};
 
 /**
  * The canonical form of an identifier, or `undefined` when it is not a valid one of its kind.
  * E-mail: trimmed, Unicode NFC, lower-cased (mailbox providers treat the local part case-insensitively
- * in practice). Phone: digits only, with a leading "+" kept. Account id: trimmed, NFC, case kept.
+ * in practice), and a mailbox as RFC 5321 writes it unquoted (isMailboxAddress). Phone: digits only,
+ * with a leading "+" kept. Account id: trimmed, NFC, case kept.
  */
 export function normalizeIdentifier(kind: IdentifierKind, raw: string): string | undefined {
   const value = raw.normalize('NFC').trim();
   switch (kind) {
     case 'email': {
       const email = value.toLowerCase();
-      return email.length <= 320 && EMAIL.test(email) ? email : undefined;
+      return isMailboxAddress(email) ? email : undefined;
     }
     case 'phone': {
       const plus = value.startsWith('+');
@@ -42,7 +49,7 @@ export function normalizeIdentifierOrThrow(kind: IdentifierKind, raw: string, pa
   if (normalized === undefined) {
     throw new ValidationError(
       'vault.identifier_invalid',
-      `${path} is not a valid ${kind === 'account_id' ? 'account id' : kind === 'email' ? 'e-mail address' : 'phone number'}`,
+      `${path} is not a valid ${IDENTIFIER_LABELS[kind]}`,
       { path, kind },
       422,
     );

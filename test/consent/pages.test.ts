@@ -654,6 +654,28 @@ for (const dialect of DIALECTS) {
       assert.match(res.body, /aria-invalid="true"/);
     });
 
+    test('the e-mail form refuses an address with a line break, a control character, brackets or quotes', async () => {
+      const form = await open(app, '/unsubscribe');
+      const csrf = formOf(form.res.body).fields.find(([n]) => n === '_csrf')?.[1] ?? '';
+      for (const email of [
+        'ada@example.com\r\nBcc: everyone@example.com',
+        'a\u0000da@example.com',
+        'Ada <ada@example.com>',
+        'ada@example.com>',
+        '"ada"@example.com',
+        'ada@[192.0.2.1]',
+      ]) {
+        const res = await post(
+          app,
+          '/unsubscribe/email',
+          new URLSearchParams({ _csrf: csrf, email }).toString(),
+          form.session,
+        );
+        assert.equal(res.statusCode, 400, JSON.stringify(email));
+        assert.ok(text(res.body).includes('That does not look like an e-mail address.'));
+      }
+    });
+
     test('without PLEDGE_SMTP_URL a known address gets no mail and a warning is logged, without the address', async () => {
       const known = randomEmail();
       await newSubject('US', known);
