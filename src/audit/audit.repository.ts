@@ -57,9 +57,7 @@ export class AuditRepository {
     const rows = items.flatMap(({ ctx, entries }) => {
       if (entries.length === 0) return [];
       const at = ctx.clock.now().toISOString();
-      const actor = JSON.stringify(
-        ctx.actor.kind === 'api_key' ? { kind: 'api_key', id: ctx.actor.id } : ctx.actor,
-      );
+      const actor = JSON.stringify(ctx.actor);
       return entries.map((e) => ({
         at,
         actor,

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { describeDuration } from '../manifest/duration.js';
 import type { Manifest, SourceKind } from '../manifest/manifest.schema.js';
+import { SystemGate } from '../manifest/systems.gate.js';
 import { coversCategory, Taxonomy } from '../manifest/taxonomy.js';
 import type { Decision } from '../consent/consent.decide.js';
 import type { Context } from '../platform/context.js';
@@ -20,11 +21,13 @@ import {
   PledgeError,
   ValidationError,
 } from '../platform/errors.js';
+import type { IdentifierKind } from '../vault/identifiers.js';
 import type { Subject } from '../vault/subjects.repository.js';
 import type { FieldInput, Identifiers, Vault } from '../vault/vault.service.js';
 import { TestCardProcessor, type CardProcessor, type CardTokenResult } from './card-processor.js';
 import { compileSource, type SourcePlan } from './collect.plan.js';
 import type { SubjectReference } from './collect.fields.js';
+import { identifierTaken, identifyingFields } from './collect.identity.js';
 import { collectProblemsError } from './collect.problems.js';
 import {
   assertEventBatchSize,
@@ -110,6 +113,8 @@ export interface CollectServiceDeps {
   processors?: Readonly<Record<string, CardProcessor>>;
   /** People's choices; absent, collection follows the manifest alone (no one has opted out). */
   consent?: CollectConsent;
+  /** Holds each system to its collection points; defaults to a gate over `manifest`. */
+  systems?: Pick<SystemGate, 'requireSource'>;
 }
 
 /** What the collect gate asks of the consent service. */
@@ -129,12 +134,14 @@ export class CollectService {
   readonly #processors: Readonly<Record<string, CardProcessor>>;
   readonly #taxonomy: Taxonomy;
   readonly #consent: CollectConsent | undefined;
+  readonly #systems: Pick<SystemGate, 'requireSource'>;
 
   /** Compiles every source; throws `config.invalid` listing every card recipient without a processor. */
   constructor(deps: CollectServiceDeps) {
     this.#vault = deps.vault;
     this.#manifest = deps.manifest;
     this.#consent = deps.consent;
+    this.#systems = deps.systems ?? new SystemGate({ manifest: deps.manifest });
     this.#taxonomy = new Taxonomy(deps.manifest.categories);
     this.#plans = new Map(deps.manifest.sources.map((s) => [s.key, compileSource(deps.manifest, s)]));
     const recipients = [...this.#plans.values()].flatMap((p) => (p.cardRecipient ? [p.cardRecipient] : []));
@@ -174,6 +181,7 @@ export class CollectService {
    */
   async collect(ctx: Context, sourceKey: string, body: CollectBody): Promise<CollectResult> {
     const plan = this.#planOrThrow(sourceKey);
+    this.#systems.requireSource(ctx, plan.source.key);
     const { problems, value } = validateCollectBody(plan, body, { now: ctx.clock.now() });
     if (!value) throw collectProblemsError(plan.source.key, problems);
 
@@ -185,6 +193,7 @@ export class CollectService {
       value.subject,
       value.identifiers,
       value.card !== undefined,
+      identifyingFields(plan, value.fields).length > 0 || value.card !== undefined,
     );
     if (subject) await this.#gateOrThrow(ctx, plan, subject.id);
     const fields: Record<string, FieldInput> = { ...value.fields };
@@ -222,6 +231,7 @@ export class CollectService {
     body: CollectEventsBody,
   ): Promise<CollectEventsResult> {
     const plan = this.#planOrThrow(sourceKey);
+    this.#systems.requireSource(ctx, plan.source.key);
     if (plan.source.kind !== 'product_use') {
       throw new ValidationError(
         'collect.events_unsupported',
@@ -233,7 +243,7 @@ export class CollectService {
     assertEventBatchSize(body, plan.source.key);
     const { problems, value } = validateEventsBody(plan, body, { now: ctx.clock.now() });
     if (!value) throw collectProblemsError(plan.source.key, problems);
-    const subject = await this.#resolveSubject(ctx, plan, value.subject, value.identifiers, false);
+    const subject = await this.#resolveSubject(ctx, plan, value.subject, value.identifiers, false, false);
     if (!subject) throw this.#subjectMissing(plan);
     await this.#gateOrThrow(ctx, plan, subject.id);
     const records = await this.#vault.write(
@@ -362,7 +372,8 @@ export class CollectService {
    * The subject a request names: by id, else by any identifier. `undefined` only for sources that
    * create subjects, when nobody matches. A subject named by id is looked up only when `verify`:
    * otherwise the write that follows fails with the same 404 (`vault.subject_not_found`) when it
-   * does not exist or was erased.
+   * does not exist or was erased. One found by an identifier takes no identifying data
+   * (`identifying`) and no new identifier (collect.identity.ts).
    */
   async #resolveSubject(
     ctx: Context,
@@ -370,10 +381,12 @@ export class CollectService {
     ref: SubjectReference | undefined,
     identifiers: Identifiers,
     verify: boolean,
+    identifying: boolean,
   ): Promise<Pick<Subject, 'id'> | undefined> {
     if (ref?.id !== undefined) return verify ? this.#vault.getSubjectOrThrow(ctx, ref.id) : { id: ref.id };
     if (Object.keys(identifiers).length > 0) {
       const found = await this.#vault.matchSubject(ctx, identifiers);
+      if (found) await this.#attachableOrThrow(ctx, plan, found, identifiers, identifying);
       if (found || plan.createsSubject) return found;
       throw new NotFoundError(
         'vault.subject_not_found',
@@ -383,6 +396,37 @@ export class CollectService {
     }
     if (plan.createsSubject) return undefined;
     throw this.#subjectMissing(plan);
+  }
+
+  /** Refuses (409, see collect.identity.ts) what a request may not add to a subject it found by identifier. */
+  async #attachableOrThrow(
+    ctx: Context,
+    plan: SourcePlan,
+    found: Pick<Subject, 'id'>,
+    identifiers: Identifiers,
+    identifying: boolean,
+  ): Promise<void> {
+    const kinds = Object.keys(identifiers);
+    if (plan.createsSubject !== undefined)
+      throw identifierTaken(
+        plan.source.key,
+        kinds,
+        `a ${plan.source.kind.replace('_', ' ')} never joins an existing person by an identifier`,
+      );
+    if (identifying)
+      throw identifierTaken(plan.source.key, kinds, 'this request would add identifying data to them');
+    for (const [kind, value] of Object.entries(identifiers)) {
+      const owner =
+        value === undefined
+          ? undefined
+          : await this.#vault.findSubjectByIdentifier(ctx, kind as IdentifierKind, value);
+      if (owner?.id !== found.id)
+        throw identifierTaken(
+          plan.source.key,
+          kinds,
+          `the ${kind.replace('_', ' ')} is not theirs yet (a new identifier joins only by subject id)`,
+        );
+    }
   }
 
   async #tokenize(
@@ -431,12 +475,24 @@ export class CollectService {
       if (id === undefined) throw new PledgeError('collect.internal', 'the vault stored no record');
       return id;
     };
+    const taken = (err: unknown): never => {
+      if (err instanceof ConflictError && err.code === 'vault.identifier_taken')
+        throw identifierTaken(plan.source.key, Object.keys(value.identifiers), 'belongs to another subject');
+      throw err;
+    };
     if (subject) {
-      return {
-        subjectId: subject.id,
-        created: false,
-        recordId: first(await this.#vault.write(ctx, recordFor(subject.id))),
-      };
+      // Named by id, the person may bring new identifiers (a phone, an account id): they join them.
+      const attach = value.subject?.id !== undefined && Object.keys(value.identifiers).length > 0;
+      try {
+        const ids = await this.#vault.write(
+          ctx,
+          recordFor(subject.id),
+          attach ? { attachTo: subject.id, identifiers: value.identifiers } : undefined,
+        );
+        return { subjectId: subject.id, created: false, recordId: first(ids) };
+      } catch (err) {
+        return taken(err);
+      }
     }
     const kind = plan.createsSubject;
     if (kind === undefined) throw this.#subjectMissing(plan);
@@ -450,16 +506,8 @@ export class CollectService {
       });
       return { subjectId: id, created: true, recordId: first(ids) };
     } catch (err) {
-      // A concurrent registration with the same identifier committed first: that subject is this
-      // person, so the record joins it.
-      if (!(err instanceof ConflictError && err.code === 'vault.identifier_taken')) throw err;
-      const winner = await this.#vault.matchSubject(ctx, value.identifiers);
-      if (!winner) throw err;
-      return {
-        subjectId: winner.id,
-        created: false,
-        recordId: first(await this.#vault.write(ctx, recordFor(winner.id))),
-      };
+      // A concurrent request with the same identifier committed first: as if it had been on file.
+      return taken(err);
     }
   }
 }

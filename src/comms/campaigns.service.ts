@@ -14,6 +14,7 @@ import type { ManifestVersions } from '../manifest/manifest.service.js';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import type { Clock } from '../platform/clock.js';
+import { SystemGate } from '../manifest/systems.gate.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
 import { ConflictError, NotFoundError, pageLimitOrThrow, ValidationError } from '../platform/errors.js';
@@ -110,6 +111,8 @@ export interface CampaignServiceDeps {
   signed: boolean;
   /** Builds the runner (given once; tests make more with {@link CampaignService.createRunner}). */
   runner: RunnerSettings;
+  /** Holds each system to its purposes (a campaign's list is one); defaults to a gate over `manifest`. */
+  systems?: Pick<SystemGate, 'requirePurpose'>;
 }
 
 /** Creates, starts and reports on campaigns; owns the runner. */
@@ -118,6 +121,7 @@ export class CampaignService {
   readonly #repo: CampaignsRepository;
   readonly #audit: AuditAppender;
   readonly #deps: CampaignServiceDeps;
+  readonly #systems: Pick<SystemGate, 'requirePurpose'>;
   /** The runner inside `serve`: the send jobs of the application's queue. */
   readonly runner: CampaignRunner;
 
@@ -126,6 +130,7 @@ export class CampaignService {
     this.#repo = deps.repo;
     this.#audit = deps.audit;
     this.#deps = deps;
+    this.#systems = deps.systems ?? new SystemGate({ manifest: deps.manifest });
     this.runner = new CampaignRunner({ ...deps.runner, db: deps.db, repo: deps.repo, queue: deps.queue });
   }
 
@@ -162,6 +167,7 @@ export class CampaignService {
     }
     const input = parsed.data;
     const purpose = this.#marketingListOrThrow(input.list);
+    this.#systems.requirePurpose(ctx, purpose.key);
     await compileTemplates(input.template);
     assertTemplateFieldsUsable(await loadHandlebars(), input.template, this.#deps.manifest, purpose);
     const audience: Audience =
@@ -243,12 +249,16 @@ export class CampaignService {
     return this.status(ctx, id);
   }
 
-  /** A campaign; throws `comms.campaign_not_found`. */
+  /**
+   * A campaign; throws `comms.campaign_not_found`, and `auth.purpose_not_allowed` when the caller's
+   * system does not serve its list (a campaign is seen and run only by systems of its purpose).
+   */
   async getOrThrow(ctx: Context, id: string): Promise<Campaign> {
     const campaign = await this.#repo.get(ctx, id);
     if (campaign === undefined) {
       throw new NotFoundError('comms.campaign_not_found', `there is no campaign "${id}"`, { campaign: id });
     }
+    this.#systems.requirePurpose(ctx, campaign.list);
     return campaign;
   }
 

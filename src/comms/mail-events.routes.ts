@@ -6,9 +6,13 @@
  *
  * Events come as JSON (one event or an array of them) or as the raw report itself: a whole message
  * (`Content-Type: message/rfc822`) or its MIME body (`Content-Type: multipart/report; ...`). The
- * answer says what each event did, in order, and never repeats an address.
+ * answer says what each event did, in order, and never repeats an address. Bodies of either kind
+ * are held to PLEDGE_BODY_LIMIT (413 `request.too_large` past it), as every route's. The caller is
+ * authenticated by its API key, so its reports are applied without the return token that mail to
+ * the inbound listener must carry (a provider's webhook reports what it saw, not our Message-IDs).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SystemGate } from '../manifest/systems.gate.js';
 import { apiContext, type AuthHook } from '../platform/http/auth.js';
 import { ValidationError } from '../platform/errors.js';
 import type { BounceKind } from './bounces.js';
@@ -20,10 +24,10 @@ export interface MailEventsRoutesDeps {
   mailEvents: MailEventsService;
   suppression: SuppressionService;
   auth: AuthHook;
+  /** Holds each system to its purposes (a list is one). */
+  systems: Pick<SystemGate, 'requirePurpose'>;
 }
 
-/** The largest raw report accepted (DSNs and ARF reports may carry the whole original message). */
-export const MAX_REPORT_BYTES = 10 * 1024 * 1024;
 /** The most JSON events in one request. */
 export const MAX_EVENTS = 1000;
 /** The most addresses in one suppression check. */
@@ -35,6 +39,9 @@ export type MailEventInput =
   | { type: 'complaint'; address: string; list?: string };
 
 const RAW_TYPES = ['message/rfc822', 'multipart/report'];
+/** The properties of each event type; any other is refused, so a misspelt one is not ignored. */
+const BOUNCE_FIELDS = ['type', 'address', 'kind', 'status'];
+const COMPLAINT_FIELDS = ['type', 'address', 'list'];
 
 const resultSchema = {
   type: 'object',
@@ -54,18 +61,13 @@ export async function registerMailEventsRoutes(
   const { mailEvents, suppression, auth } = deps;
 
   await http.register((scope, _options, done) => {
-    // Raw reports are read whole, as bytes, in this scope only.
-    scope.addContentTypeParser(
-      RAW_TYPES,
-      { parseAs: 'buffer', bodyLimit: MAX_REPORT_BYTES },
-      (_request, body, done) => done(null, body),
-    );
+    // Raw reports are read whole, as bytes, in this scope only, under the server's body limit.
+    scope.addContentTypeParser(RAW_TYPES, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
     scope.post(
       '/api/v1/mail/events',
       {
         onRequest: auth('mail:events'),
-        bodyLimit: MAX_REPORT_BYTES,
         schema: {
           tags: ['mail'],
           summary: 'Report bounces and complaints (JSON events, or a raw DSN / ARF report)',
@@ -142,7 +144,9 @@ export async function registerMailEventsRoutes(
       },
       async (request) => {
         const { list, addresses } = request.body;
-        const hit = await suppression.suppressedAmong(apiContext(request), addresses, list);
+        const ctx = apiContext(request);
+        deps.systems.requirePurpose(ctx, list);
+        const hit = await suppression.suppressedAmong(ctx, addresses, list);
         return { suppressed: addresses.map((a) => hit.has(a)) };
       },
     );
@@ -184,6 +188,16 @@ export function parseEvents(body: unknown): MailEventInput[] {
       return;
     }
     const e = item as Record<string, unknown>;
+    const allowed =
+      e.type === 'bounce' ? BOUNCE_FIELDS : e.type === 'complaint' ? COMPLAINT_FIELDS : undefined;
+    for (const name of Object.keys(e)) {
+      if (allowed !== undefined && !allowed.includes(name)) {
+        problems.push({
+          path: `${at}/${name}`,
+          message: `unknown property; a ${String(e.type)} event has only ${allowed.join(', ')}`,
+        });
+      }
+    }
     const address = e.address;
     if (typeof address !== 'string' || address.length === 0 || address.length > 320) {
       problems.push({ path: `${at}/address`, message: 'must be the e-mail address the report is about' });

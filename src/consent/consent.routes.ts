@@ -4,6 +4,7 @@
  * and the public endpoint the banner reports Global Privacy Control to.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SystemGate } from '../manifest/systems.gate.js';
 import { createContext } from '../platform/context.js';
 import { apiContext, type AuthHook } from '../platform/http/auth.js';
 import { ValidationError } from '../platform/errors.js';
@@ -26,6 +27,8 @@ import {
 export interface ConsentRoutesDeps {
   consent: ConsentService;
   auth: AuthHook;
+  /** Holds each system to its purposes. */
+  systems: SystemGate;
 }
 
 const idParams = {
@@ -36,6 +39,9 @@ const idParams = {
 
 const browserId = { type: 'string', pattern: '^[A-Za-z0-9_-]{16,128}$' } as const;
 
+/** Without a channel, for a purpose used on channels: those the person withdrew (when any). */
+const withdrawnChannels = { type: 'array', items: { type: 'string' } } as const;
+
 const decisionSchema = {
   type: 'object',
   properties: {
@@ -44,13 +50,19 @@ const decisionSchema = {
     channel: { type: ['string', 'null'] },
     allowed: { type: 'boolean' },
     reason: { type: 'string' },
+    withdrawnChannels,
   },
   required: ['subject', 'purpose', 'channel', 'allowed', 'reason'],
 } as const;
 
 const batchItemSchema = {
   type: 'object',
-  properties: { subject: { type: 'string' }, allowed: { type: 'boolean' }, reason: { type: 'string' } },
+  properties: {
+    subject: { type: 'string' },
+    allowed: { type: 'boolean' },
+    reason: { type: 'string' },
+    withdrawnChannels,
+  },
   required: ['subject', 'allowed', 'reason'],
 } as const;
 
@@ -78,7 +90,7 @@ interface DecisionsBody {
 
 /** Registers `/api/v1/consent`, `/api/v1/decisions`, `/api/v1/subjects/:id/consent` and `/consent/gpc`. */
 export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesDeps): void {
-  const { consent, auth } = deps;
+  const { consent, auth, systems } = deps;
 
   app.post<{ Body: ConsentBody }>(
     '/api/v1/consent',
@@ -141,6 +153,11 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
         jurisdiction: body.jurisdiction,
         evidence,
       }));
+      // A system records consent only for its purposes; a withdrawal it may pass on for any purpose,
+      // since a person may tell any of the company's systems to stop, and stopping must be honoured.
+      for (const input of inputs) {
+        if (input.state !== 'withdrawn' && input.purpose !== '*') systems.requirePurpose(ctx, input.purpose);
+      }
       const changes = inputs.length > 0 ? await consent.record(ctx, inputs) : [];
       if (body.gpc === true || gpcHeader(request)) {
         changes.push(
@@ -190,6 +207,7 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
     async (request, reply) => {
       const ctx = apiContext(request);
       const { subject, subjects, purpose, channel } = request.body;
+      systems.requirePurpose(ctx, purpose);
       if ((subject === undefined) === (subjects === undefined)) {
         throw new ValidationError(
           'consent.decision_target',
@@ -199,7 +217,14 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
       if (subject !== undefined) {
         const d = await consent.decide(ctx, subject, purpose, channel);
         return {
-          decision: { subject, purpose, channel: channel ?? null, allowed: d.allowed, reason: d.reason },
+          decision: {
+            subject,
+            purpose,
+            channel: channel ?? null,
+            allowed: d.allowed,
+            reason: d.reason,
+            ...(d.withdrawnChannels ? { withdrawnChannels: d.withdrawnChannels } : {}),
+          },
         };
       }
       const list = subjects ?? [];
@@ -225,7 +250,13 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
     async (request) => {
       const ctx = apiContext(request);
       const holder = { subjectId: request.params.id };
-      const purposes = await consent.purposeChoices(ctx, holder);
+      const visible = new Set(
+        systems.visiblePurposes(
+          ctx,
+          consent.rules.purposes().map((p) => p.key),
+        ),
+      );
+      const purposes = (await consent.purposeChoices(ctx, holder)).filter((c) => visible.has(c.purpose.key));
       const globalOptOut = await consent.globalOptOut(ctx, holder);
       return { subject: request.params.id, globalOptOut, purposes: purposes.map(presentPurposeChoice) };
     },
@@ -244,7 +275,16 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
     },
     async (request) => {
       const ctx = apiContext(request);
-      const events = await consent.history(ctx, { subjectId: request.params.id });
+      const visible = new Set(
+        systems.visiblePurposes(
+          ctx,
+          consent.rules.purposes().map((p) => p.key),
+        ),
+      );
+      // A global opt-out (purpose "*") concerns every system.
+      const events = (await consent.history(ctx, { subjectId: request.params.id })).filter(
+        (e) => e.purpose === '*' || visible.has(e.purpose),
+      );
       return { subject: request.params.id, events: events.map(presentEvent) };
     },
   );

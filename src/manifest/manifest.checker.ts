@@ -8,7 +8,11 @@ import { loadManifestFile, type Locator } from './manifest.loader.js';
 import { consentModes, type Manifest, type Purpose } from './manifest.schema.js';
 import { sortProblems, suggest, type ManifestPath, type ManifestProblem } from './problems.js';
 import { coversCategory, parentKey, Taxonomy } from './taxonomy.js';
+import { checkDeclarations, DECLARATION_CODES } from './manifest.declarations.js';
 import { checkMarketingOptOut, checkNeverStore, checkNeverUse, checkNoSale } from './manifest.pledges.js';
+import { checkFidesReferences, FIDES_CHECK_CODES } from './fides.checks.js';
+import { checkCredentials, CREDENTIALS_CHECK_CODES } from './credentials.checks.js';
+import { isCredentialCategory } from './credentials.js';
 
 /** Every code the checker can report, for docs and tools. */
 export const CHECK_CODES = {
@@ -21,7 +25,6 @@ export const CHECK_CODES = {
   categoryParentMissing: 'check.category_parent_missing',
   sourceCategoryUnserved: 'check.source_category_unserved',
   fieldCategoryUndeclared: 'check.field_category_undeclared',
-  recipientCategoryUnserved: 'check.recipient_category_unserved',
   recipientCategoryNotCollected: 'check.recipient_category_not_collected',
   consentWithoutChoice: 'check.consent_without_choice',
   consentBasisMismatch: 'check.consent_basis_mismatch',
@@ -32,6 +35,9 @@ export const CHECK_CODES = {
   affiliateRecipientUnlinked: 'check.affiliate_recipient_unlinked',
   webhookUrlInsecure: 'check.webhook_url_insecure',
   webhookUrlCredentials: 'check.webhook_url_credentials',
+  ...DECLARATION_CODES,
+  ...FIDES_CHECK_CODES,
+  ...CREDENTIALS_CHECK_CODES,
 } as const;
 
 /** The outcome of `checkManifest`. */
@@ -160,8 +166,6 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
   });
 
   manifest.recipients.forEach((r, i) => {
-    r.categories.forEach((c, j) => categoryRef(c, ['recipients', i, 'categories', j]));
-    r.purposes.forEach((p, j) => purposeRef(p, ['recipients', i, 'purposes', j]));
     if (
       r.transfer_mechanism !== undefined &&
       !manifest.organization.transfer_mechanisms.some((t) => t.key === r.transfer_mechanism)
@@ -251,6 +255,8 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
     }
   });
 
+  checkDeclarations(manifest, { taxonomy, purposes, report, rel, categoryRef, purposeRef });
+
   // ---- flows: what each source collects is served by its purposes --------------------------------
   const purposeCategories = (keys: readonly string[]) =>
     keys.flatMap((k) => purposes.get(k)?.purpose.categories ?? []);
@@ -259,6 +265,9 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
     const served = purposeCategories(s.purposes);
     s.categories.forEach((c, j) => {
       if (!taxonomy.has(c) || taxonomy.isCoveredBy(c, served)) return;
+      // A credential serves no purpose by design: it is kept as a verifier, which only the verify
+      // endpoint checks (credentials.ts).
+      if (isCredentialCategory(c)) return;
       if (s.pass_through.some((pt) => coversCategory(c, pt.category) || coversCategory(pt.category, c))) {
         // A passed-through category is forwarded, not used; it is served by the recipient's purposes.
         const forwarded = s.pass_through
@@ -290,21 +299,13 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
 
   const collected = manifest.sources.flatMap((s) => s.categories);
   manifest.recipients.forEach((r, i) => {
-    const served = purposeCategories(r.purposes);
+    // Each declared pair is checked in manifest.declarations.ts; here, that what is shared is collected.
     r.categories.forEach((c, j) => {
       if (!taxonomy.has(c)) return;
-      if (!taxonomy.isCoveredBy(c, served)) {
-        report(
-          CHECK_CODES.recipientCategoryUnserved,
-          ['recipients', i, 'categories', j],
-          `recipient "${r.key}" receives "${c}" but none of the purposes it receives data for (${r.purposes.join(', ')}) uses that category`,
-          `add "${c}" to one of those purposes' categories, or stop sharing it with "${r.key}"`,
-        );
-      }
       if (!collected.some((k) => taxonomy.overlaps(k, c))) {
         report(
           CHECK_CODES.recipientCategoryNotCollected,
-          ['recipients', i, 'categories', j],
+          recipientCategoryPath(r, i, c, j),
           `recipient "${r.key}" receives "${c}", which no collection point collects`,
           `declare the source that collects "${c}" under sources:, or remove it from this recipient`,
         );
@@ -457,6 +458,8 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
       );
     }
   });
+  problems.push(...checkFidesReferences(manifest, locator, taxonomy));
+  problems.push(...checkCredentials(manifest, locator));
 
   return { problems };
 }
@@ -489,4 +492,16 @@ export async function checkManifestFile(file: string): Promise<CheckFileResult> 
     unreadable: false,
     ...(problems.length === 0 ? { manifest: loaded.manifest } : {}),
   };
+}
+
+/** Where a recipient's category `c` (its `j`th, in the two-list form) is written. */
+function recipientCategoryPath(
+  r: Manifest['recipients'][number],
+  i: number,
+  c: string,
+  j: number,
+): ManifestPath {
+  if (r.declarations === undefined) return ['recipients', i, 'categories', j];
+  const d = r.declarations.findIndex((x) => x.categories.includes(c));
+  return ['recipients', i, 'declarations', d, 'categories', r.declarations[d]?.categories.indexOf(c) ?? 0];
 }

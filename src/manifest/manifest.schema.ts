@@ -6,6 +6,7 @@
  * silently ignored is a promise that silently is not kept.
  */
 import { z } from 'zod';
+import { datasetSchema } from './dataset.schema.js';
 import { DURATION_PATTERN } from './duration.js';
 
 const KEY = /^[a-z][a-z0-9_-]*$/;
@@ -165,6 +166,13 @@ export const purposeSchema = z.strictObject({
   /** This purpose needs the full IP address; otherwise IP addresses are truncated when collected. */
   // `.optional()` after the default keeps purposes written in code (tests, fixtures) valid without it.
   full_ip_address: z.boolean().default(false).optional(),
+  /** The fideslang data use this purpose is (`essential.service`); `pledge check` knows the keys. */
+  data_use: z
+    .string()
+    .regex(CATEGORY_KEY, 'must be a dotted fideslang data use such as "essential.service"')
+    .optional(),
+  /** Whose data it is, as fideslang data subjects (`customer`, `prospect` ...), for the ROPA. */
+  data_subjects: z.array(key()).min(1).optional(),
 });
 
 const fieldSchema = z.strictObject({
@@ -192,19 +200,100 @@ export const sourceSchema = z.strictObject({
   notice: text().optional(),
 });
 
-export const recipientSchema = z.strictObject({
-  key: key(),
-  name: text(),
-  kind: z.enum(RECIPIENT_KINDS),
-  description: text().optional(),
-  categories: z.array(categoryKey()).min(1),
-  purposes: z.array(key()).min(1),
-  agreement: z.strictObject({ reference: text(), signed: isoDate() }).optional(),
-  country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 country code such as "US"'),
-  transfer_mechanism: key().optional(),
-  affiliate: key().optional(),
-  consideration: z.enum(CONSIDERATIONS).default('none'),
+/**
+ * A privacy declaration (as Fides calls it): one purpose and the categories used or received for
+ * it. A pair says exactly what flows for what, where two lists would allow their cross product.
+ */
+const declarationSchema = z.strictObject({
+  purpose: key(),
+  categories: z.array(categoryKey()).min(1, 'a declaration names at least one category'),
 });
+
+/** A recipient or system gives either two lists (every purpose covering every category) or declarations. */
+function oneDeclarationForm(
+  value: { purposes?: unknown; categories?: unknown; declarations?: unknown },
+  ctx: z.RefinementCtx,
+  lists: 'purposes' | 'purposes and categories',
+): void {
+  const hasLists = value.purposes !== undefined;
+  const hasDeclarations = value.declarations !== undefined;
+  if (hasLists === hasDeclarations) {
+    ctx.addIssue({
+      code: 'custom',
+      path: hasLists ? ['declarations'] : [],
+      message: hasLists
+        ? `give either ${lists} or declarations, not both`
+        : `needs declarations (pairs of a purpose and its categories) or ${lists}`,
+    });
+  }
+  if (lists === 'purposes and categories' && hasLists && value.categories === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['categories'], message: 'needs categories beside purposes' });
+  }
+}
+
+const declarationsOf = (list: ReadonlyArray<{ purpose: string }>) => [...new Set(list.map((d) => d.purpose))];
+/** The union of the declarations' categories, without those another of them covers (as written). */
+const categoriesOf = (list: ReadonlyArray<{ categories?: readonly string[] | undefined }>) => {
+  const all = [...new Set(list.flatMap((d) => d.categories ?? []))];
+  return all.filter((c) => !all.some((d) => d !== c && c.startsWith(`${d}.`)));
+};
+
+export const recipientSchema = z
+  .strictObject({
+    key: key(),
+    name: text(),
+    kind: z.enum(RECIPIENT_KINDS),
+    description: text().optional(),
+    /** With `purposes`: what it receives, every category for every purpose (checked by `pledge check`). */
+    categories: z.array(categoryKey()).min(1).optional(),
+    purposes: z.array(key()).min(1).optional(),
+    /** Or what it receives for which purpose, pair by pair. */
+    declarations: z.array(declarationSchema).min(1).optional(),
+    agreement: z.strictObject({ reference: text(), signed: isoDate() }).optional(),
+    country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 country code such as "US"'),
+    transfer_mechanism: key().optional(),
+    affiliate: key().optional(),
+    consideration: z.enum(CONSIDERATIONS).default('none'),
+  })
+  .superRefine((r, ctx) => oneDeclarationForm(r, ctx, 'purposes and categories'))
+  // Everything downstream reads the two lists; in the declaration form they are its union.
+  .transform((r) => ({
+    ...r,
+    purposes: r.purposes ?? declarationsOf(r.declarations ?? []),
+    categories: r.categories ?? categoriesOf(r.declarations ?? []),
+  }));
+
+/**
+ * A system: one of the company's own services or tools that calls Pledge (Fides' "system"). Its
+ * API keys may read, decide and send only for its purposes, and collect only through its sources.
+ */
+export const systemSchema = z
+  .strictObject({
+    key: key(),
+    name: text(),
+    description: text().optional(),
+    /** The purposes it serves; with `categories`, each purpose limited to those categories. */
+    purposes: z.array(key()).min(1, 'a system serves at least one purpose').optional(),
+    /** Narrower than the purposes': the only categories it may read. */
+    categories: z.array(categoryKey()).min(1).optional(),
+    /** Or, pair by pair, the categories it uses for each purpose. */
+    declarations: z
+      .array(
+        z.strictObject({
+          purpose: key(),
+          /** Absent: every category of the purpose. */
+          categories: z.array(categoryKey()).min(1).optional(),
+        }),
+      )
+      .min(1)
+      .optional(),
+    /** The collection points it submits to. */
+    sources: z.array(key()).default([]),
+    /** Fides' `system_type`, kept for the round trip with Fides. */
+    system_type: text().optional(),
+  })
+  .superRefine((s, ctx) => oneDeclarationForm(s, ctx, 'purposes'))
+  .transform((s) => ({ ...s, purposes: s.purposes ?? declarationsOf(s.declarations ?? []) }));
 
 export const retentionRuleSchema = z.strictObject({
   category: categoryKey().optional(),
@@ -239,6 +328,11 @@ export const webhookSchema = z.strictObject({
   key: key(),
   name: text(),
   description: text().optional(),
+  /**
+   * The system (under systems:) the deliveries go to. `pledge check` requires it; the schema does not,
+   * so that manifests recorded before systems existed still parse (diffs, past policy versions).
+   */
+  system: key().optional(),
   /** Where deliveries are POSTed; https (http only to a loopback host, which the checker verifies). */
   url: z.url({
     protocol: /^https?$/,
@@ -286,11 +380,15 @@ export const manifestSchema = z.strictObject({
   purposes: z.array(purposeSchema).min(1, 'a manifest declares at least one purpose'),
   sources: z.array(sourceSchema).default([]),
   recipients: z.array(recipientSchema).default([]),
+  /** The company's own services and tools that call Pledge, each bound to its purposes. */
+  systems: z.array(systemSchema).default([]),
   retention: z.array(retentionRuleSchema).default([]),
   choices: z.array(choiceSchema).default([]),
   pledges: z.array(pledgeSchema).default([]),
   /** The systems told about changes of choices (and erasures), so they stop when a person says stop. */
   webhooks: z.array(webhookSchema).default([]),
+  /** The company's stores of personal data, field by field (Fides datasets). */
+  datasets: z.array(datasetSchema).default([]),
 });
 
 /** A validated manifest. */
@@ -302,6 +400,7 @@ export type Pledge = Manifest['pledges'][number];
 export type Choice = Manifest['choices'][number];
 export type RetentionRule = Manifest['retention'][number];
 export type Webhook = Manifest['webhooks'][number];
+export type System = Manifest['systems'][number];
 
 const EU_MEMBERS = new Set(
   'AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE'.split(' '),

@@ -11,12 +11,14 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
 import type { Purpose } from '../manifest/manifest.schema.js';
+import { SystemGate } from '../manifest/systems.gate.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
 import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
 import { NotFoundError, PledgeError, ValidationError } from '../platform/errors.js';
 import { CryptoPool } from './crypto-pool.js';
+import { withVerifiers } from './credentials.js';
 import type { DataKeys } from './data-keys.service.js';
 import { OpenBatch, SealBatch } from './field-batch.js';
 import { identifierHash, normalizeIdentifierOrThrow, type IdentifierKind } from './identifiers.js';
@@ -25,6 +27,7 @@ import type { NewRecord, RecordsRepository, UsableRecord } from './records.repos
 import type { Subject, SubjectsRepository } from './subjects.repository.js';
 import {
   manifestDefaultDecision,
+  type AttachIdentifiersInput,
   type Decide,
   type Erasure,
   type Identifiers,
@@ -33,6 +36,7 @@ import {
   type SubjectKind,
   type VaultDeps,
   type VaultManifest,
+  type PurposeGate,
   type WriteRecordInput,
 } from './vault.types.js';
 import {
@@ -43,6 +47,22 @@ import {
   type PendingSubject,
   type PendingWrite,
 } from './vault.writes.js';
+
+/**
+ * The categories both lists allow: each entry of one that the other covers. `narrower` undefined
+ * leaves the purpose's as they are.
+ */
+function narrowCategories(
+  purpose: readonly string[],
+  narrower: readonly string[] | undefined,
+): readonly string[] {
+  if (narrower === undefined) return purpose;
+  const both = [
+    ...narrower.filter((n) => purpose.some((p) => coversCategory(p, n))),
+    ...purpose.filter((p) => narrower.some((n) => coversCategory(n, p))),
+  ];
+  return [...new Set(both)];
+}
 
 /** True when a stored record has a field of a category `purpose` may use. */
 function hasFieldFor(fieldsJson: string, purpose: Purpose): boolean {
@@ -64,6 +84,7 @@ export class Vault {
   readonly #keyring: Keyring;
   readonly #manifest: VaultManifest;
   readonly #decide: Decide;
+  readonly #systems: PurposeGate;
   readonly #erasure: Erasure | undefined;
   readonly #crypto = CryptoPool.shared();
   readonly #writes: GroupCommit<PendingWrite, void>;
@@ -76,6 +97,7 @@ export class Vault {
     this.#dataKeys = deps.dataKeys;
     this.#keyring = deps.keyring;
     this.#manifest = deps.manifest;
+    this.#systems = deps.systems ?? new SystemGate(deps.manifest);
     this.#erasure = deps.erasure;
     this.#writes = new GroupCommit(deps.db, (trx, items) => this.#apply(trx, items));
     this.#decide =
@@ -153,14 +175,16 @@ export class Vault {
   // ---- writes --------------------------------------------------------------------------------
 
   /**
-   * Encrypts and stores records in one transaction, after creating `newSubject` when given. Every
-   * field's category must be one its source declares (closed world); throws before anything is
-   * stored otherwise. Resolves after the commit, with the records' ids.
+   * Encrypts and stores records in one transaction, after creating `newSubject` when given (or,
+   * given `{ attachTo, identifiers }`, after linking new identifiers to that existing subject:
+   * `vault.identifier_taken` when one belongs to someone else). Every field's category must be one
+   * its source declares (closed world); throws before anything is stored otherwise. Resolves after
+   * the commit, with the records' ids.
    */
   async write(
     ctx: Context,
     inputs: readonly WriteRecordInput[],
-    newSubject?: NewSubjectInput,
+    newSubject?: NewSubjectInput | AttachIdentifiersInput,
   ): Promise<string[]> {
     // Encryptions per subject, so each data key is reserved once for the whole batch.
     const counts = new Map<string, number>();
@@ -171,6 +195,8 @@ export class Vault {
       input: newSubject,
       hashes: this.hashIdentifiers(newSubject.identifiers),
     };
+    // A credential's value is replaced by its verifier before anything is sealed (credentials.ts).
+    inputs = await withVerifiers(inputs);
     const batch = new SealBatch();
     const keys = new Map<string, { index: number; version: number }>();
     for (const [subjectId, n] of counts) {
@@ -184,7 +210,10 @@ export class Vault {
       throw new PledgeError('vault.internal', 'sealed records out of step');
     records.forEach((record, i) => (record.fieldsJson = sealed[i] ?? ''));
     const audit: AuditEntry[] = [];
-    if (newSubject)
+    if (newSubject && 'attachTo' in newSubject) {
+      const kinds = pendingSubject?.hashes.map((h) => h.kind) ?? [];
+      audit.push({ action: 'subject.identify', subjectId: newSubject.attachTo, details: { kinds } });
+    } else if (newSubject)
       audit.push({ action: 'subject.create', subjectId: newSubject.id, details: { kind: newSubject.kind } });
     audit.push(...writeAuditEntries(records, shapes));
     await this.#enqueue(ctx, pendingSubject, records, audit);
@@ -248,6 +277,8 @@ export class Vault {
     purposeKey: string,
   ): Promise<Array<ReadResult | undefined>> {
     const purpose = this.#purposeOrThrow(purposeKey);
+    // The purpose is the caller's claim; its system must serve it, and may narrow its categories.
+    const categories = narrowCategories(purpose.categories, this.#systems.requirePurpose(ctx, purposeKey));
     const subjects = await this.#subjects.listLive(ctx, subjectIds);
     const results = new Map<string, ReadResult>();
     await Promise.all(
@@ -264,7 +295,7 @@ export class Vault {
     );
     const allowed = [...results.values()].filter((r) => r.decision.allowed).map((r) => r.subjectId);
     const stored = allowed.length === 0 ? [] : await this.#records.listForUse(ctx, allowed);
-    const batch = new OpenBatch(purpose.categories);
+    const batch = new OpenBatch(categories);
     const keyIndex = new Map<string, number>();
     // Records of one source share their purposes text: parse each distinct text once.
     const collectedFor = new Map<string, boolean>();

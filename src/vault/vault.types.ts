@@ -44,6 +44,15 @@ export interface NewSubjectInput {
 }
 
 /**
+ * New identifiers for a subject that exists, written with its records: only for a subject the
+ * calling system names by id (it vouches that it authenticated the person).
+ */
+export interface AttachIdentifiersInput {
+  attachTo: string;
+  identifiers: Identifiers;
+}
+
+/**
  * Why the use gate allowed or refused a purpose: the reason of whoever decides (the consent
  * service's reasons, such as `withdrawn`; the manifest's defaults below).
  */
@@ -93,6 +102,8 @@ export interface VaultDeps {
   dataKeys: DataKeys;
   keyring: Keyring;
   manifest: VaultManifest;
+  /** Holds each system to its purposes and categories; defaults to a gate over `manifest`. */
+  systems?: PurposeGate;
   /** Defaults to the manifest's consent mode for the subject's jurisdiction (no choices known). */
   decide?: Decide;
   /**
@@ -101,6 +112,14 @@ export interface VaultDeps {
    * for the commit is deferred with `Transactions.afterCommit`.
    */
   erasure?: Erasure;
+}
+
+/**
+ * What the vault asks of the system gate (src/manifest/systems.gate.ts): may the caller's system
+ * use this purpose, and which categories of it (`undefined`: all of the purpose's).
+ */
+export interface PurposeGate {
+  requirePurpose(ctx: Context, purposeKey: string): readonly string[] | undefined;
 }
 
 /** See {@link VaultDeps.erasure}. */

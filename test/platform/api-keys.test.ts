@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ApiKeyRepository } from '../../src/platform/auth/api-keys.repository.js';
 import { API_KEY_PATTERN, ApiKeyService, requireScope } from '../../src/platform/auth/api-keys.service.js';
-import { isScope, SCOPES } from '../../src/platform/auth/scopes.js';
+import { isDataScope, isScope, MANAGEMENT_SCOPES, SCOPES } from '../../src/platform/auth/scopes.js';
 import { fixedClock } from '../../src/platform/clock.js';
 import { createContext } from '../../src/platform/context.js';
 import {
@@ -15,7 +15,7 @@ import {
 } from '../../src/platform/errors.js';
 import { DIALECTS, openMigratedTestDatabase, type TestDatabase, tablesOf } from '../helpers/databases.js';
 
-const ctx = createContext({ kind: 'cli', user: 'test' });
+const ctx = createContext({ kind: 'cli', id: 'test' });
 
 /** Asserts that `promise` fails as an invalid key, and returns the message for comparison. */
 async function rejectsAsInvalid(promise: Promise<unknown>): Promise<string> {
@@ -48,12 +48,26 @@ void describe('scopes', () => {
   });
 
   void test('admin implies every scope; other scopes imply only themselves', () => {
+    const system = 'web-app';
     for (const scope of SCOPES)
-      assert.doesNotThrow(() => requireScope({ id: 'k', scopes: ['admin'] }, scope));
-    assert.doesNotThrow(() => requireScope({ id: 'k', scopes: ['consent:read'] }, 'consent:read'));
-    assert.throws(() => requireScope({ id: 'k', scopes: ['consent:read'] }, 'consent:write'), {
+      assert.doesNotThrow(() => requireScope({ id: 'k', scopes: ['admin'], system }, scope));
+    assert.doesNotThrow(() => requireScope({ id: 'k', scopes: ['consent:read'], system }, 'consent:read'));
+    assert.throws(() => requireScope({ id: 'k', scopes: ['consent:read'], system }, 'consent:write'), {
       code: 'auth.scope_missing',
     });
+    assert.throws(() => requireScope({ id: 'k', scopes: ['subjects:write'], system }, 'admin'), {
+      code: 'auth.scope_missing',
+    });
+  });
+
+  void test('an operator key (no system) holds its management scopes and no scope that acts for a person', () => {
+    const operator = { id: 'k', scopes: ['admin'] as const, system: undefined };
+    for (const scope of MANAGEMENT_SCOPES) assert.doesNotThrow(() => requireScope(operator, scope));
+    for (const scope of SCOPES.filter(isDataScope)) {
+      assert.throws(() => requireScope(operator, scope), { code: 'auth.system_required' });
+    }
+    assert.ok(SCOPES.filter(isDataScope).includes('subjects:read'));
+  });
     assert.throws(() => requireScope({ id: 'k', scopes: ['subjects:write'] }, 'admin'), {
       code: 'auth.scope_missing',
     });
@@ -226,12 +240,12 @@ for (const dialect of DIALECTS) {
       const clock = fixedClock(new Date('2026-12-01T10:00:00.000Z'));
       const keys = new ApiKeyRepository(database.db);
       const timed = new ApiKeyService({ keys, clock });
-      const { id, key } = await timed.createKey(createContext({ kind: 'cli', user: 't' }, { clock }), {
+      const { id, key } = await timed.createKey(createContext({ kind: 'cli', id: 't' }, { clock }), {
         name: 'busy',
         scopes: ['consent:read'],
       });
       const lastUsed = async () =>
-        (await keys.get(createContext({ kind: 'cli', user: 't' }), id))?.lastUsedAt?.toISOString();
+        (await keys.get(createContext({ kind: 'cli', id: 't' }), id))?.lastUsedAt?.toISOString();
       assert.equal(await lastUsed(), undefined);
 
       await timed.authenticate(key);

@@ -71,10 +71,7 @@ for (const dialect of DIALECTS) {
       database = await openMigratedTestDatabase(dialect);
       db = database.db;
       clock = fixedClock(T0);
-      ctx = createContext(
-        { kind: 'api_key', id: 'key-1', scopes: ['consent:write'] },
-        { clock, requestId: 'req-1' },
-      );
+      ctx = createContext({ kind: 'system', id: 'web-app', key: 'key-1' }, { clock, requestId: 'req-1' });
     });
     afterEach(async () => {
       for (const q of queues.splice(0)) await q.stop({ abortAfterMs: 0 });
@@ -181,7 +178,7 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(job.payload, { subjectId: 's-2' });
       assert.equal(job.attempt, 1);
       assert.deepEqual(job.enqueuedBy, ctx.actor);
-      assert.deepEqual(hctx.actor, { kind: 'system', job: 'test.echo' });
+      assert.deepEqual(hctx.actor, { kind: 'job', id: 'test.echo' });
       assert.equal(hctx.requestId, 'req-1');
       const done = await queue.getOrThrow(ctx, id);
       assert.equal(done.state, 'done');
@@ -682,7 +679,7 @@ for (const dialect of DIALECTS) {
         batchSize: 3,
         concurrency: 2,
         handleMany: (hctx, jobs) => {
-          assert.deepEqual(hctx.actor, { kind: 'system', job: 'test.batch' });
+          assert.deepEqual(hctx.actor, { kind: 'job', id: 'test.batch' });
           calls.push(jobs.map((j) => j.payload.n));
           return Promise.resolve(
             jobs.map((j) =>

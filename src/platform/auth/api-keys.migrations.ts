@@ -20,4 +20,17 @@ export const apiKeyMigrations: Record<string, Migration> = {
       await db.schema.dropTable('api_keys').execute();
     },
   },
+  // Keys are made for a declared system; a key made before has none and keeps management scopes only.
+  '2026_12_12_001_api_key_systems': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('api_keys').addColumn('system', 'text').execute();
+      await db.schema.alterTable('api_keys').addColumn('holder', 'text').execute();
+      await db.schema.alterTable('api_keys').addColumn('expires_at', 'text').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('api_keys').dropColumn('expires_at').execute();
+      await db.schema.alterTable('api_keys').dropColumn('holder').execute();
+      await db.schema.alterTable('api_keys').dropColumn('system').execute();
+    },
+  },
 };

@@ -16,6 +16,10 @@ export interface ApiKeySummary {
   createdAt: Date;
   lastUsedAt: Date | undefined;
   revokedAt: Date | undefined;
+  /** The system it acts for; undefined for an operator key. */
+  system: string | undefined;
+  holder: string | undefined;
+  expiresAt: Date | undefined;
 }
 
 /** What authentication needs to check a presented key. */
@@ -25,6 +29,8 @@ export interface ApiKeyCredential {
   secretHash: string;
   scopes: Scope[];
   revokedAt: Date | undefined;
+  system: string | undefined;
+  expiresAt: Date | undefined;
 }
 
 /** A key to store. */
@@ -34,9 +40,22 @@ export interface InsertApiKeyOptions {
   secretHash: string;
   scopes: readonly Scope[];
   createdAt: Date;
+  system: string | undefined;
+  holder: string | undefined;
+  expiresAt: Date | undefined;
 }
 
-const SUMMARY_COLUMNS = ['id', 'name', 'scopes', 'created_at', 'last_used_at', 'revoked_at'] as const;
+const SUMMARY_COLUMNS = [
+  'id',
+  'name',
+  'scopes',
+  'created_at',
+  'last_used_at',
+  'revoked_at',
+  'system',
+  'holder',
+  'expires_at',
+] as const;
 
 /** Reads and writes the `api_keys` table. */
 export class ApiKeyRepository {
@@ -58,6 +77,9 @@ export class ApiKeyRepository {
         created_at: options.createdAt.toISOString(),
         last_used_at: null,
         revoked_at: null,
+        system: options.system ?? null,
+        holder: options.holder ?? null,
+        expires_at: options.expiresAt?.toISOString() ?? null,
       })
       .execute();
   }
@@ -66,7 +88,7 @@ export class ApiKeyRepository {
   async getCredential(ctx: Context, id: string): Promise<ApiKeyCredential | undefined> {
     const row = await this.#q(ctx)
       .selectFrom('api_keys')
-      .select(['id', 'secret_hash', 'scopes', 'revoked_at'])
+      .select(['id', 'secret_hash', 'scopes', 'revoked_at', 'system', 'expires_at'])
       .where('id', '=', id)
       .executeTakeFirst();
     if (row === undefined) return undefined;
@@ -75,6 +97,8 @@ export class ApiKeyRepository {
       secretHash: row.secret_hash,
       scopes: parseScopes(row.scopes),
       revokedAt: toDate(row.revoked_at),
+      system: row.system ?? undefined,
+      expiresAt: toDate(row.expires_at),
     };
   }
 
@@ -110,6 +134,17 @@ export class ApiKeyRepository {
     return result.numUpdatedRows > 0n;
   }
 
+  /** Binds key `id` to `system`; false when there is no live key `id`. */
+  async bind(ctx: Context, id: string, system: string): Promise<boolean> {
+    const result = await this.#q(ctx)
+      .updateTable('api_keys')
+      .set({ system })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
   /** Records that key `id` was used at `at`. */
   async touch(ctx: Context, id: string, at: Date): Promise<void> {
     await this.#q(ctx)
@@ -137,6 +172,9 @@ function toSummary(row: {
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  system: string | null;
+  holder: string | null;
+  expires_at: string | null;
 }): ApiKeySummary {
   return {
     id: row.id,
@@ -145,5 +183,8 @@ function toSummary(row: {
     createdAt: new Date(row.created_at),
     lastUsedAt: toDate(row.last_used_at),
     revokedAt: toDate(row.revoked_at),
+    system: row.system ?? undefined,
+    holder: row.holder ?? undefined,
+    expiresAt: toDate(row.expires_at),
   };
 }

@@ -7,12 +7,14 @@ import { systemClock, type Clock } from '../clock.js';
 import { createContext, type Context } from '../context.js';
 import { AuthenticationError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import type { ApiKeyCredential, ApiKeyRepository, ApiKeySummary } from './api-keys.repository.js';
-import { hasScope, isScope, SCOPES, type Scope } from './scopes.js';
+import { hasScope, isDataScope, isScope, MANAGEMENT_SCOPES, SCOPES, type Scope } from './scopes.js';
 
-/** Who a valid API key is: its id and what it may do. */
+/** Who a valid API key is: its id, what it may do and the system it acts for. */
 export interface ApiKeyPrincipal {
   id: string;
   scopes: readonly Scope[];
+  /** The manifest system it is bound to; undefined for an operator key (management only). */
+  system: string | undefined;
 }
 
 /** What to create. */
@@ -20,6 +22,12 @@ export interface CreateKeyOptions {
   name: string;
   /** Scope names as given by a person or a client; each is checked. */
   scopes: readonly string[];
+  /** The manifest system it acts for; without one it is an operator key (management scopes only). */
+  system?: string | undefined;
+  /** The person (or team) responsible for the key; what four-eyes rules compare. */
+  holder?: string | undefined;
+  /** When it stops working; must be in the future. */
+  expiresAt?: Date | undefined;
 }
 
 /** A new key. `key` is the only copy of the secret: show it once, never store or log it. */
@@ -28,6 +36,9 @@ export interface CreateKeyResult {
   key: string;
   name: string;
   scopes: Scope[];
+  system: string | undefined;
+  holder: string | undefined;
+  expiresAt: Date | undefined;
 }
 
 /** What the service uses. */
@@ -45,6 +56,11 @@ export interface ApiKeyServiceDeps {
    * revokes at once.
    */
   credentialTtlMs?: number;
+  /**
+   * The systems the manifest in force declares, to check the `system` a key is made or bound for.
+   * Without it any well-formed system key is taken (the gates still refuse one the manifest lacks).
+   */
+  systems?: () => readonly string[];
 }
 
 /** The shape of a key: `pledge_`, 12 base32 characters, `_`, 32 bytes in base64url (43 characters). */
@@ -53,6 +69,7 @@ export const API_KEY_PATTERN = /^pledge_([a-z2-7]{12})_([A-Za-z0-9_-]{43})$/;
 const ID_PATTERN = /^[a-z2-7]{12}$/;
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 const NAME_MAX_LENGTH = 100;
+const SYSTEM_PATTERN = /^[a-z][a-z0-9_-]*$/;
 /** `last_used_at` is written at most this often per key, so authenticating stays a read. */
 const TOUCH_INTERVAL_MS = 60_000;
 /** Credentials cached at most; past that the least recently used goes. */
@@ -85,9 +102,11 @@ export class ApiKeyService {
    * secret through.
    */
   readonly #credentials = new Map<string, CachedCredential>();
+  readonly #systems: (() => readonly string[]) | undefined;
 
   constructor(deps: ApiKeyServiceDeps) {
     this.#keys = deps.keys;
+    this.#systems = deps.systems;
     this.#ttlMs = Math.max(0, deps.credentialTtlMs ?? 5_000);
     const clock = deps.clock ?? systemClock;
     this.#nowMs = clock === systemClock ? Date.now : () => clock.now().getTime();
@@ -125,6 +144,34 @@ export class ApiKeyService {
     }
     // Canonical order, no duplicates: what is stored reads the same however it was asked for.
     const scopes = SCOPES.filter((s) => options.scopes.includes(s));
+    const system = options.system === undefined ? undefined : this.#checkSystem(options.system);
+    if (system === undefined) {
+      const data = scopes.filter((s) => isDataScope(s) && s !== 'admin');
+      if (data.length > 0) {
+        throw new ValidationError(
+          'auth.system_required',
+          `scope${data.length > 1 ? 's' : ''} ${data.join(', ')} act${data.length > 1 ? '' : 's'} on people's data, ` +
+            'which only a key of a declared system may do: add --system SYSTEM (a key under systems: in the manifest)',
+          { scopes: data, managementScopes: [...MANAGEMENT_SCOPES] },
+        );
+      }
+    }
+    const holder = options.holder?.trim();
+    if (holder !== undefined && (holder.length === 0 || holder.length > NAME_MAX_LENGTH)) {
+      throw new ValidationError(
+        'auth.key_holder_invalid',
+        `a key's holder is the person or team responsible for it, 1 to ${NAME_MAX_LENGTH} characters`,
+        { holder: options.holder },
+      );
+    }
+    const expiresAt = options.expiresAt;
+    if (expiresAt !== undefined && !(expiresAt.getTime() > ctx.clock.now().getTime())) {
+      throw new ValidationError(
+        'auth.key_expiry_invalid',
+        'a key must expire in the future: give a later date (e.g. --expires 2027-12-31) or none',
+        { expiresAt: Number.isNaN(expiresAt.getTime()) ? null : expiresAt.toISOString() },
+      );
+    }
     // 60 random bits: a collision is not a concern at any realistic number of keys, and the
     // primary key would refuse one rather than mix two keys up.
     const id = [...randomBytes(12)].map((b) => ID_ALPHABET[b & 31]).join('');
@@ -135,8 +182,51 @@ export class ApiKeyService {
       secretHash: digest(secret),
       scopes,
       createdAt: ctx.clock.now(),
+      system,
+      holder,
+      expiresAt,
     });
-    return { id, key: `pledge_${id}_${secret}`, name, scopes };
+    return { id, key: `pledge_${id}_${secret}`, name, scopes, system, holder, expiresAt };
+  }
+
+  /**
+   * Binds key `id` (an operator key, or one made before keys had systems) to `system`, so that its
+   * data scopes take effect for that system's purposes. Throws NotFoundError `auth.key_not_found`
+   * for no live key `id`, ValidationError `auth.system_unknown` for a system the manifest lacks and
+   * `auth.key_already_bound` for a key bound to another system (make a new key instead: a key's
+   * purposes must not change under the code that holds it).
+   */
+  async bindKey(ctx: Context, id: string, systemKey: string): Promise<ApiKeySummary> {
+    const system = this.#checkSystem(systemKey);
+    const current = ID_PATTERN.test(id) ? await this.#keys.get(ctx, id) : undefined;
+    if (current === undefined || current.revokedAt !== undefined) throw keyNotFound(id);
+    if (current.system !== undefined && current.system !== system) {
+      throw new ValidationError(
+        'auth.key_already_bound',
+        `API key ${id} acts for system "${current.system}"; create a new key with --system ${system} instead`,
+        { id, system: current.system },
+      );
+    }
+    await this.#keys.bind(ctx, id, system);
+    this.#credentials.delete(id);
+    const bound = await this.#keys.get(ctx, id);
+    if (bound === undefined) throw keyNotFound(id);
+    return bound;
+  }
+
+  #checkSystem(raw: string): string {
+    const system = raw.trim();
+    const known = this.#systems?.();
+    if (!SYSTEM_PATTERN.test(system) || (known !== undefined && !known.includes(system))) {
+      throw new ValidationError(
+        'auth.system_unknown',
+        known === undefined || known.length === 0
+          ? `"${raw}" is not a system of the manifest; declare it under systems: first`
+          : `"${raw}" is not a system of the manifest; its systems are: ${known.join(', ')}`,
+        { system: raw, systems: known === undefined ? [] : [...known] },
+      );
+    }
+    return system;
   }
 
   /**
@@ -148,7 +238,7 @@ export class ApiKeyService {
     const fast = this.authenticateCached(rawKey);
     if (fast !== undefined) return fast;
     const { id, secret } = parseKey(rawKey);
-    const principal = check(await this.#readCredential(id), secret);
+    const principal = check(await this.#readCredential(id), secret, this.#nowMs());
     await this.#touch(id);
     return principal;
   }
@@ -167,7 +257,7 @@ export class ApiKeyService {
     if (cached === undefined || cached.expiresAt <= now) return undefined;
     const touched = this.#touchedAt.get(id);
     if (touched === undefined || now - touched >= TOUCH_INTERVAL_MS) return undefined;
-    return check(cached, secret);
+    return check(cached, secret, now);
   }
 
   /** Throws a ForbiddenError `auth.scope_missing` unless `principal` holds `scope` (or 'admin'). */
@@ -194,13 +284,7 @@ export class ApiKeyService {
       const key = await this.#keys.get(ctx, id);
       if (key !== undefined) return key;
     }
-    throw new NotFoundError(
-      'auth.key_not_found',
-      `no API key has the id "${id}"; \`pledge keys list\` shows them`,
-      {
-        id,
-      },
-    );
+    throw keyNotFound(id);
   }
 
   /**
@@ -243,8 +327,36 @@ export class ApiKeyService {
   }
 }
 
-/** Throws a ForbiddenError `auth.scope_missing` with details `{ required }` unless `principal` may act. */
+/**
+ * The refusal of an operator key (bound to no system) where a person's data is concerned, with
+ * how to get a key that may: the same words from the auth hook and from the gates.
+ */
+export function systemRequired(keyId: string, required?: Scope): ForbiddenError {
+  return new ForbiddenError(
+    'auth.system_required',
+    'this is an operator key, bound to no system: it manages Pledge but reads, collects and decides nothing ' +
+      `for a person. Use a key made with \`pledge keys create --system SYSTEM\`, or bind this one with \`pledge keys bind ${keyId} --system SYSTEM\``,
+    { key: keyId, ...(required !== undefined ? { required } : {}) },
+  );
+}
+
+function keyNotFound(id: string): NotFoundError {
+  return new NotFoundError(
+    'auth.key_not_found',
+    `no API key has the id "${id}"; \`pledge keys list\` shows them`,
+    {
+      id,
+    },
+  );
+}
+
+/**
+ * Throws a ForbiddenError `auth.scope_missing` with details `{ required }` unless `principal` may
+ * act, and `auth.system_required` when the scope acts on people's data and the key is bound to no
+ * system (an operator key, or one made before keys had systems: its data scopes are inert).
+ */
 export function requireScope(principal: ApiKeyPrincipal, scope: Scope): void {
+  if (principal.system === undefined && isDataScope(scope)) throw systemRequired(principal.id, scope);
   if (hasScope(principal.scopes, scope)) return;
   throw new ForbiddenError(
     'auth.scope_missing',
@@ -275,6 +387,8 @@ interface CachedCredential {
   /** The stored digest, or undefined when the row's is malformed (then no secret matches). */
   digest: Buffer | undefined;
   revoked: boolean;
+  /** When the key itself expires (ms since epoch), or Infinity. */
+  keyExpiresAt: number;
   principal: ApiKeyPrincipal;
   expiresAt: number;
 }
@@ -284,7 +398,12 @@ function toCached(credential: ApiKeyCredential, expiresAt: number): CachedCreden
   return {
     digest: HEX_DIGEST.test(stored) ? Buffer.from(stored, 'hex') : undefined,
     revoked: credential.revokedAt !== undefined,
-    principal: Object.freeze({ id: credential.id, scopes: Object.freeze([...credential.scopes]) }),
+    keyExpiresAt: credential.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
+    principal: Object.freeze({
+      id: credential.id,
+      scopes: Object.freeze([...credential.scopes]),
+      system: credential.system,
+    }),
     expiresAt,
   };
 }
@@ -294,14 +413,15 @@ function toCached(credential: ApiKeyCredential, expiresAt: number): CachedCreden
  * comparison takes the same time whatever the digests hold, and runs even for an unknown id
  * (against a dummy digest) so that the time taken does not tell the two apart.
  */
-function check(cached: CachedCredential | undefined, secret: string): ApiKeyPrincipal {
+function check(cached: CachedCredential | undefined, secret: string, nowMs: number): ApiKeyPrincipal {
   const equal = timingSafeEqual(cached?.digest ?? DUMMY_DIGEST, hash('sha256', secret, 'buffer'));
   if (cached === undefined || cached.digest === undefined || !equal || cached.revoked) throw invalidKey();
+  if (cached.keyExpiresAt <= nowMs) throw invalidKey();
   return cached.principal;
 }
 
 /** The context of the key store's reads and writes made while authenticating (no request's yet). */
-const AUTHENTICATION = createContext({ kind: 'system', job: 'authentication' });
+const AUTHENTICATION = createContext({ kind: 'job', id: 'authentication' });
 
 function invalidKey(): AuthenticationError {
   return new AuthenticationError('auth.key_invalid', INVALID_KEY_MESSAGE);

@@ -16,6 +16,12 @@ export interface ApiKeysTable {
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  /** The manifest system the key acts for; null for an operator key (management only). */
+  system: string | null;
+  /** Who is responsible for the key (a staff login or team name, never a secret). */
+  holder: string | null;
+  /** After this the key is refused. */
+  expires_at: string | null;
 }
 
 /** The API keys' tables. */

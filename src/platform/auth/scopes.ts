@@ -6,6 +6,7 @@ export const SCOPES = [
   'subjects:read',
   'subjects:write',
   'collect:write',
+  'credentials:verify',
   'consent:read',
   'consent:write',
   'mail:send',
@@ -23,6 +24,7 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'subjects:read': 'read data subjects and their records (decrypted)',
   'subjects:write': 'create, correct and erase data subjects and their records',
   'collect:write': 'submit data through declared collection points',
+  'credentials:verify': "check a secret against a person's stored credential verifier (never reads it)",
   'consent:read': "read people's consent decisions and preferences",
   'consent:write': "record and change people's consent decisions",
   'mail:send': 'create marketing campaigns and send them (every message passes the mail pipeline)',
@@ -30,6 +32,17 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'jobs:admin': 'see the job queue (states, errors, ids; never payloads) and retry dead jobs',
   admin: 'everything, including API keys and data subject requests',
 };
+
+/**
+ * The scopes that manage Pledge itself. An operator key (bound to no system) holds only these: every
+ * other scope reads, collects, decides or sends for a person, which only a declared system may do.
+ */
+export const MANAGEMENT_SCOPES: readonly Scope[] = ['manifest:read', 'jobs:admin', 'admin'];
+
+/** True when `scope` acts on people's data (needs a key bound to a system). */
+export function isDataScope(scope: Scope): boolean {
+  return !MANAGEMENT_SCOPES.includes(scope);
+}
 
 /** True when `value` names a scope. */
 export function isScope(value: unknown): value is Scope {

@@ -8,7 +8,7 @@
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { ApiKeyPrincipal, ApiKeyService } from '../auth/api-keys.service.js';
 import type { Scope } from '../auth/scopes.js';
-import { createContext, type Context } from '../context.js';
+import { createContext, type Actor, type Context } from '../context.js';
 import { AuthenticationError, ForbiddenError } from '../errors.js';
 
 declare module 'fastify' {
@@ -94,11 +94,17 @@ function refuse(reply: FastifyReply, err: unknown, scope: Scope): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-/** The service context of an authenticated API request. */
+/**
+ * The service context of an authenticated API request: a key bound to a system acts as that system
+ * (which the gates hold to its purposes); an operator key as itself, for no system.
+ */
 export function apiContext(request: FastifyRequest): Context {
   const principal = request.principal;
-  return createContext(
-    principal ? { kind: 'api_key', id: principal.id, scopes: principal.scopes } : { kind: 'anonymous' },
-    { requestId: request.id },
-  );
+  return createContext(principalActor(principal), { requestId: request.id });
+}
+
+function principalActor(principal: ApiKeyPrincipal | undefined): Actor {
+  if (principal === undefined) return { kind: 'anonymous' };
+  if (principal.system === undefined) return { kind: 'api_key', id: principal.id };
+  return { kind: 'system', id: principal.system, key: principal.id };
 }

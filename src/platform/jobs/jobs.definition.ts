@@ -51,6 +51,8 @@ export interface Job<P = JsonValue> {
   key: string | undefined;
   /** The actor whose action enqueued it. */
   enqueuedBy: Actor;
+  /** The system that action was for; the handler's context acts for it. */
+  enqueuedFor: string | undefined;
   /** The id of the request that enqueued it. */
   requestId: string;
   createdAt: Date;
@@ -132,7 +134,7 @@ interface JobDefinitionBase {
    */
   rerunAfterLeaseLossDelay?: 'backoff' | 'immediate';
   /**
-   * Who the handler acts as: the system (`{ kind: 'system', job: type }`, the default) or the actor
+   * Who the handler acts as: the job (`{ kind: 'job', id: type }`, the default) or the actor
    * whose action enqueued the job, when the work is that actor's in the audit log's eyes. A batch
    * handler's context always acts as the system (each job carries its own `enqueuedBy`).
    */

@@ -103,18 +103,7 @@ export function presentJobCounts(counts: JobCountsResult): JobCountsView {
 }
 
 function presentActor(actor: Actor): ActorView {
-  switch (actor.kind) {
-    case 'api_key':
-      return { kind: actor.kind, id: actor.id };
-    case 'cli':
-      return { kind: actor.kind, id: actor.user };
-    case 'system':
-      return { kind: actor.kind, id: actor.job };
-    case 'subject_link':
-      return { kind: actor.kind, id: actor.subjectId };
-    case 'anonymous':
-      return { kind: actor.kind, id: null };
-  }
+  return actor.kind === 'anonymous' ? { kind: actor.kind, id: null } : { kind: actor.kind, id: actor.id };
 }
 
 const ID_FIELD = /^(id|[a-zA-Z0-9]*Id)$/;

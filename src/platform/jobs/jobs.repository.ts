@@ -25,6 +25,8 @@ export interface JobRecord {
   worker: string | undefined;
   lastError: string | undefined;
   enqueuedBy: Actor;
+  /** The system the enqueuing call acted for; the job acts for it too. */
+  enqueuedFor: string | undefined;
   requestId: string;
   createdAt: Date;
   updatedAt: Date;
@@ -41,6 +43,7 @@ export interface NewJobRow {
   runAt: Date;
   maxAttempts: number;
   enqueuedBy: Actor;
+  enqueuedFor: string | undefined;
   requestId: string;
   createdAt: Date;
 }
@@ -469,7 +472,7 @@ function toRow(job: NewJobRow): Insertable<JobsTable> {
     lease_until: null,
     worker: null,
     last_error: null,
-    enqueued_by: JSON.stringify(job.enqueuedBy),
+    enqueued_by: serializeEnqueuer(job.enqueuedBy, job.enqueuedFor),
     request_id: job.requestId,
     created_at: at,
     updated_at: at,
@@ -491,11 +494,27 @@ function fromRow(row: Selectable<JobsTable>): JobRecord {
     leaseUntil: row.lease_until === null ? undefined : new Date(row.lease_until),
     worker: row.worker ?? undefined,
     lastError: row.last_error ?? undefined,
-    enqueuedBy: JSON.parse(row.enqueued_by) as Actor,
+    ...parseEnqueuer(row.enqueued_by),
     requestId: row.request_id,
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
     startedAt: row.started_at === null ? undefined : new Date(row.started_at),
     finishedAt: row.finished_at === null ? undefined : new Date(row.finished_at),
   };
+}
+
+/**
+ * The enqueuer as stored: the actor's JSON, with `system` added only when the call acted for a
+ * system the actor does not name itself (a CLI command run with `--system`); rows written before
+ * jobs knew systems parse as they are.
+ */
+function serializeEnqueuer(actor: Actor, system: string | undefined): string {
+  const own = actor.kind === 'system' ? actor.id : undefined;
+  return JSON.stringify(system === undefined || system === own ? actor : { ...actor, system });
+}
+
+function parseEnqueuer(json: string): { enqueuedBy: Actor; enqueuedFor: string | undefined } {
+  const { system, ...actor } = JSON.parse(json) as Actor & { system?: string };
+  const enqueuedBy = actor as Actor;
+  return { enqueuedBy, enqueuedFor: system ?? (enqueuedBy.kind === 'system' ? enqueuedBy.id : undefined) };
 }

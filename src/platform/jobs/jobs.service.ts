@@ -438,8 +438,9 @@ export class JobQueue {
       payload,
       runAt: item.runAt ?? now,
       maxAttempts,
-      // An API key's scopes are kept: a handler acting as the enqueuer acts with what it could do then.
+      // A handler acts for the system the enqueuing call acted for, and is held to its purposes.
       enqueuedBy: ctx.actor,
+      enqueuedFor: ctx.system,
       requestId: ctx.requestId,
       createdAt: now,
     };

@@ -323,7 +323,7 @@ export class JobWorker {
   }
 
   #ctx(): Context {
-    return createContext({ kind: 'system', job: 'jobs.worker' }, { clock: this.#clock });
+    return createContext({ kind: 'job', id: 'jobs.worker' }, { clock: this.#clock });
   }
 
   async #watchdogQuietly(): Promise<void> {
