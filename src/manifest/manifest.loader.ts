@@ -239,6 +239,7 @@ const KEYED_LISTS = [
   'choices',
   'pledges',
   'webhooks',
+  'datasets',
 ] as const;
 
 function duplicateKeyProblems(m: Manifest, locator: Locator): ManifestProblem[] {
