@@ -26,7 +26,8 @@ import { SuppressionService } from './comms/suppression.service.js';
 import { ConsentRepository } from './consent/consent.repository.js';
 import { registerConsentRoutes } from './consent/consent.routes.js';
 import { ConsentService } from './consent/consent.service.js';
-import { deriveLinkTokenKey } from './consent/link-tokens.js';
+import { LinkGenerationsRepository } from './consent/link-generations.repository.js';
+import { deriveLinkTokenKeys } from './consent/link-tokens.js';
 import { registerConsentPages } from './consent/pages.routes.js';
 import { WebhookDeliveriesRepository } from './consent/webhooks.repository.js';
 import { registerWebhookRoutes } from './consent/webhooks.routes.js';
@@ -50,7 +51,7 @@ import { MailTransport } from './platform/mail/mail.transport.js';
 import { DataKeysRepository } from './vault/data-keys.repository.js';
 import { DataKeys } from './vault/data-keys.service.js';
 import { Keyring } from './vault/keyring.js';
-import { openKeystore } from './vault/keystore.js';
+import { keyFileDirOf, openKeystore, sharedBackupUnits } from './vault/keystore.js';
 import { RecordsRepository } from './vault/records.repository.js';
 import { RetentionSchedule, RetentionService } from './vault/retention.service.js';
 import { SubjectsRepository } from './vault/subjects.repository.js';
@@ -126,6 +127,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await migrateToLatest(database, MIGRATIONS);
     keystore ??= await openKeystore({
       databaseUrl: config.databaseUrl,
+      keystoreUrl: config.keystoreUrl,
       dataDir: config.dataDir,
       timeouts: config.databaseTimeouts,
     });
@@ -135,9 +137,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const versions = new ManifestVersions(versionsRepo);
     const manifestInForce = { manifest: active.manifest, versionId: active.version.id };
     const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(db) });
-    const keyring = await Keyring.load({ dataDir: config.dataDir, envKeys: config.keys });
+    const keyFileDir = keyFileDirOf(config);
+    const keyring = await Keyring.load({ dataDir: keyFileDir, envKeys: config.keys });
     const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring, {
-      reloadKeyring: () => Keyring.load({ dataDir: config.dataDir, envKeys: config.keys }),
+      reloadKeyring: () => Keyring.load({ dataDir: keyFileDir, envKeys: config.keys }),
     });
     const http = await createHttpServer({
       logLevel: config.logLevel,
@@ -146,6 +149,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       ...(options.logStream ? { logStream: options.logStream } : {}),
     });
     const log = http.log;
+    const shared = ownsKeystore
+      ? sharedBackupUnits({ ...config, keysFromEnv: config.keys !== undefined })
+      : [];
+    // Places only, never key material: a backup of the data alone must not undo an erasure.
+    if (shared.length > 0) {
+      log.warn(
+        { shared },
+        'the keys share a backup unit with the data: a backup of it can undo a crypto-erasure; set PLEDGE_KEYSTORE_URL (and PLEDGE_KEYS) to keep them apart (docs/vault.md, Backups)',
+      );
+    }
 
     // The platform's parts every capability is given.
     const jobs = new JobQueue({ db, log });
@@ -167,7 +180,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       repo: new WebhookDeliveriesRepository(db),
       jobs,
       manifest: active.manifest,
-      signingSecret: keyring.indexKey,
+      signingSecret: keyring.use('webhooks'),
       log,
     });
     const suppression = new SuppressionService({
@@ -181,11 +194,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const consent = new ConsentService({
       db,
       repo: new ConsentRepository(db),
+      linkGenerations: new LinkGenerationsRepository(db),
       subjects,
       audit,
       notifications: database,
       manifest: manifestInForce,
-      evidenceSecret: keyring.indexKey,
+      evidenceSecret: keyring.use('evidence'),
       // In the change's own transaction: the webhooks are queued and opt-outs lifted with it, or not at all.
       propagate: async (c, changes) => {
         await webhooks.enqueue(c, changes);
@@ -223,7 +237,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       consent,
       suppression,
       vault,
-      linkKey: deriveLinkTokenKey(keyring.indexKey),
+      linkKey: deriveLinkTokenKeys(keyring.use('links')),
       mailDomain,
     });
     const campaigns = createCampaigns({

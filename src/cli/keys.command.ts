@@ -15,7 +15,12 @@ import { SCOPE_DESCRIPTIONS, SCOPES } from '../platform/auth/scopes.js';
 import { loadConfig } from '../platform/config.js';
 import { createContext, type Context } from '../platform/context.js';
 import type { Database } from '../platform/db/database.js';
-import type { KeyRotationService, KeyStatusResult } from '../vault/key-rotation.service.js';
+import type {
+  KeyRotationService,
+  KeyStatusResult,
+  KeyUseRotateResult,
+} from '../vault/key-rotation.service.js';
+import { KEY_USES, type KeyUse } from '../vault/use-keys.js';
 import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
 import { alignColumns } from './cli.shared.js';
 
@@ -113,7 +118,11 @@ export function registerKeysCommand(program: Command): void {
   addDataDirOption(
     keys
       .command('rotate')
-      .description('add a master key version and rewrap every data key under it (records are not touched)')
+      .description(
+        'add a key version: of the master key (--use kek, the default), rewrapping every data key under it ' +
+          '(records are not touched); or of one use of a secret (links, webhooks, evidence, message_id)',
+      )
+      .addOption(new Option('--use <use>', 'which key rotates').choices(['kek', ...KEY_USES]).default('kek'))
       .addOption(formatOption()),
   ).action(async (options: ListOptions) => {
     await withRotation(options, async (service, ctx) => {
@@ -153,12 +162,16 @@ export function registerKeysCommand(program: Command): void {
       .command('rewrap')
       .description('rewrap every data key not yet under the current master key version')
       .addOption(formatOption()),
-  ).action(async (options: ListOptions) => {
+  ).action(async (options: ListOptions & { use: 'kek' | KeyUse }) => {
     await withRotation(options, async (service, ctx) => {
       const result = await service.rewrap(ctx);
       if (options.format === 'json') process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else
         process.stdout.write(
+      if (options.use !== 'kek') {
+        printUseRotation(await service.rotateUse(ctx, options.use), options.format);
+        return;
+      }
           result.rewrapped === 0
             ? `every data key is already under KEK version ${result.currentVersion}\n`
             : `${plural(result.rewrapped, 'data key')} rewrapped under KEK version ${result.currentVersion}\n`,
@@ -207,7 +220,7 @@ function withRotation(
   return runWithDatabase(options, async (database: Database) => {
     const config = loadConfig(process.env, { dataDir: options.dataDir });
     const [
-      { openKeystore },
+      { openKeystore, keyFileDirOf },
       { Keyring },
       { DataKeys },
       { DataKeysRepository },
@@ -229,7 +242,7 @@ function withRotation(
       timeouts: config.databaseTimeouts,
     });
     try {
-      const keys = { dataDir: config.dataDir, envKeys: config.keys };
+      const keys = { dataDir: keyFileDirOf(config), envKeys: config.keys };
       const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), await Keyring.load(keys));
       await work(
         new KeyRotationService({ audit: new AuditLog(new AuditRepository(database.db)), dataKeys, keys }),
@@ -267,6 +280,7 @@ function presentStatus(status: KeyStatusResult) {
 }
 
 function kekState(v: KeyStatusResult['versions'][number]): 'current' | 'active' | 'retired' | 'missing' {
+      keystoreUrl: config.keystoreUrl,
   if (v.missing) return 'missing';
   if (v.current) return 'current';
   return v.retiredAt === undefined ? 'active' : 'retired';
@@ -283,6 +297,34 @@ function formatStatus(status: KeyStatusResult): string {
   ]);
   const problems = status.versions
     .filter((v) => v.dataKeys > 0 && (v.missing || v.retiredAt !== undefined))
+function printUseRotation(result: KeyUseRotateResult, format: Format): void {
+  const keysValue = result.keys === undefined ? undefined : Buffer.from(result.keys).toString('base64');
+  if (format === 'json') {
+    process.stdout.write(
+      `${JSON.stringify({ use: result.use, newVersion: result.newVersion, ...(keysValue !== undefined ? { keys: keysValue } : {}) }, null, 2)}\n`,
+    );
+  } else if (keysValue !== undefined) {
+    process.stderr.write(
+      `${result.use} key version ${result.newVersion} is created; the keys come from PLEDGE_KEYS, so nothing is saved.\n`,
+    );
+    process.stdout.write(`${keysValue}\n`);
+  } else {
+    process.stdout.write(
+      `${result.use} key version ${result.newVersion} is the newest; what older versions signed still works until it expires\n`,
+    );
+  }
+  process.stderr.write(
+    keysValue !== undefined
+      ? 'next: set PLEDGE_KEYS to the value above on every instance and restart them (the value is secret).\n'
+      : 'next: restart every `pledge serve` instance so it signs with the new version and accepts it.\n',
+  );
+  if (result.use === 'webhooks') {
+    process.stderr.write(
+      'then give each receiver its new secret (`pledge webhooks secret KEY`): deliveries are signed with the new version only.\n',
+    );
+  }
+}
+
     .map(
       (v) =>
         `warning: ${plural(v.dataKeys, 'data key')} under KEK version ${v.version}, which the keyring ${v.missing ? 'does not have' : 'has retired'}: they cannot be opened; restore the key file from your backup\n`,

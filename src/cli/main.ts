@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { registerCheckCommand } from './check.command.js';
 import { registerDiffCommand } from './diff.command.js';
+import { registerFidesCommands } from './fides.command.js';
 import { registerJobsCommand } from './jobs.command.js';
 import { registerKeysCommand } from './keys.command.js';
 import { registerMigrateCommand } from './migrate.command.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerSchemaCommand(program);
   registerWebhooksCommand(program);
   registerJobsCommand(program);
+  registerFidesCommands(program);
   return program;
 }
 

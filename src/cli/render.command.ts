@@ -1,12 +1,14 @@
 /**
  * `pledge render [FILE]`: writes the published privacy policy from a manifest, as Markdown (the
- * default) or as an HTML page. Exit 0 when written, 1 when the manifest is invalid, 2 when it cannot
+ * default) or as an HTML page, or the record of processing activities (`--format ropa` as HTML,
+ * `--format ropa-csv` as CSV). Exit 0 when written, 1 when the manifest is invalid, 2 when it cannot
  * be read or parsed or the output cannot be written.
  */
 import { writeFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { loadManifestFile } from '../manifest/manifest.loader.js';
 import { renderPolicyHtml, renderPolicyMarkdown } from '../manifest/manifest.renderer.js';
+import { renderRopaCsv, renderRopaHtml } from '../manifest/ropa.renderer.js';
 import { formatLocation, sortProblems, type ManifestProblem } from '../manifest/problems.js';
 import { defaultManifestPath } from './cli.shared.js';
 
@@ -22,7 +24,7 @@ export function formatManifestProblems(problems: readonly ManifestProblem[]): st
 }
 
 interface RenderOptions {
-  format: 'md' | 'html';
+  format: 'md' | 'html' | 'ropa' | 'ropa-csv';
   output?: string;
   stylesheet?: string;
 }
@@ -31,9 +33,15 @@ interface RenderOptions {
 export function registerRenderCommand(program: Command): void {
   program
     .command('render')
-    .description('write the published privacy policy from a manifest, as Markdown or HTML')
+    .description(
+      'write the published privacy policy from a manifest (Markdown or HTML), or its record of processing activities (ropa: HTML, ropa-csv: CSV)',
+    )
     .argument('[file]', 'the manifest (default: $PLEDGE_MANIFEST or examples/example-online/pledge.yaml)')
-    .addOption(new Option('--format <format>', 'md or html').choices(['md', 'html']).default('md'))
+    .addOption(
+      new Option('--format <format>', 'md, html, ropa or ropa-csv')
+        .choices(['md', 'html', 'ropa', 'ropa-csv'])
+        .default('md'),
+    )
     .option('-o, --output <file>', 'write to this file instead of standard output')
     .option(
       '--stylesheet <href>',
@@ -52,13 +60,22 @@ export function registerRenderCommand(program: Command): void {
         process.exitCode = loaded.unreadable ? 2 : 1;
         return;
       }
-      const text =
-        opts.format === 'html'
-          ? renderPolicyHtml(
-              loaded.manifest,
+      const manifest = loaded.manifest;
+      const text = (() => {
+        switch (opts.format) {
+          case 'html':
+            return renderPolicyHtml(
+              manifest,
               opts.stylesheet === undefined ? {} : { stylesheetHref: opts.stylesheet },
-            )
-          : renderPolicyMarkdown(loaded.manifest);
+            );
+          case 'ropa':
+            return renderRopaHtml(manifest);
+          case 'ropa-csv':
+            return renderRopaCsv(manifest);
+          case 'md':
+            return renderPolicyMarkdown(manifest);
+        }
+      })();
       if (opts.output === undefined) {
         process.stdout.write(text);
         return;

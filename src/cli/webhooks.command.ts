@@ -43,14 +43,19 @@ export function registerWebhooksCommand(program: Command): void {
       .command('secret')
       .description("print a webhook's signing secret, for its receiver to verify Pledge-Signature")
       .argument('<key>', 'the webhook key in the manifest')
-      .option('--manifest <file>', 'the manifest (default: $PLEDGE_MANIFEST or the example)'),
-  ).action(async (key: string, options: SecretOptions) => {
+      .option('--manifest <file>', 'the manifest (default: $PLEDGE_MANIFEST or the example)')
+      .option(
+        '--key-version <n>',
+        'the webhooks key version (default: the newest, which deliveries are signed with)',
+      ),
+  ).action(async (key: string, options: SecretOptions & { keyVersion?: string }) => {
     try {
       const config = loadConfig(process.env, { dataDir: options.dataDir, manifest: options.manifest });
-      const [{ loadManifestFile }, { Keyring }, { deriveWebhookSecret }] = await Promise.all([
+      const [{ loadManifestFile }, { Keyring }, { deriveWebhookSecret }, { keyFileDirOf }] = await Promise.all([
         import('../manifest/manifest.loader.js'),
         import('../vault/keyring.js'),
         import('../consent/webhooks.signature.js'),
+        import('../vault/keystore.js'),
       ]);
       const loaded = await loadManifestFile(config.manifestPath);
       if (!loaded.manifest) {
@@ -66,8 +71,23 @@ export function registerWebhooksCommand(program: Command): void {
           `${config.manifestPath} declares no webhook "${key}"; ${known.length > 0 ? `its webhooks are ${known.join(', ')}` : 'it declares none (add one under webhooks:)'}`,
         );
       }
-      const keyring = await Keyring.load({ dataDir: config.dataDir, envKeys: config.keys });
-      process.stdout.write(`${deriveWebhookSecret(keyring.indexKey, key)}\n`);
+      const keyring = await Keyring.load({ dataDir: keyFileDirOf(config), envKeys: config.keys });
+      const keys = keyring.use('webhooks');
+      const version = options.keyVersion === undefined ? keys.current().version : Number(options.keyVersion);
+      const material = keys.secret(version);
+      if (material === undefined) {
+        throw new PledgeError(
+          'webhooks.key_version_unknown',
+          `the keyring holds no webhooks key version ${options.keyVersion ?? ''}; it holds ${keys
+            .versions()
+            .map((v) => v.version)
+            .join(', ')}`,
+        );
+      }
+      process.stdout.write(`${deriveWebhookSecret(material, key)}\n`);
+      process.stderr.write(
+        `webhooks key version ${version}: deliveries signed with it say k=${version} in Pledge-Signature.\n`,
+      );
       process.stderr.write(
         'warning: the secret lets its holder forge deliveries to this receiver; store it in a secret manager.\n',
       );

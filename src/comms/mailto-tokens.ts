@@ -5,8 +5,13 @@
  * change the case of a local part. A link token (about 130 characters of case-sensitive base64url)
  * does neither, so this one is compact and spelled in lowercase base32:
  *
- *   version (1 byte) | expires, days since 1970-01-01 (2, big-endian) | subject id, the UUID's 16 bytes
- *   | HMAC-SHA256 truncated to 13 bytes
+ *   links key version (1 byte) | expires, days since 1970-01-01 (2, big-endian)
+ *   | subject id, the UUID's 16 bytes | HMAC-SHA256 truncated to 13 bytes
+ *
+ * The first byte was the format version (1) before keys had versions; the token has no room for a
+ * second one, so it now says the version of the links key it is signed with, and every token made
+ * before means key version 1, as it was. A change of layout would need another local-part prefix.
+ * Keys of versions above 255 cannot make mailto tokens (a rotation a day would take most of a year).
  *
  * 32 bytes, 52 base32 characters: with `unsubscribe+`, exactly 64. The list (purpose) and channel
  * are not carried but signed: the MAC covers them, and the verifier tries each list a person can
@@ -16,8 +21,10 @@
 import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
 import {
   DEFAULT_UNSUBSCRIBE_TTL_SECONDS,
+  linkKeysOf,
   MAX_LINK_TTL_SECONDS,
   MIN_UNSUBSCRIBE_TTL_SECONDS,
+  type LinkTokenKeys,
   type VerifyLinkTokenResult,
 } from '../consent/link-tokens.js';
 import { UUID_PATTERN } from '../platform/ids.js';
@@ -26,7 +33,6 @@ import { UUID_PATTERN } from '../platform/ids.js';
 export const MAILTO_LOCAL_PREFIX = 'unsubscribe+';
 /** The channel every mailto token is for. */
 const CHANNEL = 'email';
-const VERSION = 1;
 const DAY_MS = 86_400_000;
 const MAC_BYTES = 13;
 const PAYLOAD_BYTES = 1 + 2 + 16;
@@ -49,10 +55,12 @@ export interface MailtoTokenClaims {
  * id that is not a UUID (every subject id Pledge makes is one) or a lifetime out of range.
  */
 export function createMailtoToken(
-  key: KeyObject,
+  keys: LinkTokenKeys,
   claims: MailtoTokenClaims,
   options: { now: Date; ttlSeconds?: number },
 ): string {
+  const { version, key } = linkKeysOf(keys).current;
+  if (version > 0xff) throw new RangeError(`a mailto token holds links key versions up to 255; got ${version}`);
   const ttl = options.ttlSeconds ?? DEFAULT_UNSUBSCRIBE_TTL_SECONDS;
   if (!Number.isInteger(ttl) || ttl < MIN_UNSUBSCRIBE_TTL_SECONDS || ttl > MAX_LINK_TTL_SECONDS) {
     throw new RangeError(
@@ -65,7 +73,7 @@ export function createMailtoToken(
   const expiresDay = Math.ceil((options.now.getTime() + ttl * 1000) / DAY_MS);
   if (expiresDay > 0xffff) throw new RangeError('the expiry does not fit the token (after 2149)');
   const payload = Buffer.alloc(PAYLOAD_BYTES);
-  payload.writeUInt8(VERSION, 0);
+  payload.writeUInt8(version, 0);
   payload.writeUInt16BE(expiresDay, 1);
   Buffer.from(claims.subjectId.replaceAll('-', ''), 'hex').copy(payload, 3);
   return toBase32(Buffer.concat([payload, mac(key, payload, claims.purpose)]));
@@ -77,7 +85,7 @@ export function createMailtoToken(
  * throws.
  */
 export function verifyMailtoToken(
-  key: KeyObject,
+  keys: LinkTokenKeys,
   token: string,
   options: { now: Date; purposes: readonly string[] },
 ): VerifyLinkTokenResult {
@@ -87,14 +95,22 @@ export function verifyMailtoToken(
   if (bytes === undefined || bytes.length !== TOKEN_BYTES) return { ok: false, problem: 'malformed' };
   const payload = bytes.subarray(0, PAYLOAD_BYTES);
   const given = bytes.subarray(PAYLOAD_BYTES);
+  // The first byte names the key; a version the keyring does not hold (or a changed byte) fails.
+  const keyVersion = payload.readUInt8(0);
+  const key = linkKeysOf(keys).get(keyVersion);
+  if (key === undefined) return { ok: false, problem: 'bad_signature' };
   const purpose = options.purposes.find((p) => timingSafeEqual(given, mac(key, payload, p)));
   if (purpose === undefined) return { ok: false, problem: 'bad_signature' };
-  if (payload.readUInt8(0) !== VERSION) return { ok: false, problem: 'malformed' };
   const expiresAt = new Date(payload.readUInt16BE(1) * DAY_MS);
   if (options.now.getTime() >= expiresAt.getTime()) return { ok: false, problem: 'expired' };
   const hex = payload.subarray(3).toString('hex');
   const subjectId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-  return { ok: true, token: { scope: 'unsubscribe', subjectId, purpose, channel: CHANNEL, expiresAt } };
+  return {
+    ok: true,
+    keyVersion,
+    generation: 0,
+    token: { scope: 'unsubscribe', subjectId, purpose, channel: CHANNEL, expiresAt },
+  };
 }
 
 function mac(key: KeyObject, payload: Buffer, purpose: string): Buffer {

@@ -1,11 +1,18 @@
 /**
  * Evidence of how a choice was made (GDPR Art. 7(1): proof of consent), sealed before it rests: the
  * user agent, cut to 512 characters, and the IP address truncated (IPv4 /24, IPv6 /48), encrypted
- * with AES-256-GCM under a key derived from the deployment's index key and bound to its event.
+ * with AES-256-GCM under a key derived from the keyring's `evidence` key and bound to its event.
+ *
+ * The evidence key rotates (`pledge keys rotate --use evidence`): a seal is written as
+ * `k<version>:<base64>`, and one without that prefix (written before keys had versions) is of
+ * version 1, derived from the index key as it was. Seals are opened under the version they name, so
+ * old evidence stays readable for as long as the ledger keeps it.
  */
 import { createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { truncateIp } from '../platform/ip.js';
 import { open, seal } from '../vault/vault.crypto.js';
+import { UseKeys, type VersionedKeys } from '../vault/use-keys.js';
+import { PledgeError } from '../platform/errors.js';
 
 /** Evidence of how a choice was made (kept sealed; the IP address is truncated before sealing). */
 export interface ConsentEvidence {
@@ -14,13 +21,21 @@ export interface ConsentEvidence {
 }
 
 const EVIDENCE_INFO = 'pledge consent evidence v1';
+const VERSIONED = /^k([1-9]\d{0,5}):/;
 
 /** Seals and opens the evidence of ledger events. */
 export class EvidenceSeal {
-  readonly #key: KeyObject;
+  readonly #keys: VersionedKeys<KeyObject>;
 
-  constructor(secret: Buffer) {
-    this.#key = createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), EVIDENCE_INFO, 32)));
+  /** `secret`: the keyring's `evidence` key of every version, or one secret (then version 1). */
+  constructor(secret: Buffer | UseKeys) {
+    const keys =
+      secret instanceof UseKeys
+        ? secret
+        : new UseKeys('evidence', [{ version: 1, secret, createdAt: undefined }]);
+    this.#keys = keys.derive((s) =>
+      createSecretKey(Buffer.from(hkdfSync('sha256', s, Buffer.alloc(0), EVIDENCE_INFO, 32))),
+    );
   }
 
   /** The sealed evidence of an event (base64), or `undefined` when there is none worth keeping. */
@@ -31,14 +46,29 @@ export class EvidenceSeal {
     // Only the truncated address is kept: enough to show where a choice came from, not who.
     if (evidence.ip !== undefined) kept.ip = truncateIp(evidence.ip);
     if (kept.userAgent === undefined && kept.ip === undefined) return undefined;
-    return seal(this.#key, Buffer.from(JSON.stringify(kept)), aadOf(eventId)).toString('base64');
+    const { version, key } = this.#keys.current;
+    return `k${version}:${seal(key, Buffer.from(JSON.stringify(kept)), aadOf(eventId)).toString('base64')}`;
   }
 
   /** Opens an event's evidence; throws when it was altered or moved to another event. */
   open(eventId: string, sealed: string): ConsentEvidence {
-    return JSON.parse(
-      open(this.#key, Buffer.from(sealed, 'base64'), aadOf(eventId)).toString('utf8'),
-    ) as ConsentEvidence;
+    const match = VERSIONED.exec(sealed);
+    const version = match ? Number(match[1]) : 1;
+    const key = this.#keys.get(version);
+    if (key === undefined) {
+      throw new PledgeError(
+        'consent.evidence_key_missing',
+        `the evidence of event ${eventId} is sealed with evidence key version ${version}, which the keyring does not hold; restore the key file`,
+      );
+    }
+    const body = match ? sealed.slice(match[0].length) : sealed;
+    return JSON.parse(open(key, Buffer.from(body, 'base64'), aadOf(eventId)).toString('utf8')) as ConsentEvidence;
+  }
+
+  /** The evidence key version a seal names (1 for seals written before keys had versions). */
+  static versionOf(sealed: string): number {
+    const match = VERSIONED.exec(sealed);
+    return match ? Number(match[1]) : 1;
   }
 }
 

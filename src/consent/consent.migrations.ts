@@ -74,4 +74,19 @@ export const consentMigrations: Record<string, Migration> = {
       await db.schema.dropTable('consent_events').execute();
     },
   },
+  '2026_12_12_101_link_generations': {
+    async up(db: Kysely<unknown>) {
+      // No foreign key to subjects: an erased subject's row stays (its generation raised), so a
+      // link made before the erasure is refused even if the id were ever seen again.
+      await db.schema
+        .createTable('link_generations')
+        .addColumn('subject_id', 'text', (c) => c.primaryKey())
+        .addColumn('generation', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('link_generations').execute();
+    },
+  },
 };

@@ -50,6 +50,7 @@ export const MAX_DECISION_BATCH = 10_000;
 export class ConsentService {
   readonly #db: Transactions;
   readonly #repo: ConsentRepository;
+  readonly #links: ConsentServiceDeps['linkGenerations'];
   readonly #subjects: ConsentSubjects;
   readonly #audit: AuditAppender;
   readonly #database: ConsentServiceDeps['notifications'];
@@ -64,6 +65,7 @@ export class ConsentService {
   constructor(deps: ConsentServiceDeps) {
     this.#db = deps.db;
     this.#repo = deps.repo;
+    this.#links = deps.linkGenerations;
     this.#subjects = deps.subjects;
     this.#audit = deps.audit;
     this.#database = deps.notifications;
@@ -354,11 +356,33 @@ export class ConsentService {
       this.#db.afterCommit(trx, () => this.forget(subjectId));
       return n;
     });
+      // Every preference link made before the erasure stops working with it.
+      await this.#links.bump(trx, subjectId, trx.clock.now());
   }
 
   /** Forgets what the cache holds of a subject (after erasure, or a change of jurisdiction). */
   forget(subjectId: string): void {
     this.#cache.evict([subjectHolder(subjectId)]);
+  }
+
+  /** A person's link generation: what a preference-center link must carry to work. */
+  linkGenerationOf(ctx: Context, subjectId: string): Promise<number> {
+    return this.#links.get(ctx, subjectId);
+  }
+
+  /**
+   * "Sign out every link": raises the person's link generation, so every preference-center link
+   * made before stops working (unsubscribe links are not affected: an opt-out must keep working).
+   * Audited as `consent.links_revoked`; returns the new generation.
+   */
+  async signOutEveryLink(ctx: Context, subjectId: string): Promise<number> {
+    return this.#db.transaction(ctx, async (trx) => {
+      const generation = await this.#links.bump(trx, subjectId, trx.clock.now());
+      await this.#audit.append(trx, [
+        { action: 'consent.links_revoked', subjectId, details: { generation } },
+      ]);
+      return generation;
+    });
   }
 
   // ---- internals -----------------------------------------------------------------------------

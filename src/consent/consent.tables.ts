@@ -45,8 +45,20 @@ export interface ConsentStateTable {
   at: string;
 }
 
+/**
+ * A person's link generation: preference-center links carry the generation they were made in and
+ * work only while it is the current one. "Sign out every link" and erasure raise it. A subject
+ * without a row is at generation 0.
+ */
+export interface LinkGenerationsTable {
+  subject_id: string;
+  generation: number;
+  updated_at: string;
+}
+
 /** The consent capability's tables. */
 export interface ConsentTables {
   consent_events: ConsentEventsTable;
   consent_state: ConsentStateTable;
+  link_generations: LinkGenerationsTable;
 }

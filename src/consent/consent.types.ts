@@ -7,9 +7,11 @@ import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
 import type { Context } from '../platform/context.js';
 import type { Database } from '../platform/db/database.js';
 import type { Transactions } from '../platform/db/db.js';
+import type { UseKeys } from '../vault/use-keys.js';
 import type { ConsentEvidence } from './consent.evidence.js';
 import type { ChoiceState, ConsentMethod, ConsentState, Decision } from './consent.decide.js';
 import type { ConsentRepository } from './consent.repository.js';
+import type { LinkGenerationsRepository } from './link-generations.repository.js';
 
 /** Whose choice it is: a known subject, or a browser before its person signs up. */
 export type ConsentHolder = { subjectId: string } | { browserId: string };
@@ -97,11 +99,13 @@ export interface ConsentServiceDeps {
   /** Where other instances' changes are heard (PostgreSQL). */
   notifications: Pick<Database, 'dialect' | 'channel' | 'listen'>;
   manifest: { manifest: Manifest; versionId: number };
-  /** A secret the evidence key is derived from (the keyring's index key). */
-  evidenceSecret: Buffer;
+  /** What the evidence key is derived from: the keyring's `evidence` use (or one secret, version 1). */
+  evidenceSecret: Buffer | UseKeys;
   propagate?: PropagateChanges;
   /** Holders kept in the cache (default 200,000). */
   cacheSize?: number;
+  /** People's link generations (preference-center links; pages.routes.ts). */
+  linkGenerations: LinkGenerationsRepository;
 }
 
 /** Reasons a batch decision may give beyond the per-purpose ones. */

@@ -29,7 +29,7 @@ import { choiceKey } from './consent.decide.js';
 import type { ConsentEvidence, ConsentService } from './consent.service.js';
 import {
   createLinkToken,
-  deriveLinkTokenKey,
+  deriveLinkTokenKeys,
   verifyLinkToken,
   type LinkToken,
   type LinkTokenScope,
@@ -49,6 +49,7 @@ import {
   preferencesLinkMail,
   preferencesPage,
   preferencesSavedPage,
+  signedOutPage,
   siteOf,
   unsubscribeConfirmPage,
   unsubscribeDonePage,
@@ -76,7 +77,7 @@ type FormBody = Record<string, unknown> | undefined;
 /** Registers the preference center, the unsubscribe pages and their stylesheet. */
 export async function registerConsentPages(http: FastifyInstance, deps: ConsentPagesDeps): Promise<void> {
   const { consent, vault, config } = deps;
-  const key = deriveLinkTokenKey(deps.keyring.indexKey);
+  const key = deriveLinkTokenKeys(deps.keyring.use('links'));
   const site = siteOf(deps.manifest);
   const secure = config.publicUrl.startsWith('https:');
   const { mail } = deps;
@@ -137,14 +138,36 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
       return result.ok ? result.token : undefined;
     };
 
+    /**
+     * The verified preferences token of a request, or why it is refused: `signed_out` when it was
+     * made before the person's link generation was last raised ("sign out every link", erasure).
+     */
+    const preferencesTokenOf = async (
+      ctx: Context,
+      raw: string,
+    ): Promise<LinkToken | 'bad_link' | 'signed_out'> => {
+      const result = verifyLinkToken(key, raw, { now: ctx.clock.now(), scope: 'preferences' });
+      if (!result.ok) return 'bad_link';
+      const current = await consent.linkGenerationOf(ctx, result.token.subjectId);
+      return result.generation === current ? result.token : 'signed_out';
+    };
+
+    /** A fresh preferences token of a subject, in its current link generation. */
+    const preferencesToken = async (ctx: Context, subjectId: string): Promise<string> =>
+      createLinkToken(
+        key,
+        { scope: 'preferences', subjectId },
+        { now: ctx.clock.now(), generation: await consent.linkGenerationOf(ctx, subjectId) },
+      );
+
     /** The preference center of a token's subject, or `undefined` when the subject is gone. */
     const preferencesOf = async (ctx: Context, subjectId: string): Promise<Preferences | undefined> => {
       if ((await consent.choicesOfSubject(ctx, subjectId)) === undefined) return undefined;
       return loadPreferences(ctx, consent, subjectId);
     };
 
-    const preferencesHref = (ctx: Context, subjectId: string) =>
-      `/preferences?t=${createLinkToken(key, { scope: 'preferences', subjectId }, { now: ctx.clock.now() })}`;
+    const preferencesHref = async (ctx: Context, subjectId: string) =>
+      `/preferences?t=${await preferencesToken(ctx, subjectId)}`;
 
     // ---- preference center -------------------------------------------------------------------
 
@@ -153,8 +176,9 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
       const raw = queryValue(request, 't');
       // Reached from the published policy (no link yet): the way in is the form that e-mails one.
       if (raw === undefined) return linkForm(reply, 200, 'start');
-      const token = tokenOf(ctx, raw, 'preferences');
-      const prefs = token && (await preferencesOf(ctx, token.subjectId));
+      const token = await preferencesTokenOf(ctx, raw);
+      if (typeof token === 'string') return linkForm(reply, 403, token);
+      const prefs = await preferencesOf(ctx, token.subjectId);
       if (!prefs) return linkForm(reply, 403, 'bad_link');
       return sendPage(
         reply,
@@ -172,9 +196,10 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
       const body = request.body as FormBody;
       const raw = formValue(body, 't');
       if (raw === undefined) return linkForm(reply, 400, 'missing_link');
-      const token = tokenOf(anonymous, raw, 'preferences');
-      const before = token && (await preferencesOf(anonymous, token.subjectId));
-      if (!token || !before) return linkForm(reply, 403, 'bad_link');
+      const token = await preferencesTokenOf(anonymous, raw);
+      if (typeof token === 'string') return linkForm(reply, 403, token);
+      const before = await preferencesOf(anonymous, token.subjectId);
+      if (!before) return linkForm(reply, 403, 'bad_link');
       const subjectId = token.subjectId;
       const ctx = asLinkHolder(anonymous, subjectId, token.scope);
       const evidence = evidenceOf(request);
@@ -205,6 +230,21 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
       );
       return sendPage(reply, 200, preferencesSavedPage(site, changes, `/preferences?t=${raw}`));
     });
+
+    pages.post(
+      '/preferences/sign-out',
+      { schema: { hide: true }, preHandler: checkCsrf },
+      async (request, reply) => {
+        const anonymous = contextOf(request);
+        const raw = formValue(request.body as FormBody, 't');
+        if (raw === undefined) return linkForm(reply, 400, 'missing_link');
+        const token = await preferencesTokenOf(anonymous, raw);
+        if (typeof token === 'string') return linkForm(reply, 403, token);
+        if (!(await preferencesOf(anonymous, token.subjectId))) return linkForm(reply, 403, 'bad_link');
+        await consent.signOutEveryLink(asLinkHolder(anonymous, token.subjectId, token.scope), token.subjectId);
+        return sendPage(reply, 200, signedOutPage(site));
+      },
+    );
 
     // ---- unsubscribe -------------------------------------------------------------------------
 
@@ -266,7 +306,7 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
         unsubscribeDonePage(site, {
           purposeName: purpose.name,
           channel,
-          preferencesHref: preferencesHref(ctx, token.subjectId),
+          preferencesHref: await preferencesHref(ctx, token.subjectId),
         }),
       );
     });
@@ -310,11 +350,7 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
     async function sendPreferencesLink(ctx: Context, address: string): Promise<void> {
       const subject = await vault.findSubjectByIdentifier(ctx, 'email', address);
       if (subject === undefined) return;
-      const token = createLinkToken(
-        key,
-        { scope: 'preferences', subjectId: subject.id },
-        { now: ctx.clock.now() },
-      );
+      const token = await preferencesToken(ctx, subject.id);
       const message = preferencesLinkMail(site, `${config.publicUrl}/preferences?t=${token}`);
       await mail.send(ctx, { to: address, ...message });
     }

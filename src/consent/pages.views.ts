@@ -150,6 +150,15 @@ ${gpc}    <form method="post" action="/preferences">
       <ul class="choice-list fixed">${fixedList}
       </ul>
     </section>
+    <section aria-labelledby="sign-out-heading">
+      <h2 id="sign-out-heading">Links to this page</h2>
+      <p>Anyone with a link to this page can change your choices. If you forwarded one of our e-mails, or fear someone else has a link, sign out every link: they all stop working, this one too, and you can ask for a new one. Unsubscribe links keep working.</p>
+      <form method="post" action="/preferences/sign-out">
+        ${csrfField(options.csrf)}
+        <input type="hidden" name="t" value="${options.token}">
+        <p><button type="submit" class="button">Sign out every link</button></p>
+      </form>
+    </section>
 `;
   return renderPage(site, 'Your privacy choices', main);
 }
@@ -170,6 +179,17 @@ ${body}    </div>
     <p><a href="${preferencesHref}">Back to your privacy choices</a></p>
 `;
   return renderPage(site, 'Your choices are saved', main);
+}
+
+/** After "sign out every link": the links are gone, and how to get a new one. */
+// prettier-ignore
+export function signedOutPage(site: PageSite): string {
+  const main = html`<div role="status">
+    <p>Every link to your privacy choices is signed out, including the one you used. Unsubscribe links in our e-mails keep working.</p>
+    </div>
+    <p><a href="/preferences">E-mail me a new link</a></p>
+`;
+  return renderPage(site, 'Every link is signed out', main);
 }
 
 /** The unsubscribe confirmation: one button. */
@@ -203,7 +223,7 @@ export function unsubscribeDonePage(
 }
 
 /** Why a person is shown the form that e-mails them a link. */
-export type LinkFormReason = 'start' | 'missing_link' | 'bad_link' | 'bad_email';
+export type LinkFormReason = 'start' | 'missing_link' | 'bad_link' | 'signed_out' | 'bad_email';
 
 const LINK_FORM_LEAD: Record<LinkFormReason, string> = {
   start:
@@ -212,6 +232,8 @@ const LINK_FORM_LEAD: Record<LinkFormReason, string> = {
     'This page opens from the link in one of our e-mails. Enter your e-mail address and we will send you a new link.',
   bad_link:
     'This link does not work: it has expired, or it was changed or cut short when it was copied. Enter your e-mail address and we will send you a new link.',
+  signed_out:
+    'This link no longer works: every link to your privacy choices was signed out (or your data was erased). Enter your e-mail address and we will send you a new link.',
   bad_email: 'That does not look like an e-mail address. Enter it as name@example.com.',
 };
 
@@ -233,7 +255,7 @@ export function linkFormPage(site: PageSite, options: { reason: LinkFormReason; 
       <p><button type="submit" class="button">E-mail me a link</button></p>
     </form>
 `;
-  const title = options.reason === 'bad_link' || options.reason === 'missing_link' ? 'Get a new link' : 'Unsubscribe or change your choices';
+  const title = options.reason === 'bad_link' || options.reason === 'missing_link' || options.reason === 'signed_out' ? 'Get a new link' : 'Unsubscribe or change your choices';
   return renderPage(site, title, main);
 }
 

@@ -37,6 +37,7 @@ import type {
   WebhookDeliveriesRepository,
 } from './webhooks.repository.js';
 import { deriveWebhookSecret, signWebhookPayload } from './webhooks.signature.js';
+import { UseKeys } from '../vault/use-keys.js';
 
 /** The job type that delivers one logged delivery. */
 export const DELIVER_JOB = 'webhooks.deliver';
@@ -81,8 +82,11 @@ export interface WebhookServiceDeps {
   /** The platform's job queue: deliveries are its jobs. */
   jobs: JobQueue;
   manifest: Manifest;
-  /** The secret webhook signing keys are derived from (the keyring's index key). */
-  signingSecret: Buffer;
+  /**
+   * What webhook secrets are derived from: the keyring's `webhooks` key of every version
+   * (`keyring.use('webhooks')`), deliveries signed with the newest; or one secret, then version 1.
+   */
+  signingSecret: Buffer | UseKeys;
   log: WebhookLogger;
   /** Time for scheduling and signing (default: the wall clock); tests pass a fixed clock. */
   clock?: Clock;
@@ -155,7 +159,7 @@ export class WebhookService {
   readonly #deliver: JobType<DeliverPayload>;
   readonly #webhooks: ReadonlyMap<string, Webhook>;
   readonly #secrets = new Map<string, string>();
-  readonly #signingSecret: Buffer;
+  readonly #signingKeys: UseKeys;
   readonly #log: WebhookLogger;
   readonly #clock: Clock;
   readonly #retry: WebhookRetryOptions;
@@ -167,7 +171,10 @@ export class WebhookService {
     this.#repo = deps.repo;
     this.#jobs = deps.jobs;
     this.#webhooks = new Map(deps.manifest.webhooks.map((w) => [w.key, w]));
-    this.#signingSecret = deps.signingSecret;
+    this.#signingKeys =
+      deps.signingSecret instanceof UseKeys
+        ? deps.signingSecret
+        : new UseKeys('webhooks', [{ version: 1, secret: deps.signingSecret, createdAt: undefined }]);
     this.#log = deps.log;
     this.#clock = deps.clock ?? systemClock;
     this.#retry = { ...DEFAULT_RETRY, ...deps.retry };
@@ -185,13 +192,33 @@ export class WebhookService {
     });
   }
 
-  /** The secret a webhook's receiver verifies signatures with (`pledge webhooks secret KEY`). */
-  secretOf(key: string): string {
+  /** The webhooks key version deliveries are signed with now (the newest). */
+  get keyVersion(): number {
+    return this.#signingKeys.current().version;
+  }
+
+  /**
+   * The secret a webhook's receiver verifies signatures with (`pledge webhooks secret KEY`): of the
+   * newest key version, or of `version`. Throws `webhooks.key_version_unknown` for a version the
+   * keyring does not hold.
+   */
+  secretOf(key: string, version = this.keyVersion): string {
     if (!this.#webhooks.has(key)) throw webhookNotFound(key, [...this.#webhooks.keys()]);
-    let secret = this.#secrets.get(key);
+    const cacheKey = `${version}:${key}`;
+    let secret = this.#secrets.get(cacheKey);
     if (secret === undefined) {
-      secret = deriveWebhookSecret(this.#signingSecret, key);
-      this.#secrets.set(key, secret);
+      const material = this.#signingKeys.secret(version);
+      if (material === undefined) {
+        throw new NotFoundError(
+          'webhooks.key_version_unknown',
+          `the keyring holds no webhooks key version ${version}; it holds ${this.#signingKeys
+            .versions()
+            .map((v) => v.version)
+            .join(', ')}`,
+        );
+      }
+      secret = deriveWebhookSecret(material, key);
+      this.#secrets.set(cacheKey, secret);
     }
     return secret;
   }
@@ -377,8 +404,10 @@ export class WebhookService {
     delivery: Delivery,
     signal: AbortSignal,
   ): Promise<{ ok: boolean; lastStatus: string }> {
+    // Signed with the newest key version, which the header names (`k=`).
     const signature = signWebhookPayload({
       secret: this.secretOf(webhook.key),
+      keyVersion: this.keyVersion,
       body: delivery.payload,
       at: this.#clock.now(),
     });

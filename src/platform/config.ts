@@ -26,6 +26,11 @@ export interface Config {
   bodyLimitBytes: number;
   /** The key file's JSON from PLEDGE_KEYS; absent means the key file in the data directory. */
   keys: string | undefined;
+  /**
+   * PLEDGE_KEYSTORE_URL: where the key store lives apart from the data, a PostgreSQL URL or a SQLite
+   * file path (absolute once loaded; the key file then sits beside it). Absent: beside the data.
+   */
+  keystoreUrl: string | undefined;
   /** Seconds between retention sweeps inside `serve`; 0 turns the schedule off. */
   retentionIntervalSeconds: number;
   /**
@@ -213,6 +218,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     }
   }
 
+  let keystoreUrl = env.PLEDGE_KEYSTORE_URL?.trim() || undefined;
+  if (keystoreUrl !== undefined) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(keystoreUrl)) {
+      if (!/^postgres(ql)?:\/\/./i.test(keystoreUrl)) {
+        problems.push(
+          `PLEDGE_KEYSTORE_URL must be a PostgreSQL URL (postgres://user@host:5432/keys) or a SQLite file path (/secure/keys.db), got "${keystoreUrl.split(':')[0] ?? ''}:..."`,
+        );
+        keystoreUrl = undefined;
+      }
+    } else if (keystoreUrl.endsWith('/') || path.extname(keystoreUrl) === '') {
+      problems.push(
+        `PLEDGE_KEYSTORE_URL must name a SQLite file such as /secure/pledge/keys.db, got the folder-like "${keystoreUrl}"`,
+      );
+      keystoreUrl = undefined;
+    } else {
+      keystoreUrl = path.resolve(keystoreUrl);
+    }
+  }
+
   const logLevel = env.PLEDGE_LOG_LEVEL ?? env.LOG_LEVEL ?? 'info';
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`PLEDGE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
@@ -233,6 +257,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     rateLimitPerMinute,
     bodyLimitBytes,
     keys,
+    keystoreUrl,
     retentionIntervalSeconds,
     publicUrl,
     smtpUrl,

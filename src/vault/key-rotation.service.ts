@@ -16,6 +16,7 @@ import type { Context } from '../platform/context.js';
 import { ConflictError } from '../platform/errors.js';
 import type { DataKeys } from './data-keys.service.js';
 import { Keyring, type LoadKeyringOptions } from './keyring.js';
+import type { KeyUse } from './use-keys.js';
 
 /** What the rotation uses. */
 export interface KeyRotationDeps {
@@ -32,6 +33,14 @@ export interface KeyRotateResult {
   newVersion: number;
   /** Data keys rewrapped under the new version (0 with PLEDGE_KEYS: run `rewrap` after deploying it). */
   rewrapped: number;
+  /** With PLEDGE_KEYS: the new value to set it to (secret). Absent when the key file was saved. */
+  keys?: string;
+}
+
+/** What {@link KeyRotationService.rotateUse} did. */
+export interface KeyUseRotateResult {
+  use: KeyUse;
+  newVersion: number;
   /** With PLEDGE_KEYS: the new value to set it to (secret). Absent when the key file was saved. */
   keys?: string;
 }
@@ -103,6 +112,23 @@ export class KeyRotationService {
       const rewrapped = await this.#dataKeys.rewrapAll(ctx);
       await this.#audit(ctx, 'keys.rotate', { version: newVersion, rewrapped, source: 'file' });
       return { newVersion, rewrapped };
+    });
+  }
+
+  /**
+   * Adds a version of one use's key (links, webhooks, evidence, message_id): new tokens, signatures
+   * and seals are made with it once each instance has loaded it (restart them), and those of older
+   * versions still verify until they expire. Nothing stored is rewritten. The blind index cannot
+   * rotate: `vault.index_key_fixed` (docs/vault.md).
+   */
+  async rotateUse(ctx: Context, use: KeyUse): Promise<KeyUseRotateResult> {
+    return this.#withKeyFileLock(async () => {
+      const keyring = await this.#load(ctx);
+      const next = keyring.withNewUseVersion(use, ctx.clock.now());
+      const newVersion = next.use(use).current().version;
+      if (next.source.kind === 'file') await next.save();
+      await this.#audit(ctx, 'keys.rotate_use', { use, version: newVersion, source: next.source.kind });
+      return next.source.kind === 'env' ? { use, newVersion, keys: next.serialize() } : { use, newVersion };
     });
   }
 

@@ -4,13 +4,18 @@
  *
  * They come from `PLEDGE_KEYS` (the key file's JSON, for deployments whose instances share no disk)
  * or from `$PLEDGE_DATA_DIR/pledge-keys.json`, created on first start with mode 0600. Rotation adds
- * a KEK version; old versions stay until `retire` once no data key uses them. The index key never
- * rotates: every stored lookup hash depends on it.
+ * a KEK version; old versions stay until `retire` once no data key uses them.
+ *
+ * Each use of a secret other than wrapping (use-keys.ts) has its own versions: version 1 is the index
+ * key (each use derives its key from it under its own label), later versions are stored under
+ * `use_keys`. The blind index's stays at version 1: see docs/vault.md for why it cannot be rehashed.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { PledgeError } from '../platform/errors.js';
+import { secureDataDir } from '../platform/db/data-files.js';
+import { KEY_USES, UseKeys, type KeyUse } from './use-keys.js';
 
 /** The key file's name inside the data directory. */
 export const KEY_FILE_NAME = 'pledge-keys.json';
@@ -23,11 +28,19 @@ interface StoredKek {
   retired_at?: string;
 }
 
-/** The key file's format. */
+/** A version (2 and later) of a use's key material as stored. */
+interface StoredUseKey {
+  version: number;
+  key: string;
+  created_at: string;
+}
+
+/** The key file's format. `use_keys` is absent from key files written before uses had versions. */
 interface KeyFile {
   format: 1;
   keks: StoredKek[];
   index_key: string;
+  use_keys?: Partial<Record<KeyUse, StoredUseKey[]>>;
 }
 
 /** A KEK version, unwrapped. */
@@ -54,6 +67,7 @@ export class Keyring {
   readonly #keks: Map<number, Kek>;
   readonly indexKey: Buffer;
   readonly source: KeyringSource;
+  readonly #uses: ReadonlyMap<KeyUse, UseKeys>;
 
   private constructor(file: KeyFile, source: KeyringSource) {
     this.#keks = new Map(
@@ -69,6 +83,19 @@ export class Keyring {
     );
     this.indexKey = decodeKey(file.index_key, 'the index key');
     this.source = source;
+    this.#uses = new Map(
+      KEY_USES.map((use) => [
+        use,
+        new UseKeys(use, [
+          { version: 1, secret: this.indexKey, createdAt: undefined },
+          ...(file.use_keys?.[use] ?? []).map((k) => ({
+            version: k.version,
+            secret: decodeKey(k.key, `the ${use} key version ${k.version}`),
+            createdAt: k.created_at,
+          })),
+        ]),
+      ]),
+    );
     if (this.activeVersions().length === 0) {
       throw new PledgeError(
         'vault.keys_invalid',
@@ -100,6 +127,8 @@ export class Keyring {
         index_key: randomBytes(32).toString('base64'),
       };
       await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      // 0700 whether or not the folder was there: it holds the key file.
+      await secureDataDir(path.dirname(file));
       try {
         // 'wx': two processes starting at once must not each write their own keys.
         const handle = await open(file, 'wx', 0o600);
@@ -157,6 +186,34 @@ export class Keyring {
     const version = Math.max(...file.keks.map((k) => k.version)) + 1;
     file.keks.push({ version, key: randomBytes(32).toString('base64'), created_at: now.toISOString() });
     return new Keyring(file, this.source);
+  }
+
+  /** The versions of one use's key material (version 1 is the index key). */
+  use(use: KeyUse): UseKeys {
+    return this.#uses.get(use) as UseKeys;
+  }
+
+  /**
+   * A new keyring with one more version of `use`'s key material (fresh random bytes), which becomes
+   * the one new tokens are made with; older versions still verify. Persist it with {@link save}.
+   * The blind index cannot rotate (docs/vault.md): `vault.index_key_fixed`.
+   */
+  withNewUseVersion(use: KeyUse, now: Date): Keyring {
+    if (use === 'index') {
+      throw new PledgeError(
+        'vault.index_key_fixed',
+        'the blind index key cannot rotate: the hashes of erased subjects and suppressed addresses are kept without the identifier they hash, so they cannot be recomputed (docs/vault.md, "Rotating the blind index")',
+        { status: 409 },
+      );
+    }
+    const file = this.#toFile();
+    const version = this.use(use).current().version + 1;
+    const useKeys = { ...file.use_keys };
+    useKeys[use] = [
+      ...(useKeys[use] ?? []),
+      { version, key: randomBytes(32).toString('base64'), created_at: now.toISOString() },
+    ];
+    return new Keyring({ ...file, use_keys: useKeys }, this.source);
   }
 
   /** A new keyring with `version` retired (its key material removed). Persist it with {@link save}. */
@@ -218,7 +275,23 @@ export class Keyring {
         ...(k.retiredAt !== undefined ? { retired_at: k.retiredAt } : {}),
       })),
       index_key: this.indexKey.toString('base64'),
+      ...this.#useKeysToFile(),
     };
+  }
+
+  #useKeysToFile(): Pick<KeyFile, 'use_keys'> {
+    const stored: Partial<Record<KeyUse, StoredUseKey[]>> = {};
+    for (const [use, keys] of this.#uses) {
+      const later = keys.versions().filter((v) => v.version > 1);
+      if (later.length === 0) continue;
+      stored[use] = later.map((v) => ({
+        version: v.version,
+        key: v.secret.toString('base64'),
+        created_at: v.createdAt ?? '',
+      }));
+    }
+    // A key file no use has rotated in stays byte for byte what it was.
+    return Object.keys(stored).length === 0 ? {} : { use_keys: stored };
   }
 }
 
@@ -242,6 +315,24 @@ function parseKeyFile(text: string, where: string): KeyFile {
         'vault.keys_invalid',
         `${where}: every KEK needs an integer version and a base64 key`,
       );
+    }
+  }
+  for (const [use, list] of Object.entries(file.use_keys ?? {})) {
+    if (!(KEY_USES as readonly string[]).includes(use) || use === 'index' || !Array.isArray(list)) {
+      throw new PledgeError(
+        'vault.keys_invalid',
+        `${where}: use_keys.${use} is not a rotatable use (${KEY_USES.filter((u) => u !== 'index').join(', ')})`,
+      );
+    }
+    let expected = 2;
+    for (const k of list as StoredUseKey[]) {
+      if (k.version !== expected || typeof k.key !== 'string') {
+        throw new PledgeError(
+          'vault.keys_invalid',
+          `${where}: use_keys.${use} must list versions 2, 3, ... in order, each with a base64 key`,
+        );
+      }
+      expected += 1;
     }
   }
   return file as KeyFile;

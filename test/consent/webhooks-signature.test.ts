@@ -20,9 +20,9 @@ const bodyArb = fc.string({ maxLength: 500 });
 // Unix seconds from 2001 to 2286, at whole seconds (what the header carries).
 const timeArb = fc.integer({ min: 1_000_000_000, max: 9_999_999_999 }).map((s) => new Date(s * 1000));
 
-/** Splits a header into its timestamp and signature. */
+/** Splits a header into its timestamp and signature (the key version, `k=1` here, is left out). */
 function parts(header: string): { t: number; v1: string } {
-  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
+  const m = /^t=(\d+),k=1,v1=([0-9a-f]{64})$/.exec(header);
   assert.ok(m, header);
   return { t: Number(m[1]), v1: m[2] ?? '' };
 }

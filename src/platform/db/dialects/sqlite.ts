@@ -2,7 +2,6 @@
  * SQLite quirks: opening the embedded database file with the settings Pledge relies on, and the
  * DDL that differs from PostgreSQL.
  */
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import {
@@ -14,6 +13,7 @@ import {
   type SqliteStatement,
 } from 'kysely';
 import { PledgeError } from '../../errors.js';
+import { secureSqliteFileSync } from '../data-files.js';
 import { BackgroundCheckpoints } from './sqlite-checkpointer.js';
 
 /** Bytes per page of a new database file. */
@@ -52,9 +52,9 @@ export function createSqliteDialect(dataDir: string, options: SqliteOpenOptions 
   const file = path.join(path.resolve(dataDir), options.fileName ?? SQLITE_FILE_NAME);
   let database: BetterSqlite3.Database;
   try {
-    // 0700: the directory holds personal data and key material. An existing directory keeps the
-    // mode its owner chose; we only decide for the one we create.
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    // The directory holds personal data and key material: 0700 and the files 0600, whether or not
+    // the directory existed.
+    secureSqliteFileSync(file, path.dirname(file));
     database = new BetterSqlite3(file);
   } catch (err) {
     throw new PledgeError(

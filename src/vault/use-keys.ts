@@ -1,0 +1,73 @@
+/**
+ * One key per job: each use of a secret (the blind index, link tokens, webhook signatures, consent
+ * evidence, Message-IDs) has its own versioned key material in the keyring, so each rotates on its
+ * own. Version 1 of every use is the index key itself, from which each use derives its key with its
+ * own label, exactly as before uses had versions: every token, signature and seal made before them
+ * still verifies and nothing stored changes. A rotation adds version N+1 from fresh random bytes.
+ */
+import { PledgeError } from '../platform/errors.js';
+
+/** The uses of a secret that have their own keys (`pledge keys rotate --use USE`). */
+export const KEY_USES = ['index', 'links', 'webhooks', 'evidence', 'message_id'] as const;
+
+/** A use of a secret. */
+export type KeyUse = (typeof KEY_USES)[number];
+
+/** One version of a use's key material (before the use's own derivation). */
+export interface UseKeyVersion {
+  version: number;
+  secret: Buffer;
+  /** When it was made; absent for version 1 (the index key, as old as the key file). */
+  createdAt: string | undefined;
+}
+
+/** Key material of one use, derived per version into what that use signs with. */
+export interface VersionedKeys<K> {
+  /** The newest version: what new tokens, signatures and seals are made with. */
+  readonly current: { version: number; key: K };
+  /** The key of a version, or `undefined` when the keyring does not hold it (refuse the token). */
+  get(version: number): K | undefined;
+}
+
+/** The versions of one use's key material, oldest first. */
+export class UseKeys {
+  readonly use: KeyUse;
+  readonly #versions: ReadonlyMap<number, UseKeyVersion>;
+  readonly #current: UseKeyVersion;
+
+  constructor(use: KeyUse, versions: readonly UseKeyVersion[]) {
+    const sorted = [...versions].sort((a, b) => a.version - b.version);
+    const newest = sorted[sorted.length - 1];
+    if (newest === undefined) {
+      throw new PledgeError('vault.keys_invalid', `the keyring holds no key for the use "${use}"`);
+    }
+    this.use = use;
+    this.#versions = new Map(sorted.map((v) => [v.version, v]));
+    this.#current = newest;
+  }
+
+  /** The newest version. */
+  current(): UseKeyVersion {
+    return this.#current;
+  }
+
+  /** Every version, oldest first. */
+  versions(): UseKeyVersion[] {
+    return [...this.#versions.values()];
+  }
+
+  /** The material of a version, or `undefined`. */
+  secret(version: number): Buffer | undefined {
+    return this.#versions.get(version)?.secret;
+  }
+
+  /**
+   * Each version derived once by `derive` (the use's own HKDF label): what a verifier looks a
+   * token's version up in.
+   */
+  derive<K>(derive: (secret: Buffer) => K): VersionedKeys<K> {
+    const derived = new Map([...this.#versions.values()].map((v) => [v.version, derive(v.secret)]));
+    const current = { version: this.#current.version, key: derived.get(this.#current.version) as K };
+    return { current, get: (version) => derived.get(version) };
+  }
+}
