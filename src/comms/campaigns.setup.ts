@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { ConsentService } from '../consent/consent.service.js';
-import { deriveLinkTokenKey } from '../consent/link-tokens.js';
+import { deriveLinkTokenKeys } from '../consent/link-tokens.js';
 import type { AuditAppender } from '../audit/audit.service.js';
 import type { ActiveManifest, ManifestVersions } from '../manifest/manifest.service.js';
 import type { Config } from '../platform/config.js';
@@ -70,7 +70,7 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
     consent: deps.consent,
     vault: deps.vault,
     suppression: deps.suppression,
-    linkKey: deriveLinkTokenKey(deps.keyring.indexKey),
+    linkKey: deriveLinkTokenKeys(deps.keyring.use('links')),
     messageIdKey: createHmac('sha256', deps.keyring.indexKey).update('pledge message ids v1').digest(),
     settings,
     dkim,

@@ -11,11 +11,11 @@
  *
  * Each step is idempotent: a report or a POST delivered twice changes nothing the second time.
  */
-import type { KeyObject } from 'node:crypto';
 import { choiceKey } from '../consent/consent.decide.js';
 import type { ConsentEvidence, ConsentService } from '../consent/consent.service.js';
 import {
   verifyLinkToken,
+  type LinkTokenKeys,
   type LinkTokenProblem,
   type VerifyLinkTokenResult,
 } from '../consent/link-tokens.js';
@@ -30,8 +30,8 @@ export interface MailEventsServiceDeps {
   consent: ConsentService;
   suppression: SuppressionService;
   vault: Pick<Vault, 'findSubjectByIdentifier'>;
-  /** The key link tokens are signed with (`deriveLinkTokenKey(keyring.indexKey)`). */
-  linkKey: KeyObject;
+  /** The links keys link tokens are signed with (`deriveLinkTokenKeys(keyring.use('links'))`). */
+  linkKey: LinkTokenKeys;
   /** The domain of Pledge's mail addresses: a List-Id `<purpose.DOMAIN>` names a list. */
   mailDomain: string;
 }
@@ -93,7 +93,7 @@ export class MailEventsService {
   readonly #consent: ConsentService;
   readonly #suppression: SuppressionService;
   readonly #vault: MailEventsServiceDeps['vault'];
-  readonly #linkKey: KeyObject;
+  readonly #linkKey: LinkTokenKeys;
   readonly #listIdSuffix: string;
   #lists: string[] | undefined;
 

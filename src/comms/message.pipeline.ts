@@ -16,9 +16,9 @@
  * Then, just before the messages are handed to SMTP, {@link MessagePipeline.recheck} asks steps 1
  * and 3 again for those few messages, so a choice made while they were being prepared counts.
  */
-import { createHmac, type KeyObject } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { ConsentService } from '../consent/consent.service.js';
-import { createLinkToken, DEFAULT_UNSUBSCRIBE_TTL_SECONDS } from '../consent/link-tokens.js';
+import { createLinkToken, MAX_PREFERENCES_TTL_SECONDS, type LinkTokenKeys } from '../consent/link-tokens.js';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
@@ -60,11 +60,11 @@ export interface RecheckInput {
 /** What the pipeline uses. */
 export interface MessagePipelineDeps {
   manifest: Manifest;
-  consent: Pick<ConsentService, 'decideMany'>;
+  consent: Pick<ConsentService, 'decideMany' | 'linkGenerationOf'>;
   vault: Pick<Vault, 'readMany'>;
   suppression: Pick<SuppressionService, 'suppressedAmong'>;
-  /** The key link tokens are signed with. */
-  linkKey: KeyObject;
+  /** The links keys link tokens are signed with (`deriveLinkTokenKeys(keyring.use('links'))`). */
+  linkKey: LinkTokenKeys;
   /** A secret Message-IDs are derived from (so they do not show subject ids). */
   messageIdKey: Buffer;
   settings: MailSettings;
@@ -238,8 +238,13 @@ export class MessagePipeline {
       const preferences = createLinkToken(
         this.#deps.linkKey,
         { scope: 'preferences', subjectId },
-        // A link in an e-mail is opened late: it lasts as long as the unsubscribe link.
-        { now, ttlSeconds: DEFAULT_UNSUBSCRIBE_TTL_SECONDS },
+        // A link in an e-mail is opened late: it lasts as long as a preference link may (30 days),
+        // in the person's current link generation, so "sign out every link" ends it.
+        {
+          now,
+          ttlSeconds: MAX_PREFERENCES_TTL_SECONDS,
+          generation: await this.#deps.consent.linkGenerationOf(ctx, subjectId),
+        },
       );
       footer = renderFooter({
         manifest: this.#deps.manifest,
