@@ -58,6 +58,11 @@ export type DecisionReason =
 export interface Decision {
   allowed: boolean;
   reason: DecisionReason;
+  /**
+   * For a decision without a channel, of a purpose allowed as a whole: the channels whose own
+   * choice says no (withdrawn, denied, GPC), which make the decision a no. Absent otherwise.
+   */
+  withdrawnChannels?: readonly string[];
 }
 
 /** The latest choice for one purpose and channel, as the projection keeps it. */
@@ -155,7 +160,8 @@ export class DecisionRules {
 
   /**
    * Decides for a declared purpose. `channel` narrows to one channel of the purpose ("" or
-   * undefined: the purpose as a whole). Callers check the purpose is declared first.
+   * undefined: the purpose as a whole, which for a purpose used on channels means on every one of
+   * them). Callers check the purpose is declared first.
    */
   decide(holder: HolderChoices, purposeKey: string, channel: string | undefined): Decision {
     const rule = this.#ruleOrThrow(purposeKey);
@@ -166,6 +172,42 @@ export class DecisionRules {
     if (mode === 'required') return DECISIONS.required;
     const global = holder.choices.get(choiceKey(GLOBAL_PURPOSE, ''));
     if (global !== undefined && global.state !== 'granted') return DECISIONS.global_opt_out;
+    if (ch === '' && rule.channels.size > 0) return this.#decideEveryChannel(holder, purposeKey, rule, mode);
+    return this.#decideByChoice(holder, purposeKey, ch, mode);
+  }
+
+  /**
+   * A decision without a channel for a purpose used on channels: allowed only when it is allowed
+   * on every one of them, so that a caller who does not name a channel (a CRM reading the consent
+   * view, a collection point) never reads "allowed" for a channel the person withdrew. When the
+   * purpose as a whole would be allowed but a channel's own choice says no (a one-click
+   * unsubscribe withdraws marketing on e-mail only), the decision is that channel's, with the
+   * channels withdrawn; when the purpose as a whole is refused, that decision stands as it is.
+   */
+  #decideEveryChannel(
+    holder: HolderChoices,
+    purposeKey: string,
+    rule: PurposeRule,
+    mode: ConsentMode,
+  ): Decision {
+    const whole = this.#decideByChoice(holder, purposeKey, '', mode);
+    let refused: Decision | undefined;
+    const withdrawn: string[] = [];
+    for (const ch of rule.channels) {
+      const d = this.#decideByChoice(holder, purposeKey, ch, mode);
+      if (d.allowed) continue;
+      refused ??= d;
+      withdrawn.push(ch);
+    }
+    // Every channel has its own "yes": allowed, whatever was chosen for the purpose as a whole.
+    if (refused === undefined) return whole.allowed ? whole : DECISIONS.opt_in_granted;
+    if (!whole.allowed) return whole;
+    // Allowed as a whole, so each refusal is a channel's own choice (withdrawn, denied or GPC).
+    return { ...refused, withdrawnChannels: withdrawn };
+  }
+
+  /** The person's own choice for the channel ("" the purpose as a whole), or the mode's default. */
+  #decideByChoice(holder: HolderChoices, purposeKey: string, ch: string, mode: ConsentMode): Decision {
     // A choice for the channel outranks one for the purpose as a whole, whichever came later: "no
     // marketing e-mail" stays in force when the person later allows marketing in general.
     const choice =

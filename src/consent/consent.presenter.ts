@@ -2,6 +2,7 @@
  * What leaves the server about choices. Decisions carry only the subject id, purpose, channel, the
  * outcome and its reason; histories show evidence only to callers holding consent:read.
  */
+import type { ChoiceState } from './consent.decide.js';
 import type { BatchDecision, ConsentChange, ConsentEventView, PurposeChoiceView } from './consent.service.js';
 
 /** A recorded change. */
@@ -18,18 +19,30 @@ export function presentChange(c: ConsentChange): Record<string, unknown> {
   };
 }
 
-/** A purpose with the holder's choice and the decision. */
+/**
+ * A purpose with the holder's choice and the decision, and each of its channels with theirs: the
+ * purpose's `allowed` holds only when every channel allows it (see consent.decide.ts).
+ */
 export function presentPurposeChoice(v: PurposeChoiceView): Record<string, unknown> {
   return {
     purpose: v.purpose.key,
     name: v.purpose.name,
     optional: v.optional,
-    choice: v.choice
-      ? { state: v.choice.state, method: v.choice.method, at: v.choice.at.toISOString() }
-      : null,
+    choice: presentChoice(v.choice),
     allowed: v.decision.allowed,
     reason: v.decision.reason,
+    withdrawnChannels: [...(v.decision.withdrawnChannels ?? [])],
+    channels: v.channels.map((c) => ({
+      channel: c.channel,
+      choice: presentChoice(c.choice),
+      allowed: c.decision.allowed,
+      reason: c.decision.reason,
+    })),
   };
+}
+
+function presentChoice(c: ChoiceState | undefined): Record<string, unknown> | null {
+  return c ? { state: c.state, method: c.method, at: c.at.toISOString() } : null;
 }
 
 /** An event of the ledger. */
@@ -79,7 +92,7 @@ export function presentBatchDecisionsJson(
       (escaped ??= new Map()).set(i, literal);
       size += Buffer.byteLength(literal);
     }
-    size += SUBJECT_OPEN.length + decisionTail(d.allowed, d.reason).length;
+    size += SUBJECT_OPEN.length + decisionTail(d).length;
   }
   // Zero-filled, and cut at what was written: a miscount can never send memory it did not write.
   const out = Buffer.alloc(size);
@@ -96,7 +109,7 @@ export function presentBatchDecisionsJson(
       out[at++] = QUOTE;
     }
     const d = decisions[i]!;
-    at += decisionTail(d.allowed, d.reason).copy(out, at);
+    at += decisionTail(d).copy(out, at);
   }
   out[at++] = CLOSE_BRACKET;
   out[at++] = CLOSE_BRACE;
@@ -109,15 +122,22 @@ const QUOTE = 0x22;
 const CLOSE_BRACKET = 0x5d;
 const CLOSE_BRACE = 0x7d;
 
-/** `,"allowed":…,"reason":"…"}` by outcome and reason, made once each (there are a dozen reasons). */
+/**
+ * `,"allowed":…,"reason":"…"}` by outcome and reason, made once each (there are a dozen reasons),
+ * with `"withdrawnChannels":[…]` when the decision names some (by the channels, as few as a
+ * purpose has).
+ */
 const TAILS = { allowed: new Map<string, Buffer>(), denied: new Map<string, Buffer>() };
 
-function decisionTail(allowed: boolean, reason: string): Buffer {
-  const tails = allowed ? TAILS.allowed : TAILS.denied;
-  let tail = tails.get(reason);
+function decisionTail(d: BatchDecision): Buffer {
+  const tails = d.allowed ? TAILS.allowed : TAILS.denied;
+  const withdrawn = 'withdrawnChannels' in d ? d.withdrawnChannels : undefined;
+  const key = withdrawn === undefined ? d.reason : `${d.reason}\u0000${withdrawn.join('\u0000')}`;
+  let tail = tails.get(key);
   if (tail === undefined) {
-    tail = Buffer.from(`,"allowed":${allowed},"reason":${JSON.stringify(reason)}}`);
-    tails.set(reason, tail);
+    const channels = withdrawn === undefined ? '' : `,"withdrawnChannels":${JSON.stringify(withdrawn)}`;
+    tail = Buffer.from(`,"allowed":${d.allowed},"reason":${JSON.stringify(d.reason)}${channels}}`);
+    tails.set(key, tail);
   }
   return tail;
 }

@@ -224,6 +224,11 @@ export class ConsentService {
         choice: choices.choices.get(choiceKey(purpose.key, '')),
         decision,
         optional: decision.reason !== 'required' && decision.reason !== 'pledge',
+        channels: purpose.channels.map((channel) => ({
+          channel,
+          choice: choices.choices.get(choiceKey(purpose.key, channel)),
+          decision: this.#rules.decide(choices, purpose.key, channel),
+        })),
       };
     });
   }

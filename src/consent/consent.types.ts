@@ -70,6 +70,16 @@ export interface PurposeChoiceView {
   decision: Decision;
   /** Whether the person can change it (not required, not forbidden by a pledge). */
   optional: boolean;
+  /** Each channel the purpose is used on, with the person's choice for it and its decision. */
+  channels: ChannelChoiceView[];
+}
+
+/** One channel of a purpose in a {@link PurposeChoiceView}. */
+export interface ChannelChoiceView {
+  channel: string;
+  /** The person's own latest choice for this channel, if any. */
+  choice: ChoiceState | undefined;
+  decision: Decision;
 }
 
 /**
