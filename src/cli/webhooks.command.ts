@@ -51,12 +51,13 @@ export function registerWebhooksCommand(program: Command): void {
   ).action(async (key: string, options: SecretOptions & { keyVersion?: string }) => {
     try {
       const config = loadConfig(process.env, { dataDir: options.dataDir, manifest: options.manifest });
-      const [{ loadManifestFile }, { Keyring }, { deriveWebhookSecret }, { keyFileDirOf }] = await Promise.all([
-        import('../manifest/manifest.loader.js'),
-        import('../vault/keyring.js'),
-        import('../consent/webhooks.signature.js'),
-        import('../vault/keystore.js'),
-      ]);
+      const [{ loadManifestFile }, { Keyring }, { deriveWebhookSecret }, { keyFileDirOf }] =
+        await Promise.all([
+          import('../manifest/manifest.loader.js'),
+          import('../vault/keyring.js'),
+          import('../consent/webhooks.signature.js'),
+          import('../vault/keystore.js'),
+        ]);
       const loaded = await loadManifestFile(config.manifestPath);
       if (!loaded.manifest) {
         throw new PledgeError(

@@ -60,7 +60,8 @@ export function createMailtoToken(
   options: { now: Date; ttlSeconds?: number },
 ): string {
   const { version, key } = linkKeysOf(keys).current;
-  if (version > 0xff) throw new RangeError(`a mailto token holds links key versions up to 255; got ${version}`);
+  if (version > 0xff)
+    throw new RangeError(`a mailto token holds links key versions up to 255; got ${version}`);
   const ttl = options.ttlSeconds ?? DEFAULT_UNSUBSCRIBE_TTL_SECONDS;
   if (!Number.isInteger(ttl) || ttl < MIN_UNSUBSCRIBE_TTL_SECONDS || ttl > MAX_LINK_TTL_SECONDS) {
     throw new RangeError(

@@ -62,7 +62,9 @@ export class EvidenceSeal {
       );
     }
     const body = match ? sealed.slice(match[0].length) : sealed;
-    return JSON.parse(open(key, Buffer.from(body, 'base64'), aadOf(eventId)).toString('utf8')) as ConsentEvidence;
+    return JSON.parse(
+      open(key, Buffer.from(body, 'base64'), aadOf(eventId)).toString('utf8'),
+    ) as ConsentEvidence;
   }
 
   /** The evidence key version a seal names (1 for seals written before keys had versions). */

@@ -241,7 +241,10 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
         const token = await preferencesTokenOf(anonymous, raw);
         if (typeof token === 'string') return linkForm(reply, 403, token);
         if (!(await preferencesOf(anonymous, token.subjectId))) return linkForm(reply, 403, 'bad_link');
-        await consent.signOutEveryLink(asLinkHolder(anonymous, token.subjectId, token.scope), token.subjectId);
+        await consent.signOutEveryLink(
+          asLinkHolder(anonymous, token.subjectId, token.scope),
+          token.subjectId,
+        );
         return sendPage(reply, 200, signedOutPage(site));
       },
     );

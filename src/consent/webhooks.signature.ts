@@ -113,8 +113,7 @@ export function verifyWebhookSignature(options: VerifyWebhookOptions): VerifyWeb
   const nowSeconds = Math.floor((options.now ?? new Date()).getTime() / 1000);
   if (t < nowSeconds - tolerance) return { valid: false, reason: 'stale' };
   if (t > nowSeconds + tolerance) return { valid: false, reason: 'future' };
-  const secret =
-    typeof options.secret === 'string' ? options.secret : options.secret[keyVersion ?? 1];
+  const secret = typeof options.secret === 'string' ? options.secret : options.secret[keyVersion ?? 1];
   if (secret === undefined) return { valid: false, reason: 'mismatch' };
   const expected = hmac(secret, t, options.body);
   // Every candidate is compared, so the time taken does not tell which one matched.

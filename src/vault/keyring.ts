@@ -325,7 +325,7 @@ function parseKeyFile(text: string, where: string): KeyFile {
       );
     }
     let expected = 2;
-    for (const k of list as StoredUseKey[]) {
+    for (const k of list) {
       if (k.version !== expected || typeof k.key !== 'string') {
         throw new PledgeError(
           'vault.keys_invalid',
