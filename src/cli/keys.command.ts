@@ -124,8 +124,12 @@ export function registerKeysCommand(program: Command): void {
       )
       .addOption(new Option('--use <use>', 'which key rotates').choices(['kek', ...KEY_USES]).default('kek'))
       .addOption(formatOption()),
-  ).action(async (options: ListOptions) => {
+  ).action(async (options: ListOptions & { use: 'kek' | KeyUse }) => {
     await withRotation(options, async (service, ctx) => {
+      if (options.use !== 'kek') {
+        printUseRotation(await service.rotateUse(ctx, options.use), options.format);
+        return;
+      }
       const result = await service.rotate(ctx);
       // One line, so it pastes into an environment variable; PLEDGE_KEYS accepts base64 of the JSON.
       const keysValue = result.keys === undefined ? undefined : Buffer.from(result.keys).toString('base64');
@@ -162,16 +166,12 @@ export function registerKeysCommand(program: Command): void {
       .command('rewrap')
       .description('rewrap every data key not yet under the current master key version')
       .addOption(formatOption()),
-  ).action(async (options: ListOptions & { use: 'kek' | KeyUse }) => {
+  ).action(async (options: ListOptions) => {
     await withRotation(options, async (service, ctx) => {
       const result = await service.rewrap(ctx);
       if (options.format === 'json') process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else
         process.stdout.write(
-      if (options.use !== 'kek') {
-        printUseRotation(await service.rotateUse(ctx, options.use), options.format);
-        return;
-      }
           result.rewrapped === 0
             ? `every data key is already under KEK version ${result.currentVersion}\n`
             : `${plural(result.rewrapped, 'data key')} rewrapped under KEK version ${result.currentVersion}\n`,

@@ -8,6 +8,44 @@ import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/dialects/
 import { isMailboxAddress } from './email-address.js';
 import { ConfigError } from './errors.js';
 
+/**
+ * `PLEDGE_PUBLIC_URL` as links are built on it (`${publicUrl}/preferences?t=…`, in mail headers and
+ * bodies): an absolute http(s) URL with a host and nothing after its path, written back in the URL
+ * parser's serialization (so no CR, LF or other control character, which the parser would drop
+ * silently, can reach a List-Unsubscribe header) without trailing slashes. `undefined` when unset;
+ * a problem is added and `undefined` returned when it is not such a URL.
+ */
+export function publicUrlOrProblem(raw: string | undefined, problems: string[]): string | undefined {
+  const value = raw?.trim() || undefined;
+  if (value === undefined) return undefined;
+  const example = 'e.g. https://privacy.example.com';
+  // Checked on the text itself: the URL parser removes tabs and line breaks instead of refusing them.
+  if (
+    [...value].some((c) => c.charCodeAt(0) <= 0x20 || (c.charCodeAt(0) >= 0x7f && c.charCodeAt(0) <= 0x9f))
+  ) {
+    problems.push(`PLEDGE_PUBLIC_URL holds a space or a control character (a line break?); ${example}`);
+    return undefined;
+  }
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    problems.push(`PLEDGE_PUBLIC_URL is not an absolute URL; ${example}`);
+    return undefined;
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+    problems.push(`PLEDGE_PUBLIC_URL must start with https:// or http://, got "${u.protocol}//"; ${example}`);
+    return undefined;
+  }
+  if (u.hostname === '' || u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') {
+    problems.push(
+      `PLEDGE_PUBLIC_URL must be a scheme, a host and an optional path, without a user, a query or a fragment; ${example}`,
+    );
+    return undefined;
+  }
+  return `${u.origin}${u.pathname}`.replace(/\/+$/, '');
+}
+
 /** Pledge's settings. */
 export interface Config {
   port: number;
@@ -154,10 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       return undefined;
     }
   };
-  const publicUrl = (
-    url('PLEDGE_PUBLIC_URL', env.PLEDGE_PUBLIC_URL, ['https:', 'http:'], 'https://privacy.example.com') ??
-    `http://localhost:${port}`
-  ).replace(/\/+$/, '');
+  const publicUrl = publicUrlOrProblem(env.PLEDGE_PUBLIC_URL, problems) ?? `http://localhost:${port}`;
   const smtpUrl = url(
     'PLEDGE_SMTP_URL',
     env.PLEDGE_SMTP_URL,
