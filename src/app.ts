@@ -52,6 +52,8 @@ import { DataKeysRepository } from './vault/data-keys.repository.js';
 import { DataKeys } from './vault/data-keys.service.js';
 import { Keyring } from './vault/keyring.js';
 import { keyFileDirOf, openKeystore, sharedBackupUnits } from './vault/keystore.js';
+import { Credentials } from './vault/credentials.service.js';
+import { registerCredentialRoutes } from './vault/credentials.routes.js';
 import { RecordsRepository } from './vault/records.repository.js';
 import { RetentionSchedule, RetentionService } from './vault/retention.service.js';
 import { SubjectsRepository } from './vault/subjects.repository.js';
@@ -86,6 +88,8 @@ export interface App {
   vault: Vault;
   /** Collection points: the TypeScript API of `POST /api/v1/collect/:source`. */
   collect: CollectService;
+  /** Checks secrets against stored credential verifiers (docs/vault.md, "Credentials"). */
+  credentials: Credentials;
   /** Choices and decisions: the TypeScript API of the consent routes and pages. */
   consent: ConsentService;
   /** Delivers consent changes to the systems the manifest lists. */
@@ -236,6 +240,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const mailEvents = new MailEventsService({
       consent,
       suppression,
+    const credentials = new Credentials({
+      db,
+      subjects: subjectsRepo,
+      records,
+      dataKeys,
+      audit,
+      write: (c, inputs) => vault.write(c, inputs),
+    });
       vault,
       linkKey: deriveLinkTokenKeys(keyring.use('links')),
       mailDomain,
@@ -296,6 +308,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerCampaignRoutes(http, { campaigns: campaigns.service, auth });
     registerJobRoutes(http, { queue: jobs, auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
+    registerCredentialRoutes(http, { credentials, auth });
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await http.ready();
 
@@ -351,6 +364,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes
           // commit, then the databases close.
           await retention?.stop();
+      credentials,
           await http.close();
           await inboundSmtp?.close();
           // No new campaign message, then the queue's jobs in flight finish and are recorded.

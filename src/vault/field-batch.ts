@@ -10,6 +10,7 @@
  * readable fields (`{"email":{"category":"...","value":...}}`).
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
+import { isCredentialCategory } from '../manifest/credentials.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import { PledgeError } from '../platform/errors.js';
 import { FieldAadEncoder, open, seal } from './vault.crypto.js';
@@ -54,20 +55,28 @@ export function sealField(
   return `${prefix}${seal(key, plaintext, aad.field(name, keyVersion)).toString('base64')}"}`;
 }
 
-/** Which categories a purpose may use, each answer worked out once per batch. */
+/**
+ * Which categories a purpose may use, each answer worked out once per batch. A credentials category
+ * is never one of them, whatever the purpose names (credentials.ts): only a filter made with
+ * `credentials: true`, which the verify endpoint makes for itself, opens a verifier.
+ */
 export class CategoryFilter {
   readonly #allowed: readonly string[];
+  readonly #credentials: boolean;
   readonly #answers = new Map<string, boolean>();
 
-  constructor(allowed: readonly string[]) {
+  constructor(allowed: readonly string[], options: { credentials?: boolean } = {}) {
     this.#allowed = allowed;
+    this.#credentials = options.credentials === true;
   }
 
   /** True when `category` is one of the allowed ones or under one. */
   allows(category: string): boolean {
     let ok = this.#answers.get(category);
     if (ok === undefined) {
-      ok = this.#allowed.some((c) => coversCategory(c, category));
+      ok =
+        (this.#credentials || !isCredentialCategory(category)) &&
+        this.#allowed.some((c) => coversCategory(c, category));
       this.#answers.set(category, ok);
     }
     return ok;
@@ -216,9 +225,16 @@ export class OpenBatch {
   /** The data keys, by index. */
   readonly keys: Uint8Array[] = [];
   readonly records: OpenRecord[] = [];
+  /**
+   * True for the verify endpoint's batch, which opens credentials' verifiers. Such a batch is opened
+   * with {@link openHere} only: the worker wire format does not carry the flag, so a worker would
+   * leave verifiers closed (failing safe).
+   */
+  readonly credentials: boolean;
 
-  constructor(categories: readonly string[]) {
+  constructor(categories: readonly string[], options: { credentials?: boolean } = {}) {
     this.categories = categories;
+    this.credentials = options.credentials === true;
   }
 
   /** Adds a data key (32 bytes); returns its index for {@link addRecord}. */
@@ -238,7 +254,7 @@ export class OpenBatch {
   openHere(): Array<Record<string, OpenedField>> {
     const keys = keyObjects(this.keys);
     const aad = new FieldAadEncoder();
-    const filter = new CategoryFilter(this.categories);
+    const filter = new CategoryFilter(this.categories, { credentials: this.credentials });
     return this.records.map((rec) => {
       const key = keys[rec.key];
       if (!key) throw new PledgeError('vault.crypto_failed', 'a crypto batch named a key it did not carry');

@@ -69,6 +69,31 @@ const RECORD_ROWS = new RowInserter<VaultTables, 'records'>('records', [
   'fields',
 ]);
 
+/** The columns of a {@link UsableRecord}. */
+const USABLE_COLUMNS = [
+  'id',
+  'subject_id',
+  'source',
+  'purposes',
+  'policy_version_id',
+  'collected_at',
+  'key_version',
+  'fields',
+] as const;
+
+function usableOf(row: Pick<VaultTables['records'], (typeof USABLE_COLUMNS)[number]>): UsableRecord {
+  return {
+    id: row.id,
+    subjectId: row.subject_id,
+    source: row.source,
+    purposesJson: row.purposes,
+    policyVersionId: row.policy_version_id,
+    collectedAt: row.collected_at,
+    keyVersion: row.key_version,
+    fieldsJson: row.fields,
+  };
+}
+
 /** Reads and writes records. */
 export class RecordsRepository {
   constructor(private readonly db: Db) {}
@@ -93,16 +118,7 @@ export class RecordsRepository {
       const chunk = unique.slice(i, i + 500);
       const rows = await this.#q(ctx)
         .selectFrom('records')
-        .select([
-          'id',
-          'subject_id',
-          'source',
-          'purposes',
-          'policy_version_id',
-          'collected_at',
-          'key_version',
-          'fields',
-        ])
+        .select(USABLE_COLUMNS)
         // One subject (the use gate's usual call) is an equality, which the (subject_id, id) index
         // answers in order without a sort.
         .$if(chunk.length === 1, (qb) => qb.where('subject_id', '=', chunk[0] ?? ''))
@@ -110,20 +126,79 @@ export class RecordsRepository {
         .orderBy('subject_id')
         .orderBy('id')
         .execute();
-      for (const row of rows) {
-        out.push({
-          id: row.id,
-          subjectId: row.subject_id,
-          source: row.source,
-          purposesJson: row.purposes,
-          policyVersionId: row.policy_version_id,
-          collectedAt: row.collected_at,
-          keyVersion: row.key_version,
-          fieldsJson: row.fields,
-        });
-      }
+      for (const row of rows) out.push(usableOf(row));
     }
     return out;
+  }
+
+  /**
+   * Drops from each subject's records written before `recordId` the fields of these credentials
+   * categories (a field of a record is its own sealed value, so the others stay as they are); a
+   * record left with no field is deleted. Returns how many fields were dropped.
+   */
+  async dropEarlierCredentials(
+    ctx: Context,
+    writes: ReadonlyArray<{ subjectId: string; recordId: string; categories: readonly string[] }>,
+  ): Promise<number> {
+    let dropped = 0;
+    for (const w of writes) {
+      const rows = await this.#q(ctx)
+        .selectFrom('records')
+        .select(['id', 'fields'])
+        .where('subject_id', '=', w.subjectId)
+        .where('id', '<', w.recordId)
+        .where((eb) => eb.or(w.categories.map((c) => eb('categories', 'like', `%${JSON.stringify(c)}%`))))
+        .execute();
+      for (const row of rows) {
+        const fields = JSON.parse(row.fields) as FieldsJson;
+        const kept: FieldsJson = {};
+        for (const [name, f] of Object.entries(fields)) {
+          if (w.categories.includes(f.c)) dropped++;
+          else
+            Object.defineProperty(kept, name, {
+              value: f,
+              enumerable: true,
+              writable: true,
+              configurable: true,
+            });
+        }
+        const names = Object.keys(kept);
+        if (names.length === Object.keys(fields).length) continue;
+        if (names.length === 0) {
+          await this.#q(ctx).deleteFrom('records').where('id', '=', row.id).execute();
+          continue;
+        }
+        const categories = [...new Set(names.map((n) => (kept[n] as { c: string }).c))].sort();
+        await this.#q(ctx)
+          .updateTable('records')
+          .set({ fields: JSON.stringify(kept), categories: JSON.stringify(categories) })
+          .where('id', '=', row.id)
+          .execute();
+      }
+    }
+    return dropped;
+  }
+
+  /**
+   * Records that hold a field of a category under `categoryPrefix` (the credentials category), as
+   * the use gate reads them, `limit` at a time in id order after `afterId`: what `pledge vault
+   * rehash-credentials` walks.
+   */
+  async listHolding(
+    ctx: Context,
+    categoryPrefix: string,
+    afterId: string,
+    limit: number,
+  ): Promise<UsableRecord[]> {
+    const rows = await this.#q(ctx)
+      .selectFrom('records')
+      .select(USABLE_COLUMNS)
+      .where('id', '>', afterId)
+      .where('categories', 'like', `%${JSON.stringify(categoryPrefix).slice(0, -1)}%`)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map(usableOf);
   }
 
   /** One record, or `undefined`. */

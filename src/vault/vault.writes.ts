@@ -5,6 +5,7 @@
  * commit, and calls these in order.
  */
 import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
+import { isCredentialCategory } from '../manifest/credentials.js';
 import type { Source } from '../manifest/manifest.schema.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
@@ -16,11 +17,18 @@ import type { IdentifierKind } from './identifiers.js';
 import type { NewRecord, RecordsRepository } from './records.repository.js';
 import { retentionDeadline } from './retention.js';
 import type { SubjectsRepository } from './subjects.repository.js';
-import type { FieldInput, NewSubjectInput, VaultManifest, WriteRecordInput } from './vault.types.js';
+import type {
+  AttachIdentifiersInput,
+  FieldInput,
+  NewSubjectInput,
+  VaultManifest,
+  WriteRecordInput,
+} from './vault.types.js';
 
 /** A subject to create, with its identifiers already validated and hashed (once, before queueing). */
 export interface PendingSubject {
-  input: NewSubjectInput;
+  /** A subject to create, or new identifiers of an existing one. */
+  input: NewSubjectInput | AttachIdentifiersInput;
   hashes: Array<{ kind: IdentifierKind; hash: string }>;
 }
 
@@ -222,17 +230,21 @@ export async function applyWrites(
     if (!item.subject) continue;
     const at = item.ctx.clock.now();
     const { input: s, hashes } = item.subject;
-    await subjects.insert(group, { id: s.id, kind: s.kind, jurisdiction: s.jurisdiction, at });
-    await subjects.addIdentifiers(group, s.id, hashes, at);
+    const id = 'attachTo' in s ? s.attachTo : s.id;
+    if ('attachTo' in s) {
+      // No identifier joins a subject that is gone (erased while this write was queued).
+      if (!(await subjects.listLiveIds(group, [id])).has(id)) throw subjectNotFound(id);
+    } else await subjects.insert(group, { id, kind: s.kind, jurisdiction: s.jurisdiction, at });
+    await subjects.addIdentifiers(group, id, hashes, at);
     for (const h of hashes) {
       const owner = await subjects.findByIdentifier(group, h.kind, h.hash);
-      if (owner && owner.id !== s.id) {
+      if (owner && owner.id !== id) {
         throw new ConflictError('vault.identifier_taken', `the ${h.kind} belongs to another subject`, {
           kind: h.kind,
         });
       }
     }
-    created.add(s.id);
+    if (!('attachTo' in s)) created.add(id);
   }
   const named = new Set<string>();
   for (const item of items)
@@ -250,6 +262,13 @@ export async function applyWrites(
     return { ok: true, value: undefined };
   });
   await stores.records.insertMany(group, records);
+  // A new credential replaces the subject's earlier one of its category: the old verifier (or a
+  // secret stored before verifiers) leaves its record in the same transaction.
+  const credentials = records.flatMap((r) => {
+    const categories = r.categories.filter(isCredentialCategory);
+    return categories.length === 0 ? [] : [{ subjectId: r.subjectId, recordId: r.id, categories }];
+  });
+  if (credentials.length > 0) await stores.records.dropEarlierCredentials(group, credentials);
   await stores.audit.appendEach(group, audit);
   return outcomes;
 }

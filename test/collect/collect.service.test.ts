@@ -225,7 +225,7 @@ for (const dialect of DIALECTS) {
       );
     });
 
-    test('a registration that loses the race to the same e-mail joins the winner', async () => {
+    test('a registration that loses the race to the same e-mail is refused as taken and joins nobody', async () => {
       const racing = new RacingVault(
         vaultDeps(t.database, {
           dataKeys: t.dataKeys,
@@ -235,13 +235,16 @@ for (const dialect of DIALECTS) {
       );
       const service = new CollectService({ vault: racing, manifest: t.active.manifest });
       const email = randomEmail();
-      const result = await register(service, email);
+      await assert.rejects(
+        register(service, email),
+        (err: unknown) =>
+          err instanceof PledgeError && err.code === 'collect.identifier_taken' && err.status === 409,
+      );
       assert.equal(racing.raced, 1);
-      assert.equal(result.subject.created, false);
       const winner = await t.vault.findSubjectByIdentifier(t.ctx, 'email', email);
-      assert.equal(result.subject.id, winner?.id);
-      const read = await t.vault.read(t.ctx, result.subject.id, 'provide-service');
-      assert.equal(read.records.length, 1);
+      assert.ok(winner, 'the winner holds the address');
+      const read = await t.vault.read(t.ctx, winner.id, 'provide-service');
+      assert.equal(read.records.length, 0, "nothing of the loser's joined the winner");
     });
 
     test('a processor that fails or echoes the card is answered 502, and the card is stored nowhere', async () => {

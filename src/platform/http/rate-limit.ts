@@ -63,7 +63,7 @@ export function clientKey(ip: string): string {
 }
 
 /** One client's window: requests counted since `startedAt`. */
-interface Window {
+export interface Window {
   count: number;
   startedAt: number;
 }
@@ -73,7 +73,7 @@ interface Window {
  * that the client seen least recently is forgotten (as @fastify/rate-limit's LRU did), so a flood
  * of new addresses cannot reset the count of one that keeps asking.
  */
-class WindowCounter {
+export class WindowCounter {
   readonly max: number;
   readonly maxText: string;
   readonly windowMs: number;
