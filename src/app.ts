@@ -16,6 +16,7 @@ import { SEND_JOB } from './comms/campaign.runner.js';
 import { registerCampaignRoutes } from './comms/campaigns.routes.js';
 import type { CampaignService } from './comms/campaigns.service.js';
 import { createCampaigns, mailConcurrency } from './comms/campaigns.setup.js';
+import { loadDkimKeys, signMessage } from './comms/dkim.js';
 import type { InboundSmtpListener } from './comms/inbound.smtp.js';
 import { registerMailEventsRoutes } from './comms/mail-events.routes.js';
 import { MailEventsService } from './comms/mail-events.service.js';
@@ -35,6 +36,7 @@ import { WebhookService } from './consent/webhooks.service.js';
 import { ManifestVersionRepository } from './manifest/manifest.repository.js';
 import { registerManifestRoutes } from './manifest/manifest.routes.js';
 import { activateManifest, ManifestVersions, type ActiveManifest } from './manifest/manifest.service.js';
+import { SystemGate } from './manifest/systems.gate.js';
 import { ApiKeyRepository } from './platform/auth/api-keys.repository.js';
 import { ApiKeyService } from './platform/auth/api-keys.service.js';
 import { SCOPES, SCOPE_DESCRIPTIONS } from './platform/auth/scopes.js';
@@ -50,10 +52,10 @@ import { JobQueue } from './platform/jobs/jobs.service.js';
 import { MailTransport } from './platform/mail/mail.transport.js';
 import { DataKeysRepository } from './vault/data-keys.repository.js';
 import { DataKeys } from './vault/data-keys.service.js';
-import { Keyring } from './vault/keyring.js';
-import { keyFileDirOf, openKeystore, sharedBackupUnits } from './vault/keystore.js';
 import { Credentials } from './vault/credentials.service.js';
 import { registerCredentialRoutes } from './vault/credentials.routes.js';
+import { Keyring } from './vault/keyring.js';
+import { keyFileDirOf, openKeystore, sharedBackupUnits } from './vault/keystore.js';
 import { RecordsRepository } from './vault/records.repository.js';
 import { RetentionSchedule, RetentionService } from './vault/retention.service.js';
 import { SubjectsRepository } from './vault/subjects.repository.js';
@@ -86,10 +88,10 @@ export interface App {
   keyring: Keyring;
   dataKeys: DataKeys;
   vault: Vault;
-  /** Collection points: the TypeScript API of `POST /api/v1/collect/:source`. */
-  collect: CollectService;
   /** Checks secrets against stored credential verifiers (docs/vault.md, "Credentials"). */
   credentials: Credentials;
+  /** Collection points: the TypeScript API of `POST /api/v1/collect/:source`. */
+  collect: CollectService;
   /** Choices and decisions: the TypeScript API of the consent routes and pages. */
   consent: ConsentService;
   /** Delivers consent changes to the systems the manifest lists. */
@@ -116,7 +118,7 @@ export interface App {
 
 /** Builds the application: database and migrations, the manifest in force, services, routes. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const ctx = createContext({ kind: 'system', job: 'startup' });
+  const ctx = createContext({ kind: 'job', id: 'startup' });
   const ownsDatabase = options.database === undefined;
   const ownsKeystore = options.keystore === undefined;
   const database =
@@ -140,7 +142,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const active = await activateManifest(ctx, { file: config.manifestPath, versions: versionsRepo });
     const versions = new ManifestVersions(versionsRepo);
     const manifestInForce = { manifest: active.manifest, versionId: active.version.id };
-    const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(db) });
+    // Every caller is a declared system, held to its purposes by this one gate.
+    const systems = new SystemGate(manifestInForce);
+    const apiKeys = new ApiKeyService({
+      keys: new ApiKeyRepository(db),
+      systems: () => active.manifest.systems.map((s) => s.key),
+    });
     const keyFileDir = keyFileDirOf(config);
     const keyring = await Keyring.load({ dataDir: keyFileDir, envKeys: config.keys });
     const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring, {
@@ -150,6 +157,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       logLevel: config.logLevel,
       bodyLimitBytes: config.bodyLimitBytes,
       rateLimitPerMinute: config.rateLimitPerMinute,
+      trustProxy: config.trustProxy,
       ...(options.logStream ? { logStream: options.logStream } : {}),
     });
     const log = http.log;
@@ -168,11 +176,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const jobs = new JobQueue({ db, log });
     const audit = new AuditLog(new AuditRepository(db));
     const mailSettings = mailSettingsOf(config, active.manifest);
+    // Checked at boot (a bad key stops the server with every problem listed); campaigns and service
+    // mail are signed with them.
+    const dkim = loadDkimKeys(config.dkim, mailSettings.mailDomain);
     const transport = new MailTransport({
       smtpUrl: config.smtpUrl,
       from: mailSettings.from,
       log,
       pool: mailConcurrency(config),
+      sign: dkim === undefined ? undefined : (raw) => signMessage(raw, dkim),
     });
 
     // The capabilities, each given only what it uses. Subjects come first: consent, suppression and
@@ -220,6 +232,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       dataKeys,
       keyring,
       manifest: manifestInForce,
+      systems,
       // The use gate obeys people's choices; erasure takes their ledger with it and tells the
       // systems the manifest lists, in its own transaction.
       decide: (c, subject, purpose) => consent.decideForUse(c, subject.id, purpose),
@@ -228,18 +241,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         await webhooks.enqueueErasure(c, subjectId);
       },
     });
-    const collect = new CollectService({
-      vault,
-      manifest: active.manifest,
-      consent,
-      ...(options.processors ? { processors: options.processors } : {}),
-    });
-    if (collect.usesTestProcessor)
-      log.warn('cards are tokenized by the built-in test processor; pass a real one as processors');
-    const mailDomain = mailDomainOf(config, active.manifest);
-    const mailEvents = new MailEventsService({
-      consent,
-      suppression,
     const credentials = new Credentials({
       db,
       subjects: subjectsRepo,
@@ -248,8 +249,22 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       audit,
       write: (c, inputs) => vault.write(c, inputs),
     });
+    const collect = new CollectService({
+      vault,
+      manifest: active.manifest,
+      consent,
+      systems,
+      ...(options.processors ? { processors: options.processors } : {}),
+    });
+    if (collect.usesTestProcessor)
+      log.warn('cards are tokenized by the built-in test processor; pass a real one as processors');
+    const mailDomain = mailDomainOf(config, active.manifest);
+    const mailEvents = new MailEventsService({
+      consent,
+      suppression,
       vault,
       linkKey: deriveLinkTokenKeys(keyring.use('links')),
+      returnTokenSecret: keyring.indexKey,
       mailDomain,
     });
     const campaigns = createCampaigns({
@@ -265,6 +280,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       suppression,
       audit,
       keyring,
+      returnTokenSecret: keyring.indexKey,
+      dkim,
       log,
     });
 
@@ -292,8 +309,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     });
     registerManifestRoutes(http, { active, versions, auth });
     registerVaultRoutes(http, { vault, auth });
+    registerCredentialRoutes(http, { credentials, auth });
     registerCollectRoutes(http, { collect, auth });
-    registerConsentRoutes(http, { consent, auth });
+    registerConsentRoutes(http, { consent, auth, systems });
     registerWebhookRoutes(http, { webhooks, auth });
     await registerConsentPages(http, {
       consent,
@@ -304,11 +322,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       mail: transport,
     });
     await registerOneClickRoutes(http, { mailEvents, manifest: active.manifest });
-    await registerMailEventsRoutes(http, { mailEvents, suppression, auth });
+    await registerMailEventsRoutes(http, { mailEvents, suppression, auth, systems });
     registerCampaignRoutes(http, { campaigns: campaigns.service, auth });
     registerJobRoutes(http, { queue: jobs, auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
-    registerCredentialRoutes(http, { credentials, auth });
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await http.ready();
 
@@ -348,6 +365,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       keyring,
       dataKeys,
       vault,
+      credentials,
       collect,
       consent,
       webhooks,
@@ -364,7 +382,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes
           // commit, then the databases close.
           await retention?.stop();
-      credentials,
           await http.close();
           await inboundSmtp?.close();
           // No new campaign message, then the queue's jobs in flight finish and are recorded.

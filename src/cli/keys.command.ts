@@ -11,8 +11,9 @@ import os from 'node:os';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ApiKeyRepository, type ApiKeySummary } from '../platform/auth/api-keys.repository.js';
 import { ApiKeyService } from '../platform/auth/api-keys.service.js';
-import { SCOPE_DESCRIPTIONS, SCOPES } from '../platform/auth/scopes.js';
+import { isDataScope, SCOPE_DESCRIPTIONS, SCOPES } from '../platform/auth/scopes.js';
 import { loadConfig } from '../platform/config.js';
+import { ValidationError } from '../platform/errors.js';
 import { createContext, type Context } from '../platform/context.js';
 import type { Database } from '../platform/db/database.js';
 import type {
@@ -29,7 +30,14 @@ type Format = 'text' | 'json';
 interface CreateOptions extends DatabaseCommandOptions {
   name: string;
   scope: string[];
+  system?: string;
+  holder?: string;
+  expires?: Date;
   format: Format;
+}
+
+interface BindOptions extends DatabaseCommandOptions {
+  system: string;
 }
 
 interface ListOptions extends DatabaseCommandOptions {
@@ -50,6 +58,12 @@ export function registerKeysCommand(program: Command): void {
       .description('create an API key; it is printed once and cannot be shown again')
       .requiredOption('--name <name>', 'who or what uses the key, e.g. "billing-service"')
       .requiredOption('--scope <scope...>', 'what the key may do; repeat or list several')
+      .option(
+        '--system <system>',
+        'the system (under systems: in the manifest) the key acts for; without one it is an operator key, which manages Pledge but acts for no person',
+      )
+      .option('--holder <holder>', 'the person or team responsible for the key')
+      .option('--expires <date>', 'when the key stops working (YYYY-MM-DD, or an ISO 8601 time)', parseExpiry)
       .addOption(formatOption())
       .addHelpText(
         'after',
@@ -57,14 +71,18 @@ export function registerKeysCommand(program: Command): void {
       ),
   ).action(async (options: CreateOptions) => {
     await withService(options, async (service, ctx) => {
-      const created = await service.createKey(ctx, { name: options.name, scopes: options.scope });
+      const created = await service.createKey(ctx, {
+        name: options.name,
+        scopes: options.scope,
+        system: options.system,
+        holder: options.holder,
+        expiresAt: options.expires,
+      });
       if (options.format === 'json')
-        process.stdout.write(
-          `${JSON.stringify({ id: created.id, key: created.key, name: created.name, scopes: created.scopes }, null, 2)}\n`,
-        );
+        process.stdout.write(`${JSON.stringify({ key: created.key, ...presentKey(created) }, null, 2)}\n`);
       else {
         process.stderr.write(
-          `created API key "${created.name}" (id ${created.id}) with scopes: ${created.scopes.join(', ')}\n`,
+          `created API key "${created.name}" (id ${created.id}) ${created.system === undefined ? 'for no system (an operator key)' : `for system "${created.system}"`} with scopes: ${created.scopes.join(', ')}\n`,
         );
         process.stdout.write(`${created.key}\n`);
       }
@@ -83,7 +101,31 @@ export function registerKeysCommand(program: Command): void {
         process.stderr.write(
           'no API keys yet; create one with `pledge keys create --name NAME --scope SCOPE`\n',
         );
-      } else process.stdout.write(formatTable(list));
+      } else {
+        process.stdout.write(formatTable(list));
+        const unbound = list.filter((k) => k.system === undefined && k.revokedAt === undefined);
+        if (unbound.some((k) => k.scopes.some((s) => s !== 'admin' && isDataScope(s)))) {
+          process.stderr.write(
+            'warning: keys marked UNBOUND hold scopes that act for people but no system, so those scopes are refused; ' +
+              'bind each with `pledge keys bind ID --system SYSTEM` (README: "Systems and API keys")\n',
+          );
+        }
+      }
+    });
+  });
+
+  addDataDirOption(
+    keys
+      .command('bind')
+      .description(
+        'bind a key made without a system (or before keys had systems) to a system of the manifest',
+      )
+      .argument('<id>', 'the key id')
+      .requiredOption('--system <system>', 'the system (under systems: in the manifest) the key acts for'),
+  ).action(async (id: string, options: BindOptions) => {
+    await withService(options, async (service, ctx) => {
+      const key = await service.bindKey(ctx, id, options.system);
+      process.stdout.write(`API key ${key.id} ("${key.name}") now acts for system "${key.system ?? ''}"\n`);
     });
   });
 
@@ -238,6 +280,7 @@ function withRotation(
     ]);
     const keystore = await openKeystore({
       databaseUrl: config.databaseUrl,
+      keystoreUrl: config.keystoreUrl,
       dataDir: config.dataDir,
       timeouts: config.databaseTimeouts,
     });
@@ -246,7 +289,7 @@ function withRotation(
       const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), await Keyring.load(keys));
       await work(
         new KeyRotationService({ audit: new AuditLog(new AuditRepository(database.db)), dataKeys, keys }),
-        createContext({ kind: 'cli', user: cliUser() }),
+        createContext({ kind: 'cli', id: cliUser() }),
       );
     } finally {
       await keystore.close();
@@ -254,49 +297,6 @@ function withRotation(
   });
 }
 
-function parseVersion(raw: string): number {
-  if (!/^\d+$/.test(raw.trim())) throw new InvalidArgumentError('give a KEK version number, e.g. 1.');
-  return Number(raw);
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/** The fields of the key status that the CLI shows (dates and counts; never key material). */
-function presentStatus(status: KeyStatusResult) {
-  return {
-    source: status.source,
-    file: status.file ?? null,
-    currentVersion: status.currentVersion,
-    versions: status.versions.map((v) => ({
-      version: v.version,
-      status: kekState(v),
-      createdAt: v.createdAt ?? null,
-      retiredAt: v.retiredAt ?? null,
-      dataKeys: v.dataKeys,
-    })),
-  };
-}
-
-function kekState(v: KeyStatusResult['versions'][number]): 'current' | 'active' | 'retired' | 'missing' {
-      keystoreUrl: config.keystoreUrl,
-  if (v.missing) return 'missing';
-  if (v.current) return 'current';
-  return v.retiredAt === undefined ? 'active' : 'retired';
-}
-
-function formatStatus(status: KeyStatusResult): string {
-  const where = status.source === 'env' ? 'PLEDGE_KEYS' : `key file ${status.file ?? ''}`;
-  const rows = status.versions.map((v) => [
-    String(v.version),
-    kekState(v),
-    v.createdAt ?? '-',
-    v.retiredAt ?? '-',
-    String(v.dataKeys),
-  ]);
-  const problems = status.versions
-    .filter((v) => v.dataKeys > 0 && (v.missing || v.retiredAt !== undefined))
 function printUseRotation(result: KeyUseRotateResult, format: Format): void {
   const keysValue = result.keys === undefined ? undefined : Buffer.from(result.keys).toString('base64');
   if (format === 'json') {
@@ -325,6 +325,48 @@ function printUseRotation(result: KeyUseRotateResult, format: Format): void {
   }
 }
 
+function parseVersion(raw: string): number {
+  if (!/^\d+$/.test(raw.trim())) throw new InvalidArgumentError('give a KEK version number, e.g. 1.');
+  return Number(raw);
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** The fields of the key status that the CLI shows (dates and counts; never key material). */
+function presentStatus(status: KeyStatusResult) {
+  return {
+    source: status.source,
+    file: status.file ?? null,
+    currentVersion: status.currentVersion,
+    versions: status.versions.map((v) => ({
+      version: v.version,
+      status: kekState(v),
+      createdAt: v.createdAt ?? null,
+      retiredAt: v.retiredAt ?? null,
+      dataKeys: v.dataKeys,
+    })),
+  };
+}
+
+function kekState(v: KeyStatusResult['versions'][number]): 'current' | 'active' | 'retired' | 'missing' {
+  if (v.missing) return 'missing';
+  if (v.current) return 'current';
+  return v.retiredAt === undefined ? 'active' : 'retired';
+}
+
+function formatStatus(status: KeyStatusResult): string {
+  const where = status.source === 'env' ? 'PLEDGE_KEYS' : `key file ${status.file ?? ''}`;
+  const rows = status.versions.map((v) => [
+    String(v.version),
+    kekState(v),
+    v.createdAt ?? '-',
+    v.retiredAt ?? '-',
+    String(v.dataKeys),
+  ]);
+  const problems = status.versions
+    .filter((v) => v.dataKeys > 0 && (v.missing || v.retiredAt !== undefined))
     .map(
       (v) =>
         `warning: ${plural(v.dataKeys, 'data key')} under KEK version ${v.version}, which the keyring ${v.missing ? 'does not have' : 'has retired'}: they cannot be opened; restore the key file from your backup\n`,
@@ -336,12 +378,32 @@ function withService(
   options: DatabaseCommandOptions,
   work: (service: ApiKeyService, ctx: Context) => Promise<void>,
 ): Promise<void> {
-  return runWithDatabase(options, (database: Database) =>
-    work(
-      new ApiKeyService({ keys: new ApiKeyRepository(database.db) }),
-      createContext({ kind: 'cli', user: cliUser() }),
-    ),
-  );
+  return runWithDatabase(options, async (database: Database) => {
+    const systems = await manifestSystems();
+    await work(
+      new ApiKeyService({ keys: new ApiKeyRepository(database.db), systems: () => systems }),
+      createContext({ kind: 'cli', id: cliUser() }),
+    );
+  });
+}
+
+/**
+ * The systems of the manifest the server runs (PLEDGE_MANIFEST), which a key's system must be one
+ * of. A manifest that does not load stops the command with its problems.
+ */
+async function manifestSystems(): Promise<string[]> {
+  const { loadManifestFile } = await import('../manifest/manifest.loader.js');
+  const { formatLocation } = await import('../manifest/problems.js');
+  const config = loadConfig(process.env);
+  const loaded = await loadManifestFile(config.manifestPath);
+  if (loaded.manifest === undefined) {
+    throw new ValidationError(
+      'manifest.invalid',
+      `the manifest ${config.manifestPath} (PLEDGE_MANIFEST) does not load, so the systems keys are made for are unknown:\n` +
+        loaded.problems.map((p) => `${formatLocation(p.location)}: ${p.message}`).join('\n'),
+    );
+  }
+  return loaded.manifest.systems.map((s) => s.key);
 }
 
 /** The user running the CLI, for the audit's actor. */
@@ -355,28 +417,50 @@ export function cliUser(): string {
 }
 
 /** The fields of a key that the CLI shows. */
-function presentKey(key: ApiKeySummary) {
+function presentKey(
+  key: Omit<ApiKeySummary, 'createdAt' | 'lastUsedAt' | 'revokedAt'> & Partial<ApiKeySummary>,
+) {
   return {
     id: key.id,
     name: key.name,
     scopes: key.scopes,
-    createdAt: key.createdAt.toISOString(),
+    system: key.system ?? null,
+    holder: key.holder ?? null,
+    expiresAt: key.expiresAt?.toISOString() ?? null,
+    createdAt: key.createdAt?.toISOString() ?? null,
     lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
     revokedAt: key.revokedAt?.toISOString() ?? null,
   };
 }
 
 function formatTable(list: ApiKeySummary[]): string {
-  const header = ['ID', 'NAME', 'SCOPES', 'CREATED', 'LAST USED', 'STATUS'];
+  const header = ['ID', 'NAME', 'SYSTEM', 'HOLDER', 'SCOPES', 'CREATED', 'EXPIRES', 'LAST USED', 'STATUS'];
+  const now = Date.now();
   return alignColumns([
     header,
     ...list.map((k) => [
       k.id,
       k.name,
+      k.system ?? (k.scopes.some((s) => s !== 'admin' && isDataScope(s)) ? 'UNBOUND' : '-'),
+      k.holder ?? '-',
       k.scopes.join(','),
       k.createdAt.toISOString(),
+      k.expiresAt?.toISOString() ?? 'never',
       k.lastUsedAt?.toISOString() ?? 'never',
-      k.revokedAt === undefined ? 'active' : `revoked ${k.revokedAt.toISOString()}`,
+      k.revokedAt !== undefined
+        ? `revoked ${k.revokedAt.toISOString()}`
+        : k.expiresAt !== undefined && k.expiresAt.getTime() <= now
+          ? 'expired'
+          : 'active',
     ]),
   ]);
+}
+
+function parseExpiry(raw: string): Date {
+  const value = raw.trim();
+  const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00:00Z`) : new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(date.getTime())) {
+    throw new InvalidArgumentError('give a date (YYYY-MM-DD) or an ISO 8601 time, e.g. 2027-06-30.');
+  }
+  return date;
 }

@@ -153,10 +153,10 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
         jurisdiction: body.jurisdiction,
         evidence,
       }));
-      // A system records consent only for its purposes; a withdrawal it may pass on for any purpose,
+      // A system records consent only for its purposes; a refusal or withdrawal it may pass on for any,
       // since a person may tell any of the company's systems to stop, and stopping must be honoured.
       for (const input of inputs) {
-        if (input.state !== 'withdrawn' && input.purpose !== '*') systems.requirePurpose(ctx, input.purpose);
+        if (input.state === 'granted' && input.purpose !== '*') systems.requirePurpose(ctx, input.purpose);
       }
       const changes = inputs.length > 0 ? await consent.record(ctx, inputs) : [];
       if (body.gpc === true || gpcHeader(request)) {

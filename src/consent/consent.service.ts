@@ -356,18 +356,13 @@ export class ConsentService {
   async eraseSubject(ctx: Context, subjectId: string): Promise<number> {
     return this.#db.transaction(ctx, async (trx) => {
       const n = await this.#repo.eraseSubject(trx, subjectId);
+      // Every preference link made before the erasure stops working with it.
+      await this.#links.bump(trx, subjectId, trx.clock.now());
       if (this.#database.dialect === 'postgres')
         await this.#repo.notify(trx, this.#channel, [subjectHolder(subjectId)]);
       this.#db.afterCommit(trx, () => this.forget(subjectId));
       return n;
     });
-      // Every preference link made before the erasure stops working with it.
-      await this.#links.bump(trx, subjectId, trx.clock.now());
-  }
-
-  /** Forgets what the cache holds of a subject (after erasure, or a change of jurisdiction). */
-  forget(subjectId: string): void {
-    this.#cache.evict([subjectHolder(subjectId)]);
   }
 
   /** A person's link generation: what a preference-center link must carry to work. */
@@ -388,6 +383,11 @@ export class ConsentService {
       ]);
       return generation;
     });
+  }
+
+  /** Forgets what the cache holds of a subject (after erasure, or a change of jurisdiction). */
+  forget(subjectId: string): void {
+    this.#cache.evict([subjectHolder(subjectId)]);
   }
 
   // ---- internals -----------------------------------------------------------------------------

@@ -104,6 +104,8 @@ export interface ConsentServiceDeps {
   /** Transactions of the main database. */
   db: Transactions;
   repo: ConsentRepository;
+  /** People's link generations (preference-center links; pages.routes.ts). */
+  linkGenerations: LinkGenerationsRepository;
   subjects: ConsentSubjects;
   audit: AuditAppender;
   /** Where other instances' changes are heard (PostgreSQL). */
@@ -114,8 +116,6 @@ export interface ConsentServiceDeps {
   propagate?: PropagateChanges;
   /** Holders kept in the cache (default 200,000). */
   cacheSize?: number;
-  /** People's link generations (preference-center links; pages.routes.ts). */
-  linkGenerations: LinkGenerationsRepository;
 }
 
 /** Reasons a batch decision may give beyond the per-purpose ones. */

@@ -1,5 +1,6 @@
 /**
- * An application for collection tests on either engine: the example manifest, a key store of its
+ * An application for collection tests on either engine: the example manifest (with a system that
+ * may use every purpose and source), a key store of its
  * own (a separate PostgreSQL schema, as test/helpers/vault.ts opens it), captured logs, and an API
  * key that may collect and read subjects.
  */
@@ -9,7 +10,8 @@ import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import type { Database } from '../../src/platform/db/database.js';
 import { tablesOf, type TestDatabase, type TestDialect } from '../helpers/databases.js';
-import { EXAMPLE_MANIFEST, openTestStores } from '../helpers/vault.js';
+import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
+import { openTestStores } from '../helpers/vault.js';
 
 /** A running app and what a test inspects. */
 export interface CollectTestApp {
@@ -29,7 +31,10 @@ export interface CollectTestApp {
 /** The configuration collection tests use; `overrides` win. */
 export function configFor(dataDir: string, overrides: Partial<Config> = {}): Config {
   return {
-    ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'info' }, { manifest: EXAMPLE_MANIFEST }),
+    ...loadConfig(
+      { PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'info' },
+      { manifest: exampleWithTestSystem() },
+    ),
     retentionIntervalSeconds: 0,
     ...overrides,
   };
@@ -48,9 +53,10 @@ export async function openCollectApp(
   } = await openTestStores(dialect, 'pledge-collect-');
   const { logStream, logs } = captureLogs();
   const app = await createApp(configFor(dataDir), { database, keystore, logStream, ...options });
-  const ctx = createContext({ kind: 'cli', user: 'test' });
+  const ctx = createContext({ kind: 'cli', id: 'test' });
   const { key } = await app.apiKeys.createKey(ctx, {
     name: 'collector',
+    system: TEST_SYSTEM,
     scopes: ['collect:write', 'subjects:read'],
   });
   const siblings: App[] = [];

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createContext } from '../../src/platform/context.js';
+import { TEST_SYSTEM } from '../helpers/manifests.js';
 import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { randomEmail } from '../helpers/vault.js';
 import { countRows, openCollectApp, type CollectTestApp } from './collect-app.js';
@@ -29,7 +30,7 @@ interface ReadBody {
   records: Array<{ source: string; fields: Record<string, { category: string; value: unknown }> }>;
 }
 
-const cli = createContext({ kind: 'cli', user: 'test' });
+const cli = createContext({ kind: 'cli', id: 'test' });
 const CARD = '4111111111111111';
 const CARD_SPACED = '4111 1111 1111 1111';
 const OTHER_CARD = '5555555555554444';
@@ -499,14 +500,22 @@ for (const dialect of DIALECTS) {
         payload: { data: {} },
       });
       assert.equal(none.statusCode, 401);
-      const reader = await t.app.apiKeys.createKey(cli, { name: 'reader', scopes: ['subjects:read'] });
+      const reader = await t.app.apiKeys.createKey(cli, {
+        name: 'reader',
+        system: TEST_SYSTEM,
+        scopes: ['subjects:read'],
+      });
       const res = await post('/api/v1/collect/feedback', { data: {} }, reader.key);
       assert.equal(res.statusCode, 403);
     });
 
     test('an oversize body is refused with request.too_large', async () => {
       const small = await t.sibling({ bodyLimitBytes: 2048, logLevel: 'silent' });
-      const { key } = await small.apiKeys.createKey(cli, { name: 'small', scopes: ['collect:write'] });
+      const { key } = await small.apiKeys.createKey(cli, {
+        name: 'small',
+        system: TEST_SYSTEM,
+        scopes: ['collect:write'],
+      });
       const res = await small.http.inject({
         method: 'POST',
         url: '/api/v1/collect/feedback',

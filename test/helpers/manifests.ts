@@ -2,6 +2,7 @@
  * Variants of the example manifest for tests that need a declaration the example does not make
  * (the example company sells and shares nothing, so no purpose of it is covered by GPC).
  */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,4 +33,37 @@ export async function writeManifestWithPurposes(
   const file = path.join(dir, 'pledge.yaml');
   await writeFile(file, doc.toString());
   return file;
+}
+
+/**
+ * A system of the test manifest below that serves every purpose and submits to every collection
+ * point, for tests of collection and consent that are not about which system may do what (the
+ * binding itself is tested with the example's own systems in test/http/systems.test.ts).
+ */
+export const TEST_SYSTEM = 'test-all';
+
+let withTestSystem: string | undefined;
+
+/**
+ * The example manifest plus the system {@link TEST_SYSTEM}, written once per test process
+ * (synchronously, so that configurations built without awaiting can name it).
+ */
+export function exampleWithTestSystem(): string {
+  if (withTestSystem !== undefined) return withTestSystem;
+  const doc = parseDocument(readFileSync(EXAMPLE_MANIFEST, 'utf8'));
+  const keys = (list: string) =>
+    (doc.get(list) as { items: Array<{ get(k: string): unknown }> }).items.map((i) => String(i.get('key')));
+  doc.addIn(
+    ['systems'],
+    doc.createNode({
+      key: TEST_SYSTEM,
+      name: 'Test system',
+      purposes: keys('purposes'),
+      sources: keys('sources'),
+    }),
+  );
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pledge-manifest-'));
+  withTestSystem = path.join(dir, 'pledge.yaml');
+  writeFileSync(withTestSystem, doc.toString());
+  return withTestSystem;
 }

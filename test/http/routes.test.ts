@@ -43,10 +43,11 @@ describe('every API route', () => {
       },
       { database },
     );
-    // A key whose only scope no API route asks for.
+    // A key of a system whose only scope no API route outside /api/v1/manifest asks for.
     narrowKey = (
-      await app.apiKeys.createKey(createContext({ kind: 'cli', user: 'test' }), {
+      await app.apiKeys.createKey(createContext({ kind: 'cli', id: 'test' }), {
         name: 'narrow',
+        system: 'web-app',
         scopes: ['manifest:read'],
       })
     ).key;
@@ -118,8 +119,9 @@ describe('every API route', () => {
 
   test('every JSON route with a body answers 415 in the error shape to text/plain', async () => {
     const fullKey = (
-      await app.apiKeys.createKey(createContext({ kind: 'cli', user: 'test' }), {
+      await app.apiKeys.createKey(createContext({ kind: 'cli', id: 'test' }), {
         name: 'full',
+        system: 'web-app',
         scopes: [...SCOPES],
       })
     ).key;

@@ -18,7 +18,7 @@ import { DIALECTS, openTestDatabase, type TestDatabase } from '../helpers/databa
 import { forgeSignature } from '../helpers/tokens.js';
 
 const EXAMPLE = path.join(ROOT, 'examples/example-online/pledge.yaml');
-const cli = createContext({ kind: 'cli', user: 'test' });
+const cli = createContext({ kind: 'cli', id: 'test' });
 
 function configFor(dataDir: string, overrides: Partial<Config> = {}): Config {
   return {
@@ -42,7 +42,9 @@ for (const dialect of DIALECTS) {
       const dataDir = await mkdtemp(path.join(tmpdir(), 'pledge-http-'));
       app = await createApp(configFor(dataDir), { database, logStream });
       readKey = (await app.apiKeys.createKey(cli, { name: 'reader', scopes: ['manifest:read'] })).key;
-      otherKey = (await app.apiKeys.createKey(cli, { name: 'other', scopes: ['subjects:read'] })).key;
+      otherKey = (
+        await app.apiKeys.createKey(cli, { name: 'other', system: 'web-app', scopes: ['subjects:read'] })
+      ).key;
     });
     after(async () => {
       await app.close();

@@ -515,6 +515,6 @@ function serializeEnqueuer(actor: Actor, system: string | undefined): string {
 
 function parseEnqueuer(json: string): { enqueuedBy: Actor; enqueuedFor: string | undefined } {
   const { system, ...actor } = JSON.parse(json) as Actor & { system?: string };
-  const enqueuedBy = actor as Actor;
+  const enqueuedBy = actor;
   return { enqueuedBy, enqueuedFor: system ?? (enqueuedBy.kind === 'system' ? enqueuedBy.id : undefined) };
 }
