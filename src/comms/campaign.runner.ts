@@ -376,7 +376,7 @@ export class CampaignRunner {
     const { send, message } = ready;
     try {
       const result = await this.#deps.transport.sendRaw(round.ctx, {
-        envelopeFrom: this.#deps.bounceAddress,
+        envelopeFrom: message.envelopeFrom,
         to: message.to,
         raw: message.raw,
       });

@@ -63,8 +63,6 @@ export interface CampaignRunnerDeps {
   pipeline: MessagePipeline;
   transport: Pick<MailTransport, 'sendRaw'>;
   suppression: Pick<SuppressionService, 'suppress'>;
-  /** MAIL FROM of every message. */
-  bounceAddress: string;
   log: RunnerLogger;
   /** Messages a second at most. */
   ratePerSecond: number;

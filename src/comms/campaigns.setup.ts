@@ -1,9 +1,8 @@
 /**
- * Builds the campaign service from the application's parts (createApp calls it once): checks the
- * DKIM keys (a bad key stops the server at boot with every problem listed), builds the pipeline over
- * Pledge's one mail transport, and says what `serve` does with them.
+ * Builds the campaign service from the application's parts (createApp calls it once, with the DKIM
+ * keys it checked at boot, which service mail is signed with too): builds the pipeline over Pledge's
+ * one mail transport, and says what `serve` does with them.
  */
-import { createHmac } from 'node:crypto';
 import type { ConsentService } from '../consent/consent.service.js';
 import { deriveLinkTokenKeys } from '../consent/link-tokens.js';
 import type { AuditAppender } from '../audit/audit.service.js';
@@ -22,7 +21,7 @@ import {
   type CampaignSubjects,
   type PolicyChangeNoticeResult,
 } from './campaigns.service.js';
-import { loadDkimKeys } from './dkim.js';
+import type { DkimKeys } from './dkim.js';
 import { mailSettingsOf } from './mail.settings.js';
 import { MessagePipeline } from './message.pipeline.js';
 import type { SuppressionService } from './suppression.service.js';
@@ -43,6 +42,10 @@ export interface CampaignsSetupDeps {
   suppression: SuppressionService;
   audit: AuditAppender;
   keyring: Keyring;
+  /** The secret the return tokens of Message-IDs and return paths are derived from (return-tokens.ts). */
+  returnTokenSecret: Buffer;
+  /** The DKIM keys (loadDkimKeys), checked at boot; absent: campaigns refuse to start. */
+  dkim: DkimKeys | undefined;
   log: RunnerLogger;
 }
 
@@ -58,11 +61,11 @@ export interface Campaigns {
   close(): Promise<void>;
 }
 
-/** Builds the campaign service; throws a ConfigError when a DKIM key is unusable. */
+/** Builds the campaign service. */
 export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
   const { config, active } = deps;
   const settings = mailSettingsOf(config, active.manifest);
-  const dkim = loadDkimKeys(config.dkim, settings.mailDomain);
+  const { dkim } = deps;
   const concurrency = mailConcurrency(config);
   const { transport } = deps;
   const pipeline = new MessagePipeline({
@@ -71,7 +74,7 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
     vault: deps.vault,
     suppression: deps.suppression,
     linkKey: deriveLinkTokenKeys(deps.keyring.use('links')),
-    messageIdKey: createHmac('sha256', deps.keyring.indexKey).update('pledge message ids v1').digest(),
+    returnTokenSecret: deps.returnTokenSecret,
     settings,
     dkim,
   });
@@ -92,7 +95,6 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
       pipeline,
       transport,
       suppression: deps.suppression,
-      bounceAddress: settings.bounceAddress,
       log: deps.log,
       ratePerSecond: config.mailRatePerSecond,
       concurrency,

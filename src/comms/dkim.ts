@@ -2,8 +2,10 @@
  * DKIM: the keys Pledge signs its mail with, checked at boot, and the signing itself. Every message
  * gets one signature per configured key (RSA-SHA256 with a key of at least 2048 bits, and
  * Ed25519-SHA256 per RFC 8463), each covering the headers a mailbox provider relies on, the
- * List-Unsubscribe pair included (RFC 8058 asks that both be signed). mailauth canonicalizes and
- * formats; the keys are parsed once.
+ * List-Unsubscribe pair included (RFC 8058 asks that both be signed), and names the headers of
+ * {@link OVERSIGNED_HEADERS} once more than the message has them, so that a copy of one added on
+ * the way (a second From or Subject, another List-Unsubscribe) breaks the signature. mailauth
+ * canonicalizes and formats; the keys are parsed once.
  */
 import { createHash, createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -26,6 +28,14 @@ export const SIGNED_HEADERS = [
   'MIME-Version',
   'Content-Type',
 ] as const;
+
+/**
+ * Headers over-signed (RFC 6376 section 8.15): h= names each once more than the message holds it.
+ * A verifier takes an h= name with no instance left as the empty string, so the signature holds as
+ * sent and fails once anyone adds one. Service mail, which has no List-Unsubscribe, signs that there
+ * is none.
+ */
+export const OVERSIGNED_HEADERS = ['From', 'Subject', 'List-Unsubscribe', 'List-Unsubscribe-Post'] as const;
 
 /** The smallest RSA key accepted (RFC 8301 asks verifiers to accept 1024; providers want 2048). */
 export const MIN_RSA_BITS = 2048;
@@ -166,8 +176,8 @@ export interface SignMessageOptions {
  * DKIM-Signature headers in front, in the order of the keys. Throws `comms.dkim_failed` when a
  * signature cannot be made, so an unsigned message never leaves.
  *
- * mailauth's `dkimSign` does what this does, byte for byte (a test holds the two to that), but
- * parses the PEM key again for every signature, which costs more than the RSA signature itself; and
+ * mailauth's `dkimSign` does what this does, byte for byte but for the over-signed names in h= (a
+ * test holds the two to that), but parses the PEM key again for every signature, which costs more than the RSA signature itself; and
  * it streams a message that is already in memory. So the same mailauth steps are taken here in
  * order (its header parser, relaxed header and body canonicalization, DKIM-Signature formatting)
  * with the keys parsed once, at boot, by {@link loadDkimKeys}.
@@ -186,7 +196,9 @@ export async function signMessage(
     const end = canonical.indexOf('\r\n\r\n');
     if (end < 0) throw new Error('the message has no body');
     const headers = m.parseHeaders(canonical.subarray(0, end + 4));
-    const signingHeaderLines = m.getSigningHeaderLines(headers.parsed, SIGNED_HEADERS_LIST);
+    const signed = m.getSigningHeaderLines(headers.parsed, SIGNED_HEADERS_LIST);
+    // The extra names add nothing to the hash now (no instance is left for them), only to h=.
+    const signingHeaderLines = { ...signed, keys: [signed.keys, ...OVERSIGNED_HEADERS].join(': ') };
     const body = m.dkimBody('relaxed', 'sha256', false);
     body.update(canonical.subarray(end + 4));
     const bodyHash = body.digest('base64');

@@ -10,6 +10,12 @@
  *   subject) for every list, and withdraws consent to the list when it can tell which list it was.
  *
  * Each step is idempotent: a report or a POST delivered twice changes nothing the second time.
+ *
+ * A report that comes by mail, from anyone who can reach the port, is applied only when it answers
+ * a message Pledge sent: its VERP return path or the quoted Message-ID carries a return token
+ * (return-tokens.ts) signed for that subject and list, within the token's window; and only to that
+ * subject's own addresses and that list. Anything else is dropped and counted. The webhook's
+ * reports are vouched for by its API key and applied as they come.
  */
 import { choiceKey } from '../consent/consent.decide.js';
 import type { ConsentEvidence, ConsentService } from '../consent/consent.service.js';
@@ -23,6 +29,14 @@ import { asLinkHolder, type Context } from '../platform/context.js';
 import type { Vault } from '../vault/vault.service.js';
 import { parseMailReport, unsubscribeTokenIn, type BounceKind, type MailReport } from './bounces.js';
 import { verifyMailtoToken } from './mailto-tokens.js';
+import {
+  deriveReturnTokenKeys,
+  returnTokenInMessageId,
+  verifyReturnToken,
+  type ReturnToken,
+  type ReturnTokenKeys,
+  type ReturnTokenProblem,
+} from './return-tokens.js';
 import { ALL_LISTS, type SuppressionService } from './suppression.service.js';
 
 /** What the service uses. */
@@ -32,6 +46,8 @@ export interface MailEventsServiceDeps {
   vault: Pick<Vault, 'findSubjectByIdentifier'>;
   /** The links keys link tokens are signed with (`deriveLinkTokenKeys(keyring.use('links'))`). */
   linkKey: LinkTokenKeys;
+  /** The secret return tokens are derived from (the same as the mail pipeline's). */
+  returnTokenSecret: Buffer;
   /** The domain of Pledge's mail addresses: a List-Id `<purpose.DOMAIN>` names a list. */
   mailDomain: string;
 }
@@ -82,10 +98,29 @@ export interface ComplaintEvent {
   token?: string | undefined;
 }
 
+/** Why a report by mail was not applied: it carried no valid return token, or named someone else. */
+export type ReportDropReason = 'no_token' | ReturnTokenProblem | 'not_recipient';
+
 /** What a raw report was and what it did. */
 export interface ReportResult {
   report: MailReport['type'];
   results: MailEventResult[];
+  /** Events of the report not applied because it did not prove it answers Pledge's mail. */
+  dropped: number;
+  /** Why (the first reason) when some were dropped. */
+  dropReason?: ReportDropReason | undefined;
+}
+
+/** Options of {@link MailEventsService.report}. */
+export interface ReportOptions {
+  /**
+   * Apply the report only when it answers a message Pledge sent (a valid return token), and only to
+   * that message's subject and list: set for mail from the inbound listener. The webhook, whose
+   * caller holds an API key, leaves it off.
+   */
+  requireReturnToken?: boolean;
+  /** The tokens of the VERP return paths (`bounces+TOKEN@`) the report was delivered to. */
+  returnPathTokens?: readonly string[];
 }
 
 /** Applies what comes back from sent mail. */
@@ -94,6 +129,8 @@ export class MailEventsService {
   readonly #suppression: SuppressionService;
   readonly #vault: MailEventsServiceDeps['vault'];
   readonly #linkKey: LinkTokenKeys;
+  readonly #returnKeys: ReturnTokenKeys;
+  readonly #mailDomain: string;
   readonly #listIdSuffix: string;
   #lists: string[] | undefined;
 
@@ -102,6 +139,8 @@ export class MailEventsService {
     this.#suppression = deps.suppression;
     this.#vault = deps.vault;
     this.#linkKey = deps.linkKey;
+    this.#returnKeys = deriveReturnTokenKeys(deps.returnTokenSecret);
+    this.#mailDomain = deps.mailDomain.toLowerCase();
     this.#listIdSuffix = `.${deps.mailDomain.toLowerCase()}`;
   }
 
@@ -252,10 +291,12 @@ export class MailEventsService {
 
   /**
    * Parses a raw report (a DSN or an ARF complaint report) and applies it: each failed or delayed
-   * recipient of a DSN is a bounce, each recipient of a complaint a complaint.
+   * recipient of a DSN is a bounce, each recipient of a complaint a complaint. With
+   * `requireReturnToken`, only what a valid return token vouches for (see {@link ReportOptions}).
    */
-  async report(ctx: Context, raw: Buffer | string): Promise<ReportResult> {
+  async report(ctx: Context, raw: Buffer | string, options: ReportOptions = {}): Promise<ReportResult> {
     const report = await parseMailReport(raw);
+    if (options.requireReturnToken === true) return this.#reportSigned(ctx, report, options);
     const results: MailEventResult[] = [];
     switch (report.type) {
       case 'delivery_status':
@@ -280,7 +321,104 @@ export class MailEventsService {
       case 'not_a_report':
         break;
     }
-    return { report: report.type, results };
+    return { report: report.type, results, dropped: 0 };
+  }
+
+  /** Applies a report by mail only as far as a valid return token vouches for it. */
+  async #reportSigned(ctx: Context, report: MailReport, options: ReportOptions): Promise<ReportResult> {
+    if (report.type === 'not_a_report') return { report: report.type, results: [], dropped: 0 };
+    const verified = this.#returnTokenOf(ctx, report, options.returnPathTokens ?? []);
+    if (!verified.ok) {
+      const dropped =
+        report.type === 'delivery_status'
+          ? report.recipients.filter((r) => r.kind !== undefined).length
+          : report.complaint
+            ? 1
+            : 0;
+      return { report: report.type, results: [], dropped, dropReason: verified.problem };
+    }
+    const { subjectId, list } = verified.token;
+    const results: MailEventResult[] = [];
+    let dropped = 0;
+    switch (report.type) {
+      case 'delivery_status':
+        for (const r of report.recipients) {
+          if (r.kind === undefined || r.address === undefined) {
+            results.push({ type: 'bounce', outcome: 'ignored' });
+          } else if (!(await this.#suppression.isAddressOf(ctx, subjectId, r.address))) {
+            // Signed for someone else: a genuine message's token cannot make another address bounce.
+            dropped++;
+          } else {
+            results.push(await this.bounce(ctx, { address: r.address, kind: r.kind }));
+          }
+        }
+        break;
+      case 'feedback': {
+        if (!report.complaint) {
+          results.push({ type: 'complaint', outcome: 'ignored' });
+          break;
+        }
+        // The subject and the list are the token's; of the addresses the report names (redacted by
+        // many providers), only the subject's own are suppressed by address.
+        const own: string[] = [];
+        for (const a of report.addresses) {
+          if (await this.#suppression.isAddressOf(ctx, subjectId, a)) own.push(a);
+        }
+        results.push(await this.#complaintOf(ctx, subjectId, list, own));
+        break;
+      }
+    }
+    return {
+      report: report.type,
+      results,
+      dropped,
+      ...(dropped > 0 ? { dropReason: 'not_recipient' as const } : {}),
+    };
+  }
+
+  /** The first valid return token of a report: its return paths', else its quoted Message-ID's. */
+  #returnTokenOf(
+    ctx: Context,
+    report: Exclude<MailReport, { type: 'not_a_report' }>,
+    returnPathTokens: readonly string[],
+  ): { ok: true; token: ReturnToken } | { ok: false; problem: ReportDropReason } {
+    const fromMessageId = returnTokenInMessageId(report.original?.messageId, this.#mailDomain);
+    const candidates = [...returnPathTokens, ...(fromMessageId === undefined ? [] : [fromMessageId])];
+    let problem: ReportDropReason = 'no_token';
+    const lists = this.#consent.rules.purposes().map((p) => p.key);
+    for (const candidate of candidates) {
+      const verified = verifyReturnToken(this.#returnKeys, candidate, { now: ctx.clock.now(), lists });
+      if (verified.ok) return verified;
+      problem = verified.problem;
+    }
+    return { ok: false, problem };
+  }
+
+  /** A complaint about a message to a known subject of a known list, with the addresses that are theirs. */
+  async #complaintOf(
+    ctx: Context,
+    subjectId: string,
+    list: string,
+    addresses: readonly string[],
+  ): Promise<MailEventResult> {
+    let added = 0;
+    for (const address of addresses) {
+      if (await this.#suppression.suppress(ctx, { address, reason: 'complaint', list: ALL_LISTS, subjectId }))
+        added++;
+    }
+    added += await this.#suppression.suppressSubject(ctx, subjectId, 'complaint', ALL_LISTS);
+    const purpose = this.#consent.rules.getPurpose(list);
+    const withdrawn =
+      purpose !== undefined &&
+      (await this.#withdraw(
+        ctx,
+        subjectId,
+        purpose.key,
+        purpose.channels.includes('email') ? 'email' : undefined,
+        'complaint',
+        undefined,
+      ));
+    return { type: 'complaint', outcome: added > 0 ? 'suppressed' : 'already_suppressed', withdrawn };
   }
 
   /** The purpose a List-Id `<purpose.MAILDOMAIN>` names, when the manifest has it. */

@@ -126,8 +126,8 @@ function mac(key: KeyObject, payload: Buffer, purpose: string): Buffer {
     .subarray(0, MAC_BYTES);
 }
 
-/** RFC 4648 base32 in lowercase, without padding. */
-function toBase32(bytes: Buffer): string {
+/** RFC 4648 base32 in lowercase, without padding (also the spelling of return tokens). */
+export function toBase32(bytes: Buffer): string {
   let out = '';
   let bits = 0;
   let value = 0;
@@ -144,7 +144,7 @@ function toBase32(bytes: Buffer): string {
 }
 
 /** The bytes of lowercase unpadded base32, or `undefined` when the unused trailing bits are not zero. */
-function fromBase32(text: string): Buffer | undefined {
+export function fromBase32(text: string): Buffer | undefined {
   const out: number[] = [];
   let bits = 0;
   let value = 0;

@@ -10,13 +10,12 @@
  * 3. marketing: the suppression list, one query for the batch (skip `suppressed`);
  * 4. the templates (compiled once per campaign) rendered, the mandatory footer added to text and
  *    HTML;
- * 5. the List-Unsubscribe, List-Unsubscribe-Post and List-Id headers (marketing), a deterministic
- *    Message-ID, and the DKIM signatures.
+ * 5. the List-Unsubscribe, List-Unsubscribe-Post and List-Id headers (marketing), the signed return
+ *    token (return-tokens.ts) in the Message-ID and the VERP return path, and the DKIM signatures.
  *
  * Then, just before the messages are handed to SMTP, {@link MessagePipeline.recheck} asks steps 1
  * and 3 again for those few messages, so a choice made while they were being prepared counts.
  */
-import { createHmac } from 'node:crypto';
 import type { ConsentService } from '../consent/consent.service.js';
 import { createLinkToken, MAX_PREFERENCES_TTL_SECONDS, type LinkTokenKeys } from '../consent/link-tokens.js';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
@@ -36,6 +35,13 @@ import {
   renderFooter,
   type CompiledTemplates,
 } from './message.compose.js';
+import {
+  createReturnToken,
+  deriveReturnTokenKeys,
+  returnMessageId,
+  returnPath,
+  type ReturnTokenKeys,
+} from './return-tokens.js';
 import type { SuppressionService } from './suppression.service.js';
 
 /** The category an address is read from. */
@@ -47,7 +53,14 @@ export const EMAIL_CATEGORY = 'user.contact.email';
  */
 export type PreparedMessage =
   | { kind: 'skip'; reason: string }
-  | { kind: 'ready'; to: string; raw: Buffer; messageId: string }
+  | {
+      kind: 'ready';
+      to: string;
+      raw: Buffer;
+      messageId: string;
+      /** MAIL FROM: the VERP return path `bounces+TOKEN@MAILDOMAIN` that bounces come back to. */
+      envelopeFrom: string;
+    }
   | { kind: 'error'; error: unknown };
 
 /** A prepared message as {@link MessagePipeline.recheck} needs it. */
@@ -65,8 +78,11 @@ export interface MessagePipelineDeps {
   suppression: Pick<SuppressionService, 'suppressedAmong'>;
   /** The links keys link tokens are signed with (`deriveLinkTokenKeys(keyring.use('links'))`). */
   linkKey: LinkTokenKeys;
-  /** A secret Message-IDs are derived from (so they do not show subject ids). */
-  messageIdKey: Buffer;
+  /**
+   * The secret return tokens (the signed Message-ID and return path, which prove a bounce or a
+   * complaint answers this message) are derived from, with a label of their own.
+   */
+  returnTokenSecret: Buffer;
   settings: MailSettings;
   /** Absent: messages leave unsigned (service mail only; campaigns refuse to start without). */
   dkim: DkimKeys | undefined;
@@ -76,19 +92,11 @@ export interface MessagePipelineDeps {
 export class MessagePipeline {
   readonly #deps: MessagePipelineDeps;
   readonly #templates = new Map<string, CompiledTemplates>();
+  readonly #returnKeys: ReturnTokenKeys;
 
   constructor(deps: MessagePipelineDeps) {
     this.#deps = deps;
-  }
-
-  /** The Message-ID of a campaign's message to a subject: the same every time it is asked. */
-  messageIdOf(campaignId: string, subjectId: string): string {
-    const tag = createHmac('sha256', this.#deps.messageIdKey)
-      .update(`${campaignId}\u0000${subjectId}`)
-      .digest()
-      .subarray(0, 15)
-      .toString('base64url');
-    return `<${campaignId}.${tag}@${this.#deps.settings.mailDomain}>`;
+    this.#returnKeys = deriveReturnTokenKeys(deps.returnTokenSecret);
   }
 
   /**
@@ -226,7 +234,10 @@ export class MessagePipeline {
     const { settings } = this.#deps;
     const { address, fields } = person;
     const now = ctx.clock.now();
-    const messageId = this.messageIdOf(campaign.id, subjectId);
+    // The same for a message prepared again within the hour (the time in it counts in hours); the
+    // campaign id keeps two campaigns' messages to one person apart.
+    const returnToken = createReturnToken(this.#returnKeys, { subjectId, list: purpose.key }, { now });
+    const messageId = returnMessageId(campaign.id, returnToken, settings.mailDomain);
     const headers: Array<{ key: string; value: string }> = [];
     let footer: { text: string; html: string };
     if (campaign.kind === 'marketing') {
@@ -287,7 +298,13 @@ export class MessagePipeline {
       headers,
     });
     const signed = this.#deps.dkim === undefined ? raw : await signMessage(raw, this.#deps.dkim);
-    return { kind: 'ready', to: address, raw: signed, messageId };
+    return {
+      kind: 'ready',
+      to: address,
+      raw: signed,
+      messageId,
+      envelopeFrom: returnPath(returnToken, settings.mailDomain),
+    };
   }
 
   async #compiled(campaign: Campaign): Promise<CompiledTemplates> {

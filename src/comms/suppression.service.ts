@@ -67,6 +67,16 @@ export class SuppressionService {
     return normalized === undefined ? undefined : identifierHash(this.#indexKey, 'email', normalized);
   }
 
+  /**
+   * Whether `address` is one of the subject's e-mail addresses (by its blind-index hash): a bounce
+   * or complaint that answers a message to this subject is applied only to the subject's own.
+   */
+  async isAddressOf(ctx: Context, subjectId: string, address: string): Promise<boolean> {
+    const hash = this.hashAddress(address);
+    if (hash === undefined) return false;
+    return (await this.#subjects.emailHashesOf(ctx, subjectId)).includes(hash);
+  }
+
   /** Whether marketing of `list` (a purpose key) to `address` is suppressed. Unparsable addresses are. */
   async isSuppressed(ctx: Context, address: string, list: string): Promise<boolean> {
     return (await this.suppressedAmong(ctx, [address], list)).has(address);

@@ -1,10 +1,12 @@
 /**
  * Bounces and complaints. The parser: delivery status notifications (RFC 3464) and complaint
  * reports (RFC 5965) as mail systems write them, and random input, which it never throws on. Then,
- * on every engine, reports sent with nodemailer to the real inbound SMTP listener on 127.0.0.1: a
+ * on every engine, reports about messages Pledge sent (their signed return token in the return path
+ * or the quoted Message-ID) sent with nodemailer to the real inbound SMTP listener on 127.0.0.1: a
  * hard bounce suppresses the address for every list, soft bounces only at the limit, a complaint
- * suppresses and withdraws the list its message names; relaying and non-reports are refused. Then
- * the same by webhook, as JSON events and as raw reports.
+ * suppresses and withdraws the list its message was for; relaying, non-reports and oversized
+ * messages are refused. Then the same by webhook, as JSON events and as raw reports, its body held
+ * to PLEDGE_BODY_LIMIT and its events to their properties. Forged reports: inbound-forgery.test.ts.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -21,116 +23,7 @@ import {
 import { DIALECTS } from '../helpers/databases.js';
 import { randomEmail } from '../helpers/vault.js';
 import { MAIL_DOMAIN, MARKETING, openMailApp, type MailTestApp } from './mail-app.js';
-
-// ---- reports as mail systems write them ------------------------------------------------------
-
-/** The headers of a Pledge marketing message, as the campaign pipeline writes them. */
-function pledgeHeaders(to: string, token: string): string {
-  return [
-    'From: "Example Online" <news@example-online.test>',
-    `To: ${to}`,
-    'Subject: What is new this month',
-    `Message-ID: <c1.${token.slice(0, 12)}@${MAIL_DOMAIN}>`,
-    `List-Unsubscribe: <https://privacy.example-online.test/unsubscribe/one-click/${token}>,`,
-    ` <mailto:unsubscribe+${token}@${MAIL_DOMAIN}>`,
-    'List-Unsubscribe-Post: List-Unsubscribe=One-Click',
-    `List-Id: "Tell you about products" <${MARKETING}.${MAIL_DOMAIN}>`,
-    'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-  ].join('\r\n');
-}
-
-/** A DSN in the shape of RFC 3464 appendix examples (Sendmail-style), for one recipient. */
-function dsn(options: { address: string; action: string; status: string; token?: string }): string {
-  const boundary = 'RAA14128.773615765/mx.recipient.test';
-  return [
-    'Date: Thu, 7 Jul 2026 17:16:05 -0400',
-    'From: Mail Delivery Subsystem <MAILER-DAEMON@mx.recipient.test>',
-    'Message-Id: <202607072116.RAA14128@mx.recipient.test>',
-    'Subject: Returned mail: see transcript for details',
-    `To: <bounces@${MAIL_DOMAIN}>`,
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/report; report-type=delivery-status;`,
-    `    boundary="${boundary}"`,
-    '',
-    `--${boundary}`,
-    '',
-    'The original message was received at Thu, 7 Jul 2026 17:10:28 -0400',
-    '',
-    '   ----- The following addresses had permanent fatal errors -----',
-    `<${options.address}>`,
-    '',
-    `--${boundary}`,
-    'Content-Type: message/delivery-status',
-    '',
-    'Reporting-MTA: dns; mx.recipient.test',
-    'Received-From-MTA: DNS; mail.example-online.test',
-    'Arrival-Date: Thu, 7 Jul 2026 17:10:28 -0400',
-    '',
-    `Original-Recipient: rfc822;${options.address}`,
-    `Final-Recipient: RFC822; <${options.address}>`,
-    `Action: ${options.action}`,
-    `Status: ${options.status}`,
-    'Remote-MTA: DNS; mx.recipient.test',
-    `Diagnostic-Code: SMTP; ${options.status.startsWith('5') ? '550 5.1.1 User unknown' : '452 4.2.2 Mailbox full'}`,
-    'Last-Attempt-Date: Thu, 7 Jul 2026 17:15:49 -0400',
-    '',
-    `--${boundary}`,
-    'Content-Type: text/rfc822-headers',
-    '',
-    pledgeHeaders(options.address, options.token ?? 'AAAA'),
-    '',
-    `--${boundary}--`,
-    '',
-  ].join('\r\n');
-}
-
-/** An ARF report in the shape of RFC 5965 appendix B, about a Pledge message. */
-function arf(options: { address?: string; token: string; feedbackType?: string }): string {
-  const boundary = 'part1_13d.2e68ed54_boundary';
-  const to = options.address ?? 'redacted@recipient.test';
-  return [
-    'From: <abusedesk@recipient.test>',
-    'Date: Thu, 8 Mar 2026 17:40:36 EDT',
-    'Subject: FW: What is new this month',
-    `To: <fbl@${MAIL_DOMAIN}>`,
-    'MIME-Version: 1.0',
-    'Content-Type: multipart/report; report-type=feedback-report;',
-    `     boundary="${boundary}"`,
-    '',
-    `--${boundary}`,
-    'Content-Type: text/plain; charset="US-ASCII"',
-    'Content-Transfer-Encoding: 7bit',
-    '',
-    'This is an email abuse report for an email message received from IP',
-    '192.0.2.1 on Thu, 8 Mar 2026 14:00:00 EDT.',
-    '',
-    `--${boundary}`,
-    'Content-Type: message/feedback-report',
-    '',
-    `Feedback-Type: ${options.feedbackType ?? 'abuse'}`,
-    'User-Agent: SomeGenerator/1.0',
-    'Version: 1',
-    `Original-Mail-From: <bounces@${MAIL_DOMAIN}>`,
-    ...(options.address !== undefined ? [`Original-Rcpt-To: <${options.address}>`] : []),
-    'Arrival-Date: Thu, 8 Mar 2026 14:00:00 EDT',
-    'Reporting-MTA: dns; mail.recipient.test',
-    'Source-IP: 192.0.2.1',
-    'Authentication-Results: mail.recipient.test;',
-    `               spf=pass smtp.mail=bounces@${MAIL_DOMAIN}`,
-    `Reported-Domain: ${MAIL_DOMAIN}`,
-    '',
-    `--${boundary}`,
-    'Content-Type: message/rfc822',
-    'Content-Disposition: inline',
-    '',
-    pledgeHeaders(to, options.token),
-    '',
-    'What is new this month ...',
-    `--${boundary}--`,
-    '',
-  ].join('\r\n');
-}
+import { arf, dsn } from './report-fixtures.js';
 
 // ---- the parser ------------------------------------------------------------------------------
 
@@ -303,24 +196,30 @@ for (const dialect of DIALECTS) {
         headers: { 'content-type': contentType, ...(key ? { authorization: `Bearer ${key}` } : {}) },
       });
 
-    test('a hard bounce delivered to the listener suppresses the address for every list at once', async () => {
-      const address = randomEmail();
-      const info = await deliver(dsn({ address, action: 'failed', status: '5.1.1' }));
+    /** The return path of a message Pledge sent: `bounces+TOKEN@MAILDOMAIN`. */
+    const verp = (returnToken: string) => `bounces+${returnToken}@${MAIL_DOMAIN}`;
+
+    test('a hard bounce to the return path of a message Pledge sent suppresses the address for every list', async () => {
+      const { subjectId, address } = await t.newSubject();
+      const returnToken = t.returnToken(subjectId);
+      const info = await deliver(dsn({ address, action: 'failed', status: '5.1.1' }), verp(returnToken));
       assert.match(info.response ?? '', /^250/);
       assert.deepEqual(await suppressions(address), [['*', 'hard_bounce']]);
       assert.equal(await t.app.suppression.isSuppressed(t.ctx, address, 'any-list'), true);
       // The same report again changes nothing.
       const before = await t.counts();
-      await deliver(dsn({ address, action: 'failed', status: '5.1.1' }));
+      await deliver(dsn({ address, action: 'failed', status: '5.1.1' }), verp(returnToken));
       assert.deepEqual(await t.counts(), before);
     });
 
-    test('soft bounces (delayed, or failed with 4.x.x) suppress only at the limit', async () => {
-      const address = randomEmail();
-      await deliver(dsn({ address, action: 'delayed', status: '4.4.7' }));
-      await deliver(dsn({ address, action: 'failed', status: '4.2.2' }));
+    test('soft bounces quoting a signed Message-ID suppress only at the limit', async () => {
+      const { subjectId, address } = await t.newSubject();
+      // To the plain bounce address: the token is the one in the quoted headers' Message-ID.
+      const returnToken = t.returnToken(subjectId);
+      await deliver(dsn({ address, action: 'delayed', status: '4.4.7', returnToken }));
+      await deliver(dsn({ address, action: 'failed', status: '4.2.2', returnToken }));
       assert.deepEqual(await suppressions(address), [], 'two soft bounces: not yet');
-      await deliver(dsn({ address, action: 'delayed', status: '4.4.1' }));
+      await deliver(dsn({ address, action: 'delayed', status: '4.4.1', returnToken }));
       assert.deepEqual(
         await suppressions(address),
         [['*', 'soft_bounces']],
@@ -328,14 +227,14 @@ for (const dialect of DIALECTS) {
       );
     });
 
-    test('a complaint suppresses the address and withdraws the list its message names', async () => {
+    test('a complaint about a message Pledge sent suppresses the address and withdraws its list', async () => {
       const { subjectId, address } = await t.newSubject();
       const token = t.unsubscribeToken(subjectId);
       assert.deepEqual(await t.app.consent.decide(t.ctx, subjectId, MARKETING, 'email'), {
         allowed: true,
         reason: 'opt_out_default',
       });
-      await deliver(arf({ address, token }), `fbl@${MAIL_DOMAIN}`);
+      await deliver(arf({ address, token, returnToken: t.returnToken(subjectId) }), `fbl@${MAIL_DOMAIN}`);
       assert.deepEqual(await suppressions(address), [['*', 'complaint']]);
       assert.deepEqual(await t.app.consent.decide(t.ctx, subjectId, MARKETING, 'email'), {
         allowed: false,
@@ -348,10 +247,12 @@ for (const dialect of DIALECTS) {
       );
     });
 
-    test('a complaint with the recipient redacted still finds the person through the signed token', async () => {
+    test('a complaint with the recipient redacted still finds the person through the signed Message-ID', async () => {
       const { subjectId, address } = await t.newSubject();
-      await deliver(arf({ token: t.unsubscribeToken(subjectId) }), `fbl@${MAIL_DOMAIN}`);
+      const report = arf({ token: t.unsubscribeToken(subjectId), returnToken: t.returnToken(subjectId) });
+      await deliver(report, `fbl@${MAIL_DOMAIN}`);
       assert.deepEqual(await suppressions(address), [['*', 'complaint']]);
+      assert.deepEqual(await suppressions('redacted@recipient.test'), [], 'not the redacted address');
       assert.equal((await t.app.consent.decide(t.ctx, subjectId, MARKETING, 'email')).allowed, false);
     });
 
@@ -417,12 +318,35 @@ for (const dialect of DIALECTS) {
       );
       const { key: reader } = await t.app.apiKeys.createKey(t.ctx, {
         name: 'reader',
+        system: 'marketing-automation',
         scopes: ['consent:read'],
       });
       assert.equal(
         (await webhook({ type: 'bounce', address: 'a@b.test', kind: 'hard' }, 'application/json', reader))
           .statusCode,
         403,
+      );
+      assert.deepEqual(await t.counts(), before);
+    });
+
+    test('the webhook refuses unknown properties and bodies over PLEDGE_BODY_LIMIT, changing nothing', async () => {
+      const before = await t.counts();
+      const misspelt = await webhook([
+        { type: 'bounce', address: randomEmail(), kind: 'hard', adress: 'x' },
+        { type: 'complaint', address: randomEmail(), lists: MARKETING },
+      ]);
+      assert.equal(misspelt.statusCode, 400, misspelt.body);
+      const error = (JSON.parse(misspelt.body) as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, 'mail.event_invalid');
+      assert.match(error.message, /\/0\/adress: unknown property/);
+      assert.match(error.message, /\/1\/lists: unknown property/);
+      // The default limit is 1 MiB: a raw report of 1.5 MiB is refused before it is read.
+      const large = `${dsn({ address: randomEmail(), action: 'failed', status: '5.1.1' })}${`${'x'.repeat(76)}\r\n`.repeat(20_000)}`;
+      const tooLarge = await webhook(large, 'message/rfc822');
+      assert.equal(tooLarge.statusCode, 413, tooLarge.body);
+      assert.equal(
+        (JSON.parse(tooLarge.body) as { error: { code: string } }).error.code,
+        'request.too_large',
       );
       assert.deepEqual(await t.counts(), before);
     });

@@ -113,8 +113,12 @@ export async function openCampaignApp(
   };
   const app = await createApp(config, { database, keystore, logStream });
   if (options.keepRunner !== true) await app.campaigns.runner.stop();
-  const ctx = createContext({ kind: 'cli', user: 'test' });
-  const { key } = await app.apiKeys.createKey(ctx, { name: 'mail', scopes: ['mail:send'] });
+  const ctx = createContext({ kind: 'cli', id: 'test' });
+  const { key } = await app.apiKeys.createKey(ctx, {
+    name: 'mail',
+    system: 'marketing-automation',
+    scopes: ['mail:send'],
+  });
   const siblings: App[] = [];
   return {
     app,

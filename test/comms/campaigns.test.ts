@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+import { deriveReturnTokenKeys, verifyReturnToken } from '../../src/comms/return-tokens.js';
 import { fixedClock } from '../../src/platform/clock.js';
 import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST } from '../helpers/vault.js';
@@ -159,7 +160,17 @@ for (const dialect of DIALECTS) {
         const messages = t.sink.messages.filter((m) => m.to === person.address.toLowerCase());
         assert.equal(messages.length, 1);
         const raw = messages[0]!.raw;
-        assert.equal(messages[0]!.from, 'bounces@mail.example-online.test');
+        // The VERP return path carries the message's return token, signed for this person and list.
+        const verp = /^bounces\+([a-z2-7]{55})@mail\.example-online\.test$/.exec(messages[0]!.from);
+        assert.ok(verp, `MAIL FROM: ${messages[0]!.from}`);
+        assert.ok(messages[0]!.from.split('@')[0]!.length <= 64, 'the local part fits RFC 5321');
+        const returned = verifyReturnToken(deriveReturnTokenKeys(t.app.keyring.indexKey), verp[1]!, {
+          now: new Date(),
+          lists: [LIST],
+        });
+        assert.ok(
+          returned.ok && returned.token.subjectId === person.subjectId && returned.token.list === LIST,
+        );
 
         // Both signatures verify against the published keys and cover the List-Unsubscribe pair.
         const verified = await dkimVerify(raw, { resolver: testResolver() });
@@ -190,6 +201,9 @@ for (const dialect of DIALECTS) {
           ]) {
             assert.ok(h.includes(name), `h= covers ${name}: ${tags}`);
           }
+          for (const name of ['from', 'subject', 'list-unsubscribe', 'list-unsubscribe-post']) {
+            assert.equal(h.filter((n) => n === name).length, 2, `${name} is over-signed: ${tags}`);
+          }
         }
 
         const mail = await simpleParser(raw);
@@ -206,7 +220,8 @@ for (const dialect of DIALECTS) {
         assert.match(header(mail, 'List-Id'), /^".+" <marketing-email\.mail\.example-online\.test>$/);
         assert.match(
           mail.messageId ?? '',
-          new RegExp(`^<${id}\\.[A-Za-z0-9_-]+@mail\\.example-online\\.test>$`),
+          new RegExp(`^<${id}\\.${verp[1]!}@mail\\.example-online\\.test>$`),
+          'the Message-ID carries the same return token',
         );
 
         // The footer, in text and HTML: why, the choice, the links, the postal address.

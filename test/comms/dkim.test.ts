@@ -1,14 +1,15 @@
 /**
- * The DKIM signer: the same bytes as mailauth's own `dkimSign` (which parses the PEM key again for
- * every signature; Pledge parses it once), signatures that mailauth verifies, and the refusals of
- * unusable keys at boot.
+ * The DKIM signer: the same body hash and header list as mailauth's own `dkimSign` (which parses the
+ * PEM key again for every signature; Pledge parses it once) plus the over-signed names, signatures
+ * that mailauth verifies, a header added after signing (a second From, Subject or List-Unsubscribe)
+ * that breaks them, and the refusals of unusable keys at boot.
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { loadDkimKeys, SIGNED_HEADERS, signMessage } from '../../src/comms/dkim.js';
+import { loadDkimKeys, OVERSIGNED_HEADERS, SIGNED_HEADERS, signMessage } from '../../src/comms/dkim.js';
 import { composeMessage, listHeaders } from '../../src/comms/message.compose.js';
 import { ConfigError } from '../../src/platform/errors.js';
 import { DKIM_DOMAIN, MAIL_DOMAIN, TEST_DKIM, testDkimConfig, testResolver } from './campaign-app.js';
@@ -59,7 +60,7 @@ async function mailauthSigned(raw: Buffer, signTime: Date): Promise<Buffer> {
 }
 
 describe('DKIM signing', () => {
-  test('signs exactly as mailauth does, RSA and Ed25519, and mailauth verifies both', async () => {
+  test('signs as mailauth does, RSA and Ed25519, over-signing From, Subject and List-Unsubscribe; mailauth verifies both', async () => {
     const signTime = new Date('2026-03-01T10:00:05Z');
     // The second, written by hand, has bare LFs (which count as CRLF, as in mailauth's parser).
     const bare = Buffer.from(
@@ -69,7 +70,22 @@ describe('DKIM signing', () => {
     );
     for (const raw of [await message(), bare]) {
       const ours = await signMessage(raw, keys, { signTime });
-      assert.equal(ours.toString('latin1'), (await mailauthSigned(raw, signTime)).toString('latin1'));
+      const theirs = await mailauthSigned(raw, signTime);
+      const tagsOf = (signed: Buffer) =>
+        signatureTags(signed).map((t) => ({
+          ...t,
+          b: undefined,
+          h: undefined,
+          hNames: t.h?.split(/\s*:\s*/),
+        }));
+      // Everything but h= (which names the over-signed headers once more) and so b= is mailauth's.
+      assert.deepEqual(
+        tagsOf(ours).map((t) => ({ ...t, hNames: undefined })),
+        tagsOf(theirs).map((t) => ({ ...t, hNames: undefined })),
+      );
+      for (const [i, t] of tagsOf(ours).entries()) {
+        assert.deepEqual(t.hNames, [...(tagsOf(theirs)[i]!.hNames ?? []), ...OVERSIGNED_HEADERS]);
+      }
       assert.ok(ours.subarray(ours.length - raw.length).equals(raw), 'the message itself is unchanged');
       const verified = await dkimVerify(await signMessage(raw, keys), { resolver: testResolver() });
       assert.deepEqual(
@@ -89,6 +105,36 @@ describe('DKIM signing', () => {
     );
   });
 
+  test('a header added after signing breaks the signature: From, Subject, List-Unsubscribe are over-signed', async () => {
+    const signed = (await signMessage(await message(), keys)).toString('latin1');
+    const split = signed.indexOf('\r\nFrom:') + 2;
+    for (const added of [
+      'From: "Example Online" <privacy@attacker.test>',
+      'Subject: Your account is locked',
+      'List-Unsubscribe: <https://attacker.test/u>',
+      'List-Unsubscribe-Post: List-Unsubscribe=One-Click',
+    ]) {
+      // A copy added above the signed one (where a reader shows the first) or below it.
+      for (const tampered of [
+        `${signed.slice(0, split)}${added}\r\n${signed.slice(split)}`,
+        signed.replace('\r\n\r\n', `\r\n${added}\r\n\r\n`),
+      ]) {
+        const verified = await dkimVerify(Buffer.from(tampered, 'latin1'), { resolver: testResolver() });
+        assert.deepEqual(
+          verified.results.map((r) => r.status.result),
+          ['fail', 'fail'],
+          `${added}: ${verified.results.map((r) => r.status.comment).join(', ')}`,
+        );
+      }
+    }
+    // Untouched, both pass.
+    const verified = await dkimVerify(Buffer.from(signed, 'latin1'), { resolver: testResolver() });
+    assert.deepEqual(
+      verified.results.map((r) => r.status.result),
+      ['pass', 'pass'],
+    );
+  });
+
   test('keys that are too small or of the wrong type stop the boot with every problem listed', () => {
     const small = generateKeyPairSync('rsa', { modulusLength: 1024 })
       .privateKey.export({ type: 'pkcs8', format: 'pem' })
@@ -102,3 +148,27 @@ describe('DKIM signing', () => {
     );
   });
 });
+
+/** The tags of each DKIM-Signature of a message, unfolded. */
+function signatureTags(signed: Buffer): Array<Record<string, string | undefined>> {
+  const head = signed
+    .toString('latin1')
+    .split('\r\n\r\n')[0]!
+    .replace(/\r\n[ \t]+/g, ' ');
+  return head
+    .split('\r\n')
+    .filter((line) => /^DKIM-Signature:/i.test(line))
+    .map((line) =>
+      Object.fromEntries(
+        line
+          .replace(/^DKIM-Signature:\s*/i, '')
+          .split(';')
+          .map((tag) => tag.trim())
+          .filter((tag) => tag !== '')
+          .map((tag) => [
+            tag.slice(0, tag.indexOf('=')),
+            tag.slice(tag.indexOf('=') + 1).replace(/\s+/g, ''),
+          ]),
+      ),
+    );
+}

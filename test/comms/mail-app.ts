@@ -7,6 +7,7 @@
 import { captureLogs } from '../helpers/logs.js';
 import { createApp, type App } from '../../src/app.js';
 import { createMailtoToken } from '../../src/comms/mailto-tokens.js';
+import { createReturnToken, deriveReturnTokenKeys } from '../../src/comms/return-tokens.js';
 import { createLinkToken, deriveLinkTokenKey } from '../../src/consent/link-tokens.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createContext, type Context } from '../../src/platform/context.js';
@@ -35,6 +36,8 @@ export interface MailTestApp {
   unsubscribeToken(subjectId: string, options?: { now?: Date; purpose?: string }): string;
   /** The compact token of the mailto address, as the pipeline puts it in List-Unsubscribe. */
   mailtoToken(subjectId: string, options?: { now?: Date; purpose?: string }): string;
+  /** The return token of a campaign message to `subjectId` (its Message-ID and VERP return path). */
+  returnToken(subjectId: string, options?: { now?: Date; list?: string }): string;
   /** Rows of the tables an unsubscribe, a bounce or a complaint may change. */
   counts(): Promise<{ events: number; suppressions: number; softBounces: number; audit: number }>;
   cleanup(): Promise<void>;
@@ -58,8 +61,12 @@ export async function openMailApp(
     ...overrides,
   };
   const app = await createApp(config, { database, keystore, logStream });
-  const ctx = createContext({ kind: 'cli', user: 'test' });
-  const { key } = await app.apiKeys.createKey(ctx, { name: 'mail', scopes: ['mail:events', 'mail:send'] });
+  const ctx = createContext({ kind: 'cli', id: 'test' });
+  const { key } = await app.apiKeys.createKey(ctx, {
+    name: 'mail',
+    system: 'marketing-automation',
+    scopes: ['mail:events', 'mail:send'],
+  });
   const linkKey = deriveLinkTokenKey(app.keyring.indexKey);
   const count = async (table: 'consent_events' | 'suppressions' | 'soft_bounces' | 'audit_events') =>
     Number(
@@ -97,6 +104,13 @@ export async function openMailApp(
       return createMailtoToken(
         linkKey,
         { subjectId, purpose: options.purpose ?? MARKETING },
+        { now: options.now ?? new Date() },
+      );
+    },
+    returnToken(subjectId, options = {}) {
+      return createReturnToken(
+        deriveReturnTokenKeys(app.keyring.indexKey),
+        { subjectId, list: options.list ?? MARKETING },
         { now: options.now ?? new Date() },
       );
     },

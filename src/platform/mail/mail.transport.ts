@@ -1,10 +1,13 @@
 /**
  * The SMTP transport service mail leaves through (links people ask for, notices). A thin wrapper
  * over nodemailer: one place that knows the SMTP URL, the From address and the rule that logs name
- * no recipient. Without PLEDGE_SMTP_URL nothing is sent and each attempt is logged as a warning, so
+ * no recipient. Given a signer (the DKIM signer of comms, which this platform module does not know),
+ * service mail is written here, signed, then sent as it is, like a campaign's. Without PLEDGE_SMTP_URL nothing is sent and each attempt is logged as a warning, so
  * a development server runs without a mail server and an operator sees what was not delivered.
  */
+import { randomUUID } from 'node:crypto';
 import type { Transporter } from 'nodemailer';
+import type MailComposer from 'nodemailer/lib/mail-composer';
 import type { Context } from '../context.js';
 
 /** One message. */
@@ -40,6 +43,11 @@ export interface MailTransportOptions {
    * per message (service mail, a few a minute).
    */
   pool?: number | undefined;
+  /**
+   * Signs a whole written message (DKIM) and returns it with its signature headers; absent, service
+   * mail leaves unsigned. A signing failure fails the send: nothing unsigned leaves once it is set.
+   */
+  sign?: ((raw: Buffer) => Promise<Buffer>) | undefined;
 }
 
 /** A message already written and signed, with its SMTP envelope. */
@@ -105,17 +113,25 @@ export class MailTransport {
       );
       return { sent: false, reason: 'mail_disabled' };
     }
-    const info = (await (
-      await transport
-    ).sendMail({
+    const mail = {
       from: this.#from,
       to: message.to,
       subject: message.subject,
       text: message.text,
       ...(message.html !== undefined ? { html: message.html } : {}),
       ...(message.headers !== undefined ? { headers: message.headers } : {}),
-    })) as { messageId?: unknown };
-    const messageId = typeof info.messageId === 'string' ? info.messageId : '';
+    };
+    const sign = this.#options.sign;
+    let messageId: string;
+    if (sign === undefined) {
+      const info = (await (await transport).sendMail(mail)) as { messageId?: unknown };
+      messageId = typeof info.messageId === 'string' ? info.messageId : '';
+    } else {
+      // Written as nodemailer would write it, then signed, then sent byte for byte.
+      messageId = `<${randomUUID()}@${domainOf(this.#from)}>`;
+      const raw = await sign(await compose({ ...mail, messageId, date: new Date() }));
+      await (await transport).sendMail({ envelope: { from: addressOf(this.#from), to: [message.to] }, raw });
+    }
     // The message id is ours (a random local part at our host); the recipient is never logged.
     this.#log.info({ requestId: ctx.requestId, messageId }, 'mail sent');
     return { sent: true, messageId };
@@ -142,4 +158,26 @@ export class MailTransport {
   close(): void {
     void this.#transporter?.then((t) => t.close());
   }
+}
+
+// Loaded with the first signed message, once.
+let mailComposer: Promise<typeof MailComposer> | undefined;
+
+/** Writes a message as nodemailer's sendMail would (its own composer), CRLF line ends. */
+async function compose(options: ConstructorParameters<typeof MailComposer>[0]): Promise<Buffer> {
+  const Composer = await (mailComposer ??= import('nodemailer/lib/mail-composer').then((m) => m.default));
+  return new Promise((resolve, reject) => {
+    new Composer(options).compile().build((err, message) => (err ? reject(err) : resolve(message)));
+  });
+}
+
+/** The address of a From value (`"Name" <a@b>` or `a@b`). */
+function addressOf(from: string): string {
+  return (/<([^<>]+)>\s*$/.exec(from)?.[1] ?? from).trim();
+}
+
+/** The domain of a From value, for the Message-IDs of service mail. */
+function domainOf(from: string): string {
+  const address = addressOf(from);
+  return address.slice(address.lastIndexOf('@') + 1) || 'localhost';
 }
