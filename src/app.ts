@@ -264,7 +264,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       suppression,
       vault,
       linkKey: deriveLinkTokenKeys(keyring.use('links')),
-      returnTokenSecret: keyring.indexKey,
+      returnTokenSecret: keyring.use('message_id'),
       mailDomain,
     });
     const campaigns = createCampaigns({
@@ -280,7 +280,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       suppression,
       audit,
       keyring,
-      returnTokenSecret: keyring.indexKey,
+      returnTokenSecret: keyring.use('message_id'),
       dkim,
       log,
     });

@@ -25,6 +25,7 @@ import type { DkimKeys } from './dkim.js';
 import { mailSettingsOf } from './mail.settings.js';
 import { MessagePipeline } from './message.pipeline.js';
 import type { SuppressionService } from './suppression.service.js';
+import type { UseKeys } from '../vault/use-keys.js';
 
 /** What {@link createCampaigns} uses. */
 export interface CampaignsSetupDeps {
@@ -43,7 +44,7 @@ export interface CampaignsSetupDeps {
   audit: AuditAppender;
   keyring: Keyring;
   /** The secret the return tokens of Message-IDs and return paths are derived from (return-tokens.ts). */
-  returnTokenSecret: Buffer;
+  returnTokenSecret: Buffer | UseKeys;
   /** The DKIM keys (loadDkimKeys), checked at boot; absent: campaigns refuse to start. */
   dkim: DkimKeys | undefined;
   log: RunnerLogger;

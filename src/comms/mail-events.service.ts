@@ -26,12 +26,13 @@ import {
   type VerifyLinkTokenResult,
 } from '../consent/link-tokens.js';
 import { asLinkHolder, type Context } from '../platform/context.js';
+import type { UseKeys } from '../vault/use-keys.js';
 import type { Vault } from '../vault/vault.service.js';
 import { parseMailReport, unsubscribeTokenIn, type BounceKind, type MailReport } from './bounces.js';
 import { verifyMailtoToken } from './mailto-tokens.js';
 import {
-  deriveReturnTokenKeys,
   returnTokenInMessageId,
+  returnTokenKeysOf,
   verifyReturnToken,
   type ReturnToken,
   type ReturnTokenKeys,
@@ -47,7 +48,7 @@ export interface MailEventsServiceDeps {
   /** The links keys link tokens are signed with (`deriveLinkTokenKeys(keyring.use('links'))`). */
   linkKey: LinkTokenKeys;
   /** The secret return tokens are derived from (the same as the mail pipeline's). */
-  returnTokenSecret: Buffer;
+  returnTokenSecret: Buffer | UseKeys;
   /** The domain of Pledge's mail addresses: a List-Id `<purpose.DOMAIN>` names a list. */
   mailDomain: string;
 }
@@ -139,7 +140,7 @@ export class MailEventsService {
     this.#suppression = deps.suppression;
     this.#vault = deps.vault;
     this.#linkKey = deps.linkKey;
-    this.#returnKeys = deriveReturnTokenKeys(deps.returnTokenSecret);
+    this.#returnKeys = returnTokenKeysOf(deps.returnTokenSecret);
     this.#mailDomain = deps.mailDomain.toLowerCase();
     this.#listIdSuffix = `.${deps.mailDomain.toLowerCase()}`;
   }

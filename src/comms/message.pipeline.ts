@@ -22,6 +22,7 @@ import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
+import type { UseKeys } from '../vault/use-keys.js';
 import type { ReadResult, Vault } from '../vault/vault.service.js';
 import type { Campaign } from './campaigns.repository.js';
 import { signMessage, type DkimKeys } from './dkim.js';
@@ -37,8 +38,8 @@ import {
 } from './message.compose.js';
 import {
   createReturnToken,
-  deriveReturnTokenKeys,
   returnMessageId,
+  returnTokenKeysOf,
   returnPath,
   type ReturnTokenKeys,
 } from './return-tokens.js';
@@ -82,7 +83,7 @@ export interface MessagePipelineDeps {
    * The secret return tokens (the signed Message-ID and return path, which prove a bounce or a
    * complaint answers this message) are derived from, with a label of their own.
    */
-  returnTokenSecret: Buffer;
+  returnTokenSecret: Buffer | UseKeys;
   settings: MailSettings;
   /** Absent: messages leave unsigned (service mail only; campaigns refuse to start without). */
   dkim: DkimKeys | undefined;
@@ -96,7 +97,7 @@ export class MessagePipeline {
 
   constructor(deps: MessagePipelineDeps) {
     this.#deps = deps;
-    this.#returnKeys = deriveReturnTokenKeys(deps.returnTokenSecret);
+    this.#returnKeys = returnTokenKeysOf(deps.returnTokenSecret);
   }
 
   /**

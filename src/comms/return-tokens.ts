@@ -20,6 +20,7 @@
  */
 import { createHmac, createSecretKey, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { UUID_PATTERN } from '../platform/ids.js';
+import { UseKeys } from '../vault/use-keys.js';
 import { fromBase32, toBase32 } from './mailto-tokens.js';
 
 /**
@@ -74,6 +75,22 @@ export function deriveReturnTokenKeys(secret: Buffer, version = 1): ReturnTokenK
     Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), KEY_INFO(version), 32)),
   );
   return { current: version, byVersion: new Map([[version, key]]) };
+}
+
+/**
+ * The return-token keys of every version of the keyring's `message_id` use (use-keys.ts), each
+ * derived under its version's label; new tokens are signed with the newest. A lone secret is
+ * version 1. Versions above 255 do not fit the token's key-version byte and are left out.
+ */
+export function returnTokenKeysOf(secret: Buffer | UseKeys): ReturnTokenKeys {
+  if (!(secret instanceof UseKeys)) return deriveReturnTokenKeys(secret);
+  const byVersion = new Map<number, KeyObject>();
+  for (const v of secret.versions()) {
+    if (v.version > 0xff) continue;
+    const key = deriveReturnTokenKeys(v.secret, v.version).byVersion.get(v.version);
+    if (key !== undefined) byVersion.set(v.version, key);
+  }
+  return { current: secret.current().version, byVersion };
 }
 
 /** Makes the token of a message to `subjectId` of `list`, sent at `now`. Throws a RangeError on a non-UUID subject. */

@@ -23,6 +23,7 @@ import {
   signWebhookPayload,
   verifyWebhookSignature,
 } from '../../src/consent/webhooks.signature.js';
+import { createReturnToken, returnTokenKeysOf, verifyReturnToken } from '../../src/comms/return-tokens.js';
 import { PledgeError } from '../../src/platform/errors.js';
 import { KEY_FILE_NAME, Keyring } from '../../src/vault/keyring.js';
 
@@ -213,6 +214,36 @@ describe('keys per use', () => {
     assert.deepEqual(rotated.open(eventId, fresh), { userAgent: 'Firefox', ip: '203.0.113.0' });
     assert.throws(() => new EvidenceSeal(v1.indexKey).open(eventId, fresh), {
       code: 'consent.evidence_key_missing',
+    });
+  });
+
+  test('Message-ID return tokens rotate with the message_id use: old ones verify within their window, new ones say version 2', async () => {
+    const v1 = await Keyring.load({ dataDir });
+    const subjectId = randomUUID();
+    const lists = ['marketing-email'];
+    const before = createReturnToken(
+      returnTokenKeysOf(v1.use('message_id')),
+      { subjectId, list: 'marketing-email' },
+      { now: NOW },
+    );
+    // Version 1 of the use is what a lone index key gave before uses had versions.
+    assert.equal(
+      before,
+      createReturnToken(returnTokenKeysOf(v1.indexKey), { subjectId, list: 'marketing-email' }, { now: NOW }),
+    );
+    const keys = returnTokenKeysOf(v1.withNewUseVersion('message_id', NOW).use('message_id'));
+    assert.equal(keys.current, 2);
+    assert.equal(verifyReturnToken(keys, before, { now: NOW, lists }).ok, true);
+    const fresh = createReturnToken(keys, { subjectId, list: 'marketing-email' }, { now: NOW });
+    assert.equal(verifyReturnToken(keys, fresh, { now: NOW, lists }).ok, true);
+    assert.deepEqual(verifyReturnToken(returnTokenKeysOf(v1.use('message_id')), fresh, { now: NOW, lists }), {
+      ok: false,
+      problem: 'unknown_key',
+    });
+    const late = new Date(NOW.getTime() + 31 * DAY_MS);
+    assert.deepEqual(verifyReturnToken(keys, before, { now: late, lists }), {
+      ok: false,
+      problem: 'expired',
     });
   });
 });
