@@ -21,8 +21,9 @@ import type { Config } from '../platform/config.js';
 import { asLinkHolder, createContext, type Context } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
 import { sendPage } from '../platform/http/pages.js';
+import { WindowCounter } from '../platform/http/rate-limit.js';
 import type { Keyring } from '../vault/keyring.js';
-import { normalizeIdentifier } from '../vault/identifiers.js';
+import { identifierHash, normalizeIdentifier } from '../vault/identifiers.js';
 import type { Vault } from '../vault/vault.service.js';
 import { gpcHeader } from './consent.routes.js';
 import { choiceKey } from './consent.decide.js';
@@ -71,6 +72,14 @@ export interface ConsentPagesDeps {
 const FORM_BODY_LIMIT = 16 * 1024;
 /** E-mail form submissions per client address and minute (each may send a mail). */
 const LINK_REQUESTS_PER_MINUTE = 10;
+/**
+ * Links mailed per e-mail address and hour, whatever client asks: the per-client limit alone lets
+ * someone with many addresses flood a known mailbox. Past it the form answers as always and sends
+ * nothing, so the answer still says nothing about whether the address is known.
+ */
+const LINKS_PER_MAILBOX_PER_HOUR = 3;
+/** Mailboxes counted at most (the least recently asked for is forgotten first). */
+const MAILBOXES_COUNTED = 50_000;
 
 type FormBody = Record<string, unknown> | undefined;
 
@@ -85,6 +94,9 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
   const followUps = new Set<Promise<void>>();
   /** The address an e-mail form request asked about, for its follow-up. */
   const pendingLookups = new WeakMap<FastifyRequest, string>();
+  // Counted under the address's keyed hash (the vault's blind index), never the address itself:
+  // this map is memory anyone with a heap dump could read. One process's count (see consent-pages.md).
+  const perMailbox = new WindowCounter(LINKS_PER_MAILBOX_PER_HOUR, 3_600_000, MAILBOXES_COUNTED);
 
   http.get('/assets/pages.css', { schema: { hide: true } }, async (_request, reply) =>
     reply
@@ -343,8 +355,12 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
         const typed = formValue(request.body as FormBody, 'email');
         const address = typed === undefined ? undefined : normalizeIdentifier('email', typed);
         if (typed === undefined || address === undefined) return linkForm(reply, 400, 'bad_email');
-        // Known or not, the answer is this one constant page; the lookup runs after it is sent.
-        pendingLookups.set(request, typed.normalize('NFC').trim());
+        // Known or not, limited or not, the answer is this one constant page; the lookup runs after
+        // it is sent, and not at all past the address's hourly limit.
+        const mailbox = identifierHash(deps.keyring.indexKey, 'email', address);
+        if (perMailbox.hit(mailbox, Date.now()).count <= perMailbox.max) {
+          pendingLookups.set(request, typed.normalize('NFC').trim());
+        }
         return sendPage(reply, 200, sent);
       },
     );

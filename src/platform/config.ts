@@ -3,6 +3,7 @@
  * is listed at once and the process exits, rather than failing on the first request that needs a
  * missing setting.
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/dialects/postgres-pool.js';
 import { isMailboxAddress } from './email-address.js';
@@ -46,6 +47,49 @@ export function publicUrlOrProblem(raw: string | undefined, problems: string[]):
   return `${u.origin}${u.pathname}`.replace(/\/+$/, '');
 }
 
+/** The proxies whose X-Forwarded-For is believed: none, a hop count, or addresses and CIDR blocks. */
+export type TrustProxy = false | number | string[];
+
+/** The names proxy-addr (Fastify's trustProxy) gives to well-known ranges. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * `PLEDGE_TRUST_PROXY`: unset or `0` trusts no proxy (the connection's address is the client's); a
+ * number from 1 to 20 trusts that many hops; otherwise a comma-separated list of IP addresses, CIDR
+ * blocks (`10.0.0.0/8`, `fd00::/8`) or proxy-addr's names (`loopback`, `linklocal`, `uniquelocal`).
+ * Never "every proxy": a client could then name any address it likes in X-Forwarded-For.
+ */
+export function trustProxyOrProblem(raw: string | undefined, problems: string[]): TrustProxy {
+  const value = raw?.trim() ?? '';
+  if (value === '' || value === '0') return false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops <= 20) return hops;
+    problems.push(`PLEDGE_TRUST_PROXY must be a hop count from 0 to 20 or a list of addresses, got ${value}`);
+    return false;
+  }
+  const entries = value.split(',').map((e) => e.trim());
+  const bad = entries.filter((e) => !isProxyEntry(e));
+  if (bad.length > 0) {
+    problems.push(
+      `PLEDGE_TRUST_PROXY must be a hop count or a comma-separated list of IP addresses and CIDR blocks ` +
+        `(e.g. 10.0.0.0/8,::1); not valid: ${bad.map((e) => JSON.stringify(e)).join(', ')}`,
+    );
+    return false;
+  }
+  return entries;
+}
+
+function isProxyEntry(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.has(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (version === 4 ? 32 : 128);
+}
+
 /** Pledge's settings. */
 export interface Config {
   port: number;
@@ -60,6 +104,11 @@ export interface Config {
   logLevel: string;
   /** Requests per minute per client address on /api. */
   rateLimitPerMinute: number;
+  /**
+   * Which proxies in front of Pledge are believed about the client's address (X-Forwarded-For), as
+   * Fastify's `trustProxy`: none (false), a number of hops, or addresses and CIDR blocks.
+   */
+  trustProxy: TrustProxy;
   /** Largest accepted request body, in bytes. */
   bodyLimitBytes: number;
   /** The key file's JSON from PLEDGE_KEYS; absent means the key file in the data directory. */
@@ -147,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     65535,
   );
   const rateLimitPerMinute = int('PLEDGE_RATE_LIMIT', env.PLEDGE_RATE_LIMIT, 600, 1, 1_000_000);
+  const trustProxy = trustProxyOrProblem(env.PLEDGE_TRUST_PROXY, problems);
   const bodyLimitBytes = int('PLEDGE_BODY_LIMIT', env.PLEDGE_BODY_LIMIT, 1_048_576, 1024, 100 * 1_048_576);
   const retentionIntervalSeconds = int(
     'PLEDGE_RETENTION_INTERVAL',
@@ -290,6 +340,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     manifestPath,
     logLevel,
     rateLimitPerMinute,
+    trustProxy,
     bodyLimitBytes,
     keys,
     keystoreUrl,

@@ -16,6 +16,11 @@ export interface HttpServerOptions {
   logLevel: string;
   bodyLimitBytes: number;
   rateLimitPerMinute: number;
+  /**
+   * The proxies whose X-Forwarded-For is believed (Fastify's trustProxy): `request.ip`, which the
+   * rate limits and the consent evidence use, is then the client's address. None when absent.
+   */
+  trustProxy?: false | number | string[];
   /** A stream for the logs (tests capture them); standard output when absent. */
   logStream?: NodeJS.WritableStream;
 }
@@ -92,7 +97,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     childLoggerFactory: lazyChildLogger,
     // Request ids come from us, not from a client header that could be used to forge log lines.
     requestIdHeader: false,
-    trustProxy: false,
+    // A hop count as the function Fastify itself makes of one (its types take no number).
+    trustProxy:
+      typeof options.trustProxy === 'number' ? trustHops(options.trustProxy) : (options.trustProxy ?? false),
     routerOptions: { ignoreTrailingSlash: true },
     // Errors Fastify and Node's parser answer before any hook runs (a malformed URL, headers too
     // large) leave in the one error shape with the security headers too, and never echo the URL.
@@ -119,6 +126,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
 
   installErrorHandlers(app);
   return app;
+}
+
+/** Trusts the `hops` proxies nearest to this server (hop 0 is the connection's peer). */
+function trustHops(hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops;
 }
 
 /**
