@@ -9,10 +9,8 @@ import type { Config } from '../platform/config.js';
 export interface MailSettings {
   /** The From header: the organization's name and the From address. */
   from: string;
-  /** The domain of List-Id, the mailto unsubscribe address and the bounce address. */
+  /** The domain of List-Id, the mailto unsubscribe address and the return path (`bounces+TOKEN@`). */
   mailDomain: string;
-  /** MAIL FROM of every message: where bounces come back. */
-  bounceAddress: string;
   /** Where people open the pages linked from mail (no trailing slash). */
   publicUrl: string;
 }
@@ -33,7 +31,6 @@ export function mailSettingsOf(
   return {
     from: `"${name}" <${address}>`,
     mailDomain,
-    bounceAddress: `bounces@${mailDomain}`,
     publicUrl: config.publicUrl,
   };
 }
