@@ -13,6 +13,7 @@ import { registerRenderCommand } from './render.command.js';
 import { registerRetentionCommand } from './retention.command.js';
 import { registerSchemaCommand } from './schema.command.js';
 import { registerServeCommand } from './serve.command.js';
+import { registerVaultCommand } from './vault.command.js';
 import { registerWebhooksCommand } from './webhooks.command.js';
 
 /** Builds the `pledge` program with every subcommand. */
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerWebhooksCommand(program);
   registerJobsCommand(program);
   registerFidesCommands(program);
+  registerVaultCommand(program);
   return program;
 }
 

@@ -11,6 +11,7 @@ import { CREDENTIALS_CATEGORY, isCredentialCategory } from '../manifest/credenti
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
 import { ValidationError } from '../platform/errors.js';
+import { uuidv7 } from '../platform/ids.js';
 import { isVerifier, matchesStored, secretOrThrow } from './credentials.js';
 import type { DataKeys } from './data-keys.service.js';
 import { OpenBatch } from './field-batch.js';
@@ -111,11 +112,14 @@ export class Credentials {
   async rehashAll(ctx: Context, options: { batchSize?: number } = {}): Promise<RehashResult> {
     const batchSize = options.batchSize ?? 500;
     const result: RehashResult = { scanned: 0, rehashed: 0, failed: 0 };
+    // Record ids are time-ordered: what this run writes sorts after `started` and is not walked again.
+    const started = uuidv7();
     let after = '';
     for (;;) {
       const page = await this.#deps.records.listHolding(ctx, CREDENTIALS_CATEGORY, after, batchSize);
       if (page.length === 0) return result;
       for (const record of page) {
+        if (record.id > started) return result;
         after = record.id;
         result.scanned++;
         for (const field of credentialFields(record.fieldsJson)) {

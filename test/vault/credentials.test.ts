@@ -6,6 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createApp, type App } from '../../src/app.js';
 import { CREDENTIALS_CATEGORY } from '../../src/manifest/credentials.js';
@@ -15,10 +18,13 @@ import { Credentials } from '../../src/vault/credentials.service.js';
 import { OpenBatch, SealBatch } from '../../src/vault/field-batch.js';
 import { RecordsRepository } from '../../src/vault/records.repository.js';
 import { SubjectsRepository } from '../../src/vault/subjects.repository.js';
+import type { Database } from '../../src/platform/db/database.js';
 import { configFor } from '../collect/collect-app.js';
+import { runPledge } from '../helpers/cli.js';
 import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { captureLogs } from '../helpers/logs.js';
 import {
+  EXAMPLE_MANIFEST,
   openTestStores,
   openTestVault,
   randomEmail,
@@ -64,8 +70,14 @@ async function register(t: TestVault, password?: string): Promise<string> {
   return id;
 }
 
+/** What {@link writeLegacyPassword} writes with: a vault's data keys, database and manifest version. */
+type LegacyStores = Pick<TestVault, 'dataKeys' | 'ctx'> & {
+  database: Pick<Database, 'db'>;
+  active: { version: { id: number } };
+};
+
 /** Writes a password as Pledge did before verifiers: the secret itself, sealed like any value. */
-async function writeLegacyPassword(t: TestVault, subjectId: string, secret: string): Promise<string> {
+async function writeLegacyPassword(t: LegacyStores, subjectId: string, secret: string): Promise<string> {
   const key = await t.dataKeys.forWrite(t.ctx, subjectId, 1);
   const batch = new SealBatch();
   const id = uuidv7();
@@ -326,3 +338,46 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('pledge vault rehash-credentials', () => {
+  test('turns the passwords stored before verifiers into verifiers, then finds nothing more to do', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-rehash-'));
+    try {
+      const { logStream } = captureLogs();
+      const config = configFor(dataDir);
+      let app = await createApp(config, { logStream });
+      const ctx = createContext({ kind: 'cli', id: 'test' });
+      const subject = await app.vault.createSubject(ctx, {
+        kind: 'customer',
+        identifiers: { email: randomEmail() },
+      });
+      await writeLegacyPassword({ ...app, ctx }, subject.id, SECRET);
+      await app.close();
+
+      const env = { PLEDGE_DATA_DIR: dataDir, PLEDGE_MANIFEST: EXAMPLE_MANIFEST, DATABASE_URL: '' };
+      const first = await runPledge(['vault', 'rehash-credentials', '--format', 'json'], { env });
+      assert.equal(first.code, 0, first.stderr);
+      assert.deepEqual(JSON.parse(first.stdout), { scanned: 1, rehashed: 1, failed: 0 });
+      const again = await runPledge(['vault', 'rehash-credentials'], { env });
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /^nothing to rehash: every stored credential is a verifier/);
+
+      app = await createApp(config, { logStream });
+      try {
+        const records = await new RecordsRepository(app.database.db).listForUse(ctx, [subject.id]);
+        assert.equal(
+          records.length,
+          1,
+          'the verifier, in a record of its own; the old record went with its only field',
+        );
+        assert.deepEqual(await app.credentials.verify(ctx, subject.id, { field: 'password' }, SECRET), {
+          match: true,
+        });
+      } finally {
+        await app.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
