@@ -9,12 +9,15 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { ConfigError } from '../../src/platform/errors.js';
 import { openDatabase } from '../../src/platform/db/database.js';
 import { KEY_FILE_NAME, Keyring } from '../../src/vault/keyring.js';
 import { keyFileDirOf, openKeystore, sharedBackupUnits } from '../../src/vault/keystore.js';
 import { dropTestSchema, getTestDatabaseUrlOrThrow } from '../helpers/databases.js';
+import { captureLogs } from '../helpers/logs.js';
+import { EXAMPLE_MANIFEST } from '../helpers/vault.js';
 
 async function modeOf(file: string): Promise<number> {
   return (await stat(file)).mode & 0o777;
@@ -123,5 +126,37 @@ describe('data files', () => {
         (err: unknown) => err instanceof ConfigError && /PLEDGE_KEYSTORE_URL must/.test(err.message),
       );
     }
+  });
+
+  test('pledge serve warns at start, naming places and no key, when keys and data share a backup unit', async () => {
+    const dataDir = path.join(root, 'data');
+    const start = async (env: Record<string, string>) => {
+      const { logStream, logs } = captureLogs();
+      const config = {
+        ...loadConfig(
+          { PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'info', ...env },
+          { manifest: EXAMPLE_MANIFEST },
+        ),
+        retentionIntervalSeconds: 0,
+      };
+      const app = await createApp(config, { logStream });
+      const keyring = app.keyring;
+      await app.close();
+      return { text: logs(), keyring };
+    };
+    const shared = await start({});
+    const warning = shared.text.split('\n').find((l) => l.includes('share a backup unit'));
+    assert.ok(warning, shared.text);
+    assert.match(warning, /keys\.db\) is in the data directory/);
+    assert.match(warning, /the key file is in the data directory/);
+    for (const secret of [shared.keyring.indexKey, shared.keyring.currentKek().key]) {
+      assert.ok(!shared.text.includes(secret.toString('base64')), 'no key material in the log');
+    }
+
+    const apart = await start({
+      PLEDGE_KEYSTORE_URL: path.join(root, 'keys-volume', 'keys.db'),
+      PLEDGE_KEYS: shared.keyring.serialize(),
+    });
+    assert.doesNotMatch(apart.text, /share a backup unit/);
   });
 });

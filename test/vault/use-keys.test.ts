@@ -25,7 +25,10 @@ import {
 } from '../../src/consent/webhooks.signature.js';
 import { createReturnToken, returnTokenKeysOf, verifyReturnToken } from '../../src/comms/return-tokens.js';
 import { PledgeError } from '../../src/platform/errors.js';
+import { KeyRotationService } from '../../src/vault/key-rotation.service.js';
 import { KEY_FILE_NAME, Keyring } from '../../src/vault/keyring.js';
+import { DIALECTS } from '../helpers/databases.js';
+import { openTestVault, type TestVault } from '../helpers/vault.js';
 
 const NOW = new Date('2026-12-01T12:00:00Z');
 const DAY_MS = 86_400_000;
@@ -247,3 +250,55 @@ describe('keys per use', () => {
     });
   });
 });
+
+for (const dialect of DIALECTS) {
+  describe(`pledge keys rotate --use on ${dialect}`, () => {
+    let t: TestVault;
+    beforeEach(async () => {
+      t = await openTestVault(dialect);
+    });
+    afterEach(async () => {
+      await t.cleanup();
+    });
+
+    test('rotating a use saves its new version in the key file and audits it; the KEK and data keys are untouched', async () => {
+      const service = new KeyRotationService({
+        audit: t.audit,
+        dataKeys: t.dataKeys,
+        keys: { dataDir: t.dataDir },
+      });
+      const before = await readFile(path.join(t.dataDir, KEY_FILE_NAME), 'utf8');
+      const result = await service.rotateUse(t.ctx, 'links');
+      assert.deepEqual(result, { use: 'links', newVersion: 2 });
+      const loaded = await Keyring.load({ dataDir: t.dataDir });
+      assert.equal(loaded.use('links').current().version, 2);
+      assert.deepEqual(loaded.versions(), t.keyring.versions());
+      const indexKeyOf = (text: string) => (JSON.parse(text) as { index_key: string }).index_key;
+      assert.equal(
+        indexKeyOf(before),
+        indexKeyOf(await readFile(path.join(t.dataDir, KEY_FILE_NAME), 'utf8')),
+      );
+      const audit = await t.audit.listRecent(t.ctx, 10);
+      assert.deepEqual(audit.find((e) => e.action === 'keys.rotate_use')?.details, {
+        use: 'links',
+        version: 2,
+        source: 'file',
+      });
+      await assert.rejects(service.rotateUse(t.ctx, 'index'), { code: 'vault.index_key_fixed' });
+    });
+
+    test('with PLEDGE_KEYS, rotating a use returns the new value and saves nothing', async () => {
+      const envKeys = t.keyring.serialize();
+      const service = new KeyRotationService({
+        audit: t.audit,
+        dataKeys: t.dataKeys,
+        keys: { dataDir: t.dataDir, envKeys },
+      });
+      const result = await service.rotateUse(t.ctx, 'webhooks');
+      assert.equal(result.newVersion, 2);
+      const next = await Keyring.load({ dataDir: t.dataDir, envKeys: result.keys ?? '' });
+      assert.equal(next.use('webhooks').current().version, 2);
+      assert.equal((await Keyring.load({ dataDir: t.dataDir })).use('webhooks').current().version, 1);
+    });
+  });
+}
