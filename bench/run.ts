@@ -4,7 +4,8 @@
  * report says which and shows its output); with `--strict`, also when a target is missed.
  *
  * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
- * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail`, `--strict`.
+ * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials`,
+ * `--strict`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
 import { runCheckBench } from './check.bench.js';
+import {
+  CREDENTIALS_BENCH_DEFAULTS,
+  CREDENTIALS_BENCH_QUICK,
+  runCredentialsBench,
+} from './credentials.bench.js';
 import { COLLECT_BENCH_DEFAULTS, COLLECT_BENCH_QUICK, runCollectBench } from './collect.bench.js';
 import { CONSENT_BENCH_DEFAULTS, CONSENT_BENCH_QUICK, runConsentBench } from './consent.bench.js';
 import { ONE_CLICK_BENCH_DEFAULTS, ONE_CLICK_BENCH_QUICK, runOneClickBench } from './one-click.bench.js';
@@ -124,6 +130,11 @@ async function main(): Promise<number> {
       key: 'mail',
       title: 'Campaign mail through the pipeline',
       run: () => runMailBench(quick ? MAIL_BENCH_QUICK : MAIL_BENCH_DEFAULTS),
+    },
+    {
+      key: 'credentials',
+      title: 'Credential hashing per registration',
+      run: () => runCredentialsBench(quick ? CREDENTIALS_BENCH_QUICK : CREDENTIALS_BENCH_DEFAULTS),
     },
   ];
   const selected = sections.filter((s) => values.only === undefined || s.key === values.only);
