@@ -1,5 +1,5 @@
 /** Encrypted records. Only this file touches the records table. */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Context } from '../platform/context.js';
 import type { Db } from '../platform/db/db.js';
 import { RowInserter } from '../platform/db/row-inserter.js';
@@ -94,6 +94,16 @@ function usableOf(row: Pick<VaultTables['records'], (typeof USABLE_COLUMNS)[numb
   };
 }
 
+/**
+ * Records whose purposes (a JSON array of keys) name `purpose`: a LIKE on the quoted key, its `_`
+ * and `%` escaped (keys may hold `_`). The gate checks the parsed array again; this only keeps
+ * other purposes' records out of a page.
+ */
+function collectedFor(purpose: string) {
+  const pattern = `%${JSON.stringify(purpose).replace(/[\\%_]/g, '\\$&')}%`;
+  return sql<boolean>`${sql.ref('purposes')} like ${pattern} escape '\\'`;
+}
+
 /** Reads and writes records. */
 export class RecordsRepository {
   constructor(private readonly db: Db) {}
@@ -129,6 +139,70 @@ export class RecordsRepository {
       for (const row of rows) out.push(usableOf(row));
     }
     return out;
+  }
+
+  /**
+   * Some subjects' records collected for `purpose`, for the use gate: each subject's newest
+   * `perSubject` at most, in the order they were written, with the JSON columns as stored (the gate
+   * decrypts only the fields the purpose may use). The bound keeps one read of a subject with a
+   * long history from loading all of it; the newest are kept because newer values win.
+   */
+  async listNewestForUse(
+    ctx: Context,
+    subjectIds: readonly string[],
+    purpose: string,
+    perSubject: number,
+  ): Promise<UsableRecord[]> {
+    const out: UsableRecord[] = [];
+    const unique = [...new Set(subjectIds)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const chunk = unique.slice(i, i + 500);
+      const ranked = this.#q(ctx)
+        .selectFrom('records')
+        .select(USABLE_COLUMNS)
+        .select((eb) =>
+          eb.fn
+            .agg<number>('row_number')
+            .over((ob) => ob.partitionBy('subject_id').orderBy('id', 'desc'))
+            .as('newest'),
+        )
+        // One subject (the use gate's usual call) is an equality, which the (subject_id, id) index
+        // answers in order without a sort.
+        .$if(chunk.length === 1, (qb) => qb.where('subject_id', '=', chunk[0] ?? ''))
+        .$if(chunk.length > 1, (qb) => qb.where('subject_id', 'in', chunk))
+        .where(collectedFor(purpose));
+      const rows = await this.#q(ctx)
+        .selectFrom(ranked.as('r'))
+        .select(USABLE_COLUMNS)
+        .where('newest', '<=', perSubject)
+        .orderBy('subject_id')
+        .orderBy('id')
+        .execute();
+      for (const row of rows) out.push(usableOf(row));
+    }
+    return out;
+  }
+
+  /**
+   * A page of one subject's records collected for `purpose`, in the order they were written: at most
+   * `limit`, after the record `after` when given (the use gate's cursor).
+   */
+  async listPageForUse(
+    ctx: Context,
+    subjectId: string,
+    purpose: string,
+    page: { after: string | undefined; limit: number },
+  ): Promise<UsableRecord[]> {
+    const rows = await this.#q(ctx)
+      .selectFrom('records')
+      .select(USABLE_COLUMNS)
+      .where('subject_id', '=', subjectId)
+      .$if(page.after !== undefined, (qb) => qb.where('id', '>', page.after ?? ''))
+      .where(collectedFor(purpose))
+      .orderBy('id')
+      .limit(page.limit)
+      .execute();
+    return rows.map(usableOf);
   }
 
   /**

@@ -30,5 +30,6 @@ export function presentReadResult(r: ReadResult) {
       fields: rec.fields,
     })),
     unreadable: r.unreadable,
+    nextCursor: r.nextCursor ?? null,
   };
 }

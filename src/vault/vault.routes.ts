@@ -8,6 +8,7 @@ import { NotFoundError } from '../platform/errors.js';
 import { IDENTIFIER_KINDS, type IdentifierKind } from './identifiers.js';
 import { presentReadResult, presentSubject } from './vault.presenter.js';
 import type { Vault } from './vault.service.js';
+import { DEFAULT_READ_RECORDS, MAX_READ_RECORDS } from './vault.types.js';
 
 /** What the subject routes use. */
 export interface VaultRoutesDeps {
@@ -85,25 +86,34 @@ export function registerVaultRoutes(app: FastifyInstance, deps: VaultRoutesDeps)
     }),
   );
 
-  app.get<{ Params: { id: string }; Querystring: { purpose: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { purpose: string; limit?: number; cursor?: string } }>(
     '/api/v1/subjects/:id/data',
     {
       onRequest: auth('subjects:read'),
       schema: {
         tags: ['subjects'],
         summary: 'The use gate: the data a purpose may use, where the person’s choices allow (audited)',
+        description: `A page of at most \`limit\` records (default ${DEFAULT_READ_RECORDS}, at most ${MAX_READ_RECORDS}), oldest first; pass \`nextCursor\` as \`cursor\` for the next page.`,
         security: [{ apiKey: [] }],
         params: idParams,
         querystring: {
           type: 'object',
-          properties: { purpose: { type: 'string', minLength: 1 } },
+          properties: {
+            purpose: { type: 'string', minLength: 1 },
+            limit: { type: 'integer' },
+            cursor: { type: 'string', maxLength: 64 },
+          },
           required: ['purpose'],
           additionalProperties: false,
         },
       },
     },
-    async (request) =>
-      presentReadResult(await vault.read(apiContext(request), request.params.id, request.query.purpose)),
+    async (request) => {
+      const { purpose, limit, cursor } = request.query;
+      return presentReadResult(
+        await vault.read(apiContext(request), request.params.id, purpose, { limit, cursor }),
+      );
+    },
   );
 
   app.delete<{ Params: { id: string } }>(

@@ -16,7 +16,7 @@ import { coversCategory } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
 import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
-import { NotFoundError, PledgeError, ValidationError } from '../platform/errors.js';
+import { NotFoundError, pageLimitOrThrow, PledgeError, ValidationError } from '../platform/errors.js';
 import { CryptoPool } from './crypto-pool.js';
 import { withVerifiers } from './credentials.js';
 import type { DataKeys } from './data-keys.service.js';
@@ -32,6 +32,10 @@ import {
   type Erasure,
   type Identifiers,
   type NewSubjectInput,
+  DEFAULT_READ_RECORDS,
+  MAX_READ_RECORDS,
+  readCursorOrThrow,
+  type ReadPage,
   type ReadResult,
   type SubjectKind,
   type VaultDeps,
@@ -257,24 +261,52 @@ export class Vault {
   /**
    * The use gate: the fields of a subject's records that `purpose` may use (its categories, on
    * records collected for it), only when the decision allows, decrypted. Every call is audited.
-   * Throws `vault.subject_not_found` for an unknown or erased subject.
+   * A page: at most `page.limit` records (default {@link DEFAULT_READ_RECORDS}, at most
+   * {@link MAX_READ_RECORDS}) collected for the purpose, oldest first, after `page.cursor`;
+   * `nextCursor` is set when more follow. Throws `vault.subject_not_found` for an unknown or erased
+   * subject, `vault.limit_invalid` and `vault.cursor_invalid` for a bad page.
    */
-  async read(ctx: Context, subjectId: string, purposeKey: string): Promise<ReadResult> {
-    const [result] = await this.readMany(ctx, [subjectId], purposeKey);
+  async read(ctx: Context, subjectId: string, purposeKey: string, page: ReadPage = {}): Promise<ReadResult> {
+    const limit = pageLimitOrThrow('vault.limit_invalid', page.limit, MAX_READ_RECORDS, DEFAULT_READ_RECORDS);
+    const after = readCursorOrThrow(page.cursor);
+    let nextCursor: string | undefined;
+    const [result] = await this.#use(ctx, [subjectId], purposeKey, async () => {
+      // One more than the page, to know whether another follows.
+      const rows = await this.#records.listPageForUse(ctx, subjectId, purposeKey, {
+        after,
+        limit: limit + 1,
+      });
+      if (rows.length <= limit) return rows;
+      nextCursor = rows[limit - 1]?.id;
+      return rows.slice(0, limit);
+    });
     if (!result) throw subjectNotFound(subjectId);
-    return result;
+    return nextCursor === undefined ? result : { ...result, nextCursor };
   }
 
   /**
    * The use gate for several subjects at once (a page of a mail campaign's recipients): what
    * {@link read} returns for each, in the order of `subjectIds`, `undefined` for a subject that is
-   * unknown or erased. One query for the subjects, one for their records, one crypto batch, and one
+   * unknown or erased; of each subject, its newest {@link MAX_READ_RECORDS} records collected for
+   * the purpose (newer values win), without a cursor. One query for the subjects, one for their records, one crypto batch, and one
    * audit entry per subject, all in one group commit.
    */
   async readMany(
     ctx: Context,
     subjectIds: readonly string[],
     purposeKey: string,
+  ): Promise<Array<ReadResult | undefined>> {
+    return this.#use(ctx, subjectIds, purposeKey, (allowed) =>
+      this.#records.listNewestForUse(ctx, allowed, purposeKey, MAX_READ_RECORDS),
+    );
+  }
+
+  /** The use gate over the records `load` gives for the subjects allowed (see {@link readMany}). */
+  async #use(
+    ctx: Context,
+    subjectIds: readonly string[],
+    purposeKey: string,
+    load: (allowed: string[]) => Promise<UsableRecord[]>,
   ): Promise<Array<ReadResult | undefined>> {
     const purpose = this.#purposeOrThrow(purposeKey);
     // The purpose is the caller's claim; its system must serve it, and may narrow its categories.
@@ -294,7 +326,7 @@ export class Vault {
       }),
     );
     const allowed = [...results.values()].filter((r) => r.decision.allowed).map((r) => r.subjectId);
-    const stored = allowed.length === 0 ? [] : await this.#records.listForUse(ctx, allowed);
+    const stored = allowed.length === 0 ? [] : await load(allowed);
     const batch = new OpenBatch(categories);
     const keyIndex = new Map<string, number>();
     // Records of one source share their purposes text: parse each distinct text once.

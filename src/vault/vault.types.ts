@@ -6,6 +6,8 @@ import type { AuditAppender } from '../audit/audit.service.js';
 import { consentModeFor, type Manifest, type Purpose } from '../manifest/manifest.schema.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
+import { ValidationError } from '../platform/errors.js';
+import { UUID_PATTERN } from '../platform/ids.js';
 import type { DataKeys } from './data-keys.service.js';
 import type { IdentifierKind } from './identifiers.js';
 import type { Keyring } from './keyring.js';
@@ -84,6 +86,32 @@ export interface ReadResult {
   }>;
   /** Records whose keys are gone (restored from a backup after an erasure): nothing of them is returned. */
   unreadable: number;
+  /** A page of `Vault.read` that is not the last: the cursor of the next one. */
+  nextCursor?: string;
+}
+
+/** The most records one use-gate read returns (a page, or each subject's newest in readMany). */
+export const MAX_READ_RECORDS = 1000;
+/** The records a use-gate read returns when no limit is given: the most, so most callers need no cursor. */
+export const DEFAULT_READ_RECORDS = MAX_READ_RECORDS;
+
+/** A page of the use gate: how many records, and after which (the previous page's `nextCursor`). */
+export interface ReadPage {
+  limit?: number | undefined;
+  cursor?: string | undefined;
+}
+
+/** The record id a cursor names, or `undefined` for none; throws `vault.cursor_invalid` (400). */
+export function readCursorOrThrow(cursor: string | undefined): string | undefined {
+  if (cursor === undefined || cursor === '') return undefined;
+  if (!UUID_PATTERN.test(cursor)) {
+    throw new ValidationError(
+      'vault.cursor_invalid',
+      'cursor must be the nextCursor of the previous page (a record id); leave it out for the first page',
+      { path: 'cursor' },
+    );
+  }
+  return cursor.toLowerCase();
 }
 
 /** The manifest in force and the id of its recorded version. */
