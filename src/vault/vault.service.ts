@@ -288,8 +288,8 @@ export class Vault {
    * The use gate for several subjects at once (a page of a mail campaign's recipients): what
    * {@link read} returns for each, in the order of `subjectIds`, `undefined` for a subject that is
    * unknown or erased; of each subject, its newest {@link MAX_READ_RECORDS} records collected for
-   * the purpose (newer values win), without a cursor. One query for the subjects, one for their records, one crypto batch, and one
-   * audit entry per subject, all in one group commit.
+   * the purpose (newer values win), without a cursor. One query for the subjects, one for their
+   * records, one crypto batch, and one audit entry per subject, all in one group commit.
    */
   async readMany(
     ctx: Context,
