@@ -17,6 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchFailure, formatTable, NODE, ROOT, stopServer, summarize } from './lib.js';
@@ -112,7 +113,9 @@ async function compareCollect(): Promise<string> {
     for (const tree of TREES) {
       const dataDir = mkdtempSync(path.join(os.tmpdir(), `pledge-compare-${tree.label}-`));
       dirs.push(dataDir);
-      const key = createApiKey(dataDir, ['collect:write'], {}, tree.root);
+      // A checkout from before keys had systems knows no --system.
+      const system = existsSync(path.join(tree.root, 'src/manifest/systems.gate.ts')) ? 'web-app' : undefined;
+      const key = createApiKey(dataDir, ['collect:write'], {}, tree.root, system);
       const server = await startOnFreePort(
         tree.label,
         [path.join(tree.root, 'bin/pledge.js'), 'serve'],

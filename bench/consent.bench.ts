@@ -25,6 +25,7 @@ import {
   runAlone,
   stopServer,
   type BenchResult,
+  ROOT,
 } from './lib.js';
 import {
   createApiKey,
@@ -94,7 +95,7 @@ async function measureInProcess(options: ConsentBenchOptions): Promise<{ pledge:
   };
   const app = await createApp(config);
   try {
-    const ctx = createContext({ kind: 'system', job: 'bench' });
+    const ctx = createContext({ kind: 'job', id: 'bench' });
     const ids: string[] = [];
     for (let i = 0; i < options.subjects; i++) {
       const jurisdiction = ['US', 'DE', 'GB', 'FR'][i % 4]!;
@@ -209,13 +210,15 @@ export async function runConsentBench(
   let http: Map<string, LoadFigures[]>;
   let batches: { pledge: number[]; bare: number[] };
   try {
-    const key = createApiKey(dataDir, ['consent:read', 'collect:write']);
+    // The sign-up form's system registers the people; the marketing tool asks for their decisions.
+    const signup = createApiKey(dataDir, ['collect:write']);
+    const key = createApiKey(dataDir, ['consent:read'], {}, ROOT, 'marketing-automation');
     pledge = await startOnFreePort(PLEDGE, ['bin/pledge.js', 'serve'], {
       PLEDGE_DATA_DIR: dataDir,
       ...PLEDGE_ENV,
     });
     baseline = await startOnFreePort(BASELINE, ['bench/baseline/fastify-decide.mjs'], {});
-    const people = await registerSubjects(pledge.base, key, options.batchSize, {
+    const people = await registerSubjects(pledge.base, signup, options.batchSize, {
       jurisdictions: ['US', 'DE'],
       concurrency: 16,
     });

@@ -123,7 +123,7 @@ async function openPledge(
   };
   const app = await createApp(config, { logStream: new PassThrough() });
   await app.campaigns.runner.stop();
-  const ctx = createContext({ kind: 'cli', user: 'bench' });
+  const ctx = createContext({ kind: 'cli', id: 'bench' });
   const subjects: string[] = [];
   for (let i = 0; i < n; i++) {
     const r = await app.collect.collect(ctx, 'registration', {
@@ -143,7 +143,7 @@ async function openPledge(
 
 /** One run of the pipeline: a new campaign to every subject, sent until done. Messages/s. */
 async function runPledge(app: App, subjects: string[], connections: number): Promise<number> {
-  const ctx = createContext({ kind: 'cli', user: 'bench' });
+  const ctx = createContext({ kind: 'cli', id: 'bench' });
   const campaign = await app.campaigns.create(ctx, {
     name: 'bench',
     list: LIST,

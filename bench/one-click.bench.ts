@@ -27,6 +27,7 @@ import {
   stopServer,
   summarize,
   type BenchResult,
+  ROOT,
 } from './lib.js';
 import {
   createApiKey,
@@ -104,12 +105,13 @@ export async function runOneClickBench(
     const serve = ['bin/pledge.js', 'serve'];
     a = await startOnFreePort('pledge serve A', serve, env);
     b = await startOnFreePort('pledge serve B', serve, env);
-    const key = createApiKey(dataDir, ['collect:write', 'consent:read', 'mail:send'], env);
+    const signup = createApiKey(dataDir, ['collect:write'], env);
+    const key = createApiKey(dataDir, ['consent:read', 'mail:send'], env, ROOT, 'marketing-automation');
     const keyring = await Keyring.load({ dataDir });
     const linkKey = deriveLinkTokenKey(keyring.indexKey);
 
     const total = options.warmup + options.repetitions;
-    const people = await registerSubjects(a.base, key, total);
+    const people = await registerSubjects(a.base, signup, total);
 
     for (const [i, person] of people.entries()) {
       // B decides first, so it holds the person's old answer (allowed) in its cache.

@@ -42,7 +42,8 @@ export async function startOnFreePort(
 }
 
 /**
- * Creates an API key with `scopes` with the built CLI of the checkout at `root` (`pledge keys
+ * Creates an API key with `scopes` for `system` (one of the example manifest's systems; none for a
+ * checkout from before keys had systems) with the built CLI of the checkout at `root` (`pledge keys
  * create --data-dir dataDir`, `env` on top of {@link benchEnv}, e.g. a DATABASE_URL); returns the key.
  */
 export function createApiKey(
@@ -50,8 +51,18 @@ export function createApiKey(
   scopes: readonly string[],
   env: NodeJS.ProcessEnv = {},
   root: string = ROOT,
+  system: string | undefined = 'web-app',
 ): string {
-  const args = ['bin/pledge.js', 'keys', 'create', '--name', 'bench', '--scope', ...scopes];
+  const args = [
+    'bin/pledge.js',
+    'keys',
+    'create',
+    '--name',
+    'bench',
+    ...(system !== undefined ? ['--system', system] : []),
+    '--scope',
+    ...scopes,
+  ];
   const result = spawnSync(NODE, [...args, '--data-dir', dataDir], {
     cwd: root,
     env: benchEnv(env),
@@ -82,8 +93,10 @@ export interface RegisteredSubject {
 }
 
 /**
- * Registers `count` people at `base` (POST /api/v1/collect/registration with a key holding
- * collect:write); returns them in order. Throws a {@link BenchFailure} on any answer but 201.
+ * Registers `count` people at `base` (POST /api/v1/collect/trial-signup with a key holding
+ * collect:write: a sign-up without a password, whose verifier would cost a registration's worth of
+ * CPU per person and is benched on its own); returns them in order. Throws a {@link BenchFailure}
+ * on any answer but 201.
  */
 export async function registerSubjects(
   base: string,
@@ -99,7 +112,7 @@ export async function registerSubjects(
   const worker = async () => {
     for (let i = next++; i < count; i = next++) {
       const address = `bench-${run}-${i}@example-customer.test`;
-      const res = await fetch(`${base}/api/v1/collect/registration`, {
+      const res = await fetch(`${base}/api/v1/collect/trial-signup`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
         body: JSON.stringify({
@@ -108,7 +121,6 @@ export async function registerSubjects(
             email: address,
             first_name: 'Ada',
             last_name: `Lovelace-${i}`,
-            password: '$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$h4shh4shh4shh4shh4shh4shh4shh4sh',
           },
         }),
       });

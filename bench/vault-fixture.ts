@@ -108,7 +108,7 @@ export async function openBenchApp(): Promise<BenchApp> {
     return {
       app,
       dataDir,
-      ctx: createContext({ kind: 'system', job: 'bench' }),
+      ctx: createContext({ kind: 'job', id: 'bench' }),
       async close() {
         await app.close();
         rmSync(dataDir, { recursive: true, force: true });
@@ -285,7 +285,7 @@ export async function openBareSqlite(subjectCount: number): Promise<BareSqlite> 
 // ---- the naive baseline: the same work as Vault.write and the use gate, on one thread ----------
 
 /** The actor of the bench's context, as the audit rows name it. */
-const NAIVE_ACTOR = JSON.stringify({ kind: 'system', job: 'bench' });
+const NAIVE_ACTOR = JSON.stringify({ kind: 'job', id: 'bench' });
 
 /**
  * The AAD of a field value as Pledge binds it (src/vault/vault.crypto.ts: length-prefixed parts

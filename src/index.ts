@@ -4,7 +4,7 @@
  * ```ts
  * import { createApp, createContext, loadConfig } from 'pledge';
  * const app = await createApp(loadConfig(), { processors: { 'card-processor': myAdapter } });
- * const ctx = createContext({ kind: 'system', job: 'signup' });
+ * const ctx = createContext({ kind: 'job', id: 'signup' });
  * const { subject } = await app.collect.collect(ctx, 'registration', { data: { email, ... } });
  * ```
  *

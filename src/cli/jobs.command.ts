@@ -131,7 +131,7 @@ async function withQueue(
       import('../platform/jobs/jobs.presenter.js'),
     ]);
     const queue = new JobQueue({ db: database.db });
-    const ctx = createContext({ kind: 'cli', user: cliUser() });
+    const ctx = createContext({ kind: 'cli', id: cliUser() });
     await work(queue, ctx, { job: presenter.presentJob, counts: presenter.presentJobCounts });
   });
 }

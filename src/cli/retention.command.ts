@@ -34,7 +34,7 @@ export function registerRetentionCommand(program: Command): void {
           import('../audit/audit.service.js'),
           import('../audit/audit.repository.js'),
         ]);
-      const ctx = createContext({ kind: 'cli', user: cliUser() });
+      const ctx = createContext({ kind: 'cli', id: cliUser() });
       const retention = new RetentionService({
         db: database.db,
         records: new RecordsRepository(database.db),

@@ -112,7 +112,7 @@ export function registerWebhooksCommand(program: Command): void {
   ).action(async (options: DeliveriesOptions) => {
     await runWithDatabase(options, async (database) => {
       const { WebhookDeliveriesRepository } = await import('../consent/webhooks.repository.js');
-      const ctx = createContext({ kind: 'cli', user: cliUser() });
+      const ctx = createContext({ kind: 'cli', id: cliUser() });
       const list = (
         await new WebhookDeliveriesRepository(database.db).list(ctx, {
           status: options.status,
@@ -136,7 +136,7 @@ export function registerWebhooksCommand(program: Command): void {
         import('../consent/webhooks.service.js'),
         import('../platform/jobs/jobs.service.js'),
       ]);
-      const ctx = createContext({ kind: 'cli', user: cliUser() });
+      const ctx = createContext({ kind: 'cli', id: cliUser() });
       const n = await redeliverFailed(
         ctx,
         {

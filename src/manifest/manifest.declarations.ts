@@ -27,7 +27,6 @@ export const DECLARATION_CODES = {
   systemCategoryUnserved: 'check.system_category_unserved',
   unknownSource: 'check.unknown_source',
   unknownSystem: 'check.unknown_system',
-  duplicateKey: 'check.duplicate_key',
 } as const;
 
 /** One declared pair, where it is written, and where its category is written. */
@@ -68,17 +67,7 @@ export function checkDeclarations(manifest: Manifest, tools: DeclarationCheckToo
   });
 
   const sources = new Set(manifest.sources.map((s) => s.key));
-  const seen = new Set<string>();
   manifest.systems.forEach((s, i) => {
-    if (seen.has(s.key)) {
-      report(
-        DECLARATION_CODES.duplicateKey,
-        ['systems', i, 'key'],
-        `system "${s.key}" is declared twice`,
-        'give each system its own key',
-      );
-    }
-    seen.add(s.key);
     s.sources.forEach((k, j) => {
       if (sources.has(k)) return;
       report(

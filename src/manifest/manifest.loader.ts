@@ -236,6 +236,7 @@ const KEYED_LISTS = [
   'purposes',
   'sources',
   'recipients',
+  'systems',
   'choices',
   'pledges',
   'webhooks',

@@ -63,11 +63,15 @@ export class SystemGate {
   /**
    * Throws `auth.purpose_not_allowed` unless the system of `ctx` serves `purposeKey` (details: the
    * system, the purpose asked, the purposes it has). Returns the categories it may use for it
-   * (`undefined`: all of the purpose's; also for calls that are no system's).
+   * (`undefined`: all of the purpose's; also for calls that are no system's; none for a purpose
+   * the manifest does not declare, which the caller's service refuses).
    */
   requirePurpose(ctx: Context, purposeKey: string): readonly string[] | undefined {
     const system = this.systemOf(ctx);
     if (system === undefined) return undefined;
+    // A purpose the manifest lacks is the caller's mistake, not a want of permission: the service
+    // it calls refuses it as unknown (400 or 404, listing the purposes).
+    if (!this.#manifest.manifest.purposes.some((p) => p.key === purposeKey)) return [];
     if (!system.purposes.includes(purposeKey)) {
       throw new ForbiddenError(
         'auth.purpose_not_allowed',

@@ -202,7 +202,7 @@ export class RetentionSchedule {
   }
 
   async #sweep(signal: AbortSignal): Promise<void> {
-    const ctx = createContext({ kind: 'system', job: 'retention' });
+    const ctx = createContext({ kind: 'job', id: 'retention' });
     try {
       const result = await this.#service.run(ctx, {
         signal,

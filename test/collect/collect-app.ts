@@ -19,7 +19,7 @@ export interface CollectTestApp {
   database: TestDatabase;
   keystore: Database;
   dataDir: string;
-  /** Bearer key with collect:write and subjects:read. */
+  /** Bearer key with collect:write, subjects:read and manifest:read. */
   key: string;
   /** Everything logged so far. */
   logs(): string;
@@ -57,7 +57,7 @@ export async function openCollectApp(
   const { key } = await app.apiKeys.createKey(ctx, {
     name: 'collector',
     system: TEST_SYSTEM,
-    scopes: ['collect:write', 'subjects:read'],
+    scopes: ['collect:write', 'subjects:read', 'manifest:read'],
   });
   const siblings: App[] = [];
   return {

@@ -204,6 +204,9 @@ for (const dialect of DIALECTS) {
       assert.equal(billing.fields.card_token?.value, body.card.token);
       assert.equal(billing.fields.card_token?.category, 'user.financial.payment_card.token');
       assert.equal(billing.fields.card_last_four?.category, 'user.financial.payment_card.last_four');
+      // The brand under its own category: a purpose that may use last four digits need not see it.
+      assert.equal(billing.fields.card_brand?.category, 'user.financial.payment_card.brand');
+      assert.equal(billing.fields.card_brand?.value, 'visa');
       assert.ok(!leaks(read.body, CARD));
 
       const raw = JSON.stringify([
@@ -524,6 +527,27 @@ for (const dialect of DIALECTS) {
       });
       assert.equal(res.statusCode, 413);
       assert.equal(res.json<ErrorBody>().error.code, 'request.too_large');
+    });
+
+    test('GET of a collection point needs manifest:read, a read scope, and not collect:write', async () => {
+      const ctx = createContext({ kind: 'cli', id: 'test' });
+      const writer = await t.app.apiKeys.createKey(ctx, {
+        name: 'writer',
+        system: TEST_SYSTEM,
+        scopes: ['collect:write'],
+      });
+      const reader = await t.app.apiKeys.createKey(ctx, { name: 'form', scopes: ['manifest:read'] });
+      const as = (key: string) =>
+        t.app.http.inject({
+          method: 'GET',
+          url: '/api/v1/collect/registration',
+          headers: { authorization: `Bearer ${key}` },
+        });
+      const refused = await as(writer.key);
+      assert.equal(refused.statusCode, 403, refused.body);
+      assert.equal(refused.json<ErrorBody>().error.code, 'auth.scope_missing');
+      assert.match(String(refused.headers['www-authenticate']), /scope="manifest:read"/);
+      assert.equal((await as(reader.key)).statusCode, 200, 'an operator key that reads the manifest');
     });
 
     test('GET shows the collection point as a form would, with the notice and the policy link, and changes nothing', async () => {

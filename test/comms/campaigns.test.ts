@@ -65,8 +65,9 @@ async function startCampaign(t: CampaignTestApp, id: string): Promise<void> {
 async function sendsOf(
   t: CampaignTestApp,
   id: string,
+  key = t.key,
 ): Promise<Map<string, { status: string; reason: string | null }>> {
-  const res = await api(t, 'GET', `/api/v1/campaigns/${id}/sends?limit=1000`);
+  const res = await api(t, 'GET', `/api/v1/campaigns/${id}/sends?limit=1000`, undefined, key);
   assert.equal(res.status, 200);
   const sends = res.json.sends as Array<{ subjectId: string; status: string; reason: string | null }>;
   return new Map(sends.map((s) => [s.subjectId, { status: s.status, reason: s.reason }]));
@@ -578,9 +579,19 @@ for (const dialect of DIALECTS) {
       assert.equal((again.json.error as { code: string }).code, 'comms.campaign_started');
       const { key: other } = await t.app.apiKeys.createKey(t.ctx, {
         name: 'reader',
+        system: 'marketing-automation',
         scopes: ['consent:read'],
       });
       assert.equal((await api(t, 'GET', `/api/v1/campaigns/${id}`, undefined, other)).status, 403);
+      // A system that does not serve the campaign's list does not see it, whatever its scopes.
+      const { key: analytics } = await t.app.apiKeys.createKey(t.ctx, {
+        name: 'analytics',
+        system: 'product-analytics',
+        scopes: ['mail:send'],
+      });
+      const hidden = await api(t, 'GET', `/api/v1/campaigns/${id}`, undefined, analytics);
+      assert.equal(hidden.status, 403);
+      assert.equal((hidden.json.error as { code: string }).code, 'auth.purpose_not_allowed');
       await t.drain(t.app.campaigns.createRunner());
     });
 
@@ -654,7 +665,13 @@ for (const dialect of DIALECTS) {
         assert.ok(verified.results.every((r) => r.status.result === 'pass'));
       }
       assert.equal(t.sink.countFor(erased.address), 0);
-      const sends = await sendsOf(t, notice.id);
+      // A notice is service mail, sent for provide-service: a system of that purpose reads its sends.
+      const { key: service } = await t.app.apiKeys.createKey(t.ctx, {
+        name: 'web',
+        system: 'web-app',
+        scopes: ['mail:send'],
+      });
+      const sends = await sendsOf(t, notice.id, service);
       assert.equal(sends.has(erased.subjectId), false, 'never to an erased subject');
       assert.ok(people.every((p) => sends.get(p.subjectId)?.status === 'sent'));
     });

@@ -84,7 +84,7 @@ for (const dialect of DIALECTS) {
       );
       assert.deepEqual(
         await consentActors(subjectId),
-        [{ kind: 'subject_link', subjectId, scope: 'unsubscribe' }],
+        [{ kind: 'subject_link', id: subjectId, scope: 'unsubscribe' }],
         'the audit names whose link unsubscribed',
       );
     });
@@ -281,7 +281,7 @@ for (const dialect of DIALECTS) {
         assert.match(upper.response ?? '', /^250/);
         assert.deepEqual(await decision(compact.subjectId), { allowed: false, reason: 'withdrawn' });
         assert.deepEqual(await consentActors(compact.subjectId), [
-          { kind: 'subject_link', subjectId: compact.subjectId, scope: 'unsubscribe' },
+          { kind: 'subject_link', id: compact.subjectId, scope: 'unsubscribe' },
         ]);
         assert.equal(await suppressed(compact.address), true);
 

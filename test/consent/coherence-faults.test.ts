@@ -23,6 +23,7 @@ import {
 import { createPostgresDatabase, type PostgresDatabase } from '../helpers/postgres.js';
 import { buildIfStale, runCli, startServer, type Server } from '../helpers/serve.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
 
 describe('two instances on PostgreSQL, the second cut off from it', () => {
   let database: PostgresDatabase;
@@ -40,6 +41,7 @@ describe('two instances on PostgreSQL, the second cut off from it', () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-coherence-faults-'));
     const env = {
       PLEDGE_DATA_DIR: dataDir,
+      PLEDGE_MANIFEST: exampleWithTestSystem(),
       DATABASE_URL: database.url,
       PLEDGE_LOG_LEVEL: 'info',
       PLEDGE_RATE_LIMIT: '1000000',
@@ -47,7 +49,18 @@ describe('two instances on PostgreSQL, the second cut off from it', () => {
       PLEDGE_DB_CONNECT_TIMEOUT: '1000',
     };
     key = runCli(
-      ['keys', 'create', '--name', 'coherence', '--scope', 'consent:read', 'consent:write', 'collect:write'],
+      [
+        'keys',
+        'create',
+        '--name',
+        'coherence',
+        '--system',
+        TEST_SYSTEM,
+        '--scope',
+        'consent:read',
+        'consent:write',
+        'collect:write',
+      ],
       env,
     ).trim();
     a = await startServer(env);

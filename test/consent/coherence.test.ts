@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { createPostgresDatabase, type PostgresDatabase } from '../helpers/postgres.js';
 import { buildIfStale, jsonRequest, runCli, startServer, type Server } from '../helpers/serve.js';
 import { randomLetters } from '../helpers/vault.js';
+import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
 
 describe('two instances on PostgreSQL', () => {
   let a: Server;
@@ -25,11 +26,27 @@ describe('two instances on PostgreSQL', () => {
     // One data directory for both: they share the key file, as instances of one deployment share
     // PLEDGE_KEYS.
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-coherence-'));
-    const env = { PLEDGE_DATA_DIR: dataDir, DATABASE_URL: database.url, PLEDGE_LOG_LEVEL: 'info' };
+    const env = {
+      PLEDGE_DATA_DIR: dataDir,
+      PLEDGE_MANIFEST: exampleWithTestSystem(),
+      DATABASE_URL: database.url,
+      PLEDGE_LOG_LEVEL: 'info',
+    };
     a = await startServer(env);
     b = await startServer(env);
     key = runCli(
-      ['keys', 'create', '--name', 'coherence', '--scope', 'consent:read', 'consent:write', 'collect:write'],
+      [
+        'keys',
+        'create',
+        '--name',
+        'coherence',
+        '--system',
+        TEST_SYSTEM,
+        '--scope',
+        'consent:read',
+        'consent:write',
+        'collect:write',
+      ],
       env,
     ).trim();
     assert.match(key, /^pledge_/, 'keys create prints the key');

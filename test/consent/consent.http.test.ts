@@ -10,8 +10,9 @@ import type { BatchDecision } from '../../src/consent/consent.service.js';
 import { createContext } from '../../src/platform/context.js';
 import { DIALECTS } from '../helpers/databases.js';
 import { openCollectApp, type CollectTestApp } from '../collect/collect-app.js';
+import { TEST_SYSTEM } from '../helpers/manifests.js';
 
-const cli = createContext({ kind: 'cli', user: 'test' });
+const cli = createContext({ kind: 'cli', id: 'test' });
 
 for (const dialect of DIALECTS) {
   describe(`consent API on ${dialect}`, () => {
@@ -22,9 +23,15 @@ for (const dialect of DIALECTS) {
     before(async () => {
       t = await openCollectApp(dialect);
       key = (
-        await t.app.apiKeys.createKey(cli, { name: 'consent', scopes: ['consent:read', 'consent:write'] })
+        await t.app.apiKeys.createKey(cli, {
+          name: 'consent',
+          system: TEST_SYSTEM,
+          scopes: ['consent:read', 'consent:write'],
+        })
       ).key;
-      readOnly = (await t.app.apiKeys.createKey(cli, { name: 'reader', scopes: ['consent:read'] })).key;
+      readOnly = (
+        await t.app.apiKeys.createKey(cli, { name: 'reader', system: TEST_SYSTEM, scopes: ['consent:read'] })
+      ).key;
     });
     after(async () => t.cleanup());
 

@@ -137,7 +137,7 @@ for (const dialect of DIALECTS) {
     test('the projection rebuilt from the ledger is the state, whatever the sequence of choices', async () => {
       const subjects = [await subject('US'), await subject('DE'), await subject(undefined)];
       const clock = fixedClock(new Date('2026-06-01T00:00:00Z'));
-      const ctx = createContext({ kind: 'cli', user: 'test' }, { clock });
+      const ctx = createContext({ kind: 'cli', id: 'test' }, { clock });
       const arbitraryChoice = fc.record({
         who: fc.integer({ min: 0, max: subjects.length - 1 }),
         purpose: fc.constantFrom('marketing-email', 'site-analytics', 'improve-products', '*'),

@@ -10,8 +10,9 @@ import { createContext } from '../../src/platform/context.js';
 import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { randomEmail } from '../helpers/vault.js';
 import { countRows, openCollectApp, type CollectTestApp } from '../collect/collect-app.js';
+import { TEST_SYSTEM } from '../helpers/manifests.js';
 
-const cli = createContext({ kind: 'cli', user: 'test' });
+const cli = createContext({ kind: 'cli', id: 'test' });
 
 interface ReadBody {
   decision: { allowed: boolean; reason: string };
@@ -28,6 +29,7 @@ for (const dialect of DIALECTS) {
       key = (
         await t.app.apiKeys.createKey(cli, {
           name: 'gates',
+          system: TEST_SYSTEM,
           scopes: ['collect:write', 'subjects:read', 'subjects:write', 'consent:read', 'consent:write'],
         })
       ).key;

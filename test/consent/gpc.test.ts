@@ -11,10 +11,10 @@ import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import { DIALECTS } from '../helpers/databases.js';
-import { PARTNER_ADS, writeManifestWithPurposes } from '../helpers/manifests.js';
+import { PARTNER_ADS, TEST_SYSTEM, writeManifestWithPurposes } from '../helpers/manifests.js';
 import { openTestStores, type TestStores } from '../helpers/vault.js';
 
-const cli = createContext({ kind: 'cli', user: 'test' });
+const cli = createContext({ kind: 'cli', id: 'test' });
 
 for (const dialect of DIALECTS) {
   describe(`Global Privacy Control on ${dialect}`, () => {
@@ -34,8 +34,13 @@ for (const dialect of DIALECTS) {
         retentionIntervalSeconds: 0,
       };
       app = await createApp(config, { database: stores.database, keystore: stores.keystore });
-      key = (await app.apiKeys.createKey(cli, { name: 'gpc', scopes: ['consent:read', 'consent:write'] }))
-        .key;
+      key = (
+        await app.apiKeys.createKey(cli, {
+          name: 'gpc',
+          system: TEST_SYSTEM,
+          scopes: ['consent:read', 'consent:write'],
+        })
+      ).key;
     });
     after(async () => {
       await app.close();

@@ -23,7 +23,7 @@ import { openTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST, randomEmail } from '../helpers/vault.js';
 
 const require = createRequire(import.meta.url);
-const ctx = createContext({ kind: 'cli', user: 'test' });
+const ctx = createContext({ kind: 'cli', id: 'test' });
 const MARKETING = 'Tell you about products, partners, opportunities and events';
 
 /** What axe reports (the tests compile without the DOM types, so results come back as data). */

@@ -22,7 +22,7 @@ import type { Database } from '../../src/platform/db/database.js';
 import { DIALECTS, type TestDatabase, type TestDialect, tablesOf } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST, openTestStores, randomEmail } from '../helpers/vault.js';
 
-const ctx = createContext({ kind: 'cli', user: 'test' });
+const ctx = createContext({ kind: 'cli', id: 'test' });
 const MARKETING = 'Tell you about products, partners, opportunities and events';
 const IMPROVE = 'Improve our products and websites';
 const ANALYTICS = 'Measure how our sites are used';
@@ -300,7 +300,7 @@ for (const dialect of DIALECTS) {
       assert.equal(history[0]?.evidence?.ip, '127.0.0.0', 'the address is kept truncated');
       assert.deepEqual(
         await actorsOf(t.database, subjectId),
-        [{ kind: 'subject_link', subjectId, scope: 'preferences' }],
+        [{ kind: 'subject_link', id: subjectId, scope: 'preferences' }],
         'the audit names whose link made the change, not "anonymous"',
       );
       assert.deepEqual(await app.consent.decide(ctx, subjectId, 'marketing-email', 'email'), {
@@ -376,7 +376,7 @@ for (const dialect of DIALECTS) {
         [['marketing-email', 'email', 'withdrawn', 'unsubscribe_link']],
       );
       assert.deepEqual(await actorsOf(t.database, subjectId), [
-        { kind: 'subject_link', subjectId, scope: 'unsubscribe' },
+        { kind: 'subject_link', id: subjectId, scope: 'unsubscribe' },
       ]);
       assert.deepEqual(await app.consent.decide(ctx, subjectId, 'marketing-email', 'email'), {
         allowed: false,

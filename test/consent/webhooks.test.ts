@@ -121,7 +121,7 @@ function memoryLog(): WebhookLogger & { lines: Array<{ level: string; msg: strin
 }
 
 const T0 = new Date('2026-12-01T09:00:00.000Z');
-const CLI_CTX = createContext({ kind: 'cli', user: 'test' });
+const CLI_CTX = createContext({ kind: 'cli', id: 'test' });
 
 /** One delivery to the `crm` webhook, due at T0, for tests that fill the log by hand. */
 const PENDING_DELIVERY: NewDelivery = {
@@ -584,7 +584,11 @@ for (const dialect of DIALECTS) {
       await webhooks.runOnce();
       const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(t.database.db) });
       const admin = await apiKeys.createKey(t.ctx, { name: 'ops', scopes: ['admin'] });
-      const reader = await apiKeys.createKey(t.ctx, { name: 'reader', scopes: ['consent:read'] });
+      const reader = await apiKeys.createKey(t.ctx, {
+        name: 'reader',
+        system: 'marketing-automation',
+        scopes: ['consent:read'],
+      });
       const http = await createHttpServer({
         logLevel: 'silent',
         bodyLimitBytes: 65_536,

@@ -29,6 +29,7 @@ export async function writeManifestWithPurposes(
 ): Promise<string> {
   const doc = parseDocument(await readFile(EXAMPLE_MANIFEST, 'utf8'));
   for (const p of purposes) doc.addIn(['purposes'], doc.createNode(p));
+  addTestSystem(doc);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pledge-manifest-'));
   const file = path.join(dir, 'pledge.yaml');
   await writeFile(file, doc.toString());
@@ -51,6 +52,15 @@ let withTestSystem: string | undefined;
 export function exampleWithTestSystem(): string {
   if (withTestSystem !== undefined) return withTestSystem;
   const doc = parseDocument(readFileSync(EXAMPLE_MANIFEST, 'utf8'));
+  addTestSystem(doc);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pledge-manifest-'));
+  withTestSystem = path.join(dir, 'pledge.yaml');
+  writeFileSync(withTestSystem, doc.toString());
+  return withTestSystem;
+}
+
+/** Adds {@link TEST_SYSTEM}, serving every purpose and source the document declares. */
+function addTestSystem(doc: ReturnType<typeof parseDocument>): void {
   const keys = (list: string) =>
     (doc.get(list) as { items: Array<{ get(k: string): unknown }> }).items.map((i) => String(i.get('key')));
   doc.addIn(
@@ -62,8 +72,4 @@ export function exampleWithTestSystem(): string {
       sources: keys('sources'),
     }),
   );
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pledge-manifest-'));
-  withTestSystem = path.join(dir, 'pledge.yaml');
-  writeFileSync(withTestSystem, doc.toString());
-  return withTestSystem;
 }

@@ -115,7 +115,7 @@ export async function openTestVault(dialect: TestDialect, options: DataKeysOptio
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-vault-'));
   const { keystore, cleanup: closeKeystore } = await openTestKeystore(database, dataDir);
   const keyring = await Keyring.load({ dataDir });
-  const ctx = createContext({ kind: 'cli', user: 'test' });
+  const ctx = createContext({ kind: 'cli', id: 'test' });
   const active = await activateManifest(ctx, {
     file: EXAMPLE_MANIFEST,
     versions: new ManifestVersionRepository(database.db),

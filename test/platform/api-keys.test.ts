@@ -85,6 +85,7 @@ for (const dialect of DIALECTS) {
     void test('a created key authenticates with its scopes', async () => {
       const created = await service.createKey(ctx, {
         name: '  billing-service ',
+        system: 'web-app',
         scopes: ['consent:read', 'manifest:read', 'consent:read'],
       });
       assert.match(created.key, API_KEY_PATTERN);
@@ -93,11 +94,19 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(created.scopes, ['manifest:read', 'consent:read']);
 
       const principal = await service.authenticate(created.key);
-      assert.deepEqual(principal, { id: created.id, scopes: ['manifest:read', 'consent:read'] });
+      assert.deepEqual(principal, {
+        id: created.id,
+        scopes: ['manifest:read', 'consent:read'],
+        system: 'web-app',
+      });
     });
 
     void test('wrong secret, unknown id, malformed and revoked keys fail alike', async () => {
-      const { id, key } = await service.createKey(ctx, { name: 'victim', scopes: ['subjects:read'] });
+      const { id, key } = await service.createKey(ctx, {
+        name: 'victim',
+        system: 'web-app',
+        scopes: ['subjects:read'],
+      });
       const secretStart = `pledge_${id}_`.length;
       const messages = [
         await rejectsAsInvalid(service.authenticate(changeChar(key, secretStart + 5, BASE64URL))),
@@ -113,7 +122,11 @@ for (const dialect of DIALECTS) {
     });
 
     void test('a missing scope is a 403 naming the scope', async () => {
-      const { key } = await service.createKey(ctx, { name: 'reader', scopes: ['consent:read'] });
+      const { key } = await service.createKey(ctx, {
+        name: 'reader',
+        system: 'web-app',
+        scopes: ['consent:read'],
+      });
       const principal = await service.authenticate(key);
       assert.throws(
         () => service.requireScope(principal, 'consent:write'),
@@ -126,14 +139,65 @@ for (const dialect of DIALECTS) {
         },
       );
       const admin = await service.authenticate(
-        (await service.createKey(ctx, { name: 'ops', scopes: ['admin'] })).key,
+        (await service.createKey(ctx, { name: 'ops', system: 'web-app', scopes: ['admin'] })).key,
       );
       for (const scope of SCOPES) service.requireScope(admin, scope);
     });
 
+    void test('a key stops working when it expires, and its holder and expiry are listed', async () => {
+      const clock = fixedClock(new Date('2026-12-01T10:00:00.000Z'));
+      const timed = new ApiKeyService({ keys: new ApiKeyRepository(database.db), clock, credentialTtlMs: 0 });
+      const at = createContext({ kind: 'cli', id: 't' }, { clock });
+      const { id, key } = await timed.createKey(at, {
+        name: 'temporary',
+        system: 'web-app',
+        holder: 'ada@ops',
+        scopes: ['subjects:read'],
+        expiresAt: new Date('2026-12-01T11:00:00.000Z'),
+      });
+      assert.equal((await timed.authenticate(key)).id, id);
+      const listed = (await timed.listKeys(at)).find((k) => k.id === id);
+      assert.equal(listed?.holder, 'ada@ops');
+      assert.equal(listed?.expiresAt?.toISOString(), '2026-12-01T11:00:00.000Z');
+      clock.advance(3_600_000);
+      await rejectsAsInvalid(timed.authenticate(key));
+      await assert.rejects(
+        timed.createKey(at, {
+          name: 'past',
+          scopes: ['admin'],
+          expiresAt: new Date('2026-12-01T10:00:00.000Z'),
+        }),
+        {
+          code: 'auth.key_expiry_invalid',
+        },
+      );
+    });
+
+    void test('a system is checked against the manifest when a key is made or bound', async () => {
+      const bound = new ApiKeyService({
+        keys: new ApiKeyRepository(database.db),
+        systems: () => ['billing'],
+      });
+      await assert.rejects(bound.createKey(ctx, { name: 'x', system: 'crm', scopes: ['subjects:read'] }), {
+        code: 'auth.system_unknown',
+      });
+      await assert.rejects(bound.createKey(ctx, { name: 'x', scopes: ['subjects:read', 'admin'] }), {
+        code: 'auth.system_required',
+      });
+      const operator = await bound.createKey(ctx, { name: 'ops', scopes: ['admin'] });
+      assert.equal(operator.system, undefined);
+      await assert.rejects(bound.bindKey(ctx, operator.id, 'crm'), { code: 'auth.system_unknown' });
+      assert.equal((await bound.bindKey(ctx, operator.id, 'billing')).system, 'billing');
+      assert.equal((await bound.authenticate(operator.key)).system, 'billing');
+    });
+
     void test('unknown or missing scopes are refused, listing the valid ones', async () => {
       await assert.rejects(
-        service.createKey(ctx, { name: 'x', scopes: ['manifest:read', 'subjects:delete'] }),
+        service.createKey(ctx, {
+          name: 'x',
+          system: 'web-app',
+          scopes: ['manifest:read', 'subjects:delete'],
+        }),
         (err) => {
           assert.ok(err instanceof ValidationError);
           assert.equal(err.code, 'auth.scope_unknown');
@@ -151,7 +215,11 @@ for (const dialect of DIALECTS) {
     });
 
     void test('the stored row holds no part of the secret, and listings hold no digest', async () => {
-      const { id, key } = await service.createKey(ctx, { name: 'scan-me', scopes: ['collect:write'] });
+      const { id, key } = await service.createKey(ctx, {
+        name: 'scan-me',
+        system: 'web-app',
+        scopes: ['collect:write'],
+      });
       const secret = key.slice(`pledge_${id}_`.length);
       const row = await tablesOf(database)
         .selectFrom('api_keys')
@@ -172,11 +240,14 @@ for (const dialect of DIALECTS) {
       const listed = (await service.listKeys(ctx)).find((k) => k.id === id);
       assert.deepEqual(Object.keys(listed ?? {}).sort(), [
         'createdAt',
+        'expiresAt',
+        'holder',
         'id',
         'lastUsedAt',
         'name',
         'revokedAt',
         'scopes',
+        'system',
       ]);
       assert.ok(!JSON.stringify(listed).includes(row.secret_hash));
     });
@@ -197,7 +268,11 @@ for (const dialect of DIALECTS) {
     });
 
     void test('a key revoked by this process fails at once, even while its credential is cached', async () => {
-      const { id, key } = await service.createKey(ctx, { name: 'cached', scopes: ['collect:write'] });
+      const { id, key } = await service.createKey(ctx, {
+        name: 'cached',
+        system: 'web-app',
+        scopes: ['collect:write'],
+      });
       assert.equal((await service.authenticate(key)).id, id);
       assert.equal((await service.authenticate(key)).id, id);
       await service.revokeKey(ctx, id);
@@ -209,7 +284,11 @@ for (const dialect of DIALECTS) {
       const keys = new ApiKeyRepository(database.db);
       const server = new ApiKeyService({ keys, clock, credentialTtlMs: 5_000 });
       const cli = new ApiKeyService({ keys });
-      const { id, key } = await cli.createKey(ctx, { name: 'revoked-elsewhere', scopes: ['collect:write'] });
+      const { id, key } = await cli.createKey(ctx, {
+        name: 'revoked-elsewhere',
+        system: 'web-app',
+        scopes: ['collect:write'],
+      });
       assert.equal((await server.authenticate(key)).id, id);
       await cli.revokeKey(ctx, id);
       // Within the TTL the server still uses what it read: the documented revocation delay.
@@ -218,7 +297,7 @@ for (const dialect of DIALECTS) {
       clock.advance(1);
       await rejectsAsInvalid(server.authenticate(key));
       // A wrong secret never passes on a cached credential.
-      const fresh = await cli.createKey(ctx, { name: 'fresh', scopes: ['collect:write'] });
+      const fresh = await cli.createKey(ctx, { name: 'fresh', system: 'web-app', scopes: ['collect:write'] });
       assert.equal((await server.authenticate(fresh.key)).id, fresh.id);
       await rejectsAsInvalid(server.authenticate(changeChar(fresh.key, fresh.key.length - 1, BASE64URL)));
     });
@@ -226,7 +305,11 @@ for (const dialect of DIALECTS) {
     void test('with credentialTtlMs 0 every request reads the key, so revocation elsewhere is immediate', async () => {
       const keys = new ApiKeyRepository(database.db);
       const server = new ApiKeyService({ keys, credentialTtlMs: 0 });
-      const { id, key } = await service.createKey(ctx, { name: 'uncached', scopes: ['collect:write'] });
+      const { id, key } = await service.createKey(ctx, {
+        name: 'uncached',
+        system: 'web-app',
+        scopes: ['collect:write'],
+      });
       assert.equal((await server.authenticate(key)).id, id);
       await service.revokeKey(ctx, id);
       await rejectsAsInvalid(server.authenticate(key));
@@ -238,6 +321,7 @@ for (const dialect of DIALECTS) {
       const timed = new ApiKeyService({ keys, clock });
       const { id, key } = await timed.createKey(createContext({ kind: 'cli', id: 't' }, { clock }), {
         name: 'busy',
+        system: 'web-app',
         scopes: ['consent:read'],
       });
       const lastUsed = async () =>

@@ -28,6 +28,7 @@ import {
 import { createPostgresDatabase, type PostgresDatabase } from '../helpers/postgres.js';
 import { buildIfStale, runCli, startServer, type Server } from '../helpers/serve.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
 
 /** Concurrent streams of collect requests. */
 const STREAMS = 10;
@@ -138,6 +139,7 @@ describe('pledge serve on PostgreSQL whose connections are terminated under load
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-faults-'));
     const env = {
       PLEDGE_DATA_DIR: dataDir,
+      PLEDGE_MANIFEST: exampleWithTestSystem(),
       DATABASE_URL: database.url,
       PLEDGE_LOG_LEVEL: 'info',
       PLEDGE_RATE_LIMIT: '1000000',
@@ -145,7 +147,17 @@ describe('pledge serve on PostgreSQL whose connections are terminated under load
       PLEDGE_RETENTION_INTERVAL: '1',
     };
     key = runCli(
-      ['keys', 'create', '--name', 'faults', '--scope', 'collect:write', 'subjects:read'],
+      [
+        'keys',
+        'create',
+        '--name',
+        'faults',
+        '--system',
+        TEST_SYSTEM,
+        '--scope',
+        'collect:write',
+        'subjects:read',
+      ],
       env,
     ).trim();
     server = await startServer(env);
@@ -215,6 +227,7 @@ describe('pledge serve on PostgreSQL behind a silent partition', () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-partition-'));
     const env = {
       PLEDGE_DATA_DIR: dataDir,
+      PLEDGE_MANIFEST: exampleWithTestSystem(),
       DATABASE_URL: proxy.urlFor(database.url),
       PLEDGE_LOG_LEVEL: 'info',
       PLEDGE_RATE_LIMIT: '1000000',
@@ -223,7 +236,18 @@ describe('pledge serve on PostgreSQL behind a silent partition', () => {
       PLEDGE_DB_CONNECT_TIMEOUT: String(CONNECT_TIMEOUT_MS),
     };
     key = runCli(
-      ['keys', 'create', '--name', 'partition', '--scope', 'collect:write', 'subjects:read', 'consent:read'],
+      [
+        'keys',
+        'create',
+        '--name',
+        'partition',
+        '--system',
+        TEST_SYSTEM,
+        '--scope',
+        'collect:write',
+        'subjects:read',
+        'consent:read',
+      ],
       { ...env, DATABASE_URL: database.url },
     ).trim();
     server = await startServer(env);

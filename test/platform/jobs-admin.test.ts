@@ -53,7 +53,7 @@ for (const dialect of DIALECTS) {
     beforeEach(async () => {
       database = await openMigratedTestDatabase(dialect);
       const clock = fixedClock(T0);
-      ctx = createContext({ kind: 'cli', user: 'ops' }, { clock, requestId: 'req-7' });
+      ctx = createContext({ kind: 'cli', id: 'ops' }, { clock, requestId: 'req-7' });
       queue = new JobQueue({ db: database.db, clock });
       defineTypes(queue);
       const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(database.db) });
@@ -208,7 +208,7 @@ describe('pledge jobs', () => {
       await migrateToLatest(database, MIGRATIONS);
       const queue = new JobQueue({ db: database.db });
       defineTypes(queue);
-      const ctx = createContext({ kind: 'system', job: 'test' });
+      const ctx = createContext({ kind: 'job', id: 'test' });
       const dead = await queue.enqueue(ctx, 'test.fail', { subjectId: 'sub-1', note: 'stays inside' });
       await queue.runDue({ types: ['test.fail'] });
       const pending = await queue.enqueue(

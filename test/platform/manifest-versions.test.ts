@@ -8,7 +8,7 @@ import {
 import { DIALECTS, openMigratedTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { createContext } from '../../src/platform/context.js';
 
-const CTX = createContext({ kind: 'cli', user: 'test' });
+const CTX = createContext({ kind: 'cli', id: 'test' });
 
 function manifest(version: string, at: string): RecordInForceOptions {
   // Non-ASCII and newlines: the YAML must come back byte for byte.

@@ -5,13 +5,13 @@ import { createContext } from '../../src/platform/context.js';
 import { RowInserter } from '../../src/platform/db/row-inserter.js';
 import { DIALECTS, openMigratedTestDatabase, type TestDatabase, tablesOf } from '../helpers/databases.js';
 
-const CTX = createContext({ kind: 'cli', user: 'test' });
+const CTX = createContext({ kind: 'cli', id: 'test' });
 const AUDIT_COLUMNS = ['at', 'actor', 'action', 'subject_id', 'purpose', 'request_id', 'details'] as const;
 
 function auditRow(i: number) {
   return {
     at: new Date(Date.UTC(2026, 10, 29, 12, 0, i % 60)).toISOString(),
-    actor: JSON.stringify({ kind: 'system', job: 'test' }),
+    actor: JSON.stringify({ kind: 'job', id: 'test' }),
     action: 'test.row',
     // Every other row with nulls, so a null is bound in the right place too.
     subject_id: i % 2 === 0 ? `subject-${i}` : null,

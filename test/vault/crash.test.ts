@@ -17,6 +17,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { DIALECTS, type TestDialect } from '../helpers/databases.js';
 import { createPostgresDatabase } from '../helpers/postgres.js';
 import { buildIfStale, runCli, startServer, type Server } from '../helpers/serve.js';
+import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
 
 const ITERATIONS = Number(process.env.PLEDGE_CRASH_ITERATIONS ?? 200);
 const SEED = Number(process.env.PLEDGE_CRASH_SEED ?? randomBytes(4).readUInt32LE(0));
@@ -110,7 +111,12 @@ interface EngineSetup {
 /** A fresh data directory (the key file; SQLite's files) and, on PostgreSQL, a database of its own. */
 async function setUpEngine(dialect: TestDialect): Promise<EngineSetup> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `pledge-crash-${dialect}-`));
-  const common = { PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'info', PLEDGE_RATE_LIMIT: '1000000' };
+  const common = {
+    PLEDGE_DATA_DIR: dataDir,
+    PLEDGE_MANIFEST: exampleWithTestSystem(),
+    PLEDGE_LOG_LEVEL: 'info',
+    PLEDGE_RATE_LIMIT: '1000000',
+  };
   if (dialect === 'sqlite') {
     return {
       env: { ...common, DATABASE_URL: '' },
@@ -280,7 +286,17 @@ async function crashLoop(t: TestContext, dialect: TestDialect): Promise<void> {
   let server: Server | undefined;
   try {
     const key = runCli(
-      ['keys', 'create', '--name', 'crash', '--scope', 'collect:write', 'subjects:read'],
+      [
+        'keys',
+        'create',
+        '--name',
+        'crash',
+        '--system',
+        TEST_SYSTEM,
+        '--scope',
+        'collect:write',
+        'subjects:read',
+      ],
       engine.env,
     ).trim();
     const stream: Stream = { next: 0, sent: new Set(), acked: [], unexpected: [] };

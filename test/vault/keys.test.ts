@@ -379,7 +379,7 @@ describe('pledge keys status|rotate|rewrap|retire', () => {
       ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'silent' }, { manifest: EXAMPLE_MANIFEST }),
       retentionIntervalSeconds: 0,
     });
-    const ctx = createContext({ kind: 'cli', user: 'test' });
+    const ctx = createContext({ kind: 'cli', id: 'test' });
     for (let i = 0; i < 2; i++) {
       const id = randomUUID();
       const email = randomEmail();

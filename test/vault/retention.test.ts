@@ -177,7 +177,7 @@ for (const dialect of DIALECTS) {
       for (const e of entries) {
         assert.equal(e.subjectId, undefined);
         assert.deepEqual(Object.keys(e.details ?? {}).sort(), ['records', 'sources']);
-        assert.deepEqual(e.actor, { kind: 'cli', user: 'test' });
+        assert.deepEqual(e.actor, { kind: 'cli', id: 'test' });
       }
       const sources: Record<string, number> = {};
       for (const e of entries) {
@@ -427,7 +427,7 @@ describe('pledge retention run', () => {
       ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'silent' }, { manifest: EXAMPLE_MANIFEST }),
       retentionIntervalSeconds: 0,
     });
-    const ctx = createContext({ kind: 'cli', user: 'test' });
+    const ctx = createContext({ kind: 'cli', id: 'test' });
     const id = randomUUID();
     const email = randomEmail();
     await app.vault.write(

@@ -92,7 +92,7 @@ for (const dialect of DIALECTS) {
       const read = events.find((e) => e.action === 'vault.read');
       assert.equal(read?.purpose, 'marketing-email');
       assert.deepEqual(read?.details, { allowed: true, reason: 'opt_out_default', records: 1, fields: 2 });
-      assert.deepEqual(read?.actor, { kind: 'cli', user: 'test' });
+      assert.deepEqual(read?.actor, { kind: 'cli', id: 'test' });
     });
 
     test('a read of many subjects answers each as a read of one would, and audits each', async () => {

@@ -22,7 +22,7 @@ export type WriteOutcome<R> = { ok: true; value: R } | { ok: false; error: Error
 export type ApplyGroup<T, R> = (group: Context, items: readonly T[]) => Promise<Array<WriteOutcome<R>>>;
 
 /** The context a group's transaction is opened with; each item keeps its own actor and request. */
-const GROUP = createContext({ kind: 'system', job: 'group-commit' });
+const GROUP = createContext({ kind: 'job', id: 'group-commit' });
 
 /** Queues writes of type `T` and commits them in groups with `apply`. */
 export class GroupCommit<T, R> {
