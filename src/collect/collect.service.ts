@@ -477,7 +477,11 @@ export class CollectService {
     };
     const taken = (err: unknown): never => {
       if (err instanceof ConflictError && err.code === 'vault.identifier_taken')
-        throw identifierTaken(plan.source.key, Object.keys(value.identifiers), 'belongs to another subject');
+        throw identifierTaken(
+          plan.source.key,
+          Object.keys(value.identifiers),
+          'it is held by another person',
+        );
       throw err;
     };
     if (subject) {
