@@ -41,7 +41,9 @@ export function registerCollectRoutes(app: FastifyInstance, deps: CollectRoutesD
   app.get<{ Params: { source: string } }>(
     '/api/v1/collect/:source',
     {
-      onRequest: auth('collect:write'),
+      // Reading what a collection point is reads the manifest, not anyone's data: a read scope, so a
+      // form renderer needs no key that may write.
+      onRequest: auth('manifest:read'),
       schema: {
         tags: ['collect'],
         summary: 'A collection point: its fields, purposes, retention and notice, as a form shows them',

@@ -44,6 +44,7 @@ export type { DroppedField } from './collect.validator.js';
 /** The categories under which what the card processor returns is kept. */
 export const CARD_TOKEN_CATEGORIES = {
   token: 'user.financial.payment_card.token',
+  brand: 'user.financial.payment_card.brand',
   lastFour: 'user.financial.payment_card.last_four',
   expiry: 'user.financial.payment_card.expiry',
 } as const;
@@ -201,7 +202,7 @@ export class CollectService {
     if (value.card) {
       card = await this.#tokenize(ctx, plan, value.card);
       fields.card_token = { category: CARD_TOKEN_CATEGORIES.token, value: card.token };
-      fields.card_brand = { category: CARD_TOKEN_CATEGORIES.lastFour, value: card.brand };
+      fields.card_brand = { category: CARD_TOKEN_CATEGORIES.brand, value: card.brand };
       fields.card_last_four = { category: CARD_TOKEN_CATEGORIES.lastFour, value: card.lastFour };
       const expiryField = value.card.expiryField ?? 'card_expiry';
       fields[expiryField] = {

@@ -204,7 +204,13 @@ export const PLEDGE_EXTENSIONS: readonly CategoryDefinition[] = [
   ext(
     'user.financial.payment_card.last_four',
     'Card last four digits',
-    'The last four digits and brand of a card.',
+    'The last four digits of a card.',
+    'user.financial.credit_card',
+  ),
+  ext(
+    'user.financial.payment_card.brand',
+    'Card brand',
+    'The network that issued a card (Visa, Mastercard, American Express ...).',
     'user.financial.credit_card',
   ),
   ext('user.survey', 'Survey answers', 'Answers a person gave to a survey.', 'user'),

@@ -255,7 +255,10 @@ for (const dialect of DIALECTS) {
           .replace(/:id\b/g, ZERO_UUID)
           .replace(/:source\b/g, 'registration')
           .replace(/:[a-zA-Z]+/g, 'x');
-        const management = MANAGEMENT_ROUTES.some((m) => m.test(route.url));
+        // The description of a collection point reads the manifest (manifest:read), not anyone's data.
+        const management =
+          MANAGEMENT_ROUTES.some((m) => m.test(route.url)) ||
+          (route.method === 'GET' && route.url === '/api/v1/collect/:source');
         for (const key of [operator, legacy]) {
           const res = await call(
             route.method,

@@ -82,7 +82,7 @@ describe('the built-in taxonomy is fideslang’s whole', () => {
       const parent = parentKey(e.key);
       assert.ok(parent !== undefined && taxonomy.has(parent), `${e.key} sits under a known key`);
     }
-    for (const k of ['number', 'security_code', 'expiry', 'token', 'last_four']) {
+    for (const k of ['number', 'security_code', 'expiry', 'token', 'last_four', 'brand']) {
       const key = `user.financial.payment_card.${k}`;
       assert.ok(taxonomy.has(key), `${key} is still built in`);
       assert.equal(taxonomy.fidesKeyOf(key), 'user.financial.credit_card');
