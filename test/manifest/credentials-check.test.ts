@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import { parseDocument, type Document } from 'yaml';
 import { CHECK_CODES, checkManifest } from '../../src/manifest/manifest.checker.js';
 import { parseManifest } from '../../src/manifest/manifest.loader.js';
+import { renderPolicyMarkdown } from '../../src/manifest/manifest.renderer.js';
 import type { ManifestProblem } from '../../src/manifest/problems.js';
 import { ROOT, runPledge } from '../helpers/cli.js';
 
@@ -95,6 +96,16 @@ describe('pledge check: credentials are never given back', () => {
     });
     assert.deepEqual(credentialProblems(text), []);
     assert.ok(exampleText.includes('categories: [user]'), 'legal-compliance names all of user');
+  });
+
+  test('the rendered policy still says registration collects credentials, and no purpose says it uses them', () => {
+    const loaded = parseManifest(exampleText, 'pledge.yaml');
+    assert.ok(loaded.manifest);
+    const policy = renderPolicyMarkdown(loaded.manifest);
+    const registration = policy.split('\n').find((l) => l.includes('**Account registration.**')) ?? '';
+    assert.match(registration, /username and credentials/);
+    const provide = policy.split('\n').find((l) => l.includes('**Provide the services you request.**')) ?? '';
+    assert.ok(provide.includes('For this we use your name') && !provide.includes('credentials'), provide);
   });
 
   test('exit 1 from the CLI with file:line:column and the code', async () => {
