@@ -46,9 +46,11 @@ import {
   count,
   DEFAULT_RUNNER_RETRY,
   emptyResult,
+  EXPAND_JOB,
   SEND_JOB,
   sendJobKey,
   type CampaignRunnerDeps,
+  type ExpandJobPayload,
   type HeldSend,
   type PreparedSend,
   type ReadySend,
@@ -110,6 +112,18 @@ export class CampaignRunner {
       rerunAfterLeaseLossDelay: 'immediate',
       handleMany: (ctx, jobs, signal) => this.#handle(ctx, jobs, signal),
     });
+    const { expand } = deps;
+    if (expand !== undefined) {
+      deps.queue.define<ExpandJobPayload>({
+        type: EXPAND_JOB,
+        // A page is queued in one transaction and its sends and next page are keyed: a page run
+        // again after a lost lease queues nothing twice.
+        handle: async (ctx, job) => {
+          await expand(ctx, job.payload);
+          return jobDone();
+        },
+      });
+    }
   }
 
   /** True between {@link start} and {@link stop}. */
@@ -161,7 +175,8 @@ export class CampaignRunner {
   async runOnce(): Promise<RunnerBatchResult> {
     this.#tally = emptyResult();
     await this.#queue.watchdog();
-    const r = await this.#queue.runDue({ types: [SEND_JOB] });
+    const types = this.#deps.expand === undefined ? [SEND_JOB] : [EXPAND_JOB, SEND_JOB];
+    const r = await this.#queue.runDue({ types });
     const result = this.#tally;
     this.#tally = emptyResult();
     return { ...result, claimed: r.claimed, released: r.released };

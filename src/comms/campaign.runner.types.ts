@@ -15,6 +15,21 @@ import type { SuppressionService } from './suppression.service.js';
 /** The job type of one campaign message to one recipient. */
 export const SEND_JOB = 'campaigns.send';
 
+/** The job type that queues one page of a segment's subjects (see CampaignService). */
+export const EXPAND_JOB = 'campaigns.expand';
+
+/** Subjects queued by one expand job, each page in a transaction of its own. */
+export const EXPAND_PAGE = 1000;
+
+/** An expand job's payload: the campaign, the last subject id queued, the segment's time bound. */
+export interface ExpandJobPayload {
+  campaignId: string;
+  /** The page starts after this subject id; null for the first page. */
+  after: string | null;
+  /** Only subjects created before this moment (ISO-8601): the audience as it was at the start. */
+  createdBefore: string;
+}
+
 /** A send job's payload: which campaign, to whom (by id). */
 export interface SendJobPayload {
   campaignId: string;
@@ -55,6 +70,11 @@ export const DEFAULT_RUNNER_RETRY: Readonly<RunnerRetryOptions> = Object.freeze(
 
 /** What the runner uses. */
 export interface CampaignRunnerDeps {
+  /**
+   * Queues one page of a segment's subjects and the job of the next (the campaign service's); the
+   * runner's queue runs these jobs beside the sends. Absent: the runner takes no expand jobs.
+   */
+  expand?: ((ctx: Context, payload: ExpandJobPayload) => Promise<void>) | undefined;
   /** Transactions of the main database (the sends' group commits). */
   db: Transactions;
   repo: CampaignsRepository;

@@ -81,4 +81,18 @@ export const campaignMigrations: Record<string, Migration> = {
       await sql`delete from jobs where type = 'campaigns.send'`.execute(db);
     },
   },
+  // A segment's subjects are queued in pages, each page a job of its own (campaigns.expand), not
+  // all in the transaction that starts the campaign; the flag keeps the campaign from being done
+  // while pages are still to come. Campaigns started before had their whole audience queued.
+  '2026_12_14_001_campaign_expanding': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('campaigns')
+        .addColumn('expanding', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('campaigns').dropColumn('expanding').execute();
+    },
+  },
 };

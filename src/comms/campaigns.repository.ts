@@ -95,6 +95,7 @@ export class CampaignsRepository {
         created_at: c.createdAt.toISOString(),
         started_at: null,
         finished_at: null,
+        expanding: 0,
       })
       .onConflict((oc) => oc.column('policy_version_id').doNothing())
       .executeTakeFirst();
@@ -122,10 +123,15 @@ export class CampaignsRepository {
   }
 
   /** Moves a draft to sending; false when it was not a draft (started already). */
-  async markStarted(ctx: Context, id: string, at: Date): Promise<boolean> {
+  async markStarted(
+    ctx: Context,
+    id: string,
+    at: Date,
+    options: { expanding?: boolean } = {},
+  ): Promise<boolean> {
     const result = await this.#q(ctx)
       .updateTable('campaigns')
-      .set({ status: 'sending', started_at: at.toISOString() })
+      .set({ status: 'sending', started_at: at.toISOString(), expanding: options.expanding === true ? 1 : 0 })
       .where('id', '=', id)
       .where('status', '=', 'draft')
       .executeTakeFirst();
@@ -269,12 +275,21 @@ export class CampaignsRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /** Marks done the sending campaigns with nothing pending or in flight; returns their ids. */
+  /** Records that a campaign's whole audience is queued (its last page of subjects). */
+  async markExpanded(ctx: Context, id: string): Promise<void> {
+    await this.#q(ctx).updateTable('campaigns').set({ expanding: 0 }).where('id', '=', id).execute();
+  }
+
+  /**
+   * Marks done the sending campaigns with their whole audience queued and nothing pending or in
+   * flight; returns their ids.
+   */
   async finishCampaigns(ctx: Context, now: Date): Promise<string[]> {
     const rows = await this.#q(ctx)
       .updateTable('campaigns')
       .set({ status: 'done', finished_at: now.toISOString() })
       .where('status', '=', 'sending')
+      .where('expanding', '=', 0)
       .where((eb) =>
         eb.not(
           eb.exists(

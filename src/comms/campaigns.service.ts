@@ -21,7 +21,15 @@ import { ConflictError, NotFoundError, pageLimitOrThrow, ValidationError } from 
 import { uuidv7 } from '../platform/ids.js';
 import type { JobQueue } from '../platform/jobs/jobs.service.js';
 import type { SubjectSegment } from '../vault/subjects.service.js';
-import { CampaignRunner, SEND_JOB, sendJobKey, type CampaignRunnerDeps } from './campaign.runner.js';
+import {
+  CampaignRunner,
+  EXPAND_JOB,
+  EXPAND_PAGE,
+  SEND_JOB,
+  sendJobKey,
+  type CampaignRunnerDeps,
+  type ExpandJobPayload,
+} from './campaign.runner.js';
 import type {
   CampaignsRepository,
   Audience,
@@ -73,7 +81,7 @@ export interface CampaignStatusResult {
 
 /** What {@link CampaignService.notifyPolicyChange} did. */
 export type PolicyChangeNoticeResult =
-  | { queued: true; campaignId: string; recipients: number; changes: ManifestChange[] }
+  | { queued: true; campaignId: string; changes: ManifestChange[] }
   | {
       queued: false;
       reason: 'no_previous_version' | 'not_material' | 'already_queued' | 'no_service_purpose';
@@ -82,7 +90,12 @@ export type PolicyChangeNoticeResult =
 
 /** What campaigns need of the vault: the live subjects of a segment, by id (no personal data). */
 export interface CampaignSubjects {
-  liveIdsIn(ctx: Context, segment: SubjectSegment): Promise<string[]>;
+  /** A page of the live subjects of a segment, in id order, after `after`. */
+  liveIdsPage(
+    ctx: Context,
+    segment: SubjectSegment,
+    page: { after: string | undefined; limit: number },
+  ): Promise<string[]>;
 }
 
 /** The runner's settings: everything it uses but the database parts the service hands it. */
@@ -131,7 +144,13 @@ export class CampaignService {
     this.#audit = deps.audit;
     this.#deps = deps;
     this.#systems = deps.systems ?? new SystemGate({ manifest: deps.manifest });
-    this.runner = new CampaignRunner({ ...deps.runner, db: deps.db, repo: deps.repo, queue: deps.queue });
+    this.runner = new CampaignRunner({
+      ...deps.runner,
+      db: deps.db,
+      repo: deps.repo,
+      queue: deps.queue,
+      expand: (ctx, payload) => this.#expandPage(ctx, payload),
+    });
   }
 
   /**
@@ -145,6 +164,7 @@ export class CampaignService {
       db: this.#db,
       repo: this.#repo,
       queue: this.#deps.createQueue({ clock: settings.clock }),
+      expand: (ctx, payload) => this.#expandPage(ctx, payload),
     });
   }
 
@@ -228,17 +248,26 @@ export class CampaignService {
       );
     }
     const started = await this.#db.transaction(ctx, async (trx) => {
-      if (!(await this.#repo.markStarted(trx, id, ctx.clock.now()))) return undefined;
-      const recipients = await this.#resolveAudience(trx, campaign.audience);
-      await this.#queueSends(trx, id, recipients);
+      const now = ctx.clock.now();
+      const { audience } = campaign;
+      const segment = !('subjects' in audience);
+      if (!(await this.#repo.markStarted(trx, id, now, { expanding: segment }))) return undefined;
+      // A list of ids is bounded (MAX_AUDIENCE_IDS) and queued here; a segment is not, and is
+      // queued page by page, by jobs, each page in a transaction of its own.
+      if (segment) await this.#expandLater(trx, id, now);
+      else await this.#queueSends(trx, id, audience.subjects);
       await this.#audit.append(trx, [
         {
           action: 'mail.campaign.start',
           purpose: campaign.list,
-          details: { campaign: id, kind: campaign.kind, recipients: recipients.length },
+          details: {
+            campaign: id,
+            kind: campaign.kind,
+            ...(segment ? { audience: 'segment' } : { recipients: audience.subjects.length }),
+          },
         },
       ]);
-      return recipients.length;
+      return true;
     });
     if (started === undefined) {
       throw new ConflictError('comms.campaign_started', `campaign ${id} was started already`, {
@@ -313,12 +342,12 @@ export class CampaignService {
       startedAt: undefined,
       finishedAt: undefined,
     };
-    const recipients = await this.#db.transaction(ctx, async (trx) => {
+    const queued = await this.#db.transaction(ctx, async (trx) => {
       // Another server starting with the same manifest may have queued it since our read.
       if (!(await this.#repo.insertCampaign(trx, campaign))) return undefined;
-      await this.#repo.markStarted(trx, campaign.id, ctx.clock.now());
-      const ids = await this.#deps.subjects.liveIdsIn(trx, { createdBefore: current.inForceFrom });
-      await this.#queueSends(trx, campaign.id, ids);
+      await this.#repo.markStarted(trx, campaign.id, ctx.clock.now(), { expanding: true });
+      // Everyone whose data came in before the new version, page by page (see #expandPage).
+      await this.#expandLater(trx, campaign.id, current.inForceFrom);
       await this.#audit.append(trx, [
         {
           action: 'mail.campaign.start',
@@ -328,27 +357,53 @@ export class CampaignService {
             kind: 'service',
             notice: 'policy_change',
             policyVersionId: current.id,
-            recipients: ids.length,
+            audience: 'segment',
           },
         },
       ]);
-      return ids.length;
+      return true;
     });
-    if (recipients === undefined) {
+    if (queued === undefined) {
       const other = await this.#repo.getNotice(ctx, current.id);
       return { queued: false, reason: 'already_queued', ...(other ? { campaignId: other.id } : {}) };
     }
     return {
       queued: true,
       campaignId: campaign.id,
-      recipients,
       changes: diff.changes.filter((c) => c.material),
     };
   }
 
-  async #resolveAudience(ctx: Context, audience: Audience): Promise<string[]> {
-    if ('subjects' in audience) return audience.subjects;
-    return this.#deps.subjects.liveIdsIn(ctx, audience.segment);
+  /** Enqueues the first page of a segment's subjects: those created before `createdBefore`. */
+  async #expandLater(ctx: Context, campaignId: string, createdBefore: Date): Promise<void> {
+    const payload: ExpandJobPayload = { campaignId, after: null, createdBefore: createdBefore.toISOString() };
+    await this.#deps.queue.enqueue(ctx, EXPAND_JOB, { ...payload }, { key: `${campaignId}:first` });
+  }
+
+  /**
+   * One page of a segment's audience (an expand job): up to {@link EXPAND_PAGE} live subjects of the
+   * segment after the last one queued, their sends and send jobs, and the job of the next page, in
+   * one transaction; the last page marks the audience queued, after which the campaign can be done.
+   * Never every subject in one transaction, nor every id in memory.
+   */
+  async #expandPage(ctx: Context, payload: ExpandJobPayload): Promise<void> {
+    const campaign = await this.#repo.get(ctx, payload.campaignId);
+    if (campaign === undefined || campaign.status !== 'sending' || 'subjects' in campaign.audience) return;
+    const segment = { ...campaign.audience.segment, createdBefore: new Date(payload.createdBefore) };
+    await this.#db.transaction(ctx, async (trx) => {
+      const ids = await this.#deps.subjects.liveIdsPage(trx, segment, {
+        after: payload.after ?? undefined,
+        limit: EXPAND_PAGE,
+      });
+      await this.#queueSends(trx, campaign.id, ids);
+      const last = ids.at(-1);
+      if (ids.length === EXPAND_PAGE && last !== undefined) {
+        const next: ExpandJobPayload = { ...payload, after: last };
+        await this.#deps.queue.enqueue(trx, EXPAND_JOB, { ...next }, { key: `${campaign.id}:${last}` });
+      } else {
+        await this.#repo.markExpanded(trx, campaign.id);
+      }
+    });
   }
 
   /** One pending send per recipient, and its job, in the transaction of `ctx`. */

@@ -107,7 +107,7 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
       const notice = await service.notifyPolicyChange(ctx);
       if (notice.queued) {
         deps.log.info(
-          { campaign: notice.campaignId, recipients: notice.recipients },
+          { campaign: notice.campaignId },
           'the manifest changed materially: a policy-change notice is queued',
         );
       }

@@ -25,6 +25,11 @@ export interface CampaignsTable {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /**
+   * 1 while a segment's subjects are still being queued, page by page (a campaign is not done
+   * before its whole audience is queued); 0 otherwise.
+   */
+  expanding: Generated<number>;
 }
 
 /** One message of a campaign to one subject: where it stands, never an address. */

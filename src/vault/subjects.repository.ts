@@ -141,6 +141,34 @@ export class SubjectsRepository {
     return rows.map((r) => r.id);
   }
 
+  /** A page of {@link listLiveIdsWhere}: at most `limit` ids after `after`, in id order. */
+  async listLiveIdsPage(
+    ctx: Context,
+    filter: {
+      jurisdiction?: string | undefined;
+      kind?: string | undefined;
+      createdBefore?: Date | undefined;
+    },
+    page: { after: string | undefined; limit: number },
+  ): Promise<string[]> {
+    const rows = await this.#q(ctx)
+      .selectFrom('subjects')
+      .select('id')
+      .where('erased_at', 'is', null)
+      .$if(filter.jurisdiction !== undefined, (qb) =>
+        qb.where('jurisdiction', '=', filter.jurisdiction ?? ''),
+      )
+      .$if(filter.kind !== undefined, (qb) => qb.where('kind', '=', filter.kind ?? ''))
+      .$if(filter.createdBefore !== undefined, (qb) =>
+        qb.where('created_at', '<', filter.createdBefore?.toISOString() ?? ''),
+      )
+      .$if(page.after !== undefined, (qb) => qb.where('id', '>', page.after ?? ''))
+      .orderBy('id')
+      .limit(page.limit)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
   /** The blind-index hashes of one kind of a subject's identifiers, in hash order. */
   async identifierHashesOf(ctx: Context, subjectId: string, kind: string): Promise<string[]> {
     const rows = await this.#q(ctx)

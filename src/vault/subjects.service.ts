@@ -52,6 +52,15 @@ export class Subjects implements LiveSubjects {
     return this.#repo.listLiveIdsWhere(ctx, segment);
   }
 
+  /** A page of {@link liveIdsIn}: at most `limit` ids after `after` (none: the first page). */
+  liveIdsPage(
+    ctx: Context,
+    segment: SubjectSegment,
+    page: { after: string | undefined; limit: number },
+  ): Promise<string[]> {
+    return this.#repo.listLiveIdsPage(ctx, segment, page);
+  }
+
   /**
    * The e-mail blind-index hashes of a subject: the same keyed hashes the suppression list holds, so
    * an unsubscribe link (which names the subject, not the address) suppresses the addresses without
