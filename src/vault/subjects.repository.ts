@@ -114,34 +114,9 @@ export class SubjectsRepository {
   }
 
   /**
-   * The ids of live (not erased) subjects, optionally of one jurisdiction and kind, or created
-   * before `createdBefore`, in id order: ids only, no personal data.
+   * The ids of live (not erased) subjects, optionally of one jurisdiction and kind, or created before
+   * `createdBefore`, in id order, at most `limit` after `after`: ids only, no personal data.
    */
-  async listLiveIdsWhere(
-    ctx: Context,
-    filter: {
-      jurisdiction?: string | undefined;
-      kind?: string | undefined;
-      createdBefore?: Date | undefined;
-    },
-  ): Promise<string[]> {
-    const rows = await this.#q(ctx)
-      .selectFrom('subjects')
-      .select('id')
-      .where('erased_at', 'is', null)
-      .$if(filter.jurisdiction !== undefined, (qb) =>
-        qb.where('jurisdiction', '=', filter.jurisdiction ?? ''),
-      )
-      .$if(filter.kind !== undefined, (qb) => qb.where('kind', '=', filter.kind ?? ''))
-      .$if(filter.createdBefore !== undefined, (qb) =>
-        qb.where('created_at', '<', filter.createdBefore?.toISOString() ?? ''),
-      )
-      .orderBy('id')
-      .execute();
-    return rows.map((r) => r.id);
-  }
-
-  /** A page of {@link listLiveIdsWhere}: at most `limit` ids after `after`, in id order. */
   async listLiveIdsPage(
     ctx: Context,
     filter: {

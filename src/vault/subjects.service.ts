@@ -47,12 +47,10 @@ export class Subjects implements LiveSubjects {
     return this.#repo.listLiveJurisdictions(ctx, subjectIds);
   }
 
-  /** The ids of live subjects in a segment, in id order. */
-  liveIdsIn(ctx: Context, segment: SubjectSegment): Promise<string[]> {
-    return this.#repo.listLiveIdsWhere(ctx, segment);
-  }
-
-  /** A page of {@link liveIdsIn}: at most `limit` ids after `after` (none: the first page). */
+  /**
+   * A page of the ids of live subjects in a segment, in id order: at most `limit` ids after `after`
+   * (none: the first page). A segment has no bound, so it is read a page at a time.
+   */
   liveIdsPage(
     ctx: Context,
     segment: SubjectSegment,
