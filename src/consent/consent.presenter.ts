@@ -1,6 +1,7 @@
 /**
  * What leaves the server about choices. Decisions carry only the subject id, purpose, channel, the
- * outcome and its reason; histories show evidence only to callers holding consent:read.
+ * outcome, its reason and the channels withdrawn; histories show evidence only to callers holding
+ * consent:read.
  */
 import type { ChoiceState } from './consent.decide.js';
 import type { BatchDecision, ConsentChange, ConsentEventView, PurposeChoiceView } from './consent.service.js';
