@@ -7,17 +7,18 @@
  *
  * - vault: a child process per checkout and round (bench/compare-vault.child.ts): Vault.write over
  *   the naive one-thread writer, and the 8-field use-gate read's p99 over the naive reader's.
- * - collect: both checkouts' `pledge serve` (SQLite) and the durable reference
- *   (bench/baseline/fastify-sqlite-collect.mjs) loaded in turn each round, as bench/collect.bench.ts
- *   loads them; the ratio is Pledge's requests/s over the reference's of the same round.
+ * - http: both checkouts' `pledge serve` (SQLite) and the references loaded in turn each round:
+ *   collect (feedback) over the durable reference (bench/baseline/fastify-sqlite-collect.mjs), as
+ *   bench/collect.bench.ts loads them, and one-subject decisions over the bare Fastify route
+ *   (bench/baseline/fastify-decide.mjs), as bench/consent.bench.ts does; each ratio is Pledge's
+ *   requests/s over the reference's of the same round.
  *
  * `node --import tsx bench/compare.ts --before DIR [--rounds 5] [--seconds 5] [--records 20000]
- * [--reads 100] [--only vault|collect]`
+ * [--reads 100] [--only vault|http]`
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchFailure, formatTable, NODE, ROOT, stopServer, summarize } from './lib.js';
@@ -105,33 +106,55 @@ function compareVault(): string {
   return formatTable(['ratio', 'checkout', 'median', 'rounds'], rows);
 }
 
-async function compareCollect(): Promise<string> {
+/** One checkout's server and what the HTTP rounds send it. */
+interface HttpTree {
+  label: string;
+  server: BenchServer;
+  /** Collects (feedback) and registers the subjects. */
+  collectKey: string;
+  /** Asks for decisions (marketing-email). */
+  decideKey: string;
+  subjects: string[];
+}
+
+/**
+ * Collect and decisions over HTTP, both checkouts and both references loaded in turn each round:
+ * collect over the durable reference, one-subject decisions over the bare Fastify route.
+ */
+async function compareHttp(): Promise<string> {
   const dirs: string[] = [];
-  const servers: Array<{ label: string; server: BenchServer; key: string; subjects: string[] }> = [];
-  let durable: BenchServer | undefined;
+  const trees: HttpTree[] = [];
+  const references: BenchServer[] = [];
   try {
     for (const tree of TREES) {
       const dataDir = mkdtempSync(path.join(os.tmpdir(), `pledge-compare-${tree.label}-`));
       dirs.push(dataDir);
-      // A checkout from before keys had systems knows no --system.
-      const system = existsSync(path.join(tree.root, 'src/manifest/systems.gate.ts')) ? 'web-app' : undefined;
-      const key = createApiKey(dataDir, ['collect:write'], {}, tree.root, system);
+      // A checkout from before keys had systems knows no --system: one key does both there.
+      const systems = existsSync(path.join(tree.root, 'src/manifest/systems.gate.ts'));
+      const collectKey = systems
+        ? createApiKey(dataDir, ['collect:write'], {}, tree.root, 'web-app')
+        : createApiKey(dataDir, ['collect:write', 'consent:read'], {}, tree.root, undefined);
+      const decideKey = systems
+        ? createApiKey(dataDir, ['consent:read'], {}, tree.root, 'marketing-automation')
+        : collectKey;
       const server = await startOnFreePort(
         tree.label,
         [path.join(tree.root, 'bin/pledge.js'), 'serve'],
         { PLEDGE_DATA_DIR: dataDir, PLEDGE_RATE_LIMIT: '1000000', PLEDGE_LOG_LEVEL: 'warn' },
         tree.root,
       );
-      servers.push({ label: tree.label, server, key, subjects: [] });
-      const last = servers[servers.length - 1]!;
-      last.subjects = (await registerSubjects(server.base, key, 100)).map((p) => p.subjectId);
+      const subjects = (await registerSubjects(server.base, collectKey, 100)).map((p) => p.subjectId);
+      trees.push({ label: tree.label, server, collectKey, decideKey, subjects });
     }
     const durableDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-compare-durable-'));
     dirs.push(durableDir);
-    durable = await startOnFreePort('durable', ['bench/baseline/fastify-sqlite-collect.mjs'], {
+    const durable = await startOnFreePort('durable', ['bench/baseline/fastify-sqlite-collect.mjs'], {
       DATA_DIR: durableDir,
     });
-    const load = (base: string, key: string, subjects: readonly string[], seconds: number) =>
+    references.push(durable);
+    const bare = await startOnFreePort('bare decide', ['bench/baseline/fastify-decide.mjs'], {});
+    references.push(bare);
+    const collect = (base: string, key: string, subjects: readonly string[], seconds: number) =>
       loadPosts(base, base, {
         path: '/api/v1/collect/feedback',
         key,
@@ -142,38 +165,66 @@ async function compareCollect(): Promise<string> {
           data: { message: `The recording export is slow (feedback ${n}).`, rating: 4 },
         }),
       });
-    const reference = durable;
-    const subjectsOfReference = servers[0]!.subjects;
-    for (const s of servers) await load(s.server.base, s.key, s.subjects, 1);
-    await load(reference.base, 'none', subjectsOfReference, 1);
-    const ratios = new Map(servers.map((s) => [s.label, [] as number[]]));
-    for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? servers : [...servers].reverse();
-      const figures = new Map<string, LoadFigures>();
-      for (const s of order) figures.set(s.label, await load(s.server.base, s.key, s.subjects, SECONDS));
-      const ref = await load(reference.base, 'none', subjectsOfReference, SECONDS);
-      for (const s of servers)
-        ratios.get(s.label)!.push(figures.get(s.label)!.requestsPerSecond / ref.requestsPerSecond);
+    const decide = (base: string, key: string, subjects: readonly string[], seconds: number) =>
+      loadPosts(base, base, {
+        path: '/api/v1/decisions',
+        key,
+        seconds,
+        connections: 50,
+        body: (n) => ({
+          subject: subjects[n % subjects.length],
+          purpose: 'marketing-email',
+          channel: 'email',
+        }),
+      });
+    const referenceSubjects = trees[0]!.subjects;
+    // Warm-up.
+    for (const t of trees) {
+      await collect(t.server.base, t.collectKey, t.subjects, 1);
+      await decide(t.server.base, t.decideKey, t.subjects, 1);
     }
+    await collect(durable.base, 'none', referenceSubjects, 1);
+    await decide(bare.base, 'none', referenceSubjects, 1);
+    const ratios = {
+      collect: new Map(trees.map((t) => [t.label, [] as number[]])),
+      decide: new Map(trees.map((t) => [t.label, [] as number[]])),
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? trees : [...trees].reverse();
+      const collected = new Map<string, LoadFigures>();
+      const decided = new Map<string, LoadFigures>();
+      for (const t of order)
+        collected.set(t.label, await collect(t.server.base, t.collectKey, t.subjects, SECONDS));
+      const durableRun = await collect(durable.base, 'none', referenceSubjects, SECONDS);
+      for (const t of order)
+        decided.set(t.label, await decide(t.server.base, t.decideKey, t.subjects, SECONDS));
+      const bareRun = await decide(bare.base, 'none', referenceSubjects, SECONDS);
+      for (const t of trees) {
+        ratios.collect
+          .get(t.label)!
+          .push(collected.get(t.label)!.requestsPerSecond / durableRun.requestsPerSecond);
+        ratios.decide.get(t.label)!.push(decided.get(t.label)!.requestsPerSecond / bareRun.requestsPerSecond);
+      }
+    }
+    const rows = (name: string, m: Map<string, number[]>) =>
+      trees.map((t) => [name, t.label, ratio(median(m.get(t.label)!)), list(m.get(t.label)!)]);
     return formatTable(
       ['ratio', 'checkout', 'median', 'rounds'],
-      servers.map((s) => [
-        'collect requests/s / durable reference',
-        s.label,
-        ratio(median(ratios.get(s.label)!)),
-        list(ratios.get(s.label)!),
-      ]),
+      [
+        ...rows('collect requests/s / durable reference', ratios.collect),
+        ...rows('one-subject decisions/s / bare Fastify', ratios.decide),
+      ],
     );
   } finally {
-    for (const s of servers) await stopServer(s.server.child);
-    if (durable) await stopServer(durable.child);
+    for (const t of trees) await stopServer(t.server.child);
+    for (const r of references) await stopServer(r.child);
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 }
 
 const sections: string[] = [];
 if (values.only !== 'collect') sections.push(compareVault());
-if (values.only !== 'vault') sections.push(await compareCollect());
+if (values.only !== 'vault') sections.push(await compareHttp());
 console.log(
   `before: ${BEFORE}; after: ${ROOT}; ${ROUNDS} rounds, alternating, ${values.records} records per ` +
     `write round, ${SECONDS} s per collect run\n\n${sections.join('\n\n')}`,

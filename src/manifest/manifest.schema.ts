@@ -209,21 +209,43 @@ const declarationSchema = z.strictObject({
   categories: z.array(categoryKey()).min(1, 'a declaration names at least one category'),
 });
 
-/** A recipient or system gives either two lists (every purpose covering every category) or declarations. */
+/**
+ * A recipient or system gives either two lists (every purpose covering every category) or
+ * declarations. Both are accepted only when the lists are what the declarations make them (a
+ * manifest written back from a parsed one carries both), so that neither can say more.
+ */
 function oneDeclarationForm(
-  value: { purposes?: unknown; categories?: unknown; declarations?: unknown },
+  value: {
+    purposes?: readonly string[] | undefined;
+    categories?: readonly string[] | undefined;
+    declarations?: ReadonlyArray<{ purpose: string; categories?: readonly string[] | undefined }> | undefined;
+  },
   ctx: z.RefinementCtx,
   lists: 'purposes' | 'purposes and categories',
 ): void {
   const hasLists = value.purposes !== undefined;
-  const hasDeclarations = value.declarations !== undefined;
-  if (hasLists === hasDeclarations) {
+  const declarations = value.declarations;
+  if (hasLists && declarations !== undefined) {
+    const same = (a: readonly string[] | undefined, b: readonly string[]) =>
+      a === undefined || (a.length === b.length && a.every((x) => b.includes(x)));
+    const categoriesToo = lists === 'purposes and categories';
+    if (
+      !same(value.purposes, declarationsOf(declarations)) ||
+      (categoriesToo && !same(value.categories, categoriesOf(declarations)))
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['declarations'],
+        message: `give either ${lists} or declarations, not both`,
+      });
+    }
+    return;
+  }
+  if (!hasLists && declarations === undefined) {
     ctx.addIssue({
       code: 'custom',
-      path: hasLists ? ['declarations'] : [],
-      message: hasLists
-        ? `give either ${lists} or declarations, not both`
-        : `needs declarations (pairs of a purpose and its categories) or ${lists}`,
+      path: [],
+      message: `needs declarations (pairs of a purpose and its categories) or ${lists}`,
     });
   }
   if (lists === 'purposes and categories' && hasLists && value.categories === undefined) {

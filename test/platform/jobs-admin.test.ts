@@ -60,7 +60,9 @@ for (const dialect of DIALECTS) {
       keys = {
         admin: (await apiKeys.createKey(ctx, { name: 'root', scopes: ['admin'] })).key,
         jobs: (await apiKeys.createKey(ctx, { name: 'ops', scopes: ['jobs:admin'] })).key,
-        reader: (await apiKeys.createKey(ctx, { name: 'reader', scopes: ['consent:read'] })).key,
+        reader: (
+          await apiKeys.createKey(ctx, { name: 'reader', system: 'web-app', scopes: ['consent:read'] })
+        ).key,
       };
       http = await createHttpServer({ logLevel: 'silent', bodyLimitBytes: 65_536, rateLimitPerMinute: 1000 });
       registerJobRoutes(http, { queue, auth: requireApiKey(apiKeys) });
@@ -259,7 +261,7 @@ describe('pledge jobs', () => {
     assert.match(shown.stdout, /state:\s+dead/);
     assert.match(shown.stdout, /attempts:\s+1 of 10/);
     assert.match(shown.stdout, /ids:\s+subjectId=sub-1/);
-    assert.match(shown.stdout, /enqueued by:\s+system test/);
+    assert.match(shown.stdout, /enqueued by:\s+job test/);
     assert.match(shown.stdout, /last error:\s+the receiver refused it/);
     const unknown = await runPledge(['jobs', 'show', 'no-such-job'], { env: env() });
     assert.equal(unknown.code, 1);
