@@ -9,6 +9,13 @@ import { coversCategory } from './taxonomy.js';
 /** The category whose values (and whose descendants' values) are kept only as verifiers. */
 export const CREDENTIALS_CATEGORY = 'user.authorization.credentials';
 
+/**
+ * Every category kept only as a verifier: Pledge's credentials and fideslang's password, which a
+ * data map brought from Fides names instead. (Pledge's taxonomy had no password category before
+ * verifiers, so no stored value of it predates them: `rehash-credentials` walks credentials only.)
+ */
+export const VERIFIER_CATEGORIES: readonly string[] = [CREDENTIALS_CATEGORY, 'user.authorization.password'];
+
 /** The name `pledge check` gives the rule when it refuses a manifest. */
 export const CREDENTIALS_RULE = 'credentials-verifier-only';
 
@@ -18,5 +25,5 @@ export const CREDENTIALS_RULE = 'credentials-verifier-only';
  * so naming the parent gives nothing back.
  */
 export function isCredentialCategory(category: string): boolean {
-  return coversCategory(CREDENTIALS_CATEGORY, category);
+  return VERIFIER_CATEGORIES.some((c) => coversCategory(c, category));
 }

@@ -65,6 +65,13 @@ describe('pledge check: credentials are never given back', () => {
     assert.match(problem.hint ?? '', /credentials\/verify/);
   });
 
+  test("fideslang's password category is kept as a verifier too", () => {
+    const text = mutate((d) => seq(d, ['purposes', 1, 'categories']).add('user.authorization.password'));
+    const [problem, ...more] = credentialProblems(text);
+    assert.equal(more.length, 0);
+    assert.match(problem?.message ?? '', /purpose "marketing-email" names "user\.authorization\.password"/);
+  });
+
   test('a category under it, named by a recipient or a system, is refused too', () => {
     const text = mutate((d) => {
       seq(d, ['categories']).add(
