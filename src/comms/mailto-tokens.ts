@@ -18,7 +18,7 @@
  * be mailed for (a handful) until one matches. A 104-bit MAC leaves a forger one chance in 2^104 per
  * guess.
  */
-import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, type KeyObject } from 'node:crypto';
 import {
   DEFAULT_UNSUBSCRIBE_TTL_SECONDS,
   linkKeysOf,
@@ -28,6 +28,7 @@ import {
   type VerifyLinkTokenResult,
 } from '../consent/link-tokens.js';
 import { UUID_PATTERN } from '../platform/ids.js';
+import { CompactLayout, signedList, uuidBytes, uuidOf } from './compact-tokens.js';
 
 /** What comes before the token in the local part of the address. */
 export const MAILTO_LOCAL_PREFIX = 'unsubscribe+';
@@ -36,12 +37,9 @@ const CHANNEL = 'email';
 const DAY_MS = 86_400_000;
 const MAC_BYTES = 13;
 const PAYLOAD_BYTES = 1 + 2 + 16;
-const TOKEN_BYTES = PAYLOAD_BYTES + MAC_BYTES;
+const LAYOUT = new CompactLayout(PAYLOAD_BYTES, MAC_BYTES);
 /** The domain separation of the MAC from link tokens made with the same key. */
 const LABEL = Buffer.from('pledge mailto unsubscribe v1', 'utf8');
-const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
-const TOKEN_CHARS = Math.ceil((TOKEN_BYTES * 8) / 5);
-const BASE32 = new RegExp(`^[a-z2-7]{${TOKEN_CHARS}}$`);
 
 /** Who and which list a mailto token unsubscribes. */
 export interface MailtoTokenClaims {
@@ -76,8 +74,8 @@ export function createMailtoToken(
   const payload = Buffer.alloc(PAYLOAD_BYTES);
   payload.writeUInt8(version, 0);
   payload.writeUInt16BE(expiresDay, 1);
-  Buffer.from(claims.subjectId.replaceAll('-', ''), 'hex').copy(payload, 3);
-  return toBase32(Buffer.concat([payload, mac(key, payload, claims.purpose)]));
+  uuidBytes(claims.subjectId).copy(payload, 3);
+  return LAYOUT.spell(payload, mac(key, payload, claims.purpose));
 }
 
 /**
@@ -90,22 +88,18 @@ export function verifyMailtoToken(
   token: string,
   options: { now: Date; purposes: readonly string[] },
 ): VerifyLinkTokenResult {
-  const spelled = token.toLowerCase();
-  if (!BASE32.test(spelled)) return { ok: false, problem: 'malformed' };
-  const bytes = fromBase32(spelled);
-  if (bytes === undefined || bytes.length !== TOKEN_BYTES) return { ok: false, problem: 'malformed' };
-  const payload = bytes.subarray(0, PAYLOAD_BYTES);
-  const given = bytes.subarray(PAYLOAD_BYTES);
+  const split = LAYOUT.split(token);
+  if (split === undefined) return { ok: false, problem: 'malformed' };
+  const { payload, given } = split;
   // The first byte names the key; a version the keyring does not hold (or a changed byte) fails.
   const keyVersion = payload.readUInt8(0);
   const key = linkKeysOf(keys).get(keyVersion);
   if (key === undefined) return { ok: false, problem: 'bad_signature' };
-  const purpose = options.purposes.find((p) => timingSafeEqual(given, mac(key, payload, p)));
+  const purpose = signedList(given, options.purposes, (p) => mac(key, payload, p));
   if (purpose === undefined) return { ok: false, problem: 'bad_signature' };
   const expiresAt = new Date(payload.readUInt16BE(1) * DAY_MS);
   if (options.now.getTime() >= expiresAt.getTime()) return { ok: false, problem: 'expired' };
-  const hex = payload.subarray(3).toString('hex');
-  const subjectId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const subjectId = uuidOf(payload.subarray(3));
   return {
     ok: true,
     keyVersion,
@@ -124,39 +118,4 @@ function mac(key: KeyObject, payload: Buffer, purpose: string): Buffer {
     .update(CHANNEL)
     .digest()
     .subarray(0, MAC_BYTES);
-}
-
-/** RFC 4648 base32 in lowercase, without padding (also the spelling of return tokens). */
-export function toBase32(bytes: Buffer): string {
-  let out = '';
-  let bits = 0;
-  let value = 0;
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += ALPHABET[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
-  return out;
-}
-
-/** The bytes of lowercase unpadded base32, or `undefined` when the unused trailing bits are not zero. */
-export function fromBase32(text: string): Buffer | undefined {
-  const out: number[] = [];
-  let bits = 0;
-  let value = 0;
-  for (const ch of text) {
-    value = ((value << 5) | ALPHABET.indexOf(ch)) & 0xfff;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  // One spelling per token: the bits past the last byte must be zero.
-  if ((value & ((1 << bits) - 1)) !== 0) return undefined;
-  return Buffer.from(out);
 }

@@ -18,10 +18,10 @@
  * manifest (a handful). The key version says which key signed, so the key can rotate: a token of an
  * earlier version verifies while that version's key is still given.
  */
-import { createHmac, createSecretKey, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { UUID_PATTERN } from '../platform/ids.js';
 import { UseKeys } from '../vault/use-keys.js';
-import { fromBase32, toBase32 } from './mailto-tokens.js';
+import { CompactLayout, signedList, uuidBytes, uuidOf } from './compact-tokens.js';
 
 /**
  * How long after sending a report about a message is accepted: bounces come within days (an MTA
@@ -37,9 +37,8 @@ const FORMAT = 1;
 const HOUR_MS = 3_600_000;
 const MAC_BYTES = 13;
 const PAYLOAD_BYTES = 1 + 1 + 3 + 16;
-const TOKEN_BYTES = PAYLOAD_BYTES + MAC_BYTES;
-const TOKEN_CHARS = Math.ceil((TOKEN_BYTES * 8) / 5);
-const BASE32 = new RegExp(`^[a-z2-7]{${TOKEN_CHARS}}$`);
+const LAYOUT = new CompactLayout(PAYLOAD_BYTES, MAC_BYTES);
+const TOKEN_CHARS = LAYOUT.chars;
 /** The HKDF label of the key of version 1; a later version gets a label of its own. */
 const KEY_INFO = (version: number) => `pledge return tokens v${version}`;
 
@@ -107,8 +106,8 @@ export function createReturnToken(
   payload.writeUInt8(FORMAT, 0);
   payload.writeUInt8(keys.current, 1);
   payload.writeUIntBE(Math.floor(options.now.getTime() / HOUR_MS), 2, 3);
-  Buffer.from(claims.subjectId.replaceAll('-', ''), 'hex').copy(payload, 5);
-  return toBase32(Buffer.concat([payload, mac(key, payload, claims.list)]));
+  uuidBytes(claims.subjectId).copy(payload, 5);
+  return LAYOUT.spell(payload, mac(key, payload, claims.list));
 }
 
 /**
@@ -121,24 +120,20 @@ export function verifyReturnToken(
   token: string,
   options: { now: Date; lists: readonly string[] },
 ): VerifyReturnTokenResult {
-  const spelled = token.toLowerCase();
-  if (!BASE32.test(spelled)) return { ok: false, problem: 'malformed' };
-  const bytes = fromBase32(spelled);
-  if (bytes === undefined || bytes.length !== TOKEN_BYTES) return { ok: false, problem: 'malformed' };
-  const payload = bytes.subarray(0, PAYLOAD_BYTES);
-  const given = bytes.subarray(PAYLOAD_BYTES);
+  const split = LAYOUT.split(token);
+  if (split === undefined) return { ok: false, problem: 'malformed' };
+  const { payload, given } = split;
   if (payload.readUInt8(0) !== FORMAT) return { ok: false, problem: 'malformed' };
   const key = keys.byVersion.get(payload.readUInt8(1));
   if (key === undefined) return { ok: false, problem: 'unknown_key' };
-  const list = options.lists.find((l) => timingSafeEqual(given, mac(key, payload, l)));
+  const list = signedList(given, options.lists, (l) => mac(key, payload, l));
   if (list === undefined) return { ok: false, problem: 'bad_signature' };
   const sentHours = payload.readUIntBE(2, 3);
   const nowHours = options.now.getTime() / HOUR_MS;
   if (nowHours < sentHours - CLOCK_SKEW_HOURS || nowHours >= sentHours + RETURN_TOKEN_WINDOW_DAYS * 24) {
     return { ok: false, problem: 'expired' };
   }
-  const hex = payload.subarray(5).toString('hex');
-  const subjectId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const subjectId = uuidOf(payload.subarray(5));
   return { ok: true, token: { subjectId, list, sentAt: new Date(sentHours * HOUR_MS) } };
 }
 
