@@ -133,7 +133,7 @@ async function compareHttp(): Promise<string> {
       const systems = existsSync(path.join(tree.root, 'src/manifest/systems.gate.ts'));
       const collectKey = systems
         ? createApiKey(dataDir, ['collect:write'], {}, tree.root, 'web-app')
-        : createApiKey(dataDir, ['collect:write', 'consent:read'], {}, tree.root, undefined);
+        : createApiKey(dataDir, ['collect:write', 'consent:read'], {}, tree.root, null);
       const decideKey = systems
         ? createApiKey(dataDir, ['consent:read'], {}, tree.root, 'marketing-automation')
         : collectKey;
@@ -223,7 +223,7 @@ async function compareHttp(): Promise<string> {
 }
 
 const sections: string[] = [];
-if (values.only !== 'collect') sections.push(compareVault());
+if (values.only !== 'http') sections.push(compareVault());
 if (values.only !== 'vault') sections.push(await compareHttp());
 console.log(
   `before: ${BEFORE}; after: ${ROOT}; ${ROUNDS} rounds, alternating, ${values.records} records per ` +

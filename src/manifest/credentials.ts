@@ -25,5 +25,8 @@ export const CREDENTIALS_RULE = 'credentials-verifier-only';
  * so naming the parent gives nothing back.
  */
 export function isCredentialCategory(category: string): boolean {
-  return VERIFIER_CATEGORIES.some((c) => coversCategory(c, category));
+  // Every field of every write asks this: a prefix test first, the exact rule only for a match.
+  return category.startsWith(AUTHORIZATION) && VERIFIER_CATEGORIES.some((c) => coversCategory(c, category));
 }
+
+const AUTHORIZATION = 'user.authorization.';

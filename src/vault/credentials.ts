@@ -113,15 +113,23 @@ export function secretOrThrow(value: unknown, path: string): string {
   return value;
 }
 
+function holdsCredential(input: WriteRecordInput): boolean {
+  for (const name in input.fields) {
+    if (Object.hasOwn(input.fields, name) && isCredentialCategory(input.fields[name]?.category ?? ''))
+      return true;
+  }
+  return false;
+}
+
 /**
  * The inputs with every value of a credentials category replaced by its verifier (the same array
  * when there is none, the usual case: nothing is copied). Hashes run in parallel on the thread pool.
  */
-export async function withVerifiers(
+export function withVerifiers(
   inputs: readonly WriteRecordInput[],
-): Promise<readonly WriteRecordInput[]> {
-  if (!inputs.some((i) => Object.values(i.fields).some((f) => isCredentialCategory(f.category))))
-    return inputs;
+): readonly WriteRecordInput[] | Promise<readonly WriteRecordInput[]> {
+  // Without a credential (the usual write) the same array, synchronously: no promise, no copy.
+  if (!inputs.some(holdsCredential)) return inputs;
   return Promise.all(
     inputs.map(async (input) => {
       const names = Object.keys(input.fields).filter((n) =>

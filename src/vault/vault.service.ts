@@ -200,7 +200,8 @@ export class Vault {
       hashes: this.hashIdentifiers(newSubject.identifiers),
     };
     // A credential's value is replaced by its verifier before anything is sealed (credentials.ts).
-    inputs = await withVerifiers(inputs);
+    const verified = withVerifiers(inputs);
+    inputs = Array.isArray(verified) ? verified : await verified;
     const batch = new SealBatch();
     const keys = new Map<string, { index: number; version: number }>();
     for (const [subjectId, n] of counts) {
