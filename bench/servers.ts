@@ -42,8 +42,8 @@ export async function startOnFreePort(
 }
 
 /**
- * Creates an API key with `scopes` for `system` (one of the example manifest's systems; none for a
- * checkout from before keys had systems) with the built CLI of the checkout at `root` (`pledge keys
+ * Creates an API key with `scopes` for `system` (one of the example manifest's systems; `null` for
+ * a checkout from before keys had systems) with the built CLI of the checkout at `root` (`pledge keys
  * create --data-dir dataDir`, `env` on top of {@link benchEnv}, e.g. a DATABASE_URL); returns the key.
  */
 export function createApiKey(
@@ -51,7 +51,7 @@ export function createApiKey(
   scopes: readonly string[],
   env: NodeJS.ProcessEnv = {},
   root: string = ROOT,
-  system: string | undefined = 'web-app',
+  system: string | null = 'web-app',
 ): string {
   const args = [
     'bin/pledge.js',
@@ -59,7 +59,7 @@ export function createApiKey(
     'create',
     '--name',
     'bench',
-    ...(system !== undefined ? ['--system', system] : []),
+    ...(system !== null ? ['--system', system] : []),
     '--scope',
     ...scopes,
   ];

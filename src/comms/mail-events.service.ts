@@ -275,18 +275,10 @@ export class MailEventsService {
     if (subjectId !== undefined) {
       added += await this.#suppression.suppressSubject(ctx, subjectId, 'complaint', ALL_LISTS);
     }
-    const purpose = list === undefined ? undefined : this.#consent.rules.getPurpose(list);
     const withdrawn =
       subjectId !== undefined &&
-      purpose !== undefined &&
-      (await this.#withdraw(
-        ctx,
-        subjectId,
-        purpose.key,
-        purpose.channels.includes('email') ? 'email' : undefined,
-        'complaint',
-        undefined,
-      ));
+      list !== undefined &&
+      (await this.#withdrawForComplaint(ctx, subjectId, list));
     return { type: 'complaint', outcome: added > 0 ? 'suppressed' : 'already_suppressed', withdrawn };
   }
 
@@ -408,17 +400,7 @@ export class MailEventsService {
         added++;
     }
     added += await this.#suppression.suppressSubject(ctx, subjectId, 'complaint', ALL_LISTS);
-    const purpose = this.#consent.rules.getPurpose(list);
-    const withdrawn =
-      purpose !== undefined &&
-      (await this.#withdraw(
-        ctx,
-        subjectId,
-        purpose.key,
-        purpose.channels.includes('email') ? 'email' : undefined,
-        'complaint',
-        undefined,
-      ));
+    const withdrawn = await this.#withdrawForComplaint(ctx, subjectId, list);
     return { type: 'complaint', outcome: added > 0 ? 'suppressed' : 'already_suppressed', withdrawn };
   }
 
@@ -430,6 +412,14 @@ export class MailEventsService {
   }
 
   /** Withdraws `purpose` on `channel` unless it already is; false when nothing was recorded. */
+  /** A complaint withdraws its list, on e-mail when the purpose has that channel. */
+  async #withdrawForComplaint(ctx: Context, subjectId: string, list: string): Promise<boolean> {
+    const purpose = this.#consent.rules.getPurpose(list);
+    if (purpose === undefined) return false;
+    const channel = purpose.channels.includes('email') ? 'email' : undefined;
+    return this.#withdraw(ctx, subjectId, purpose.key, channel, 'complaint', undefined);
+  }
+
   async #withdraw(
     ctx: Context,
     subjectId: string,

@@ -216,16 +216,16 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
       }
       if (subject !== undefined) {
         const d = await consent.decide(ctx, subject, purpose, channel);
-        return {
-          decision: {
-            subject,
-            purpose,
-            channel: channel ?? null,
-            allowed: d.allowed,
-            reason: d.reason,
-            ...(d.withdrawnChannels ? { withdrawnChannels: d.withdrawnChannels } : {}),
-          },
+        const decision: Record<string, unknown> = {
+          subject,
+          purpose,
+          channel: channel ?? null,
+          allowed: d.allowed,
+          reason: d.reason,
         };
+        // Set only when there are some: no spread of an empty object on every decision.
+        if (d.withdrawnChannels !== undefined) decision.withdrawnChannels = d.withdrawnChannels;
+        return { decision };
       }
       const list = subjects ?? [];
       const decisions = await consent.decideMany(ctx, list, purpose, channel);

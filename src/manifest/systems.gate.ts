@@ -33,9 +33,23 @@ export function systemCategoriesFor(system: System, purposeKey: string): readonl
 /** Checks calls against the manifest's systems. */
 export class SystemGate {
   readonly #manifest: ManifestSource;
+  /** The manifest's systems and purposes by key, made once per manifest (every API call asks). */
+  #index: { of: Manifest; systems: Map<string, System>; purposes: Set<string> } | undefined;
 
   constructor(manifest: ManifestSource) {
     this.#manifest = manifest;
+  }
+
+  #indexed(): { systems: Map<string, System>; purposes: Set<string> } {
+    const manifest = this.#manifest.manifest;
+    if (this.#index?.of !== manifest) {
+      this.#index = {
+        of: manifest,
+        systems: new Map(manifest.systems.map((s) => [s.key, s])),
+        purposes: new Set(manifest.purposes.map((p) => p.key)),
+      };
+    }
+    return this.#index;
   }
 
   /**
@@ -48,7 +62,7 @@ export class SystemGate {
       if (ctx.actor.kind === 'api_key') throw systemRequired(ctx.actor.id);
       return undefined;
     }
-    const system = this.#manifest.manifest.systems.find((s) => s.key === ctx.system);
+    const system = this.#indexed().systems.get(ctx.system);
     if (system === undefined) {
       throw new ForbiddenError(
         'auth.system_unknown',
@@ -71,7 +85,7 @@ export class SystemGate {
     if (system === undefined) return undefined;
     // A purpose the manifest lacks is the caller's mistake, not a want of permission: the service
     // it calls refuses it as unknown (400 or 404, listing the purposes).
-    if (!this.#manifest.manifest.purposes.some((p) => p.key === purposeKey)) return [];
+    if (!this.#indexed().purposes.has(purposeKey)) return [];
     if (!system.purposes.includes(purposeKey)) {
       throw new ForbiddenError(
         'auth.purpose_not_allowed',

@@ -21,9 +21,9 @@ import {
   type TimedAnswer,
 } from '../helpers/faults.js';
 import { createPostgresDatabase, type PostgresDatabase } from '../helpers/postgres.js';
-import { buildIfStale, runCli, startServer, type Server } from '../helpers/serve.js';
+import { buildIfStale, createTestSystemKey, startServer, type Server } from '../helpers/serve.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
+import { exampleWithTestSystem } from '../helpers/manifests.js';
 
 describe('two instances on PostgreSQL, the second cut off from it', () => {
   let database: PostgresDatabase;
@@ -48,21 +48,7 @@ describe('two instances on PostgreSQL, the second cut off from it', () => {
       PLEDGE_DB_STATEMENT_TIMEOUT: '1000',
       PLEDGE_DB_CONNECT_TIMEOUT: '1000',
     };
-    key = runCli(
-      [
-        'keys',
-        'create',
-        '--name',
-        'coherence',
-        '--system',
-        TEST_SYSTEM,
-        '--scope',
-        'consent:read',
-        'consent:write',
-        'collect:write',
-      ],
-      env,
-    ).trim();
+    key = createTestSystemKey(env, 'coherence', ['consent:read', 'consent:write', 'collect:write']);
     a = await startServer(env);
     b = await startServer({ ...env, DATABASE_URL: proxy.urlFor(database.url) });
   });

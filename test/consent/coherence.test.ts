@@ -9,9 +9,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPostgresDatabase, type PostgresDatabase } from '../helpers/postgres.js';
-import { buildIfStale, jsonRequest, runCli, startServer, type Server } from '../helpers/serve.js';
+import {
+  buildIfStale,
+  createTestSystemKey,
+  jsonRequest,
+  startServer,
+  type Server,
+} from '../helpers/serve.js';
 import { randomLetters } from '../helpers/vault.js';
-import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
+import { exampleWithTestSystem } from '../helpers/manifests.js';
 
 describe('two instances on PostgreSQL', () => {
   let a: Server;
@@ -34,21 +40,7 @@ describe('two instances on PostgreSQL', () => {
     };
     a = await startServer(env);
     b = await startServer(env);
-    key = runCli(
-      [
-        'keys',
-        'create',
-        '--name',
-        'coherence',
-        '--system',
-        TEST_SYSTEM,
-        '--scope',
-        'consent:read',
-        'consent:write',
-        'collect:write',
-      ],
-      env,
-    ).trim();
+    key = createTestSystemKey(env, 'coherence', ['consent:read', 'consent:write', 'collect:write']);
     assert.match(key, /^pledge_/, 'keys create prints the key');
   });
   after(async () => {

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after } from 'node:test';
 import { childEnv, ROOT } from './cli.js';
+import { TEST_SYSTEM } from './manifests.js';
 
 /**
  * The bundled CLI (what bin/pledge.js runs when built): it starts in ~0.5 s instead of ~2 s through
@@ -62,6 +63,19 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv): string {
   });
   assert.equal(r.status, 0, `pledge ${args.join(' ')} failed:\n${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * Makes an API key of the test manifest's {@link TEST_SYSTEM} with `scopes` through the CLI (`env`
+ * names that manifest in PLEDGE_MANIFEST); returns the key.
+ */
+export function createTestSystemKey(env: NodeJS.ProcessEnv, name: string, scopes: readonly string[]): string {
+  const key = runCli(
+    ['keys', 'create', '--name', name, '--system', TEST_SYSTEM, '--scope', ...scopes],
+    env,
+  ).trim();
+  assert.match(key, /^pledge_/, 'keys create prints the key');
+  return key;
 }
 
 /** Starts `pledge serve` on a free port; resolves once it logs "pledge is serving". */

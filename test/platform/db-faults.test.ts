@@ -26,9 +26,9 @@ import {
   type TimedAnswer,
 } from '../helpers/faults.js';
 import { createPostgresDatabase, type PostgresDatabase } from '../helpers/postgres.js';
-import { buildIfStale, runCli, startServer, type Server } from '../helpers/serve.js';
+import { buildIfStale, createTestSystemKey, startServer, type Server } from '../helpers/serve.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
+import { exampleWithTestSystem } from '../helpers/manifests.js';
 
 /** Concurrent streams of collect requests. */
 const STREAMS = 10;
@@ -146,20 +146,7 @@ describe('pledge serve on PostgreSQL whose connections are terminated under load
       // The background loops run during the faults too.
       PLEDGE_RETENTION_INTERVAL: '1',
     };
-    key = runCli(
-      [
-        'keys',
-        'create',
-        '--name',
-        'faults',
-        '--system',
-        TEST_SYSTEM,
-        '--scope',
-        'collect:write',
-        'subjects:read',
-      ],
-      env,
-    ).trim();
+    key = createTestSystemKey(env, 'faults', ['collect:write', 'subjects:read']);
     server = await startServer(env);
   });
   after(async () => {
@@ -235,21 +222,11 @@ describe('pledge serve on PostgreSQL behind a silent partition', () => {
       PLEDGE_DB_STATEMENT_TIMEOUT: String(STATEMENT_TIMEOUT_MS),
       PLEDGE_DB_CONNECT_TIMEOUT: String(CONNECT_TIMEOUT_MS),
     };
-    key = runCli(
-      [
-        'keys',
-        'create',
-        '--name',
-        'partition',
-        '--system',
-        TEST_SYSTEM,
-        '--scope',
-        'collect:write',
-        'subjects:read',
-        'consent:read',
-      ],
-      { ...env, DATABASE_URL: database.url },
-    ).trim();
+    key = createTestSystemKey({ ...env, DATABASE_URL: database.url }, 'partition', [
+      'collect:write',
+      'subjects:read',
+      'consent:read',
+    ]);
     server = await startServer(env);
   });
   after(async () => {

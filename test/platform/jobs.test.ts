@@ -202,6 +202,30 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(actors, [ctx.actor]);
     });
 
+    test('a job acts for the system whose call enqueued it, also when a CLI command named the system', async () => {
+      const queue = newQueue();
+      const seen: Array<{ actor: Context['actor']; system: string | undefined }> = [];
+      queue.define({
+        type: 'test.for-system',
+        handle: (hctx) => {
+          seen.push({ actor: hctx.actor, system: hctx.system });
+          return Promise.resolve(jobDone());
+        },
+      });
+      const cli = createContext({ kind: 'cli', id: 'ops' }, { clock, system: 'billing' });
+      await queue.enqueue(ctx, 'test.for-system', { subjectId: 's-1' });
+      await queue.runDue();
+      await queue.enqueue(cli, 'test.for-system', { subjectId: 's-2' });
+      await queue.runDue();
+      await queue.enqueue(createContext({ kind: 'job', id: 'retention' }, { clock }), 'test.for-system', {});
+      await queue.runDue();
+      assert.deepEqual(seen, [
+        { actor: { kind: 'job', id: 'test.for-system' }, system: 'web-app' },
+        { actor: { kind: 'job', id: 'test.for-system' }, system: 'billing' },
+        { actor: { kind: 'job', id: 'test.for-system' }, system: undefined },
+      ]);
+    });
+
     test('the started worker runs a job as soon as its transaction commits, and finds other instances’ jobs on its poll', async () => {
       const queue = newQueue({ pollIntervalMs: 3_600_000 });
       const ran = new Map<string, () => void>();

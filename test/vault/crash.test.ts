@@ -16,8 +16,8 @@ import { before, describe, test, type TestContext } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { DIALECTS, type TestDialect } from '../helpers/databases.js';
 import { createPostgresDatabase } from '../helpers/postgres.js';
-import { buildIfStale, runCli, startServer, type Server } from '../helpers/serve.js';
-import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
+import { buildIfStale, createTestSystemKey, startServer, type Server } from '../helpers/serve.js';
+import { exampleWithTestSystem } from '../helpers/manifests.js';
 
 const ITERATIONS = Number(process.env.PLEDGE_CRASH_ITERATIONS ?? 200);
 const SEED = Number(process.env.PLEDGE_CRASH_SEED ?? randomBytes(4).readUInt32LE(0));
@@ -285,20 +285,7 @@ async function crashLoop(t: TestContext, dialect: TestDialect): Promise<void> {
   const engine = await setUpEngine(dialect);
   let server: Server | undefined;
   try {
-    const key = runCli(
-      [
-        'keys',
-        'create',
-        '--name',
-        'crash',
-        '--system',
-        TEST_SYSTEM,
-        '--scope',
-        'collect:write',
-        'subjects:read',
-      ],
-      engine.env,
-    ).trim();
+    const key = createTestSystemKey(engine.env, 'crash', ['collect:write', 'subjects:read']);
     const stream: Stream = { next: 0, sent: new Set(), acked: [], unexpected: [] };
     server = await startServer(engine.env);
     const subjects = await registerSubjects(server, key, stream.acked);
