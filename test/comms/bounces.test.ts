@@ -11,7 +11,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { createTransport, type Transporter } from 'nodemailer';
 import {
   bounceKind,
   parseDeliveryStatus,
@@ -170,23 +169,17 @@ describe('report parser', () => {
 for (const dialect of DIALECTS) {
   describe(`bounces and complaints on ${dialect}`, () => {
     let t: MailTestApp;
-    let smtp: Transporter;
 
     before(async () => {
       t = await openMailApp(dialect);
-      smtp = createTransport({ host: '127.0.0.1', port: t.smtpPort, secure: false, ignoreTLS: true });
     });
     after(async () => {
-      smtp.close();
       await t.cleanup();
     });
 
-    /** Delivers a report as a mail system does: null sender, to an address at the mail domain. */
-    const deliver = (raw: string, to = `bounces@${MAIL_DOMAIN}`) =>
-      smtp.sendMail({ envelope: { from: '', to: [to] }, raw });
+    const deliver = (raw: string, to?: string) => t.deliver(raw, to);
 
-    const suppressions = (address: string) =>
-      t.app.suppression.suppressionsOf(t.ctx, address).then((rows) => rows.map((r) => [r.list, r.reason]));
+    const suppressions = (address: string) => t.suppressions(address);
 
     const webhook = (payload: string | object, contentType = 'application/json', key = t.key) =>
       t.app.http.inject({

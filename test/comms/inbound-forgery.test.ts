@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { after, before, describe, test } from 'node:test';
-import { createTransport, type Transporter } from 'nodemailer';
+import { createTransport } from 'nodemailer';
 import { InboundSmtpListener } from '../../src/comms/inbound.smtp.js';
 import { DIALECTS } from '../helpers/databases.js';
 import { forgeSignature } from '../helpers/tokens.js';
@@ -21,22 +21,16 @@ const DAY_MS = 86_400_000;
 for (const dialect of DIALECTS) {
   describe(`inbound mail authenticity on ${dialect}`, () => {
     let t: MailTestApp;
-    let smtp: Transporter;
 
     before(async () => {
       t = await openMailApp(dialect);
-      smtp = createTransport({ host: '127.0.0.1', port: t.smtpPort, secure: false, ignoreTLS: true });
     });
     after(async () => {
-      smtp.close();
       await t.cleanup();
     });
 
-    /** Delivers a report as a mail system does: null sender, to an address at the mail domain. */
-    const deliver = (raw: string, to = `bounces@${MAIL_DOMAIN}`) =>
-      smtp.sendMail({ envelope: { from: '', to: [to] }, raw });
-    const suppressions = (address: string) =>
-      t.app.suppression.suppressionsOf(t.ctx, address).then((rows) => rows.map((r) => [r.list, r.reason]));
+    const deliver = (raw: string, to?: string) => t.deliver(raw, to);
+    const suppressions = (address: string) => t.suppressions(address);
     /** The return path of a message Pledge sent: `bounces+TOKEN@MAILDOMAIN`. */
     const verp = (returnToken: string) => `bounces+${returnToken}@${MAIL_DOMAIN}`;
     const dropped = () => t.app.inboundSmtp?.counts().dropped ?? Number.NaN;
@@ -116,13 +110,11 @@ for (const dialect of DIALECTS) {
       const before = await t.counts();
       // From the victim's address, with a forged bounce of the victim's address in the body, also
       // sent to the bounce address.
-      const info = await smtp.sendMail({
-        envelope: {
-          from: victim.address,
-          to: [`unsubscribe+${t.mailtoToken(holder.subjectId)}@${MAIL_DOMAIN}`, `bounces@${MAIL_DOMAIN}`],
-        },
-        raw: dsn({ address: victim.address, action: 'failed', status: '5.1.1' }),
-      });
+      const info = await t.deliver(
+        dsn({ address: victim.address, action: 'failed', status: '5.1.1' }),
+        [`unsubscribe+${t.mailtoToken(holder.subjectId)}@${MAIL_DOMAIN}`, `bounces@${MAIL_DOMAIN}`],
+        victim.address,
+      );
       assert.match(info.response ?? '', /^250/);
       assert.equal((await t.app.consent.decide(t.ctx, holder.subjectId, MARKETING, 'email')).allowed, false);
       assert.equal(await t.app.suppression.isSuppressed(t.ctx, holder.address, MARKETING), true);

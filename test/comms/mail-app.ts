@@ -4,6 +4,7 @@
  * inbound SMTP listener on a free port of 127.0.0.1, an API key with mail:events and mail:send, and
  * helpers to make subjects and read what changed.
  */
+import { createTransport, type SentMessageInfo, type Transporter } from 'nodemailer';
 import { captureLogs } from '../helpers/logs.js';
 import { createApp, type App } from '../../src/app.js';
 import { createMailtoToken } from '../../src/comms/mailto-tokens.js';
@@ -38,6 +39,13 @@ export interface MailTestApp {
   mailtoToken(subjectId: string, options?: { now?: Date; purpose?: string }): string;
   /** The return token of a campaign message to `subjectId` (its Message-ID and VERP return path). */
   returnToken(subjectId: string, options?: { now?: Date; list?: string }): string;
+  /**
+   * Delivers a raw message over SMTP to the listener as a mail system delivers a report: from
+   * `from` (the null sender by default), to `to` (addresses at the mail domain; `bounces@` by default).
+   */
+  deliver(raw: string, to?: string | string[], from?: string): Promise<SentMessageInfo>;
+  /** An address's suppressions as [list, reason] pairs. */
+  suppressions(address: string): Promise<Array<[string, string]>>;
   /** Rows of the tables an unsubscribe, a bounce or a complaint may change. */
   counts(): Promise<{ events: number; suppressions: number; softBounces: number; audit: number }>;
   cleanup(): Promise<void>;
@@ -77,6 +85,8 @@ export async function openMailApp(
           .executeTakeFirstOrThrow()
       ).n,
     );
+  // Made on the first delivery, closed with the app.
+  let smtp: Transporter | undefined;
   return {
     app,
     database,
@@ -84,6 +94,14 @@ export async function openMailApp(
     key,
     smtpPort,
     logs,
+    deliver(raw, to = `bounces@${MAIL_DOMAIN}`, from = '') {
+      smtp ??= createTransport({ host: '127.0.0.1', port: smtpPort, secure: false, ignoreTLS: true });
+      return smtp.sendMail({ envelope: { from, to: Array.isArray(to) ? to : [to] }, raw });
+    },
+    async suppressions(address) {
+      const rows = await app.suppression.suppressionsOf(ctx, address);
+      return rows.map((r): [string, string] => [r.list, r.reason]);
+    },
     async newSubject() {
       const address = randomEmail();
       const subject = await app.vault.createSubject(ctx, {
@@ -123,6 +141,7 @@ export async function openMailApp(
       };
     },
     async cleanup() {
+      smtp?.close();
       await app.close();
       await closeStores();
     },
