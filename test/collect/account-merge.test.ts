@@ -8,12 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app.js';
+import type { App } from '../../src/app.js';
 import { createContext } from '../../src/platform/context.js';
 import { DIALECTS } from '../helpers/databases.js';
-import { captureLogs } from '../helpers/logs.js';
-import { openTestStores, randomEmail, type TestStores } from '../helpers/vault.js';
-import { configFor, countRows } from './collect-app.js';
+import { randomEmail } from '../helpers/vault.js';
+import { countRows, openCollectApp, type CollectTestApp } from './collect-app.js';
 
 interface ReadBody {
   records: Array<{ fields: Record<string, { value: unknown }> }>;
@@ -24,18 +23,13 @@ const FUTURE_YEAR = new Date().getUTCFullYear() + 3;
 
 for (const dialect of DIALECTS) {
   describe(`no silent account merge on ${dialect}`, () => {
-    let stores: TestStores;
+    let t: CollectTestApp;
     let app: App;
     let webApp: string;
     let billing: string;
     before(async () => {
-      stores = await openTestStores(dialect, 'pledge-merge-');
-      const { logStream } = captureLogs();
-      app = await createApp(configFor(stores.dataDir), {
-        database: stores.database,
-        keystore: stores.keystore,
-        logStream,
-      });
+      t = await openCollectApp(dialect);
+      app = t.app;
       const ctx = createContext({ kind: 'cli', id: 'test' });
       ({ key: webApp } = await app.apiKeys.createKey(ctx, {
         name: 'web-app',
@@ -48,10 +42,7 @@ for (const dialect of DIALECTS) {
         scopes: ['collect:write'],
       }));
     });
-    after(async () => {
-      await app.close();
-      await stores.cleanup();
-    });
+    after(() => t.cleanup());
 
     const post = (url: string, payload: object, key = webApp) =>
       app.http.inject({ method: 'POST', url, headers: { authorization: `Bearer ${key}` }, payload });
@@ -68,9 +59,9 @@ for (const dialect of DIALECTS) {
       return res.json<{ subject: { id: string; created: boolean } }>().subject;
     };
     const counts = async () => ({
-      records: await countRows(stores.database, 'records'),
-      subjects: await countRows(stores.database, 'subjects'),
-      identifiers: await countRows(stores.database, 'subject_identifiers'),
+      records: await countRows(t.database, 'records'),
+      subjects: await countRows(t.database, 'subjects'),
+      identifiers: await countRows(t.database, 'subject_identifiers'),
     });
     const assertTaken = (res: { statusCode: number; body: string }) => {
       assert.equal(res.statusCode, 409, res.body);
