@@ -42,22 +42,30 @@ interface Acked {
 interface ReadAnswer {
   records: Array<{ id: string; source: string; fields: Record<string, { value: unknown }> }>;
   unreadable: number;
+  /** Set while more records follow this page. */
+  nextCursor?: string;
 }
 
 /** Reads every subject through the use gate; every acknowledged record must be there, as sent. */
 async function assertAllReadable(base: string, key: string, acked: readonly Acked[]): Promise<void> {
   const found = new Map<string, ReadAnswer['records'][number]>();
   for (const subjectId of new Set(acked.map((a) => a.subjectId))) {
-    const res = await timedRequest(
-      base,
-      'GET',
-      `/api/v1/subjects/${subjectId}/data?purpose=provide-service`,
-      key,
-    );
-    assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 500));
-    const body = res.body as ReadAnswer;
-    assert.equal(body.unreadable, 0);
-    for (const r of body.records) found.set(r.id, r);
+    // The use gate answers a page at a time (at most 1,000 records): every page is read.
+    let cursor: string | undefined;
+    do {
+      const page = cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+      const res = await timedRequest(
+        base,
+        'GET',
+        `/api/v1/subjects/${subjectId}/data?purpose=provide-service${page}`,
+        key,
+      );
+      assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 500));
+      const body = res.body as ReadAnswer;
+      assert.equal(body.unreadable, 0);
+      for (const r of body.records) found.set(r.id, r);
+      cursor = body.nextCursor;
+    } while (cursor !== undefined);
   }
   const missing = acked.filter((a) => !found.has(a.recordId));
   assert.deepEqual(

@@ -228,6 +228,8 @@ interface ReadAnswer {
   decision: { allowed: boolean };
   records: Array<{ id: string; source: string; fields: Record<string, { value: unknown }> }>;
   unreadable: number;
+  /** Set while more records follow this page. */
+  nextCursor?: string;
 }
 
 /** Reads every subject's records through the use gate and checks each acknowledged one. */
@@ -236,17 +238,23 @@ async function verify(server: Server, key: string, subjects: readonly string[], 
   try {
     const found = new Map<string, ReadAnswer['records'][number]>();
     for (const id of subjects) {
-      const res = await request(
-        agent,
-        `${server.base}/api/v1/subjects/${id}/data?purpose=provide-service`,
-        key,
-        'GET',
-      );
-      assert.equal(res.status, 200, `reading subject ${id}: ${JSON.stringify(res.body).slice(0, 500)}`);
-      const body = res.body as ReadAnswer;
-      assert.equal(body.decision.allowed, true);
-      assert.equal(body.unreadable, 0, `subject ${id} has records whose keys are gone`);
-      for (const r of body.records) found.set(r.id, r);
+      // The use gate answers a page at a time (at most 1,000 records): every page is read.
+      let cursor: string | undefined;
+      do {
+        const page = cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+        const res = await request(
+          agent,
+          `${server.base}/api/v1/subjects/${id}/data?purpose=provide-service${page}`,
+          key,
+          'GET',
+        );
+        assert.equal(res.status, 200, `reading subject ${id}: ${JSON.stringify(res.body).slice(0, 500)}`);
+        const body = res.body as ReadAnswer;
+        assert.equal(body.decision.allowed, true);
+        assert.equal(body.unreadable, 0, `subject ${id} has records whose keys are gone`);
+        for (const r of body.records) found.set(r.id, r);
+        cursor = body.nextCursor;
+      } while (cursor !== undefined);
     }
     const missing = stream.acked.filter((a) => !found.has(a.recordId));
     assert.deepEqual(
