@@ -42,8 +42,8 @@ interface Acked {
 interface ReadAnswer {
   records: Array<{ id: string; source: string; fields: Record<string, { value: unknown }> }>;
   unreadable: number;
-  /** Set while more records follow this page. */
-  nextCursor?: string;
+  /** The cursor of the next page; null on the last. */
+  nextCursor: string | null;
 }
 
 /** Reads every subject through the use gate; every acknowledged record must be there, as sent. */
@@ -64,7 +64,7 @@ async function assertAllReadable(base: string, key: string, acked: readonly Acke
       const body = res.body as ReadAnswer;
       assert.equal(body.unreadable, 0);
       for (const r of body.records) found.set(r.id, r);
-      cursor = body.nextCursor;
+      cursor = body.nextCursor ?? undefined;
     } while (cursor !== undefined);
   }
   const missing = acked.filter((a) => !found.has(a.recordId));

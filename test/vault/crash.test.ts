@@ -228,8 +228,8 @@ interface ReadAnswer {
   decision: { allowed: boolean };
   records: Array<{ id: string; source: string; fields: Record<string, { value: unknown }> }>;
   unreadable: number;
-  /** Set while more records follow this page. */
-  nextCursor?: string;
+  /** The cursor of the next page; null on the last. */
+  nextCursor: string | null;
 }
 
 /** Reads every subject's records through the use gate and checks each acknowledged one. */
@@ -253,7 +253,7 @@ async function verify(server: Server, key: string, subjects: readonly string[], 
         assert.equal(body.decision.allowed, true);
         assert.equal(body.unreadable, 0, `subject ${id} has records whose keys are gone`);
         for (const r of body.records) found.set(r.id, r);
-        cursor = body.nextCursor;
+        cursor = body.nextCursor ?? undefined;
       } while (cursor !== undefined);
     }
     const missing = stream.acked.filter((a) => !found.has(a.recordId));
