@@ -250,13 +250,8 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
     async (request) => {
       const ctx = apiContext(request);
       const holder = { subjectId: request.params.id };
-      const visible = new Set(
-        systems.visiblePurposes(
-          ctx,
-          consent.rules.purposes().map((p) => p.key),
-        ),
-      );
-      const purposes = (await consent.purposeChoices(ctx, holder)).filter((c) => visible.has(c.purpose.key));
+      const visible = systems.purposeVisible(ctx);
+      const purposes = (await consent.purposeChoices(ctx, holder)).filter((c) => visible(c.purpose.key));
       const globalOptOut = await consent.globalOptOut(ctx, holder);
       return { subject: request.params.id, globalOptOut, purposes: purposes.map(presentPurposeChoice) };
     },
@@ -275,15 +270,10 @@ export function registerConsentRoutes(app: FastifyInstance, deps: ConsentRoutesD
     },
     async (request) => {
       const ctx = apiContext(request);
-      const visible = new Set(
-        systems.visiblePurposes(
-          ctx,
-          consent.rules.purposes().map((p) => p.key),
-        ),
-      );
+      const visible = systems.purposeVisible(ctx);
       // A global opt-out (purpose "*") concerns every system.
       const events = (await consent.history(ctx, { subjectId: request.params.id })).filter(
-        (e) => e.purpose === '*' || visible.has(e.purpose),
+        (e) => e.purpose === '*' || visible(e.purpose),
       );
       return { subject: request.params.id, events: events.map(presentEvent) };
     },

@@ -15,7 +15,6 @@ import { systemRequired } from '../platform/auth/api-keys.service.js';
 import type { Context } from '../platform/context.js';
 import { ForbiddenError } from '../platform/errors.js';
 import type { Manifest, System } from './manifest.schema.js';
-import { coversCategory } from './taxonomy.js';
 
 /** Where the gate reads the manifest in force (it may be replaced while the server runs). */
 export interface ManifestSource {
@@ -110,18 +109,13 @@ export class SystemGate {
   }
 
   /**
-   * The purposes `ctx` may see of `keys`: all of them for a call that is no system's, the system's
-   * own otherwise (a consent view lists only those; the others are not its business).
+   * Whether `ctx` may see what concerns a purpose: every purpose for a call that is no system's,
+   * the system's own otherwise (a consent view lists only those; the others are not its business).
    */
-  visiblePurposes(ctx: Context, keys: readonly string[]): string[] {
+  purposeVisible(ctx: Context): (purposeKey: string) => boolean {
     const system = this.systemOf(ctx);
-    return system === undefined ? [...keys] : keys.filter((k) => system.purposes.includes(k));
+    return system === undefined ? () => true : (key) => system.purposes.includes(key);
   }
-}
-
-/** True when a field of `category` is among `allowed` (undefined allows every category). */
-export function categoryAllowed(allowed: readonly string[] | undefined, category: string): boolean {
-  return allowed === undefined || allowed.some((a) => coversCategory(a, category));
 }
 
 function list(keys: readonly string[]): string {

@@ -1,5 +1,5 @@
 /** Encrypted records. Only this file touches the records table. */
-import { sql, type Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { Context } from '../platform/context.js';
 import type { Db } from '../platform/db/db.js';
 import { RowInserter } from '../platform/db/row-inserter.js';
@@ -104,6 +104,30 @@ function collectedFor(purpose: string) {
   return sql<boolean>`${sql.ref('purposes')} like ${pattern} escape '\\'`;
 }
 
+/**
+ * The records of some subjects, read 500 subjects at a time (an IN list a driver takes), the rows
+ * of each chunk in the order the query gives them.
+ */
+async function inChunks(
+  subjectIds: readonly string[],
+  read: (chunk: string[]) => Promise<Array<Pick<VaultTables['records'], (typeof USABLE_COLUMNS)[number]>>>,
+): Promise<UsableRecord[]> {
+  const out: UsableRecord[] = [];
+  const unique = [...new Set(subjectIds)];
+  for (let i = 0; i < unique.length; i += 500) {
+    for (const row of await read(unique.slice(i, i + 500))) out.push(usableOf(row));
+  }
+  return out;
+}
+
+/**
+ * `subject_id` is one of `chunk`. One subject (the use gate's usual call) is an equality, which the
+ * (subject_id, id) index answers in order without a sort.
+ */
+function ofSubjects(eb: ExpressionBuilder<VaultTables, 'records'>, chunk: readonly string[]) {
+  return chunk.length === 1 ? eb('subject_id', '=', chunk[0] ?? '') : eb('subject_id', 'in', chunk);
+}
+
 /** Reads and writes records. */
 export class RecordsRepository {
   constructor(private readonly db: Db) {}
@@ -122,23 +146,15 @@ export class RecordsRepository {
    * JSON columns as stored: the gate decrypts only the fields the purpose may use.
    */
   async listForUse(ctx: Context, subjectIds: readonly string[]): Promise<UsableRecord[]> {
-    const out: UsableRecord[] = [];
-    const unique = [...new Set(subjectIds)];
-    for (let i = 0; i < unique.length; i += 500) {
-      const chunk = unique.slice(i, i + 500);
-      const rows = await this.#q(ctx)
+    return inChunks(subjectIds, (chunk) =>
+      this.#q(ctx)
         .selectFrom('records')
         .select(USABLE_COLUMNS)
-        // One subject (the use gate's usual call) is an equality, which the (subject_id, id) index
-        // answers in order without a sort.
-        .$if(chunk.length === 1, (qb) => qb.where('subject_id', '=', chunk[0] ?? ''))
-        .$if(chunk.length > 1, (qb) => qb.where('subject_id', 'in', chunk))
+        .where((eb) => ofSubjects(eb, chunk))
         .orderBy('subject_id')
         .orderBy('id')
-        .execute();
-      for (const row of rows) out.push(usableOf(row));
-    }
-    return out;
+        .execute(),
+    );
   }
 
   /**
@@ -153,10 +169,7 @@ export class RecordsRepository {
     purpose: string,
     perSubject: number,
   ): Promise<UsableRecord[]> {
-    const out: UsableRecord[] = [];
-    const unique = [...new Set(subjectIds)];
-    for (let i = 0; i < unique.length; i += 500) {
-      const chunk = unique.slice(i, i + 500);
+    return inChunks(subjectIds, (chunk) => {
       const ranked = this.#q(ctx)
         .selectFrom('records')
         .select(USABLE_COLUMNS)
@@ -166,21 +179,16 @@ export class RecordsRepository {
             .over((ob) => ob.partitionBy('subject_id').orderBy('id', 'desc'))
             .as('newest'),
         )
-        // One subject (the use gate's usual call) is an equality, which the (subject_id, id) index
-        // answers in order without a sort.
-        .$if(chunk.length === 1, (qb) => qb.where('subject_id', '=', chunk[0] ?? ''))
-        .$if(chunk.length > 1, (qb) => qb.where('subject_id', 'in', chunk))
+        .where((eb) => ofSubjects(eb, chunk))
         .where(collectedFor(purpose));
-      const rows = await this.#q(ctx)
+      return this.#q(ctx)
         .selectFrom(ranked.as('r'))
         .select(USABLE_COLUMNS)
         .where('newest', '<=', perSubject)
         .orderBy('subject_id')
         .orderBy('id')
         .execute();
-      for (const row of rows) out.push(usableOf(row));
-    }
-    return out;
+    });
   }
 
   /**
