@@ -35,6 +35,34 @@ const isoDate = () =>
       return !Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === s;
     }, 'is not a real calendar date');
 
+/** A host name a tag loads from ("www.googletagmanager.com"); it covers its subdomains too. */
+const domainName = () =>
+  z
+    .string()
+    .regex(
+      /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+      'must be a lower-case host name such as "www.googletagmanager.com" (no scheme, port or path)',
+    );
+/** A cookie name, or a pattern with "*" standing for any characters ("_ga*"). */
+const cookiePattern = () =>
+  z
+    .string()
+    .regex(
+      /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,200}$/,
+      'must be a cookie name such as "_ga", or a pattern with "*" such as "_ga_*"',
+    );
+
+/** The signals of Google Consent Mode v2 a purpose can grant (https://developers.google.com/tag-platform/security/concepts/consent-mode). */
+export const CONSENT_MODE_SIGNALS = [
+  'ad_storage',
+  'analytics_storage',
+  'ad_user_data',
+  'ad_personalization',
+  'functionality_storage',
+  'personalization_storage',
+] as const;
+export type ConsentModeSignal = (typeof CONSENT_MODE_SIGNALS)[number];
+
 /** How a purpose may be used for a person: no choice, until they object, or only once they agree. */
 export const CONSENT_MODES = ['required', 'opt_out', 'opt_in'] as const;
 export type ConsentMode = (typeof CONSENT_MODES)[number];
@@ -166,6 +194,12 @@ export const purposeSchema = z.strictObject({
   /** This purpose needs the full IP address; otherwise IP addresses are truncated when collected. */
   // `.optional()` after the default keeps purposes written in code (tests, fixtures) valid without it.
   full_ip_address: z.boolean().default(false).optional(),
+  /** The cookies this purpose sets in browsers; withdrawing it deletes them (docs/tracking.md). */
+  cookies: z.array(cookiePattern()).optional(),
+  /** Third-party hosts its tags use: /pledge.js holds every request to them until the purpose is allowed. */
+  domains: z.array(domainName()).optional(),
+  /** The Google Consent Mode signals granted while this purpose is allowed (all are denied by default). */
+  consent_mode: z.array(z.enum(CONSENT_MODE_SIGNALS)).optional(),
   /** The fideslang data use this purpose is (`essential.service`); `pledge check` knows the keys. */
   data_use: z
     .string()
@@ -276,6 +310,8 @@ export const recipientSchema = z
     transfer_mechanism: key().optional(),
     affiliate: key().optional(),
     consideration: z.enum(CONSIDERATIONS).default('none'),
+    /** Hosts its tags load from: held by /pledge.js until every purpose it serves that asks for a choice is allowed. */
+    domains: z.array(domainName()).optional(),
   })
   .superRefine((r, ctx) => oneDeclarationForm(r, ctx, 'purposes and categories'))
   // Everything downstream reads the two lists; in the declaration form they are its union.
@@ -313,6 +349,11 @@ export const systemSchema = z
     sources: z.array(key()).default([]),
     /** Fides' `system_type`, kept for the round trip with Fides. */
     system_type: text().optional(),
+    /**
+     * The keyless endpoints of the web (/pledge.js's choices, /api/v1/beacon, /b.gif) act as this
+     * system: they record and count only for its purposes and sources. At most one system is `web`.
+     */
+    web: z.boolean().optional(),
   })
   .superRefine((s, ctx) => oneDeclarationForm(s, ctx, 'purposes'))
   .transform((s) => ({ ...s, purposes: s.purposes ?? declarationsOf(s.declarations ?? []) }));
@@ -324,6 +365,48 @@ export const retentionRuleSchema = z.strictObject({
   reason: text().optional(),
 });
 
+const bannerPurposeTexts = z.strictObject({ name: text(), description: text() });
+
+/** The texts of the banner and its choices dialog in one language. */
+export const bannerTextsSchema = z.strictObject({
+  title: text(),
+  /** The banner's one paragraph; a link to the policy follows it. */
+  text: text(),
+  accept_all: text(),
+  reject_all: text(),
+  choose: text(),
+  save: text(),
+  /** The choices dialog's heading. */
+  dialog_title: text(),
+  /** Shown in the dialog beside a purpose that a Global Privacy Control signal turned off. */
+  gpc: text(),
+  /** The link to the policy. */
+  policy_link: text(),
+  /** Beside a purpose that is on until turned off (opt-out). */
+  on_until_off: text().optional(),
+  /** Purpose names and descriptions in this language (the manifest's own are the first language's). */
+  purposes: z.record(key(), bannerPurposeTexts).default({}),
+});
+export type BannerTexts = z.infer<typeof bannerTextsSchema>;
+
+export const bannerSchema = z.strictObject({
+  /** Ask again after this long; at most P13M, as European regulators recommend. */
+  ask_again: duration().default('P13M'),
+  /** The first-party cookie that holds the choice. */
+  cookie: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a cookie name of letters, digits, "-" or "_"')
+    .default('pledge_consent'),
+  /** Texts per language (BCP 47 primary tags: en, de, fr); the first is the fallback. */
+  languages: z
+    .record(
+      z.string().regex(/^[a-z]{2,3}$/, 'must be a language code such as "en" or "de"'),
+      bannerTextsSchema,
+    )
+    .refine((m) => Object.keys(m).length > 0, 'needs the texts of at least one language'),
+});
+export type Banner = z.infer<typeof bannerSchema>;
+
 export const choiceSchema = z.strictObject({
   key: key(),
   name: text(),
@@ -334,6 +417,8 @@ export const choiceSchema = z.strictObject({
   purposes: z.union([z.literal('all'), z.array(key()).min(1)]),
   /** Offers the "opt out of collection, use and distribution" switch. */
   global_opt_out: z.boolean().default(false),
+  /** For a `cookie_banner`: how /pledge.js asks, and its texts per language. */
+  banner: bannerSchema.optional(),
 });
 
 export const pledgeSchema = z.strictObject({

@@ -150,6 +150,17 @@ export interface Config {
   inboundSmtpHost: string;
   /** Soft bounces of one address before it is suppressed. */
   softBounceLimit: number;
+  /**
+   * PLEDGE_SITE_ORIGINS: the origins of the company's sites that embed /pledge.js
+   * (`https://www.example.com`); the banner's and beacons' POSTs accept CORS from these only.
+   */
+  siteOrigins: readonly string[];
+  /**
+   * PLEDGE_COUNTRY_HEADER: the request header a CDN puts the visitor's country in (`cf-ipcountry`),
+   * lower-cased. Absent, every visitor's jurisdiction is unknown, and gets the strictest mode. Set it
+   * only behind a CDN that overwrites the header: a visitor can send it too.
+   */
+  countryHeader: string | undefined;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -327,6 +338,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     problems.push(`PLEDGE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
 
   const host = overrides.host ?? env.HOST ?? '0.0.0.0';
+  const siteOrigins = siteOriginsOrProblem(env.PLEDGE_SITE_ORIGINS, problems);
+  const countryHeader = env.PLEDGE_COUNTRY_HEADER?.trim().toLowerCase() || undefined;
+  if (countryHeader !== undefined && !/^[a-z0-9-]{1,64}$/.test(countryHeader)) {
+    problems.push(
+      `PLEDGE_COUNTRY_HEADER must be a header name such as cf-ipcountry, got ${JSON.stringify(countryHeader)}`,
+    );
+  }
   const dataDir = path.resolve(overrides.dataDir ?? env.PLEDGE_DATA_DIR ?? './data');
   const manifestPath = path.resolve(overrides.manifest ?? env.PLEDGE_MANIFEST ?? DEFAULT_MANIFEST);
 
@@ -354,5 +372,37 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     inboundSmtpPort,
     inboundSmtpHost,
     softBounceLimit,
+    siteOrigins,
+    countryHeader,
   };
+}
+
+/**
+ * `PLEDGE_SITE_ORIGINS`: comma-separated origins (scheme, host and optional port, nothing else),
+ * kept in the form a browser's Origin header carries them.
+ */
+function siteOriginsOrProblem(value: string | undefined, problems: string[]): string[] {
+  const origins: string[] = [];
+  for (const raw of (value ?? '').split(',')) {
+    const entry = raw.trim();
+    if (entry === '') continue;
+    let u: URL | undefined;
+    try {
+      u = new URL(entry);
+    } catch {
+      u = undefined;
+    }
+    if (
+      u === undefined ||
+      !/^https?:$/.test(u.protocol) ||
+      u.origin !== entry.replace(/\/$/, '').toLowerCase()
+    ) {
+      problems.push(
+        `PLEDGE_SITE_ORIGINS must list origins such as https://www.example.com,https://shop.example.com (a scheme, a host and an optional port; no path), got "${entry}"`,
+      );
+      continue;
+    }
+    origins.push(u.origin);
+  }
+  return origins;
 }
