@@ -62,6 +62,7 @@ import { SubjectsRepository } from './vault/subjects.repository.js';
 import { Subjects } from './vault/subjects.service.js';
 import { registerVaultRoutes } from './vault/vault.routes.js';
 import { Vault } from './vault/vault.service.js';
+import { WebEndpoints } from './tracking/web.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -112,6 +113,8 @@ export interface App {
   inboundSmtp: InboundSmtpListener | undefined;
   /** Marketing campaigns and service notices, and the runner that sends them (docs/mail.md). */
   campaigns: CampaignService;
+  /** What the keyless endpoints of the web (banner, beacons) act as, and where visitors are. */
+  web: WebEndpoints;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -144,6 +147,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const manifestInForce = { manifest: active.manifest, versionId: active.version.id };
     // Every caller is a declared system, held to its purposes by this one gate.
     const systems = new SystemGate(manifestInForce);
+    // The banner's and beacons' endpoints have no key: they act as the manifest's web system.
+    const web = new WebEndpoints(manifestInForce, {
+      siteOrigins: config.siteOrigins,
+      countryHeader: config.countryHeader,
+    });
     const apiKeys = new ApiKeyService({
       keys: new ApiKeyRepository(db),
       systems: () => active.manifest.systems.map((s) => s.key),
@@ -377,6 +385,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       mailEvents,
       inboundSmtp,
       campaigns: campaigns.service,
+      web,
       close: () =>
         (closed ??= (async () => {
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes
