@@ -1,6 +1,6 @@
 /**
  * One key per job: each use of a secret (the blind index, link tokens, webhook signatures, consent
- * evidence, Message-IDs) has its own versioned key material in the keyring, so each rotates on its
+ * evidence, Message-IDs, banner receipts, beacons) has its own versioned key material in the keyring, so each rotates on its
  * own. Version 1 of every use is the index key itself, from which each use derives its key with its
  * own label, exactly as before uses had versions: every token, signature and seal made before them
  * still verifies and nothing stored changes. A rotation adds version N+1 from fresh random bytes.
@@ -8,7 +8,17 @@
 import { PledgeError } from '../platform/errors.js';
 
 /** The uses of a secret that have their own keys (`pledge keys rotate --use USE`). */
-export const KEY_USES = ['index', 'links', 'webhooks', 'evidence', 'message_id'] as const;
+export const KEY_USES = [
+  'index',
+  'links',
+  'webhooks',
+  'evidence',
+  'message_id',
+  /** Signs the receipts of banner choices that beacons carry (src/tracking/consent-receipt.ts). */
+  'banner_receipts',
+  /** Keyed hashes of visitors and the seal of raw beacon events (src/tracking/). */
+  'beacons',
+] as const;
 
 /** A use of a secret. */
 export type KeyUse = (typeof KEY_USES)[number];
