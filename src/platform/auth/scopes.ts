@@ -11,6 +11,7 @@ export const SCOPES = [
   'consent:write',
   'mail:send',
   'mail:events',
+  'analytics:read',
   'jobs:admin',
   'admin',
 ] as const;
@@ -29,6 +30,7 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'consent:write': "record and change people's consent decisions",
   'mail:send': 'create marketing campaigns and send them (every message passes the mail pipeline)',
   'mail:events': 'report delivery status notifications and complaints (bounces suppress addresses)',
+  'analytics:read': 'read the page-view and beacon aggregates (counts per day; never a visitor)',
   'jobs:admin': 'see the job queue (states, errors, ids; never payloads) and retry dead jobs',
   admin: 'everything, including API keys and data subject requests',
 };
