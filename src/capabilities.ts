@@ -13,6 +13,7 @@ import type { ConsentTables } from './consent/consent.tables.js';
 import type { WebhookTables } from './consent/webhooks.tables.js';
 import type { ManifestTables } from './manifest/manifest.tables.js';
 import type { ApiKeyTables } from './platform/auth/api-keys.tables.js';
+import type { BeaconTables } from './tracking/beacons.tables.js';
 import type { JobTables } from './platform/jobs/jobs.tables.js';
 import type { VaultTables } from './vault/vault.tables.js';
 import { campaignMigrations } from './comms/campaigns.migrations.js';
@@ -24,6 +25,7 @@ import { apiKeyMigrations } from './platform/auth/api-keys.migrations.js';
 import { collectMigrations, type NamedMigration } from './platform/db/migrations.js';
 import { jobMigrations } from './platform/jobs/jobs.migrations.js';
 import { vaultMigrations } from './vault/vault.migrations.js';
+import { beaconMigrations } from './tracking/beacons.migrations.js';
 
 /** A capability as the migrator sees it: a name (for messages) and its migrations. */
 export interface CapabilitySchema {
@@ -42,6 +44,7 @@ export const CAPABILITIES: readonly CapabilitySchema[] = [
   { name: 'suppression', migrations: suppressionMigrations },
   { name: 'webhooks', migrations: webhookMigrations },
   { name: 'campaigns', migrations: campaignMigrations },
+  { name: 'beacons', migrations: beaconMigrations },
 ];
 
 /** All of the main database's migrations, in the order they run. */
@@ -61,4 +64,5 @@ export type Tables = ManifestTables &
   ConsentTables &
   WebhookTables &
   SuppressionTables &
-  CampaignTables;
+  CampaignTables &
+  BeaconTables;
