@@ -77,6 +77,8 @@ export interface AppOptions {
    * built-in TestCardProcessor tokenizes cards (for development only).
    */
   processors?: Record<string, CardProcessor>;
+  /** Routes the caller adds before the server is ready (`pledge serve --example-site`). */
+  extraRoutes?: (http: FastifyInstance) => void | Promise<void>;
 }
 
 /** A built application: the HTTP server and the parts a caller may need. */
@@ -335,6 +337,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerJobRoutes(http, { queue: jobs, auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
+    await options.extraRoutes?.(http);
     await http.ready();
 
     const retention =

@@ -22,48 +22,71 @@ export function registerServeCommand(program: Command): void {
       '--data-dir <dir>',
       'where the SQLite database and keys live (default $PLEDGE_DATA_DIR or ./data)',
     )
-    .action(async (opts: { port?: string; host?: string; manifest?: string; dataDir?: string }) => {
-      let config;
-      try {
-        config = loadConfig(process.env, opts);
-      } catch (err) {
-        if (err instanceof ConfigError) {
-          process.stderr.write(`pledge serve: the configuration has ${err.problems.length} problem(s):\n`);
-          for (const p of err.problems) process.stderr.write(`  - ${p}\n`);
-          process.exitCode = 1;
-          return;
+    .option(
+      '--example-site',
+      "also serve the test site of examples/site/ under /example-site/, embedding this server's /pledge.js",
+    )
+    .action(
+      async (opts: {
+        port?: string;
+        host?: string;
+        manifest?: string;
+        dataDir?: string;
+        exampleSite?: boolean;
+      }) => {
+        let config;
+        try {
+          config = loadConfig(process.env, opts);
+        } catch (err) {
+          if (err instanceof ConfigError) {
+            process.stderr.write(`pledge serve: the configuration has ${err.problems.length} problem(s):\n`);
+            for (const p of err.problems) process.stderr.write(`  - ${p}\n`);
+            process.exitCode = 1;
+            return;
+          }
+          throw err;
         }
-        throw err;
-      }
-      // Loaded here, not at the top: `pledge check` should not pay for the HTTP stack's start-up.
-      const { createApp } = await import('../app.js');
-      let app;
-      try {
-        app = await createApp(config);
-      } catch (err) {
-        if (err instanceof PledgeError && err.expose) {
-          process.stderr.write(`pledge serve: ${err.message}\n`);
-          process.exitCode = 1;
-          return;
+        // Loaded here, not at the top: `pledge check` should not pay for the HTTP stack's start-up.
+        const { createApp } = await import('../app.js');
+        let app;
+        try {
+          const publicUrl = config.publicUrl;
+          app = await createApp(
+            config,
+            opts.exampleSite === true
+              ? {
+                  extraRoutes: async (http) => {
+                    const { registerExampleSite } = await import('./example-site.js');
+                    await registerExampleSite(http, { pledgeOrigin: publicUrl });
+                  },
+                }
+              : {},
+          );
+        } catch (err) {
+          if (err instanceof PledgeError && err.expose) {
+            process.stderr.write(`pledge serve: ${err.message}\n`);
+            process.exitCode = 1;
+            return;
+          }
+          throw err;
         }
-        throw err;
-      }
-      const address = await app.http.listen({ port: config.port, host: config.host });
-      app.http.log.info(
-        { url: address, policyVersion: app.active.manifest.policy.version, database: app.database.dialect },
-        'pledge is serving',
-      );
-      const stop = (signal: string) => {
-        app.http.log.info({ signal }, 'shutting down');
-        app.close().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            app.http.log.error({ err }, 'shutdown failed');
-            process.exit(1);
-          },
+        const address = await app.http.listen({ port: config.port, host: config.host });
+        app.http.log.info(
+          { url: address, policyVersion: app.active.manifest.policy.version, database: app.database.dialect },
+          'pledge is serving',
         );
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+        const stop = (signal: string) => {
+          app.http.log.info({ signal }, 'shutting down');
+          app.close().then(
+            () => process.exit(0),
+            (err: unknown) => {
+              app.http.log.error({ err }, 'shutdown failed');
+              process.exit(1);
+            },
+          );
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      },
+    );
 }
