@@ -40,4 +40,15 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  {
+    // The browser script is typed against the DOM by its own tsconfig, which tsconfig.json excludes.
+    files: ['src/tracking/client/**/*.ts'],
+    languageOptions: {
+      parserOptions: {
+        projectService: false,
+        project: './tsconfig.client.json',
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+  },
 );
