@@ -14,6 +14,7 @@ import type { WebhookTables } from './consent/webhooks.tables.js';
 import type { ManifestTables } from './manifest/manifest.tables.js';
 import type { ApiKeyTables } from './platform/auth/api-keys.tables.js';
 import type { BeaconTables } from './tracking/beacons.tables.js';
+import type { AnalyticsTables } from './tracking/analytics.tables.js';
 import type { JobTables } from './platform/jobs/jobs.tables.js';
 import type { VaultTables } from './vault/vault.tables.js';
 import { campaignMigrations } from './comms/campaigns.migrations.js';
@@ -26,6 +27,7 @@ import { collectMigrations, type NamedMigration } from './platform/db/migrations
 import { jobMigrations } from './platform/jobs/jobs.migrations.js';
 import { vaultMigrations } from './vault/vault.migrations.js';
 import { beaconMigrations } from './tracking/beacons.migrations.js';
+import { analyticsMigrations } from './tracking/analytics.migrations.js';
 
 /** A capability as the migrator sees it: a name (for messages) and its migrations. */
 export interface CapabilitySchema {
@@ -45,6 +47,7 @@ export const CAPABILITIES: readonly CapabilitySchema[] = [
   { name: 'webhooks', migrations: webhookMigrations },
   { name: 'campaigns', migrations: campaignMigrations },
   { name: 'beacons', migrations: beaconMigrations },
+  { name: 'analytics', migrations: analyticsMigrations },
 ];
 
 /** All of the main database's migrations, in the order they run. */
@@ -65,4 +68,5 @@ export type Tables = ManifestTables &
   WebhookTables &
   SuppressionTables &
   CampaignTables &
-  BeaconTables;
+  BeaconTables &
+  AnalyticsTables;
