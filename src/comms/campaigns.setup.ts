@@ -23,7 +23,7 @@ import {
 } from './campaigns.service.js';
 import type { DkimKeys } from './dkim.js';
 import { mailSettingsOf } from './mail.settings.js';
-import { MessagePipeline } from './message.pipeline.js';
+import { MessagePipeline, type MessageExtras } from './message.pipeline.js';
 import type { SuppressionService } from './suppression.service.js';
 import type { UseKeys } from '../vault/use-keys.js';
 
@@ -48,6 +48,8 @@ export interface CampaignsSetupDeps {
   /** The DKIM keys (loadDkimKeys), checked at boot; absent: campaigns refuse to start. */
   dkim: DkimKeys | undefined;
   log: RunnerLogger;
+  /** What marketing messages carry besides their template (the open pixel of src/tracking/). */
+  extras?: MessageExtras | undefined;
 }
 
 /** The campaign service with what `serve` starts and stops. */
@@ -78,6 +80,7 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
     returnTokenSecret: deps.returnTokenSecret,
     settings,
     dkim,
+    extras: deps.extras,
   });
   const service = new CampaignService({
     db: deps.db,

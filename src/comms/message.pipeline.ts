@@ -9,7 +9,7 @@
  *    person; an erased or unknown subject gets nothing, service mail included;
  * 3. marketing: the suppression list, one query for the batch (skip `suppressed`);
  * 4. the templates (compiled once per campaign) rendered, the mandatory footer added to text and
- *    HTML;
+ *    HTML, and (marketing) the extras' HTML for those who allowed it (the e-mail open pixel);
  * 5. the List-Unsubscribe, List-Unsubscribe-Post and List-Id headers (marketing), the signed return
  *    token (return-tokens.ts) in the Message-ID and the VERP return path, and the DKIM signatures.
  *
@@ -87,6 +87,22 @@ export interface MessagePipelineDeps {
   settings: MailSettings;
   /** Absent: messages leave unsigned (service mail only; campaigns refuse to start without). */
   dkim: DkimKeys | undefined;
+  /** What marketing messages may carry besides their template (the open pixel); absent: nothing. */
+  extras?: MessageExtras | undefined;
+}
+
+/**
+ * HTML a marketing message carries for its recipient besides the template and footer: the e-mail
+ * open pixel (src/tracking/mail-open.service.ts), which only people who allowed it get. Asked once
+ * per batch, for the people who are sent a message.
+ */
+export interface MessageExtras {
+  /** For each of `subjectIds`, in order: HTML to end the message's HTML part with, or `undefined`. */
+  htmlFor(
+    ctx: Context,
+    campaign: Pick<Campaign, 'id' | 'kind'>,
+    subjectIds: readonly string[],
+  ): Promise<Array<string | undefined>>;
 }
 
 /** Makes messages, a batch of recipients at a time. */
@@ -148,6 +164,9 @@ export class MessagePipeline {
           )
         : new Set<string>();
       const templates = await this.#compiled(campaign);
+      const extras = marketing
+        ? await this.#extrasFor(ctx, campaign, subjectIds, people, suppressed)
+        : undefined;
       for (let i = 0; i < subjectIds.length; i++) {
         const person = people[i];
         if (person === undefined) continue;
@@ -156,7 +175,8 @@ export class MessagePipeline {
           continue;
         }
         try {
-          out[i] = await this.#render(ctx, campaign, purpose, templates, subjectIds[i]!, person);
+          const extra = extras?.get(i);
+          out[i] = await this.#render(ctx, campaign, purpose, templates, subjectIds[i]!, person, extra);
         } catch (error) {
           out[i] = { kind: 'error', error };
         }
@@ -198,6 +218,31 @@ export class MessagePipeline {
     });
   }
 
+  /** The extra HTML of the people who are sent a message, by their index in the batch. */
+  async #extrasFor(
+    ctx: Context,
+    campaign: Campaign,
+    subjectIds: readonly string[],
+    people: ReadonlyArray<Person | undefined>,
+    suppressed: ReadonlySet<string>,
+  ): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    const extras = this.#deps.extras;
+    if (extras === undefined) return out;
+    const sent = people.flatMap((p, i) => (p === undefined || suppressed.has(p.address) ? [] : [i]));
+    if (sent.length === 0) return out;
+    const html = await extras.htmlFor(
+      ctx,
+      campaign,
+      sent.map((i) => subjectIds[i]!),
+    );
+    sent.forEach((i, n) => {
+      const h = html[n];
+      if (h !== undefined) out.set(i, h);
+    });
+    return out;
+  }
+
   /**
    * The use-gate reads of some subjects, in one batch; when the batch fails (a record that does not
    * decrypt fails the whole read), each subject is read alone, so only the one it concerns fails.
@@ -231,6 +276,7 @@ export class MessagePipeline {
     templates: CompiledTemplates,
     subjectId: string,
     person: Person,
+    extraHtml?: string,
   ): Promise<PreparedMessage> {
     const { settings } = this.#deps;
     const { address, fields } = person;
@@ -293,7 +339,10 @@ export class MessagePipeline {
       to: address,
       subject: templates.subject(fields),
       text: `${templates.text(fields).replace(/\s+$/, '')}\n${footer.text}`,
-      html: appendHtmlFooter(templates.html(fields), footer.html),
+      html: appendHtmlFooter(
+        templates.html(fields),
+        extraHtml === undefined ? footer.html : `${footer.html}\n${extraHtml}`,
+      ),
       messageId,
       date: now,
       headers,

@@ -125,16 +125,31 @@ export class BeaconsRepository {
   }
 
   /**
-   * Deletes up to `limit` events recorded before `before` (of one source when given); returns how
-   * many, so an expiry job can go on in batches until it deletes none.
+   * Deletes up to `limit` events recorded before `before` (of one source and purpose when given; not
+   * of the source and purpose pairs in `except`); returns how many, so an expiry job can go on in
+   * batches until it deletes none.
    */
   async deleteEventsBefore(
     ctx: Context,
     before: Date,
-    options: { source?: string; limit: number },
+    options: {
+      source?: string;
+      purpose?: string;
+      except?: ReadonlyArray<{ source: string; purpose: string }>;
+      limit: number;
+    },
   ): Promise<number> {
     let ids = this.#q(ctx).selectFrom('beacon_events').select('id').where('at', '<', before.toISOString());
     if (options.source !== undefined) ids = ids.where('source', '=', options.source);
+    if (options.purpose !== undefined) ids = ids.where('purpose', '=', options.purpose);
+    const except = options.except ?? [];
+    if (except.length > 0) {
+      ids = ids.where((eb) =>
+        eb.not(
+          eb.or(except.map((e) => eb.and([eb('source', '=', e.source), eb('purpose', '=', e.purpose)]))),
+        ),
+      );
+    }
     const result = await this.#q(ctx)
       .deleteFrom('beacon_events')
       .where('id', 'in', ids.orderBy('at').limit(options.limit))
