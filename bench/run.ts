@@ -4,7 +4,7 @@
  * report says which and shows its output); with `--strict`, also when a target is missed.
  *
  * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
- * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials`,
+ * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials|banner`,
  * `--strict`.
  */
 import { spawnSync } from 'node:child_process';
@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
+import { BANNER_BENCH_DEFAULTS, BANNER_BENCH_QUICK, runBannerBench } from './banner.bench.js';
 import { runCheckBench } from './check.bench.js';
 import {
   CREDENTIALS_BENCH_DEFAULTS,
@@ -135,6 +136,11 @@ async function main(): Promise<number> {
       key: 'credentials',
       title: 'Credential hashing per registration',
       run: () => runCredentialsBench(quick ? CREDENTIALS_BENCH_QUICK : CREDENTIALS_BENCH_DEFAULTS),
+    },
+    {
+      key: 'banner',
+      title: 'The banner: script size and main-thread time in Chromium',
+      run: () => runBannerBench(quick ? BANNER_BENCH_QUICK : BANNER_BENCH_DEFAULTS),
     },
   ];
   const selected = sections.filter((s) => values.only === undefined || s.key === values.only);

@@ -1,0 +1,383 @@
+/**
+ * The banner's cost to a site's visitors, beside the peers', each measured from its npm package in
+ * the same run:
+ * - Script size: gzip -9 and brotli 11 (node:zlib) of what a site loads. Pledge: /pledge.js as
+ *   buildBannerScript makes it for the example manifest in one language (JS, CSS and configuration
+ *   in one file); vanilla-cookieconsent 3.1 (its UMD JS and its CSS); Klaro 0.7 (klaro.js, CSS
+ *   inside); c15t's headless core (the `c15t` package's ESM build bundled with its dependencies by
+ *   esbuild for the browser, minified: the whole package, and what a site that imports only
+ *   getOrCreateConsentRuntime ships); Plausible's tracker (@plausible-analytics/tracker: umami's npm
+ *   package is the whole Next.js application, with no tracker to load on its own).
+ * - Main-thread time in Chromium: the same bare page with Pledge's banner, with
+ *   vanilla-cookieconsent's (a one-category banner, as Pledge's example asks one purpose) and with
+ *   none, loaded interleaved in fresh browser contexts; after the banner is visible and two frames
+ *   have been drawn, CDP `Performance.getMetrics` gives the page's TaskDuration (every task of the
+ *   renderer's main thread: parsing, script, style, layout, paint) and ScriptDuration. The bare
+ *   page's median is subtracted to leave each banner's own cost. Target: Pledge at most ×0.5 of
+ *   vanilla-cookieconsent's.
+ *
+ * Alone: `node --import tsx bench/banner.bench.ts [--quick]`; in the report: `npm run bench -- --only banner`.
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
+import * as esbuild from 'esbuild';
+import type { Browser, CDPSession, Page } from 'playwright-core';
+import { loadManifestFile } from '../src/manifest/manifest.loader.js';
+import { buildBannerScript } from '../src/tracking/banner.bundle.js';
+import { bannerConfigOf } from '../src/tracking/banner.config.js';
+import type { BannerConfig, BannerContext } from '../src/tracking/banner.contract.js';
+import { launchBrowser } from '../test/helpers/browser.js';
+import {
+  BenchFailure,
+  formatMs,
+  formatRatio,
+  formatTable,
+  formatTarget,
+  isMainModule,
+  ROOT,
+  runAlone,
+  summarize,
+  type BenchResult,
+} from './lib.js';
+
+/** How many loads of each page. */
+export interface BannerBenchOptions {
+  /** Timed loads of each page, interleaved. */
+  loads: number;
+  /** Untimed loads of each page first (the browser's caches, V8's code cache). */
+  warmup: number;
+}
+
+/** The figures of `npm run bench`. */
+export const BANNER_BENCH_DEFAULTS: BannerBenchOptions = { loads: 20, warmup: 3 };
+/** `--quick`: a few, to try the harness. */
+export const BANNER_BENCH_QUICK: BannerBenchOptions = { loads: 4, warmup: 1 };
+
+/** The main-thread target: Pledge's banner at most this times vanilla-cookieconsent's. */
+const MAIN_THREAD_TARGET = 0.5;
+
+const MODULES = path.join(ROOT, 'node_modules');
+
+const gzip = (b: Uint8Array | string) => gzipSync(b, { level: 9 }).length;
+const brotli = (b: Uint8Array | string) =>
+  brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length;
+
+function versionOf(pkg: string): string {
+  return (JSON.parse(readFileSync(path.join(MODULES, pkg, 'package.json'), 'utf8')) as { version: string })
+    .version;
+}
+
+/** The example's banner configuration, in English only, with choices sent to `origin`. */
+async function exampleConfig(origin: string): Promise<BannerConfig> {
+  const { manifest, problems } = await loadManifestFile(
+    path.join(ROOT, 'examples/example-online/pledge.yaml'),
+  );
+  if (manifest === undefined) throw new BenchFailure(`the example manifest: ${JSON.stringify(problems)}`);
+  const config = bannerConfigOf(manifest, { publicUrl: origin });
+  if (config === undefined) throw new BenchFailure('the example manifest has no cookie banner');
+  return { ...config, t: { en: config.t.en! } };
+}
+
+/** c15t bundled for the browser as a site's build would: `entry` imports from the package. */
+async function bundleC15t(entry: string): Promise<Uint8Array> {
+  const out = await esbuild.build({
+    stdin: { contents: entry, resolveDir: ROOT, loader: 'js' },
+    bundle: true,
+    write: false,
+    minify: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2020',
+    legalComments: 'none',
+    logLevel: 'silent',
+  });
+  return out.outputFiles[0]!.contents;
+}
+
+interface SizeRow {
+  name: string;
+  what: string;
+  files: Array<Uint8Array | string>;
+}
+
+async function measureSizes(): Promise<{ markdown: string; pledgeGzip: number; ccGzip: number }> {
+  const file = (p: string) => readFileSync(path.join(MODULES, p));
+  const pledge = await buildBannerScript(await exampleConfig('https://pledge.example-online.test'));
+  const rows: SizeRow[] = [
+    {
+      name: 'Pledge /pledge.js',
+      what: 'JS + CSS + the example configuration, en only',
+      files: [pledge.code],
+    },
+    {
+      name: `vanilla-cookieconsent ${versionOf('vanilla-cookieconsent')}`,
+      what: 'dist/cookieconsent.umd.js + dist/cookieconsent.css',
+      files: [
+        file('vanilla-cookieconsent/dist/cookieconsent.umd.js'),
+        file('vanilla-cookieconsent/dist/cookieconsent.css'),
+      ],
+    },
+    {
+      name: `Klaro ${versionOf('klaro')}`,
+      what: 'dist/klaro.js (CSS inside)',
+      files: [file('klaro/dist/klaro.js')],
+    },
+    {
+      name: `c15t ${versionOf('c15t')} headless core`,
+      what: 'dist/index.js + dependencies, esbuild-bundled and minified, whole package',
+      files: [await bundleC15t("export * from 'c15t';")],
+    },
+    {
+      name: `c15t ${versionOf('c15t')}, runtime only`,
+      what: 'the same, importing getOrCreateConsentRuntime alone',
+      files: [
+        await bundleC15t(
+          "import { getOrCreateConsentRuntime } from 'c15t'; window.c15t = getOrCreateConsentRuntime;",
+        ),
+      ],
+    },
+    {
+      name: `Plausible tracker ${versionOf('@plausible-analytics/tracker')}`,
+      what: '@plausible-analytics/tracker plausible.js (no consent)',
+      files: [file('@plausible-analytics/tracker/plausible.js')],
+    },
+  ];
+  const measured = rows.map((r) => ({
+    ...r,
+    raw: r.files.reduce((s, f) => s + (typeof f === 'string' ? Buffer.byteLength(f) : f.length), 0),
+    gz: r.files.reduce((s, f) => s + gzip(f), 0),
+    br: r.files.reduce((s, f) => s + brotli(f), 0),
+  }));
+  const pledgeGzip = measured[0]!.gz;
+  const ccGzip = measured[1]!.gz;
+  const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
+  const table = formatTable(
+    ['script', 'what a site loads', 'minified', 'gzip -9', 'brotli 11', 'Pledge ÷ it (gzip)'],
+    measured.map((m) => [m.name, m.what, kb(m.raw), kb(m.gz), kb(m.br), formatRatio(pledgeGzip, m.gz)]),
+  );
+  return {
+    markdown: [
+      table,
+      '',
+      'Each file compressed on its own (a site serves them as separate files), KB = 1024 bytes; measured from node_modules in this run.',
+    ].join('\n'),
+    pledgeGzip,
+    ccGzip,
+  };
+}
+
+/** The bare page every variant shares: a heading and two paragraphs. */
+function page(head: string, tail = ''): string {
+  return `<!doctype html><html lang="en"><head>${head}<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Bench</title></head><body><main><h1>Meetings from anywhere</h1><p>Example Online makes online meeting, webinar and remote support products.</p><p>This page stands for any page of a site.</p></main>${tail}</body></html>`;
+}
+
+/**
+ * vanilla-cookieconsent configured as Pledge's example asks: one optional category, three buttons.
+ * `hideFromBots: false`: it would otherwise show nothing to a headless (webdriver) browser.
+ */
+const CC_RUN = `CookieConsent.run({
+  hideFromBots: false,
+  categories: { necessary: { enabled: true, readOnly: true }, analytics: {} },
+  language: { default: 'en', translations: { en: {
+    consentModal: { title: 'Cookies and web beacons', description: 'We use cookies and web beacons to count visits and see how our sites are used, but only if you agree. You can change your mind at any time.', acceptAllBtn: 'Accept all', acceptNecessaryBtn: 'Reject all', showPreferencesBtn: 'Choose', footer: '<a href="/privacy">Privacy policy</a>' },
+    preferencesModal: { title: 'Your choices', acceptAllBtn: 'Accept all', acceptNecessaryBtn: 'Reject all', savePreferencesBtn: 'Save my choices', sections: [
+      { title: 'Measure how our sites are used', description: 'Count visits and interactions with our sites, with cookies and web beacons.', linkedCategory: 'analytics' }
+    ] }
+  } } }
+});`;
+
+interface Variant {
+  name: string;
+  path: string;
+  /** What is visible once the banner is shown; absent for the bare page. */
+  banner?: string;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'bare page', path: '/bare.html' },
+  { name: 'Pledge', path: '/pledge.html', banner: '.pl-banner' },
+  { name: 'vanilla-cookieconsent', path: '/cc.html', banner: '#cc-main .cm' },
+];
+
+/** A static server for the three pages and their scripts (and the banner's context, for Pledge). */
+async function startBenchSite(): Promise<{ origin: string; close: () => Promise<void> }> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const pledge = (await buildBannerScript(await exampleConfig(origin))).code;
+  // The answer /api/v1/banner/context gives a visitor in Germany: opt-in, so the banner shows.
+  const context: BannerContext = { jurisdiction: 'DE', modes: { 'site-analytics': 'opt_in' }, gpc: false };
+  const files: Record<string, [type: string, body: string | Buffer]> = {
+    '/bare.html': ['text/html', page('')],
+    '/pledge.html': ['text/html', page('<script src="/pledge.js"></script>')],
+    '/cc.html': [
+      'text/html',
+      page(
+        '<link rel="stylesheet" href="/cc/cookieconsent.css">',
+        `<script src="/cc/cookieconsent.umd.js"></script><script>${CC_RUN}</script>`,
+      ),
+    ],
+    '/pledge.js': ['text/javascript', pledge],
+    '/api/v1/banner/context': ['application/json', JSON.stringify(context)],
+    '/cc/cookieconsent.css': [
+      'text/css',
+      readFileSync(path.join(MODULES, 'vanilla-cookieconsent/dist/cookieconsent.css')),
+    ],
+    '/cc/cookieconsent.umd.js': [
+      'text/javascript',
+      readFileSync(path.join(MODULES, 'vanilla-cookieconsent/dist/cookieconsent.umd.js')),
+    ],
+  };
+  server.on('request', (req, res) => {
+    const f = files[new URL(req.url ?? '/', origin).pathname];
+    if (f === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    // Scripts cacheable as a CDN would serve them; pages and the context not.
+    const cache = f[0] === 'text/html' || f[0] === 'application/json' ? 'no-store' : 'public, max-age=3600';
+    res.writeHead(200, { 'content-type': `${f[0]}; charset=utf-8`, 'cache-control': cache }).end(f[1]);
+  });
+  return {
+    origin,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** One load: main-thread task and script time (ms) until the banner is drawn. */
+async function loadOnce(
+  browser: Browser,
+  url: string,
+  variant: Variant,
+): Promise<{ task: number; script: number }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  try {
+    const p: Page = await context.newPage();
+    const cdp: CDPSession = await context.newCDPSession(p);
+    await cdp.send('Performance.enable', { timeDomain: 'threadTicks' });
+    await p.goto(url, { waitUntil: 'load' });
+    // Polled in the page's own world, the same way for every variant: Playwright's waitForSelector
+    // would inject its selector engine into the page, whose compilation is main-thread time too.
+    await p.evaluate(
+      `new Promise((resolve) => {
+        const check = () => {
+          const el = document.querySelector(${JSON.stringify(variant.banner ?? 'main')});
+          if (el && el.checkVisibility()) requestAnimationFrame(() => requestAnimationFrame(resolve));
+          else requestAnimationFrame(check);
+        };
+        check();
+      })`,
+    );
+    const { metrics } = await cdp.send('Performance.getMetrics');
+    const get = (name: string) => metrics.find((m) => m.name === name)?.value ?? Number.NaN;
+    return { task: get('TaskDuration') * 1000, script: get('ScriptDuration') * 1000 };
+  } finally {
+    await context.close();
+  }
+}
+
+async function measureMainThread(
+  options: BannerBenchOptions,
+): Promise<{ markdown: string; pledge: number; cc: number }> {
+  const site = await startBenchSite();
+  const browser = await launchBrowser();
+  try {
+    const samples = new Map<string, { task: number[]; script: number[] }>(
+      VARIANTS.map((v) => [v.name, { task: [], script: [] }]),
+    );
+    for (let i = 0; i < options.warmup + options.loads; i++) {
+      // Interleaved, and the order turned each round, so that neither drift nor order favours one.
+      const order = VARIANTS.map((_, j) => VARIANTS[(i + j) % VARIANTS.length]!);
+      for (const v of order) {
+        const r = await loadOnce(browser, `${site.origin}${v.path}`, v);
+        if (i < options.warmup) continue;
+        samples.get(v.name)!.task.push(r.task);
+        samples.get(v.name)!.script.push(r.script);
+      }
+    }
+    const median = (name: string, k: 'task' | 'script') => summarize(samples.get(name)![k]).median;
+    const bareTask = median('bare page', 'task');
+    const bareScript = median('bare page', 'script');
+    const own = (name: string) => median(name, 'task') - bareTask;
+    const pledge = own('Pledge');
+    const cc = own('vanilla-cookieconsent');
+    const rows = VARIANTS.map((v) => {
+      const s = summarize(samples.get(v.name)!.task);
+      return [
+        v.name,
+        formatMs(s.median),
+        formatMs(s.p95),
+        formatMs(median(v.name, 'script')),
+        v.banner === undefined ? '' : formatMs(s.median - bareTask),
+        v.banner === undefined ? '' : formatMs(median(v.name, 'script') - bareScript),
+      ];
+    });
+    const table = formatTable(
+      [
+        'page',
+        'TaskDuration median',
+        'p95',
+        'ScriptDuration median',
+        "banner's own task time",
+        "banner's own script time",
+      ],
+      rows,
+    );
+    const target = {
+      label: `Pledge ≤ ×${MAIN_THREAD_TARGET} of vanilla-cookieconsent`,
+      met: pledge <= MAIN_THREAD_TARGET * cc,
+    };
+    return {
+      markdown: [
+        table,
+        '',
+        `Pledge's banner ÷ vanilla-cookieconsent's (own task time, medians): ${formatRatio(pledge, cc)}: ${formatTarget(target)}.`,
+        '',
+        `${options.loads} loads of each page (after ${options.warmup} untimed), interleaved, each in a fresh browser context (no cookie, so the banner shows) at 1280×800; ` +
+          "the time is CDP Performance.getMetrics' TaskDuration (all main-thread tasks of the page) read once the banner is visible and two frames drawn; " +
+          "a banner's own time is its page's median less the bare page's. The scripts come from one local static server; Pledge's context answer (a visitor in Germany) too.",
+      ].join('\n'),
+      pledge,
+      cc,
+    };
+  } finally {
+    await browser.close();
+    await site.close();
+  }
+}
+
+/** Runs both parts. */
+export async function runBannerBench(options: BannerBenchOptions): Promise<BenchResult> {
+  const sizes = await measureSizes();
+  const main = await measureMainThread(options);
+  const missed: string[] = [];
+  if (main.pledge > MAIN_THREAD_TARGET * main.cc) {
+    missed.push(
+      `banner main-thread time: Pledge ${formatMs(main.pledge)} vs vanilla-cookieconsent ${formatMs(main.cc)} (${formatRatio(main.pledge, main.cc)}; target ≤ ×${MAIN_THREAD_TARGET})`,
+    );
+  }
+  return {
+    title: 'The banner: script size and main-thread time',
+    markdown: [
+      '### Script size',
+      '',
+      sizes.markdown,
+      '',
+      '### Main-thread time in Chromium',
+      '',
+      main.markdown,
+    ].join('\n'),
+    missed,
+  };
+}
+
+if (isMainModule(import.meta.url)) {
+  await runAlone((quick) => runBannerBench(quick ? BANNER_BENCH_QUICK : BANNER_BENCH_DEFAULTS));
+}
