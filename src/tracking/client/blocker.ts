@@ -104,11 +104,8 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
     );
   };
   /** What attribute `a` of value `v` needs (a srcset names several URLs: any of them). */
-  const needs = (a: string, v: string): string[] => [
-    ...new Set(
-      (a === 'srcset' ? v.split(',').map((s) => s.trim().split(/\s/)[0]) : [v]).flatMap((u) => need(u) ?? []),
-    ),
-  ];
+  const needs = (a: string, v: string): string[] =>
+    (a === 'srcset' ? v.split(',').map((s) => s.trim().split(/\s/)[0]) : [v]).flatMap((u) => need(u) ?? []);
   /** Whether setting `a` to `v` on `e` is held (then it has been queued and must not be set). */
   const held = (e: Element, a: string, v: string): boolean => {
     if (!ATTRS[e.tagName]?.includes(a)) return false;
@@ -134,13 +131,14 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
   /** Takes the loading attributes off `e` (and holds tagged elements) as it enters the page. */
   const check = (e: Element): void => {
     const t = e.tagName;
-    const purposes = e.getAttribute('data-purpose');
-    if (purposes !== null && !seen.has(e)) {
+    const pu = e.getAttribute('data-purpose');
+    if (pu !== null && !seen.has(e)) {
+      const p = pu.trim().split(/\s+/);
       const src = e.getAttribute('data-src');
       if (t === 'SCRIPT' && (e as HTMLScriptElement).type === 'text/plain') {
         seen.add(e);
         hold({
-          p: purposes.split(/\s+/).filter(Boolean),
+          p,
           go: () =>
             run(() => {
               const s = D.createElement('script');
@@ -158,7 +156,7 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
       }
       if (t === 'IFRAME' && src !== null) {
         seen.add(e);
-        hold({ p: purposes.split(/\s+/).filter(Boolean), go: () => e.setAttribute('src', src) });
+        hold({ p, go: () => e.setAttribute('src', src) });
         return;
       }
     }
@@ -171,7 +169,7 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
       }
       const v = e.getAttribute(a);
       if (v === null || !needs(a, v).length) continue;
-      if (t === 'IFRAME' && e.isConnected) {
+      if ((t === 'IFRAME' || t === 'LINK') && e.isConnected) {
         // A connected iframe's navigation has begun: only taking it out of the page stops it.
         const c = e.cloneNode() as Element;
         RA.call(c, a);
@@ -203,21 +201,15 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
   };
   const sweep = (n: unknown): void => {
     if (n instanceof Element) check(n);
-    if (n instanceof Element || n instanceof DocumentFragment || n instanceof Document)
-      n.querySelectorAll(SEL).forEach(check);
+    (n as Partial<ParentNode> | null)?.querySelectorAll?.(SEL).forEach(check);
   };
 
   // Scripts: the setters and setAttribute.
-  for (const [C, as] of [
-    [HTMLScriptElement, ['src']],
-    [HTMLIFrameElement, ['src']],
-    [HTMLImageElement, ['src', 'srcset']],
-    [HTMLSourceElement, ['src', 'srcset']],
-    [HTMLLinkElement, ['href']],
-  ] as const) {
-    for (const a of as) {
-      const d = Object.getOwnPropertyDescriptor(C.prototype, a)!;
-      Object.defineProperty(C.prototype, a, {
+  for (const t in ATTRS) {
+    const pr = Object.getPrototypeOf(D.createElement(t)) as object;
+    for (const a of ATTRS[t]!) {
+      const d = Object.getOwnPropertyDescriptor(pr, a)!;
+      Object.defineProperty(pr, a, {
         ...d,
         set(this: Element, v: unknown) {
           if (!held(this, a, String(v))) d.set!.call(this, v);
@@ -250,7 +242,11 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
     const f = r[m]!;
     r[m] = function (this: Node, ...a: unknown[]) {
       a[i] = inert(i < 0 ? a.join('') : a[i]);
-      return f.apply(this, i < 0 ? [a[i]] : a);
+      const x = f.apply(this, i < 0 ? [a[i]] : a);
+      // Held now, in the order asked, rather than when the observer hears of them.
+      sweep(x);
+      sweep(this.parentNode ?? this);
+      return x;
     };
   };
   html(E, 'insertAdjacentHTML', 1);
@@ -262,7 +258,9 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
     Object.defineProperty(E, a, {
       ...d,
       set(this: Element, v: unknown) {
+        const p = this.parentNode;
         d.set!.call(this, inert(v));
+        sweep(a < 'o' ? this : p);
       },
     });
   }
@@ -275,14 +273,21 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
 
   // Requests.
   const F = window.fetch;
-  const why = (p: string[], u: unknown): TypeError =>
-    new TypeError(`blocked by pledge: ${new URL(String(u), D.baseURI).hostname} needs ${p.join(' ')}`);
   window.fetch = function (i: RequestInfo | URL, o?: RequestInit) {
     const u = i instanceof Request ? i.url : i;
     const p = need(u);
     if (!p) return F.call(window, i, o);
     return new Promise<Response>((res, rej) =>
-      hold({ p, go: () => res(F.call(window, i, o)), no: () => rej(why(p, u)) }),
+      hold({
+        p,
+        go: () => res(F.call(window, i, o)),
+        no: () =>
+          rej(
+            new TypeError(
+              `blocked by pledge: ${new URL(String(u), D.baseURI).hostname} needs ${p.join(' ')}`,
+            ),
+          ),
+      }),
     );
   };
   const X = XMLHttpRequest.prototype;
