@@ -63,6 +63,7 @@ import { Subjects } from './vault/subjects.service.js';
 import { registerVaultRoutes } from './vault/vault.routes.js';
 import { Vault } from './vault/vault.service.js';
 import { WebEndpoints } from './tracking/web.js';
+import { registerBannerRoutes } from './tracking/banner.routes.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -322,6 +323,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerCredentialRoutes(http, { credentials, auth });
     registerCollectRoutes(http, { collect, auth });
     registerConsentRoutes(http, { consent, auth, systems });
+    await registerBannerRoutes(http, {
+      web,
+      consent,
+      systems,
+      manifest: manifestInForce,
+      publicUrl: config.publicUrl,
+      receiptKeys: keyring.use('banner_receipts'),
+    });
     registerWebhookRoutes(http, { webhooks, auth });
     await registerConsentPages(http, {
       consent,

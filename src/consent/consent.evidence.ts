@@ -1,6 +1,8 @@
 /**
  * Evidence of how a choice was made (GDPR Art. 7(1): proof of consent), sealed before it rests: the
- * user agent, cut to 512 characters, and the IP address truncated (IPv4 /24, IPv6 /48), encrypted
+ * user agent, cut to 512 characters, the IP address truncated (IPv4 /24, IPv6 /48) and, for a
+ * choice made in the cookie banner, the language of the texts shown, the control used and whether
+ * the browser sent a Global Privacy Control signal, encrypted
  * with AES-256-GCM under a key derived from the keyring's `evidence` key and bound to its event.
  *
  * The evidence key rotates (`pledge keys rotate --use evidence`): a seal is written as
@@ -18,6 +20,12 @@ import { PledgeError } from '../platform/errors.js';
 export interface ConsentEvidence {
   userAgent?: string | undefined;
   ip?: string | undefined;
+  /** The language of the notice's texts the person read (the banner's `en`, `de` ...). */
+  language?: string | undefined;
+  /** The control the choice was made with (the banner's `accept_all`, `reject_all`, `choose` ...). */
+  control?: string | undefined;
+  /** Whether the browser sent a Global Privacy Control signal with the choice. */
+  gpc?: boolean | undefined;
 }
 
 const EVIDENCE_INFO = 'pledge consent evidence v1';
@@ -45,7 +53,10 @@ export class EvidenceSeal {
     if (evidence.userAgent !== undefined) kept.userAgent = evidence.userAgent.slice(0, 512);
     // Only the truncated address is kept: enough to show where a choice came from, not who.
     if (evidence.ip !== undefined) kept.ip = truncateIp(evidence.ip);
-    if (kept.userAgent === undefined && kept.ip === undefined) return undefined;
+    if (evidence.language !== undefined) kept.language = evidence.language.slice(0, 16);
+    if (evidence.control !== undefined) kept.control = evidence.control.slice(0, 32);
+    if (evidence.gpc !== undefined) kept.gpc = evidence.gpc;
+    if (Object.keys(kept).length === 0) return undefined;
     const { version, key } = this.#keys.current;
     return `k${version}:${seal(key, Buffer.from(JSON.stringify(kept)), aadOf(eventId)).toString('base64')}`;
   }

@@ -4,7 +4,13 @@
  * consent:read.
  */
 import type { ChoiceState } from './consent.decide.js';
-import type { BatchDecision, ConsentChange, ConsentEventView, PurposeChoiceView } from './consent.service.js';
+import type {
+  BatchDecision,
+  ConsentChange,
+  ConsentEvidence,
+  ConsentEventView,
+  PurposeChoiceView,
+} from './consent.service.js';
 
 /** A recorded change. */
 export function presentChange(c: ConsentChange): Record<string, unknown> {
@@ -58,8 +64,22 @@ export function presentEvent(e: ConsentEventView): Record<string, unknown> {
     policyVersionId: e.policyVersionId,
     jurisdiction: e.jurisdiction ?? null,
     at: e.at.toISOString(),
-    evidence: e.evidence ? { userAgent: e.evidence.userAgent ?? null, ip: e.evidence.ip ?? null } : null,
+    evidence: e.evidence ? presentEvidence(e.evidence) : null,
     mergedFrom: e.mergedFrom ?? null,
+  };
+}
+
+/**
+ * Evidence as proof of consent: user agent and truncated IP always (null when not given); the
+ * banner's language, control and GPC signal when the choice was made there.
+ */
+function presentEvidence(e: ConsentEvidence): Record<string, unknown> {
+  return {
+    userAgent: e.userAgent ?? null,
+    ip: e.ip ?? null,
+    ...(e.language !== undefined ? { language: e.language } : {}),
+    ...(e.control !== undefined ? { control: e.control } : {}),
+    ...(e.gpc !== undefined ? { gpc: e.gpc } : {}),
   };
 }
 

@@ -14,7 +14,9 @@ import {
   type Manifest,
   type Purpose,
 } from '../manifest/manifest.schema.js';
+import type { UseKeys } from '../vault/use-keys.js';
 import type { BannerConfig, BannerPurpose, BannerTextsOut } from './banner.contract.js';
+import { ConsentReceipts } from './consent-receipt.js';
 
 /** Options of {@link bannerConfigOf}. */
 export interface BannerConfigOptions {
@@ -41,6 +43,21 @@ export function askedPurposes(manifest: Manifest, choice: Choice): Purpose[] {
       (offered === undefined || offered.has(p.key)) &&
       Object.values(consentModes(p)).some((m) => m !== 'required'),
   );
+}
+
+/**
+ * The receipts of the manifest's banner (`keys`: `keyring.use('banner_receipts')`): good for as
+ * long as a choice is (ask_again). `undefined` without a banner: no choice, no receipt.
+ */
+export function bannerReceiptsOf(manifest: Manifest, keys: UseKeys): ConsentReceipts | undefined {
+  const choice = bannerChoiceOf(manifest);
+  if (choice === undefined) return undefined;
+  return new ConsentReceipts(keys, { maxAgeDays: askAgainDays(choice.banner) });
+}
+
+/** A banner's ask_again in whole days (what the script's cookie and the receipts live). */
+export function askAgainDays(banner: Banner): number {
+  return Math.max(1, Math.floor(durationDays(banner.ask_again)));
 }
 
 /** The banner's configuration, or `undefined` when the manifest has no cookie banner to show. */
@@ -86,7 +103,7 @@ export function bannerConfigOf(manifest: Manifest, options: BannerConfigOptions)
     o: origin,
     p: `${origin}/privacy`,
     n: choice.banner.cookie,
-    d: Math.floor(durationDays(choice.banner.ask_again)),
+    d: askAgainDays(choice.banner),
     u,
     h,
     ...(b !== undefined ? { b } : {}),

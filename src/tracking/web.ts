@@ -8,12 +8,12 @@
  * itself widens that: its jurisdiction comes from the CDN header the operator configured, never from
  * the body, and only the site origins the operator listed may call them from a page.
  */
-import cors from '@fastify/cors';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ManifestSource } from '../manifest/systems.gate.js';
 import type { System } from '../manifest/manifest.schema.js';
 import { createContext, type Context } from '../platform/context.js';
 import { ForbiddenError } from '../platform/errors.js';
+import type { RegisteredRoute } from '../platform/http/server.js';
 
 /** What the web endpoints are configured with (from Config). */
 export interface WebSettings {
@@ -37,6 +37,11 @@ export class WebEndpoints {
 
   get siteOrigins(): readonly string[] {
     return this.#settings.siteOrigins;
+  }
+
+  /** The configured country header's name (lower case), which answers that read it vary by. */
+  get countryHeader(): string | undefined {
+    return this.#settings.countryHeader;
   }
 
   /** The system the manifest marks `web: true`, if any. */
@@ -75,30 +80,89 @@ export class WebEndpoints {
   }
 }
 
+/** Every keyless route registered through {@link registerWebScope}, per server. */
+const WEB_ROUTES = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/**
+ * The routes registered through {@link registerWebScope} on `app` (their preflights included):
+ * keyless by design, so the walks over every route (test/http/routes.test.ts) hold them to the web
+ * endpoints' rules instead of to an API key's.
+ */
+export function webRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return WEB_ROUTES.get(app) ?? [];
+}
+
+const PREFLIGHT_METHODS = new Set(['GET', 'POST']);
+const PREFLIGHT_HEADERS = new Set(['content-type']);
+
 /**
  * Registers `routes` in a scope of their own where pages of the site origins may call them
- * cross-origin (CORS: only those origins, no credentials) and their answers may be embedded by
- * other origins (`Cross-Origin-Resource-Policy: cross-origin`: without it Chromium refuses the
- * script and the pixel on the company's sites). Every other route keeps `same-origin`.
+ * cross-origin (CORS: only those origins, no credentials, only a content-type header) and their
+ * answers may be embedded by other origins (`Cross-Origin-Resource-Policy: cross-origin`: without
+ * it Chromium refuses the script and the pixel on the company's sites). Every other route keeps
+ * `same-origin` and answers no preflight. May be called once per capability (banner, beacons).
+ *
+ * CORS is done here rather than by @fastify/cors: that plugin answers preflights through one
+ * `OPTIONS *` route, which a second scope cannot register again and which would have answered
+ * preflights for every path of the server. Here each route of the scope gets its own OPTIONS route.
  */
 export async function registerWebScope(
   app: FastifyInstance,
   web: WebEndpoints,
   routes: (scope: FastifyInstance) => void | Promise<void>,
 ): Promise<void> {
+  let registered = WEB_ROUTES.get(app);
+  if (registered === undefined) WEB_ROUTES.set(app, (registered = []));
+  const all = registered;
   await app.register(async (scope) => {
     const allowed = new Set(web.siteOrigins);
-    await scope.register(cors, {
-      origin: (origin, cb) => cb(null, origin !== undefined && allowed.has(origin)),
-      methods: ['GET', 'POST'],
-      allowedHeaders: ['content-type'],
-      credentials: false,
-      maxAge: 86_400,
+    const own: RegisteredRoute[] = [];
+    scope.addHook('onRoute', (route) => {
+      for (const method of [route.method].flat()) own.push({ method, url: route.url });
     });
-    scope.addHook('onRequest', (_request: FastifyRequest, reply: FastifyReply, done) => {
+    scope.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done) => {
       void reply.header('cross-origin-resource-policy', 'cross-origin');
+      // The answer depends on the Origin (Access-Control-Allow-Origin names it): caches must know.
+      void reply.header('vary', 'origin');
+      const origin = request.headers.origin;
+      if (origin !== undefined && allowed.has(origin))
+        void reply.header('access-control-allow-origin', origin);
       done();
     });
     await routes(scope);
+    const paths = new Set(own.filter((r) => PREFLIGHT_METHODS.has(r.method)).map((r) => r.url));
+    for (const url of paths) {
+      scope.options(url, { schema: { hide: true } }, (request, reply) => {
+        const origin = request.headers.origin;
+        const method = headerValue(request.headers['access-control-request-method'])?.toUpperCase();
+        const headers = (headerValue(request.headers['access-control-request-headers']) ?? '')
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter((h) => h !== '');
+        if (
+          origin === undefined ||
+          !allowed.has(origin) ||
+          method === undefined ||
+          !PREFLIGHT_METHODS.has(method) ||
+          !headers.every((h) => PREFLIGHT_HEADERS.has(h))
+        ) {
+          throw new ForbiddenError(
+            'web.preflight_refused',
+            'this origin may not call this endpoint from a page (only those in PLEDGE_SITE_ORIGINS, with GET or POST and a content-type header)',
+          );
+        }
+        return reply
+          .code(204)
+          .header('access-control-allow-methods', 'GET, POST')
+          .header('access-control-allow-headers', 'content-type')
+          .header('access-control-max-age', '86400')
+          .send();
+      });
+    }
+    all.push(...own);
   });
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
