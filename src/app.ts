@@ -63,6 +63,13 @@ import { Subjects } from './vault/subjects.service.js';
 import { registerVaultRoutes } from './vault/vault.routes.js';
 import { Vault } from './vault/vault.service.js';
 import { WebEndpoints } from './tracking/web.js';
+import { durationDays } from './manifest/duration.js';
+import { bannerChoiceOf } from './tracking/banner.config.js';
+import { BeaconsRepository } from './tracking/beacons.repository.js';
+import { registerBeaconRoutes } from './tracking/beacons.routes.js';
+import { BeaconSeal } from './tracking/beacons.seal.js';
+import { BeaconService } from './tracking/beacons.service.js';
+import { ConsentReceipts } from './tracking/consent-receipt.js';
 import { registerBannerRoutes } from './tracking/banner.routes.js';
 
 /** What {@link createApp} needs beyond the configuration. */
@@ -118,6 +125,8 @@ export interface App {
   campaigns: CampaignService;
   /** What the keyless endpoints of the web (banner, beacons) act as, and where visitors are. */
   web: WebEndpoints;
+  /** Page views and events people allowed (POST /api/v1/beacon, /b.gif), and e-mail opens. */
+  beacons: BeaconService;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -296,6 +305,25 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       log,
     });
 
+    // The banner's consent receipts, which beacons carry as proof of a choice; none without a banner.
+    const bannerChoice = bannerChoiceOf(active.manifest);
+    const receipts =
+      bannerChoice === undefined
+        ? undefined
+        : new ConsentReceipts(keyring.use('banner_receipts'), {
+            maxAgeDays: durationDays(bannerChoice.banner.ask_again),
+          });
+    const beaconsRepo = new BeaconsRepository(db);
+    const beaconSeal = new BeaconSeal(keyring.use('beacons'));
+    const beacons = new BeaconService({
+      db,
+      repo: beaconsRepo,
+      manifest: manifestInForce,
+      systems,
+      receipts,
+      seal: beaconSeal,
+    });
+
     await http.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -344,6 +372,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await registerMailEventsRoutes(http, { mailEvents, suppression, auth, systems });
     registerCampaignRoutes(http, { campaigns: campaigns.service, auth });
     registerJobRoutes(http, { queue: jobs, auth });
+    await registerBeaconRoutes(http, { beacons, web });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await options.extraRoutes?.(http);
@@ -398,6 +427,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       inboundSmtp,
       campaigns: campaigns.service,
       web,
+      beacons,
       close: () =>
         (closed ??= (async () => {
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes
@@ -409,6 +439,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           await campaigns.close();
           await jobs.stop();
           await vault.drain();
+          await beacons.drain();
           transport.close();
           await consent.stop();
           if (ownsKeystore) await openKeystoreDb.close();
