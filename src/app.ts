@@ -63,6 +63,7 @@ import { Subjects } from './vault/subjects.service.js';
 import { registerVaultRoutes } from './vault/vault.routes.js';
 import { Vault } from './vault/vault.service.js';
 import { WebEndpoints } from './tracking/web.js';
+import { createAnalytics, type Analytics } from './tracking/analytics.setup.js';
 import { durationDays } from './manifest/duration.js';
 import { bannerChoiceOf } from './tracking/banner.config.js';
 import { BeaconsRepository } from './tracking/beacons.repository.js';
@@ -127,6 +128,8 @@ export interface App {
   web: WebEndpoints;
   /** Page views and events people allowed (POST /api/v1/beacon, /b.gif), and e-mail opens. */
   beacons: BeaconService;
+  /** The beacons' daily aggregates (GET /api/v1/analytics), their jobs, and the e-mail open pixel. */
+  analytics: Analytics;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -303,6 +306,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       returnTokenSecret: keyring.use('message_id'),
       dkim,
       log,
+      // The open pixel, for those who allowed it; asked only when messages are made, after start.
+      extras: { htmlFor: (c, campaign, ids) => analytics.mailOpens.htmlFor(c, campaign, ids) },
     });
 
     // The banner's consent receipts, which beacons carry as proof of a choice; none without a banner.
@@ -322,6 +327,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       systems,
       receipts,
       seal: beaconSeal,
+    });
+    const analytics = createAnalytics({
+      db,
+      queue: jobs,
+      manifest: manifestInForce,
+      beaconsRepo,
+      seal: beaconSeal,
+      beacons,
+      consent,
+      beaconKeys: keyring.use('beacons'),
+      publicUrl: mailSettings.publicUrl,
+      log,
     });
 
     await http.register(swagger, {
@@ -372,7 +389,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await registerMailEventsRoutes(http, { mailEvents, suppression, auth, systems });
     registerCampaignRoutes(http, { campaigns: campaigns.service, auth });
     registerJobRoutes(http, { queue: jobs, auth });
-    await registerBeaconRoutes(http, { beacons, web });
+    await registerBeaconRoutes(http, { beacons, web, mailOpen: analytics.mailOpen });
+    analytics.registerRoutes(http, { auth, systems });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await options.extraRoutes?.(http);
@@ -399,6 +417,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         : undefined;
     await inboundSmtp?.listen();
     await campaigns.start(ctx);
+    // The current hour's roll-up, salts and expiry (each run queues the next hour's).
+    await analytics.start(ctx);
     // Every job type is defined by now. Without a mail server, campaign sends wait for an instance
     // that has one.
     jobs.start({ skip: transport.enabled ? [] : [SEND_JOB] });
@@ -428,6 +448,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       campaigns: campaigns.service,
       web,
       beacons,
+      analytics,
       close: () =>
         (closed ??= (async () => {
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes

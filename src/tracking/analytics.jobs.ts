@@ -64,7 +64,13 @@ export function defineBeaconJobs(
       type: ROLLUP_JOB,
       run: async (ctx, signal) => {
         const days = await deps.analytics.rollUpRecent(ctx, signal);
-        return { days: days.map((d) => d.day), events: days.reduce((n, d) => n + d.events, 0) };
+        const unreadable = days.reduce((n, d) => n + d.unreadable, 0);
+        return {
+          days: days.map((d) => d.day),
+          events: days.reduce((n, d) => n + d.events, 0),
+          // Fields that no longer open: a beacons key version left the keyring, or rows were altered.
+          ...(unreadable > 0 ? { unreadable } : {}),
+        };
       },
     },
     {

@@ -97,6 +97,8 @@ export interface AnalyticsResult {
 export interface RollUpResult {
   day: string;
   events: number;
+  /** Events whose sealed fields did not open (counted without them). */
+  unreadable: number;
   rows: number;
 }
 
@@ -136,27 +138,33 @@ export class AnalyticsService {
 
   /**
    * Rolls up one day: reads its events (in pages), counts them, and replaces the day's aggregates in
-   * one transaction. Idempotent: the same events give the same rows. Throws when an event's seal does
-   * not open (its key version is gone): the job retries, and says why.
+   * one transaction. Idempotent: the same events give the same rows. An event whose seal does not
+   * open (its key version is gone, the row was altered) still counts in the totals, without its
+   * fields, and is counted in `unreadable`: one bad row must not stop a day's numbers.
    */
   async rollUpDay(ctx: Context, day: string, signal?: AbortSignal): Promise<RollUpResult> {
     const counter = new DayCounter();
     let afterId: string | undefined;
     let events = 0;
+    let unreadable = 0;
     for (;;) {
       signal?.throwIfAborted();
       const page = await this.#deps.events.eventsOfDay(ctx, day, {
         limit: PAGE,
         ...(afterId !== undefined ? { afterId } : {}),
       });
-      for (const e of page) counter.add(e, this.#fieldsOf(e));
+      for (const e of page) {
+        const fields = this.#fieldsOf(e);
+        if (fields === undefined) unreadable++;
+        counter.add(e, fields ?? {});
+      }
       events += page.length;
       if (page.length < PAGE) break;
       afterId = page[page.length - 1]?.id;
     }
     const rows = counter.rows(day);
     await this.#deps.db.transaction(ctx, (tctx) => this.#deps.repo.replaceDay(tctx, day, rows));
-    return { day, events, rows: rows.length };
+    return { day, events, unreadable, rows: rows.length };
   }
 
   /**
@@ -257,8 +265,12 @@ export class AnalyticsService {
     return { query, days: [...byDay.values()] };
   }
 
-  #fieldsOf(e: BeaconEventRow): BeaconFields {
-    return this.#deps.seal.open(e.id, e.sealed);
+  #fieldsOf(e: BeaconEventRow): BeaconFields | undefined {
+    try {
+      return this.#deps.seal.open(e.id, e.sealed);
+    } catch {
+      return undefined;
+    }
   }
 }
 

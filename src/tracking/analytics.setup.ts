@@ -18,6 +18,7 @@ import { registerAnalyticsRoutes } from './analytics.routes.js';
 import { AnalyticsService } from './analytics.service.js';
 import type { BeaconsRepository } from './beacons.repository.js';
 import type { BeaconSeal } from './beacons.seal.js';
+import type { MailOpenHandler } from './beacons.routes.js';
 import type { BeaconService } from './beacons.service.js';
 import { BeaconExpiry } from './expiry.service.js';
 import { MailOpens } from './mail-open.service.js';
@@ -33,8 +34,8 @@ export interface AnalyticsSetupDeps {
   beaconsRepo: BeaconsRepository;
   /** Opens the events' sealed fields. */
   seal: BeaconSeal;
-  /** Records e-mail opens (asked only when a pixel is fetched). */
-  beacons: () => Pick<BeaconService, 'recordMailOpen'>;
+  /** Records e-mail opens. */
+  beacons: Pick<BeaconService, 'recordMailOpen'>;
   consent: Pick<ConsentService, 'decide' | 'decideMany'>;
   /** The keyring's `beacons` use: the mail-open tokens' key is derived from it. */
   beaconKeys: UseKeys;
@@ -48,6 +49,8 @@ export interface Analytics {
   mailOpens: MailOpens;
   salts: SaltRotation;
   expiry: BeaconExpiry;
+  /** The handler of `/b.gif?m=TOKEN` (the beacon routes' `mailOpen`). */
+  mailOpen: MailOpenHandler;
   /** Registers `GET /api/v1/analytics`. */
   registerRoutes(app: FastifyInstance, deps: { auth: AuthHook; systems: SystemGate }): void;
   /** Enqueues the current slot of the recurring jobs (at start; once per slot across instances). */
@@ -69,7 +72,7 @@ export function createAnalytics(deps: AnalyticsSetupDeps): Analytics {
   const mailOpens = new MailOpens({
     tokens: new MailOpenTokens(deps.beaconKeys),
     consent: deps.consent,
-    beacons: { recordMailOpen: (ctx, input) => deps.beacons().recordMailOpen(ctx, input) },
+    beacons: deps.beacons,
     manifest: deps.manifest,
     publicUrl: deps.publicUrl,
   });
@@ -78,6 +81,9 @@ export function createAnalytics(deps: AnalyticsSetupDeps): Analytics {
     mailOpens,
     salts,
     expiry,
+    mailOpen: async (ctx, request, token) => {
+      await mailOpens.open(ctx, token, request.headers['user-agent']);
+    },
     registerRoutes: (app, r) =>
       registerAnalyticsRoutes(app, { analytics: service, auth: r.auth, systems: r.systems }),
     start: (ctx) => jobs.schedule(ctx),
