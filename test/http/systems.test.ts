@@ -2,7 +2,8 @@
  * Systems bound to purposes (issue 12, finding 1): every caller is a declared system, a key of a
  * system reads, decides, sends and collects only for that system's purposes and sources, and an
  * operator key (bound to no system, or made before keys had systems) acts for no person. The walk
- * over the registered routes makes a new route that forgets the check fail here.
+ * over the registered routes makes a new route that forgets the check fail here. The keyless web
+ * endpoints (webRoutes) take no key: they act as the manifest's web system whatever key is sent.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import { ApiKeyRepository } from '../../src/platform/auth/api-keys.repository.js
 import { MANAGEMENT_SCOPES, SCOPES } from '../../src/platform/auth/scopes.js';
 import { createContext } from '../../src/platform/context.js';
 import { registeredRoutes } from '../../src/platform/http/server.js';
+import { webRoutes } from '../../src/tracking/web.js';
 import { openCollectApp, type CollectTestApp } from '../collect/collect-app.js';
 import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { randomEmail } from '../helpers/vault.js';
@@ -245,8 +247,13 @@ for (const dialect of DIALECTS) {
         expiresAt: undefined,
       });
       const legacy = `pledge_${legacyId}_${legacySecret}`;
+      // The keyless web endpoints believe no key (tested below): not walked here.
+      const web = webRoutes(t.app.http);
       const routes = registeredRoutes(t.app.http).filter(
-        (r) => r.url.startsWith('/api/v1') && r.method !== 'HEAD',
+        (r) =>
+          r.url.startsWith('/api/v1') &&
+          r.method !== 'HEAD' &&
+          !web.some((w) => w.method === r.method && w.url === r.url),
       );
       assert.ok(routes.length > 15, `the walk sees the API (${routes.length} routes)`);
       let refusedCount = 0;
@@ -285,6 +292,43 @@ for (const dialect of DIALECTS) {
       assert.equal(read.statusCode, 200, read.body);
       const other = await call('GET', `/api/v1/subjects/${subject}/data?purpose=legal-compliance`, legacy);
       assert.equal(other.json<ErrorBody>().error.code, 'auth.purpose_not_allowed');
+    });
+
+    test('the keyless web routes act as the web system: a key sent to them widens nothing', async () => {
+      const operator = await keyOf(undefined, [...MANAGEMENT_SCOPES]);
+      const all = await keyOf('test-all', [...SCOPES]);
+      const routes = webRoutes(t.app.http).filter((r) => r.method === 'POST');
+      assert.ok(
+        routes.some((r) => r.url === '/api/v1/banner/choices'),
+        'the banner choices are walked',
+      );
+      for (const route of routes) {
+        for (const key of [operator, all]) {
+          const res = await call(route.method, route.url, key, {});
+          const where = `${route.method} ${route.url}`;
+          assert.notEqual(res.statusCode, 401, `${where}: ${res.body}`);
+          if (res.statusCode >= 400)
+            assert.doesNotMatch(
+              res.json<ErrorBody>().error.code,
+              /^auth\.(system_required|key_|scope_)/,
+              where,
+            );
+        }
+      }
+      // A key that may do everything does not let the banner record a purpose the web system does
+      // not serve: the banner asks only about its own, and anything else is refused.
+      const config = (await t.app.http.inject({ url: '/pledge.js' })).body;
+      const notice = /"v":"([A-Za-z0-9_-]+)"/.exec(config)?.[1] ?? '';
+      const res = await call('POST', '/api/v1/banner/choices', all, {
+        browser: 'b'.repeat(22),
+        notice,
+        language: 'en',
+        control: 'accept_all',
+        gpc: false,
+        choices: { 'site-analytics': true, 'provide-service': true },
+      });
+      assert.equal(res.statusCode, 400, res.body);
+      assert.equal(res.json<ErrorBody>().error.code, 'banner.purpose_not_offered');
     });
 
     test('keys are made for declared systems only, and data scopes need one', async () => {
