@@ -368,6 +368,24 @@ describe('the blocking engine in Chromium', () => {
     }
   });
 
+  test('an inline script tagged with the purpose of a held library runs after it, once allowed', async () => {
+    const tp = await startThirdParty();
+    try {
+      const page = await open(tp, [['tags.localhost', ['analytics']]], {
+        body:
+          `<script src="${tp.url('/s/lib.js')}"></script>` +
+          `<script type="text/plain" data-purpose="analytics">(window.__ran = window.__ran || []).push('init after ' + window.__ran.join())</script>`,
+      });
+      assert.deepEqual((await page.evaluate<PageState>(STATE)).ran, []);
+      await update(page, ['analytics'], true);
+      await page.waitForFunction(`(window.__ran || []).length === 2`);
+      assert.deepEqual((await page.evaluate<PageState>(STATE)).ran, ['lib', 'init after lib']);
+      await page.context().close();
+    } finally {
+      await tp.close();
+    }
+  });
+
   test('the page itself, relative URLs and undeclared hosts are never held; a host covers its subdomains only', async () => {
     const tp = await startThirdParty();
     try {
