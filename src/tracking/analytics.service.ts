@@ -32,6 +32,8 @@ export const MAX_RANGE_DAYS = 366;
 export const MAX_TOP = 100;
 /** How far back a roll-up catches up on days it missed (the server was down). */
 const CATCH_UP_DAYS = 31;
+/** How long after midnight yesterday is still rolled up again. */
+const SETTLE_MS = 2 * 3_600_000;
 /** Events read per page of a day. */
 const PAGE = 5000;
 const DAY_MS = 86_400_000;
@@ -162,20 +164,26 @@ export class AnalyticsService {
       if (page.length < PAGE) break;
       afterId = page[page.length - 1]?.id;
     }
+    // Every purpose that has aggregates gets its all-sites totals, zero on a quiet day: the day is
+    // then known to be rolled up (the catch-up starts after it).
+    for (const purpose of this.purposes()) counter.touch(purpose);
     const rows = counter.rows(day);
     await this.#deps.db.transaction(ctx, (tctx) => this.#deps.repo.replaceDay(tctx, day, rows));
     return { day, events, unreadable, rows: rows.length };
   }
 
   /**
-   * Rolls up today so far and every day since the last one rolled up (yesterday at least, which is
-   * complete once today has begun), at most {@link CATCH_UP_DAYS} back.
+   * Rolls up today so far, and every earlier day since the last one rolled up (at most {@link
+   * CATCH_UP_DAYS} back): the first run after midnight completes yesterday. Yesterday is rolled up
+   * again during the first {@link SETTLE_MS} of today too, for beacons that were committed just
+   * after midnight; later runs read today's events only.
    */
   async rollUpRecent(ctx: Context, signal?: AbortSignal): Promise<RollUpResult[]> {
-    const today = dayOf(ctx.clock.now());
+    const now = ctx.clock.now();
+    const today = dayOf(now);
     const latest = await this.#deps.repo.latestDay(ctx);
     const earliest = addDays(today, -CATCH_UP_DAYS);
-    let from = addDays(today, -1);
+    let from = now.getTime() - Date.parse(`${today}T00:00:00Z`) < SETTLE_MS ? addDays(today, -1) : today;
     if (latest !== undefined && latest < from) from = latest < earliest ? earliest : latest;
     const out: RollUpResult[] = [];
     for (let day = from; day <= today; day = addDays(day, 1))
@@ -321,6 +329,12 @@ class DayCounter {
         if (fields.event !== undefined) this.#count(e.purpose, site, 'event', fields.event, e.visitor, 1);
       }
     }
+  }
+
+  /** Makes sure the purpose's all-sites totals are written, zero when nothing was counted. */
+  touch(purpose: string): void {
+    const key = `${purpose}\0${ALL_SITES}\0total\0`;
+    if (!this.#tallies.has(key)) this.#tallies.set(key, { views: 0, visitors: new Set() });
   }
 
   #count(

@@ -272,6 +272,22 @@ for (const dialect of DIALECTS) {
       assert.match((JSON.parse(tooLong.body) as ErrorBody).error.message, /at most 366 days/);
     });
 
+    test('the hourly roll-up completes the day before in its first run after midnight', async () => {
+      const late = webContext('2026-11-20T23:59:00.000Z');
+      assert.ok((await app.beacons.recordWeb(late, beacon(WWW, IP_B, UA_B, { path: '/late' }))).counted);
+      const after = webContext('2026-11-21T00:05:00.000Z');
+      const days = (await app.analytics.service.rollUpRecent(after)).map((d) => d.day);
+      assert.ok(days.includes('2026-11-20') && days.at(-1) === '2026-11-21', days.join(' '));
+      const r = await report(`from=2026-11-20&to=2026-11-20&purpose=site-analytics&site=${WWW}`);
+      assert.deepEqual(r.days[0]?.paths, [{ value: '/late', views: 1, visitors: 1 }]);
+      // Later in the day, only today is read again.
+      const noon = webContext('2026-11-21T12:00:00.000Z');
+      assert.deepEqual(
+        (await app.analytics.service.rollUpRecent(noon)).map((d) => d.day),
+        ['2026-11-21'],
+      );
+    });
+
     test('salts: a visitor hashes differently each day, and 48 hours after a salt was made it is gone for good', async () => {
       const day1 = '2026-11-10';
       const day2 = '2026-11-11';
