@@ -30,6 +30,7 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
     {
       onRequest: auth('analytics:read'),
       schema: {
+        summary: 'Page views, visitors, paths, referrers, events and e-mail opens per day',
         description:
           `Page views, visitors, top paths, referrers, events and e-mail opens per day, from the daily roll-up of beacons. ` +
           `At most ${MAX_RANGE_DAYS} days at a time; the key's system must serve the purpose.`,
