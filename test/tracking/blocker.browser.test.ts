@@ -146,7 +146,7 @@ describe('the blocking engine in Chromium', () => {
       x.send('xhr body');
       window.__beacon = navigator.sendBeacon(${u('/j/d9')}, 'beacon body');
       const s2 = document.createElement('script'); s2.setAttribute('src', ${u('/s/d10.js')}); document.body.insertAdjacentElement('beforeend', s2);
-      document.write('<script src=' + ${u('/s/d11.js')} + '><' + '/script>');
+      document.write('<scr', 'ipt src=' + ${u('/s/d11.js')} + '><', '/script>');
     </script>`;
   };
 

@@ -183,7 +183,7 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
    * so that nothing in it starts loading while it is parsed; check() then holds them. Unchanged
    * when nothing in it is held.
    */
-  const inert = (h: unknown): string => {
+  const inert = (h: unknown): unknown => {
     const t = D.createElement('template');
     IH.set!.call(t, h);
     let x = 0;
@@ -197,7 +197,8 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
         }
       }
     });
-    return x ? (IH.get!.call(t) as string) : String(h);
+    // Unchanged, it is passed on as given (a TrustedHTML stays one).
+    return x ? IH.get!.call(t) : h;
   };
   const sweep = (n: unknown): void => {
     if (n instanceof Element) check(n);
@@ -237,12 +238,15 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
   wrap(E, ['append', 'prepend', 'before', 'after', 'replaceWith', 'insertAdjacentElement']);
   // Markup: an image or iframe in it starts loading as it is parsed, and document.write runs its
   // scripts before any observer hears of them, so the markup is made inert first.
+  // i: which argument is the markup (2: all of them, joined, as document.write takes it).
   const html = (o: object, m: string, i: number): void => {
     const r = o as Record<string, Fn>;
     const f = r[m]!;
     r[m] = function (this: Node, ...a: unknown[]) {
-      a[i] = inert(i < 0 ? a.join('') : a[i]);
-      const x = f.apply(this, i < 0 ? [a[i]] : a);
+      // document.write('<scr', 'ipt src=...>') splits its markup: it is made inert whole.
+      if (a.length > 1 && i > 1) a = [a.join('')];
+      a[i % 2] = inert(a[i % 2]);
+      const x = f.apply(this, a);
       // Held now, in the order asked, rather than when the observer hears of them.
       sweep(x);
       sweep(this.parentNode ?? this);
@@ -251,8 +255,8 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
   };
   html(E, 'insertAdjacentHTML', 1);
   html(Range.prototype, 'createContextualFragment', 0);
-  html(D, 'write', -1);
-  html(D, 'writeln', -1);
+  html(D, 'write', 2);
+  html(D, 'writeln', 2);
   for (const a of ['innerHTML', 'outerHTML']) {
     const d = Object.getOwnPropertyDescriptor(E, a)!;
     Object.defineProperty(E, a, {
