@@ -12,6 +12,7 @@ import { checkDeclarations, DECLARATION_CODES } from './manifest.declarations.js
 import { checkMarketingOptOut, checkNeverStore, checkNeverUse, checkNoSale } from './manifest.pledges.js';
 import { checkFidesReferences, FIDES_CHECK_CODES } from './fides.checks.js';
 import { checkCredentials, CREDENTIALS_CHECK_CODES } from './credentials.checks.js';
+import { BANNER_CHECK_CODES, checkBanner } from './banner.checks.js';
 import { isCredentialCategory } from './credentials.js';
 
 /** Every code the checker can report, for docs and tools. */
@@ -38,6 +39,7 @@ export const CHECK_CODES = {
   ...DECLARATION_CODES,
   ...FIDES_CHECK_CODES,
   ...CREDENTIALS_CHECK_CODES,
+  ...BANNER_CHECK_CODES,
 } as const;
 
 /** The outcome of `checkManifest`. */
@@ -460,6 +462,7 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
   });
   problems.push(...checkFidesReferences(manifest, locator, taxonomy));
   problems.push(...checkCredentials(manifest, locator));
+  problems.push(...checkBanner(manifest, locator));
 
   return { problems };
 }
