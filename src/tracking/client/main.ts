@@ -34,6 +34,7 @@ const navigatorGpc =
 
 /** What is allowed now; every purpose counts as refused until the stored choice or the server says. */
 let allowed: Record<string, boolean> = {};
+for (const { k } of config.u) allowed[k] = false;
 let context: BannerContext | undefined;
 let contextLoad: Promise<void> | undefined;
 let counted = false;
