@@ -6,7 +6,7 @@
  * no longer declares together are kept for the shortest retention of those it does declare. The
  * daily aggregates hold no visitor and are kept.
  */
-import { durationDays } from '../manifest/duration.js';
+import { DURATION_PATTERN, durationDays } from '../manifest/duration.js';
 import type { Manifest, Source } from '../manifest/manifest.schema.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
@@ -61,7 +61,7 @@ function shortestFor(manifest: Manifest, source: Source, purposeKey: string): st
  * recorded at T expires when T plus the duration has passed, that is when T is before now less it.
  */
 export function subtractDuration(date: Date, text: string): Date {
-  const m = /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$/.exec(text);
+  const m = DURATION_PATTERN.exec(text);
   if (!m) throw new Error(`not an ISO 8601 duration: ${text}`);
   const [, y, mo, w, d] = m;
   const out = new Date(date.getTime());
