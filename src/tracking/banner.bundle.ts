@@ -53,7 +53,8 @@ export async function buildClient(esbuild: typeof Esbuild, root: string): Promis
     target: TARGET,
     charset: 'utf8',
     legalComments: 'none',
-    define: { __PLEDGE_CSS__: JSON.stringify(css.code.trim()) },
+    // esbuild keeps the space after a custom property's colon (its value is kept verbatim).
+    define: { __PLEDGE_CSS__: JSON.stringify(css.code.trim().replace(/(--[\w-]+): /g, '$1:')) },
     logLevel: 'silent',
   });
   const code = out.outputFiles[0]!.text;
