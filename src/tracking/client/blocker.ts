@@ -5,16 +5,19 @@
  *
  * It must run before anything it guards, so /pledge.js is loaded first and synchronously in <head>
  * and calls {@link startBlocking} at once. Three doors are watched:
- * - the parser (and document.write): a MutationObserver, whose callback runs at the microtask
- *   checkpoint the parser performs before it prepares a script, so a script's src is taken away
- *   before it is fetched or run;
+ * - the parser: a MutationObserver, whose callback runs at the microtask checkpoint the parser
+ *   performs before it prepares a script, so a script's src is taken away before it is fetched or
+ *   run;
  * - other scripts: the `src`/`href`/`srcset` setters and setAttribute of the element types that
- *   fetch, and every DOM insertion path (appendChild ... innerHTML), which sweep what they insert
- *   synchronously, before an image's or iframe's load (queued as a task or microtask) starts;
+ *   fetch; the insertion methods (appendChild ...), which check what they insert before it is in;
+ *   and the markup paths (innerHTML, insertAdjacentHTML, createContextualFragment, document.write,
+ *   whose scripts run before any observer hears of them), whose markup is made inert before it is
+ *   parsed;
  * - fetch, XMLHttpRequest and navigator.sendBeacon, wrapped.
  * A held element keeps no attribute that loads (its value waits in the queue), so nothing it holds
- * can load by itself later. What Chromium's preload scanner fetches from the initial HTML before any
- * script runs is beyond any script's reach: docs/tracking.md says what is and is not guaranteed.
+ * can load by itself later. No script can reach what the browser fetches from the initial HTML
+ * before it runs (the preload scanner) or as the parser inserts a link or an iframe: docs/tracking.md
+ * says what is guaranteed, measured, and the preload barrier that narrows it.
  *
  * Written for size (every byte is in the script a visitor downloads): short names, no classes.
  */
@@ -118,8 +121,9 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
       go: s
         ? () =>
             run(() => {
-              // A parser-inserted script left without src was never started, so setting src now
-              // starts it; async false keeps the parser's order among the released ones.
+              // A script left without src was never started (not even a parser-inserted one), so
+              // setting src now starts it; async false keeps the held order among released scripts,
+              // unless the script asked for async.
               if (!s.hasAttribute('async')) s.async = false;
               go();
               return s;
@@ -170,7 +174,8 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
       const v = e.getAttribute(a);
       if (v === null || !needs(a, v).length) continue;
       if ((t === 'IFRAME' || t === 'LINK') && e.isConnected) {
-        // A connected iframe's navigation has begun: only taking it out of the page stops it.
+        // A connected iframe's navigation, or a link's request and stylesheet, has begun: only
+        // taking the element out of the page stops it (and removes the sheet).
         const c = e.cloneNode() as Element;
         RA.call(c, a);
         held(c, a, v);
