@@ -538,9 +538,12 @@ describe('the banner and choices dialog in Chromium', () => {
       assert.deepEqual(names, [config.n], 'the visitor cookie and the ads_* cookies are gone');
       assert.deepEqual((await events(page)).at(-1)?.decisions, { 'site-analytics': false, [ADS]: false });
 
-      // Pledge.open() reopens it too, showing what is now chosen.
+      // Pledge.open() reopens it too, showing what is now chosen; a second call opens no second one.
       await page.evaluate('Pledge.open()');
       await choices.waitFor();
+      // (open() runs in microtasks of the evaluation, done before evaluate answers.)
+      await page.evaluate('Pledge.open()');
+      assert.equal(await page.locator('dialog').count(), 1);
       assert.equal(
         await choices.getByRole('checkbox', { name: 'Measure how our sites are used' }).isChecked(),
         false,

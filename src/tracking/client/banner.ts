@@ -87,6 +87,8 @@ export function openDialog(
   rows: DialogRow[],
   act: Act,
 ): void {
+  // One at a time: Pledge.open() while it is open changes nothing.
+  if (document.querySelector('.pl-dialog')) return;
   style();
   const back = document.activeElement as HTMLElement | null;
   const boxes: Array<[string, HTMLInputElement]> = [];
