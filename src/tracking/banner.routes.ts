@@ -57,6 +57,7 @@ interface BannerState {
 
 const BROWSER = /^[A-Za-z0-9_-]{16,128}$/;
 const SCRIPT_TYPE = 'text/javascript; charset=utf-8';
+const CHOICES_BODY_LIMIT = 16 * 1024;
 
 /** Registers `/pledge.js`, `/pledge.<hash>.js`, `/api/v1/banner/context` and `/api/v1/banner/choices`. */
 export async function registerBannerRoutes(app: FastifyInstance, deps: BannerRoutesDeps): Promise<void> {
@@ -169,6 +170,8 @@ export async function registerBannerRoutes(app: FastifyInstance, deps: BannerRou
     scope.post<{ Body: unknown }>(
       '/api/v1/banner/choices',
       {
+        // A choice is a few hundred bytes; anyone may call this, so nothing larger is read.
+        bodyLimit: CHOICES_BODY_LIMIT,
         // Before the body is read: CORS only stops browsers reading answers, not a page sending.
         onRequest: (request, _reply, done) => {
           const origin = request.headers.origin;
@@ -192,8 +195,9 @@ export async function registerBannerRoutes(app: FastifyInstance, deps: BannerRou
         },
       },
       async (request, reply) => {
-        const { s, config } = configOrThrow();
+        // The web system first: without one, nothing is recorded, banner or not.
         const ctx = web.context(request);
+        const { s, config } = configOrThrow();
         const jurisdiction = web.jurisdictionOf(request);
         const body = parseChoices(request.body, s.purposes, config);
         const gpc = body.gpc || gpcHeader(request);

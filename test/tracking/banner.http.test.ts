@@ -13,6 +13,11 @@ import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { parseDocument, type Document } from 'yaml';
 import { createApp, type App } from '../../src/app.js';
+import { parseManifest } from '../../src/manifest/manifest.loader.js';
+import { SystemGate } from '../../src/manifest/systems.gate.js';
+import { createHttpServer } from '../../src/platform/http/server.js';
+import { registerBannerRoutes } from '../../src/tracking/banner.routes.js';
+import { WebEndpoints } from '../../src/tracking/web.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import type { BannerChoicesRequest, BannerConfig } from '../../src/tracking/banner.contract.js';
@@ -468,7 +473,7 @@ for (const dialect of DIALECTS) {
         [{ ...choiceBody(t), control: 'gpc' }, 400, 'banner.gpc_missing'],
         [{ ...choiceBody(t), notice: 'AAAAAAAAAAAA' }, 409, 'banner.notice_outdated'],
         ['{}', 415, 'request.unsupported_media_type', { 'content-type': 'text/plain' }],
-        [JSON.stringify({ ...choiceBody(t), pad: 'x'.repeat(2_000_000) }), 413, 'request.too_large'],
+        [JSON.stringify({ ...choiceBody(t), pad: 'x'.repeat(20_000) }), 413, 'request.too_large'],
       ];
       for (const [payload, status, code, headers] of cases) {
         const res = await postChoices(t, payload, headers);
@@ -544,14 +549,45 @@ for (const dialect of DIALECTS) {
 }
 
 describe('banner endpoints of other manifests', () => {
-  test('without a web system: the script is served, but choices are refused (403) and nothing recorded', async () => {
+  test('pledge serve refuses a banner without a web system, or one whose web system does not serve it', async () => {
+    for (const edit of [
+      (doc: Document) => doc.deleteIn(['systems', indexOf(doc, 'systems', 'website'), 'web']),
+      (doc: Document) => {
+        withPartnerAds(doc);
+        doc.setIn(
+          ['systems', indexOf(doc, 'systems', 'website'), 'purposes'],
+          doc.createNode(['site-analytics']),
+        );
+      },
+    ]) {
+      const manifest = await manifestWith(edit);
+      try {
+        await assert.rejects(openApp('sqlite', manifest), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'manifest.invalid');
+          assert.match(err.message, /check\.web_system/);
+          return true;
+        });
+      } finally {
+        await rm(path.dirname(manifest), { recursive: true, force: true });
+      }
+    }
+  });
+
+  test('without a web system (and so without a banner): choices are refused with 403, nothing recorded', async () => {
     const manifest = await manifestWith((doc) => {
       doc.deleteIn(['systems', indexOf(doc, 'systems', 'website'), 'web']);
+      doc.deleteIn(['choices', indexOf(doc, 'choices', 'cookie-banner'), 'banner']);
     });
     const t = await openApp('sqlite', manifest);
     try {
-      assert.equal((await t.app.http.inject({ url: '/pledge.js' })).statusCode, 200);
-      const body = choiceBody(t);
+      const body = {
+        browser: browserId(),
+        notice: 'AAAAAAAAAAAA',
+        language: 'en',
+        control: 'accept_all',
+        gpc: false,
+        choices: { 'site-analytics': true },
+      };
       const res = await postChoices(t, body);
       assert.equal(res.statusCode, 403, res.body);
       assert.equal(res.json<ErrorBody>().error.code, 'auth.web_system_missing');
@@ -562,31 +598,72 @@ describe('banner endpoints of other manifests', () => {
     }
   });
 
-  test('a web system that does not serve an asked purpose cannot record a yes for it', async () => {
-    const manifest = await manifestWith((doc) => {
-      withPartnerAds(doc);
-      doc.setIn(
-        ['systems', indexOf(doc, 'systems', 'website'), 'purposes'],
-        doc.createNode(['site-analytics']),
-      );
-    });
-    const t = await openApp('sqlite', manifest);
+  test('the routes hold even a manifest the checker would refuse: no web system, or one not serving an asked purpose', async () => {
+    // What `pledge serve` refuses to start with, built by hand around the real consent ledger: the
+    // routes do not rely on the checker having run.
+    const t = await openApp('sqlite', EXAMPLE_MANIFEST);
     try {
-      const body = choiceBody(t);
-      const res = await postChoices(t, body, { 'cf-ipcountry': 'DE' });
-      assert.equal(res.statusCode, 403, res.body);
-      assert.equal(res.json<ErrorBody>().error.code, 'auth.purpose_not_allowed');
-      assert.deepEqual(await t.app.consent.history(cli, { browserId: body.browser }), []);
-      // A refusal it may pass on for any purpose.
-      const refused = await postChoices(t, {
-        ...body,
-        control: 'reject_all',
-        choices: { 'site-analytics': false, 'partner-ads': false },
-      });
-      assert.equal(refused.statusCode, 201, refused.body);
+      for (const [edit, code, recorded] of [
+        [
+          (doc: Document) => doc.deleteIn(['systems', indexOf(doc, 'systems', 'website'), 'web']),
+          'auth.web_system_missing',
+          0,
+        ],
+        [
+          (doc: Document) =>
+            doc.setIn(
+              ['systems', indexOf(doc, 'systems', 'website'), 'purposes'],
+              doc.createNode(['provide-service']),
+            ),
+          'auth.purpose_not_allowed',
+          1,
+        ],
+      ] as const) {
+        const doc = parseDocument(await readFile(EXAMPLE_MANIFEST, 'utf8'));
+        edit(doc);
+        const parsed = parseManifest(doc.toString(), 'pledge.yaml');
+        assert.ok(parsed.manifest, JSON.stringify(parsed.problems));
+        const source = { manifest: parsed.manifest };
+        const http = await createHttpServer({
+          logLevel: 'silent',
+          bodyLimitBytes: 1_000_000,
+          rateLimitPerMinute: 100_000,
+        });
+        await registerBannerRoutes(http, {
+          web: new WebEndpoints(source, { siteOrigins: [SITE], countryHeader: 'cf-ipcountry' }),
+          consent: t.app.consent,
+          systems: new SystemGate(source),
+          manifest: source,
+          publicUrl: PUBLIC_URL,
+          receiptKeys: t.app.keyring.use('banner_receipts'),
+        });
+        await http.ready();
+        try {
+          const body = choiceBody(t);
+          const res = await http.inject({
+            method: 'POST',
+            url: '/api/v1/banner/choices',
+            headers: { origin: SITE },
+            payload: body,
+          });
+          assert.equal(res.statusCode, 403, res.body);
+          assert.equal(res.json<ErrorBody>().error.code, code);
+          assert.deepEqual(await t.app.consent.history(cli, { browserId: body.browser }), []);
+          // A refusal may be passed on by any system: "no" is always honoured.
+          const refused = await http.inject({
+            method: 'POST',
+            url: '/api/v1/banner/choices',
+            headers: { origin: SITE },
+            payload: { ...body, control: 'reject_all', choices: { 'site-analytics': false } },
+          });
+          assert.equal(refused.statusCode, recorded === 1 ? 201 : 403, refused.body);
+          assert.equal((await t.app.consent.history(cli, { browserId: body.browser })).length, recorded);
+        } finally {
+          await http.close();
+        }
+      }
     } finally {
       await t.close();
-      await rm(path.dirname(manifest), { recursive: true, force: true });
     }
   });
 
