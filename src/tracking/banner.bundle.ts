@@ -66,8 +66,11 @@ export async function buildClient(esbuild: typeof Esbuild, root: string): Promis
 
 let client: Promise<string> | undefined;
 
-async function loadClient(): Promise<string> {
-  const root = packageRoot();
+/**
+ * The client without its configuration, for the package at `root`: built from source when esbuild
+ * and the source are there, else the copy `npm run build` wrote (an installed package has neither).
+ */
+export async function loadClient(root = packageRoot()): Promise<string> {
   if (existsSync(`${root}/src/tracking/client/main.ts`)) {
     // A variable specifier: the CLI bundle must not try to bundle esbuild, which it may lack.
     const specifier = 'esbuild';

@@ -4,12 +4,20 @@
  * test fails the build when a change goes over it.
  */
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { loadManifestFile } from '../../src/manifest/manifest.loader.js';
 import type { BannerConfig } from '../../src/tracking/banner.contract.js';
 import { bannerConfigOf } from '../../src/tracking/banner.config.js';
-import { buildBannerScript } from '../../src/tracking/banner.bundle.js';
+import {
+  buildBannerScript,
+  CONFIG_PLACEHOLDER,
+  loadClient,
+  PREBUILT_CLIENT,
+} from '../../src/tracking/banner.bundle.js';
 import { EXAMPLE_MANIFEST } from '../helpers/vault.js';
 
 /** The budget of the issue: 0.39× vanilla-cookieconsent's 15.5 KB. */
@@ -61,5 +69,17 @@ describe('/pledge.js size', () => {
     const title = "Cookies: $& $' $1 $$ </script>";
     const { code } = await buildBannerScript({ ...config, t: { en: { ...config.t.en!, title } } });
     assert.ok(code.includes(JSON.stringify(title)));
+  });
+
+  test('an installed package, without the client source, serves the copy npm run build wrote', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'pledge-package-'));
+    try {
+      const prebuilt = `(()=>{var c=${CONFIG_PLACEHOLDER};})();`;
+      await mkdir(path.join(root, 'dist'));
+      await writeFile(path.join(root, PREBUILT_CLIENT), prebuilt);
+      assert.equal(await loadClient(root), prebuilt);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
