@@ -237,6 +237,37 @@ describe('the blocking engine in Chromium', () => {
     }
   });
 
+  test('markup from outerHTML, insertAdjacentHTML and createContextualFragment is held too', async () => {
+    const tp = await startThirdParty();
+    try {
+      const u = (p: string): string => JSON.stringify(tp.url(p));
+      const page = await open(tp, [['tags.localhost', ['analytics']]], {
+        body: `<div id="a"><span id="old"></span></div><script>
+          document.getElementById('old').outerHTML = '<img id="m1" src=' + ${u('/i/m1.gif')} + '>';
+          document.getElementById('a').insertAdjacentHTML('beforeend', '<iframe src=' + ${u('/f/m2.html')} + '></iframe>');
+          const r = document.createRange(); r.selectNode(document.body);
+          document.body.append(r.createContextualFragment('<script src=' + ${u('/s/m3.js')} + '></' + 'script><link rel="preconnect" href=' + ${u('/c/m4.css')} + '>'));
+        </script>`,
+      });
+      assert.deepEqual(declaredHits(tp), []);
+      assert.deepEqual((await page.evaluate<PageState>(STATE)).ran, []);
+      await update(page, ['analytics'], true);
+      await page.waitForFunction(
+        `(window.__ran || []).includes('m3') && (window.__frames || []).includes('m2') && document.getElementById('m1').naturalWidth === 1`,
+      );
+      const log = (await page.evaluate<PageState>(STATE)).log.filter((l) => l.includes('tags.localhost'));
+      assert.deepEqual(log, [
+        'img tags.localhost/i/m1.gif',
+        'iframe tags.localhost/f/m2.html',
+        'link tags.localhost/c/m4.css',
+        'script tags.localhost/s/m3.js',
+      ]);
+      await page.context().close();
+    } finally {
+      await tp.close();
+    }
+  });
+
   test('refusing drops the requests (fetch rejects, XHR fails, beacons vanish) and keeps elements inert until allowed', async () => {
     const tp = await startThirdParty();
     try {

@@ -132,6 +132,14 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
     });
     return true;
   };
+  /** A new script like `e` (its type left out for a tagged one), which runs when inserted. */
+  const copy = (e: Element, tagged?: 1): HTMLScriptElement => {
+    const s = D.createElement('script');
+    for (const { name, value } of e.attributes)
+      if (!tagged || (name !== 'type' && name !== 'data-type')) s.setAttribute(name, value);
+    s.text = e.textContent ?? '';
+    return s;
+  };
   /** Takes the loading attributes off `e` (and holds tagged elements) as it enters the page. */
   const check = (e: Element): void => {
     const t = e.tagName;
@@ -145,13 +153,10 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
           p,
           go: () =>
             run(() => {
-              const s = D.createElement('script');
-              for (const { name, value } of e.attributes)
-                if (name !== 'type' && name !== 'data-type') s.setAttribute(name, value);
+              const s = copy(e, 1);
               const dt = e.getAttribute('data-type');
               if (dt) s.setAttribute('type', dt);
               if (!e.hasAttribute('async')) s.async = false;
-              s.text = e.textContent ?? '';
               e.replaceWith(s);
               return s;
             }),
@@ -227,15 +232,13 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
     if (!held(this, String(n).toLowerCase(), String(v))) SA.call(this, n, v);
   };
   // Insertion paths: sweep the nodes before they are inserted (a script starts on insertion).
-  const wrap = (o: object, ms: string[], after?: boolean): void => {
+  const wrap = (o: object, ms: string[]): void => {
     for (const m of ms) {
       const r = o as Record<string, Fn>;
       const f = r[m]!;
       r[m] = function (this: Node, ...a: unknown[]) {
-        if (!after) a.forEach(sweep);
-        const x = f.apply(this, a);
-        if (after) sweep(this.parentNode ?? this);
-        return x;
+        a.forEach(sweep);
+        return f.apply(this, a);
       };
     }
   };
@@ -252,6 +255,9 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
       if (a.length > 1 && i > 1) a = [a.join('')];
       a[i % 2] = inert(a[i % 2]);
       const x = f.apply(this, a);
+      // Chromium never starts a script made by createContextualFragment whose src is set after it
+      // is inserted, as a held one's is on release: such scripts become ordinary ones.
+      if (x instanceof DocumentFragment) x.querySelectorAll('script').forEach((e) => R.call(e, copy(e)));
       // Held now, in the order asked, rather than when the observer hears of them.
       sweep(x);
       sweep(this.parentNode ?? this);
