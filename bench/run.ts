@@ -4,7 +4,7 @@
  * report says which and shows its output); with `--strict`, also when a target is missed.
  *
  * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
- * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials|banner`,
+ * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials|banner|beacon`,
  * `--strict`.
  */
 import { spawnSync } from 'node:child_process';
@@ -14,6 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
 import { BANNER_BENCH_DEFAULTS, BANNER_BENCH_QUICK, runBannerBench } from './banner.bench.js';
+import { BEACON_BENCH_DEFAULTS, BEACON_BENCH_QUICK, runBeaconBench } from './beacon.bench.js';
 import { runCheckBench } from './check.bench.js';
 import {
   CREDENTIALS_BENCH_DEFAULTS,
@@ -141,6 +142,11 @@ async function main(): Promise<number> {
       key: 'banner',
       title: 'The banner: script size and main-thread time in Chromium',
       run: () => runBannerBench(quick ? BANNER_BENCH_QUICK : BANNER_BENCH_DEFAULTS),
+    },
+    {
+      key: 'beacon',
+      title: 'Beacon ingest over HTTP',
+      run: () => runBeaconBench(quick ? BEACON_BENCH_QUICK : BEACON_BENCH_DEFAULTS),
     },
   ];
   const selected = sections.filter((s) => values.only === undefined || s.key === values.only);

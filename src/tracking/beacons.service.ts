@@ -132,6 +132,8 @@ interface Rules {
 const COUNTED_COOKIELESS = (id: string): BeaconOutcome => ({ counted: true, id, cookieless: true });
 const OK: WriteOutcome<void> = { ok: true, value: undefined };
 const VISITOR_ID = /^[A-Za-z0-9_-]{16,128}$/;
+/** How long a verified receipt is believed without verifying it again. */
+const RECEIPT_RECHECK_MS = 60_000;
 
 /** Counts beacons people allowed. */
 export class BeaconService {
@@ -139,6 +141,14 @@ export class BeaconService {
   readonly #writes: GroupCommit<BeaconEventRow, void>;
   #rules: Rules | undefined;
   #salt: { day: string; salt: Promise<Buffer> } | undefined;
+  /**
+   * Receipts verified in the last minute: a visitor's receipt is the same on every page view for
+   * months, and its HMAC was a fifth of a beacon's own work. Re-verified after RECEIPT_RECHECK_MS,
+   * so a receipt past ask_again or of a retired key version stops counting within a minute.
+   */
+  readonly #receipts = new BoundedCache<string, { receipt: ConsentReceipt | undefined; at: number }>(10_000);
+  /** isbot's answer per user agent: a few hundred agents make most traffic, its regex is long. */
+  readonly #bots = new BoundedCache<string, boolean>(2_000);
 
   constructor(deps: BeaconServiceDeps) {
     this.#deps = deps;
@@ -158,7 +168,7 @@ export class BeaconService {
     const rules = this.#rulesNow();
     const key = input.purpose ?? rules.pageView;
     const rule = this.#ruleOrThrow(ctx, rules, key);
-    if (isBot(input.userAgent)) return { counted: false, reason: 'bot' };
+    if (this.#isBot(input.userAgent)) return { counted: false, reason: 'bot' };
     if (!rule.channels.has('web')) return { counted: false, reason: 'channel_not_declared' };
     const site = input.site;
     if (site === undefined) return { counted: false, reason: 'site_not_listed' };
@@ -167,7 +177,7 @@ export class BeaconService {
     if (purpose.gpc && input.gpc) return { counted: false, reason: 'gpc' };
 
     const now = ctx.clock.now();
-    const receipt = input.receipt === undefined ? undefined : this.#deps.receipts?.verify(input.receipt, now);
+    const receipt = input.receipt === undefined ? undefined : this.#verify(input.receipt, now);
     const mode = consentModeFor(purpose, input.jurisdiction);
     let visitorId: string | undefined;
     if (receipt !== undefined) {
@@ -218,7 +228,7 @@ export class BeaconService {
    */
   async recordMailOpen(ctx: Context, input: MailOpenInput): Promise<BeaconOutcome> {
     const rule = this.#ruleOrThrow(ctx, this.#rulesNow(), input.purpose);
-    if (isBot(input.userAgent)) return { counted: false, reason: 'bot' };
+    if (this.#isBot(input.userAgent)) return { counted: false, reason: 'bot' };
     if (!rule.channels.has('email')) return { counted: false, reason: 'channel_not_declared' };
     const now = ctx.clock.now();
     const id = uuidv7();
@@ -268,6 +278,28 @@ export class BeaconService {
     return rule as PurposeRule & { source: Source };
   }
 
+  #verify(token: string, now: Date): ConsentReceipt | undefined {
+    const receipts = this.#deps.receipts;
+    if (receipts === undefined) return undefined;
+    const held = this.#receipts.get(token);
+    if (held !== undefined && now.getTime() - held.at < RECEIPT_RECHECK_MS && now.getTime() >= held.at)
+      return held.receipt;
+    const receipt = receipts.verify(token, now);
+    this.#receipts.set(token, { receipt, at: now.getTime() });
+    return receipt;
+  }
+
+  #isBot(userAgent: string | undefined): boolean {
+    if (userAgent === undefined || userAgent.trim() === '') return true;
+    let bot = this.#bots.get(userAgent);
+    if (bot === undefined) {
+      bot = isbot(userAgent);
+      // Long agents are rare and most often made up: not worth a place.
+      if (userAgent.length <= 512) this.#bots.set(userAgent, bot);
+    }
+    return bot;
+  }
+
   #rulesNow(): Rules {
     const manifest = this.#deps.manifest.manifest;
     if (this.#rules?.of !== manifest) this.#rules = rulesOf(manifest);
@@ -291,8 +323,23 @@ export class BeaconService {
   }
 }
 
-function isBot(userAgent: string | undefined): boolean {
-  return userAgent === undefined || userAgent.trim() === '' || isbot(userAgent);
+/** A map of at most `capacity` entries that forgets everything when full: cheap, and enough here. */
+class BoundedCache<K, V> {
+  readonly #capacity: number;
+  #map = new Map<K, V>();
+
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
+
+  get(key: K): V | undefined {
+    return this.#map.get(key);
+  }
+
+  set(key: K, value: V): void {
+    if (this.#map.size >= this.#capacity) this.#map = new Map();
+    this.#map.set(key, value);
+  }
 }
 
 /** HMAC-SHA256 under the day's salt of (truncated IP, user agent, site), hex. */
