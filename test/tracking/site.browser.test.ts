@@ -8,13 +8,12 @@
  * site-analytics.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, BrowserContextOptions, Page, Request } from 'playwright-core';
-import { parseDocument } from 'yaml';
 import { createApp, type App } from '../../src/app.js';
 import { renderExampleSitePage } from '../../src/cli/example-site.js';
 import { loadConfig } from '../../src/platform/config.js';
@@ -30,13 +29,11 @@ import {
   type PageServer,
   type ThirdParty,
 } from '../helpers/third-party.js';
-import { EXAMPLE_MANIFEST } from '../helpers/vault.js';
+import { ADS, ADS_NAME, writeSiteManifest } from '../helpers/site.js';
 
 const require = createRequire(import.meta.url);
 const ctx = createContext({ kind: 'cli', id: 'test' });
 
-const ADS = 'targeted-advertising';
-const ADS_NAME = 'Show you our ads on other sites';
 const ANALYTICS_NAME = 'Measure how our sites are used';
 const CONSENT_COOKIE = 'pledge_consent';
 /** The header the test's "CDN" puts the visitor's country in. */
@@ -48,52 +45,6 @@ interface AxeViolation {
   impact: string | null;
   help: string;
   nodes: Array<{ target: string[] }>;
-}
-
-/**
- * The example manifest plus a targeted-advertising purpose (GPC, Consent Mode's ad signals, its
- * vendor's domain, its cookies), asked by the banner beside site-analytics; site-analytics also
- * names the example site's own analytics cookie; `version` is the policy version.
- */
-async function writeSiteManifest(dir: string, version: string): Promise<string> {
-  const doc = parseDocument(await readFile(EXAMPLE_MANIFEST, 'utf8'));
-  doc.setIn(['policy', 'version'], version);
-  doc.addIn(
-    ['purposes'],
-    doc.createNode({
-      key: ADS,
-      name: ADS_NAME,
-      description: 'Let our advertising partner use a cookie id to show you our ads on other sites.',
-      use: 'advertising',
-      categories: ['user.device.cookie_id'],
-      legal_basis: 'consent',
-      consent: { default: 'opt_in', US: 'opt_out' },
-      channels: ['web'],
-      retention: 'P13M',
-      gpc: true,
-      cookies: ['_ads_*'],
-      domains: ['tags.localhost'],
-      consent_mode: ['ad_storage', 'ad_user_data', 'ad_personalization'],
-    }),
-  );
-  const purposes = doc.get('purposes') as {
-    items: Array<{ get(k: string): unknown; set(k: string, v: unknown): void }>;
-  };
-  const analytics = purposes.items.find((p) => p.get('key') === 'site-analytics')!;
-  analytics.set('cookies', doc.createNode(['pledge_vid', '_example_*']));
-  const choices = doc.get('choices') as {
-    items: Array<{ get(k: string): unknown; set(k: string, v: unknown): void }>;
-  };
-  choices.items
-    .find((c) => c.get('kind') === 'cookie_banner')!
-    .set('purposes', doc.createNode(['site-analytics', ADS]));
-  const systems = doc.get('systems') as {
-    items: Array<{ get(k: string): unknown; set(k: string, v: unknown): void }>;
-  };
-  systems.items.find((s) => s.get('web') === true)!.set('purposes', doc.createNode(['site-analytics', ADS]));
-  const file = path.join(dir, `pledge-${version}.yaml`);
-  await writeFile(file, doc.toString());
-  return file;
 }
 
 describe('the example site in Chromium against a real Pledge server', () => {
