@@ -198,6 +198,8 @@ export async function registerBannerRoutes(app: FastifyInstance, deps: BannerRou
         // The web system first: without one, nothing is recorded, banner or not.
         const ctx = web.context(request);
         const { s, config } = configOrThrow();
+        const receipts = s.receipts;
+        if (receipts === undefined) throw notConfigured();
         const jurisdiction = web.jurisdictionOf(request);
         const body = parseChoices(request.body, s.purposes, config);
         const gpc = body.gpc || gpcHeader(request);
@@ -258,8 +260,6 @@ export async function registerBannerRoutes(app: FastifyInstance, deps: BannerRou
             ...(await consent.recordGpc(ctx, { browserId: body.browser }, { jurisdiction, evidence })),
           );
         }
-        const receipts = s.receipts;
-        if (receipts === undefined) throw notConfigured();
         const answer: BannerChoicesResponse = {
           decisions,
           receipt: receipts.issue({
