@@ -18,7 +18,7 @@ import { createApp, type App } from '../../src/app.js';
 import { renderExampleSitePage } from '../../src/cli/example-site.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
-import { BeaconsRepository } from '../../src/tracking/beacons.repository.js';
+import { BeaconsRepository, type BeaconEventRow } from '../../src/tracking/beacons.repository.js';
 import { openKeystore } from '../../src/vault/keystore.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { openTestDatabase, type TestDatabase } from '../helpers/databases.js';
@@ -200,11 +200,12 @@ describe('the example site in Chromium against a real Pledge server', () => {
     assert.equal(res.status(), 201, `the choice was recorded: ${await res.text()}`);
   }
 
-  /** The beacon events Pledge stored today. */
-  async function beaconCount(): Promise<number> {
+  /** The beacon events Pledge stored today, oldest first (their ids are time-ordered). */
+  async function beaconRows(): Promise<BeaconEventRow[]> {
     const day = new Date().toISOString().slice(0, 10);
-    return (await new BeaconsRepository(database.db).eventsOfDay(ctx, day, { limit: 10_000 })).length;
+    return new BeaconsRepository(database.db).eventsOfDay(ctx, day, { limit: 10_000 });
   }
+  const beaconCount = async () => (await beaconRows()).length;
 
   const beaconRequests = (v: Visit) =>
     v.requests.filter(
@@ -345,6 +346,7 @@ describe('the example site in Chromium against a real Pledge server', () => {
         assert.match(consentMode, new RegExp(`"${signal}":"granted"`));
       }
       assert.equal(await beaconCount(), beaconsBefore + 1, 'the page view was stored');
+      assert.equal((await beaconRows()).at(-1)?.cookieless, false, 'with the visitor cookie of the choice');
       assert.deepEqual(v.problems, []);
     } finally {
       await v.context.close();
@@ -495,6 +497,9 @@ describe('the example site in Chromium against a real Pledge server', () => {
     const eu = await visit('DE');
     const us = await visit('US');
     try {
+      const beaconsBefore = await beaconCount();
+      // Where it is opt-out, the page view is counted before any choice.
+      const usBeacon = us.page.waitForResponse((r) => r.url() === `${pledge}/api/v1/beacon`);
       for (const v of [eu, us]) {
         await openHome(v);
         await banner(v).getByRole('button', { name: 'Choose' }).click();
@@ -516,6 +521,12 @@ describe('the example site in Chromium against a real Pledge server', () => {
       );
       assert.deepEqual(await ran(eu), []);
       assert.ok((await ran(us)).includes('tagged-analytics'), 'opt-out: the tag runs before a choice');
+      assert.equal((await usBeacon).status(), 204);
+      assert.deepEqual(beaconRequests(eu), [], 'opt-in: no beacon before a choice');
+      assert.equal(await beaconCount(), beaconsBefore + 1, "the US visitor's page view, and no other");
+      // Counted without a cookie: the visitor cookie comes only with an explicit choice.
+      assert.ok(!(await cookieNames(us)).includes('pledge_vid'));
+      assert.equal((await beaconRows()).at(-1)?.cookieless, true);
     } finally {
       await eu.context.close();
       await us.context.close();
