@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { gpcHeader } from '../consent/consent.routes.js';
-import type { ConsentChange, ConsentService, RecordChoiceInput } from '../consent/consent.service.js';
+import type { ConsentService, RecordChoiceInput } from '../consent/consent.service.js';
 import { consentModeFor, type Manifest, type Purpose } from '../manifest/manifest.schema.js';
 import type { ManifestSource, SystemGate } from '../manifest/systems.gate.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../platform/errors.js';
@@ -254,12 +254,9 @@ export async function registerBannerRoutes(app: FastifyInstance, deps: BannerRou
             evidence,
           });
         }
-        const changes: ConsentChange[] = inputs.length > 0 ? await consent.record(ctx, inputs) : [];
-        if (gpc) {
-          changes.push(
-            ...(await consent.recordGpc(ctx, { browserId: body.browser }, { jurisdiction, evidence })),
-          );
-        }
+        // The GPC opt-out first: should recording the choices then fail, the opt-out still stands.
+        if (gpc) await consent.recordGpc(ctx, { browserId: body.browser }, { jurisdiction, evidence });
+        if (inputs.length > 0) await consent.record(ctx, inputs);
         const answer: BannerChoicesResponse = {
           decisions,
           receipt: receipts.issue({

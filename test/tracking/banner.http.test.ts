@@ -539,8 +539,8 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(
           history.map((e) => [e.purpose, e.state, e.method, e.evidence?.gpc]),
           [
-            ['site-analytics', 'granted', 'banner', true],
             ['partner-ads', 'denied', 'gpc', true],
+            ['site-analytics', 'granted', 'banner', true],
           ],
         );
       });
