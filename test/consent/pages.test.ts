@@ -704,8 +704,8 @@ describe('pages and Global Privacy Control', () => {
     // The example manifest with site analytics covered by GPC.
     dir = await mkdtemp(path.join(os.tmpdir(), 'pledge-pages-gpc-'));
     const source = (await readFile(EXAMPLE_MANIFEST, 'utf8')).replace(
-      '    channels: [web]\n    retention: P13M\n',
-      '    channels: [web]\n    retention: P13M\n    gpc: true\n',
+      '    channels: [web, email]\n    retention: P13M\n',
+      '    channels: [web, email]\n    retention: P13M\n    gpc: true\n',
     );
     assert.match(source, /gpc: true/);
     const manifestPath = path.join(dir, 'pledge.yaml');
