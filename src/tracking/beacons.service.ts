@@ -120,6 +120,8 @@ interface PurposeRule {
   /** The visitor cookie's id is a declared field (of the web_beacon source or a cookie source). */
   visitor: boolean;
   channels: ReadonlySet<string>;
+  /** The banner asks about it, so a receipt says whether it is allowed. */
+  asked: boolean;
 }
 
 interface Rules {
@@ -177,7 +179,8 @@ export class BeaconService {
     if (purpose.gpc && input.gpc) return { counted: false, reason: 'gpc' };
 
     const now = ctx.clock.now();
-    const receipt = input.receipt === undefined ? undefined : this.#verify(input.receipt, now);
+    // A receipt speaks only of the purposes the banner asks about; of another it says nothing.
+    const receipt = input.receipt === undefined || !rule.asked ? undefined : this.#verify(input.receipt, now);
     const mode = consentModeFor(purpose, input.jurisdiction);
     let visitorId: string | undefined;
     if (receipt !== undefined) {
@@ -352,6 +355,8 @@ function cookielessHash(salt: Buffer, ip: string, userAgent: string, site: strin
 function rulesOf(manifest: Manifest): Rules {
   const system = manifest.systems.find((s) => s.web === true);
   const purposes = new Map<string, PurposeRule>();
+  const choice = bannerChoiceOf(manifest);
+  const asked = new Set(choice === undefined ? [] : askedPurposes(manifest, choice).map((p) => p.key));
   if (system !== undefined) {
     const sources = manifest.sources.filter((s) => system.sources.includes(s.key));
     for (const purpose of manifest.purposes) {
@@ -370,10 +375,11 @@ function rulesOf(manifest: Manifest): Rules {
         event: declared('event'),
         visitor: declared('visitor') || cookieVisitor,
         channels: new Set(purpose.channels),
+        asked: asked.has(purpose.key),
       });
     }
   }
-  return { of: manifest, system, pageView: pageViewPurposeOf(manifest, system), purposes };
+  return { of: manifest, system, pageView: pageViewPurposeOf(manifest, system, asked), purposes };
 }
 
 /**
@@ -381,12 +387,14 @@ function rulesOf(manifest: Manifest): Rules {
  * (banner.config.ts): of the web system's web_beacon source, the first purpose the system serves
  * that the banner asks about, else the first it serves.
  */
-function pageViewPurposeOf(manifest: Manifest, system: System | undefined): string | undefined {
+function pageViewPurposeOf(
+  manifest: Manifest,
+  system: System | undefined,
+  asked: ReadonlySet<string>,
+): string | undefined {
   if (system === undefined) return undefined;
   const source = manifest.sources.find((s) => s.kind === 'web_beacon' && system.sources.includes(s.key));
   if (source === undefined) return undefined;
-  const choice = bannerChoiceOf(manifest);
-  const asked = new Set(choice === undefined ? [] : askedPurposes(manifest, choice).map((p) => p.key));
   const served = source.purposes.filter((p) => system.purposes.includes(p));
   return served.find((p) => asked.has(p)) ?? served[0];
 }

@@ -32,7 +32,7 @@ const cli = createContext({ kind: 'cli', id: 'test' });
 
 /**
  * The example manifest plus partner-ads (covered by GPC, opt-out in the US) that the web system
- * serves through a web_beacon source of its own declaring only `path`.
+ * serves through a web_beacon source of its own declaring only `path`, and the banner asks about.
  */
 async function writeTestManifest(): Promise<string> {
   const file = await writeManifestWithPurposes([
@@ -58,6 +58,12 @@ async function writeTestManifest(): Promise<string> {
   };
   website.get('purposes').add('partner-ads');
   website.get('sources').add('ad-beacons');
+  // The banner asks about it too, so a receipt speaks of it.
+  const choices = doc.get('choices') as { items: Array<{ get(k: string): unknown }> };
+  const banner = choices.items.find((c) => c.get('kind') === 'cookie_banner') as unknown as {
+    get(k: string): { add(v: unknown): void };
+  };
+  banner.get('purposes').add('partner-ads');
   const { writeFile } = await import('node:fs/promises');
   await writeFile(file, doc.toString());
   return file;
