@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, BrowserContextOptions, Page, Request } from 'playwright-core';
 import { createApp, type App } from '../../src/app.js';
@@ -62,6 +63,7 @@ describe('the example site in Chromium against a real Pledge server', () => {
   let userAgent: string;
   let manifestV1: string;
   let manifestV2: string;
+  /** The end of what Pledge logged (warnings and errors), for failure messages. */
   let logs = '';
 
   async function startPledge(manifest: string): Promise<void> {
@@ -79,7 +81,6 @@ describe('the example site in Chromium against a real Pledge server', () => {
       ),
       retentionIntervalSeconds: 0,
     };
-    const { PassThrough } = await import('node:stream');
     const logStream = new PassThrough();
     logStream.on('data', (d: Buffer) => (logs = (logs + d.toString('utf8')).slice(-20_000)));
     app = await createApp(config, { database, keystore, logStream });
@@ -166,13 +167,13 @@ describe('the example site in Chromium against a real Pledge server', () => {
     return { context, page, problems, requests };
   }
 
-  /** Opens the site's home page and waits for the banner (or, `banner: false`, for Pledge to settle). */
-  async function openHome(v: Visit, banner = true): Promise<void> {
+  /** Opens the site's home page and waits for the banner. */
+  async function openHome(v: Visit): Promise<void> {
     const script = v.page.waitForResponse(`${pledge}/pledge.js`);
     await v.page.goto(`${siteOrigin}/`);
     const res = await script;
     assert.equal(res.status(), 200);
-    if (banner) await v.page.locator('.pl-banner').waitFor();
+    await v.page.locator('.pl-banner').waitFor();
   }
 
   const banner = (v: Visit) => v.page.locator('.pl-banner');
@@ -197,7 +198,7 @@ describe('the example site in Chromium against a real Pledge server', () => {
     );
     await banner(v).getByRole('button', { name }).click();
     const res = await recorded;
-    assert.equal(res.status(), 201, `the choice was recorded: ${await res.text()}`);
+    assert.equal(res.status(), 201, `the choice was recorded: ${await res.text()}\n${logs}`);
   }
 
   /** The beacon events Pledge stored today, oldest first (their ids are time-ordered). */
