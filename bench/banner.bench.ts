@@ -1,10 +1,10 @@
 /**
  * The banner's cost to a site's visitors, beside the peers', each measured from its npm package in
  * the same run:
- * - Script size: gzip -9 and brotli 11 (node:zlib) of what a site loads. Pledge: /pledge.js as
- *   buildBannerScript makes it for the example manifest in one language (JS, CSS and configuration
- *   in one file); vanilla-cookieconsent 3.1 (its UMD JS and its CSS); Klaro 0.7 (klaro.js, CSS
- *   inside); c15t's headless core (the `c15t` package's ESM build bundled with its dependencies by
+ * - Script size: gzip -9 and brotli 11 (node:zlib) of what a site loads. Pledge: what
+ *   `GET /pledge.js` answers for the example manifest with its banner texts in one language (JS,
+ *   CSS and configuration in one file), and in its three; vanilla-cookieconsent 3.1 (its UMD JS
+ *   and its CSS); Klaro 0.7 (klaro.js, CSS inside); c15t's headless core (the `c15t` package's ESM build bundled with its dependencies by
  *   esbuild for the browser, minified: the whole package, and what a site that imports only
  *   getOrCreateConsentRuntime ships); Plausible's tracker (@plausible-analytics/tracker: umami's npm
  *   package is the whole Next.js application, with no tracker to load on its own).
@@ -18,14 +18,18 @@
  *
  * Alone: `node --import tsx bench/banner.bench.ts [--quick]`; in the report: `npm run bench -- --only banner`.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import * as esbuild from 'esbuild';
+import { parseDocument } from 'yaml';
 import type { Browser, CDPSession, Page } from 'playwright-core';
+import { createApp } from '../src/app.js';
 import { loadManifestFile } from '../src/manifest/manifest.loader.js';
+import { loadConfig } from '../src/platform/config.js';
 import { buildBannerScript } from '../src/tracking/banner.bundle.js';
 import { bannerConfigOf } from '../src/tracking/banner.config.js';
 import type { BannerConfig, BannerContext } from '../src/tracking/banner.contract.js';
@@ -81,6 +85,44 @@ async function exampleConfig(origin: string): Promise<BannerConfig> {
   return { ...config, t: { en: config.t.en! } };
 }
 
+/**
+ * What `GET /pledge.js` answers for the example manifest, its banner texts cut to `languages`
+ * (all when absent): a real app on a throwaway data directory, asked in memory.
+ */
+async function servedScript(languages: readonly string[] | undefined): Promise<string> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-banner-'));
+  try {
+    const doc = parseDocument(readFileSync(path.join(ROOT, 'examples/example-online/pledge.yaml'), 'utf8'));
+    if (languages !== undefined) {
+      const choices = (doc.get('choices') as { items: Array<{ get(k: string): unknown }> }).items;
+      const i = choices.findIndex((c) => c.get('kind') === 'cookie_banner');
+      const texts = doc.getIn(['choices', i, 'banner', 'languages']) as {
+        items: Array<{ key: { value: string } }>;
+      };
+      for (const lang of texts.items.map((x) => x.key.value)) {
+        if (!languages.includes(lang)) doc.deleteIn(['choices', i, 'banner', 'languages', lang]);
+      }
+    }
+    const manifest = path.join(dir, 'pledge.yaml');
+    writeFileSync(manifest, doc.toString());
+    const config = {
+      ...loadConfig({ PLEDGE_DATA_DIR: dir, PLEDGE_LOG_LEVEL: 'silent' }, { manifest }),
+      retentionIntervalSeconds: 0,
+    };
+    const app = await createApp(config);
+    try {
+      const res = await app.http.inject({ method: 'GET', url: '/pledge.js' });
+      if (res.statusCode !== 200)
+        throw new BenchFailure(`GET /pledge.js answered ${res.statusCode}: ${res.body}`);
+      return res.body;
+    } finally {
+      await app.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** c15t bundled for the browser as a site's build would: `entry` imports from the package. */
 async function bundleC15t(entry: string): Promise<Uint8Array> {
   const out = await esbuild.build({
@@ -103,14 +145,19 @@ interface SizeRow {
   files: Array<Uint8Array | string>;
 }
 
-async function measureSizes(): Promise<{ markdown: string; pledgeGzip: number; ccGzip: number }> {
+async function measureSizes(): Promise<{ markdown: string }> {
   const file = (p: string) => readFileSync(path.join(MODULES, p));
-  const pledge = await buildBannerScript(await exampleConfig('https://pledge.example-online.test'));
+  const [pledgeEn, pledgeAll] = [await servedScript(['en']), await servedScript(undefined)];
   const rows: SizeRow[] = [
     {
       name: 'Pledge /pledge.js',
-      what: 'JS + CSS + the example configuration, en only',
-      files: [pledge.code],
+      what: 'GET /pledge.js: JS + CSS + the example configuration, en only',
+      files: [pledgeEn],
+    },
+    {
+      name: 'Pledge /pledge.js, 3 languages',
+      what: "the same, with the example's en, de and fr texts",
+      files: [pledgeAll],
     },
     {
       name: `vanilla-cookieconsent ${versionOf('vanilla-cookieconsent')}`,
@@ -152,7 +199,6 @@ async function measureSizes(): Promise<{ markdown: string; pledgeGzip: number; c
     br: r.files.reduce((s, f) => s + brotli(f), 0),
   }));
   const pledgeGzip = measured[0]!.gz;
-  const ccGzip = measured[1]!.gz;
   const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
   const table = formatTable(
     ['script', 'what a site loads', 'minified', 'gzip -9', 'brotli 11', 'Pledge ÷ it (gzip)'],
@@ -164,8 +210,6 @@ async function measureSizes(): Promise<{ markdown: string; pledgeGzip: number; c
       '',
       'Each file compressed on its own (a site serves them as separate files), KB = 1024 bytes; measured from node_modules in this run.',
     ].join('\n'),
-    pledgeGzip,
-    ccGzip,
   };
 }
 
