@@ -376,6 +376,15 @@ describe('the banner and choices dialog in Chromium', () => {
         cookies.some((c) => c.name === 'ads_one'),
         'an allowed purpose keeps its cookies',
       );
+      // An event the page counts goes the same way, with its name.
+      assert.equal(await page.evaluate<boolean>(`Pledge.event('signup-started')`), true);
+      await until((r) => r.beacons.length === 2);
+      assert.deepEqual(received.beacons[1]?.body, {
+        path: '/page',
+        event: 'signup-started',
+        receipt: 'receipt-1',
+        visitor: vid.value,
+      });
 
       // The next page: the stored choice applies at once, no question, no context asked for.
       received = { context: 0, choices: [], beacons: [] };
@@ -417,6 +426,7 @@ describe('the banner and choices dialog in Chromium', () => {
       assert.deepEqual(received.choices[0]?.choices, { 'site-analytics': false, [ADS]: false });
       const names = (await context.cookies()).map((c) => c.name).sort();
       assert.deepEqual(names, ['kept', config.n].sort());
+      assert.equal(await page.evaluate<boolean>(`Pledge.event('signup-started')`), false);
       assert.deepEqual(await page.evaluate('window.__beacons'), []);
       const layer = await page.evaluate<unknown[][]>('window.dataLayer.map((a) => [...a])');
       assert.deepEqual(layer.at(-1), [

@@ -89,12 +89,15 @@ function settle(decisions: Record<string, boolean>, decided: boolean): void {
   );
 }
 
-/** The page view of this load, once, when its purpose is allowed; after a refusal, nothing. */
-function count(): void {
+/**
+ * A page view (no `event`) or an event, only while the beacon's purpose is allowed: after a
+ * refusal nothing is sent. Returns whether it was sent.
+ */
+function beacon(event?: string): boolean {
   const purpose = config.b;
-  if (purpose === undefined || counted || !allowed[purpose]) return;
-  counted = true;
+  if (purpose === undefined || !allowed[purpose]) return false;
   const body: BeaconBody = { path: location.pathname };
+  if (event) body.event = event;
   const referrer = document.referrer && new URL(document.referrer).host;
   if (referrer && referrer !== location.host) body.referrer = referrer;
   if (stored?.r) body.receipt = stored.r;
@@ -104,7 +107,12 @@ function count(): void {
     if (!visitor) setCookie(VISITOR_COOKIE, (visitor = randomId()), config.d);
     body.visitor = visitor;
   }
-  navigator.sendBeacon(`${config.o}/api/v1/beacon`, JSON.stringify(body));
+  return navigator.sendBeacon(`${config.o}/api/v1/beacon`, JSON.stringify(body));
+}
+
+/** The page view of this load, once, as soon as its purpose is allowed. */
+function count(): void {
+  counted ||= beacon();
 }
 
 /** Sends the proof of a choice; a failure never reaches the page, and is retried on the next load. */
@@ -208,10 +216,11 @@ if (stored) {
   });
 }
 
-/** The page's handle: reopen the choices, read what is allowed now. */
+/** The page's handle: reopen the choices, read what is allowed now, count an event. */
 (window as Window & { Pledge?: unknown }).Pledge = {
   open,
   decisions: () => ({ ...allowed }),
+  event: (name: string) => beacon(name),
 };
 document.addEventListener('click', (e) => {
   if ((e.target as Element).closest?.('[data-pledge-open]')) {
