@@ -303,7 +303,8 @@ export async function runBeaconBench(
         )}; it verifies the receipt (HMAC; one verified in the last minute is believed again without), checks the user agent against isbot, the web ` +
       "system's purpose and source and the visitor's consent mode, keeps the declared fields sealed " +
       '(AES-256-GCM) and the visitor as a keyed hash (HMAC-SHA256 of the cookie id, or of truncated IP, ' +
-      "user agent and site under the day's salt), and answers 204 after the group commit that holds the " +
+      "user agent and site under the day's salt), both done for the beacons of one event-loop turn on a " +
+      'worker thread (src/tracking/beacons.crypto.ts), and answers 204 after the group commit that holds the ' +
       'row. The durable reference: bare Fastify with bare better-sqlite3 (WAL, synchronous=FULL as ' +
       "Pledge's SQLite, 8 KiB pages, 32 MiB cache, the same beacon_events table and indexes) parsing " +
       'the same text/plain JSON and inserting the fields as plaintext JSON and the visitor unhashed, ' +

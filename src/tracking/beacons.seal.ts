@@ -64,6 +64,12 @@ export class BeaconSeal {
     return JSON.parse(open(key, body, aadOf(eventId)).toString('utf8')) as BeaconFields;
   }
 
+  /** The current version's keys as bytes, for the worker that seals batches (beacons.crypto.ts). */
+  workerKeys(): { version: number; sealKey: Buffer; visitorKey: Buffer } {
+    const { version, key } = this.#seal.current;
+    return { version, sealKey: key.export(), visitorKey: this.#visitor.export() };
+  }
+
   /** The keyed hash (hex) of a visitor cookie's id: the same cookie, the same hash. */
   visitorHash(cookieId: string): string {
     return createHmac('sha256', this.#visitor).update(cookieId, 'utf8').digest('hex');

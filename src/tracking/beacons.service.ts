@@ -19,7 +19,7 @@
  * Events are written by a group commit and each caller is answered after the commit that holds its
  * row, so an acknowledged beacon is never lost.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { isbot } from 'isbot';
 import type { ManifestSource, SystemGate } from '../manifest/systems.gate.js';
 import {
@@ -37,6 +37,7 @@ import { uuidv7 } from '../platform/ids.js';
 import { truncateIp } from '../platform/ip.js';
 import { askedPurposes, bannerChoiceOf } from './banner.config.js';
 import type { BeaconEventRow, BeaconsRepository } from './beacons.repository.js';
+import { BeaconCrypto, type BeaconCryptoOptions } from './beacons.crypto.js';
 import type { BeaconFields, BeaconSeal } from './beacons.seal.js';
 import type { ConsentReceipt } from './consent-receipt.js';
 
@@ -107,6 +108,8 @@ export interface BeaconServiceDeps {
   /** Checks the banner's consent receipts; absent (no banner), no receipt verifies. */
   receipts: ReceiptVerifier | undefined;
   seal: BeaconSeal;
+  /** Where seals and hashes run (default: a worker thread for batches). */
+  crypto?: BeaconCryptoOptions;
 }
 
 /** The beacon rules of one purpose of the web system, made once per manifest. */
@@ -141,6 +144,7 @@ const RECEIPT_RECHECK_MS = 60_000;
 export class BeaconService {
   readonly #deps: BeaconServiceDeps;
   readonly #writes: GroupCommit<BeaconEventRow, void>;
+  readonly #crypto: BeaconCrypto;
   #rules: Rules | undefined;
   #salt: { day: string; salt: Promise<Buffer> } | undefined;
   /**
@@ -154,6 +158,7 @@ export class BeaconService {
 
   constructor(deps: BeaconServiceDeps) {
     this.#deps = deps;
+    this.#crypto = new BeaconCrypto(deps.seal, deps.crypto);
     this.#writes = new GroupCommit(deps.db, async (group, rows) => {
       await deps.repo.insertEvents(group, rows);
       return rows.map(() => OK);
@@ -203,10 +208,18 @@ export class BeaconService {
     if (rule.event && input.event !== undefined) fields.event = input.event;
     const id = uuidv7();
     const day = now.toISOString().slice(0, 10);
-    const visitor =
-      visitorId !== undefined
-        ? this.#deps.seal.visitorHash(visitorId)
-        : cookielessHash(await this.#saltOf(ctx, day, now), input.ip, input.userAgent ?? '', site);
+    // Sealed and hashed with the other beacons of this turn, off the main thread (beacons.crypto.ts).
+    const { sealed, visitor } = await this.#crypto.submit({
+      id,
+      fields,
+      visitor:
+        visitorId !== undefined
+          ? { cookie: visitorId }
+          : {
+              salt: await this.#saltOf(ctx, day, now),
+              material: cookielessMaterial(input.ip, input.userAgent ?? '', site),
+            },
+    });
     await this.#writes.submit({
       id,
       at: now,
@@ -216,7 +229,7 @@ export class BeaconService {
       source: rule.source.key,
       site,
       kind: input.event === undefined ? 'pageview' : 'event',
-      sealed: this.#deps.seal.seal(id, fields),
+      sealed,
       visitor,
       cookieless: visitorId === undefined,
       campaignId: null,
@@ -252,9 +265,10 @@ export class BeaconService {
     return { counted: true, id, cookieless: false };
   }
 
-  /** Resolves once every beacon submitted so far is committed (for a graceful shutdown). */
-  drain(): Promise<void> {
-    return this.#writes.drain();
+  /** Resolves once every beacon submitted so far is committed, and stops the crypto worker. */
+  async drain(): Promise<void> {
+    await this.#writes.drain();
+    await this.#crypto.close();
   }
 
   #ruleOrThrow(ctx: Context, rules: Rules, key: string | undefined): PurposeRule & { source: Source } {
@@ -345,11 +359,9 @@ class BoundedCache<K, V> {
   }
 }
 
-/** HMAC-SHA256 under the day's salt of (truncated IP, user agent, site), hex. */
-function cookielessHash(salt: Buffer, ip: string, userAgent: string, site: string): string {
-  return createHmac('sha256', salt)
-    .update(`${truncateIp(ip) ?? ''}\n${userAgent}\n${site}`, 'utf8')
-    .digest('hex');
+/** What a cookieless visitor hash is of (under the day's salt): truncated IP, user agent, site. */
+function cookielessMaterial(ip: string, userAgent: string, site: string): string {
+  return `${truncateIp(ip) ?? ''}\n${userAgent}\n${site}`;
 }
 
 function rulesOf(manifest: Manifest): Rules {
