@@ -6,7 +6,7 @@
  * nothing and never get a 500, and the pixel is always an image.
  */
 import assert from 'node:assert/strict';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
@@ -64,7 +64,6 @@ async function writeTestManifest(): Promise<string> {
     get(k: string): { add(v: unknown): void };
   };
   banner.get('purposes').add('partner-ads');
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(file, doc.toString());
   return file;
 }
@@ -574,6 +573,53 @@ for (const dialect of DIALECTS) {
       for (const p of pixels) assert.deepEqual(p.rawPayload, PIXEL);
       const counted = await stores.database.tables.selectFrom('beacon_events').select('id').execute();
       assert.equal(counted.length, 6);
+    });
+  });
+  describe(`beacons without a web system on ${dialect}`, () => {
+    let dir: string;
+    let app: App;
+    let stores: TestStores;
+
+    before(async () => {
+      // The example without `web: true` on its website system (nor the banner, which needs one):
+      // the beacon endpoints act as no one.
+      const source = await writeTestManifest();
+      dir = path.dirname(source);
+      const doc = parseDocument(await readFile(source, 'utf8'));
+      const systems = doc.get('systems') as {
+        items: Array<{ get(k: string): unknown; delete(k: string): void }>;
+      };
+      for (const system of systems.items) system.delete('web');
+      const choices = doc.get('choices') as { items: Array<{ get(k: string): unknown }> };
+      const banner = choices.items.findIndex((c) => c.get('kind') === 'cookie_banner');
+      doc.deleteIn(['choices', banner]);
+      await writeFile(source, doc.toString());
+      ({ app, stores } = await openApp(dialect, source));
+    });
+    after(async () => {
+      await app.close();
+      await stores.cleanup();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    test('POST is refused with auth.web_system_missing, the pixel is an image, nothing is stored', async () => {
+      const res = await app.http.inject({
+        method: 'POST',
+        url: '/api/v1/beacon',
+        headers: { 'content-type': 'text/plain', 'user-agent': BROWSER_UA, 'cf-ipcountry': 'US' },
+        payload: JSON.stringify({ path: '/nobody' }),
+      });
+      assert.equal(res.statusCode, 403, res.body);
+      assert.equal(res.json<{ error: { code: string } }>().error.code, 'auth.web_system_missing');
+      const img = await app.http.inject({
+        method: 'GET',
+        url: '/b.gif?p=/nobody',
+        headers: { 'user-agent': BROWSER_UA, 'cf-ipcountry': 'US' },
+      });
+      assert.equal(img.statusCode, 200);
+      assert.deepEqual(img.rawPayload, PIXEL);
+      const rows = await stores.database.tables.selectFrom('beacon_events').select('id').execute();
+      assert.deepEqual(rows, []);
     });
   });
 }
