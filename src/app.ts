@@ -389,7 +389,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await registerMailEventsRoutes(http, { mailEvents, suppression, auth, systems });
     registerCampaignRoutes(http, { campaigns: campaigns.service, auth });
     registerJobRoutes(http, { queue: jobs, auth });
-    await registerBeaconRoutes(http, { beacons, web, mailOpen: analytics.mailOpen });
+    await registerBeaconRoutes(http, {
+      beacons,
+      web,
+      mailOpen: analytics.mailOpen,
+      publicUrl: config.publicUrl,
+    });
     analytics.registerRoutes(http, { auth, systems });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));

@@ -23,6 +23,8 @@ import { openTestStores, type TestStores } from '../helpers/vault.js';
 
 const SITE = 'https://www.example-online.test';
 const OTHER = 'https://evil.example';
+/** Pledge's own origin: its pages (the example site) count as a listed site. */
+const PUBLIC_URL = 'https://pledge.example-online.test';
 const BROWSER_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const IP = '203.0.113.77';
@@ -94,6 +96,7 @@ async function openApp(
         PLEDGE_LOG_LEVEL: 'silent',
         PLEDGE_SITE_ORIGINS: `${SITE},https://blog.example-online.test`,
         PLEDGE_COUNTRY_HEADER: 'cf-ipcountry',
+        PLEDGE_PUBLIC_URL: PUBLIC_URL,
         PLEDGE_RATE_LIMIT: '100000',
         ...env,
       },
@@ -401,6 +404,11 @@ for (const dialect of DIALECTS) {
       assert.equal(res.statusCode, 204);
       assert.equal(res.headers['access-control-allow-origin'], undefined);
       assert.deepEqual(added, []);
+      const own = await beacon(
+        { path: '/example-site/' },
+        { country: 'US', headers: { origin: PUBLIC_URL } },
+      );
+      assert.equal(own.added[0]?.site, 'pledge.example-online.test', "Pledge's own pages count");
       const img = await pixel('?p=/elsewhere', { 'cf-ipcountry': 'US', referer: `${OTHER}/page` });
       assert.deepEqual(img.res.rawPayload, PIXEL);
       assert.deepEqual(img.added, []);
