@@ -36,7 +36,7 @@ const cli = createContext({ kind: 'cli', id: 'test' });
  * The example manifest plus partner-ads (covered by GPC, opt-out in the US) that the web system
  * serves through a web_beacon source of its own declaring only `path`, and the banner asks about.
  */
-async function writeTestManifest(): Promise<string> {
+async function writeTestManifest(options: { bannerAsksAds?: boolean } = {}): Promise<string> {
   const file = await writeManifestWithPurposes([
     { ...PARTNER_ADS, categories: ['user.device.cookie_id', 'user.behavior.browsing_history'] },
   ]);
@@ -61,6 +61,10 @@ async function writeTestManifest(): Promise<string> {
   website.get('purposes').add('partner-ads');
   website.get('sources').add('ad-beacons');
   // The banner asks about it too, so a receipt speaks of it.
+  if (options.bannerAsksAds === false) {
+    await writeFile(file, doc.toString());
+    return file;
+  }
   const choices = doc.get('choices') as { items: Array<{ get(k: string): unknown }> };
   const banner = choices.items.find((c) => c.get('kind') === 'cookie_banner') as unknown as {
     get(k: string): { add(v: unknown): void };
@@ -628,6 +632,50 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(img.rawPayload, PIXEL);
       const rows = await stores.database.tables.selectFrom('beacon_events').select('id').execute();
       assert.deepEqual(rows, []);
+    });
+  });
+  describe(`a receipt and a purpose the banner does not ask about on ${dialect}`, () => {
+    let manifestFile: string;
+    let app: App;
+    let stores: TestStores;
+
+    before(async () => {
+      manifestFile = await writeTestManifest({ bannerAsksAds: false });
+      ({ app, stores } = await openApp(dialect, manifestFile));
+    });
+    after(async () => {
+      await app.close();
+      await stores.cleanup();
+      await rm(path.dirname(manifestFile), { recursive: true, force: true });
+    });
+
+    test('the receipt says nothing of it: the consent mode where the visitor is decides', async () => {
+      const receipts = new ConsentReceipts(app.keyring.use('banner_receipts'), { maxAgeDays: 395 });
+      const issue = (allowed: string[]) =>
+        receipts.issue({ browser: BROWSER, allowed, jurisdiction: 'US', issuedAt: new Date() });
+      const send = (receipt: string, country: string) =>
+        app.http.inject({
+          method: 'POST',
+          url: '/api/v1/beacon',
+          remoteAddress: IP,
+          headers: {
+            'content-type': 'text/plain',
+            origin: SITE,
+            'user-agent': BROWSER_UA,
+            'cf-ipcountry': country,
+          },
+          payload: JSON.stringify({ path: '/ads', purpose: 'partner-ads', receipt, visitor: VISITOR }),
+        });
+      const count = async () =>
+        (await stores.database.tables.selectFrom('beacon_events').selectAll().execute()) as BeaconRow[];
+      // A refusal of what the banner asked is not a refusal of this: opt-out in the US, counted.
+      assert.equal((await send(issue([]), 'US')).statusCode, 204);
+      assert.equal((await count()).length, 1);
+      // A receipt claiming it (the banner never asks) is no consent: opt-in in the EU, nothing.
+      assert.equal((await send(issue(['partner-ads']), 'DE')).statusCode, 204);
+      const rows = await count();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]?.cookieless, 1);
     });
   });
 }
