@@ -44,6 +44,8 @@ import type { ConsentReceipt } from './consent-receipt.js';
 /** What checks consent receipts (ConsentReceipts of consent-receipt.ts). */
 export interface ReceiptVerifier {
   verify(token: string, now: Date): ConsentReceipt | undefined;
+  /** Whether a receipt verified earlier is still in force (not older than ask_again). */
+  inForce(receipt: ConsentReceipt, now: Date): boolean;
 }
 
 /** A page's beacon, as the routes read it from the request. */
@@ -150,7 +152,8 @@ export class BeaconService {
   /**
    * Receipts verified in the last minute: a visitor's receipt is the same on every page view for
    * months, and its HMAC was a fifth of a beacon's own work. Re-verified after RECEIPT_RECHECK_MS,
-   * so a receipt past ask_again or of a retired key version stops counting within a minute.
+   * so a receipt of a retired key version stops counting within a minute; one past ask_again stops
+   * at once (its age is checked on every use).
    */
   readonly #receipts = new BoundedCache<string, { receipt: ConsentReceipt | undefined; at: number }>(10_000);
   /** isbot's answer per user agent: a few hundred agents make most traffic, its regex is long. */
@@ -300,7 +303,8 @@ export class BeaconService {
     if (receipts === undefined) return undefined;
     const held = this.#receipts.get(token);
     if (held !== undefined && now.getTime() - held.at < RECEIPT_RECHECK_MS && now.getTime() >= held.at)
-      return held.receipt;
+      // Its signature is not checked again, but its age is: a receipt past ask_again stops at once.
+      return held.receipt !== undefined && receipts.inForce(held.receipt, now) ? held.receipt : undefined;
     const receipt = receipts.verify(token, now);
     this.#receipts.set(token, { receipt, at: now.getTime() });
     return receipt;

@@ -128,9 +128,14 @@ export class ConsentReceipts {
     const purposes = list === '' ? [] : list.split('~');
     if (!purposes.every((p) => PURPOSE.test(p))) return undefined;
     const issuedAt = new Date(parseInt(issued, 36) * 1000);
-    const age = now.getTime() - issuedAt.getTime();
-    if (age >= this.#maxAgeMs || age < -FUTURE_SKEW_MS) return undefined;
-    return { browser, allowed: new Set(purposes), jurisdiction: j === '' ? undefined : j, issuedAt };
+    const receipt = { browser, allowed: new Set(purposes), jurisdiction: j === '' ? undefined : j, issuedAt };
+    return this.inForce(receipt, now) ? receipt : undefined;
+  }
+
+  /** Whether a verified receipt is still in force at `now`: not older than ask_again, not from the future. */
+  inForce(receipt: ConsentReceipt, now: Date): boolean {
+    const age = now.getTime() - receipt.issuedAt.getTime();
+    return age < this.#maxAgeMs && age >= -FUTURE_SKEW_MS;
   }
 }
 

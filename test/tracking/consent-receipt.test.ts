@@ -38,6 +38,20 @@ describe('consent receipts', () => {
     );
   });
 
+  test('a receipt verified once stops being in force when ask_again passes (beacons cache verified receipts)', () => {
+    const token = receipts.issue({
+      browser: 'e'.repeat(24),
+      allowed: ['site-analytics'],
+      jurisdiction: 'DE',
+      issuedAt: NOW,
+    });
+    const got = receipts.verify(token, NOW);
+    assert.ok(got);
+    assert.equal(receipts.inForce(got, new Date(NOW.getTime() + 394 * DAY_MS)), true);
+    assert.equal(receipts.inForce(got, new Date(NOW.getTime() + 395 * DAY_MS)), false);
+    assert.equal(receipts.inForce(got, new Date(NOW.getTime() - DAY_MS)), false);
+  });
+
   test('a forged signature, a changed field or a cut receipt verifies as nothing', () => {
     const token = receipts.issue({
       browser: 'b'.repeat(24),
