@@ -512,7 +512,8 @@ describe('the banner and choices dialog in Chromium', () => {
       await until((r) => r.choices.length === 1);
       assert.equal(received.choices[0]?.control, 'choose');
       assert.deepEqual(received.choices[0]?.choices, { 'site-analytics': true, [ADS]: false });
-      assert.equal(await page.locator('.pl-banner, dialog').count(), 0);
+      // The dialog leaves the page on its close event, a task after the choice is sent.
+      await page.waitForFunction(`document.querySelector('.pl-banner, dialog') === null`);
       assert.deepEqual(problems, []);
     } finally {
       await context.close();

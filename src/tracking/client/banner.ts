@@ -59,7 +59,7 @@ export function showBanner(
   hideBanner();
   banner = h(
     'section',
-    { class: 'pl-banner', lang, 'aria-labelledby': 'pl-t' },
+    { class: 'pl pl-banner', lang, 'aria-labelledby': 'pl-t' },
     h('h2', { id: 'pl-t' }, texts.title),
     h('p', {}, texts.text, ' ', policyLink(texts, policy)),
     h(
@@ -115,7 +115,7 @@ export function openDialog(
   };
   const dialog = h(
     'dialog',
-    { class: 'pl-dialog', lang, 'aria-modal': 'true', 'aria-labelledby': 'pl-dt' },
+    { class: 'pl pl-dialog', lang, 'aria-modal': 'true', 'aria-labelledby': 'pl-dt' },
     h('h2', { id: 'pl-dt' }, texts.dialog_title),
     h('ul', {}, ...items),
     h('p', {}, policyLink(texts, policy)),
