@@ -64,14 +64,12 @@ import { registerVaultRoutes } from './vault/vault.routes.js';
 import { Vault } from './vault/vault.service.js';
 import { WebEndpoints } from './tracking/web.js';
 import { createAnalytics, type Analytics } from './tracking/analytics.setup.js';
-import { durationDays } from './manifest/duration.js';
-import { bannerChoiceOf } from './tracking/banner.config.js';
+import { registerBannerRoutes } from './tracking/banner.routes.js';
+import { bannerReceiptsOf } from './tracking/banner.config.js';
 import { BeaconsRepository } from './tracking/beacons.repository.js';
 import { registerBeaconRoutes } from './tracking/beacons.routes.js';
 import { BeaconSeal } from './tracking/beacons.seal.js';
 import { BeaconService } from './tracking/beacons.service.js';
-import { ConsentReceipts } from './tracking/consent-receipt.js';
-import { registerBannerRoutes } from './tracking/banner.routes.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -311,13 +309,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     });
 
     // The banner's consent receipts, which beacons carry as proof of a choice; none without a banner.
-    const bannerChoice = bannerChoiceOf(active.manifest);
-    const receipts =
-      bannerChoice === undefined
-        ? undefined
-        : new ConsentReceipts(keyring.use('banner_receipts'), {
-            maxAgeDays: durationDays(bannerChoice.banner.ask_again),
-          });
+    // The same as the banner's routes issue them with (whole days of ask_again).
+    const receipts = bannerReceiptsOf(active.manifest, keyring.use('banner_receipts'));
     const beaconsRepo = new BeaconsRepository(db);
     const beaconSeal = new BeaconSeal(keyring.use('beacons'));
     const beacons = new BeaconService({
