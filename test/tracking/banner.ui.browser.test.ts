@@ -149,10 +149,19 @@ describe('the banner and choices dialog in Chromium', () => {
     };
     if (url.pathname === '/page') {
       const script = url.searchParams.get('script') ?? 'full';
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      // ?nonce=: the page allows scripts from itself and styles only by that nonce.
+      const nonce = url.searchParams.get('nonce');
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        ...(nonce === null
+          ? {}
+          : { 'content-security-policy': `default-src 'self'; style-src 'nonce-${nonce}'` }),
+      });
       res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <script src="/pledge.js?script=${script}"></script><title>A page of the site</title></head>
+        <script src="/pledge.js?script=${script}"${nonce === null ? '' : ` nonce="${nonce}"`}></script>
+        <title>A page of the site</title></head>
         <body><main><h1>A page of the site</h1>
         <p><a href="#" id="settings" data-pledge-open>Cookie settings</a></p></main></body></html>`);
     } else if (url.pathname === '/pledge.js') {
@@ -160,6 +169,7 @@ describe('the banner and choices dialog in Chromium', () => {
       res.end(scripts.get(url.searchParams.get('script') ?? 'full'));
     } else if (url.pathname === '/api/v1/banner/context') {
       received.context++;
+      arrivals.emit('change');
       if (req.headers.cookie !== undefined) throw new Error('the context request carried cookies');
       await contextGate;
       json(200, answerContext(req.headers));
@@ -203,9 +213,9 @@ describe('the banner and choices dialog in Chromium', () => {
 
   /** A fresh browser profile with the recorders installed, at the test page. */
   async function visit(
-    options: BrowserContextOptions & { gpc?: boolean; script?: string; wait?: boolean } = {},
+    options: BrowserContextOptions & { gpc?: boolean; script?: string; nonce?: string; wait?: boolean } = {},
   ): Promise<Visit> {
-    const { gpc, script, wait = true, ...contextOptions } = options;
+    const { gpc, script, nonce, wait = true, ...contextOptions } = options;
     received = { context: 0, choices: [], beacons: [] };
     const context = await browser.newContext(contextOptions);
     await context.addInitScript(INIT + (gpc === true ? GPC_INIT : ''));
@@ -215,7 +225,8 @@ describe('the banner and choices dialog in Chromium', () => {
     page.on('console', (m) => {
       if (m.type() === 'error') problems.push(m.text());
     });
-    await page.goto(`${origin}/page${script === undefined ? '' : `?script=${script}`}`);
+    const query = new URLSearchParams({ ...(script && { script }), ...(nonce && { nonce }) }).toString();
+    await page.goto(`${origin}/page${query === '' ? '' : `?${query}`}`);
     if (wait) await banner(page).waitFor();
     return { context, page, problems };
   }
@@ -751,6 +762,19 @@ describe('the banner and choices dialog in Chromium', () => {
       }
     });
   }
+
+  test("a page that allows styles by nonce only: the banner's styles carry the nonce of /pledge.js's tag", async () => {
+    const { context, page, problems } = await visit({ nonce: 'n0nce-of-this-page' });
+    try {
+      assert.equal(
+        await page.evaluate<string>(`getComputedStyle(document.querySelector('.pl-banner')).position`),
+        'fixed',
+      );
+      assert.deepEqual(problems, [], 'no CSP violation');
+    } finally {
+      await context.close();
+    }
+  });
 
   test('reduced motion: no animation; otherwise the banner slides in', async () => {
     for (const [reducedMotion, animation] of [

@@ -38,8 +38,12 @@ function button(label: string, onClick: () => void): HTMLElement {
   return b;
 }
 
+// A page whose Content-Security-Policy allows styles by nonce gives it to /pledge.js's tag: the
+// script is only the current one while it first runs, so the nonce is read now.
+const nonce = (document.currentScript as HTMLScriptElement | null)?.nonce;
+
 function style(): void {
-  if (!styled) document.head.append(h('style', {}, __PLEDGE_CSS__));
+  if (!styled) document.head.append(h('style', nonce ? { nonce } : {}, __PLEDGE_CSS__));
   styled = true;
 }
 
