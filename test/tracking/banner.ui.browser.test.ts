@@ -715,6 +715,33 @@ describe('the banner and choices dialog in Chromium', () => {
     });
   }
 
+  test('GPC sent after a choice that allowed its purposes: refused on the next page, and the ledger told (control gpc)', async () => {
+    const { context, page } = await visit();
+    try {
+      await banner(page).getByRole('button', { name: 'Accept all' }).click();
+      await until((r) => r.choices.length === 1);
+      await page.waitForFunction(`document.cookie.includes('receipt-1')`);
+      await context.addInitScript(GPC_INIT);
+      await page.reload();
+      await until((r) => r.choices.length === 2);
+      assert.deepEqual(
+        { ...received.choices[1], browser: received.choices[0]?.browser },
+        {
+          browser: received.choices[0]?.browser,
+          notice: config.v,
+          language: 'en',
+          control: 'gpc',
+          gpc: true,
+          choices: { 'site-analytics': true, [ADS]: false },
+        },
+      );
+      assert.equal(await page.locator('.pl-banner').count(), 0);
+      assert.deepEqual(await decisions(page), { 'site-analytics': true, [ADS]: false });
+    } finally {
+      await context.close();
+    }
+  });
+
   test('GPC and nothing else to ask: no banner, the refusal recorded as a GPC choice', async () => {
     const { context, page } = await visit({ gpc: true, script: 'gpc-only', wait: false });
     try {

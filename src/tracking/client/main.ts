@@ -194,7 +194,10 @@ function whenReady(fn: () => void): void {
   else addEventListener('DOMContentLoaded', fn);
 }
 
-if (stored) {
+if (stored && navigatorGpc && config.u.some(({ k, g }) => g && stored!.d[k])) {
+  // GPC appeared since the choice: what it covers is refused, and the ledger is told (control gpc).
+  decide('gpc', stored.d);
+} else if (stored) {
   settle(stored.d, true);
   count();
   if (stored.s === 0) void send(stored, true);
