@@ -50,6 +50,19 @@ export function describeDuration(text: string): string {
  * as a person counting months would say. Used for retention deadlines.
  */
 export function addDuration(date: Date, text: string): Date {
+  return shiftByDuration(date, text, 1);
+}
+
+/**
+ * `date` less a duration, on the calendar (UTC), as addDuration adds one: an event recorded at T
+ * expires when T plus the duration has passed, that is when T is before now less it.
+ */
+export function subtractDuration(date: Date, text: string): Date {
+  return shiftByDuration(date, text, -1);
+}
+
+/** `date` moved by a duration forward (1) or back (-1); a month lands on the month's last day at most. */
+function shiftByDuration(date: Date, text: string, sign: 1 | -1): Date {
   const m = DURATION.exec(text);
   if (!m) throw new Error(`not an ISO 8601 duration: ${text}`);
   const [, y, mo, w, d] = m;
@@ -58,10 +71,10 @@ export function addDuration(date: Date, text: string): Date {
   if (months > 0) {
     const day = out.getUTCDate();
     out.setUTCDate(1);
-    out.setUTCMonth(out.getUTCMonth() + months);
+    out.setUTCMonth(out.getUTCMonth() + sign * months);
     const lastDay = new Date(Date.UTC(out.getUTCFullYear(), out.getUTCMonth() + 1, 0)).getUTCDate();
     out.setUTCDate(Math.min(day, lastDay));
   }
-  out.setUTCDate(out.getUTCDate() + Number(w ?? 0) * 7 + Number(d ?? 0));
+  out.setUTCDate(out.getUTCDate() + sign * (Number(w ?? 0) * 7 + Number(d ?? 0)));
   return out;
 }

@@ -6,7 +6,7 @@
  * no longer declares together are kept for the shortest retention of those it does declare. The
  * daily aggregates hold no visitor and are kept.
  */
-import { DURATION_PATTERN, durationDays } from '../manifest/duration.js';
+import { durationDays, subtractDuration } from '../manifest/duration.js';
 import type { Manifest, Source } from '../manifest/manifest.schema.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
@@ -54,27 +54,6 @@ function shortestFor(manifest: Manifest, source: Source, purposeKey: string): st
     if (rule.purpose !== undefined && rule.purpose === purposeKey) consider(rule.max);
   }
   return shortest;
-}
-
-/**
- * `date` less a duration, on the calendar (UTC), as addDuration (duration.ts) adds one: an event
- * recorded at T expires when T plus the duration has passed, that is when T is before now less it.
- */
-export function subtractDuration(date: Date, text: string): Date {
-  const m = DURATION_PATTERN.exec(text);
-  if (!m) throw new Error(`not an ISO 8601 duration: ${text}`);
-  const [, y, mo, w, d] = m;
-  const out = new Date(date.getTime());
-  const months = Number(y ?? 0) * 12 + Number(mo ?? 0);
-  if (months > 0) {
-    const day = out.getUTCDate();
-    out.setUTCDate(1);
-    out.setUTCMonth(out.getUTCMonth() - months);
-    const lastDay = new Date(Date.UTC(out.getUTCFullYear(), out.getUTCMonth() + 1, 0)).getUTCDate();
-    out.setUTCDate(Math.min(day, lastDay));
-  }
-  out.setUTCDate(out.getUTCDate() - Number(w ?? 0) * 7 - Number(d ?? 0));
-  return out;
 }
 
 /** Deletes the raw events past their retention. */
