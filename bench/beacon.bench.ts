@@ -16,7 +16,6 @@ import BetterSqlite3 from 'better-sqlite3';
 import { ConsentReceipts } from '../src/tracking/consent-receipt.js';
 import { Keyring } from '../src/vault/keyring.js';
 import {
-  BenchFailure,
   formatMs,
   formatRatio,
   formatTable,
@@ -26,19 +25,20 @@ import {
   stopServer,
   type BenchResult,
 } from './lib.js';
-import { startOnFreePort, type BenchServer, type LoadFigures } from './servers.js';
+import {
+  HTTP_LOAD_QUICK,
+  loadFigures,
+  loadInterleaved,
+  PLEDGE_BENCH_ENV,
+  startOnFreePort,
+  summarizeRuns,
+  type BenchServer,
+  type HttpLoadOptions,
+  type LoadFigures,
+} from './servers.js';
 
 /** How long and how hard to load each server; the quick form is for trying the harness. */
-export interface BeaconBenchOptions {
-  /** Measured runs per server, interleaved (reference, Pledge, reference, Pledge ...). */
-  rounds: number;
-  /** Seconds per measured run. */
-  seconds: number;
-  /** Seconds of untimed load on each server first. */
-  warmupSeconds: number;
-  /** Concurrent connections. */
-  connections: number;
-}
+export type BeaconBenchOptions = HttpLoadOptions;
 
 /** The figures of `npm run bench`. */
 export const BEACON_BENCH_DEFAULTS: BeaconBenchOptions = {
@@ -50,12 +50,7 @@ export const BEACON_BENCH_DEFAULTS: BeaconBenchOptions = {
 };
 
 /** `--quick`: one short run each. */
-export const BEACON_BENCH_QUICK: BeaconBenchOptions = {
-  ...BEACON_BENCH_DEFAULTS,
-  rounds: 1,
-  seconds: 2,
-  warmupSeconds: 1,
-};
+export const BEACON_BENCH_QUICK: BeaconBenchOptions = { ...BEACON_BENCH_DEFAULTS, ...HTTP_LOAD_QUICK };
 
 /** Pledge's requests/s over the durable reference's, at least. */
 const TARGET_RATIO = 0.8;
@@ -67,12 +62,11 @@ const DURABLE = 'bare Fastify + better-sqlite3 commit (bench/baseline/fastify-sq
 const PLEDGE = 'pledge serve (SQLite)';
 
 /**
- * Pledge's configuration for the run: the rate limit out of the way (its maximum), quiet logs, the
+ * Pledge's configuration for the run: the benches' (the rate limit out of the way, quiet logs), the
  * example site as the listed origin, the visitor's country from a CDN header.
  */
 const PLEDGE_ENV = {
-  PLEDGE_RATE_LIMIT: '1000000',
-  PLEDGE_LOG_LEVEL: 'warn',
+  ...PLEDGE_BENCH_ENV,
   PLEDGE_SITE_ORIGINS: SITE,
   PLEDGE_COUNTRY_HEADER: 'cf-ipcountry',
 };
@@ -105,7 +99,7 @@ function beaconOf(n: number, traffic: Traffic): { body: string; country: string 
   return { country: 'US', body: JSON.stringify({ path, event: n % 10 === 1 ? 'signup_click' : undefined }) };
 }
 
-/** Loads `base` for `seconds`; throws a BenchFailure on any error or non-2xx answer. */
+/** Loads `base` for `seconds`; throws a BenchFailure on any error or non-2xx answer (loadFigures). */
 async function load(
   label: string,
   base: string,
@@ -138,23 +132,7 @@ async function load(
       },
     ],
   });
-  if (result.errors > 0 || result.non2xx > 0 || result['2xx'] === 0) {
-    throw new BenchFailure(
-      `${label}: autocannon saw ${result.errors} connection error(s) (${result.timeouts} timeouts) and ` +
-        `${result.non2xx} non-2xx answer(s) (4xx ${result['4xx']}, 5xx ${result['5xx']}) ` +
-        `out of ${result['2xx'] + result.non2xx}`,
-    );
-  }
-  return {
-    requestsPerSecond: result['2xx'] / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    requests: result['2xx'],
-  };
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.reduce((s, x) => s + x, 0) / xs.length;
+  return loadFigures(label, result);
 }
 
 /** Rows committed by the reference (its GET /count). */
@@ -180,10 +158,7 @@ export async function runBeaconBench(
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-beacon-'));
   let pledge: BenchServer | undefined;
   let durable: BenchServer | undefined;
-  const runs = new Map<string, LoadFigures[]>([
-    [PLEDGE, []],
-    [DURABLE, []],
-  ]);
+  let runs: Map<string, LoadFigures[]>;
   /** 2xx answers per server over every load, the warm-up included: each an acknowledged beacon. */
   const acknowledged = new Map<string, number>([
     [PLEDGE, 0],
@@ -215,14 +190,11 @@ export async function runBeaconBench(
       { label: DURABLE, base: durable.base },
       { label: PLEDGE, base: pledge.base },
     ];
-    const once = async (s: { label: string; base: string }, seconds: number) => {
-      const figures = await load(s.label, s.base, seconds, options.connections, traffic);
-      acknowledged.set(s.label, acknowledged.get(s.label)! + figures.requests);
+    runs = await loadInterleaved(servers, options, async (label, base, seconds) => {
+      const figures = await load(label, base, seconds, options.connections, traffic);
+      acknowledged.set(label, acknowledged.get(label)! + figures.requests);
       return figures;
-    };
-    for (const s of servers) await once(s, options.warmupSeconds);
-    for (let round = 0; round < options.rounds; round++)
-      for (const s of servers) runs.get(s.label)!.push(await once(s, options.seconds));
+    });
     rows.set(DURABLE, await countReference(durable.base));
     // Stopped first (SIGTERM: a graceful close), then its file is counted.
     await stopServer(pledge.child);
@@ -233,15 +205,7 @@ export async function runBeaconBench(
     rmSync(dataDir, { recursive: true, force: true });
   }
 
-  const summary = (label: string) => {
-    const r = runs.get(label)!;
-    return {
-      requestsPerSecond: mean(r.map((x) => x.requestsPerSecond)),
-      p50: mean(r.map((x) => x.p50)),
-      p99: Math.max(...r.map((x) => x.p99)),
-      requests: r.reduce((s, x) => s + x.requests, 0),
-    };
-  };
+  const summary = (label: string) => summarizeRuns(runs.get(label)!);
   const durableBase = summary(DURABLE);
   const missed: string[] = [];
   const target = `≥ ×${TARGET_RATIO.toFixed(2)} of the durable reference`;

@@ -23,24 +23,20 @@ import {
 } from './lib.js';
 import {
   createApiKey,
+  HTTP_LOAD_QUICK,
   loadInterleaved,
   loadPosts,
+  PLEDGE_BENCH_ENV,
   registerSubjects,
   startOnFreePort,
+  summarizeRuns,
   type BenchServer,
+  type HttpLoadOptions,
   type LoadFigures,
 } from './servers.js';
 
 /** How long and how hard to load each server; the quick form is for trying the harness. */
-export interface CollectBenchOptions {
-  /** Measured runs per server, interleaved (baseline, Pledge, baseline, Pledge ...). */
-  rounds: number;
-  /** Seconds per measured run. */
-  seconds: number;
-  /** Seconds of untimed load on each server first. */
-  warmupSeconds: number;
-  /** Concurrent connections. */
-  connections: number;
+export interface CollectBenchOptions extends HttpLoadOptions {
   /** Subjects the feedback records are spread over (each made by a registration first). */
   subjects: number;
 }
@@ -55,12 +51,7 @@ export const COLLECT_BENCH_DEFAULTS: CollectBenchOptions = {
 };
 
 /** `--quick`: one short run each. */
-export const COLLECT_BENCH_QUICK: CollectBenchOptions = {
-  ...COLLECT_BENCH_DEFAULTS,
-  rounds: 1,
-  seconds: 2,
-  warmupSeconds: 1,
-};
+export const COLLECT_BENCH_QUICK: CollectBenchOptions = { ...COLLECT_BENCH_DEFAULTS, ...HTTP_LOAD_QUICK };
 
 /** Pledge's requests/s over the durable reference's, at least. */
 const TARGET_RATIO = 0.75;
@@ -72,7 +63,7 @@ const SEALED =
   'the durable reference + key check, inline seals, audit row (fastify-sqlite-collect.mjs --sealed)';
 
 /** Pledge's configuration for the run: the rate limit out of the way (its maximum), quiet logs. */
-const PLEDGE_ENV = { PLEDGE_RATE_LIMIT: '1000000', PLEDGE_LOG_LEVEL: 'warn' };
+const PLEDGE_ENV = PLEDGE_BENCH_ENV;
 
 /** Loads `base` with feedback POSTs for `seconds`; throws a BenchFailure on any error or non-2xx. */
 function load(
@@ -94,10 +85,6 @@ function load(
       data: { message: `The recording export is slow (feedback ${n}).`, rating: 4 },
     }),
   });
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.reduce((s, x) => s + x, 0) / xs.length;
 }
 
 /** Loads both servers and returns the report section. Throws a BenchFailure on failure. */
@@ -142,15 +129,7 @@ export async function runCollectBench(
     rmSync(dataDir, { recursive: true, force: true });
   }
 
-  const summary = (label: string) => {
-    const r = runs.get(label)!;
-    return {
-      requestsPerSecond: mean(r.map((x) => x.requestsPerSecond)),
-      p50: mean(r.map((x) => x.p50)),
-      p99: Math.max(...r.map((x) => x.p99)),
-      requests: r.reduce((s, x) => s + x.requests, 0),
-    };
-  };
+  const summary = (label: string) => summarizeRuns(runs.get(label)!);
   const base = summary(BASELINE);
   const durableBase = summary(DURABLE);
   const missed: string[] = [];

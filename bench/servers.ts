@@ -1,7 +1,8 @@
 /**
  * What the HTTP benches share to set up a real `pledge serve`: starting a server on a free port, an
  * API key made with the CLI, people registered through the registration collection point, and a
- * PostgreSQL database of its own.
+ * PostgreSQL database of its own; and to load it: autocannon runs checked and summarized, the
+ * servers loaded in turn.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -180,6 +181,14 @@ export async function loadPosts(
       },
     ],
   });
+  return loadFigures(label, result);
+}
+
+/**
+ * The figures of one autocannon run: requests/s = 2xx answers / duration. Throws a
+ * {@link BenchFailure} on any connection error or non-2xx answer, or when nothing was answered.
+ */
+export function loadFigures(label: string, result: autocannon.Result): LoadFigures {
   if (result.errors > 0 || result.non2xx > 0 || result['2xx'] === 0) {
     throw new BenchFailure(
       `${label}: autocannon saw ${result.errors} connection error(s) (${result.timeouts} timeouts) and ` +
@@ -195,12 +204,44 @@ export async function loadPosts(
   };
 }
 
-/** How {@link loadInterleaved} schedules its runs; seconds per run. */
+/**
+ * One server's timed runs in one row: requests/s and p50 averaged over the runs, p99 the highest
+ * run's, requests summed.
+ */
+export function summarizeRuns(runs: readonly LoadFigures[]): LoadFigures {
+  const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+  return {
+    requestsPerSecond: mean(runs.map((x) => x.requestsPerSecond)),
+    p50: mean(runs.map((x) => x.p50)),
+    p99: Math.max(...runs.map((x) => x.p99)),
+    requests: runs.reduce((s, x) => s + x.requests, 0),
+  };
+}
+
+/** How {@link loadInterleaved} schedules its runs. */
 export interface LoadInterleavedOptions {
+  /** Seconds of untimed load on each server first. */
   warmupSeconds: number;
+  /** Seconds per measured run. */
   seconds: number;
+  /** Measured runs per server, interleaved (reference, Pledge, reference, Pledge ...). */
   rounds: number;
 }
+
+/** How long and how hard an HTTP bench loads each server. */
+export interface HttpLoadOptions extends LoadInterleavedOptions {
+  /** Concurrent connections. */
+  connections: number;
+}
+
+/** `--quick` of an HTTP bench: one short run per server. */
+export const HTTP_LOAD_QUICK = { rounds: 1, seconds: 2, warmupSeconds: 1 } as const;
+
+/**
+ * Pledge's configuration for an HTTP bench: the rate limit out of the way (1,000,000 a minute, the
+ * highest it accepts), quiet logs.
+ */
+export const PLEDGE_BENCH_ENV = { PLEDGE_RATE_LIMIT: '1000000', PLEDGE_LOG_LEVEL: 'warn' } as const;
 
 /**
  * Loads each server once for `warmupSeconds` (untimed), then `rounds` times for `seconds`,
