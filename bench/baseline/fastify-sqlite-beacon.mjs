@@ -6,23 +6,15 @@
 // arrive in one turn of the event loop share a transaction (group commit, as Pledge does). The
 // database is set up as Pledge's SQLite database is: WAL, synchronous=FULL, 8 KiB pages, 32 MiB
 // cache. No validation, consent, receipts, hashing, sealing, bot check, CORS or logging.
-// Started as the other baselines (`--port P`; HOST, default 127.0.0.1; DATA_DIR for the file);
+// Started as the other baselines (`--port P`; HOST, default 127.0.0.1; DATA_DIR for the file; the
+// file, the group commit and the start and stop shared with the collect reference: bare-sqlite.mjs);
 // /healthz answers once it is ready, GET /count says how many rows are committed.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import Fastify from 'fastify';
+import { groupCommitted, listenPort, openBareSqlite, serveUntilStopped } from './bare-sqlite.mjs';
 
-const flag = process.argv.indexOf('--port');
-const port = Number(flag >= 0 ? process.argv[flag + 1] : (process.env.PORT ?? 8080));
-const dir = mkdtempSync(path.join(process.env.DATA_DIR ?? os.tmpdir(), 'bare-beacon-'));
-const db = new BetterSqlite3(path.join(dir, 'bare.db'));
-db.pragma('page_size = 8192');
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = FULL');
-db.pragma('cache_size = -32768');
+const store = openBareSqlite('bare-beacon-');
+const { db } = store;
 db.exec(`create table beacon_events (id text primary key, at text not null, day text not null,
   purpose text not null, channel text not null, source text not null, site text not null,
   kind text not null, sealed text not null, visitor text not null, cookieless integer not null,
@@ -52,28 +44,7 @@ const insertAll = db.transaction((rows) => {
 });
 const count = db.prepare('select count(*) as n from beacon_events');
 
-let queue = [];
-let scheduled = false;
-function flush() {
-  scheduled = false;
-  const group = queue;
-  queue = [];
-  try {
-    insertAll(group);
-    for (const w of group) w.resolve();
-  } catch (err) {
-    for (const w of group) w.reject(err);
-  }
-}
-function write(row) {
-  return new Promise((resolve, reject) => {
-    queue.push({ ...row, resolve, reject });
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
-  });
-}
+const write = groupCommitted(insertAll);
 
 const app = Fastify({ logger: false });
 app.addContentTypeParser('text/plain', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
@@ -95,13 +66,4 @@ app.post('/api/v1/beacon', async (request, reply) => {
   });
   return reply.status(204).send();
 });
-await app.listen({ port, host: process.env.HOST ?? '127.0.0.1' });
-
-const stop = () =>
-  void app.close().then(() => {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(0);
-  });
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+await serveUntilStopped(app, listenPort(), store);

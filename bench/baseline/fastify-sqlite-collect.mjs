@@ -6,6 +6,8 @@
 // synchronous=FULL, 8 KiB pages, 32 MiB cache, a records table indexed by (subject_id, id).
 // No validation, no encryption, no audit, no consent, no logging. Started like the other baseline
 // (`--port P`; HOST, default 127.0.0.1; DATA_DIR for the file); /healthz answers once it is ready.
+// The file, the group commit and the start and stop are shared with the beacon reference
+// (bare-sqlite.mjs).
 //
 // With `--sealed` it also does, naively and inline, the rest of what Pledge must store for the
 // request, so the difference to Pledge is Pledge's own overhead and not the work the policy asks
@@ -14,20 +16,11 @@
 // envelope), the record row with Pledge's indexes (subject, retention deadline), and one audit row
 // per request with its subject index. Still no validation, consent or logging.
 import { createCipheriv, createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import Fastify from 'fastify';
+import { groupCommitted, listenPort, openBareSqlite, serveUntilStopped } from './bare-sqlite.mjs';
 
-const flag = process.argv.indexOf('--port');
-const port = Number(flag >= 0 ? process.argv[flag + 1] : (process.env.PORT ?? 8080));
-const dir = mkdtempSync(path.join(process.env.DATA_DIR ?? os.tmpdir(), 'bare-collect-'));
-const db = new BetterSqlite3(path.join(dir, 'bare.db'));
-db.pragma('page_size = 8192');
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = FULL');
-db.pragma('cache_size = -32768');
+const store = openBareSqlite('bare-collect-');
+const { db } = store;
 const sealed = process.argv.includes('--sealed');
 db.exec(`create table records (id text primary key, subject_id text not null, source text not null,
   fields text not null, collected_at text not null${sealed ? ', retain_until text not null' : ''});
@@ -90,28 +83,7 @@ function sealFields(subjectId, recordId, data) {
   return JSON.stringify(fields);
 }
 
-let queue = [];
-let scheduled = false;
-function flush() {
-  scheduled = false;
-  const group = queue;
-  queue = [];
-  try {
-    insertAll(group);
-    for (const w of group) w.resolve();
-  } catch (err) {
-    for (const w of group) w.reject(err);
-  }
-}
-function write(row) {
-  return new Promise((resolve, reject) => {
-    queue.push({ ...row, resolve, reject });
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
-  });
-}
+const write = groupCommitted(insertAll);
 
 const app = Fastify({ logger: false });
 app.get('/healthz', async () => ({ status: 'ok' }));
@@ -134,13 +106,4 @@ app.post('/api/v1/collect/:source', async (request, reply) => {
   });
   return reply.status(201).send({ subject: { id: subjectId, created: false }, record: { id } });
 });
-await app.listen({ port, host: process.env.HOST ?? '127.0.0.1' });
-
-const stop = () =>
-  void app.close().then(() => {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(0);
-  });
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+await serveUntilStopped(app, listenPort(), store);
