@@ -15,6 +15,7 @@ import autocannon from 'autocannon';
 import BetterSqlite3 from 'better-sqlite3';
 import { ConsentReceipts } from '../src/tracking/consent-receipt.js';
 import { Keyring } from '../src/vault/keyring.js';
+import { DESKTOP_CHROME_UA, EXAMPLE_SITE } from '../test/helpers/tracking.js';
 import {
   formatMs,
   formatRatio,
@@ -55,9 +56,8 @@ export const BEACON_BENCH_QUICK: BeaconBenchOptions = { ...BEACON_BENCH_DEFAULTS
 /** Pledge's requests/s over the durable reference's, at least. */
 const TARGET_RATIO = 0.8;
 const PATH = '/api/v1/beacon';
-const SITE = 'https://www.example-online.test';
-const USER_AGENT =
-  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+const SITE = EXAMPLE_SITE;
+const USER_AGENT = DESKTOP_CHROME_UA;
 const DURABLE = 'bare Fastify + better-sqlite3 commit (bench/baseline/fastify-sqlite-beacon.mjs)';
 const PLEDGE = 'pledge serve (SQLite)';
 

@@ -16,17 +16,18 @@ import { loadConfig } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import { PIXEL } from '../../src/tracking/beacons.routes.js';
 import { BeaconSeal } from '../../src/tracking/beacons.seal.js';
+import type { BeaconEventsTable } from '../../src/tracking/beacons.tables.js';
 import { ConsentReceipts } from '../../src/tracking/consent-receipt.js';
 import { DIALECTS, type TestDialect } from '../helpers/databases.js';
 import { PARTNER_ADS, writeManifestWithPurposes } from '../helpers/manifests.js';
+import { DESKTOP_CHROME_UA, EXAMPLE_SITE } from '../helpers/tracking.js';
 import { openTestStores, type TestStores } from '../helpers/vault.js';
 
-const SITE = 'https://www.example-online.test';
+const SITE = EXAMPLE_SITE;
 const OTHER = 'https://evil.example';
 /** Pledge's own origin: its pages (the example site) count as a listed site. */
 const PUBLIC_URL = 'https://pledge.example-online.test';
-const BROWSER_UA =
-  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+const BROWSER_UA = DESKTOP_CHROME_UA;
 const IP = '203.0.113.77';
 const VISITOR = 'vid_0123456789abcdefXYZ';
 const BROWSER = 'browser_0123456789abcdef';
@@ -74,18 +75,8 @@ async function writeTestManifest(options: { bannerAsksAds?: boolean } = {}): Pro
   return file;
 }
 
-interface BeaconRow {
-  id: string;
-  purpose: string;
-  channel: string;
-  source: string;
-  site: string;
-  kind: string;
-  sealed: string;
-  visitor: string;
-  cookieless: number;
-  campaign_id: string | null;
-}
+/** A row of beacon_events as the tests read it back. */
+type BeaconRow = BeaconEventsTable;
 
 async function openApp(
   dialect: TestDialect,
