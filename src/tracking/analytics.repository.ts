@@ -5,16 +5,8 @@ import type { Db } from '../platform/db/db.js';
 import { RowInserter } from '../platform/db/row-inserter.js';
 import type { AnalyticsDimension, AnalyticsTables, BeaconDailyTable } from './analytics.tables.js';
 
-/** One aggregate row (see {@link BeaconDailyTable}). */
-export interface DailyAggregate {
-  day: string;
-  purpose: string;
-  site: string;
-  dimension: AnalyticsDimension;
-  value: string;
-  views: number;
-  visitors: number;
-}
+/** One aggregate row: a row of beacon_daily as it is written and read. */
+export type DailyAggregate = BeaconDailyTable;
 
 const COLUMNS = [
   'day',
