@@ -5,6 +5,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
+import { PARTNER_ADS } from './manifests.js';
 import { EXAMPLE_MANIFEST } from './vault.js';
 
 /** The purpose the example lacks: targeted advertising, covered by GPC, its tags on tags.localhost. */
@@ -28,16 +29,11 @@ export async function writeSiteManifest(dir: string, version: string): Promise<s
   doc.addIn(
     ['purposes'],
     doc.createNode({
+      // Declared as the tests' partner-ads purpose is (GPC, opt-out in the US), under its own key.
+      ...PARTNER_ADS,
       key: ADS,
       name: ADS_NAME,
       description: 'Let our advertising partner use a cookie id to show you our ads on other sites.',
-      use: 'advertising',
-      categories: ['user.device.cookie_id'],
-      legal_basis: 'consent',
-      consent: { default: 'opt_in', US: 'opt_out' },
-      channels: ['web'],
-      retention: 'P13M',
-      gpc: true,
       cookies: ['_ads_*'],
       domains: ['tags.localhost'],
       consent_mode: ['ad_storage', 'ad_user_data', 'ad_personalization'],
