@@ -17,6 +17,7 @@ import type { ManifestSource, SystemGate } from '../manifest/systems.gate.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../platform/errors.js';
 import {
   BANNER_CONTROLS,
+  type BannerChoicesRequest,
   type BannerChoicesResponse,
   type BannerConfig,
   type BannerContext,
@@ -272,15 +273,8 @@ export async function registerBannerRoutes(app: FastifyInstance, deps: BannerRou
   });
 }
 
-/** A checked BannerChoicesRequest. */
-interface ParsedChoices {
-  browser: string;
-  notice: string;
-  language: string;
-  control: BannerControl;
-  gpc: boolean;
-  choices: Record<string, boolean>;
-}
+/** A BannerChoicesRequest that parseChoices has checked. */
+type ParsedChoices = BannerChoicesRequest;
 
 /**
  * Checks a choices body, listing every problem (`details.problems`, each with its path and code).

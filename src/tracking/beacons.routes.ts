@@ -17,6 +17,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Context } from '../platform/context.js';
 import { ValidationError } from '../platform/errors.js';
+import type { BeaconBody } from './banner.contract.js';
 import type { BeaconService, WebBeaconInput } from './beacons.service.js';
 import { registerWebScope, type WebEndpoints } from './web.js';
 
@@ -61,15 +62,6 @@ const beaconBodySchema = {
   },
 } as const;
 
-interface BeaconBodyIn {
-  path: string;
-  referrer?: string;
-  event?: string;
-  purpose?: string;
-  receipt?: string;
-  visitor?: string;
-}
-
 /** Registers `POST /api/v1/beacon` and `GET /b.gif` in a web scope of their own (web.ts). */
 export async function registerBeaconRoutes(app: FastifyInstance, deps: BeaconRoutesDeps): Promise<void> {
   const { web } = deps;
@@ -92,7 +84,7 @@ async function registerInWebScope(scope: FastifyInstance, deps: BeaconRoutesDeps
       { parseAs: 'string', bodyLimit: BEACON_BODY_LIMIT },
       only.getDefaultJsonParser('error', 'error'),
     );
-    only.post<{ Body: BeaconBodyIn }>(
+    only.post<{ Body: BeaconBody }>(
       '/api/v1/beacon',
       {
         bodyLimit: BEACON_BODY_LIMIT,
