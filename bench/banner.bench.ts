@@ -240,7 +240,7 @@ interface Variant {
   banner?: string;
 }
 
-const VARIANTS: Variant[] = [
+export const VARIANTS: Variant[] = [
   { name: 'bare page', path: '/bare.html' },
   { name: 'Pledge', path: '/pledge.html', banner: '.pl-banner' },
   { name: 'vanilla-cookieconsent', path: '/cc.html', banner: '#cc-main .cm' },
@@ -251,11 +251,13 @@ const METRICS = ['task', 'script', 'layout', 'style'] as const;
 type Metric = (typeof METRICS)[number];
 
 /** A static server for the three pages and their scripts (and the banner's context, for Pledge). */
-async function startBenchSite(): Promise<{ origin: string; close: () => Promise<void> }> {
+export async function startBenchSite(
+  build: (config: BannerConfig) => Promise<{ code: string }> = buildBannerScript,
+): Promise<{ origin: string; close: () => Promise<void> }> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const pledge = (await buildBannerScript(await exampleConfig(origin))).code;
+  const pledge = (await build(await exampleConfig(origin))).code;
   // The answer /api/v1/banner/context gives a visitor in Germany: opt-in, so the banner shows.
   const context: BannerContext = { jurisdiction: 'DE', modes: { 'site-analytics': 'opt_in' }, gpc: false };
   const files: Record<string, [type: string, body: string | Buffer]> = {
@@ -300,7 +302,11 @@ async function startBenchSite(): Promise<{ origin: string; close: () => Promise<
 }
 
 /** One load: main-thread task and script time (ms) until the banner is drawn. */
-async function loadOnce(browser: Browser, url: string, variant: Variant): Promise<Record<Metric, number>> {
+export async function loadOnce(
+  browser: Browser,
+  url: string,
+  variant: Variant,
+): Promise<Record<Metric, number>> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   try {
     const p: Page = await context.newPage();
@@ -313,8 +319,16 @@ async function loadOnce(browser: Browser, url: string, variant: Variant): Promis
       `new Promise((resolve) => {
         const check = () => {
           const el = document.querySelector(${JSON.stringify(variant.banner ?? 'main')});
-          if (el && el.checkVisibility()) requestAnimationFrame(() => requestAnimationFrame(resolve));
-          else requestAnimationFrame(check);
+          // Visible to a person: shown, not transparent nor hidden (vanilla-cookieconsent's box is
+          // in the page at opacity 0 and visibility hidden until a timer 100 ms later starts its
+          // transition), and its entrance animation or transition over.
+          if (el && el.checkVisibility({ opacityProperty: true, visibilityProperty: true }))
+            Promise.all(el.getAnimations({ subtree: true }).map((a) => a.finished)).then(() =>
+              requestAnimationFrame(() => requestAnimationFrame(resolve)),
+            );
+          // Polled by a timer, not by requestAnimationFrame: a frame asked for each poll would be
+          // main-thread work of the bench's own, more of it for the page whose banner comes later.
+          else setTimeout(check, 10);
         };
         check();
       })`,
