@@ -143,6 +143,8 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
   /** Takes the loading attributes off `e` (and holds tagged elements) as it enters the page. */
   const check = (e: Element): void => {
     const t = e.tagName;
+    // Most elements fetch nothing: they cost a lookup (this runs for every element of the page).
+    if (!ATTRS[t]) return;
     const pu = e.getAttribute('data-purpose');
     if (pu !== null && !seen.has(e)) {
       const p = pu.trim().split(/\s+/);
@@ -169,7 +171,7 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
         return;
       }
     }
-    for (const a of ATTRS[t] ?? []) {
+    for (const a of ATTRS[t]) {
       // Markup made inert by inert() comes with its loading attribute renamed.
       const w = e.getAttribute(P + a);
       if (w !== null) {
@@ -211,7 +213,11 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
     return x ? IH.get!.call(t) : h;
   };
   const sweep = (n: unknown): void => {
-    if (n instanceof Element) check(n);
+    if (n instanceof Element) {
+      check(n);
+      // A leaf (most of what the parser adds, one at a time) has nothing below it to look for.
+      if (!n.firstElementChild) return;
+    }
     (n as Partial<ParentNode> | null)?.querySelectorAll?.(SEL).forEach(check);
   };
 
@@ -266,8 +272,10 @@ export function startBlocking(hosts: Array<[string, string[]]>): Blocker {
   };
   html(E, 'insertAdjacentHTML', 1);
   html(Range.prototype, 'createContextualFragment', 0);
-  html(D, 'write', 2);
-  html(D, 'writeln', 2);
+  // On Document.prototype rather than on the document: an own property of the document object costs
+  // more to add at start-up, and `this` is the document either way.
+  html(Document.prototype, 'write', 2);
+  html(Document.prototype, 'writeln', 2);
   for (const a of ['innerHTML', 'outerHTML']) {
     const d = Object.getOwnPropertyDescriptor(E, a)!;
     Object.defineProperty(E, a, {

@@ -38,12 +38,16 @@ for (const { k } of config.u) allowed[k] = false;
 let context: BannerContext | undefined;
 let contextLoad: Promise<void> | undefined;
 let counted = false;
-let browserId = randomId();
+/** Made at the first choice: a page that asks nothing needs none. */
+let browserId: string | undefined;
 let stored = readChoice();
 
 function readChoice(): StoredChoice | undefined {
   try {
-    const choice = JSON.parse(getCookie(config.n) ?? '') as StoredChoice;
+    const raw = getCookie(config.n);
+    // No cookie: ask, without the cost of JSON.parse('') throwing on every first visit.
+    if (!raw) return undefined;
+    const choice = JSON.parse(raw) as StoredChoice;
     if (/^[\w-]{16,128}$/.test(choice.b)) browserId = choice.b;
     if (choice.v === config.v && Date.now() / 1000 - choice.t < config.d * 86400) return choice;
   } catch {
@@ -159,7 +163,7 @@ function decide(control: BannerControl, chosen: Record<string, boolean> = {}): v
     control = 'withdraw';
   const choice: StoredChoice = {
     v: config.v,
-    b: browserId,
+    b: (browserId ??= randomId()),
     t: Math.floor(Date.now() / 1000),
     d: decisions,
     j: context?.jurisdiction ?? null,
