@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  formatMs,
   formatRatio,
   formatTable,
   formatTarget,
@@ -24,12 +23,14 @@ import {
 import {
   createApiKey,
   HTTP_LOAD_QUICK,
+  loadCells,
   loadInterleaved,
   loadPosts,
   PLEDGE_BENCH_ENV,
   registerSubjects,
   startOnFreePort,
   summarizeRuns,
+  throughputTarget,
   type BenchServer,
   type HttpLoadOptions,
   type LoadFigures,
@@ -133,26 +134,16 @@ export async function runCollectBench(
   const base = summary(BASELINE);
   const durableBase = summary(DURABLE);
   const missed: string[] = [];
-  const target = `≥ ×${TARGET_RATIO.toFixed(2)} of the durable reference`;
   const sealedBase = summary(SEALED);
   const rows = [DURABLE, BASELINE, SEALED, PLEDGE].map((label) => {
     const s = summary(label);
-    const met = s.requestsPerSecond >= TARGET_RATIO * durableBase.requestsPerSecond;
-    if (label === PLEDGE && !met) {
-      missed.push(
-        `${label}: ${Math.round(s.requestsPerSecond)} requests/s, ${formatRatio(s.requestsPerSecond, durableBase.requestsPerSecond)} of the durable reference's ${Math.round(durableBase.requestsPerSecond)}; target ${target}`,
-      );
-    }
     return [
       label,
-      s.requests.toLocaleString('en-US'),
-      Math.round(s.requestsPerSecond).toLocaleString('en-US'),
-      formatMs(s.p50),
-      formatMs(s.p99),
+      ...loadCells(s),
       label === DURABLE ? '—' : formatRatio(s.requestsPerSecond, durableBase.requestsPerSecond),
       label === BASELINE ? '—' : formatRatio(s.requestsPerSecond, base.requestsPerSecond),
       label === PLEDGE ? formatRatio(s.requestsPerSecond, sealedBase.requestsPerSecond) : '—',
-      label === PLEDGE ? formatTarget({ label: target, met }) : '—',
+      label === PLEDGE ? formatTarget(throughputTarget(label, s, durableBase, TARGET_RATIO, missed)) : '—',
     ];
   });
 

@@ -9,7 +9,17 @@ import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
 import { getFreePort } from '../test/helpers/net.js';
 import { createPostgresDatabase, type PostgresDatabase } from '../test/helpers/postgres.js';
-import { BenchFailure, benchEnv, NODE, ROOT, startServer, type StartedServer } from './lib.js';
+import {
+  BenchFailure,
+  benchEnv,
+  formatMs,
+  formatRatio,
+  NODE,
+  ROOT,
+  startServer,
+  type StartedServer,
+  type TargetResult,
+} from './lib.js';
 
 /** The PostgreSQL server benches use when `PLEDGE_TEST_DATABASE_URL` is unset. */
 const DEFAULT_BENCH_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -216,6 +226,37 @@ export function summarizeRuns(runs: readonly LoadFigures[]): LoadFigures {
     p99: Math.max(...runs.map((x) => x.p99)),
     requests: runs.reduce((s, x) => s + x.requests, 0),
   };
+}
+
+/** A summarized server's first cells in a bench's table: requests, requests/s, p50, p99. */
+export function loadCells(figures: LoadFigures): string[] {
+  return [
+    figures.requests.toLocaleString('en-US'),
+    Math.round(figures.requestsPerSecond).toLocaleString('en-US'),
+    formatMs(figures.p50),
+    formatMs(figures.p99),
+  ];
+}
+
+/**
+ * An HTTP bench's target: `label`'s requests/s at least `ratio` × the durable reference's. Returns
+ * it for the table; when it is missed, says so in `missed`.
+ */
+export function throughputTarget(
+  label: string,
+  figures: LoadFigures,
+  durable: LoadFigures,
+  ratio: number,
+  missed: string[],
+): TargetResult {
+  const target = `≥ ×${ratio.toFixed(2)} of the durable reference`;
+  const met = figures.requestsPerSecond >= ratio * durable.requestsPerSecond;
+  if (!met) {
+    missed.push(
+      `${label}: ${Math.round(figures.requestsPerSecond)} requests/s, ${formatRatio(figures.requestsPerSecond, durable.requestsPerSecond)} of the durable reference's ${Math.round(durable.requestsPerSecond)}; target ${target}`,
+    );
+  }
+  return { label: target, met };
 }
 
 /** How {@link loadInterleaved} schedules its runs. */
