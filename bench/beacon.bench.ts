@@ -28,6 +28,7 @@ import {
 import {
   HTTP_LOAD_QUICK,
   loadCells,
+  loadHeaders,
   loadFigures,
   loadInterleaved,
   PLEDGE_BENCH_ENV,
@@ -228,10 +229,7 @@ export async function runBeaconBench(
     formatTable(
       [
         'server',
-        'requests (204)',
-        'requests/s',
-        'latency p50',
-        'latency p99',
+        ...loadHeaders('204'),
         'ratio to the durable reference',
         'acknowledged / rows stored',
         'target (requests/s)',

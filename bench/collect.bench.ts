@@ -24,6 +24,7 @@ import {
   createApiKey,
   HTTP_LOAD_QUICK,
   loadCells,
+  loadHeaders,
   loadInterleaved,
   loadPosts,
   PLEDGE_BENCH_ENV,
@@ -151,10 +152,7 @@ export async function runCollectBench(
     formatTable(
       [
         'server',
-        'requests (2xx)',
-        'requests/s',
-        'latency p50',
-        'latency p99',
+        ...loadHeaders('2xx'),
         'ratio to the durable reference',
         'ratio to the parse-only route',
         'ratio to the sealed reference',

@@ -228,6 +228,11 @@ export function summarizeRuns(runs: readonly LoadFigures[]): LoadFigures {
   };
 }
 
+/** The headers of {@link loadCells}; `answers` names the status counted (`2xx`, `204`). */
+export function loadHeaders(answers: string): string[] {
+  return [`requests (${answers})`, 'requests/s', 'latency p50', 'latency p99'];
+}
+
 /** A summarized server's first cells in a bench's table: requests, requests/s, p50, p99. */
 export function loadCells(figures: LoadFigures): string[] {
   return [
