@@ -404,7 +404,7 @@ async function measureMainThread(
         '',
         `${options.loads} loads of each page (after ${options.warmup} untimed), interleaved, each in a fresh browser context (no cookie, so the banner shows) at 1280×800; ` +
           "the time is CDP Performance.getMetrics' TaskDuration (the CPU time of every task of the page's main thread, as thread ticks: parsing, script, style, layout, paint), " +
-          'with its ScriptDuration, LayoutDuration and RecalcStyleDuration parts, read once the banner is visible to a person (not transparent, not hidden: checkVisibility with opacity and visibility) and its entrance animation or transition over, and two frames drawn (polled by a 10 ms timer in the page itself, the same for every page); ' +
+          `with its ScriptDuration, LayoutDuration and RecalcStyleDuration parts, read once the banner is visible to a person (not transparent, not hidden: checkVisibility with opacity and visibility) and its entrance animation or transition over, and two frames drawn, and at least ${MEASURE_WINDOW_MS} ms after navigation for every page alike (polled by a 10 ms timer in the page itself, the same for every page);` +
           "a banner's own time is the median over the rounds of its page's time less the bare page's in the same round. The scripts come from one local static server; Pledge's context answer (a visitor in Germany) too.",
       ].join('\n'),
       pledge,
