@@ -164,6 +164,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const web = new WebEndpoints(manifestInForce, {
       siteOrigins: config.siteOrigins,
       countryHeader: config.countryHeader,
+      publicUrl: config.publicUrl,
     });
     const apiKeys = new ApiKeyService({
       keys: new ApiKeyRepository(db),
@@ -386,7 +387,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       beacons,
       web,
       mailOpen: analytics.mailOpen,
-      publicUrl: config.publicUrl,
     });
     analytics.registerRoutes(http, { auth, systems });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());

@@ -117,7 +117,7 @@ export async function registerBannerRoutes(app: FastifyInstance, deps: BannerRou
     if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
     return reply.type(SCRIPT_TYPE).send(code);
   };
-  const siteOrigins = new Set([...web.siteOrigins, new URL(deps.publicUrl).origin]);
+  const siteOrigins = new Set(web.pageOrigins);
 
   await registerWebScope(app, web, (scope) => {
     scope.get(

@@ -34,8 +34,6 @@ export interface BeaconRoutesDeps {
   web: WebEndpoints;
   /** Counts e-mail opens; absent, `/b.gif?m=` counts nothing (and still answers the image). */
   mailOpen?: MailOpenHandler | undefined;
-  /** PLEDGE_PUBLIC_URL: Pledge's own pages (the example site) count as a listed site, as for the banner. */
-  publicUrl?: string | undefined;
 }
 
 /** A beacon's body is small: a path, a referrer host, an event name, a receipt and a cookie id. */
@@ -70,11 +68,7 @@ export async function registerBeaconRoutes(app: FastifyInstance, deps: BeaconRou
 
 async function registerInWebScope(scope: FastifyInstance, deps: BeaconRoutesDeps): Promise<void> {
   const { beacons, web } = deps;
-  const origins = [
-    ...web.siteOrigins,
-    ...(deps.publicUrl !== undefined ? [new URL(deps.publicUrl).origin] : []),
-  ];
-  const sites = new Map(origins.map((o) => [o, new URL(o).host]));
+  const sites = new Map(web.pageOrigins.map((o) => [o, new URL(o).host]));
 
   await scope.register((only, _options, done) => {
     // Only here: sendBeacon's string body is text/plain; Fastify's JSON parser (prototype-poisoning

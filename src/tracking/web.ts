@@ -21,6 +21,8 @@ export interface WebSettings {
   siteOrigins: readonly string[];
   /** PLEDGE_COUNTRY_HEADER, lower-cased: where a CDN puts the visitor's country. */
   countryHeader: string | undefined;
+  /** PLEDGE_PUBLIC_URL: Pledge's own pages (the policy, the preference center) embed the banner too. */
+  publicUrl?: string | undefined;
 }
 
 const COUNTRY = /^[A-Z]{2}$/;
@@ -37,6 +39,14 @@ export class WebEndpoints {
 
   get siteOrigins(): readonly string[] {
     return this.#settings.siteOrigins;
+  }
+
+  /** The origins whose pages may call the web endpoints: the listed sites and Pledge's own. */
+  get pageOrigins(): readonly string[] {
+    const own = this.#settings.publicUrl;
+    const origins = new Set(this.#settings.siteOrigins);
+    if (own !== undefined) origins.add(new URL(own).origin);
+    return [...origins];
   }
 
   /** The configured country header's name (lower case), which answers that read it vary by. */

@@ -630,7 +630,11 @@ describe('banner endpoints of other manifests', () => {
           rateLimitPerMinute: 100_000,
         });
         await registerBannerRoutes(http, {
-          web: new WebEndpoints(source, { siteOrigins: [SITE], countryHeader: 'cf-ipcountry' }),
+          web: new WebEndpoints(source, {
+            siteOrigins: [SITE],
+            countryHeader: 'cf-ipcountry',
+            publicUrl: PUBLIC_URL,
+          }),
           consent: t.app.consent,
           systems: new SystemGate(source),
           manifest: source,
