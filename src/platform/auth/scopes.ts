@@ -12,6 +12,9 @@ export const SCOPES = [
   'mail:send',
   'mail:events',
   'analytics:read',
+  'legal:read',
+  'legal:write',
+  'legal:review',
   'jobs:admin',
   'admin',
 ] as const;
@@ -31,6 +34,9 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'mail:send': 'create marketing campaigns and send them (every message passes the mail pipeline)',
   'mail:events': 'report delivery status notifications and complaints (bounces suppress addresses)',
   'analytics:read': 'read the page-view and beacon aggregates (counts per day; never a visitor)',
+  'legal:read': 'read legal requests from authorities (their scope, review and disclosures; never the data)',
+  'legal:write': 'record legal requests from authorities and disclose what a reviewer approved, through the share gate',
+  'legal:review': 'approve, narrow, reject and close legal requests (never one the same person recorded)',
   'jobs:admin': 'see the job queue (states, errors, ids; never payloads) and retry dead jobs',
   admin: 'everything, including API keys and data subject requests',
 };
