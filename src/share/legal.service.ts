@@ -35,7 +35,6 @@ import {
   checkSubjectIds,
   InputProblems,
   REJECT_REASONS,
-  type RejectReason,
 } from './legal.validator.js';
 import { buildReport, periodOrThrow, type TransparencyReport } from './legal.report.js';
 import type { DiscloseOptions, LegalApprovals, LegalScope } from './share.types.js';
