@@ -70,6 +70,9 @@ import { BeaconsRepository } from './tracking/beacons.repository.js';
 import { registerBeaconRoutes } from './tracking/beacons.routes.js';
 import { BeaconSeal } from './tracking/beacons.seal.js';
 import { BeaconService } from './tracking/beacons.service.js';
+import { NOTICE_EMAIL_JOB } from './share/acknowledgements.notices.js';
+import type { AcknowledgementService } from './share/acknowledgements.service.js';
+import { createAcknowledgements } from './share/acknowledgements.setup.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -128,6 +131,8 @@ export interface App {
   beacons: BeaconService;
   /** The beacons' daily aggregates (GET /api/v1/analytics), their jobs, and the e-mail open pixel. */
   analytics: Analytics;
+  /** Processors' and affiliates' acknowledgements of the policy: their standing for the share gate. */
+  acknowledgements: AcknowledgementService;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -334,6 +339,20 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       log,
     });
 
+    // Processors bound to the policy: the manifest just activated is weighed before anything is
+    // served, so a material change has paused the recipients it touches by then.
+    const acknowledgements = createAcknowledgements({
+      db,
+      queue: jobs,
+      audit,
+      active,
+      versions,
+      mail: transport,
+      signingKeys: keyring.use('recipient_notices'),
+      publicUrl: mailSettings.publicUrl,
+    });
+    await acknowledgements.start(ctx);
+
     await http.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -356,7 +375,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       policyVersion: active.manifest.policy.version,
       databaseTimeouts: config.databaseTimeouts,
     });
-    registerManifestRoutes(http, { active, versions, auth });
+    registerManifestRoutes(http, { active, versions, auth, publicUrl: mailSettings.publicUrl });
     registerVaultRoutes(http, { vault, auth });
     registerCredentialRoutes(http, { credentials, auth });
     registerCollectRoutes(http, { collect, auth });
@@ -389,6 +408,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       publicUrl: config.publicUrl,
     });
     analytics.registerRoutes(http, { auth, systems });
+    acknowledgements.registerRoutes(http, { auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await options.extraRoutes?.(http);
@@ -419,7 +439,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await analytics.start(ctx);
     // Every job type is defined by now. Without a mail server, campaign sends wait for an instance
     // that has one.
-    jobs.start({ skip: transport.enabled ? [] : [SEND_JOB] });
+    jobs.start({ skip: transport.enabled ? [] : [SEND_JOB, NOTICE_EMAIL_JOB] });
 
     let closed: Promise<void> | undefined;
     const openKeystoreDb = keystore;
@@ -447,6 +467,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       web,
       beacons,
       analytics,
+      acknowledgements: acknowledgements.service,
       close: () =>
         (closed ??= (async () => {
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes

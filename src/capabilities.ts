@@ -17,6 +17,7 @@ import type { BeaconTables } from './tracking/beacons.tables.js';
 import type { AnalyticsTables } from './tracking/analytics.tables.js';
 import type { JobTables } from './platform/jobs/jobs.tables.js';
 import type { LegalTables } from './share/legal.tables.js';
+import type { AcknowledgementTables } from './share/acknowledgements.tables.js';
 import type { VaultTables } from './vault/vault.tables.js';
 import { campaignMigrations } from './comms/campaigns.migrations.js';
 import { suppressionMigrations } from './comms/suppression.migrations.js';
@@ -30,6 +31,7 @@ import { vaultMigrations } from './vault/vault.migrations.js';
 import { beaconMigrations } from './tracking/beacons.migrations.js';
 import { analyticsMigrations } from './tracking/analytics.migrations.js';
 import { legalMigrations } from './share/legal.migrations.js';
+import { acknowledgementMigrations } from './share/acknowledgements.migrations.js';
 
 /** A capability as the migrator sees it: a name (for messages) and its migrations. */
 export interface CapabilitySchema {
@@ -51,6 +53,7 @@ export const CAPABILITIES: readonly CapabilitySchema[] = [
   { name: 'beacons', migrations: beaconMigrations },
   { name: 'analytics', migrations: analyticsMigrations },
   { name: 'legal-requests', migrations: legalMigrations },
+  { name: 'acknowledgements', migrations: acknowledgementMigrations },
 ];
 
 /** All of the main database's migrations, in the order they run. */
@@ -73,4 +76,5 @@ export type Tables = ManifestTables &
   CampaignTables &
   BeaconTables &
   AnalyticsTables &
-  LegalTables;
+  LegalTables &
+  AcknowledgementTables;

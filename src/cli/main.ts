@@ -15,6 +15,7 @@ import { registerSchemaCommand } from './schema.command.js';
 import { registerServeCommand } from './serve.command.js';
 import { registerVaultCommand } from './vault.command.js';
 import { registerWebhooksCommand } from './webhooks.command.js';
+import { registerRecipientsCommand } from './recipients.command.js';
 
 /** Builds the `pledge` program with every subcommand. */
 export function buildProgram(): Command {
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerJobsCommand(program);
   registerFidesCommands(program);
   registerVaultCommand(program);
+  registerRecipientsCommand(program);
   return program;
 }
 
