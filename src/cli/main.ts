@@ -8,6 +8,7 @@ import { registerDiffCommand } from './diff.command.js';
 import { registerFidesCommands } from './fides.command.js';
 import { registerJobsCommand } from './jobs.command.js';
 import { registerKeysCommand } from './keys.command.js';
+import { registerLegalCommand } from './legal.command.js';
 import { registerMigrateCommand } from './migrate.command.js';
 import { registerRenderCommand } from './render.command.js';
 import { registerRetentionCommand } from './retention.command.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerJobsCommand(program);
   registerFidesCommands(program);
   registerVaultCommand(program);
+  registerLegalCommand(program);
   registerRecipientsCommand(program);
   return program;
 }
