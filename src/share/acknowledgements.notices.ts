@@ -145,7 +145,7 @@ export class RecipientNotices {
     const lines = [
       `Dear ${recipient.name},`,
       '',
-      `${org} has a new privacy policy, version ${pause.policyVersion} (effective ${this.#manifest.policy.effective}). It changes what you receive from us:`,
+      `${org} has a new privacy policy, version ${pause.policyVersion} (effective ${this.#manifest.policy.effective}). It changes what you receive from us (in the words we use to tell the people concerned):`,
       '',
       ...pause.changes.map((c) => `- ${c.summary}`),
       '',
