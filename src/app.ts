@@ -70,6 +70,10 @@ import { BeaconsRepository } from './tracking/beacons.repository.js';
 import { registerBeaconRoutes } from './tracking/beacons.routes.js';
 import { BeaconSeal } from './tracking/beacons.seal.js';
 import { BeaconService } from './tracking/beacons.service.js';
+import { ShareRepository } from './share/share.repository.js';
+import { registerShareRoutes } from './share/share.routes.js';
+import { ShareService } from './share/share.service.js';
+import { AgreementStanding, NO_LEGAL_APPROVALS } from './share/share.standing.js';
 import { NOTICE_EMAIL_JOB } from './share/acknowledgements.notices.js';
 import type { AcknowledgementService } from './share/acknowledgements.service.js';
 import { createAcknowledgements } from './share/acknowledgements.setup.js';
@@ -133,6 +137,8 @@ export interface App {
   analytics: Analytics;
   /** Processors' and affiliates' acknowledgements of the policy: their standing for the share gate. */
   acknowledgements: AcknowledgementService;
+  /** The share gate: disclosures to declared recipients, pass-throughs and exports (docs/sharing.md). */
+  share: ShareService;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -275,11 +281,27 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       audit,
       write: (c, inputs) => vault.write(c, inputs),
     });
+    // The share gate: the only way data leaves for a recipient. Until acknowledgements and legal
+    // requests are wired in, a recipient stands by its agreement in the manifest and no legal
+    // request is approved (share.standing.ts).
+    const share = new ShareService({
+      db,
+      repo: new ShareRepository(db),
+      audit,
+      manifest: manifestInForce,
+      systems,
+      vault,
+      consent,
+      subjects,
+      standing: new AgreementStanding(manifestInForce),
+      legal: NO_LEGAL_APPROVALS,
+    });
     const collect = new CollectService({
       vault,
       manifest: active.manifest,
       consent,
       systems,
+      share,
       ...(options.processors ? { processors: options.processors } : {}),
     });
     if (collect.usesTestProcessor)
@@ -305,6 +327,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       subjects,
       suppression,
       audit,
+      share,
       keyring,
       returnTokenSecret: keyring.use('message_id'),
       dkim,
@@ -379,6 +402,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerVaultRoutes(http, { vault, auth });
     registerCredentialRoutes(http, { credentials, auth });
     registerCollectRoutes(http, { collect, auth });
+    registerShareRoutes(http, { share, auth });
     registerConsentRoutes(http, { consent, auth, systems });
     await registerBannerRoutes(http, {
       web,
@@ -468,6 +492,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       beacons,
       analytics,
       acknowledgements: acknowledgements.service,
+      share,
       close: () =>
         (closed ??= (async () => {
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes

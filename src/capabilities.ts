@@ -17,6 +17,7 @@ import type { BeaconTables } from './tracking/beacons.tables.js';
 import type { AnalyticsTables } from './tracking/analytics.tables.js';
 import type { JobTables } from './platform/jobs/jobs.tables.js';
 import type { LegalTables } from './share/legal.tables.js';
+import type { ShareTables } from './share/share.tables.js';
 import type { AcknowledgementTables } from './share/acknowledgements.tables.js';
 import type { VaultTables } from './vault/vault.tables.js';
 import { campaignMigrations } from './comms/campaigns.migrations.js';
@@ -31,6 +32,7 @@ import { vaultMigrations } from './vault/vault.migrations.js';
 import { beaconMigrations } from './tracking/beacons.migrations.js';
 import { analyticsMigrations } from './tracking/analytics.migrations.js';
 import { legalMigrations } from './share/legal.migrations.js';
+import { shareMigrations } from './share/share.migrations.js';
 import { acknowledgementMigrations } from './share/acknowledgements.migrations.js';
 
 /** A capability as the migrator sees it: a name (for messages) and its migrations. */
@@ -53,6 +55,7 @@ export const CAPABILITIES: readonly CapabilitySchema[] = [
   { name: 'beacons', migrations: beaconMigrations },
   { name: 'analytics', migrations: analyticsMigrations },
   { name: 'legal-requests', migrations: legalMigrations },
+  { name: 'share', migrations: shareMigrations },
   { name: 'acknowledgements', migrations: acknowledgementMigrations },
 ];
 
@@ -77,4 +80,5 @@ export type Tables = ManifestTables &
   BeaconTables &
   AnalyticsTables &
   LegalTables &
+  ShareTables &
   AcknowledgementTables;
