@@ -18,7 +18,7 @@ import { parseManifest } from './manifest.loader.js';
 import type { ManifestVersion } from './manifest.repository.js';
 import type { Manifest, Recipient } from './manifest.schema.js';
 import { PROCESSORS_PATH } from './policy.document.js';
-import { describePlace, formatDate, joinAnd, lowerFirst } from './policy.wording.js';
+import { describePlace, endSentence, formatDate, joinAnd, lowerFirst } from './policy.wording.js';
 import { formatPath, type ManifestPath } from './problems.js';
 import { Taxonomy } from './taxonomy.js';
 
@@ -142,11 +142,13 @@ export function processorHistory(versions: readonly ManifestVersion[], website: 
       const changes =
         previous === undefined
           ? [
-              `The list begins with ${joinAnd(
-                processorRows(manifest)
-                  .filter((r) => r.kind !== 'sub_processor')
-                  .map((r) => r.name),
-              )}.`,
+              endSentence(
+                `The list begins with ${joinAnd(
+                  processorRows(manifest)
+                    .filter((r) => r.kind !== 'sub_processor')
+                    .map((r) => r.name),
+                )}`,
+              ),
             ]
           : listChanges(previous, manifest);
       entries.push({
