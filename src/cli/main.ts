@@ -23,6 +23,9 @@ export function buildProgram(): Command {
   const program = new Command('pledge')
     .description('Pledge: your privacy policy as a manifest, checked, rendered and enforced.')
     .version('0.1.0')
+    // `pledge --version` is the program's; after a subcommand, `--version` is that command's own
+    // (`pledge recipients acknowledge R --version V`).
+    .enablePositionalOptions()
     .showHelpAfterError();
   registerServeCommand(program);
   registerCheckCommand(program);
