@@ -73,10 +73,12 @@ import { BeaconService } from './tracking/beacons.service.js';
 import { ShareRepository } from './share/share.repository.js';
 import { registerShareRoutes } from './share/share.routes.js';
 import { ShareService } from './share/share.service.js';
-import { AgreementStanding, NO_LEGAL_APPROVALS } from './share/share.standing.js';
+import { AgreementStanding } from './share/share.standing.js';
 import { NOTICE_EMAIL_JOB } from './share/acknowledgements.notices.js';
 import type { AcknowledgementService } from './share/acknowledgements.service.js';
 import { createAcknowledgements } from './share/acknowledgements.setup.js';
+import { LEGAL_NOTICE_JOB, type LegalService } from './share/legal.service.js';
+import { createLegal } from './share/legal.setup.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -139,6 +141,8 @@ export interface App {
   acknowledgements: AcknowledgementService;
   /** The share gate: disclosures to declared recipients, pass-throughs and exports (docs/sharing.md). */
   share: ShareService;
+  /** Legal requests from authorities: intake, review, disclosure, notices, the transparency report. */
+  legal: LegalService;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -284,6 +288,19 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     // The share gate: the only way data leaves for a recipient. Until acknowledgements and legal
     // requests are wired in, a recipient stands by its agreement in the manifest and no legal
     // request is approved (share.standing.ts).
+    // Legal requests answer the share gate's question of what a request may let leave, and disclose
+    // through it: the gate is found when a disclosure is made.
+    const legal = createLegal({
+      db,
+      queue: jobs,
+      audit,
+      manifest: manifestInForce,
+      apiKeys,
+      subjects,
+      vault,
+      mail: transport,
+      share: () => share,
+    });
     const share = new ShareService({
       db,
       repo: new ShareRepository(db),
@@ -294,7 +311,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       consent,
       subjects,
       standing: new AgreementStanding(manifestInForce),
-      legal: NO_LEGAL_APPROVALS,
+      legal: legal.service,
     });
     const collect = new CollectService({
       vault,
@@ -433,6 +450,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     });
     analytics.registerRoutes(http, { auth, systems });
     acknowledgements.registerRoutes(http, { auth });
+    legal.registerRoutes(http, { auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await options.extraRoutes?.(http);
@@ -463,7 +481,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await analytics.start(ctx);
     // Every job type is defined by now. Without a mail server, campaign sends wait for an instance
     // that has one.
-    jobs.start({ skip: transport.enabled ? [] : [SEND_JOB, NOTICE_EMAIL_JOB] });
+    jobs.start({ skip: transport.enabled ? [] : [SEND_JOB, NOTICE_EMAIL_JOB, LEGAL_NOTICE_JOB] });
 
     let closed: Promise<void> | undefined;
     const openKeystoreDb = keystore;
@@ -492,6 +510,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       beacons,
       analytics,
       acknowledgements: acknowledgements.service,
+      legal: legal.service,
       share,
       close: () =>
         (closed ??= (async () => {

@@ -578,7 +578,7 @@ export class LegalService implements LegalApprovals {
       '',
       `Legal basis: ${r.legalBasis.replace(/_/g, ' ')}${r.citation === undefined ? '' : ` (${r.citation})`}`,
       `The authority's reference: ${r.reference}`,
-      `Categories of information disclosed: ${categories}`,
+      `Categories of information the request was approved for: ${categories}`,
       '',
       `We disclosed only what the request required, after review. Questions: ${org.privacy_contact}.`,
       '',
