@@ -17,6 +17,7 @@ import { registerServeCommand } from './serve.command.js';
 import { registerVaultCommand } from './vault.command.js';
 import { registerWebhooksCommand } from './webhooks.command.js';
 import { registerRecipientsCommand } from './recipients.command.js';
+import { registerShareCommand } from './share.command.js';
 
 /** Builds the `pledge` program with every subcommand. */
 export function buildProgram(): Command {
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerVaultCommand(program);
   registerLegalCommand(program);
   registerRecipientsCommand(program);
+  registerShareCommand(program);
   return program;
 }
 
