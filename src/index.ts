@@ -139,3 +139,34 @@ export type {
 export type { WebhookPayload, ConsentChangedData, SubjectErasedData } from './consent/webhooks.service.js';
 /** The suppression list (keyed hashes of addresses that must never get marketing again). */
 export { SuppressionService, SUPPRESSION_REASONS } from './comms/suppression.service.js';
+
+/** The share gate: disclosures to declared recipients, pass-throughs and exports (docs/sharing.md). */
+export {
+  ShareService,
+  SHARE_CODES,
+  MAX_DISCLOSE_SUBJECTS,
+  EXPORT_PAGE_SIZE,
+  isSale,
+  optOutStops,
+  recipientCategoriesFor,
+} from './share/share.service.js';
+/** What a disclosure, a pass-through and an export take and give. */
+export type {
+  DiscloseResult,
+  ExportLine,
+  ExportOptions,
+  PassThroughField,
+  PassThroughGrant,
+  ShareCode,
+  ShareExport,
+  SubjectDisclosure,
+  SubjectRefusal,
+} from './share/share.service.js';
+/** The seams of the share gate: a recipient's standing, a legal request's approved scope. */
+export type {
+  DiscloseOptions,
+  LegalApprovals,
+  LegalScope,
+  RecipientStanding,
+  RecipientStandingResult,
+} from './share/share.types.js';
