@@ -332,6 +332,37 @@ for (const dialect of DIALECTS) {
       assert.ok(!JSON.stringify(entries).includes('Ada Lovelace'));
     });
 
+    test('two instances starting with the same new manifest weigh it once', async () => {
+      const text = mutate((d) => {
+        d.setIn(['recipients', recipientIndex(d, 'card-processor'), 'webhook'], receiver.url);
+        d.setIn(['policy', 'version'], '2026-04-01');
+        d.setIn(['recipients', recipientIndex(d, 'email-delivery'), 'country'], 'CA');
+      });
+      const file = path.join(dir, `pledge-${++n}.yaml`);
+      await writeFile(file, text);
+      const versions = new ManifestVersionRepository(database.db);
+      const active = await activateManifest(ctx, { file, versions });
+      const instance = () =>
+        new AcknowledgementService({
+          db: database.db,
+          repo: new AcknowledgementsRepository(database.db),
+          audit: new AuditLog(new AuditRepository(database.db)),
+          manifest: { manifest: active.manifest, versionId: active.version.id },
+          versions,
+        });
+      const [a, b] = await Promise.all([
+        instance().activate(ctx, active.version),
+        instance().activate(ctx, active.version),
+      ]);
+      assert.deepEqual([a.weighed, b.weighed].sort(), [false, true]);
+      const record = await instance().recordOf(ctx, 'email-delivery');
+      assert.equal(
+        record.pauses.filter((p) => p.policyVersion === '2026-04-01').length,
+        1,
+        'one pause, not two',
+      );
+    });
+
     test('a recipient without an agreement must acknowledge before it stands', async () => {
       const text = mutate((d) => {
         const uk = recipientIndex(d, 'group-companies-uk');
@@ -340,8 +371,26 @@ for (const dialect of DIALECTS) {
         d.setIn(['recipients', uk, 'since'], '2026-03-01');
         const pledges = (d.toJS() as { pledges: Array<{ kind: string }> }).pledges;
         d.deleteIn(['pledges', pledges.findIndex((p) => p.kind === 'processor_agreement')]);
+        // A processor added later, with an agreement, counts as acknowledging from its first version.
+        (d.get('recipients') as { add(v: unknown): void }).add(
+          d.createNode({
+            key: 'hosting',
+            name: 'Hosting provider',
+            kind: 'processor',
+            categories: ['user.name'],
+            purposes: ['provide-service'],
+            agreement: { reference: 'DPA-2026-001', signed: '2026-02-15' },
+            contact: 'privacy@hosting.example',
+            country: 'US',
+          }),
+        );
       });
       const { service, result, active } = await start(text);
+      assert.ok(result.acknowledged.includes('hosting'), JSON.stringify(result));
+      assert.deepEqual(await service.standingOf(ctx, 'hosting'), {
+        ok: true,
+        acknowledgedVersion: active.manifest.policy.version,
+      });
       assert.ok(!result.acknowledged.includes('group-companies-ie'));
       const standing = await service.standingOf(ctx, 'group-companies-ie');
       assert.ok(!standing.ok && standing.code === 'share.acknowledgement_required');
