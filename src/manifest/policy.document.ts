@@ -423,8 +423,13 @@ export class PolicyBuilder {
       if (affiliate && affiliate.name !== recipient.name)
         sentences.push(`This is ${endSentence(affiliate.name)}`);
     }
+    // Declared pair by pair, it says what goes for which purpose: the union of the pairs would tell
+    // people an affiliate gets for marketing what it gets only to provide the service.
+    const pairs = recipient.declarations?.filter((d) => (d.categories ?? []).length > 0) ?? [];
     sentences.push(
-      `They receive your ${this.categories(recipient.categories)}, for ${this.purposeNames(recipient.purposes)}.`,
+      pairs.length > 0
+        ? `They receive ${joinAnd(pairs.map((d) => `your ${this.categories(d.categories ?? [])} for ${this.purposeNames([d.purpose])}`))}.`
+        : `They receive your ${this.categories(recipient.categories)}, for ${this.purposeNames(recipient.purposes)}.`,
     );
     const mechanism = m.organization.transfer_mechanisms.find((t) => t.key === recipient.transfer_mechanism);
     sentences.push(
