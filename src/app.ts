@@ -73,7 +73,6 @@ import { BeaconService } from './tracking/beacons.service.js';
 import { ShareRepository } from './share/share.repository.js';
 import { registerShareRoutes } from './share/share.routes.js';
 import { ShareService } from './share/share.service.js';
-import { AgreementStanding } from './share/share.standing.js';
 import { NOTICE_EMAIL_JOB } from './share/acknowledgements.notices.js';
 import type { AcknowledgementService } from './share/acknowledgements.service.js';
 import { createAcknowledgements } from './share/acknowledgements.setup.js';
@@ -285,9 +284,22 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       audit,
       write: (c, inputs) => vault.write(c, inputs),
     });
-    // The share gate: the only way data leaves for a recipient. Until acknowledgements and legal
-    // requests are wired in, a recipient stands by its agreement in the manifest and no legal
-    // request is approved (share.standing.ts).
+    // Processors bound to the policy: the manifest just activated is weighed before anything is
+    // served, so a material change has paused the recipients it touches by then.
+    const acknowledgements = createAcknowledgements({
+      db,
+      queue: jobs,
+      audit,
+      active,
+      versions,
+      mail: transport,
+      signingKeys: keyring.use('recipient_notices'),
+      publicUrl: mailSettings.publicUrl,
+    });
+    await acknowledgements.start(ctx);
+
+    // The share gate: the only way data leaves for a recipient, to a processor or affiliate only
+    // while it stands by the policy in force (acknowledgements above).
     // Legal requests answer the share gate's question of what a request may let leave, and disclose
     // through it: the gate is found when a disclosure is made.
     const legal = createLegal({
@@ -310,7 +322,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       vault,
       consent,
       subjects,
-      standing: new AgreementStanding(manifestInForce),
+      standing: acknowledgements.service,
       legal: legal.service,
     });
     const collect = new CollectService({
@@ -378,20 +390,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       publicUrl: mailSettings.publicUrl,
       log,
     });
-
-    // Processors bound to the policy: the manifest just activated is weighed before anything is
-    // served, so a material change has paused the recipients it touches by then.
-    const acknowledgements = createAcknowledgements({
-      db,
-      queue: jobs,
-      audit,
-      active,
-      versions,
-      mail: transport,
-      signingKeys: keyring.use('recipient_notices'),
-      publicUrl: mailSettings.publicUrl,
-    });
-    await acknowledgements.start(ctx);
 
     await http.register(swagger, {
       openapi: {

@@ -142,7 +142,7 @@ describe('pledge check: processors bound to the policy', () => {
       );
       const [problem] = problems;
       assert.match(problem!.message, row.says);
-      assert.ok(problem!.hint.length > 0, 'says how to fix it');
+      assert.ok((problem!.hint ?? '').length > 0, 'says how to fix it');
       const { line, column } = locationOf(text, row.at, row.after);
       assert.equal(formatLocation(problem!.location), `pledge.yaml:${line}:${column}`);
     });
