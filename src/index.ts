@@ -170,3 +170,15 @@ export type {
   RecipientStanding,
   RecipientStandingResult,
 } from './share/share.types.js';
+/** Processors' and affiliates' acknowledgements of the policy: their standing, pauses and notices. */
+export { AcknowledgementService } from './share/acknowledgements.service.js';
+export type {
+  AcknowledgeOptions,
+  AcknowledgeResult,
+  ActivateResult,
+  RecipientRecord,
+} from './share/acknowledgements.service.js';
+export type { Acknowledgement, Notice, Pause, PauseChange } from './share/acknowledgements.repository.js';
+/** For a recipient's webhook: the body of a policy notice and its event type (verify with verifyWebhookSignature). */
+export { NOTICE_EVENT, deriveRecipientNoticeSecret } from './share/acknowledgements.notices.js';
+export type { NoticeWebhookPayload } from './share/acknowledgements.notices.js';

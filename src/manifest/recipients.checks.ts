@@ -54,7 +54,7 @@ export function checkRecipients(manifest: Manifest, locator: Locator): ManifestP
           RECIPIENT_CHECK_CODES.recipientWebhookCredentials,
           ['recipients', i, 'webhook'],
           `recipient "${r.key}" has a user name or password in its webhook URL, and the manifest is published`,
-          'remove them from the URL: the receiver authenticates notices by their Pledge-Signature header (see docs/sharing.md)',
+          'remove them from the URL: the receiver authenticates notices by their Pledge-Signature header (see docs/manifest.md, Acknowledgements)',
         );
       }
     }
