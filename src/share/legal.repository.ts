@@ -285,18 +285,21 @@ export class LegalRepository {
     }));
   }
 
-  /** The subjects whose data left for each of `requestIds`. */
+  /** The subjects whose data left for each of `requestIds` (read in chunks: bound parameters are limited). */
   async disclosedSubjects(
     ctx: Context,
     requestIds: readonly string[],
   ): Promise<Array<{ requestId: string; subjectId: string }>> {
-    if (requestIds.length === 0) return [];
-    const rows = await this.#q(ctx)
-      .selectFrom('legal_notices')
-      .select(['request_id', 'subject_id'])
-      .where('request_id', 'in', requestIds)
-      .execute();
-    return rows.map((r) => ({ requestId: r.request_id, subjectId: r.subject_id }));
+    const out: Array<{ requestId: string; subjectId: string }> = [];
+    for (let i = 0; i < requestIds.length; i += 500) {
+      const rows = await this.#q(ctx)
+        .selectFrom('legal_notices')
+        .select(['request_id', 'subject_id'])
+        .where('request_id', 'in', requestIds.slice(i, i + 500))
+        .execute();
+      for (const r of rows) out.push({ requestId: r.request_id, subjectId: r.subject_id });
+    }
+    return out;
   }
 }
 
