@@ -58,6 +58,8 @@ function recipientIndex(doc: Document, key: string): number {
 /** A real HTTP receiver of notices that keeps what it is sent. */
 class Receiver {
   received: Array<{ headers: IncomingHttpHeaders; body: string }> = [];
+  /** Statuses to answer with, in order; 204 once they run out. */
+  statuses: number[] = [];
   #server: Server | undefined;
   #waiters: Array<() => void> = [];
 
@@ -67,7 +69,7 @@ class Receiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-        res.statusCode = 204;
+        res.statusCode = this.statuses.shift() ?? 204;
         res.end();
         for (const w of this.#waiters.splice(0)) w();
       });
@@ -400,6 +402,30 @@ for (const dialect of DIALECTS) {
         by: 'Grace Hopper',
       });
       assert.equal((await service.standingOf(ctx, 'group-companies-ie')).ok, true);
+    });
+    test('a notice its webhook refuses is recorded with the answer and stays queued for a retry', async () => {
+      receiver.statuses.push(503);
+      const posts = receiver.received.length;
+      const text = mutate((d) => {
+        const card = recipientIndex(d, 'card-processor');
+        d.setIn(['recipients', card, 'webhook'], receiver.url);
+        d.setIn(['policy', 'version'], '2026-06-01');
+        d.setIn(['recipients', card, 'country'], 'CA');
+      });
+      const { service, jobs, result } = await start(text);
+      assert.ok(result.paused.includes('card-processor'));
+      const ran = await jobs.runDue({ types: [NOTICE_WEBHOOK_JOB] });
+      assert.equal(ran.retried, 1, JSON.stringify(ran));
+      assert.equal(receiver.received.length, posts + 1, 'the POST was made');
+      const webhook = (await service.recordOf(ctx, 'card-processor')).notices.find(
+        (x) => x.channel === 'webhook' && x.status !== 'sent',
+      );
+      assert.ok(webhook);
+      assert.equal(webhook.status, 'pending');
+      assert.equal(webhook.attempts, 1);
+      assert.equal(webhook.lastStatus, 'HTTP 503');
+      // The refusal changes nothing about the pause.
+      assert.equal((await service.standingOf(ctx, 'card-processor')).ok, false);
     });
   });
 }
