@@ -182,3 +182,16 @@ export type { Acknowledgement, Notice, Pause, PauseChange } from './share/acknow
 /** For a recipient's webhook: the body of a policy notice and its event type (verify with verifyWebhookSignature). */
 export { NOTICE_EVENT, deriveRecipientNoticeSecret } from './share/acknowledgements.notices.js';
 export type { NoticeWebhookPayload } from './share/acknowledgements.notices.js';
+/** Legal requests from authorities: intake, review by someone else, disclosure, notices, the transparency report. */
+export { LegalService, noticeHeldUntil } from './share/legal.service.js';
+export type {
+  LegalActOptions,
+  LegalDiscloseInput,
+  LegalRequestRecord,
+  LegalStatus,
+  ListLegalOptions,
+  NarrowInput,
+} from './share/legal.service.js';
+export type { LegalIntakeInput } from './share/legal.validator.js';
+export type { TransparencyReport, ReportFigure } from './share/legal.report.js';
+export type { LegalRequestView, LegalNoticeView } from './share/legal.presenter.js';
