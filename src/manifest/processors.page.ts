@@ -50,6 +50,8 @@ export interface ProcessorFeedEntry {
   updated: Date;
   /** The changes in plain words (as `pledge diff` says them). */
   changes: string[];
+  /** The first version of the list. */
+  first: boolean;
 }
 
 /** The list's history: first dates of what it named, and the feed's entries, newest first. */
@@ -157,6 +159,7 @@ export function processorHistory(versions: readonly ManifestVersion[], website: 
         effective: v.effective,
         updated: v.firstSeenAt,
         changes: changes.length > 0 ? changes : ['The details of the list change.'],
+        first: previous === undefined,
       });
     }
     previous = manifest;
@@ -256,7 +259,7 @@ function rowHtml(r: ProcessorRow): SafeHtml {
       ? html`<th scope="row">${r.name}${r.kind === 'affiliate' ? html` <span class="row-note">(company of our group)</span>` : ''}</th>`
       : html`<th scope="row" class="sub-processor">${r.name} <span class="row-note">(sub-processor of ${r.of})</span></th>`;
   const since = r.since === undefined ? 'not recorded' : html`<time datetime="${r.since}">${formatDate(r.since)}</time>`;
-  return html`        <tr class="${r.kind === 'sub_processor' ? 'sub-processor' : 'processor'}" data-manifest-path="${formatPath(r.path)}">${name}<td>${joinAnd(r.purposes)}</td><td>${joinAnd(r.categories)}</td><td>${describePlace(r.country)}</td><td>${r.transfer ?? 'none needed'}</td><td>${since}</td></tr>\n`;
+  return html`        <tr class="${r.kind === 'sub_processor' ? 'sub-processor' : 'processor'}" data-manifest-path="${formatPath(r.path)}">${name}<td>${r.purposes.join('; ')}</td><td>${joinAnd(r.categories)}</td><td>${describePlace(r.country)}</td><td>${r.transfer ?? 'none declared'}</td><td>${since}</td></tr>\n`;
 }
 
 /** Options of {@link renderProcessorsAtom}. */
@@ -280,7 +283,7 @@ export function renderProcessorsAtom(
     return [
       '  <entry>',
       `    <id>${x(e.id)}</id>`,
-      `    <title>Policy version ${x(e.policyVersion)} (effective ${x(e.effective)}): the list of processors changes</title>`,
+      `    <title>Policy version ${x(e.policyVersion)} (effective ${x(e.effective)}): the list of processors ${e.first ? 'is published' : 'changes'}</title>`,
       `    <updated>${e.updated.toISOString()}</updated>`,
       `    <link rel="alternate" type="text/html" href="${x(page)}"/>`,
       `    <summary>${x(e.changes.join(' '))}</summary>`,
