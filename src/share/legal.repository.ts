@@ -167,6 +167,15 @@ export class LegalRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /** Replaces the terms of a request's notice (a prohibition extended, ended or lifted). */
+  async setNotice(ctx: Context, id: string, prohibited: boolean, until: Date | undefined): Promise<void> {
+    await this.#q(ctx)
+      .updateTable('legal_requests')
+      .set({ notice_prohibited: prohibited ? 1 : 0, notice_prohibited_until: until?.toISOString() ?? null })
+      .where('id', '=', id)
+      .execute();
+  }
+
   /** Closes a request; false when it was closed already. */
   async close(ctx: Context, id: string, at: Date, by: LegalActorRecord): Promise<boolean> {
     const result = await this.#q(ctx)

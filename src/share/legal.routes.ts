@@ -160,6 +160,15 @@ export function registerLegalRoutes(app: FastifyInstance, deps: LegalRoutesDeps)
     return undefined;
   });
   review(
+    'notice',
+    'Change the notice terms when the authority extends, ends or lifts a prohibition on telling the people concerned',
+    async (ctx, id, body) => {
+      await legal.setNoticeTerms(ctx, id, body);
+      return undefined;
+    },
+    'legal:write',
+  );
+  review(
     'disclose',
     'Disclose the approved minimum through the share gate (recipient authorities, purpose legal-compliance)',
     async (ctx, id, body) =>

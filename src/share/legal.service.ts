@@ -32,6 +32,7 @@ import type {
 import {
   checkCategories,
   checkIntake,
+  checkNotice,
   checkSubjectIds,
   InputProblems,
   REJECT_REASONS,
@@ -164,7 +165,10 @@ export class LegalService implements LegalApprovals {
     this.#dueJob = deps.jobs.define<{ requestId: string }>({
       type: LEGAL_NOTICES_DUE_JOB,
       handle: async (ctx, job) => {
-        await this.#queueNotices(ctx, job.payload.requestId);
+        // A prohibition extended since this job was queued has a job of its own for its new end.
+        const r = await this.#deps.repo.get(ctx, job.payload.requestId);
+        if (r !== undefined && noticeHeldUntil(r, ctx.clock.now()) === undefined)
+          await this.#queueNotices(ctx, r.id);
         return jobDone();
       },
     });
@@ -511,6 +515,43 @@ export class LegalService implements LegalApprovals {
       return { result: gate.result, disclosedSubjects: disclosed };
     });
     return { request: await this.getOrThrow(ctx, id), ...out };
+  }
+
+  // ---- notice terms --------------------------------------------------------------------------
+
+  /**
+   * Replaces a request's notice terms when the authority extends, ends or lifts a prohibition
+   * (`{ "prohibited": true, "until": "2027-12-31" }`, or `{ "prohibited": false }`); allowed after
+   * closure too, since the people concerned are still owed their notice. In the same transaction:
+   * the job for the new end date, or the notices now due. A notice queued for an earlier end is
+   * checked again when it runs and held if the prohibition still lasts. `legal.notice_invalid`.
+   */
+  async setNoticeTerms(ctx: Context, id: string, body: unknown): Promise<LegalRequestRecord> {
+    const problems = new InputProblems();
+    const terms = checkNotice(body, '', problems, ctx.clock.now());
+    problems.throwIfAny('legal.notice_invalid');
+    await this.#whoActs(ctx, {});
+    await this.#deps.db.transaction(ctx, async (tctx) => {
+      const r = await this.#lockedOrThrow(tctx, id);
+      await this.#deps.repo.setNotice(tctx, r.id, terms.prohibited, terms.until);
+      if (terms.prohibited && terms.until !== undefined) {
+        await this.#dueJob.enqueue(
+          tctx,
+          { requestId: r.id },
+          { runAt: terms.until, key: `legal-notices-due:${r.id}:${terms.until.toISOString()}` },
+        );
+      }
+      if (!terms.prohibited) await this.#queueNotices(tctx, r.id);
+      await this.#log(tctx, {
+        action: 'legal.notice_terms',
+        details: {
+          requestId: r.id,
+          noticeProhibited: terms.prohibited,
+          until: terms.until?.toISOString() ?? null,
+        },
+      });
+    });
+    return this.getOrThrow(ctx, id);
   }
 
   // ---- closure -------------------------------------------------------------------------------

@@ -216,6 +216,43 @@ export interface IntakeRules {
   now: Date;
 }
 
+/**
+ * Checks notice terms (`{ prohibited, until? }`) at `path`, adding problems; the end date must be
+ * after `now`.
+ */
+export function checkNotice(
+  value: unknown,
+  path: string,
+  problems: InputProblems,
+  now: Date,
+): { prohibited: boolean; until: Date | undefined; untilText: string | undefined } {
+  let prohibited = false;
+  let until: Date | undefined;
+  let untilText: string | undefined;
+  const at = (key: string) => (path === '' ? key : `${path}.${key}`);
+  if (!isObject(value)) {
+    problems.add(
+      path === '' ? '(body)' : path,
+      'is required: { "prohibited": false }, or { "prohibited": true, "until": "YYYY-MM-DD" } when the law forbids telling the people concerned',
+    );
+    return { prohibited, until, untilText };
+  }
+  unknownKeys(value, ['prohibited', 'until'], path, problems);
+  if (typeof value.prohibited !== 'boolean') problems.add(at('prohibited'), 'must be true or false');
+  else prohibited = value.prohibited;
+  if (value.until !== undefined && value.until !== null) {
+    if (!prohibited)
+      problems.add(at('until'), 'is only for a prohibition: set prohibited to true, or leave until out');
+    else if (typeof value.until !== 'string' || (until = parseUntil(value.until)) === undefined)
+      problems.add(at('until'), 'must be a date (YYYY-MM-DD) or a date-time with its offset (RFC 3339)');
+    else if (until.getTime() <= now.getTime()) {
+      problems.add(at('until'), 'is in the past: the prohibition is over, so set prohibited to false');
+      until = undefined;
+    } else untilText = value.until;
+  }
+  return { prohibited, until, untilText };
+}
+
 /** Checks a request's body; throws `legal.request_invalid` listing every problem. */
 export function checkIntake(
   body: unknown,
@@ -282,35 +319,7 @@ export function checkIntake(
   if (typeof body.deadline !== 'string' || !isCalendarDate(body.deadline)) {
     problems.add('deadline', 'must be the date the authority wants an answer by, as YYYY-MM-DD');
   } else deadline = body.deadline;
-  let prohibited = false;
-  let until: Date | undefined;
-  let untilText: string | undefined;
-  if (!isObject(body.notice)) {
-    problems.add(
-      'notice',
-      'is required: { "prohibited": false }, or { "prohibited": true, "until": "YYYY-MM-DD" } when the law forbids telling the people concerned',
-    );
-  } else {
-    unknownKeys(body.notice, ['prohibited', 'until'], 'notice', problems);
-    if (typeof body.notice.prohibited !== 'boolean')
-      problems.add('notice.prohibited', 'must be true or false');
-    else prohibited = body.notice.prohibited;
-    if (body.notice.until !== undefined && body.notice.until !== null) {
-      if (!prohibited)
-        problems.add(
-          'notice.until',
-          'is only for a prohibition: set notice.prohibited to true, or leave until out',
-        );
-      else if (typeof body.notice.until !== 'string' || (until = parseUntil(body.notice.until)) === undefined)
-        problems.add('notice.until', 'must be a date (YYYY-MM-DD) or a date-time with its offset (RFC 3339)');
-      else if (until.getTime() <= rules.now.getTime())
-        problems.add(
-          'notice.until',
-          'is in the past: the prohibition is over, so set notice.prohibited to false',
-        );
-      else untilText = body.notice.until;
-    }
-  }
+  const { prohibited, until, untilText } = checkNotice(body.notice, 'notice', problems, rules.now);
   problems.throwIfAny('legal.request_invalid');
   return {
     authority: authority!,

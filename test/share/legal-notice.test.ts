@@ -12,6 +12,7 @@ import { MailTransport } from '../../src/platform/mail/mail.transport.js';
 import { LEGAL_NOTICE_JOB, LEGAL_NOTICES_DUE_JOB, type LegalService } from '../../src/share/legal.service.js';
 import { createLegal } from '../../src/share/legal.setup.js';
 import { DIALECTS } from '../helpers/databases.js';
+import { waitFor } from '../helpers/faults.js';
 import { decodeQuotedPrintable, openLegalApp, requestBody, type LegalTestApp } from './legal-app.js';
 
 const DAY = 86_400_000;
@@ -124,6 +125,51 @@ for (const dialect of DIALECTS) {
       assert.equal(t.sink.countFor(alan.address), 1);
       const [notice] = await legal.notices(t.as(t.alice, clock), id);
       assert.equal(notice?.noticeStatus, 'sent');
+    });
+
+    test('a prohibition extended before its end holds the notice to the new end; one lifted sends it at once', async () => {
+      const ada = await t.register();
+      const first = new Date(clock.now().getTime() + 10 * DAY);
+      const id = await answered(ada.subjectId, { prohibited: true, until: first.toISOString() });
+      clock.advance(5 * DAY);
+      const second = new Date(clock.now().getTime() + 15 * DAY);
+      const extended = await legal.setNoticeTerms(t.as(t.alice, clock), id, {
+        prohibited: true,
+        until: second.toISOString(),
+      });
+      assert.equal(extended.notice.until?.toISOString(), second.toISOString());
+      clock.advance(6 * DAY);
+      await queue.runDue({ types: TYPES });
+      await queue.runDue({ types: TYPES });
+      assert.equal(t.sink.countFor(ada.address), 0, 'the first end date passed, the extension holds');
+      clock.advance(10 * DAY);
+      await queue.runDue({ types: TYPES });
+      await queue.runDue({ types: TYPES });
+      await waitFor('the notice after the extension', 10_000, () =>
+        t.sink.countFor(ada.address) > 0 ? true : undefined,
+      );
+      assert.equal(t.sink.countFor(ada.address), 1);
+
+      const grace = await t.register();
+      const held = await answered(grace.subjectId, { prohibited: true });
+      const bad = await t.call(t.alice, 'POST', `/api/v1/legal-requests/${held}/notice`, {
+        prohibited: 'no',
+      });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error?.code, 'legal.notice_invalid');
+      await legal.setNoticeTerms(t.as(t.alice, clock), held, { prohibited: false });
+      await queue.runDue({ types: TYPES });
+      await waitFor('the notice after the lift', 10_000, () =>
+        t.sink.countFor(grace.address) > 0 ? true : undefined,
+      );
+      const [notice] = await legal.notices(t.as(t.alice, clock), held);
+      assert.equal(notice?.noticeStatus, 'sent');
+      const log = await t.database.tables
+        .selectFrom('audit_events')
+        .select('details')
+        .where('action', '=', 'legal.notice_terms')
+        .execute();
+      assert.equal(log.filter((r) => r.details.includes(held)).length, 1);
     });
   });
 }
