@@ -435,6 +435,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       keyring,
       config,
       mail: transport,
+      share,
     });
     await registerOneClickRoutes(http, { mailEvents, manifest: active.manifest });
     await registerMailEventsRoutes(http, { mailEvents, suppression, auth, systems });

@@ -47,6 +47,9 @@ import {
 } from './return-tokens.js';
 import type { SuppressionService } from './suppression.service.js';
 import { templateFieldNames, usableFields } from './template-fields.js';
+import { mailRecipientOf } from '../share/share.gate.js';
+
+export { mailRecipientOf } from '../share/share.gate.js';
 
 /** The category an address is read from. */
 export const EMAIL_CATEGORY = 'user.contact.email';
@@ -112,23 +115,6 @@ export interface MailShare {
       fields: ReadonlyArray<{ name: string; category: string }>;
     },
   ): Promise<{ entryFor(subjectId: string | undefined, details?: Record<string, unknown>): AuditEntry }>;
-}
-
-/**
- * The recipient that delivers a purpose's mail: the first processor the manifest declares to
- * receive e-mail addresses for it; `undefined` when there is none (then no mail goes out).
- */
-export function mailRecipientOf(manifest: Manifest, purpose: Purpose): string | undefined {
-  return manifest.recipients.find((r) => {
-    if (r.kind !== 'processor') return false;
-    const categories =
-      r.declarations !== undefined
-        ? r.declarations.filter((d) => d.purpose === purpose.key).flatMap((d) => d.categories ?? [])
-        : r.purposes.includes(purpose.key)
-          ? r.categories
-          : [];
-    return categories.some((c) => coversCategory(c, EMAIL_CATEGORY));
-  })?.key;
 }
 
 /**

@@ -320,3 +320,23 @@ export function subjectRefusal(
 export function subjectRefusalError(refusal: SubjectRefusal): PledgeError {
   return new ForbiddenError(refusal.code, refusal.message);
 }
+
+/** The category a message's address is of. */
+export const MAIL_CATEGORY = 'user.contact.email';
+
+/**
+ * The recipient that delivers a purpose's mail: the first processor the manifest declares to
+ * receive e-mail addresses for it; `undefined` when there is none (then no mail goes out).
+ */
+export function mailRecipientOf(manifest: Manifest, purpose: Purpose): string | undefined {
+  return manifest.recipients.find((r) => {
+    if (r.kind !== 'processor') return false;
+    const categories =
+      r.declarations !== undefined
+        ? r.declarations.filter((d) => d.purpose === purpose.key).flatMap((d) => d.categories ?? [])
+        : r.purposes.includes(purpose.key)
+          ? r.categories
+          : [];
+    return categories.some((c) => coversCategory(c, MAIL_CATEGORY));
+  })?.key;
+}

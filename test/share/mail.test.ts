@@ -88,6 +88,40 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    test('the preference-center link a person asks for is a disclosure of their address, recorded', async () => {
+      const { subjectId, address } = await t.register('US');
+      const form = await t.app.http.inject({ method: 'GET', url: '/unsubscribe' });
+      const cookie = form.cookies.find((c) => c.name === '__Host-pledge_csrf');
+      const csrf = /<input type="hidden" name="_csrf" value="([^"]*)">/.exec(form.body)?.[1];
+      assert.ok(cookie && csrf);
+      const before = t.sink.accepted();
+      const res = await t.app.http.inject({
+        method: 'POST',
+        url: '/unsubscribe/email',
+        payload: new URLSearchParams({ _csrf: csrf, email: address }).toString(),
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          cookie: `${cookie.name}=${cookie.value}`,
+        },
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      await t.sink.waitForAccepted(before + 1);
+      // Recorded right after the hand-over; the page answered before it.
+      const deadline = Date.now() + 5_000;
+      let entries: Awaited<ReturnType<typeof t.app.audit.listBySubject>> = [];
+      while (Date.now() < deadline) {
+        entries = (await t.app.audit.listBySubject(t.ctx, subjectId)).filter(
+          (e) => e.action === 'share.pass_through',
+        );
+        if (entries.length > 0) break;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      assert.equal(entries.length, 1);
+      assert.equal(entries[0]?.details?.recipient, 'email-delivery');
+      assert.equal(entries[0]?.details?.mail, 'preferences_link');
+      assert.deepEqual(entries[0]?.details?.categories, ['user.contact.email']);
+    });
+
     test('a provider the gate refuses stops the sends, each with the gate code, and nothing is sent', async () => {
       const ada = await t.register('US');
       const id = await campaignFor(t, [ada.subjectId]);
