@@ -263,6 +263,37 @@ for (const dialect of DIALECTS) {
       assert.equal(processor.subjects[0]?.disclosed, true);
     });
 
+    test('a pass-through grant checks the flow once; refusalsFor says who may not be carried', async () => {
+      const ada = await t.register();
+      const bob = await t.register();
+      await t.app.consent.record(t.ctx, [
+        { holder: { subjectId: bob.id }, purpose: '*', state: 'withdrawn', method: 'preference_center' },
+      ]);
+      const grant = await t.app.share.authorizePassThrough(t.ctx, {
+        recipient: 'group-companies',
+        purpose: 'provide-service',
+        fields: [{ name: 'email', category: 'user.contact.email' }],
+      });
+      assert.deepEqual(grant.categories, ['user.contact.email']);
+      const refusals = await t.app.share.refusalsFor(t.ctx, grant, [
+        ada.id,
+        bob.id,
+        '00000000-0000-4000-8000-000000000000',
+      ]);
+      assert.deepEqual(
+        refusals.map((r) => r?.code),
+        [undefined, 'share.opted_out', 'share.subject_not_found'],
+      );
+      await refusedWith(
+        t.app.share.authorizePassThrough(t.ctx, {
+          recipient: 'email-delivery',
+          purpose: 'provide-service',
+          fields: [{ name: 'card_number', category: 'user.financial.payment_card.number' }],
+        }),
+        'share.pledge_breach',
+      );
+    });
+
     test('consent withheld and unknown subjects are refused per subject in the answer', async () => {
       const eu = await t.register({ jurisdiction: 'EU' });
       const res = await post({
