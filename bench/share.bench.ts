@@ -12,6 +12,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { createApp } from '../src/app.js';
+import { SystemGate } from '../src/manifest/systems.gate.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createContext } from '../src/platform/context.js';
+import { ShareRepository } from '../src/share/share.repository.js';
+import { ShareService } from '../src/share/share.service.js';
+import { AgreementStanding, NO_LEGAL_APPROVALS } from '../src/share/share.standing.js';
 import {
   formatRatio,
   formatTable,
@@ -108,6 +115,88 @@ async function load(
   return loadFigures(label, result);
 }
 
+/** CPU microseconds per call, in-process, of the use gate, the share gate, and the share gate with the manifest's standing. */
+interface InProcessFigures {
+  read: number;
+  share: number;
+  shareByAgreement: number;
+}
+
+/**
+ * The same work in-process, measured as CPU time per call (this process's, SQLite included, since
+ * better-sqlite3 runs in it): what the share gate adds to the use gate, and how much of it is the
+ * recipient's standing (the acknowledgements' query) rather than the gate's own checks.
+ */
+async function measureInProcess(subjects: number, calls: number): Promise<InProcessFigures> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-share-cpu-'));
+  const app = await createApp({
+    ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'silent' }),
+    retentionIntervalSeconds: 0,
+  });
+  try {
+    const ctx = createContext({ kind: 'system', id: 'web-app', key: 'bench' });
+    const ids: string[] = [];
+    for (let i = 0; i < subjects; i++) {
+      const r = await app.collect.collect(ctx, 'trial-signup', {
+        jurisdiction: 'US',
+        data: {
+          email: `bench-${i}-x${Math.random().toString(36).slice(2)}@example-customer.test`,
+          first_name: 'Ada',
+          last_name: 'Lovelace',
+        },
+      });
+      ids.push(r.subject.id);
+    }
+    const manifest = { manifest: app.active.manifest };
+    const byAgreement = new ShareService({
+      db: app.database.db,
+      repo: new ShareRepository(app.database.db),
+      audit: app.audit,
+      manifest,
+      systems: new SystemGate(manifest),
+      vault: app.vault,
+      consent: app.consent,
+      subjects: app.subjects,
+      standing: new AgreementStanding(manifest),
+      legal: NO_LEGAL_APPROVALS,
+    });
+    const body = (id: string) => ({
+      recipient: 'email-delivery',
+      purpose: 'provide-service',
+      subjects: [id],
+      fields: ['email', 'first_name'],
+    });
+    const cpu = async (f: (id: string) => Promise<unknown>): Promise<number> => {
+      let i = 0;
+      const before = process.cpuUsage();
+      await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          while (i < calls) await f(ids[i++ % ids.length]!);
+        }),
+      );
+      const used = process.cpuUsage(before);
+      return (used.user + used.system) / calls;
+    };
+    const runs: InProcessFigures[] = [];
+    for (let round = 0; round < 3; round++) {
+      runs.push({
+        read: await cpu((id) => app.vault.read(ctx, id, 'provide-service')),
+        share: await cpu((id) => app.share.disclose(ctx, body(id))),
+        shareByAgreement: await cpu((id) => byAgreement.disclose(ctx, body(id))),
+      });
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    return {
+      read: median(runs.map((r) => r.read)),
+      share: median(runs.map((r) => r.share)),
+      shareByAgreement: median(runs.map((r) => r.shareByAgreement)),
+    };
+  } finally {
+    await app.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 /** Runs the bench and returns the report section. */
 export async function runShareBench(options: ShareBenchOptions = SHARE_BENCH_DEFAULTS): Promise<BenchResult> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-share-'));
@@ -150,6 +239,7 @@ export async function runShareBench(options: ShareBenchOptions = SHARE_BENCH_DEF
     if (pledge) await stopServer(pledge.child);
     rmSync(dataDir, { recursive: true, force: true });
   }
+  const cpu = await measureInProcess(200, options.seconds >= 10 ? 8_000 : 2_000);
   const use = summarizeRuns(runs.get(USE)!);
   const share = summarizeRuns(runs.get(SHARE)!);
   const met = share.requestsPerSecond >= TARGET * use.requestsPerSecond;
@@ -168,6 +258,23 @@ export async function runShareBench(options: ShareBenchOptions = SHARE_BENCH_DEF
           ...loadCells(share),
           formatRatio(share.requestsPerSecond, use.requestsPerSecond),
           formatTarget({ label: `≥ ×${TARGET.toFixed(2)}`, met }),
+        ],
+      ],
+    ),
+    '',
+    formatTable(
+      ['in-process, CPU per call (median of 3 rounds)', 'µs', 'ratio to the use gate'],
+      [
+        ['use gate `vault.read`', Math.round(cpu.read).toString(), '×1.00'],
+        [
+          "share gate `share.disclose` (the app's standing: acknowledgements)",
+          Math.round(cpu.share).toString(),
+          formatRatio(cpu.share, cpu.read),
+        ],
+        [
+          "share gate with the manifest's standing (no acknowledgements query)",
+          Math.round(cpu.shareByAgreement).toString(),
+          formatRatio(cpu.shareByAgreement, cpu.read),
         ],
       ],
     ),
