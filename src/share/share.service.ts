@@ -284,8 +284,9 @@ export class ShareService {
    * A bulk export for a recipient: checks the flow once (throwing its refusal before anything
    * leaves), records the export, then yields each allowed subject's values a page at a time (never
    * more than a page in memory), each page's reads, log entries and counts in one transaction, and
-   * ends with the export's record. A failure mid-way marks the export `failed`; what was sent
-   * before it stays recorded.
+   * ends with the export's record. A failure mid-way, or a reader that stops reading, marks the
+   * export `failed`; what the gate let out before it stays recorded (a page is recorded when it is
+   * read, before its lines are handed to the reader).
    */
   async *exportFor(ctx: Context, options: ExportOptions): AsyncGenerator<ExportLine> {
     const pageSize = options.pageSize ?? EXPORT_PAGE_SIZE;
@@ -328,6 +329,7 @@ export class ShareService {
       ]);
     });
     let after: string | undefined;
+    let finished = false;
     try {
       for (;;) {
         const ids = await this.#deps.subjects.liveIdsPage(ctx, {}, { after, limit: pageSize });
@@ -344,9 +346,11 @@ export class ShareService {
         }
         if (ids.length < pageSize) break;
       }
-    } catch (err) {
-      await repo.finish(ctx, id, 'failed');
-      throw err;
+      finished = true;
+    } finally {
+      // Also when the reader went away mid-stream (the generator is returned early): the record
+      // says what the gate let out, and that the export did not end.
+      if (!finished) await repo.finish(ctx, id, 'failed');
     }
     await repo.finish(ctx, id, 'complete');
     const record = await repo.getExport(ctx, id);

@@ -117,6 +117,23 @@ for (const dialect of DIALECTS) {
       assert.equal(last.export.subjectCount, people.length + 1);
     });
 
+    test('a reader that stops mid-export leaves it recorded as failed, with what the gate let out', async () => {
+      const lines = t.app.share.exportFor(t.ctx, {
+        recipient: 'group-companies-uk',
+        purpose: 'provide-service',
+        fields: ['email'],
+        pageSize: 2,
+      });
+      const first = await lines.next();
+      assert.equal(first.done, false);
+      await lines.return(undefined);
+      const [latest] = await t.app.share.listExports(t.ctx, 1);
+      assert.equal(latest?.status, 'failed');
+      assert.ok(latest.finishedAt);
+      // The first page was read and recorded (its two subjects), though only one line was taken.
+      assert.equal(latest.subjectCount + latest.refusedCount, 2);
+    });
+
     test('a refused flow is an error answer, not a stream, and records no export', async () => {
       const before = await tablesOf(t.database).selectFrom('share_exports').select('id').execute();
       const res = await t.app.http.inject({
