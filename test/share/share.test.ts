@@ -325,6 +325,29 @@ for (const dialect of DIALECTS) {
       assert.equal(res.json<ErrorBody>().error.code, 'auth.purpose_not_allowed');
     });
 
+    test('a category the calling system may not use is refused (share.category_not_allowed_for_system)', async () => {
+      const { key } = await t.app.apiKeys.createKey(t.ctx, {
+        name: 'billing',
+        system: 'billing',
+        scopes: ['share:write'],
+      });
+      const ada = await t.register();
+      // The group receives product usage for the service; the billing system may not use it.
+      const res = await post(
+        {
+          recipient: 'group-companies',
+          purpose: 'provide-service',
+          subjects: [ada.id],
+          fields: ['email', 'event'],
+        },
+        key,
+      );
+      assert.equal(res.statusCode, 403, res.body);
+      const err = res.json<ErrorBody>().error;
+      assert.equal(err.code, 'share.category_not_allowed_for_system');
+      assert.equal(err.details?.path, 'fields[1]');
+    });
+
     test('the second wall: a sale, trade or rental is refused even when a manifest declares it', async () => {
       const ada = await t.register();
       const base = t.app.active.manifest;
