@@ -334,6 +334,7 @@ export function generateLargeManifest(
       categories: ['user.name', 'user.contact.address', 'user.financial.payment_card'],
       purposes: ['billing'],
       agreement: { reference: 'DPA-0000', signed: '2024-01-15' },
+      contact: 'privacy@card-processor.example',
       country: 'US',
     },
     ...Array.from({ length: recipientCount - 1 }, (_, j) => {
@@ -347,7 +348,10 @@ export function generateLargeManifest(
         purposes: t.purposes,
         ...(t.kind === 'authority'
           ? {}
-          : { agreement: { reference: `DPA-${pad(i)}`, signed: '2024-01-15' } }),
+          : {
+              agreement: { reference: `DPA-${pad(i)}`, signed: '2024-01-15' },
+              contact: `privacy@recipient-${pad(i)}.example`,
+            }),
         country: t.country,
         ...(t.affiliate !== undefined ? { affiliate: t.affiliate } : {}),
         ...(t.transfer_mechanism !== undefined ? { transfer_mechanism: t.transfer_mechanism } : {}),

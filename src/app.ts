@@ -70,6 +70,14 @@ import { BeaconsRepository } from './tracking/beacons.repository.js';
 import { registerBeaconRoutes } from './tracking/beacons.routes.js';
 import { BeaconSeal } from './tracking/beacons.seal.js';
 import { BeaconService } from './tracking/beacons.service.js';
+import { ShareRepository } from './share/share.repository.js';
+import { registerShareRoutes } from './share/share.routes.js';
+import { ShareService } from './share/share.service.js';
+import { NOTICE_EMAIL_JOB } from './share/acknowledgements.notices.js';
+import type { AcknowledgementService } from './share/acknowledgements.service.js';
+import { createAcknowledgements } from './share/acknowledgements.setup.js';
+import { LEGAL_NOTICE_JOB, type LegalService } from './share/legal.service.js';
+import { createLegal } from './share/legal.setup.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -128,6 +136,12 @@ export interface App {
   beacons: BeaconService;
   /** The beacons' daily aggregates (GET /api/v1/analytics), their jobs, and the e-mail open pixel. */
   analytics: Analytics;
+  /** Processors' and affiliates' acknowledgements of the policy: their standing for the share gate. */
+  acknowledgements: AcknowledgementService;
+  /** The share gate: disclosures to declared recipients, pass-throughs and exports (docs/sharing.md). */
+  share: ShareService;
+  /** Legal requests from authorities: intake, review, disclosure, notices, the transparency report. */
+  legal: LegalService;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -271,11 +285,53 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       audit,
       write: (c, inputs) => vault.write(c, inputs),
     });
+    // Processors bound to the policy: the manifest just activated is weighed before anything is
+    // served, so a material change has paused the recipients it touches by then.
+    const acknowledgements = createAcknowledgements({
+      db,
+      queue: jobs,
+      audit,
+      active,
+      versions,
+      mail: transport,
+      signingKeys: keyring.use('recipient_notices'),
+      publicUrl: mailSettings.publicUrl,
+    });
+    await acknowledgements.start(ctx);
+
+    // The share gate: the only way data leaves for a recipient, to a processor or affiliate only
+    // while it stands by the policy in force (acknowledgements above).
+    // Legal requests answer the share gate's question of what a request may let leave, and disclose
+    // through it: the gate is found when a disclosure is made.
+    const legal = createLegal({
+      db,
+      queue: jobs,
+      audit,
+      manifest: manifestInForce,
+      apiKeys,
+      subjects,
+      vault,
+      mail: transport,
+      share: () => share,
+    });
+    const share = new ShareService({
+      db,
+      repo: new ShareRepository(db),
+      audit,
+      manifest: manifestInForce,
+      systems,
+      vault,
+      consent,
+      subjects,
+      standing: acknowledgements.service,
+      legal: legal.service,
+    });
     const collect = new CollectService({
       vault,
       manifest: active.manifest,
       consent,
       systems,
+      share,
       ...(options.processors ? { processors: options.processors } : {}),
     });
     if (collect.usesTestProcessor)
@@ -301,6 +357,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       subjects,
       suppression,
       audit,
+      share,
       keyring,
       returnTokenSecret: keyring.use('message_id'),
       dkim,
@@ -357,10 +414,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       policyVersion: active.manifest.policy.version,
       databaseTimeouts: config.databaseTimeouts,
     });
-    registerManifestRoutes(http, { active, versions, auth });
+    registerManifestRoutes(http, { active, versions, auth, publicUrl: mailSettings.publicUrl });
     registerVaultRoutes(http, { vault, auth });
     registerCredentialRoutes(http, { credentials, auth });
     registerCollectRoutes(http, { collect, auth });
+    registerShareRoutes(http, { share, auth });
     registerConsentRoutes(http, { consent, auth, systems });
     await registerBannerRoutes(http, {
       web,
@@ -378,6 +436,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       keyring,
       config,
       mail: transport,
+      share,
     });
     await registerOneClickRoutes(http, { mailEvents, manifest: active.manifest });
     await registerMailEventsRoutes(http, { mailEvents, suppression, auth, systems });
@@ -389,6 +448,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       mailOpen: analytics.mailOpen,
     });
     analytics.registerRoutes(http, { auth, systems });
+    acknowledgements.registerRoutes(http, { auth });
+    legal.registerRoutes(http, { auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await options.extraRoutes?.(http);
@@ -419,7 +480,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await analytics.start(ctx);
     // Every job type is defined by now. Without a mail server, campaign sends wait for an instance
     // that has one.
-    jobs.start({ skip: transport.enabled ? [] : [SEND_JOB] });
+    jobs.start({ skip: transport.enabled ? [] : [SEND_JOB, NOTICE_EMAIL_JOB, LEGAL_NOTICE_JOB] });
 
     let closed: Promise<void> | undefined;
     const openKeystoreDb = keystore;
@@ -447,6 +508,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       web,
       beacons,
       analytics,
+      acknowledgements: acknowledgements.service,
+      legal: legal.service,
+      share,
       close: () =>
         (closed ??= (async () => {
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes

@@ -16,6 +16,9 @@ import type { ApiKeyTables } from './platform/auth/api-keys.tables.js';
 import type { BeaconTables } from './tracking/beacons.tables.js';
 import type { AnalyticsTables } from './tracking/analytics.tables.js';
 import type { JobTables } from './platform/jobs/jobs.tables.js';
+import type { LegalTables } from './share/legal.tables.js';
+import type { ShareTables } from './share/share.tables.js';
+import type { AcknowledgementTables } from './share/acknowledgements.tables.js';
 import type { VaultTables } from './vault/vault.tables.js';
 import { campaignMigrations } from './comms/campaigns.migrations.js';
 import { suppressionMigrations } from './comms/suppression.migrations.js';
@@ -28,6 +31,9 @@ import { jobMigrations } from './platform/jobs/jobs.migrations.js';
 import { vaultMigrations } from './vault/vault.migrations.js';
 import { beaconMigrations } from './tracking/beacons.migrations.js';
 import { analyticsMigrations } from './tracking/analytics.migrations.js';
+import { legalMigrations } from './share/legal.migrations.js';
+import { shareMigrations } from './share/share.migrations.js';
+import { acknowledgementMigrations } from './share/acknowledgements.migrations.js';
 
 /** A capability as the migrator sees it: a name (for messages) and its migrations. */
 export interface CapabilitySchema {
@@ -48,6 +54,9 @@ export const CAPABILITIES: readonly CapabilitySchema[] = [
   { name: 'campaigns', migrations: campaignMigrations },
   { name: 'beacons', migrations: beaconMigrations },
   { name: 'analytics', migrations: analyticsMigrations },
+  { name: 'legal-requests', migrations: legalMigrations },
+  { name: 'share', migrations: shareMigrations },
+  { name: 'acknowledgements', migrations: acknowledgementMigrations },
 ];
 
 /** All of the main database's migrations, in the order they run. */
@@ -69,4 +78,7 @@ export type Tables = ManifestTables &
   SuppressionTables &
   CampaignTables &
   BeaconTables &
-  AnalyticsTables;
+  AnalyticsTables &
+  LegalTables &
+  ShareTables &
+  AcknowledgementTables;

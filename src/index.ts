@@ -139,3 +139,59 @@ export type {
 export type { WebhookPayload, ConsentChangedData, SubjectErasedData } from './consent/webhooks.service.js';
 /** The suppression list (keyed hashes of addresses that must never get marketing again). */
 export { SuppressionService, SUPPRESSION_REASONS } from './comms/suppression.service.js';
+
+/** The share gate: disclosures to declared recipients, pass-throughs and exports (docs/sharing.md). */
+export {
+  ShareService,
+  SHARE_CODES,
+  MAX_DISCLOSE_SUBJECTS,
+  EXPORT_PAGE_SIZE,
+  isSale,
+  optOutStops,
+  recipientCategoriesFor,
+} from './share/share.service.js';
+/** What a disclosure, a pass-through and an export take and give. */
+export type {
+  DiscloseResult,
+  ExportLine,
+  ExportOptions,
+  PassThroughField,
+  PassThroughGrant,
+  ShareCode,
+  ShareExport,
+  SubjectDisclosure,
+  SubjectRefusal,
+} from './share/share.service.js';
+/** The seams of the share gate: a recipient's standing, a legal request's approved scope. */
+export type {
+  DiscloseOptions,
+  LegalApprovals,
+  LegalScope,
+  RecipientStanding,
+  RecipientStandingResult,
+} from './share/share.types.js';
+/** Processors' and affiliates' acknowledgements of the policy: their standing, pauses and notices. */
+export { AcknowledgementService } from './share/acknowledgements.service.js';
+export type {
+  AcknowledgeOptions,
+  AcknowledgeResult,
+  ActivateResult,
+  RecipientRecord,
+} from './share/acknowledgements.service.js';
+export type { Acknowledgement, Notice, Pause, PauseChange } from './share/acknowledgements.repository.js';
+/** For a recipient's webhook: the body of a policy notice and its event type (verify with verifyWebhookSignature). */
+export { NOTICE_EVENT, deriveRecipientNoticeSecret } from './share/acknowledgements.notices.js';
+export type { NoticeWebhookPayload } from './share/acknowledgements.notices.js';
+/** Legal requests from authorities: intake, review by someone else, disclosure, notices, the transparency report. */
+export { LegalService, noticeHeldUntil } from './share/legal.service.js';
+export type {
+  LegalActOptions,
+  LegalDiscloseInput,
+  LegalRequestRecord,
+  LegalStatus,
+  ListLegalOptions,
+  NarrowInput,
+} from './share/legal.service.js';
+export type { LegalIntakeInput } from './share/legal.validator.js';
+export type { TransparencyReport, ReportFigure } from './share/legal.report.js';
+export type { LegalRequestView, LegalNoticeView } from './share/legal.presenter.js';

@@ -8,6 +8,7 @@ import { registerDiffCommand } from './diff.command.js';
 import { registerFidesCommands } from './fides.command.js';
 import { registerJobsCommand } from './jobs.command.js';
 import { registerKeysCommand } from './keys.command.js';
+import { registerLegalCommand } from './legal.command.js';
 import { registerMigrateCommand } from './migrate.command.js';
 import { registerRenderCommand } from './render.command.js';
 import { registerRetentionCommand } from './retention.command.js';
@@ -15,12 +16,17 @@ import { registerSchemaCommand } from './schema.command.js';
 import { registerServeCommand } from './serve.command.js';
 import { registerVaultCommand } from './vault.command.js';
 import { registerWebhooksCommand } from './webhooks.command.js';
+import { registerRecipientsCommand } from './recipients.command.js';
+import { registerShareCommand } from './share.command.js';
 
 /** Builds the `pledge` program with every subcommand. */
 export function buildProgram(): Command {
   const program = new Command('pledge')
     .description('Pledge: your privacy policy as a manifest, checked, rendered and enforced.')
     .version('0.1.0')
+    // `pledge --version` is the program's; after a subcommand, `--version` is that command's own
+    // (`pledge recipients acknowledge R --version V`).
+    .enablePositionalOptions()
     .showHelpAfterError();
   registerServeCommand(program);
   registerCheckCommand(program);
@@ -34,6 +40,9 @@ export function buildProgram(): Command {
   registerJobsCommand(program);
   registerFidesCommands(program);
   registerVaultCommand(program);
+  registerLegalCommand(program);
+  registerRecipientsCommand(program);
+  registerShareCommand(program);
   return program;
 }
 

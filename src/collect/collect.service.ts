@@ -7,6 +7,7 @@
  * refused request leaves nothing behind.
  */
 import { randomUUID } from 'node:crypto';
+import type { AuditEntry } from '../audit/audit.service.js';
 import { describeDuration } from '../manifest/duration.js';
 import type { Manifest, SourceKind } from '../manifest/manifest.schema.js';
 import { SystemGate } from '../manifest/systems.gate.js';
@@ -24,7 +25,12 @@ import {
 import type { IdentifierKind } from '../vault/identifiers.js';
 import type { Subject } from '../vault/subjects.repository.js';
 import type { FieldInput, Identifiers, Vault } from '../vault/vault.service.js';
-import { TestCardProcessor, type CardProcessor, type CardTokenResult } from './card-processor.js';
+import {
+  TestCardProcessor,
+  type CardDetails,
+  type CardProcessor,
+  type CardTokenResult,
+} from './card-processor.js';
 import { compileSource, type SourcePlan } from './collect.plan.js';
 import type { SubjectReference } from './collect.fields.js';
 import { identifierTaken, identifyingFields } from './collect.identity.js';
@@ -116,6 +122,24 @@ export interface CollectServiceDeps {
   consent?: CollectConsent;
   /** Holds each system to its collection points; defaults to a gate over `manifest`. */
   systems?: Pick<SystemGate, 'requireSource'>;
+  /**
+   * The share gate: a card handed to its processor is a disclosure, checked and recorded there;
+   * absent (unit tests of collection alone), cards go to the processor unchecked by it.
+   */
+  share?: CollectShare;
+}
+
+/** What the collect gate asks of the share gate (src/share/share.service.ts). */
+export interface CollectShare {
+  authorizePassThrough(
+    ctx: Context,
+    request: {
+      recipient: string;
+      purpose: string;
+      fields: ReadonlyArray<{ name: string; category: string }>;
+    },
+  ): Promise<{ entryFor(subjectId: string | undefined, details?: Record<string, unknown>): AuditEntry }>;
+  recordPassThrough(ctx: Context, entries: readonly AuditEntry[]): Promise<void>;
 }
 
 /** What the collect gate asks of the consent service. */
@@ -136,12 +160,14 @@ export class CollectService {
   readonly #taxonomy: Taxonomy;
   readonly #consent: CollectConsent | undefined;
   readonly #systems: Pick<SystemGate, 'requireSource'>;
+  readonly #share: CollectShare | undefined;
 
   /** Compiles every source; throws `config.invalid` listing every card recipient without a processor. */
   constructor(deps: CollectServiceDeps) {
     this.#vault = deps.vault;
     this.#manifest = deps.manifest;
     this.#consent = deps.consent;
+    this.#share = deps.share;
     this.#systems = deps.systems ?? new SystemGate({ manifest: deps.manifest });
     this.#taxonomy = new Taxonomy(deps.manifest.categories);
     this.#plans = new Map(deps.manifest.sources.map((s) => [s.key, compileSource(deps.manifest, s)]));
@@ -200,7 +226,16 @@ export class CollectService {
     const fields: Record<string, FieldInput> = { ...value.fields };
     let card: CardTokenResult | undefined;
     if (value.card) {
+      // The card is a disclosure to its processor: the share gate checks the flow (and the
+      // processor's standing) before it leaves, and records the hand-over once it has.
+      const grant = await this.#share?.authorizePassThrough(ctx, {
+        recipient: value.card.recipient,
+        purpose: this.#cardPurpose(plan, value.card.recipient),
+        fields: cardFieldsOf(plan, value.card.details),
+      });
       card = await this.#tokenize(ctx, plan, value.card);
+      if (grant)
+        await this.#share?.recordPassThrough(ctx, [grant.entryFor(subject?.id, { source: plan.source.key })]);
       fields.card_token = { category: CARD_TOKEN_CATEGORIES.token, value: card.token };
       fields.card_brand = { category: CARD_TOKEN_CATEGORIES.brand, value: card.brand };
       fields.card_last_four = { category: CARD_TOKEN_CATEGORIES.lastFour, value: card.lastFour };
@@ -430,6 +465,16 @@ export class CollectService {
     }
   }
 
+  /** The purpose a card goes to its processor for: the first of the source's the recipient is declared for. */
+  #cardPurpose(plan: SourcePlan, recipientKey: string): string {
+    const recipient = this.#manifest.recipients.find((r) => r.key === recipientKey);
+    const declared = (p: string) =>
+      recipient?.declarations !== undefined
+        ? recipient.declarations.some((d) => d.purpose === p)
+        : (recipient?.purposes.includes(p) ?? false);
+    return plan.source.purposes.find(declared) ?? plan.source.purposes[0] ?? '';
+  }
+
   async #tokenize(
     ctx: Context,
     plan: SourcePlan,
@@ -515,4 +560,23 @@ export class CollectService {
       return taken(err);
     }
   }
+}
+
+/** The fields of a card that go to the processor, as the share gate checks them: name and category. */
+function cardFieldsOf(plan: SourcePlan, details: CardDetails): Array<{ name: string; category: string }> {
+  const out: Array<{ name: string; category: string }> = [];
+  for (const f of plan.fields.values()) {
+    const part =
+      f.passThrough?.card === 'number'
+        ? details.number
+        : f.passThrough?.card === 'security_code'
+          ? details.securityCode
+          : f.feedsCard === 'expiry'
+            ? details.expiry
+            : f.feedsCard === 'holder_name'
+              ? details.holderName
+              : undefined;
+    if (part !== undefined) out.push({ name: f.name, category: f.category });
+  }
+  return out;
 }

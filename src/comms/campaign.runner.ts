@@ -25,7 +25,9 @@
  *   A connection lost while the message was being handed over is `uncertain`: it may have been
  *   delivered, so it is not sent again.
  */
+import type { AuditEntry } from '../audit/audit.service.js';
 import { systemClock, type Clock } from '../platform/clock.js';
+import { PledgeError } from '../platform/errors.js';
 import type { Context } from '../platform/context.js';
 import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
 import {
@@ -75,7 +77,7 @@ export class CampaignRunner {
   readonly #leaseMs: number;
   readonly #bucket: TokenBucket;
   readonly #campaigns = new Map<string, Campaign>();
-  readonly #writes: GroupCommit<SendWrite['write'], boolean>;
+  readonly #writes: GroupCommit<SendWrite, boolean>;
   /** The counts of the batches since the last {@link runOnce} began. */
   #tally: RunnerBatchResult = emptyResult();
   #started = false;
@@ -95,7 +97,14 @@ export class CampaignRunner {
     this.#bucket = new TokenBucket(deps.ratePerSecond);
     this.#writes = new GroupCommit(deps.db, async (group, writes) => {
       const outcomes: Array<WriteOutcome<boolean>> = [];
-      for (const write of writes) outcomes.push({ ok: true, value: await write(group) });
+      // The hand-overs of the sends this commit marks, recorded in it: one INSERT for the group.
+      const disclosures: Array<{ ctx: Context; entries: AuditEntry[] }> = [];
+      for (const w of writes) {
+        const value = await w.write(group);
+        if (value && w.disclosure) disclosures.push({ ctx: w.disclosure.ctx, entries: [w.disclosure.entry] });
+        outcomes.push({ ok: true, value });
+      }
+      if (disclosures.length > 0) await deps.recordDisclosures?.(group, disclosures);
       return outcomes;
     });
     deps.queue.define<SendJobPayload>({
@@ -254,13 +263,21 @@ export class CampaignRunner {
               this.#outcome(p.send, { status: 'pending' }, { status: 'skipped', reason: p.message.reason }),
             );
             break;
-          case 'error':
+          case 'error': {
+            // The share gate's refusal (the delivery provider may not receive the mail) is named on
+            // the job and the send, so a paused provider stops sends loudly, not silently.
+            const refused =
+              p.message.error instanceof PledgeError && p.message.error.code.startsWith('share.');
             this.#deps.log.error(
               { err: p.message.error, campaign: p.send.campaignId, subject: p.send.subjectId },
-              'campaign message could not be prepared',
+              refused
+                ? 'campaign message refused by the share gate: the e-mail delivery provider may not receive it'
+                : 'campaign message could not be prepared',
             );
-            this.#retryLater(round, p.send, { status: 'pending' }, 'prepare_failed', false);
+            const reason = refused ? (p.message.error as PledgeError).code : 'prepare_failed';
+            this.#retryLater(round, p.send, { status: 'pending' }, reason, false);
             break;
+          }
         }
       }
       for (let w = 0; w < ready.length; w += this.#concurrency) {
@@ -355,6 +372,7 @@ export class CampaignRunner {
       send: send.send,
       status: 'mark',
       write: (ctx) => this.#repo.markSending(ctx, send.send, lease, send.message.messageId, at),
+      disclosure: send.message.disclosure && { ctx: round.ctx, entry: send.message.disclosure },
     }));
     const held = await this.#commit(round, [...round.writes.splice(0), ...marks]);
     const marked = toMark.filter((_, i) => held[held.length - marks.length + i] === true);
@@ -446,7 +464,7 @@ export class CampaignRunner {
    */
   async #commit(round: Round, writes: readonly SendWrite[]): Promise<boolean[]> {
     if (writes.length === 0) return [];
-    const settled = await Promise.allSettled(writes.map((w) => this.#writes.submit(w.write)));
+    const settled = await Promise.allSettled(writes.map((w) => this.#writes.submit(w)));
     return settled.map((s, i) => {
       const w = writes[i]!;
       const where = { campaign: w.send.campaignId, subject: w.send.subjectId };

@@ -3,6 +3,7 @@
  * results, and the shapes a send takes on its way through a batch.
  */
 import type { Clock } from '../platform/clock.js';
+import type { AuditEntry } from '../audit/audit.service.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
 import type { JobHandlerResult } from '../platform/jobs/jobs.definition.js';
@@ -94,6 +95,14 @@ export interface CampaignRunnerDeps {
   concurrency?: number;
   /** How long a send in flight, or a batch of jobs, is held (default 10 minutes; longer than any SMTP attempt). */
   leaseMs?: number;
+  /**
+   * Appends the messages' disclosure records (the share gate's, one per message) in the commit
+   * that marks them sending (the audit log's appendEach); absent: none are made.
+   */
+  recordDisclosures?: (
+    group: Context,
+    items: ReadonlyArray<{ ctx: Context; entries: readonly AuditEntry[] }>,
+  ) => Promise<void>;
 }
 
 /** What one {@link CampaignRunner.runOnce} did. */
@@ -127,6 +136,8 @@ export interface SendWrite {
   send: HeldSend;
   status: SendOutcome['status'] | 'mark';
   write: (ctx: Context) => Promise<boolean>;
+  /** A mark's record of the hand-over to the delivery provider: appended in the same commit when the mark holds. */
+  disclosure?: { ctx: Context; entry: AuditEntry } | undefined;
 }
 
 /** What a batch carries: its context, its counts, the writes waiting for the next commit, the jobs' answers. */

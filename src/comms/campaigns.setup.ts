@@ -23,7 +23,7 @@ import {
 } from './campaigns.service.js';
 import type { DkimKeys } from './dkim.js';
 import { mailSettingsOf } from './mail.settings.js';
-import { MessagePipeline, type MessageExtras } from './message.pipeline.js';
+import { MessagePipeline, type MailShare, type MessageExtras } from './message.pipeline.js';
 import type { SuppressionService } from './suppression.service.js';
 import type { UseKeys } from '../vault/use-keys.js';
 
@@ -50,6 +50,8 @@ export interface CampaignsSetupDeps {
   log: RunnerLogger;
   /** What marketing messages carry besides their template (the open pixel of src/tracking/). */
   extras?: MessageExtras | undefined;
+  /** The share gate: every message is a disclosure to the e-mail delivery provider (message.pipeline.ts). */
+  share?: MailShare | undefined;
 }
 
 /** The campaign service with what `serve` starts and stops. */
@@ -81,6 +83,7 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
     settings,
     dkim,
     extras: deps.extras,
+    share: deps.share,
   });
   const service = new CampaignService({
     db: deps.db,
@@ -102,6 +105,7 @@ export function createCampaigns(deps: CampaignsSetupDeps): Campaigns {
       log: deps.log,
       ratePerSecond: config.mailRatePerSecond,
       concurrency,
+      recordDisclosures: (group, items) => deps.audit.appendEach(group, items),
     },
   });
   return {

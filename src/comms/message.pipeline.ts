@@ -16,6 +16,7 @@
  * Then, just before the messages are handed to SMTP, {@link MessagePipeline.recheck} asks steps 1
  * and 3 again for those few messages, so a choice made while they were being prepared counts.
  */
+import type { AuditEntry } from '../audit/audit.service.js';
 import type { ConsentService } from '../consent/consent.service.js';
 import { createLinkToken, MAX_PREFERENCES_TTL_SECONDS, type LinkTokenKeys } from '../consent/link-tokens.js';
 import type { Manifest, Purpose } from '../manifest/manifest.schema.js';
@@ -33,6 +34,7 @@ import {
   compileTemplates,
   composeMessage,
   listHeaders,
+  loadHandlebars,
   renderFooter,
   type CompiledTemplates,
 } from './message.compose.js';
@@ -44,6 +46,10 @@ import {
   type ReturnTokenKeys,
 } from './return-tokens.js';
 import type { SuppressionService } from './suppression.service.js';
+import { templateFieldNames, usableFields } from './template-fields.js';
+import { mailRecipientOf } from '../share/share.gate.js';
+
+export { mailRecipientOf } from '../share/share.gate.js';
 
 /** The category an address is read from. */
 export const EMAIL_CATEGORY = 'user.contact.email';
@@ -61,6 +67,8 @@ export type PreparedMessage =
       messageId: string;
       /** MAIL FROM: the VERP return path `bounces+TOKEN@MAILDOMAIN` that bounces come back to. */
       envelopeFrom: string;
+      /** The record of the hand-over to the e-mail delivery provider (share gate), appended when it is marked sending. */
+      disclosure?: AuditEntry | undefined;
     }
   | { kind: 'error'; error: unknown };
 
@@ -89,6 +97,24 @@ export interface MessagePipelineDeps {
   dkim: DkimKeys | undefined;
   /** What marketing messages may carry besides their template (the open pixel); absent: nothing. */
   extras?: MessageExtras | undefined;
+  /**
+   * The share gate: a message handed to the e-mail delivery provider is a disclosure of the address
+   * and the template's fields, checked once per batch (the same decision for all of it) and
+   * recorded per message. Absent (a pipeline built alone in a test): not checked.
+   */
+  share?: MailShare | undefined;
+}
+
+/** What the pipeline asks of the share gate (src/share/share.service.ts). */
+export interface MailShare {
+  authorizePassThrough(
+    ctx: Context,
+    request: {
+      recipient: string;
+      purpose: string;
+      fields: ReadonlyArray<{ name: string; category: string }>;
+    },
+  ): Promise<{ entryFor(subjectId: string | undefined, details?: Record<string, unknown>): AuditEntry }>;
 }
 
 /**
@@ -109,6 +135,7 @@ export interface MessageExtras {
 export class MessagePipeline {
   readonly #deps: MessagePipelineDeps;
   readonly #templates = new Map<string, CompiledTemplates>();
+  readonly #fields = new Map<string, Array<{ name: string; category: string }>>();
   readonly #returnKeys: ReturnTokenKeys;
 
   constructor(deps: MessagePipelineDeps) {
@@ -130,6 +157,9 @@ export class MessagePipeline {
     try {
       const purpose = this.#purposeOrThrow(campaign.list);
       const marketing = campaign.kind === 'marketing';
+      // Refused (an undeclared provider, one that has not acknowledged the policy): every message of
+      // the batch fails with the gate's error, which the runner records on the job.
+      const grant = await this.#grantFor(ctx, campaign, purpose);
       const decisions = marketing
         ? await this.#deps.consent.decideMany(ctx, subjectIds, purpose.key, 'email')
         : undefined;
@@ -176,7 +206,14 @@ export class MessagePipeline {
         }
         try {
           const extra = extras?.get(i);
-          out[i] = await this.#render(ctx, campaign, purpose, templates, subjectIds[i]!, person, extra);
+          const made = await this.#render(ctx, campaign, purpose, templates, subjectIds[i]!, person, extra);
+          out[i] =
+            grant === undefined || made.kind !== 'ready'
+              ? made
+              : {
+                  ...made,
+                  disclosure: grant.entryFor(subjectIds[i], { campaign: campaign.id, kind: campaign.kind }),
+                };
         } catch (error) {
           out[i] = { kind: 'error', error };
         }
@@ -355,6 +392,54 @@ export class MessagePipeline {
       messageId,
       envelopeFrom: returnPath(returnToken, settings.mailDomain),
     };
+  }
+
+  /** The share gate's grant for this campaign's messages to its delivery provider (asked per batch). */
+  async #grantFor(
+    ctx: Context,
+    campaign: Campaign,
+    purpose: Purpose,
+  ): Promise<
+    { entryFor(subjectId: string | undefined, details?: Record<string, unknown>): AuditEntry } | undefined
+  > {
+    const share = this.#deps.share;
+    if (share === undefined) return undefined;
+    const recipient = mailRecipientOf(this.#deps.manifest, purpose);
+    if (recipient === undefined) {
+      throw new PledgeError(
+        'share.recipient_undeclared',
+        `no processor is declared to receive e-mail addresses (${EMAIL_CATEGORY}) for "${purpose.key}", so its mail cannot be handed to a delivery provider; declare the e-mail delivery provider under recipients: with that category and purpose`,
+        { status: 403, expose: true, details: { purpose: purpose.key, campaign: campaign.id } },
+      );
+    }
+    return share.authorizePassThrough(ctx, {
+      recipient,
+      purpose: purpose.key,
+      fields: await this.#fieldsOf(campaign, purpose),
+    });
+  }
+
+  /** What a campaign's message carries to the provider: the address and the template's fields, with their categories. */
+  async #fieldsOf(campaign: Campaign, purpose: Purpose): Promise<Array<{ name: string; category: string }>> {
+    let fields = this.#fields.get(campaign.id);
+    if (fields === undefined) {
+      const handlebars = await loadHandlebars();
+      const usable = usableFields(this.#deps.manifest, purpose);
+      const names = new Set<string>();
+      for (const part of [campaign.templates.subject, campaign.templates.text, campaign.templates.html]) {
+        for (const n of templateFieldNames(handlebars, part)) names.add(n);
+      }
+      fields = [
+        { name: 'to', category: EMAIL_CATEGORY },
+        ...[...names].flatMap((name) => {
+          const category = usable.get(name);
+          return category === undefined ? [] : [{ name, category }];
+        }),
+      ];
+      if (this.#fields.size >= 100) this.#fields.clear();
+      this.#fields.set(campaign.id, fields);
+    }
+    return fields;
   }
 
   async #compiled(campaign: Campaign): Promise<CompiledTemplates> {

@@ -240,6 +240,36 @@ export class ConsentService {
     return g !== undefined && g.state !== 'granted';
   }
 
+  /**
+   * Whether each of many subjects has opted out of everything optional, in the order of
+   * `subjectIds` (`undefined` for an unknown or erased subject): the cache first, the rest in one
+   * load. The share gate asks it for a page of an export at once.
+   */
+  async globalOptOutMany(ctx: Context, subjectIds: readonly string[]): Promise<Array<boolean | undefined>> {
+    const out = new Array<boolean | undefined>(subjectIds.length);
+    const missing: number[] = [];
+    const optedOut = (h: HolderChoices) => {
+      const g = h.choices.get(choiceKey(GLOBAL_PURPOSE, ''));
+      return g !== undefined && g.state !== 'granted';
+    };
+    subjectIds.forEach((id, i) => {
+      const cached = this.#cache.get(id);
+      if (cached === undefined) missing.push(i);
+      else out[i] = optedOut(cached);
+    });
+    if (missing.length > 0) {
+      const loaded = await this.#loadSubjects(
+        ctx,
+        missing.map((i) => subjectIds[i]!),
+      );
+      for (const i of missing) {
+        const holder = loaded.get(subjectIds[i]!);
+        out[i] = holder === undefined ? undefined : optedOut(holder);
+      }
+    }
+    return out;
+  }
+
   // ---- recording -----------------------------------------------------------------------------
 
   /**

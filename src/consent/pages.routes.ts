@@ -20,6 +20,9 @@ import type { Manifest } from '../manifest/manifest.schema.js';
 import type { Config } from '../platform/config.js';
 import { asLinkHolder, createContext, type Context } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
+import type { AuditEntry } from '../audit/audit.service.js';
+import type { MailShare } from '../comms/message.pipeline.js';
+import { MAIL_CATEGORY, mailRecipientOf } from '../share/share.gate.js';
 import { sendPage } from '../platform/http/pages.js';
 import { WindowCounter } from '../platform/http/rate-limit.js';
 import type { Keyring } from '../vault/keyring.js';
@@ -66,6 +69,11 @@ export interface ConsentPagesDeps {
   config: Pick<Config, 'publicUrl'>;
   /** Pledge's one mail transport (the links people ask for leave through it). */
   mail: Pick<MailTransport, 'send'>;
+  /**
+   * The share gate: a link mailed to a person is handed to the e-mail delivery provider, a
+   * disclosure of their address, checked before and recorded after (absent: not checked).
+   */
+  share?: MailShare & { recordPassThrough(ctx: Context, entries: readonly AuditEntry[]): Promise<void> };
 }
 
 /** Form bodies of these pages are small; anything larger is not one of ours. */
@@ -369,9 +377,25 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
     async function sendPreferencesLink(ctx: Context, address: string): Promise<void> {
       const subject = await vault.findSubjectByIdentifier(ctx, 'email', address);
       if (subject === undefined) return;
+      // The provider that delivers mail for the service people asked for (their choices are part
+      // of it); refused, the link is not sent and the error's code is logged.
+      const purpose = deps.manifest.purposes.find(
+        (p) => p.use === 'service' && mailRecipientOf(deps.manifest, p) !== undefined,
+      );
+      const recipient = purpose && mailRecipientOf(deps.manifest, purpose);
+      const grant =
+        deps.share && purpose && recipient
+          ? await deps.share.authorizePassThrough(ctx, {
+              recipient,
+              purpose: purpose.key,
+              fields: [{ name: 'to', category: MAIL_CATEGORY }],
+            })
+          : undefined;
       const token = await preferencesToken(ctx, subject.id);
       const message = preferencesLinkMail(site, `${config.publicUrl}/preferences?t=${token}`);
       await mail.send(ctx, { to: address, ...message });
+      if (grant)
+        await deps.share?.recordPassThrough(ctx, [grant.entryFor(subject.id, { mail: 'preferences_link' })]);
     }
   });
 }

@@ -124,8 +124,81 @@ function diffRecipient(ctx: DiffContext, b: Recipient, a: Recipient, i: number):
       `Our agreement with ${name} is now ${a.agreement.reference}.`,
     );
   }
+  diffDeclarations(ctx, b, a, i);
+  diffSubProcessors(ctx, b, a, i);
+  if (b.contact !== a.contact || b.webhook !== a.webhook) {
+    ctx.add(
+      'recipient.contact_changed',
+      false,
+      ['recipients', i, a.contact === undefined ? 'key' : 'contact'],
+      `Where we send ${name} notices of changes to this policy changes.`,
+    );
+  }
   if (b.name !== a.name || b.description !== a.description) {
     ctx.add('recipient.wording_changed', false, ['recipients', i], `The description of ${name} changes.`);
+  }
+}
+
+/** A recipient's (purpose, category) pairs: its declarations, or every purpose with every category. */
+function pairsOf(r: Recipient): Array<{ purpose: string; category: string }> {
+  return r.declarations !== undefined
+    ? r.declarations.flatMap((d) => d.categories.map((category) => ({ purpose: d.purpose, category })))
+    : r.purposes.flatMap((purpose) => r.categories.map((category) => ({ purpose, category })));
+}
+
+/**
+ * A category it received for one purpose and now receives for another as well: neither list grew
+ * (so the rules above say nothing), yet more of it flows.
+ */
+function diffDeclarations(ctx: DiffContext, b: Recipient, a: Recipient, i: number): void {
+  const before = pairsOf(b);
+  const widened = pairsOf(a).filter(
+    (p) =>
+      b.purposes.includes(p.purpose) &&
+      b.categories.some((c) => coversCategory(c, p.category)) &&
+      !before.some((o) => o.purpose === p.purpose && coversCategory(o.category, p.category)),
+  );
+  for (const purpose of [...new Set(widened.map((p) => p.purpose))]) {
+    const categories = widened.filter((p) => p.purpose === purpose).map((p) => p.category);
+    const d = a.declarations?.findIndex((x) => x.purpose === purpose) ?? -1;
+    ctx.add(
+      'recipient.declarations_widened',
+      true,
+      d >= 0 ? ['recipients', i, 'declarations', d] : ['recipients', i, 'categories'],
+      `${a.name} will now also receive your ${ctx.categories(categories)} for ${ctx.purposeName(purpose, 'after')}.`,
+    );
+  }
+}
+
+/** The companies a processor hands data on to, matched by name and purpose. */
+function diffSubProcessors(ctx: DiffContext, b: Recipient, a: Recipient, i: number): void {
+  const keyed = (r: Recipient) =>
+    (r.sub_processors ?? []).map((s) => ({ ...s, key: `${s.name}|${s.purpose}` }));
+  const { added, removed, both } = matchByKey(keyed(b), keyed(a));
+  for (const { item, index } of added) {
+    ctx.add(
+      'sub_processor.added',
+      true,
+      ['recipients', i, 'sub_processors', index],
+      `${a.name} will now pass your information to ${item.name}, in ${describePlace(item.country)}, for ${ctx.purposeName(item.purpose, 'after')}.`,
+    );
+  }
+  for (const { item } of removed) {
+    ctx.add(
+      'sub_processor.removed',
+      false,
+      ['recipients', i, 'sub_processors'],
+      `${a.name} no longer passes your information to ${item.name}.`,
+    );
+  }
+  for (const { before, after } of both) {
+    if (before.item.country === after.item.country) continue;
+    ctx.add(
+      'sub_processor.country_changed',
+      true,
+      ['recipients', i, 'sub_processors', after.index, 'country'],
+      `${after.item.name}, which ${a.name} passes your information to, will hold it in ${describePlace(after.item.country)} instead of ${describePlace(before.item.country)}.`,
+    );
   }
 }
 

@@ -13,6 +13,7 @@ import { checkMarketingOptOut, checkNeverStore, checkNeverUse, checkNoSale } fro
 import { checkFidesReferences, FIDES_CHECK_CODES } from './fides.checks.js';
 import { checkCredentials, CREDENTIALS_CHECK_CODES } from './credentials.checks.js';
 import { BANNER_CHECK_CODES, checkBanner } from './banner.checks.js';
+import { checkRecipients, RECIPIENT_CHECK_CODES } from './recipients.checks.js';
 import { isCredentialCategory } from './credentials.js';
 
 /** Every code the checker can report, for docs and tools. */
@@ -40,6 +41,7 @@ export const CHECK_CODES = {
   ...FIDES_CHECK_CODES,
   ...CREDENTIALS_CHECK_CODES,
   ...BANNER_CHECK_CODES,
+  ...RECIPIENT_CHECK_CODES,
 } as const;
 
 /** The outcome of `checkManifest`. */
@@ -463,6 +465,7 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
   problems.push(...checkFidesReferences(manifest, locator, taxonomy));
   problems.push(...checkCredentials(manifest, locator));
   problems.push(...checkBanner(manifest, locator));
+  problems.push(...checkRecipients(manifest, locator));
 
   return { problems };
 }

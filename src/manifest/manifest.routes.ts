@@ -1,19 +1,28 @@
 /**
  * The published policy (`/privacy`, no JavaScript needed) and the manifest API.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuthHook } from '../platform/http/auth.js';
 import { NotFoundError } from '../platform/errors.js';
 import { apiContext } from '../platform/http/auth.js';
 import type { ActiveManifest, ManifestVersions } from './manifest.service.js';
 import { presentActiveManifest, presentVersion } from './manifest.presenter.js';
 import { POLICY_CSS } from './manifest.renderer.js';
+import {
+  processorHistory,
+  processorRows,
+  renderProcessorsAtom,
+  renderProcessorsHtml,
+  type ProcessorHistory,
+} from './processors.page.js';
 
 /** What the manifest routes use. */
 export interface ManifestRoutesDeps {
   active: ActiveManifest;
   versions: ManifestVersions;
   auth: AuthHook;
+  /** Where Pledge is reached from outside, for the absolute links of /privacy/processors.atom. */
+  publicUrl: string;
 }
 
 const versionSchema = {
@@ -42,6 +51,40 @@ export function registerManifestRoutes(app: FastifyInstance, deps: ManifestRoute
       .header('etag', etag)
       .header('content-language', 'en')
       .send(active.policy.html);
+  });
+
+  // The list of processors and its feed come from the stored versions (for "since when" and the
+  // changes); read once per set of versions, which changes only when a manifest comes into force.
+  let history: { key: string; value: ProcessorHistory } | undefined;
+  const historyOf = async (request: FastifyRequest): Promise<ProcessorHistory> => {
+    const list = await deps.versions.list(apiContext(request));
+    const key = list.map((v) => `${v.id}@${v.inForceFrom.toISOString()}`).join(',');
+    if (history?.key !== key)
+      history = { key, value: processorHistory(list, active.manifest.organization.website) };
+    return history.value;
+  };
+
+  app.get('/privacy/processors', { schema: { hide: true } }, async (request, reply) => {
+    const h = await historyOf(request);
+    const pageTag = `"p${active.version.hash.slice(0, 16)}-${h.entries.length}-${h.updated.getTime()}"`;
+    if (request.headers['if-none-match'] === pageTag) return reply.status(304).send();
+    return reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'public, max-age=300')
+      .header('etag', pageTag)
+      .header('content-language', 'en')
+      .send(renderProcessorsHtml(active.manifest, processorRows(active.manifest, h.firstSeen)));
+  });
+
+  app.get('/privacy/processors.atom', { schema: { hide: true } }, async (request, reply) => {
+    const h = await historyOf(request);
+    const feedTag = `"a${active.version.hash.slice(0, 16)}-${h.entries.length}-${h.updated.getTime()}"`;
+    if (request.headers['if-none-match'] === feedTag) return reply.status(304).send();
+    return reply
+      .header('content-type', 'application/atom+xml; charset=utf-8')
+      .header('cache-control', 'public, max-age=300')
+      .header('etag', feedTag)
+      .send(renderProcessorsAtom(active.manifest, h, { publicUrl: deps.publicUrl }));
   });
 
   app.get('/privacy.md', { schema: { hide: true } }, async (_request, reply) =>

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { datasetSchema } from './dataset.schema.js';
 import { DURATION_PATTERN } from './duration.js';
+import { isMailboxAddress } from '../platform/email-address.js';
 
 const KEY = /^[a-z][a-z0-9_-]*$/;
 const CATEGORY_KEY = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
@@ -294,6 +295,22 @@ const categoriesOf = (list: ReadonlyArray<{ categories?: readonly string[] | und
   return all.filter((c) => !all.some((d) => d !== c && c.startsWith(`${d}.`)));
 };
 
+const countryCode = () => z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 country code such as "US"');
+
+/**
+ * A company a processor (or affiliate) hands data on to, for one of the purposes it receives data
+ * for: published on /privacy/processors beside its processor.
+ */
+export const subProcessorSchema = z.strictObject({
+  name: text(),
+  country: countryCode(),
+  /** The purpose it serves; `pledge check` requires one its processor receives data for. */
+  purpose: key(),
+  /** Since when it has processed data (YYYY-MM-DD), as published. */
+  since: isoDate().optional(),
+});
+export type SubProcessor = z.infer<typeof subProcessorSchema>;
+
 export const recipientSchema = z
   .strictObject({
     key: key(),
@@ -306,7 +323,31 @@ export const recipientSchema = z
     /** Or what it receives for which purpose, pair by pair. */
     declarations: z.array(declarationSchema).min(1).optional(),
     agreement: z.strictObject({ reference: text(), signed: isoDate() }).optional(),
-    country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 country code such as "US"'),
+    /**
+     * Since when it has received data (YYYY-MM-DD), as /privacy/processors publishes it; absent, the
+     * date its agreement was signed.
+     */
+    since: isoDate().optional(),
+    /**
+     * Where notices of policy changes go (an e-mail address): a material change that touches what it
+     * receives pauses its disclosures until it acknowledges. `pledge check` requires one of every
+     * processor and affiliate.
+     */
+    contact: z
+      .string()
+      .trim()
+      .refine(isMailboxAddress, 'must be an e-mail address such as "privacy@processor.example"')
+      .optional(),
+    /** Also POSTed those notices, signed like the consent webhooks (https; `pledge check` verifies). */
+    webhook: z
+      .url({
+        protocol: /^https?$/,
+        error: 'must be an absolute https URL such as "https://processor.example/hooks/pledge"',
+      })
+      .optional(),
+    /** The companies it hands data on to (name, country, purpose), published beside it. */
+    sub_processors: z.array(subProcessorSchema).optional(),
+    country: countryCode(),
     transfer_mechanism: key().optional(),
     affiliate: key().optional(),
     consideration: z.enum(CONSIDERATIONS).default('none'),

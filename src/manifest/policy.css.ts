@@ -178,6 +178,41 @@ a:hover {
   margin-bottom: 0.5rem;
 }
 
+/* The list of processors (/privacy/processors): a table that scrolls sideways on a narrow screen. */
+.table-scroll {
+  overflow-x: auto;
+}
+
+table.processors {
+  width: 100%;
+  border-collapse: collapse;
+  font-size: 0.9375rem;
+}
+
+table.processors caption {
+  text-align: left;
+  font-weight: 600;
+  padding-bottom: 0.5rem;
+}
+
+table.processors th,
+table.processors td {
+  text-align: left;
+  vertical-align: top;
+  padding: 0.5rem 0.75rem 0.5rem 0;
+  border-bottom: 1px solid var(--rule);
+}
+
+table.processors th.sub-processor {
+  padding-left: 1.25rem;
+  font-weight: normal;
+}
+
+.row-note {
+  color: var(--muted);
+  font-weight: normal;
+}
+
 @media print {
   :root {
     --text: #000000;

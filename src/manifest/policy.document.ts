@@ -54,6 +54,9 @@ export interface PolicyDocument {
   footer: Block[];
 }
 
+/** Where the list of processors and sub-processors is published (processors.page.ts). */
+export const PROCESSORS_PATH = '/privacy/processors';
+
 const link = (text: string, href: string | undefined): Inline => ({ kind: 'link', href, text });
 const strong = (...content: Inline[]): Inline => ({ kind: 'strong', content });
 const p = (content: Inline[], path?: ManifestPath, className?: string): Block => ({
@@ -389,6 +392,18 @@ export class PolicyBuilder {
     }
     if (blocks.length === 0)
       blocks.push(p(['We do not share your personal information with anyone.'], ['recipients']));
+    if (m.recipients.some((r) => r.kind === 'processor' || r.kind === 'affiliate')) {
+      // The list of processors has its own page (and a feed of its changes) so customers can follow it.
+      blocks.push(
+        p([
+          'Our ',
+          link('list of processors and sub-processors', PROCESSORS_PATH),
+          ' says who processes your information for us, where, and since when; subscribe to ',
+          link('its feed of changes', `${PROCESSORS_PATH}.atom`),
+          ' to be told when it changes.',
+        ]),
+      );
+    }
     const commitments = this.pledgeItems(['processor_agreement', 'legal_disclosure', 'no_sale']);
     if (commitments.length > 0) {
       blocks.push(
@@ -408,8 +423,13 @@ export class PolicyBuilder {
       if (affiliate && affiliate.name !== recipient.name)
         sentences.push(`This is ${endSentence(affiliate.name)}`);
     }
+    // Declared pair by pair, it says what goes for which purpose: the union of the pairs would tell
+    // people an affiliate gets for marketing what it gets only to provide the service.
+    const pairs = recipient.declarations?.filter((d) => (d.categories ?? []).length > 0) ?? [];
     sentences.push(
-      `They receive your ${this.categories(recipient.categories)}, for ${this.purposeNames(recipient.purposes)}.`,
+      pairs.length > 0
+        ? `They receive ${joinAnd(pairs.map((d) => `your ${this.categories(d.categories ?? [])} for ${this.purposeNames([d.purpose])}`))}.`
+        : `They receive your ${this.categories(recipient.categories)}, for ${this.purposeNames(recipient.purposes)}.`,
     );
     const mechanism = m.organization.transfer_mechanisms.find((t) => t.key === recipient.transfer_mechanism);
     sentences.push(

@@ -18,6 +18,8 @@ export const KEY_USES = [
   'banner_receipts',
   /** Keyed hashes of visitors and the seal of raw beacon events (src/tracking/). */
   'beacons',
+  /** Signs the policy-change notices POSTed to recipients' webhooks (src/share/acknowledgements.notices.ts). */
+  'recipient_notices',
 ] as const;
 
 /** A use of a secret. */

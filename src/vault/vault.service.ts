@@ -41,6 +41,7 @@ import {
   type VaultDeps,
   type VaultManifest,
   type PurposeGate,
+  type ReadManyOptions,
   type WriteRecordInput,
 } from './vault.types.js';
 import {
@@ -296,9 +297,14 @@ export class Vault {
     ctx: Context,
     subjectIds: readonly string[],
     purposeKey: string,
+    options: ReadManyOptions = {},
   ): Promise<Array<ReadResult | undefined>> {
-    return this.#use(ctx, subjectIds, purposeKey, (allowed) =>
-      this.#records.listNewestForUse(ctx, allowed, purposeKey, MAX_READ_RECORDS),
+    return this.#use(
+      ctx,
+      subjectIds,
+      purposeKey,
+      (allowed) => this.#records.listNewestForUse(ctx, allowed, purposeKey, MAX_READ_RECORDS),
+      options,
     );
   }
 
@@ -308,10 +314,15 @@ export class Vault {
     subjectIds: readonly string[],
     purposeKey: string,
     load: (allowed: string[]) => Promise<UsableRecord[]>,
+    options: ReadManyOptions = {},
   ): Promise<Array<ReadResult | undefined>> {
     const purpose = this.#purposeOrThrow(purposeKey);
-    // The purpose is the caller's claim; its system must serve it, and may narrow its categories.
-    const categories = narrowCategories(purpose.categories, this.#systems.requirePurpose(ctx, purposeKey));
+    // The purpose is the caller's claim; its system must serve it, and may narrow its categories
+    // (and a caller such as the share gate narrows them further to what may leave).
+    const categories = narrowCategories(
+      narrowCategories(purpose.categories, this.#systems.requirePurpose(ctx, purposeKey)),
+      options.categories,
+    );
     const subjects = await this.#subjects.listLive(ctx, subjectIds);
     const results = new Map<string, ReadResult>();
     await Promise.all(
@@ -380,17 +391,20 @@ export class Vault {
       ctx,
       undefined,
       [],
-      [...results.values()].map((result) => ({
-        action: 'vault.read',
-        subjectId: result.subjectId,
-        purpose: purposeKey,
-        details: {
-          allowed: result.decision.allowed,
-          reason: result.decision.reason,
-          records: result.records.length,
-          fields: fieldCounts.get(result.subjectId) ?? 0,
-        },
-      })),
+      [
+        ...[...results.values()].map((result) => ({
+          action: 'vault.read',
+          subjectId: result.subjectId,
+          purpose: purposeKey,
+          details: {
+            allowed: result.decision.allowed,
+            reason: result.decision.reason,
+            records: result.records.length,
+            fields: fieldCounts.get(result.subjectId) ?? 0,
+          },
+        })),
+        ...(options.alsoRecord?.(subjectIds.map((id) => results.get(id))) ?? []),
+      ],
     );
     return subjectIds.map((id) => results.get(id));
   }

@@ -2,7 +2,7 @@
  * What the vault takes and gives: subjects and records to write, what the use gate answers, what it
  * is built from, and the decision the manifest alone makes.
  */
-import type { AuditAppender } from '../audit/audit.service.js';
+import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
 import { consentModeFor, type Manifest, type Purpose } from '../manifest/manifest.schema.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
@@ -112,6 +112,17 @@ export function readCursorOrThrow(cursor: string | undefined): string | undefine
     );
   }
   return cursor.toLowerCase();
+}
+
+/** What a caller of `Vault.readMany` may add to the use gate (the share gate does). */
+export interface ReadManyOptions {
+  /** Narrower than the purpose's (and the system's): only fields of these categories are opened. */
+  categories?: readonly string[] | undefined;
+  /**
+   * Entries to append with the reads' own, in the same commit (a disclosure's record, written in
+   * the transaction of the read it came from), made from the results in the order asked.
+   */
+  alsoRecord?: (results: ReadonlyArray<ReadResult | undefined>) => AuditEntry[];
 }
 
 /** The manifest in force and the id of its recorded version. */

@@ -28,6 +28,8 @@ const MANAGEMENT_ROUTES = [
   /^\/api\/v1\/jobs(\/|$)/,
   /^\/api\/v1\/metrics$/,
   /^\/api\/v1\/webhooks(\/|$)/,
+  // Processors' acknowledgements of the policy: recorded by the operator, about no person.
+  /^\/api\/v1\/recipients(\/|$)/,
 ];
 
 interface ErrorBody {

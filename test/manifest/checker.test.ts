@@ -171,6 +171,8 @@ const ROWS: Row[] = [
     change: (d) => {
       d.setIn(['recipients', 1, 'purposes'], d.createNode(['marketing-email'], { flow: true }));
       seq(d, ['recipients', 1, 'categories']).add('user.contact.phone_number');
+      // Its sub-processors served the purpose it no longer has (a problem of their own).
+      d.deleteIn(['recipients', 1, 'sub_processors']);
     },
     at: 'user.contact.phone_number ]',
     occurrence: 1,

@@ -12,7 +12,12 @@ export const SCOPES = [
   'mail:send',
   'mail:events',
   'analytics:read',
+  'legal:read',
+  'legal:write',
+  'legal:review',
+  'share:write',
   'jobs:admin',
+  'recipients:admin',
   'admin',
 ] as const;
 
@@ -31,7 +36,14 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'mail:send': 'create marketing campaigns and send them (every message passes the mail pipeline)',
   'mail:events': 'report delivery status notifications and complaints (bounces suppress addresses)',
   'analytics:read': 'read the page-view and beacon aggregates (counts per day; never a visitor)',
+  'legal:read': 'read legal requests from authorities (their scope, review and disclosures; never the data)',
+  'legal:write': 'record legal requests from authorities and disclose what a reviewer approved, through the share gate',
+  'legal:review': 'approve, narrow, reject and close legal requests (never one the same person recorded)',
+  'share:write':
+    "disclose people's data to a declared recipient for a purpose through the share gate, and export for a processor (recorded per person)",
   'jobs:admin': 'see the job queue (states, errors, ids; never payloads) and retry dead jobs',
+  'recipients:admin':
+    "record processors' and affiliates' acknowledgements of the policy, and see their standing, pauses and notices",
   admin: 'everything, including API keys and data subject requests',
 };
 
@@ -39,7 +51,7 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
  * The scopes that manage Pledge itself. An operator key (bound to no system) holds only these: every
  * other scope reads, collects, decides or sends for a person, which only a declared system may do.
  */
-export const MANAGEMENT_SCOPES: readonly Scope[] = ['manifest:read', 'jobs:admin', 'admin'];
+export const MANAGEMENT_SCOPES: readonly Scope[] = ['manifest:read', 'jobs:admin', 'recipients:admin', 'admin'];
 
 /** True when `scope` acts on people's data (needs a key bound to a system). */
 export function isDataScope(scope: Scope): boolean {
