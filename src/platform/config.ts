@@ -161,6 +161,14 @@ export interface Config {
    * only behind a CDN that overwrites the header: a visitor can send it too.
    */
   countryHeader: string | undefined;
+  /** PLEDGE_LOG_ORIGIN: the transparency log's checkpoint origin and signer name; default `<public host>/log`. */
+  logOrigin: string;
+  /** PLEDGE_LOG_CHECKPOINT_FILE: where checkpoints are appended outside the database. */
+  logCheckpointFile: string;
+  /** PLEDGE_LOG_CHECKPOINT_WEBHOOK: a URL each checkpoint is POSTed to; absent, none. */
+  logCheckpointWebhook: string | undefined;
+  /** PLEDGE_LOG_PUBLIC_TILES: serve the log's tiles and entry bundles without a key. */
+  logPublicTiles: boolean;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -346,6 +354,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     );
   }
   const dataDir = path.resolve(overrides.dataDir ?? env.PLEDGE_DATA_DIR ?? './data');
+  const log = logSettingsOrProblems(env, { publicUrl, dataDir }, problems, url);
   const manifestPath = path.resolve(overrides.manifest ?? env.PLEDGE_MANIFEST ?? DEFAULT_MANIFEST);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -374,6 +383,51 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     softBounceLimit,
     siteOrigins,
     countryHeader,
+    ...log,
+  };
+}
+
+/** The transparency log's settings (PLEDGE_LOG_*), each problem added to `problems`. */
+function logSettingsOrProblems(
+  env: NodeJS.ProcessEnv,
+  at: { publicUrl: string; dataDir: string },
+  problems: string[],
+  url: (
+    name: string,
+    raw: string | undefined,
+    protocols: readonly string[],
+    example: string,
+  ) => string | undefined,
+): Pick<Config, 'logOrigin' | 'logCheckpointFile' | 'logCheckpointWebhook' | 'logPublicTiles'> {
+  let fallbackOrigin = 'localhost/log';
+  try {
+    fallbackOrigin = `${new URL(at.publicUrl).host}/log`;
+  } catch {
+    // PLEDGE_PUBLIC_URL's own problem is listed already.
+  }
+  const origin = env.PLEDGE_LOG_ORIGIN?.trim() || fallbackOrigin;
+  // A signed note's key name: no spaces, no plus sign (it separates a verifier key's parts).
+  if (!/^[\x21-\x7e]{1,200}$/.test(origin) || origin.includes('+')) {
+    problems.push(
+      `PLEDGE_LOG_ORIGIN must be printable ASCII without spaces or "+", such as example.com/log, got ${JSON.stringify(origin)}`,
+    );
+  }
+  const rawPublic = env.PLEDGE_LOG_PUBLIC_TILES?.trim().toLowerCase() ?? '';
+  if (!['', 'true', 'false', '1', '0'].includes(rawPublic)) {
+    problems.push(`PLEDGE_LOG_PUBLIC_TILES must be true or false, got ${JSON.stringify(rawPublic)}`);
+  }
+  return {
+    logOrigin: origin,
+    logCheckpointFile: path.resolve(
+      env.PLEDGE_LOG_CHECKPOINT_FILE?.trim() || path.join(at.dataDir, 'log-checkpoints.jsonl'),
+    ),
+    logCheckpointWebhook: url(
+      'PLEDGE_LOG_CHECKPOINT_WEBHOOK',
+      env.PLEDGE_LOG_CHECKPOINT_WEBHOOK,
+      ['https:', 'http:'],
+      'https://witness.example.com/pledge-checkpoints',
+    ),
+    logPublicTiles: rawPublic === 'true' || rawPublic === '1',
   };
 }
 

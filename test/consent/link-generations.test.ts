@@ -136,12 +136,9 @@ for (const dialect of DIALECTS) {
         200,
       );
 
-      const audit = await tablesOf(database)
-        .selectFrom('audit_events')
-        .select('action')
-        .where('subject_id', '=', subjectId)
-        .where('action', '=', 'consent.links_revoked')
-        .execute();
+      const audit = (await app.audit.listBySubject(ctx, subjectId)).filter(
+        (e) => e.action === 'consent.links_revoked',
+      );
       assert.equal(audit.length, 1);
     });
 

@@ -13,6 +13,7 @@ export const SCOPES = [
   'mail:events',
   'analytics:read',
   'jobs:admin',
+  'log:read',
   'admin',
 ] as const;
 
@@ -32,6 +33,8 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'mail:events': 'report delivery status notifications and complaints (bounces suppress addresses)',
   'analytics:read': 'read the page-view and beacon aggregates (counts per day; never a visitor)',
   'jobs:admin': 'see the job queue (states, errors, ids; never payloads) and retry dead jobs',
+  'log:read':
+    'read the transparency log: its tiles, entries and proofs (commitments and counts; never personal data)',
   admin: 'everything, including API keys and data subject requests',
 };
 
@@ -39,7 +42,7 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
  * The scopes that manage Pledge itself. An operator key (bound to no system) holds only these: every
  * other scope reads, collects, decides or sends for a person, which only a declared system may do.
  */
-export const MANAGEMENT_SCOPES: readonly Scope[] = ['manifest:read', 'jobs:admin', 'admin'];
+export const MANAGEMENT_SCOPES: readonly Scope[] = ['manifest:read', 'jobs:admin', 'log:read', 'admin'];
 
 /** True when `scope` acts on people's data (needs a key bound to a system). */
 export function isDataScope(scope: Scope): boolean {
