@@ -42,7 +42,7 @@ import { ApiKeyRepository } from './platform/auth/api-keys.repository.js';
 import { ApiKeyService } from './platform/auth/api-keys.service.js';
 import { SCOPES, SCOPE_DESCRIPTIONS } from './platform/auth/scopes.js';
 import type { Config } from './platform/config.js';
-import { createContext } from './platform/context.js';
+import { createContext, type Context } from './platform/context.js';
 import { openDatabase, type Database } from './platform/db/database.js';
 import { migrateToLatest } from './platform/db/migrations.js';
 import { requireApiKey } from './platform/http/auth.js';
@@ -466,7 +466,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       audit,
       log: Object.assign(auditCapability.log, {
         listBySubject: audit.listBySubject.bind(audit),
-        integrateNow: (c) => auditCapability.integrateNow(c),
+        integrateNow: (c: Context) => auditCapability.integrateNow(c),
         integrator: auditCapability.integrator,
       }),
       subjects,

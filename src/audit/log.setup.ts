@@ -14,7 +14,7 @@ import { SubjectCommitments } from './log.entry.js';
 import { LogIntegrator, type IntegrateResult } from './log.integrator.js';
 import { defineLogJobs, Wake, type LogJobsLogger } from './log.jobs.js';
 import { CheckpointFile } from './log.publisher.js';
-import { LogRepository } from './log.repository.js';
+import { LogRepository, type StoredCheckpoint } from './log.repository.js';
 import { registerLogRoutes } from './log.routes.js';
 import { TransparencyLog } from './log.service.js';
 
@@ -39,6 +39,11 @@ export interface AuditCapability {
   start(ctx: Context): Promise<void>;
   /** Ends the integrator's loop at once (before the queue stops). */
   stop(): void;
+  /**
+   * Adds work to enqueue in each new checkpoint's own transaction (the witnesses' cosigning jobs);
+   * call at boot, before the queue starts.
+   */
+  onCheckpoint(enqueue: (ctx: Context, checkpoint: StoredCheckpoint) => Promise<void>): void;
   registerRoutes(http: FastifyInstance, deps: { auth: AuthHook }): void;
 }
 
@@ -64,13 +69,17 @@ export function createAuditCapability(deps: {
   const stopping = new AbortController();
   // The jobs are defined after the integrator they run; the integrator reaches them through this.
   const later: { webhook?: (ctx: Context, size: number) => Promise<void> } = {};
+  const hooks: Array<(ctx: Context, checkpoint: StoredCheckpoint) => Promise<void>> = [];
   const integrator = new LogIntegrator({
     db: deps.db,
     repo,
     commitments,
     origin: deps.settings.origin,
     checkpointKeys: deps.checkpointKeys,
-    enqueue: (ctx, c) => later.webhook?.(ctx, c.size) ?? Promise.resolve(),
+    enqueue: async (ctx, c) => {
+      await later.webhook?.(ctx, c.size);
+      for (const hook of hooks) await hook(ctx, c);
+    },
     published: async (_ctx, c) => {
       try {
         await file.append(c);
@@ -111,6 +120,9 @@ export function createAuditCapability(deps: {
     },
     stop() {
       stopping.abort();
+    },
+    onCheckpoint(enqueue) {
+      hooks.push(enqueue);
     },
     registerRoutes(http, { auth }) {
       registerLogRoutes(http, { log, auth, publicTiles: deps.settings.publicTiles });
