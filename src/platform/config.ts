@@ -169,6 +169,56 @@ export interface Config {
   logCheckpointWebhook: string | undefined;
   /** PLEDGE_LOG_PUBLIC_TILES: serve the log's tiles and entry bundles without a key. */
   logPublicTiles: boolean;
+  /**
+   * PLEDGE_LOG_WITNESSES: the witnesses asked to cosign each checkpoint (C2SP tlog-witness), each a
+   * verifier key and a submission prefix; empty, none.
+   */
+  logWitnesses: LogWitnessSetting[];
+}
+
+/** A witness as PLEDGE_LOG_WITNESSES names it: `vkey=url`. */
+export interface LogWitnessSetting {
+  /** The key's name (the part of the verifier key before its first "+"). */
+  name: string;
+  /** The witness's note verifier key (`name+hexkeyid+base64key`, Ed25519 or cosignature/v1). */
+  vkey: string;
+  /** The submission prefix, without a trailing slash. */
+  url: string;
+}
+
+/**
+ * `PLEDGE_LOG_WITNESSES`: comma-separated `vkey=url` (a witness's verifier key, then its submission
+ * prefix). The key's form is checked here (name, 8 hex digits, base64 of an Ed25519 (0x01) or
+ * cosignature/v1 (0x04) key); each entry that is not one adds a problem.
+ */
+export function logWitnessesOrProblems(raw: string | undefined, problems: string[]): LogWitnessSetting[] {
+  const out: LogWitnessSetting[] = [];
+  const example = 'e.g. witness.example/w1+0123abcd+BASE64KEY=https://witness.example/w1';
+  for (const item of (raw ?? '').split(',').map((s) => s.trim())) {
+    if (item === '') continue;
+    // A verifier key holds no "=http" (base64 of its 33 bytes needs no padding).
+    const m = /^([^=\s]+?=*)=(https?:\/\/\S+)$/.exec(item);
+    const [, vkey = '', rawUrl = ''] = m ?? [];
+    const parts = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+=*)$/.exec(vkey);
+    const key = parts === null ? undefined : Buffer.from(parts[3] ?? '', 'base64');
+    if (m === null || parts === null || key === undefined || key.length !== 33 || (key[0] !== 0x01 && key[0] !== 0x04)) {
+      problems.push(`PLEDGE_LOG_WITNESSES: "${item}" is not a witness's verifier key, "=" and its URL; ${example}`);
+      continue;
+    }
+    let url: URL;
+    try {
+      url = new URL(rawUrl);
+    } catch {
+      problems.push(`PLEDGE_LOG_WITNESSES: "${rawUrl}" is not a URL; ${example}`);
+      continue;
+    }
+    if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+      problems.push(`PLEDGE_LOG_WITNESSES: "${rawUrl}" must be a submission prefix without a query or credentials; ${example}`);
+      continue;
+    }
+    out.push({ name: parts[1] ?? '', vkey, url: `${url.origin}${url.pathname}`.replace(/\/+$/, '') });
+  }
+  return out;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -355,6 +405,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   const dataDir = path.resolve(overrides.dataDir ?? env.PLEDGE_DATA_DIR ?? './data');
   const log = logSettingsOrProblems(env, { publicUrl, dataDir }, problems, url);
+  const logWitnesses = logWitnessesOrProblems(env.PLEDGE_LOG_WITNESSES, problems);
   const manifestPath = path.resolve(overrides.manifest ?? env.PLEDGE_MANIFEST ?? DEFAULT_MANIFEST);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -384,6 +435,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     siteOrigins,
     countryHeader,
     ...log,
+    logWitnesses,
   };
 }
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createTransport } from 'nodemailer';
-import { DIALECTS, tablesOf } from '../helpers/databases.js';
+import { DIALECTS } from '../helpers/databases.js';
 import { forgeSignature } from '../helpers/tokens.js';
 import { MAIL_DOMAIN, MARKETING, openMailApp, type MailTestApp } from './mail-app.js';
 
