@@ -1,18 +1,23 @@
 /**
  * The transparency log as readers see it: the latest checkpoint (with witnesses' cosignatures),
  * hash tiles and entry bundles (C2SP tlog-tiles), and inclusion and consistency proofs computed from
- * the stored tiles. Full tiles never change, so they are cached in memory (a small LRU); a proof
- * reads a few tile rows.
+ * the stored tiles. A tile only ever grows (its hashes never change), so tiles are cached in memory
+ * (a small LRU) and read again only when a request needs more hashes than the cached copy holds; the
+ * tree's size only grows too, so a size once seen needs no read. A proof usually costs one indexed
+ * read (its leaf's entry).
  */
 import type { Context } from '../platform/context.js';
 import { NotFoundError, ValidationError } from '../platform/errors.js';
 import type { LogIntegrator } from './log.integrator.js';
 import type { LogRepository, StoredCheckpoint } from './log.repository.js';
 import { consistencyProof, inclusionProof, type NodesReader } from './merkle.js';
-import { encodeEntryBundle, tileNodesReader, TILE_WIDTH } from './tiles.js';
+import { encodeEntryBundle, tileNodesReader, TILE_HEIGHT, TILE_WIDTH } from './tiles.js';
 
-/** How many full tiles stay in memory (each at most 8 KiB of hashes). */
+/** How many tiles stay in memory (each at most 8 KiB of hashes). */
 const TILE_CACHE_SIZE = 2048;
+
+/** How long the latest checkpoint is answered from memory (another instance may sign a newer one). */
+const CHECKPOINT_CACHE_MS = 1000;
 
 /** An inclusion proof as the API answers it. */
 export interface InclusionProofResult {
@@ -63,6 +68,9 @@ export class TransparencyLog {
   readonly #repo: LogRepository;
   readonly #integrator: LogIntegrator;
   readonly #tiles = new Lru<Buffer>(TILE_CACHE_SIZE);
+  /** The largest tree size seen: sizes up to it exist without asking. */
+  #knownSize = 0;
+  #checkpoint: { value: StoredCheckpoint | undefined; until: number } | undefined;
 
   constructor(deps: { repo: LogRepository; integrator: LogIntegrator }) {
     this.#repo = deps.repo;
@@ -86,7 +94,18 @@ export class TransparencyLog {
 
   /** The tree's integrated size (0 before the first leaf). */
   async size(ctx: Context): Promise<number> {
-    return (await this.#repo.getState(ctx))?.size ?? 0;
+    const size = (await this.#repo.getState(ctx))?.size ?? 0;
+    if (size > this.#knownSize) this.#knownSize = size;
+    return size;
+  }
+
+  /** The checkpoint answered with proofs: the latest, as of at most a second ago. */
+  async #recentCheckpoint(ctx: Context): Promise<StoredCheckpoint | undefined> {
+    const now = performance.now();
+    if (this.#checkpoint !== undefined && this.#checkpoint.until > now) return this.#checkpoint.value;
+    const value = await this.#repo.latestCheckpoint(ctx);
+    this.#checkpoint = { value, until: now + CHECKPOINT_CACHE_MS };
+    return value;
   }
 
   /** The tree's integrated size and root. */
@@ -123,19 +142,22 @@ export class TransparencyLog {
     return this.#repo.cosignatures(ctx, size);
   }
 
-  /** A stored tile's hashes as far as the tree goes (full tiles from the cache). */
-  async #readTile(ctx: Context, level: number, index: number): Promise<Buffer | undefined> {
+  /**
+   * A tile's hashes, at least `width` of them when the tree has them: from the cache when it holds
+   * as many (a tile's hashes never change, it only grows), else from the database.
+   */
+  async #readTile(ctx: Context, level: number, index: number, width: number): Promise<Buffer | undefined> {
     const key = `${level}/${index}`;
     const cached = this.#tiles.get(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined && cached.length >= width * 32) return cached;
     const hashes = await this.#repo.getTile(ctx, level, index);
-    if (hashes !== undefined && hashes.length === TILE_WIDTH * 32) this.#tiles.set(key, hashes);
+    if (hashes !== undefined && hashes.length > (cached?.length ?? 0)) this.#tiles.set(key, hashes);
     return hashes;
   }
 
   /** The hashes of tile `index` of `level` at `width` (256: full), or `undefined` when the tree has no such tile. */
   async tile(ctx: Context, level: number, index: number, width: number): Promise<Buffer | undefined> {
-    const hashes = await this.#readTile(ctx, level, index);
+    const hashes = await this.#readTile(ctx, level, index, width);
     if (hashes === undefined || hashes.length < width * 32) return undefined;
     return hashes.length === width * 32 ? hashes : hashes.subarray(0, width * 32);
   }
@@ -153,13 +175,22 @@ export class TransparencyLog {
     return (await this.#repo.entries(ctx, index, index + 1))[0]?.entry;
   }
 
-  #reader(ctx: Context): NodesReader {
-    return tileNodesReader((level, index) => this.#readTile(ctx, level, index));
+  /** Reads nodes of the tree of `size` from tiles, each as wide as that tree makes it. */
+  #reader(ctx: Context, size: number): NodesReader {
+    return tileNodesReader((level, index) => {
+      const nodes = Math.floor(size / 2 ** (level * TILE_HEIGHT));
+      return this.#readTile(ctx, level, index, Math.min(TILE_WIDTH, nodes - index * TILE_WIDTH));
+    });
+  }
+
+  /** Checks `size` against the tree, reading its state only when `size` is beyond any seen. */
+  async #sizeWithinTree(ctx: Context, size: number, where: string): Promise<void> {
+    if (size <= this.#knownSize) return;
+    sizeWithinTree(size, await this.size(ctx), where);
   }
 
   /** The inclusion proof of leaf `index` in the tree of `size` (both checked against the tree). */
   async inclusion(ctx: Context, index: number, size: number): Promise<InclusionProofResult> {
-    const treeSize = await this.size(ctx);
     if (!(index >= 0 && index < size)) {
       throw new ValidationError(
         'log.index_out_of_range',
@@ -169,11 +200,11 @@ export class TransparencyLog {
         },
       );
     }
-    sizeWithinTree(size, treeSize, '/size');
+    await this.#sizeWithinTree(ctx, size, '/size');
     const [proof, entry, checkpoint] = await Promise.all([
-      inclusionProof(index, size, this.#reader(ctx)),
+      inclusionProof(index, size, this.#reader(ctx, size)),
       this.entryAt(ctx, index),
-      this.#repo.latestCheckpoint(ctx),
+      this.#recentCheckpoint(ctx),
     ]);
     if (entry === undefined) throw new NotFoundError('log.leaf_not_found', `the log has no leaf ${index}`);
     return { index, size, entry, proof, checkpoint: checkpoint?.note };
@@ -181,7 +212,6 @@ export class TransparencyLog {
 
   /** The consistency proof between the trees of sizes `from` and `to`. */
   async consistency(ctx: Context, from: number, to: number): Promise<ConsistencyProofResult> {
-    const treeSize = await this.size(ctx);
     if (!(from >= 1 && from <= to)) {
       throw new ValidationError(
         'log.range_invalid',
@@ -189,10 +219,10 @@ export class TransparencyLog {
         { problems: [{ path: '/from', message: `must be from 1 to ${to}` }] },
       );
     }
-    sizeWithinTree(to, treeSize, '/to');
+    await this.#sizeWithinTree(ctx, to, '/to');
     const [proof, checkpoint] = await Promise.all([
-      consistencyProof(from, to, this.#reader(ctx)),
-      this.#repo.latestCheckpoint(ctx),
+      consistencyProof(from, to, this.#reader(ctx, to)),
+      this.#recentCheckpoint(ctx),
     ]);
     return { from, to, proof, checkpoint: checkpoint?.note };
   }
