@@ -55,6 +55,9 @@ export function createAuditCapability(deps: {
   checkpointKeys: UseKeys;
   settings: LogSettings;
   log: LogJobsLogger;
+  /** The integrate job's slot and poll (defaults in log.jobs.ts); tests shorten them. */
+  slotMs?: number;
+  pollMs?: number;
 }): AuditCapability {
   const commitments = new SubjectCommitments(deps.subjectKeys);
   const wake = new Wake();
@@ -99,6 +102,8 @@ export function createAuditCapability(deps: {
     stopped: stopping.signal,
     webhookUrl: deps.settings.checkpointWebhook,
     log: deps.log,
+    ...(deps.slotMs !== undefined ? { slotMs: deps.slotMs } : {}),
+    ...(deps.pollMs !== undefined ? { pollMs: deps.pollMs } : {}),
   });
   later.webhook = (ctx, size) => jobs.enqueueWebhook(ctx, size);
   const log = new TransparencyLog({ repo, integrator });
