@@ -201,8 +201,16 @@ export function logWitnessesOrProblems(raw: string | undefined, problems: string
     const [, vkey = '', rawUrl = ''] = m ?? [];
     const parts = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+=*)$/.exec(vkey);
     const key = parts === null ? undefined : Buffer.from(parts[3] ?? '', 'base64');
-    if (m === null || parts === null || key === undefined || key.length !== 33 || (key[0] !== 0x01 && key[0] !== 0x04)) {
-      problems.push(`PLEDGE_LOG_WITNESSES: "${item}" is not a witness's verifier key, "=" and its URL; ${example}`);
+    if (
+      m === null ||
+      parts === null ||
+      key === undefined ||
+      key.length !== 33 ||
+      (key[0] !== 0x01 && key[0] !== 0x04)
+    ) {
+      problems.push(
+        `PLEDGE_LOG_WITNESSES: "${item}" is not a witness's verifier key, "=" and its URL; ${example}`,
+      );
       continue;
     }
     let url: URL;
@@ -213,7 +221,9 @@ export function logWitnessesOrProblems(raw: string | undefined, problems: string
       continue;
     }
     if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-      problems.push(`PLEDGE_LOG_WITNESSES: "${rawUrl}" must be a submission prefix without a query or credentials; ${example}`);
+      problems.push(
+        `PLEDGE_LOG_WITNESSES: "${rawUrl}" must be a submission prefix without a query or credentials; ${example}`,
+      );
       continue;
     }
     out.push({ name: parts[1] ?? '', vkey, url: `${url.origin}${url.pathname}`.replace(/\/+$/, '') });
