@@ -265,6 +265,18 @@ export class LogRepository {
     return row === undefined ? undefined : toCheckpoint(row);
   }
 
+  /** Up to `limit` stored checkpoints larger than `size`, oldest first. */
+  async checkpointsAfter(ctx: Context, size: number, limit: number): Promise<StoredCheckpoint[]> {
+    const rows = await this.#q(ctx)
+      .selectFrom('log_checkpoints')
+      .selectAll()
+      .where('size', '>', size)
+      .orderBy('size')
+      .limit(limit)
+      .execute();
+    return rows.map(toCheckpoint);
+  }
+
   /** Every stored checkpoint, oldest first. */
   async listCheckpoints(ctx: Context): Promise<StoredCheckpoint[]> {
     const rows = await this.#q(ctx).selectFrom('log_checkpoints').selectAll().orderBy('size').execute();

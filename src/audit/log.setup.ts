@@ -121,6 +121,22 @@ export function createAuditCapability(deps: {
     },
     async start(ctx) {
       await integrator.convertLegacy(ctx);
+      // Checkpoints signed while the file could not be written (or by a crash between the commit
+      // and the line) are published now, so the file misses none this instance signed or saw.
+      try {
+        let last = await file.lastSize();
+        for (;;) {
+          const missing = await repo.checkpointsAfter(ctx, last, 500);
+          for (const c of missing) await file.append(c);
+          if (missing.length < 500) break;
+          last = missing.at(-1)?.size ?? last;
+        }
+      } catch (err) {
+        deps.log.warn(
+          { file: file.file, error: err instanceof Error ? err.message : String(err) },
+          'the checkpoint file could not be brought up to date',
+        );
+      }
       await jobs.schedule(ctx);
     },
     stop() {

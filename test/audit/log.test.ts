@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac, hkdfSync } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -296,6 +296,26 @@ for (const dialect of DIALECTS) {
         file.lines.map((l) => [l.size, l.root, l.note]),
         stored.map((c) => [c.size, c.root.toString('base64'), c.note]),
         'every checkpoint is in the file, as signed',
+      );
+    });
+
+    test('a restart publishes the checkpoints the file missed (a crash between commit and line)', async () => {
+      const file = path.join(p.dataDir, 'checkpoints.jsonl');
+      const stored = await p.cap.log.listCheckpoints(p.ctx);
+      assert.ok(stored.length >= 3);
+      // The file as a crash would leave it: the first line, and half of the next.
+      const text = await readFile(file, 'utf8');
+      const [first = '', second = ''] = text.split('\n');
+      await writeFile(file, `${first}\n${second.slice(0, 20)}`);
+      p.cap = p.build();
+      await p.cap.start(p.ctx);
+      const after = parseCheckpointFile(await readFile(file, 'utf8'));
+      assert.equal(after.skipped, 1, 'the fragment stays a line of its own, skipped');
+      assert.equal(after.truncated, false);
+      assert.deepEqual(
+        after.lines.map((l) => l.size),
+        stored.map((c) => c.size),
+        'every stored checkpoint is in the file again, in order',
       );
     });
 
