@@ -93,6 +93,9 @@ export function defineLogJobs(
   queue.define<SlotPayload>({
     type: INTEGRATE_JOB,
     timeoutMs: every * 4 + 60_000,
+    // A short lease: while a dead instance's run still holds the chain, no instance integrates, so
+    // another takes it over soon (heartbeats renew it every third of it).
+    leaseMs: 5_000,
     retry: { baseDelayMs: 1000, maxDelayMs: 10_000, maxAttempts: 5 },
     rerunAfterLeaseLossDelay: 'immediate',
     handle: async (ctx, job, signal) => {
