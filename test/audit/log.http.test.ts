@@ -108,6 +108,25 @@ for (const dialect of DIALECTS) {
       const opened = openNote(checkpoint.body, [parseVerifierKey(app.log.verifierKey)]);
       assert.equal(parseCheckpointBody(opened.body).origin, 'pledge.test/log');
 
+      // A witness's cosignature (B2's client keeps them) is served after the log's own signature
+      // (asked again if the app signed a newer checkpoint in between).
+      const cosignature =
+        '— witness.example.test AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n';
+      let served: string | undefined;
+      for (let attempt = 0; attempt < 3 && served === undefined; attempt++) {
+        const latest = await app.log.latestCheckpoint(cli);
+        await app.log.addCosignature(cli, latest!.size, 'witness.example.test', cosignature);
+        const cosigned = await get('/log/checkpoint');
+        if (cosigned.body.startsWith(latest!.note)) {
+          assert.equal(cosigned.body, latest!.note + cosignature);
+          served = cosigned.body;
+        }
+      }
+      assert.ok(served !== undefined, 'the checkpoint is served with its cosignature');
+      assert.deepEqual(openNote(served, [parseVerifierKey(app.log.verifierKey)]).verifiedBy, [
+        'pledge.test/log',
+      ]);
+
       const noKey = await get('/log/tile/0/000');
       assert.equal(noKey.statusCode, 401);
       assert.equal(noKey.json<{ error: { code: string } }>().error.code, 'auth.key_missing');
