@@ -30,8 +30,9 @@ export interface VerifyProofInput {
 }
 
 /**
- * Verifies the proof; bad input (unreadable JSON, a key or checkpoint that does not parse) throws a
- * ValidationError, a proof that does not hold is `ok: false` with the reason.
+ * Verifies the proof; bad input (unreadable JSON, a key that does not parse) throws a
+ * ValidationError; a proof that does not hold, or a checkpoint the key does not verify, is
+ * `ok: false` with the reason.
  */
 export function verifyProofFiles(input: VerifyProofInput): VerifyProofResult {
   let verifier;
@@ -55,16 +56,14 @@ export function verifyProofFiles(input: VerifyProofInput): VerifyProofResult {
     return b;
   });
 
-  // Every checkpoint must be signed by the log's key: one that is not is refused, not skipped.
+  // A checkpoint given that the key does not verify proves nothing: the proof fails, saying why.
   const signed: Checkpoint[] = [];
+  const refused: string[] = [];
   input.checkpoints.forEach((note, i) => {
     try {
       signed.push(parseCheckpointBody(openNote(note, [verifier]).body));
     } catch (err) {
-      throw new ValidationError(
-        'audit.checkpoint_invalid',
-        `checkpoint ${i + 1} is not a checkpoint signed by ${verifier.name}: ${messageOf(err)}`,
-      );
+      refused.push(`checkpoint ${i + 1} is not a checkpoint signed by ${verifier.name}: ${messageOf(err)}`);
     }
   });
   // The checkpoint the API sent along counts only when it verifies too.
@@ -77,6 +76,8 @@ export function verifyProofFiles(input: VerifyProofInput): VerifyProofResult {
   }
   const ofSize = (size: number) => signed.find((c) => c.size === size && c.origin === verifier.name);
 
+  const kind = typeof json.index === 'number' ? 'inclusion' : 'consistency';
+  if (refused.length > 0) return { ok: false, kind, message: refused.join('; ') };
   if (typeof json.index === 'number' && typeof json.size === 'number') {
     const index = json.index;
     const size = json.size;
