@@ -162,20 +162,31 @@ function tilePath(level, index, width) {
   return `tile/${where}/${tileIndex(index)}${width === WIDTH ? '' : `.p/${width}`}`;
 }
 
-/** GETs a tile: its bytes, or undefined on 404; other failures are Usage (exit 2). */
+/**
+ * GETs a file of the log: its bytes, or undefined on 404; other failures are Usage (exit 2). A 429
+ * (the server's per-client rate limit) is waited out as its retry-after says, a few times.
+ */
 async function get(base, path, token) {
-  let res;
-  try {
-    res = await fetch(`${base}/${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  } catch (err) {
-    throw new Usage(`GET ${base}/${path}: ${err.cause?.message ?? err.message}`);
+  for (let attempt = 1; ; attempt++) {
+    let res;
+    try {
+      res = await fetch(`${base}/${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    } catch (err) {
+      throw new Usage(`GET ${base}/${path}: ${err.cause?.message ?? err.message}`);
+    }
+    if (res.status === 404) return undefined;
+    if (res.status === 429 && attempt <= 10) {
+      const seconds = Math.min(Math.max(Number(res.headers.get('retry-after')) || 1, 1), 60);
+      console.error(`GET ${base}/${path}: rate limited, retrying in ${seconds} s`);
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      continue;
+    }
+    if (!res.ok) {
+      const hint = res.status === 401 || res.status === 403 ? ' (the tiles may need a key: --token)' : '';
+      throw new Usage(`GET ${base}/${path}: HTTP ${res.status}${hint}`);
+    }
+    return Buffer.from(await res.arrayBuffer());
   }
-  if (res.status === 404) return undefined;
-  if (!res.ok) {
-    const hint = res.status === 401 || res.status === 403 ? ' (the tiles may need a key: --token)' : '';
-    throw new Usage(`GET ${base}/${path}: HTTP ${res.status}${hint}`);
-  }
-  return Buffer.from(await res.arrayBuffer());
 }
 
 /**
@@ -186,10 +197,12 @@ async function getTile(base, level, index, width, token) {
   const tile =
     (await get(base, tilePath(level, index, width), token)) ??
     (width < WIDTH ? await get(base, tilePath(level, index, WIDTH), token) : undefined);
-  if (tile === undefined)
+  if (tile === undefined) {
+    const first = index * WIDTH ** ((level === 'entries' ? 0 : level) + 1);
     throw new Mismatch(
-      `the log does not serve ${tilePath(level, index, width)}, which its checkpoint covers`,
+      `index ${first}: the log does not serve ${tilePath(level, index, width)}, which its checkpoint covers`,
     );
+  }
   return tile;
 }
 

@@ -5,12 +5,15 @@
  * database past the dropped append-only triggers is caught, naming its index (exit 1); and when the
  * operator also rebuilds the tiles and has the log sign the rewritten tree, the tree is consistent
  * with itself again (a first-time auditor sees nothing), but the auditor's remembered checkpoint
- * catches the rewritten history (exit 1). One inclusion proof from the API verifies offline too.
+ * catches the rewritten history (exit 1). One inclusion proof from the API, and a witness's
+ * cosignature, verify offline too; a rate-limited server (429) is waited out.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
@@ -165,6 +168,36 @@ describe('an outsider audits the log with examples/log-audit/audit.mjs', () => {
     // A key whose id does not match its name and key is refused as usage.
     const lying = other.replace(/\+[0-9a-f]{8}\+/, '+00000000+');
     assert.equal((await audit(['--log', `${base}/log`, '--key', lying])).code, 2);
+  });
+
+  test('a server that rate-limits the auditor is waited out as its retry-after says', async () => {
+    // In front of the server, a proxy answers the first tile request 429 (as PLEDGE_RATE_LIMIT does
+    // once a client has used its minute's budget), then passes everything through.
+    let limited = 0;
+    const proxy = http.createServer((req, res) => {
+      if (limited === 0 && req.url?.startsWith('/log/tile/') === true) {
+        limited++;
+        res.writeHead(429, { 'retry-after': '1' }).end();
+        return;
+      }
+      const auth = req.headers.authorization;
+      fetch(`${base}${req.url ?? '/'}`, { headers: auth === undefined ? {} : { authorization: auth } })
+        .then(async (answer) => {
+          res.writeHead(answer.status).end(Buffer.from(await answer.arrayBuffer()));
+        })
+        .catch((err: unknown) => res.writeHead(502).end(String(err)));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = proxy.address() as AddressInfo;
+      const run = await audit(['--log', `http://127.0.0.1:${port}/log`, '--key', vkey, '--token', logKey]);
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      assert.equal(limited, 1);
+      assert.match(run.stderr, /rate limited, retrying in 1 s/);
+      assert.match(run.stdout, /VERIFIED\n$/);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   test('one inclusion proof from the API verifies offline, and a changed entry in it does not', async () => {
