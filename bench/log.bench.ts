@@ -16,23 +16,24 @@
  * Alone: `node --import tsx bench/log.bench.ts [--quick]`.
  */
 import { createHash, hash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
-import { AuditRepository, type AuditEntry, type AuditRow } from '../src/audit/audit.repository.js';
-import { AuditLog } from '../src/audit/audit.service.js';
+import type { AuditEntry, AuditRow } from '../src/audit/audit.repository.js';
 import { encodeEntry, SubjectCommitments } from '../src/audit/log.entry.js';
-import { LogIntegrator } from '../src/audit/log.integrator.js';
-import { Wake } from '../src/audit/log.jobs.js';
+import { parseCheckpointFile } from '../src/audit/log.publisher.js';
 import { LogRepository } from '../src/audit/log.repository.js';
+import { createAuditCapability, type AuditCapability } from '../src/audit/log.setup.js';
 import { storedLogSource, verifyLog } from '../src/audit/log.verify.js';
+import { LogVerifyRepository } from '../src/audit/log.verify.repository.js';
 import { parseVerifierKey } from '../src/audit/note.js';
 import { MIGRATIONS } from '../src/capabilities.js';
 import { createContext, type Context } from '../src/platform/context.js';
 import { openDatabase, type Database } from '../src/platform/db/database.js';
+import { JobQueue } from '../src/platform/jobs/jobs.service.js';
 import { migrateToLatest } from '../src/platform/db/migrations.js';
 import { UseKeys } from '../src/vault/use-keys.js';
 import {
@@ -92,54 +93,50 @@ const VERIFY_TARGET = 0.5;
 const PROOF_P99_TARGET = 2;
 const ORIGIN = 'bench.pledge.test/log';
 
-/** A log's parts on one database, built as log.setup.ts builds them (without the job queue). */
-export interface BenchLog {
+/** The log on one database, built by createAuditCapability as the app builds it, and its job queue. */
+export interface BenchLog extends AuditCapability {
   dataDir: string;
   database: Database;
-  audit: AuditLog;
-  integrator: LogIntegrator;
+  queue: JobQueue;
   repo: LogRepository;
   commitments: SubjectCommitments;
-  wake: Wake;
+  checkpointFile: string;
   ctx: Context;
   close(): Promise<void>;
 }
 
-function useKeys(use: 'log_subjects' | 'log_checkpoints'): UseKeys {
-  return new UseKeys(use, [{ version: 1, secret: randomBytes(32), createdAt: undefined }]);
+function useKeys(use: 'log_subjects' | 'log_checkpoints', secret: Buffer): UseKeys {
+  return new UseKeys(use, [{ version: 1, secret, createdAt: undefined }]);
 }
 
-/** A fresh migrated SQLite database with the log's parts on it. */
+/** A fresh migrated SQLite database with the log on it (its queue not started). */
 export async function openBenchLog(prefix = 'pledge-bench-log-'): Promise<BenchLog> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), prefix));
   const database = await openDatabase({ dataDir });
   await migrateToLatest(database, MIGRATIONS);
-  const commitments = new SubjectCommitments(useKeys('log_subjects'));
-  const wake = new Wake();
-  const repo = new LogRepository(database.db);
-  const audit = new AuditLog({
+  const subjectKeys = useKeys('log_subjects', randomBytes(32));
+  const queue = new JobQueue({ db: database.db });
+  const checkpointFile = path.join(dataDir, 'log-checkpoints.jsonl');
+  const capability = createAuditCapability({
     db: database.db,
-    repo: new AuditRepository(database.db),
-    commitments,
-    onCommitted: () => wake.wake(),
-  });
-  const integrator = new LogIntegrator({
-    db: database.db,
-    repo,
-    commitments,
-    origin: ORIGIN,
-    checkpointKeys: useKeys('log_checkpoints'),
+    queue,
+    subjectKeys,
+    checkpointKeys: useKeys('log_checkpoints', randomBytes(32)),
+    settings: { origin: ORIGIN, checkpointFile, checkpointWebhook: undefined, publicTiles: false },
+    log: { info: () => undefined, warn: () => undefined },
   });
   return {
+    ...capability,
     dataDir,
     database,
-    audit,
-    integrator,
-    repo,
-    commitments,
-    wake,
+    queue,
+    repo: new LogRepository(database.db),
+    commitments: new SubjectCommitments(subjectKeys),
+    checkpointFile,
     ctx: createContext({ kind: 'job', id: 'bench' }),
     async close() {
+      capability.stop();
+      await queue.stop();
       await database.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
@@ -169,23 +166,36 @@ async function appendThroughLog(
     const entries = Array.from({ length: Math.min(batch, total - i) }, (_, k) => benchEntry(i + k, subjects));
     await log.database.db.transaction(log.ctx, (trx) => log.audit.append(trx, entries));
     commits.push({ at: performance.now(), count: i + entries.length });
+    // Writes arrive as requests do, each in a turn of the event loop of its own: without this the
+    // loop would chain promises for ever and starve the integrator's job (and every timer).
+    await new Promise((resolve) => setImmediate(resolve));
   }
   return performance.now() - start;
 }
 
-/** Integrates until `done()` and nothing is pending, waking on commits as the integrate job does. */
-async function runIntegrator(
-  log: BenchLog,
-  done: () => boolean,
-  passes: Array<{ at: number; size: number }>,
-): Promise<void> {
-  for (;;) {
-    const r = await log.integrator.integrateOnce(log.ctx);
-    passes.push({ at: performance.now(), size: r.size });
-    if (r.more) continue;
-    if (r.integrated === 0 && done()) return;
-    if (r.integrated === 0) await log.wake.wait(200);
-  }
+/**
+ * Samples the integrated size every few milliseconds on a read-only connection of its own (WAL lets
+ * it read beside the writer), until `stop()` resolves; what the lag is read from.
+ */
+function sampleIntegrated(file: string): {
+  samples: Array<{ at: number; size: number }>;
+  stop(): Promise<void>;
+} {
+  const db = new BetterSqlite3(file, { readonly: true });
+  const read = db.prepare('select size from log_state where id = 1');
+  const samples: Array<{ at: number; size: number }> = [];
+  const timer = setInterval(() => {
+    const row = read.get() as { size: number } | undefined;
+    samples.push({ at: performance.now(), size: row?.size ?? 0 });
+  }, 5);
+  return {
+    samples,
+    stop() {
+      clearInterval(timer);
+      db.close();
+      return Promise.resolve();
+    },
+  };
 }
 
 /** The rows AuditLog would write for these entries (for the bare inserts). */
@@ -263,20 +273,22 @@ async function appendRound(options: LogBenchOptions, subjects: readonly string[]
   const bareMs = await appendBare(options.appendEntries, options.batch, subjects);
   const log = await openBenchLog();
   try {
+    // The integrator as `serve` runs it: its job on the queue, woken by each commit.
+    await log.start(log.ctx);
+    log.queue.start();
+    const sampler = sampleIntegrated(log.database.location);
     const commits: Array<{ at: number; count: number }> = [];
-    const passes: Array<{ at: number; size: number }> = [];
-    let appending = true;
-    const integrating = runIntegrator(log, () => !appending, passes);
     const pledgeMs = await appendThroughLog(log, options.appendEntries, options.batch, subjects, commits);
-    appending = false;
-    log.wake.wake();
-    await integrating;
+    const deadline = performance.now() + 30_000;
+    while ((sampler.samples[sampler.samples.length - 1]?.size ?? 0) < options.appendEntries) {
+      if (performance.now() > deadline)
+        throw new BenchFailure('log bench: the integrator did not catch up within 30 s of the last commit');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await sampler.stop();
     const lastCommit = commits[commits.length - 1]!.at;
-    const integratedAt = (count: number) => passes.find((p) => p.size >= count)?.at ?? Number.NaN;
+    const integratedAt = (count: number) => sampler.samples.find((p) => p.size >= count)?.at ?? Number.NaN;
     const lagMs = commits.map((c) => integratedAt(c.count) - c.at);
-    const size = (await log.repo.getState(log.ctx))?.size ?? 0;
-    if (size !== options.appendEntries)
-      throw new BenchFailure(`log bench: ${size} of ${options.appendEntries} entries were integrated`);
     return { pledgeMs, bareMs, lagMs, catchUpMs: integratedAt(options.appendEntries) - lastCommit };
   } finally {
     await log.close();
@@ -289,10 +301,7 @@ export async function buildIntegratedLog(count: number): Promise<{ log: BenchLog
   const subjects = Array.from({ length: 1000 }, () => randomUUID());
   const start = performance.now();
   await appendThroughLog(log, count, 1000, subjects, []);
-  for (;;) {
-    const r = await log.integrator.integrateOnce(log.ctx);
-    if (!r.more && r.integrated === 0) break;
-  }
+  await log.integrateNow(log.ctx);
   return { log, buildMs: performance.now() - start };
 }
 
@@ -333,7 +342,8 @@ interface VerifyFigures {
 
 async function verifyBench(log: BenchLog, buildMs: number, options: LogBenchOptions): Promise<VerifyFigures> {
   {
-    const checkpoints = await log.repo.listCheckpoints(log.ctx);
+    // The checkpoints the integrator published to the file kept outside the database.
+    const external = parseCheckpointFile(readFileSync(log.checkpointFile, 'utf8')).lines.map((l) => l.note);
     const verifiers = [parseVerifierKey(log.integrator.signer.verifierKey())];
     const entries: Buffer[] = [];
     for (let from = 0; from < options.verifyEntries; from += 10_000)
@@ -347,11 +357,10 @@ async function verifyBench(log: BenchLog, buildMs: number, options: LogBenchOpti
       bareMs.push(performance.now() - start);
       start = performance.now();
       const result = await verifyLog(
-        await storedLogSource(log.ctx, log.repo, {
+        await storedLogSource(log.ctx, new LogVerifyRepository(log.database.db), {
           origin: ORIGIN,
           verifiers,
-          // The stored checkpoints stand for the file's: the same notes, checked the same way.
-          externalCheckpoints: checkpoints.map((c) => c.note),
+          externalCheckpoints: external,
         }),
       );
       pledgeMs.push(performance.now() - start);

@@ -11,6 +11,7 @@
  */
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { Context } from '../platform/context.js';
+import type { LogVerifyRepository } from './log.verify.repository.js';
 import { consistencyProof, EMPTY_ROOT, HASH_SIZE, verifyConsistency } from './merkle.js';
 import { openNote, parseCheckpointBody, type NoteVerifier } from './note.js';
 import { TILE_HEIGHT, TILE_WIDTH, tileNodesReader } from './tiles.js';
@@ -85,8 +86,9 @@ interface Target {
 /** Verifies the log; never throws on bad data (every finding is a problem in the result). */
 export async function verifyLog(source: LogVerifySource): Promise<VerifyLogResult> {
   const problems: LogProblem[] = [];
-  const stored = openCheckpoints(source, source.storedCheckpoints, 'stored', problems);
-  const external = openCheckpoints(source, source.externalCheckpoints, 'external', problems);
+  const opened = new Map<string, string>();
+  const stored = openCheckpoints(source, source.storedCheckpoints, 'stored', problems, opened);
+  const external = openCheckpoints(source, source.externalCheckpoints, 'external', problems, opened);
   const bySize = new Map<number, Target[]>();
   for (const t of [...stored, ...external]) {
     const list = bySize.get(t.size);
@@ -215,12 +217,15 @@ function openCheckpoints(
   notes: readonly string[],
   kind: Target['kind'],
   problems: LogProblem[],
+  opened: Map<string, string>,
 ): Target[] {
   const out: Target[] = [];
   notes.forEach((note, position) => {
     const name = `${kind} checkpoint #${position + 1}`;
     try {
-      const { body } = openNote(note, source.verifiers);
+      // The same text opens the same way: a note stored and kept outside is checked once.
+      let body = opened.get(note);
+      if (body === undefined) opened.set(note, (body = openNote(note, source.verifiers).body));
       const c = parseCheckpointBody(body);
       if (c.origin !== source.origin) throw new Error(`its origin is "${c.origin}", not "${source.origin}"`);
       out.push({ kind, position, size: c.size, root: c.root });
@@ -356,15 +361,6 @@ class TileCursor {
 /** Leaves per page when the verifier reads the database. */
 export const VERIFY_PAGE_SIZE = 10_000;
 
-/** What {@link storedLogSource} reads the database through (LogRepository has these). */
-export interface StoredLogReader {
-  entries(ctx: Context, from: number, to: number): Promise<Array<{ leafIndex: number; entry: string }>>;
-  getTile(ctx: Context, level: number, index: number): Promise<Buffer | undefined>;
-  listCheckpoints(ctx: Context): Promise<Array<{ note: string }>>;
-  /** The tree's saved state (its size), undefined before the first leaf. */
-  getState(ctx: Context): Promise<{ size: number } | undefined>;
-}
-
 /**
  * The verifier's source over the database: entries read by leaf index in pages (so a gap is seen as
  * one), tiles as the verifier reaches them, every stored checkpoint; the external checkpoints are
@@ -372,7 +368,7 @@ export interface StoredLogReader {
  */
 export async function storedLogSource(
   ctx: Context,
-  reader: StoredLogReader,
+  reader: LogVerifyRepository,
   options: {
     origin: string;
     verifiers: readonly NoteVerifier[];
@@ -381,22 +377,20 @@ export async function storedLogSource(
   },
 ): Promise<LogVerifySource> {
   const pageSize = options.pageSize ?? VERIFY_PAGE_SIZE;
-  const [state, checkpoints] = await Promise.all([reader.getState(ctx), reader.listCheckpoints(ctx)]);
-  const size = state?.size ?? 0;
+  const [size, checkpoints] = await Promise.all([reader.stateSize(ctx), reader.checkpointNotes(ctx)]);
   return {
     origin: options.origin,
     verifiers: options.verifiers,
     rows: (async function* () {
       // Up to the saved size, and on while pages come back full: rows past the state are read too.
       for (let from = 0; ; from += pageSize) {
-        const page = await reader.entries(ctx, from, from + pageSize);
-        if (page.length > 0)
-          yield page.map((r) => ({ leafIndex: r.leafIndex, entry: Buffer.from(r.entry, 'utf8') }));
+        const page = await reader.leafEntries(ctx, from, from + pageSize);
+        if (page.length > 0) yield page;
         if (from + pageSize >= size && page.length === 0) break;
       }
     })(),
     readTile: (level, index) => reader.getTile(ctx, level, index),
-    storedCheckpoints: checkpoints.map((c) => c.note),
+    storedCheckpoints: checkpoints,
     externalCheckpoints: options.externalCheckpoints,
   };
 }

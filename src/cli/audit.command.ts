@@ -63,11 +63,12 @@ export function registerAuditCommand(program: Command): void {
   ).action(async (options: VerifyOptions) => {
     await runWithDatabase(options, async (database) => {
       const config = loadConfig(process.env, { dataDir: options.dataDir });
-      const [{ LogRepository }, { storedLogSource, verifyLog }, { parseCheckpointFile }] = await Promise.all([
-        import('../audit/log.repository.js'),
-        import('../audit/log.verify.js'),
-        import('../audit/log.publisher.js'),
-      ]);
+      const [{ LogVerifyRepository }, { storedLogSource, verifyLog }, { parseCheckpointFile }] =
+        await Promise.all([
+          import('../audit/log.verify.repository.js'),
+          import('../audit/log.verify.js'),
+          import('../audit/log.publisher.js'),
+        ]);
       const verifiers = await logVerifiers(config, options.key);
       const file = options.checkpoints ?? config.logCheckpointFile;
       const externalText = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -84,7 +85,7 @@ export function registerAuditCommand(program: Command): void {
         );
       }
       const ctx = createContext({ kind: 'cli', id: cliUser() });
-      const source = await storedLogSource(ctx, new LogRepository(database.db), {
+      const source = await storedLogSource(ctx, new LogVerifyRepository(database.db), {
         origin: config.logOrigin,
         verifiers,
         externalCheckpoints: parsed.lines.map((l) => l.note),

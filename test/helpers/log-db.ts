@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AuditEntry } from '../../src/audit/audit.service.js';
 import { parseCheckpointFile } from '../../src/audit/log.publisher.js';
-import { LogRepository } from '../../src/audit/log.repository.js';
+import { LogVerifyRepository } from '../../src/audit/log.verify.repository.js';
 import { createAuditCapability, type AuditCapability } from '../../src/audit/log.setup.js';
 import { storedLogSource, verifyLog, type VerifyLogResult } from '../../src/audit/log.verify.js';
 import { parseVerifierKey } from '../../src/audit/note.js';
@@ -103,7 +103,7 @@ export async function verifyDatabase(
   ctx: Context = createContext({ kind: 'cli', id: 'test' }),
 ): Promise<VerifyLogResult> {
   return verifyLog(
-    await storedLogSource(ctx, new LogRepository(database.db), {
+    await storedLogSource(ctx, new LogVerifyRepository(database.db), {
       origin: TEST_LOG_ORIGIN,
       verifiers: [parseVerifierKey(vkey)],
       externalCheckpoints,
