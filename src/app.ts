@@ -9,6 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import type { AuditLog } from './audit/audit.service.js';
 import { createAuditCapability, type AuditCapability } from './audit/log.setup.js';
 import type { TransparencyLog } from './audit/log.service.js';
+import { witnessOf } from './audit/witness.client.js';
+import { defineWitnessJobs } from './audit/witness.jobs.js';
 import { MIGRATIONS } from './capabilities.js';
 import type { CardProcessor } from './collect/card-processor.js';
 import { registerCollectRoutes } from './collect/collect.routes.js';
@@ -219,6 +221,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       log,
     });
     const audit = auditCapability.audit;
+    // Each checkpoint asks every configured witness to cosign it (PLEDGE_LOG_WITNESSES), as jobs
+    // enqueued in the checkpoint's own transaction; a key that does not parse stops the boot here.
+    const witnessJobs = defineWitnessJobs(jobs, {
+      log: auditCapability.log,
+      witnesses: config.logWitnesses.map(witnessOf),
+    });
+    auditCapability.onCheckpoint((ctx, checkpoint) => witnessJobs.enqueue(ctx, checkpoint.size));
     const mailSettings = mailSettingsOf(config, active.manifest);
     // Checked at boot (a bad key stops the server with every problem listed); campaigns and service
     // mail are signed with them.

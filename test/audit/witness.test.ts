@@ -7,9 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
+import { createApp, type App } from '../../src/app.js';
+import { checkpointSigner } from '../../src/audit/log.integrator.js';
 import { formatCheckpointBody, NoteSigner, openNote, parseVerifierKey } from '../../src/audit/note.js';
 import { defineWitnessJobs, WITNESS_COSIGN_JOB } from '../../src/audit/witness.jobs.js';
 import {
@@ -23,6 +27,9 @@ import { ConfigError } from '../../src/platform/errors.js';
 import { fixedClock } from '../../src/platform/clock.js';
 import { createContext } from '../../src/platform/context.js';
 import { JobQueue } from '../../src/platform/jobs/jobs.service.js';
+import { Keyring } from '../../src/vault/keyring.js';
+import { waitFor } from '../helpers/faults.js';
+import { EXAMPLE_MANIFEST } from '../helpers/vault.js';
 import { DIALECTS, openMigratedTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { openTestLog, TEST_LOG_ORIGIN, type TestLog } from '../helpers/log-db.js';
 import { startWitness, type TestWitness } from '../helpers/witness.js';
@@ -156,3 +163,51 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('witness cosigning in a running app (PLEDGE_LOG_WITNESSES)', () => {
+  it('a new checkpoint is cosigned by the configured witness and served with its cosignature', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-witness-app-'));
+    // The key file first, so the witness can be told the log's key before the app starts.
+    const keyring = await Keyring.load({ dataDir });
+    const origin = 'pledge.test/witnessed-log';
+    const logVkey = checkpointSigner(origin, keyring.use('log_checkpoints')).verifierKey();
+    const witness = await startWitness({ origin, logVkey });
+    let app: App | undefined;
+    try {
+      app = await createApp(
+        {
+          ...loadConfig(
+            {
+              PLEDGE_DATA_DIR: dataDir,
+              PLEDGE_LOG_LEVEL: 'silent',
+              PLEDGE_LOG_ORIGIN: origin,
+              PLEDGE_LOG_WITNESSES: witness.config,
+            },
+            { manifest: EXAMPLE_MANIFEST },
+          ),
+          retentionIntervalSeconds: 0,
+        },
+        {},
+      );
+      assert.equal(app.log.verifierKey, logVkey);
+      await app.audit.append(createContext({ kind: 'cli', id: 'test' }), [
+        { action: 'test.witnessed', details: {} },
+      ]);
+      const served = await waitFor(
+        'the checkpoint is served with the witness’s cosignature',
+        15_000,
+        async () => {
+          const res = await app!.http.inject({ method: 'GET', url: '/log/checkpoint' });
+          return res.statusCode === 200 && res.body.includes(`— ${witness.name} `) ? res.body : undefined;
+        },
+      );
+      const opened = openNote(served, [parseVerifierKey(logVkey), parseVerifierKey(witness.vkey)]);
+      assert.deepEqual([...opened.verifiedBy].sort(), [origin, witness.name].sort());
+      assert.equal(witness.state.get(origin)?.size, 1);
+    } finally {
+      await app?.close();
+      await witness.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
