@@ -4,7 +4,7 @@
  * report says which and shows its output); with `--strict`, also when a target is missed.
  *
  * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
- * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials|banner|beacon`,
+ * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials|banner|beacon|log`,
  * `--strict`.
  */
 import { spawnSync } from 'node:child_process';
@@ -26,6 +26,7 @@ import { CONSENT_BENCH_DEFAULTS, CONSENT_BENCH_QUICK, runConsentBench } from './
 import { ONE_CLICK_BENCH_DEFAULTS, ONE_CLICK_BENCH_QUICK, runOneClickBench } from './one-click.bench.js';
 import { MAIL_BENCH_DEFAULTS, MAIL_BENCH_QUICK, runMailBench } from './mail.bench.js';
 import { BenchFailure, formatMiB, NODE, ROOT, type BenchResult } from './lib.js';
+import { LOG_BENCH_DEFAULTS, LOG_BENCH_QUICK, runLogBench } from './log.bench.js';
 import { runServeBench } from './serve.bench.js';
 import { runVaultBench, VAULT_BENCH_DEFAULTS, VAULT_BENCH_QUICK } from './vault.bench.js';
 import { runVaultMemoryBench, VAULT_MEMORY_DEFAULTS, VAULT_MEMORY_QUICK } from './vault-memory.bench.js';
@@ -147,6 +148,11 @@ async function main(): Promise<number> {
       key: 'beacon',
       title: 'Beacon ingest over HTTP',
       run: () => runBeaconBench(quick ? BEACON_BENCH_QUICK : BEACON_BENCH_DEFAULTS),
+    },
+    {
+      key: 'log',
+      title: 'The transparency log: append, verify, inclusion proofs',
+      run: () => runLogBench(quick ? LOG_BENCH_QUICK : LOG_BENCH_DEFAULTS),
     },
   ];
   const selected = sections.filter((s) => values.only === undefined || s.key === values.only);
