@@ -10,7 +10,7 @@ import type { Transactions } from '../platform/db/db.js';
 import type { Db } from '../platform/db/db.js';
 import type { UseKeys } from '../vault/use-keys.js';
 import { AuditRepository, type AuditEntry, type AuditEvent, type AuditRow } from './audit.repository.js';
-import { encodeEntry, SubjectCommitments } from './log.entry.js';
+import { assembleEntry, canonicalJson, SubjectCommitments } from './log.entry.js';
 
 export type { AuditEntry, AuditEvent } from './audit.repository.js';
 
@@ -78,11 +78,11 @@ export class AuditLog implements AuditAppender {
     for (const { ctx, entries } of items) {
       if (entries.length === 0) continue;
       const at = ctx.clock.now().toISOString();
-      const actor = commitments.actor(ctx.actor);
-      const actorJson = JSON.stringify(actor);
+      // Canonical JSON (sorted keys), once per caller: the row's actor and the entry's are the same text.
+      const actorJson = canonicalJson(commitments.actor(ctx.actor));
       for (const e of entries) {
         const subject = e.subjectId === undefined ? undefined : commitments.commit(e.subjectId);
-        const details = e.details ?? {};
+        const detailsJson = canonicalJson(e.details ?? {});
         rows.push({
           at,
           actor: actorJson,
@@ -90,14 +90,14 @@ export class AuditLog implements AuditAppender {
           subject: subject ?? null,
           purpose: e.purpose ?? null,
           request_id: ctx.requestId,
-          details: JSON.stringify(details),
-          entry: encodeEntry({
+          details: detailsJson,
+          entry: assembleEntry({
             time: at,
-            actor,
+            actorJson,
             action: e.action,
             purpose: e.purpose,
             requestId: ctx.requestId,
-            details,
+            detailsJson,
             subject,
           }),
         });

@@ -13,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql, type Kysely } from 'kysely';
-import { canonicalJson } from '../../src/audit/log.entry.js';
+import fc from 'fast-check';
+import { assembleEntry, canonicalJson, encodeEntry } from '../../src/audit/log.entry.js';
 import { CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_MS } from '../../src/audit/log.integrator.js';
 import { parseCheckpointFile } from '../../src/audit/log.publisher.js';
 import { createAuditCapability, type AuditCapability } from '../../src/audit/log.setup.js';
@@ -21,7 +22,7 @@ import { leafHash, verifyConsistency, verifyInclusion } from '../../src/audit/me
 import { openNote, parseCheckpointBody, parseVerifierKey } from '../../src/audit/note.js';
 import { MIGRATIONS } from '../../src/capabilities.js';
 import { fixedClock } from '../../src/platform/clock.js';
-import { createContext, type Context } from '../../src/platform/context.js';
+import { createContext, type Actor, type Context } from '../../src/platform/context.js';
 import { migrateToLatest } from '../../src/platform/db/migrations.js';
 import { JobQueue } from '../../src/platform/jobs/jobs.service.js';
 import { Keyring } from '../../src/vault/keyring.js';
@@ -130,6 +131,37 @@ async function leafHashesFromTiles(database: TestDatabase): Promise<Buffer[]> {
   const all = Buffer.concat(tiles.map((t) => Buffer.from(t.hashes)));
   return Array.from({ length: all.length / 32 }, (_, i) => all.subarray(i * 32, i * 32 + 32));
 }
+
+test('an entry assembled on the append path is the canonical encoding of its fields', () => {
+  const json = fc.jsonValue();
+  fc.assert(
+    fc.property(
+      fc.record({
+        time: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+        action: fc.string(),
+        purpose: fc.option(fc.string(), { nil: undefined }),
+        requestId: fc.option(fc.string(), { nil: undefined }),
+        subject: fc.option(fc.stringMatching(/^[0-9a-f]{64}$/), { nil: undefined }),
+        details: fc.dictionary(fc.string(), json),
+        actor: fc.constantFrom<Actor>(
+          { kind: 'cli', id: 'ops' },
+          { kind: 'system', id: 'crm', key: 'k1' },
+          { kind: 'subject_link', id: 'c0ffee', scope: 'preferences' },
+          { kind: 'anonymous' },
+        ),
+      }),
+      (f) => {
+        const assembled = assembleEntry({
+          ...f,
+          actorJson: canonicalJson(f.actor),
+          detailsJson: canonicalJson(f.details),
+        });
+        assert.equal(assembled, encodeEntry(f));
+        assert.equal(canonicalJson(JSON.parse(assembled)), assembled);
+      },
+    ),
+  );
+});
 
 for (const dialect of DIALECTS) {
   describe(`the transparency log's storage on ${dialect}`, () => {
