@@ -16,9 +16,6 @@ import { encodeEntryBundle, tileNodesReader, TILE_HEIGHT, TILE_WIDTH } from './t
 /** How many tiles stay in memory (each at most 8 KiB of hashes). */
 const TILE_CACHE_SIZE = 2048;
 
-/** How many full entry bundles stay in memory (each a few hundred bytes per entry). */
-const BUNDLE_CACHE_SIZE = 128;
-
 /** How long the latest checkpoint is answered from memory (another instance may sign a newer one). */
 const CHECKPOINT_CACHE_MS = 1000;
 
@@ -71,8 +68,6 @@ export class TransparencyLog {
   readonly #repo: LogRepository;
   readonly #integrator: LogIntegrator;
   readonly #tiles = new Lru<Buffer>(TILE_CACHE_SIZE);
-  /** Full entry bundles: their entries never change. */
-  readonly #bundles = new Lru<Buffer>(BUNDLE_CACHE_SIZE);
   /** The largest tree size seen: sizes up to it exist without asking. */
   #knownSize = 0;
   #checkpoint: { value: StoredCheckpoint | undefined; until: number } | undefined;
@@ -169,15 +164,10 @@ export class TransparencyLog {
 
   /** The entry bundle of tile `index` at `width`, or `undefined` when the tree does not reach it. */
   async entryBundle(ctx: Context, index: number, width: number): Promise<Buffer | undefined> {
-    const full = width === TILE_WIDTH;
-    const cached = full ? this.#bundles.get(String(index)) : undefined;
-    if (cached !== undefined) return cached;
     const from = index * TILE_WIDTH;
     const rows = await this.#repo.entries(ctx, from, from + width);
     if (rows.length !== width) return undefined;
-    const bundle = encodeEntryBundle(rows.map((r) => Buffer.from(r.entry, 'utf8')));
-    if (full) this.#bundles.set(String(index), bundle);
-    return bundle;
+    return encodeEntryBundle(rows.map((r) => Buffer.from(r.entry, 'utf8')));
   }
 
   /** The entry of leaf `index`, or `undefined`. */
