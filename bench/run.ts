@@ -4,7 +4,7 @@
  * report says which and shows its output); with `--strict`, also when a target is missed.
  *
  * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
- * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials|banner|beacon|share`,
+ * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials|banner|beacon|share|log`,
  * `--strict`.
  */
 import { spawnSync } from 'node:child_process';
@@ -26,6 +26,7 @@ import { CONSENT_BENCH_DEFAULTS, CONSENT_BENCH_QUICK, runConsentBench } from './
 import { ONE_CLICK_BENCH_DEFAULTS, ONE_CLICK_BENCH_QUICK, runOneClickBench } from './one-click.bench.js';
 import { MAIL_BENCH_DEFAULTS, MAIL_BENCH_QUICK, runMailBench } from './mail.bench.js';
 import { BenchFailure, formatMiB, NODE, ROOT, type BenchResult } from './lib.js';
+import { LOG_BENCH_DEFAULTS, LOG_BENCH_QUICK, runLogBench } from './log.bench.js';
 import { runServeBench } from './serve.bench.js';
 import { runShareBench, SHARE_BENCH_DEFAULTS, SHARE_BENCH_QUICK } from './share.bench.js';
 import { runVaultBench, VAULT_BENCH_DEFAULTS, VAULT_BENCH_QUICK } from './vault.bench.js';
@@ -153,6 +154,11 @@ async function main(): Promise<number> {
       key: 'share',
       title: 'Share gate (`POST /api/v1/disclosures`, one subject)',
       run: () => runShareBench(quick ? SHARE_BENCH_QUICK : SHARE_BENCH_DEFAULTS),
+    },
+    {
+      key: 'log',
+      title: 'The transparency log: append, verify, inclusion proofs',
+      run: () => runLogBench(quick ? LOG_BENCH_QUICK : LOG_BENCH_DEFAULTS),
     },
   ];
   const selected = sections.filter((s) => values.only === undefined || s.key === values.only);

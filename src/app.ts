@@ -6,8 +6,11 @@
  */
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
-import { AuditRepository } from './audit/audit.repository.js';
-import { AuditLog } from './audit/audit.service.js';
+import type { AuditLog } from './audit/audit.service.js';
+import { createAuditCapability, type AuditCapability } from './audit/log.setup.js';
+import type { TransparencyLog } from './audit/log.service.js';
+import { witnessOf } from './audit/witness.client.js';
+import { defineWitnessJobs } from './audit/witness.jobs.js';
 import { MIGRATIONS } from './capabilities.js';
 import type { CardProcessor } from './collect/card-processor.js';
 import { registerCollectRoutes } from './collect/collect.routes.js';
@@ -41,7 +44,7 @@ import { ApiKeyRepository } from './platform/auth/api-keys.repository.js';
 import { ApiKeyService } from './platform/auth/api-keys.service.js';
 import { SCOPES, SCOPE_DESCRIPTIONS } from './platform/auth/scopes.js';
 import type { Config } from './platform/config.js';
-import { createContext } from './platform/context.js';
+import { createContext, type Context } from './platform/context.js';
 import { openDatabase, type Database } from './platform/db/database.js';
 import { migrateToLatest } from './platform/db/migrations.js';
 import { requireApiKey } from './platform/http/auth.js';
@@ -116,8 +119,17 @@ export interface App {
   webhooks: WebhookService;
   /** The durable job queue every capability's later work runs on (docs/jobs.md). */
   jobs: JobQueue;
-  /** The audit log. */
+  /** The audit log (every capability appends to it; each entry becomes a leaf of the transparency log). */
   audit: AuditLog;
+  /**
+   * The transparency log: checkpoints, tiles, proofs, cosignatures (`log.addCosignature`), the
+   * signer's verifier key; `integrateNow` integrates what has committed (tests and tools).
+   */
+  log: TransparencyLog & {
+    listBySubject: AuditLog['listBySubject'];
+    integrateNow: AuditCapability['integrateNow'];
+    integrator: AuditCapability['integrator'];
+  };
   /** Subjects as other capabilities know them (ids, kinds, jurisdictions). */
   subjects: Subjects;
   /** The retention sweeps on a timer; absent when PLEDGE_RETENTION_INTERVAL is 0. */
@@ -210,7 +222,27 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
     // The platform's parts every capability is given.
     const jobs = new JobQueue({ db, log });
-    const audit = new AuditLog(new AuditRepository(db));
+    const auditCapability = createAuditCapability({
+      db,
+      queue: jobs,
+      subjectKeys: keyring.use('log_subjects'),
+      checkpointKeys: keyring.use('log_checkpoints'),
+      settings: {
+        origin: config.logOrigin,
+        checkpointFile: config.logCheckpointFile,
+        checkpointWebhook: config.logCheckpointWebhook,
+        publicTiles: config.logPublicTiles,
+      },
+      log,
+    });
+    const audit = auditCapability.audit;
+    // Each checkpoint asks every configured witness to cosign it (PLEDGE_LOG_WITNESSES), as jobs
+    // enqueued in the checkpoint's own transaction; a key that does not parse stops the boot here.
+    const witnessJobs = defineWitnessJobs(jobs, {
+      log: auditCapability.log,
+      witnesses: config.logWitnesses.map(witnessOf),
+    });
+    auditCapability.onCheckpoint((ctx, checkpoint) => witnessJobs.enqueue(ctx, checkpoint.size));
     const mailSettings = mailSettingsOf(config, active.manifest);
     // Checked at boot (a bad key stops the server with every problem listed); campaigns and service
     // mail are signed with them.
@@ -450,6 +482,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     analytics.registerRoutes(http, { auth, systems });
     acknowledgements.registerRoutes(http, { auth });
     legal.registerRoutes(http, { auth });
+    auditCapability.registerRoutes(http, { auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
     await options.extraRoutes?.(http);
@@ -478,6 +511,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await campaigns.start(ctx);
     // The current hour's roll-up, salts and expiry (each run queues the next hour's).
     await analytics.start(ctx);
+    // Rows of earlier versions become entries, then the integrator's chain of slots starts.
+    await auditCapability.start(ctx);
     // Every job type is defined by now. Without a mail server, campaign sends wait for an instance
     // that has one.
     jobs.start({ skip: transport.enabled ? [] : [SEND_JOB, NOTICE_EMAIL_JOB, LEGAL_NOTICE_JOB] });
@@ -499,6 +534,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       webhooks,
       jobs,
       audit,
+      log: Object.assign(auditCapability.log, {
+        listBySubject: audit.listBySubject.bind(audit),
+        integrateNow: (c: Context) => auditCapability.integrateNow(c),
+        integrator: auditCapability.integrator,
+      }),
       subjects,
       retention,
       suppression,
@@ -520,6 +560,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           await inboundSmtp?.close();
           // No new campaign message, then the queue's jobs in flight finish and are recorded.
           await campaigns.close();
+          auditCapability.stop();
           await jobs.stop();
           await vault.drain();
           await beacons.drain();

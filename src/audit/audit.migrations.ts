@@ -1,4 +1,7 @@
-/** The audit table: append-only, enforced by the database itself. */
+/**
+ * The audit table, append-only and enforced by the database itself, and the transparency log's tables:
+ * the tree's state, its hash tiles, checkpoints and cosignatures.
+ */
 import { sql, type Kysely, type Migration } from 'kysely';
 import { dialectOf, idColumn } from '../platform/db/schema.js';
 
@@ -40,6 +43,132 @@ export const auditMigrations: Record<string, Migration> = {
     },
     async down(db: Kysely<unknown>) {
       await db.schema.dropTable('audit_events').execute();
+    },
+  },
+  /**
+   * The audit table becomes the transparency log's storage: each row gets its canonical entry and a
+   * leaf index of its own (set once by the integrator), and its subject becomes a keyed commitment.
+   * Rows of earlier versions keep their plaintext subject id until the service's start converts them
+   * (the commitment needs the key, which a migration does not have); the triggers allow exactly that
+   * conversion and the setting of a leaf index, once, and nothing else.
+   */
+  '2026_12_16_001_transparency_log': {
+    async up(db: Kysely<unknown>) {
+      const dialect = dialectOf(db);
+      const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
+      await db.schema.alterTable('audit_events').addColumn('subject', 'text').execute();
+      await db.schema.alterTable('audit_events').addColumn('entry', 'text').execute();
+      await db.schema.alterTable('audit_events').addColumn('leaf_index', 'integer').execute();
+      await db.schema.dropIndex('audit_events_subject_idx').execute();
+      await db.schema
+        .createIndex('audit_events_subject_idx')
+        .on('audit_events')
+        .columns(['subject', 'id'])
+        .execute();
+      await db.schema
+        .createIndex('audit_events_leaf_idx')
+        .on('audit_events')
+        .column('leaf_index')
+        .unique()
+        .execute();
+      // What the integrator takes: only the rows still pending, so the index stays small.
+      await db.schema
+        .createIndex('audit_events_pending_idx')
+        .on('audit_events')
+        .column('id')
+        .where(sql.ref('leaf_index'), 'is', null)
+        .execute();
+      await db.schema
+        .createTable('log_state')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('frontier', bytes, (c) => c.notNull())
+        .addColumn('root', bytes, (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('log_tiles')
+        .addColumn('level', 'integer', (c) => c.notNull())
+        .addColumn('tile_index', 'integer', (c) => c.notNull())
+        .addColumn('width', 'integer', (c) => c.notNull())
+        .addColumn('hashes', bytes, (c) => c.notNull())
+        .addPrimaryKeyConstraint('log_tiles_pk', ['level', 'tile_index'])
+        .execute();
+      await db.schema
+        .createTable('log_checkpoints')
+        .addColumn('size', 'integer', (c) => c.primaryKey())
+        .addColumn('root', bytes, (c) => c.notNull())
+        .addColumn('note', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('log_cosignatures')
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('witness', 'text', (c) => c.notNull())
+        .addColumn('line', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('log_cosignatures_pk', ['size', 'witness'])
+        .execute();
+      const message = 'audit_events is append-only: only the integrator may set leaf_index, once';
+      switch (dialect) {
+        case 'sqlite': {
+          await sql`drop trigger audit_events_no_update`.execute(db);
+          await sql`drop trigger audit_events_no_delete`.execute(db);
+          const same = (columns: string[]) => columns.map((c) => `new.${c} is old.${c}`).join(' and ');
+          const fixed = ['id', 'at', 'action', 'purpose', 'request_id', 'details'];
+          await sql`create trigger audit_events_append_only_update before update on audit_events
+            when not (
+              (old.leaf_index is null and new.leaf_index is not null and old.entry is not null
+                and ${sql.raw(same([...fixed, 'actor', 'subject_id', 'subject', 'entry']))})
+              or (old.entry is null and new.entry is not null and old.leaf_index is null
+                and new.leaf_index is null and old.subject is null and new.subject_id is null
+                and (old.subject_id is null) = (new.subject is null) and ${sql.raw(same(fixed))})
+            )
+            begin select raise(abort, ${sql.lit(message)}); end`.execute(db);
+          await sql`create trigger audit_events_append_only_delete before delete on audit_events
+            begin select raise(abort, 'audit_events is append-only'); end`.execute(db);
+          await sql`create trigger audit_events_append_only_insert before insert on audit_events
+            when new.subject_id is not null or new.entry is null or new.leaf_index is not null
+            begin select raise(abort, 'audit_events takes entries with no subject id and no leaf index'); end`.execute(
+            db,
+          );
+          break;
+        }
+        case 'postgres':
+          await sql`drop trigger audit_events_append_only on audit_events`.execute(db);
+          await sql`create or replace function audit_events_append_only() returns trigger language plpgsql as $$
+            begin
+              if tg_op = 'DELETE' then raise exception 'audit_events is append-only'; end if;
+              if tg_op = 'INSERT' then
+                if new.subject_id is not null or new.entry is null or new.leaf_index is not null then
+                  raise exception 'audit_events takes entries with no subject id and no leaf index';
+                end if;
+                return new;
+              end if;
+              if old.leaf_index is null and new.leaf_index is not null and old.entry is not null
+                and (new.id, new.at, new.action, new.purpose, new.request_id, new.details, new.actor,
+                     new.subject_id, new.subject, new.entry)
+                  is not distinct from (old.id, old.at, old.action, old.purpose, old.request_id,
+                     old.details, old.actor, old.subject_id, old.subject, old.entry) then
+                return new;
+              end if;
+              if old.entry is null and new.entry is not null and old.leaf_index is null
+                and new.leaf_index is null and old.subject is null and new.subject_id is null
+                and (old.subject_id is null) = (new.subject is null)
+                and (new.id, new.at, new.action, new.purpose, new.request_id, new.details)
+                  is not distinct from (old.id, old.at, old.action, old.purpose, old.request_id, old.details) then
+                return new;
+              end if;
+              raise exception ${sql.lit(message)};
+            end $$`.execute(db);
+          await sql`create trigger audit_events_append_only before insert or update or delete on audit_events
+            for each row execute function audit_events_append_only()`.execute(db);
+          break;
+      }
+    },
+    async down(db: Kysely<unknown>) {
+      for (const t of ['log_cosignatures', 'log_checkpoints', 'log_tiles', 'log_state'])
+        await db.schema.dropTable(t).execute();
     },
   },
 };

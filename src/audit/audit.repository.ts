@@ -1,7 +1,8 @@
 /**
- * The audit table's SQL: append-only (the database refuses UPDATE and DELETE). Entries carry ids,
- * purposes, counts and category names, never personal data. Only this file touches audit_events;
- * other capabilities append through the audit log (audit.service.ts).
+ * The audit table's SQL: append-only (the database refuses UPDATE and DELETE but the integrator's
+ * setting of a leaf index, once). Entries carry ids, purposes, counts and category names, never
+ * personal data; a subject only as its keyed commitment. Only this file and log.repository.ts touch
+ * the audit capability's tables; other capabilities append through the audit log (audit.service.ts).
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Context } from '../platform/context.js';
@@ -18,12 +19,26 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
-/** An entry as read back. */
+/** An entry as read back (its subject id only when it was looked up by it). */
 export interface AuditEvent extends AuditEntry {
   id: number;
   at: Date;
   actor: Context['actor'];
   requestId: string | undefined;
+  /** The leaf's index in the transparency log; absent while the entry waits for the integrator. */
+  leafIndex: number | undefined;
+}
+
+/** A row as the audit log prepares it (entry encoded, subject committed). */
+export interface AuditRow {
+  at: string;
+  actor: string;
+  action: string;
+  subject: string | null;
+  purpose: string | null;
+  request_id: string | null;
+  details: string;
+  entry: string;
 }
 
 /** The audit table's INSERT, built once per chunk size: every write and read appends to it. */
@@ -31,10 +46,11 @@ const AUDIT_ROWS = new RowInserter<AuditTables, 'audit_events'>('audit_events', 
   'at',
   'actor',
   'action',
-  'subject_id',
+  'subject',
   'purpose',
   'request_id',
   'details',
+  'entry',
 ]);
 
 /** Appends to and reads the audit table, in the transaction of the context it is given. */
@@ -45,38 +61,18 @@ export class AuditRepository {
     return this.db.executor<AuditTables>(ctx);
   }
 
-  /**
-   * Appends the entries of several contexts (the writes of one group commit, whose transaction
-   * `group` is bound to) in as few INSERTs as possible; each entry's actor, time and request id come
-   * from its own `ctx`.
-   */
-  async appendEach(
-    group: Context,
-    items: ReadonlyArray<{ ctx: Context; entries: readonly AuditEntry[] }>,
-  ): Promise<void> {
-    const rows = items.flatMap(({ ctx, entries }) => {
-      if (entries.length === 0) return [];
-      const at = ctx.clock.now().toISOString();
-      const actor = JSON.stringify(ctx.actor);
-      return entries.map((e) => ({
-        at,
-        actor,
-        action: e.action,
-        subject_id: e.subjectId ?? null,
-        purpose: e.purpose ?? null,
-        request_id: ctx.requestId,
-        details: JSON.stringify(e.details ?? {}),
-      }));
-    });
-    await AUDIT_ROWS.insert(this.#q(group), rows);
+  /** Appends prepared rows in as few INSERTs as possible (plain INSERTs: no lock beyond the row's). */
+  async insert(ctx: Context, rows: readonly AuditRow[]): Promise<void> {
+    if (rows.length > 0) await AUDIT_ROWS.insert(this.#q(ctx), rows);
   }
 
-  /** A subject's entries, oldest first. */
-  async listBySubject(ctx: Context, subjectId: string): Promise<AuditEvent[]> {
+  /** The entries recorded under any of `commitments`, oldest first. */
+  async listBySubject(ctx: Context, commitments: readonly string[]): Promise<AuditEvent[]> {
+    if (commitments.length === 0) return [];
     const rows = await this.#q(ctx)
       .selectFrom('audit_events')
       .selectAll()
-      .where('subject_id', '=', subjectId)
+      .where('subject', 'in', commitments)
       .orderBy('id')
       .execute();
     return rows.map(toEvent);
@@ -101,8 +97,8 @@ function toEvent(row: Selectable<AuditTables['audit_events']>): AuditEvent {
     actor: JSON.parse(row.actor) as Context['actor'],
     action: row.action,
     requestId: row.request_id ?? undefined,
-    ...(row.subject_id !== null ? { subjectId: row.subject_id } : {}),
     ...(row.purpose !== null ? { purpose: row.purpose } : {}),
     details: JSON.parse(row.details) as Record<string, unknown>,
+    leafIndex: row.leaf_index === null ? undefined : Number(row.leaf_index),
   };
 }

@@ -268,7 +268,6 @@ function withRotation(
       { DataKeysRepository },
       { KeyRotationService },
       { AuditLog },
-      { AuditRepository },
     ] = await Promise.all([
       import('../vault/keystore.js'),
       import('../vault/keyring.js'),
@@ -276,7 +275,6 @@ function withRotation(
       import('../vault/data-keys.repository.js'),
       import('../vault/key-rotation.service.js'),
       import('../audit/audit.service.js'),
-      import('../audit/audit.repository.js'),
     ]);
     const keystore = await openKeystore({
       databaseUrl: config.databaseUrl,
@@ -286,9 +284,14 @@ function withRotation(
     });
     try {
       const keys = { dataDir: keyFileDirOf(config), envKeys: config.keys };
-      const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), await Keyring.load(keys));
+      const keyring = await Keyring.load(keys);
+      const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring);
       await work(
-        new KeyRotationService({ audit: new AuditLog(new AuditRepository(database.db)), dataKeys, keys }),
+        new KeyRotationService({
+          audit: AuditLog.over(database.db, keyring.use('log_subjects')),
+          dataKeys,
+          keys,
+        }),
         createContext({ kind: 'cli', id: cliUser() }),
       );
     } finally {

@@ -159,7 +159,8 @@ async function withLegal(
       { LegalRepository },
       { presentLegalRequest },
       { AuditLog },
-      { AuditRepository },
+      { Keyring },
+      { keyFileDirOf },
       { JobQueue },
       { ApiKeyService },
       { ApiKeyRepository },
@@ -170,7 +171,8 @@ async function withLegal(
       import('../share/legal.repository.js'),
       import('../share/legal.presenter.js'),
       import('../audit/audit.service.js'),
-      import('../audit/audit.repository.js'),
+      import('../vault/keyring.js'),
+      import('../vault/keystore.js'),
       import('../platform/jobs/jobs.service.js'),
       import('../platform/auth/api-keys.service.js'),
       import('../platform/auth/api-keys.repository.js'),
@@ -185,12 +187,14 @@ async function withLegal(
       );
     }
     const db = database.db;
+    // The log commits subjects under its own key, as the server does.
+    const keyring = await Keyring.load({ dataDir: keyFileDirOf(config), envKeys: config.keys });
     const apiKeys = new ApiKeyService({ keys: new ApiKeyRepository(db) });
     const subjects = new SubjectsRepository(db);
     const service = new LegalService({
       db,
       repo: new LegalRepository(db),
-      audit: new AuditLog(new AuditRepository(db)),
+      audit: AuditLog.over(db, keyring.use('log_subjects')),
       manifest: { manifest },
       jobs: new JobQueue({ db }),
       subjectExists: async (c, id) => {

@@ -3,6 +3,7 @@
  * here; exit codes are part of each command's contract (see docs/cli.md).
  */
 import { Command } from 'commander';
+import { registerAuditCommand } from './audit.command.js';
 import { registerCheckCommand } from './check.command.js';
 import { registerDiffCommand } from './diff.command.js';
 import { registerFidesCommands } from './fides.command.js';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerLegalCommand(program);
   registerRecipientsCommand(program);
   registerShareCommand(program);
+  registerAuditCommand(program);
   return program;
 }
 

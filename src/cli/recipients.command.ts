@@ -43,7 +43,7 @@ export function registerRecipientsCommand(program: Command): void {
       .option('--format <format>', 'output format: text or json', 'text'),
   ).action(async (recipient: string, options: AcknowledgeOptions) => {
     await runWithDatabase(options, async (database) => {
-      const service = await acknowledgementsInForce(database);
+      const service = await acknowledgementsInForce(database, options.dataDir);
       const ctx = createContext({ kind: 'cli', id: cliUser() });
       const { acknowledgement, lifted } = await service.acknowledge(ctx, {
         recipient,
@@ -77,7 +77,7 @@ export function registerRecipientsCommand(program: Command): void {
       .option('--format <format>', 'output format: text or json', 'text'),
   ).action(async (only: string | undefined, options: StatusOptions) => {
     await runWithDatabase(options, async (database) => {
-      const service = await acknowledgementsInForce(database);
+      const service = await acknowledgementsInForce(database, options.dataDir);
       const ctx = createContext({ kind: 'cli', id: cliUser() });
       const keys = only === undefined ? service.boundRecipients() : [only];
       const rows = [];
@@ -167,24 +167,34 @@ async function manifestInForce(database: Database) {
   return { manifest, versionId: current.id };
 }
 
-async function acknowledgementsInForce(database: Database): Promise<AcknowledgementService> {
+async function acknowledgementsInForce(
+  database: Database,
+  dataDir: string | undefined,
+): Promise<AcknowledgementService> {
   const [
     inForce,
     { AcknowledgementService },
     { AcknowledgementsRepository },
     { AuditLog },
-    { AuditRepository },
+    { loadConfig },
+    { Keyring },
+    { keyFileDirOf },
   ] = await Promise.all([
     manifestInForce(database),
     import('../share/acknowledgements.service.js'),
     import('../share/acknowledgements.repository.js'),
     import('../audit/audit.service.js'),
-    import('../audit/audit.repository.js'),
+    import('../platform/config.js'),
+    import('../vault/keyring.js'),
+    import('../vault/keystore.js'),
   ]);
+  // The log commits subjects under its own key, as the server does.
+  const config = loadConfig(process.env, { dataDir });
+  const keyring = await Keyring.load({ dataDir: keyFileDirOf(config), envKeys: config.keys });
   return new AcknowledgementService({
     db: database.db,
     repo: new AcknowledgementsRepository(database.db),
-    audit: new AuditLog(new AuditRepository(database.db)),
+    audit: AuditLog.over(database.db, keyring.use('log_subjects')),
     manifest: inForce,
   });
 }

@@ -6,6 +6,7 @@
  * or bad input.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { loadConfig } from '../platform/config.js';
 import { createContext } from '../platform/context.js';
 import { cliUser } from './keys.command.js';
 import { addDataDirOption, runWithDatabase, type DatabaseCommandOptions } from './migrate.command.js';
@@ -27,18 +28,22 @@ export function registerRetentionCommand(program: Command): void {
   ).action(async (options: RunOptions) => {
     await runWithDatabase(options, async (database) => {
       // Loaded here, like the database stack: `pledge check` does not pay for the vault.
-      const [{ RetentionService }, { RecordsRepository }, { AuditLog }, { AuditRepository }] =
+      const [{ RetentionService }, { RecordsRepository }, { AuditLog }, { Keyring }, { keyFileDirOf }] =
         await Promise.all([
           import('../vault/retention.service.js'),
           import('../vault/records.repository.js'),
           import('../audit/audit.service.js'),
-          import('../audit/audit.repository.js'),
+          import('../vault/keyring.js'),
+          import('../vault/keystore.js'),
         ]);
+      const config = loadConfig(process.env, { dataDir: options.dataDir });
+      // The audit log commits subjects under the log's key (retention's entries name none).
+      const keyring = await Keyring.load({ dataDir: keyFileDirOf(config), envKeys: config.keys });
       const ctx = createContext({ kind: 'cli', id: cliUser() });
       const retention = new RetentionService({
         db: database.db,
         records: new RecordsRepository(database.db),
-        audit: new AuditLog(new AuditRepository(database.db)),
+        audit: AuditLog.over(database.db, keyring.use('log_subjects')),
       });
       const result = await retention.run(ctx, {
         ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),

@@ -161,6 +161,74 @@ export interface Config {
    * only behind a CDN that overwrites the header: a visitor can send it too.
    */
   countryHeader: string | undefined;
+  /** PLEDGE_LOG_ORIGIN: the transparency log's checkpoint origin and signer name; default `<public host>/log`. */
+  logOrigin: string;
+  /** PLEDGE_LOG_CHECKPOINT_FILE: where checkpoints are appended outside the database. */
+  logCheckpointFile: string;
+  /** PLEDGE_LOG_CHECKPOINT_WEBHOOK: a URL each checkpoint is POSTed to; absent, none. */
+  logCheckpointWebhook: string | undefined;
+  /** PLEDGE_LOG_PUBLIC_TILES: serve the log's tiles and entry bundles without a key. */
+  logPublicTiles: boolean;
+  /**
+   * PLEDGE_LOG_WITNESSES: the witnesses asked to cosign each checkpoint (C2SP tlog-witness), each a
+   * verifier key and a submission prefix; empty, none.
+   */
+  logWitnesses: LogWitnessSetting[];
+}
+
+/** A witness as PLEDGE_LOG_WITNESSES names it: `vkey=url`. */
+export interface LogWitnessSetting {
+  /** The key's name (the part of the verifier key before its first "+"). */
+  name: string;
+  /** The witness's note verifier key (`name+hexkeyid+base64key`, Ed25519 or cosignature/v1). */
+  vkey: string;
+  /** The submission prefix, without a trailing slash. */
+  url: string;
+}
+
+/**
+ * `PLEDGE_LOG_WITNESSES`: comma-separated `vkey=url` (a witness's verifier key, then its submission
+ * prefix). The key's form is checked here (name, 8 hex digits, base64 of an Ed25519 (0x01) or
+ * cosignature/v1 (0x04) key); each entry that is not one adds a problem.
+ */
+export function logWitnessesOrProblems(raw: string | undefined, problems: string[]): LogWitnessSetting[] {
+  const out: LogWitnessSetting[] = [];
+  const example = 'e.g. witness.example/w1+0123abcd+BASE64KEY=https://witness.example/w1';
+  for (const item of (raw ?? '').split(',').map((s) => s.trim())) {
+    if (item === '') continue;
+    // A verifier key holds no "=http" (base64 of its 33 bytes needs no padding).
+    const m = /^([^=\s]+?=*)=(https?:\/\/\S+)$/.exec(item);
+    const [, vkey = '', rawUrl = ''] = m ?? [];
+    const parts = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+=*)$/.exec(vkey);
+    const key = parts === null ? undefined : Buffer.from(parts[3] ?? '', 'base64');
+    if (
+      m === null ||
+      parts === null ||
+      key === undefined ||
+      key.length !== 33 ||
+      (key[0] !== 0x01 && key[0] !== 0x04)
+    ) {
+      problems.push(
+        `PLEDGE_LOG_WITNESSES: "${item}" is not a witness's verifier key, "=" and its URL; ${example}`,
+      );
+      continue;
+    }
+    let url: URL;
+    try {
+      url = new URL(rawUrl);
+    } catch {
+      problems.push(`PLEDGE_LOG_WITNESSES: "${rawUrl}" is not a URL; ${example}`);
+      continue;
+    }
+    if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+      problems.push(
+        `PLEDGE_LOG_WITNESSES: "${rawUrl}" must be a submission prefix without a query or credentials; ${example}`,
+      );
+      continue;
+    }
+    out.push({ name: parts[1] ?? '', vkey, url: `${url.origin}${url.pathname}`.replace(/\/+$/, '') });
+  }
+  return out;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -346,6 +414,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     );
   }
   const dataDir = path.resolve(overrides.dataDir ?? env.PLEDGE_DATA_DIR ?? './data');
+  const log = logSettingsOrProblems(env, { publicUrl, dataDir }, problems, url);
+  const logWitnesses = logWitnessesOrProblems(env.PLEDGE_LOG_WITNESSES, problems);
   const manifestPath = path.resolve(overrides.manifest ?? env.PLEDGE_MANIFEST ?? DEFAULT_MANIFEST);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -374,6 +444,52 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     softBounceLimit,
     siteOrigins,
     countryHeader,
+    ...log,
+    logWitnesses,
+  };
+}
+
+/** The transparency log's settings (PLEDGE_LOG_*), each problem added to `problems`. */
+function logSettingsOrProblems(
+  env: NodeJS.ProcessEnv,
+  at: { publicUrl: string; dataDir: string },
+  problems: string[],
+  url: (
+    name: string,
+    raw: string | undefined,
+    protocols: readonly string[],
+    example: string,
+  ) => string | undefined,
+): Pick<Config, 'logOrigin' | 'logCheckpointFile' | 'logCheckpointWebhook' | 'logPublicTiles'> {
+  let fallbackOrigin = 'localhost/log';
+  try {
+    fallbackOrigin = `${new URL(at.publicUrl).host}/log`;
+  } catch {
+    // PLEDGE_PUBLIC_URL's own problem is listed already.
+  }
+  const origin = env.PLEDGE_LOG_ORIGIN?.trim() || fallbackOrigin;
+  // A signed note's key name: no spaces, no plus sign (it separates a verifier key's parts).
+  if (!/^[\x21-\x7e]{1,200}$/.test(origin) || origin.includes('+')) {
+    problems.push(
+      `PLEDGE_LOG_ORIGIN must be printable ASCII without spaces or "+", such as example.com/log, got ${JSON.stringify(origin)}`,
+    );
+  }
+  const rawPublic = env.PLEDGE_LOG_PUBLIC_TILES?.trim().toLowerCase() ?? '';
+  if (!['', 'true', 'false', '1', '0'].includes(rawPublic)) {
+    problems.push(`PLEDGE_LOG_PUBLIC_TILES must be true or false, got ${JSON.stringify(rawPublic)}`);
+  }
+  return {
+    logOrigin: origin,
+    logCheckpointFile: path.resolve(
+      env.PLEDGE_LOG_CHECKPOINT_FILE?.trim() || path.join(at.dataDir, 'log-checkpoints.jsonl'),
+    ),
+    logCheckpointWebhook: url(
+      'PLEDGE_LOG_CHECKPOINT_WEBHOOK',
+      env.PLEDGE_LOG_CHECKPOINT_WEBHOOK,
+      ['https:', 'http:'],
+      'https://witness.example.com/pledge-checkpoints',
+    ),
+    logPublicTiles: rawPublic === 'true' || rawPublic === '1',
   };
 }
 

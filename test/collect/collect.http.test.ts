@@ -209,16 +209,17 @@ for (const dialect of DIALECTS) {
       assert.equal(billing.fields.card_brand?.value, 'visa');
       assert.ok(!leaks(read.body, CARD));
 
-      const raw = JSON.stringify([
+      const records = JSON.stringify(
         await tablesOf(t.database)
           .selectFrom('records')
           .selectAll()
           .where('subject_id', '=', subject.id)
           .execute(),
+      );
+      const audit = JSON.stringify(
         await tablesOf(t.database).selectFrom('audit_events').selectAll().execute(),
-      ]);
-      assert.ok(!leaks(raw, CARD), 'the card number is nowhere in the records or the audit');
-      const records = JSON.stringify(raw.length > 0 ? JSON.parse(raw)[0] : []);
+      );
+      assert.ok(!leaks(records + audit, CARD), 'the card number is nowhere in the records or the audit');
       assert.ok(!records.includes('payment_card.number'), 'not even its category was stored');
       assert.ok(!leaks(t.logs(), CARD), 'nor in the logs');
       // The hand-over is a disclosure to the card processor: the log names what went, never the value.

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createTransport } from 'nodemailer';
-import { DIALECTS, tablesOf } from '../helpers/databases.js';
+import { DIALECTS } from '../helpers/databases.js';
 import { forgeSignature } from '../helpers/tokens.js';
 import { MAIL_DOMAIN, MARKETING, openMailApp, type MailTestApp } from './mail-app.js';
 
@@ -47,15 +47,9 @@ for (const dialect of DIALECTS) {
 
     /** Who acted in each consent change audited for a subject, oldest first. */
     const consentActors = async (subjectId: string) =>
-      (
-        await tablesOf(t.database)
-          .selectFrom('audit_events')
-          .select('actor')
-          .where('subject_id', '=', subjectId)
-          .where('action', '=', 'consent.change')
-          .orderBy('id')
-          .execute()
-      ).map((r) => JSON.parse(r.actor) as unknown);
+      (await t.app.audit.listBySubject(t.ctx, subjectId))
+        .filter((e) => e.action === 'consent.change')
+        .map((e) => e.actor as unknown);
     const decision = (subjectId: string) => t.app.consent.decide(t.ctx, subjectId, MARKETING, 'email');
     const suppressed = (address: string, list = MARKETING) =>
       t.app.suppression.isSuppressed(t.ctx, address, list);

@@ -10,7 +10,7 @@ import { createMailtoToken, verifyMailtoToken } from '../../src/comms/mailto-tok
 import { createLinkToken, deriveLinkTokenKeys, type LinkTokenClaims } from '../../src/consent/link-tokens.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
-import { DIALECTS, tablesOf, type TestDatabase } from '../helpers/databases.js';
+import { DIALECTS, type TestDatabase } from '../helpers/databases.js';
 import { EXAMPLE_MANIFEST, openTestStores, randomEmail } from '../helpers/vault.js';
 
 const ctx = createContext({ kind: 'cli', id: 'test' });
@@ -136,12 +136,9 @@ for (const dialect of DIALECTS) {
         200,
       );
 
-      const audit = await tablesOf(database)
-        .selectFrom('audit_events')
-        .select('action')
-        .where('subject_id', '=', subjectId)
-        .where('action', '=', 'consent.links_revoked')
-        .execute();
+      const audit = (await app.audit.listBySubject(ctx, subjectId)).filter(
+        (e) => e.action === 'consent.links_revoked',
+      );
       assert.equal(audit.length, 1);
     });
 

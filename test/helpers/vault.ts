@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AuditRepository } from '../../src/audit/audit.repository.js';
 import { AuditLog } from '../../src/audit/audit.service.js';
 import { activateManifest, type ActiveManifest } from '../../src/manifest/manifest.service.js';
 import { ManifestVersionRepository } from '../../src/manifest/manifest.repository.js';
@@ -121,7 +120,7 @@ export async function openTestVault(dialect: TestDialect, options: DataKeysOptio
     versions: new ManifestVersionRepository(database.db),
   });
   const dataKeys = new DataKeys(new DataKeysRepository(keystore.db), keyring, options);
-  const audit = new AuditLog(new AuditRepository(database.db));
+  const audit = AuditLog.over(database.db, keyring.use('log_subjects'));
   const subjects = new Subjects(new SubjectsRepository(database.db));
   const vault = newVault(database, {
     dataKeys,
@@ -160,7 +159,7 @@ export function vaultDeps(
     db: database.db,
     subjects: new SubjectsRepository(database.db),
     records: new RecordsRepository(database.db),
-    audit: new AuditLog(new AuditRepository(database.db)),
+    audit: AuditLog.over(database.db, deps.keyring.use('log_subjects')),
     ...deps,
   };
 }

@@ -6,7 +6,16 @@ import { RowInserter } from '../../src/platform/db/row-inserter.js';
 import { DIALECTS, openMigratedTestDatabase, type TestDatabase, tablesOf } from '../helpers/databases.js';
 
 const CTX = createContext({ kind: 'cli', id: 'test' });
-const AUDIT_COLUMNS = ['at', 'actor', 'action', 'subject_id', 'purpose', 'request_id', 'details'] as const;
+const AUDIT_COLUMNS = [
+  'at',
+  'actor',
+  'action',
+  'subject',
+  'purpose',
+  'request_id',
+  'details',
+  'entry',
+] as const;
 
 function auditRow(i: number) {
   return {
@@ -14,10 +23,11 @@ function auditRow(i: number) {
     actor: JSON.stringify({ kind: 'job', id: 'test' }),
     action: 'test.row',
     // Every other row with nulls, so a null is bound in the right place too.
-    subject_id: i % 2 === 0 ? `subject-${i}` : null,
+    subject: i % 2 === 0 ? `subject-${i}` : null,
     purpose: i % 2 === 0 ? 'provide-service' : null,
     request_id: `request-${i}`,
     details: JSON.stringify({ i }),
+    entry: JSON.stringify({ i }),
   };
 }
 

@@ -15,7 +15,6 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { parseDocument, type Document } from 'yaml';
-import { AuditRepository } from '../../src/audit/audit.repository.js';
 import { AuditLog } from '../../src/audit/audit.service.js';
 import { verifyWebhookSignature } from '../../src/consent/webhooks.signature.js';
 import { ManifestVersionRepository } from '../../src/manifest/manifest.repository.js';
@@ -94,6 +93,10 @@ for (const dialect of DIALECTS) {
     let sink: SmtpSink;
     let receiver: Receiver;
     let transport: MailTransport;
+    // The log's subject commitments, under a key of the test's own.
+    const logKeys = new UseKeys('log_subjects', [
+      { version: 1, secret: randomBytes(32), createdAt: undefined },
+    ]);
     const keys = new UseKeys('recipient_notices', [
       { version: 1, secret: randomBytes(32), createdAt: undefined },
     ]);
@@ -133,7 +136,7 @@ for (const dialect of DIALECTS) {
         signingKeys: keys,
         publicUrl: 'https://www.example-online.test',
       });
-      const audit = new AuditLog(new AuditRepository(database.db));
+      const audit = AuditLog.over(database.db, logKeys);
       const service = new AcknowledgementService({
         db: database.db,
         repo,
@@ -348,7 +351,7 @@ for (const dialect of DIALECTS) {
         new AcknowledgementService({
           db: database.db,
           repo: new AcknowledgementsRepository(database.db),
-          audit: new AuditLog(new AuditRepository(database.db)),
+          audit: AuditLog.over(database.db, logKeys),
           manifest: { manifest: active.manifest, versionId: active.version.id },
           versions,
         });

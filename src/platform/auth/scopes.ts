@@ -18,6 +18,7 @@ export const SCOPES = [
   'share:write',
   'jobs:admin',
   'recipients:admin',
+  'log:read',
   'admin',
 ] as const;
 
@@ -37,13 +38,16 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'mail:events': 'report delivery status notifications and complaints (bounces suppress addresses)',
   'analytics:read': 'read the page-view and beacon aggregates (counts per day; never a visitor)',
   'legal:read': 'read legal requests from authorities (their scope, review and disclosures; never the data)',
-  'legal:write': 'record legal requests from authorities and disclose what a reviewer approved, through the share gate',
+  'legal:write':
+    'record legal requests from authorities and disclose what a reviewer approved, through the share gate',
   'legal:review': 'approve, narrow, reject and close legal requests (never one the same person recorded)',
   'share:write':
     "disclose people's data to a declared recipient for a purpose through the share gate, and export for a processor (recorded per person)",
   'jobs:admin': 'see the job queue (states, errors, ids; never payloads) and retry dead jobs',
   'recipients:admin':
     "record processors' and affiliates' acknowledgements of the policy, and see their standing, pauses and notices",
+  'log:read':
+    'read the transparency log: its tiles, entries and proofs (commitments and counts; never personal data)',
   admin: 'everything, including API keys and data subject requests',
 };
 
@@ -51,7 +55,13 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
  * The scopes that manage Pledge itself. An operator key (bound to no system) holds only these: every
  * other scope reads, collects, decides or sends for a person, which only a declared system may do.
  */
-export const MANAGEMENT_SCOPES: readonly Scope[] = ['manifest:read', 'jobs:admin', 'recipients:admin', 'admin'];
+export const MANAGEMENT_SCOPES: readonly Scope[] = [
+  'manifest:read',
+  'jobs:admin',
+  'recipients:admin',
+  'log:read',
+  'admin',
+];
 
 /** True when `scope` acts on people's data (needs a key bound to a system). */
 export function isDataScope(scope: Scope): boolean {

@@ -1,0 +1,169 @@
+/**
+ * The transparency log's work on the platform queue (docs/jobs.md):
+ * - `audit.integrate`, a recurring chain like the beacons' jobs (analytics.jobs.ts): a job per time
+ *   slot, which in the transaction that records it done enqueues the next slot's, keyed by slot so
+ *   any number of instances enqueue it once. Inside its slot the job loops: an integration pass, then
+ *   a wait until an append in this process commits (a cheap in-process signal) or a short poll
+ *   passes (appends of other instances), so an entry is integrated within a second of its commit.
+ *   It stops promptly when its signal aborts or the log stops.
+ * - `audit.checkpoint_webhook`: POSTs a signed checkpoint to PLEDGE_LOG_CHECKPOINT_WEBHOOK, retried.
+ */
+import type { Context } from '../platform/context.js';
+import { jobDead, jobDone, jobRetry, type JobFinalState } from '../platform/jobs/jobs.definition.js';
+import type { JobQueue } from '../platform/jobs/jobs.service.js';
+import type { LogIntegrator } from './log.integrator.js';
+import type { LogRepository } from './log.repository.js';
+
+/** The job types. */
+export const INTEGRATE_JOB = 'audit.integrate';
+export const CHECKPOINT_WEBHOOK_JOB = 'audit.checkpoint_webhook';
+
+/** How long one integrate job runs (its slot). */
+export const INTEGRATE_SLOT_MS = 5_000;
+
+/** How often the integrator looks for entries of other instances when nothing woke it. */
+export const INTEGRATE_POLL_MS = 200;
+
+/** Where the jobs report (Fastify's logger fits). */
+export interface LogJobsLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** A wake-up: `wake()` resolves whoever waits; a wait also ends on its timeout or an abort. */
+export class Wake {
+  #waiters = new Set<() => void>();
+
+  /** Wakes every waiter (after an append commits). */
+  wake(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of waiters) w();
+  }
+
+  /** Resolves on the next wake, after `ms`, or when a signal aborts, whichever is first. */
+  wait(ms: number, ...signals: AbortSignal[]): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        for (const s of signals) s.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#waiters.add(done);
+      for (const s of signals) {
+        if (s.aborted) done();
+        else s.addEventListener('abort', done, { once: true });
+      }
+    });
+  }
+}
+
+interface SlotPayload {
+  slot: string;
+}
+
+/** What {@link defineLogJobs} gives back. */
+export interface LogJobs {
+  /** Enqueues the current slot's integrate job (nothing when already there); call at start. */
+  schedule(ctx: Context): Promise<void>;
+  /** Enqueues the webhook POST of a checkpoint, in `ctx`'s transaction (when a webhook is set). */
+  enqueueWebhook(ctx: Context, size: number): Promise<void>;
+}
+
+/** Defines the log's job types on `queue` (at boot, before the queue starts). */
+export function defineLogJobs(
+  queue: JobQueue,
+  deps: {
+    integrator: Pick<LogIntegrator, 'integrateOnce'>;
+    repo: Pick<LogRepository, 'getCheckpoint'>;
+    wake: Wake;
+    /** Aborted when the log stops (before the queue does), so the loop ends at once. */
+    stopped: AbortSignal;
+    webhookUrl: string | undefined;
+    log: LogJobsLogger;
+    slotMs?: number;
+    pollMs?: number;
+  },
+): LogJobs {
+  const every = deps.slotMs ?? INTEGRATE_SLOT_MS;
+  const pollMs = deps.pollMs ?? INTEGRATE_POLL_MS;
+  const slotOf = (ms: number) => Math.floor(ms / every) * every;
+  queue.define<SlotPayload>({
+    type: INTEGRATE_JOB,
+    timeoutMs: every * 4 + 60_000,
+    // A short lease: while a dead instance's run still holds the chain, no instance integrates, so
+    // another takes it over soon (heartbeats renew it every third of it).
+    leaseMs: 5_000,
+    retry: { baseDelayMs: 1000, maxDelayMs: 10_000, maxAttempts: 5 },
+    rerunAfterLeaseLossDelay: 'immediate',
+    handle: async (ctx, job, signal) => {
+      const slot = Date.parse(job.payload.slot);
+      // The next slot starts where this one ends, or where now is when this one ran late: never a
+      // backlog, and never a gap of a whole slot.
+      const next = (c: Context, final: JobFinalState) => {
+        if (final.state === 'pending') return Promise.resolve();
+        const following = Math.max(slot + every, slotOf(c.clock.now().getTime()));
+        const key = new Date(following).toISOString();
+        return queue
+          .enqueue(c, INTEGRATE_JOB, { slot: key }, { key, runAt: new Date(following) })
+          .then(() => undefined);
+      };
+      const end = Math.max(slot + every, ctx.clock.now().getTime() + pollMs);
+      // A clock that stands still (a test's) must not hold the job forever.
+      const realEnd = performance.now() + 2 * every;
+      let integrated = 0;
+      try {
+        while (!signal.aborted && !deps.stopped.aborted) {
+          const r = await deps.integrator.integrateOnce(ctx);
+          integrated += r.integrated;
+          if (r.more) continue;
+          if (ctx.clock.now().getTime() >= end || performance.now() >= realEnd) break;
+          await deps.wake.wait(pollMs, signal, deps.stopped);
+        }
+      } catch (err) {
+        return jobRetry(err instanceof Error ? err.message : String(err), { record: next });
+      }
+      if (integrated > 0)
+        deps.log.info({ job: job.id, slot: job.payload.slot, integrated }, `${INTEGRATE_JOB} ran`);
+      return jobDone(next);
+    },
+  });
+  if (deps.webhookUrl !== undefined) {
+    const url = deps.webhookUrl;
+    queue.define<{ size: number }>({
+      type: CHECKPOINT_WEBHOOK_JOB,
+      retry: { baseDelayMs: 10_000, maxDelayMs: 3_600_000, maxAttempts: 20 },
+      handle: async (ctx, job, signal) => {
+        const checkpoint = await deps.repo.getCheckpoint(ctx, job.payload.size);
+        if (checkpoint === undefined) return jobDead(`no checkpoint of size ${job.payload.size}`);
+        try {
+          const res = await fetch(url, {
+            method: 'POST',
+            headers: { 'content-type': 'text/plain; charset=utf-8' },
+            body: checkpoint.note,
+            signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]),
+          });
+          await res.body?.cancel();
+          if (!res.ok) return jobRetry(`the checkpoint webhook answered ${res.status}`);
+          return jobDone();
+        } catch (err) {
+          return jobRetry(
+            `the checkpoint webhook failed: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
+      },
+    });
+  }
+  return {
+    async schedule(ctx) {
+      const slot = new Date(slotOf(ctx.clock.now().getTime())).toISOString();
+      await queue.enqueue(ctx, INTEGRATE_JOB, { slot }, { key: slot });
+    },
+    async enqueueWebhook(ctx, size) {
+      if (deps.webhookUrl === undefined) return;
+      await queue.enqueue(ctx, CHECKPOINT_WEBHOOK_JOB, { size }, { key: `checkpoint-${size}` });
+    },
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * The audit capability's parts, built once: the audit log every capability appends to, the
+ * integrator and its jobs, the checkpoint publisher, the readers of the log and its routes.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Context } from '../platform/context.js';
+import type { Db } from '../platform/db/db.js';
+import type { AuthHook } from '../platform/http/auth.js';
+import type { JobQueue } from '../platform/jobs/jobs.service.js';
+import type { UseKeys } from '../vault/use-keys.js';
+import { AuditRepository } from './audit.repository.js';
+import { AuditLog } from './audit.service.js';
+import { SubjectCommitments } from './log.entry.js';
+import { LogIntegrator, type IntegrateResult } from './log.integrator.js';
+import { defineLogJobs, Wake, type LogJobsLogger } from './log.jobs.js';
+import { CheckpointFile } from './log.publisher.js';
+import { LogRepository, type StoredCheckpoint } from './log.repository.js';
+import { registerLogRoutes } from './log.routes.js';
+import { TransparencyLog } from './log.service.js';
+
+/** The log's settings (from the config). */
+export interface LogSettings {
+  origin: string;
+  checkpointFile: string;
+  checkpointWebhook: string | undefined;
+  publicTiles: boolean;
+}
+
+/** What {@link createAuditCapability} gives back. */
+export interface AuditCapability {
+  /** The appender every capability is given. */
+  audit: AuditLog;
+  /** The log's readers: checkpoints, tiles, proofs, cosignatures. */
+  log: TransparencyLog;
+  integrator: LogIntegrator;
+  /** Integrates everything committed so far (passes until none is left); for tests and tools. */
+  integrateNow(ctx: Context): Promise<IntegrateResult>;
+  /** Converts rows of earlier versions and enqueues the integrator's slot; call at start. */
+  start(ctx: Context): Promise<void>;
+  /** Ends the integrator's loop at once (before the queue stops). */
+  stop(): void;
+  /**
+   * Adds work to enqueue in each new checkpoint's own transaction (the witnesses' cosigning jobs);
+   * call at boot, before the queue starts.
+   */
+  onCheckpoint(enqueue: (ctx: Context, checkpoint: StoredCheckpoint) => Promise<void>): void;
+  registerRoutes(http: FastifyInstance, deps: { auth: AuthHook }): void;
+}
+
+/** Builds the audit capability and defines its jobs on the queue. */
+export function createAuditCapability(deps: {
+  db: Db;
+  queue: JobQueue;
+  subjectKeys: UseKeys;
+  checkpointKeys: UseKeys;
+  settings: LogSettings;
+  log: LogJobsLogger;
+  /** The integrate job's slot and poll (defaults in log.jobs.ts); tests shorten them. */
+  slotMs?: number;
+  pollMs?: number;
+}): AuditCapability {
+  const commitments = new SubjectCommitments(deps.subjectKeys);
+  const wake = new Wake();
+  const audit = new AuditLog({
+    db: deps.db,
+    repo: new AuditRepository(deps.db),
+    commitments,
+    onCommitted: () => wake.wake(),
+  });
+  const repo = new LogRepository(deps.db);
+  const file = new CheckpointFile(deps.settings.checkpointFile);
+  const stopping = new AbortController();
+  // The jobs are defined after the integrator they run; the integrator reaches them through this.
+  const later: { webhook?: (ctx: Context, size: number) => Promise<void> } = {};
+  const hooks: Array<(ctx: Context, checkpoint: StoredCheckpoint) => Promise<void>> = [];
+  const integrator = new LogIntegrator({
+    db: deps.db,
+    repo,
+    commitments,
+    origin: deps.settings.origin,
+    checkpointKeys: deps.checkpointKeys,
+    enqueue: async (ctx, c) => {
+      await later.webhook?.(ctx, c.size);
+      for (const hook of hooks) await hook(ctx, c);
+    },
+    published: async (_ctx, c) => {
+      try {
+        await file.append(c);
+      } catch (err) {
+        // The checkpoint is stored and signed; the next one is published too, and covers this one.
+        deps.log.warn(
+          { file: file.file, size: c.size, error: err instanceof Error ? err.message : String(err) },
+          'the checkpoint could not be written to the checkpoint file',
+        );
+      }
+    },
+  });
+  const jobs = defineLogJobs(deps.queue, {
+    integrator,
+    repo,
+    wake,
+    stopped: stopping.signal,
+    webhookUrl: deps.settings.checkpointWebhook,
+    log: deps.log,
+    ...(deps.slotMs !== undefined ? { slotMs: deps.slotMs } : {}),
+    ...(deps.pollMs !== undefined ? { pollMs: deps.pollMs } : {}),
+  });
+  later.webhook = (ctx, size) => jobs.enqueueWebhook(ctx, size);
+  const log = new TransparencyLog({ repo, integrator });
+  return {
+    audit,
+    log,
+    integrator,
+    async integrateNow(ctx) {
+      let total = 0;
+      for (;;) {
+        const r = await integrator.integrateOnce(ctx);
+        total += r.integrated;
+        if (!r.more) return { ...r, integrated: total };
+      }
+    },
+    async start(ctx) {
+      await integrator.convertLegacy(ctx);
+      // Checkpoints signed while the file could not be written (or by a crash between the commit
+      // and the line) are published now, so the file misses none this instance signed or saw.
+      try {
+        let last = await file.lastSize();
+        for (;;) {
+          const missing = await repo.checkpointsAfter(ctx, last, 500);
+          for (const c of missing) await file.append(c);
+          if (missing.length < 500) break;
+          last = missing.at(-1)?.size ?? last;
+        }
+      } catch (err) {
+        deps.log.warn(
+          { file: file.file, error: err instanceof Error ? err.message : String(err) },
+          'the checkpoint file could not be brought up to date',
+        );
+      }
+      await jobs.schedule(ctx);
+    },
+    stop() {
+      stopping.abort();
+    },
+    onCheckpoint(enqueue) {
+      hooks.push(enqueue);
+    },
+    registerRoutes(http, { auth }) {
+      registerLogRoutes(http, { log, auth, publicTiles: deps.settings.publicTiles });
+    },
+  };
+}

@@ -1,0 +1,453 @@
+/**
+ * The log's verifier: recomputes every leaf hash and the whole tree from the entries, and checks
+ * them against what the database stores (the level-0 tiles, its own checkpoints) and against the
+ * checkpoints kept outside it. It reads the entries once, in pages, in leaf order, and holds only
+ * the tree's right edge and one tile per level, so a log of any size verifies in constant memory.
+ *
+ * A problem found at an index names it (the first bad index is the smallest); what cannot be tied to
+ * one index (a root that differs from a checkpoint's) names the range it lies in. Entries after the
+ * last external checkpoint are counted as not yet verifiable: only a checkpoint kept outside the
+ * database proves the database did not rewrite them together with its own tiles and checkpoints.
+ */
+import { hash, timingSafeEqual } from 'node:crypto';
+import type { Context } from '../platform/context.js';
+import type { LogVerifyRepository } from './log.verify.repository.js';
+import { consistencyProof, EMPTY_ROOT, HASH_SIZE, verifyConsistency } from './merkle.js';
+import { openNote, parseCheckpointBody, type NoteVerifier } from './note.js';
+import { TILE_HEIGHT, TILE_WIDTH, tileNodesReader } from './tiles.js';
+
+/** One entry of the log as stored: its leaf index and its bytes. */
+export interface LogLeafRow {
+  leafIndex: number;
+  entry: Uint8Array;
+}
+
+/** What the verifier reads; the CLI gives it the database's and the checkpoint file's. */
+export interface LogVerifySource {
+  /** The log's origin line (checkpoints of another origin are refused). */
+  origin: string;
+  /** The log's public keys (every version a checkpoint may have been signed with). */
+  verifiers: readonly NoteVerifier[];
+  /** The integrated entries in leaf order, in pages (any page size). */
+  rows: AsyncIterable<readonly LogLeafRow[]> | Iterable<readonly LogLeafRow[]>;
+  /** A stored tile's hashes (width·32 bytes; the widest stored), or undefined when none is stored. */
+  readTile: (level: number, index: number) => Promise<Buffer | undefined>;
+  /** The checkpoints the database stores (signed notes). */
+  storedCheckpoints: readonly string[];
+  /** The checkpoints kept outside the database (signed notes), oldest first. */
+  externalCheckpoints: readonly string[];
+}
+
+/** What went wrong, where; `index` is the leaf it names, `range` the leaves a root mismatch covers. */
+export interface LogProblem {
+  code:
+    | 'log.index_gap'
+    | 'log.index_duplicate'
+    | 'log.leaf_mismatch'
+    | 'log.tile_missing'
+    | 'log.tile_mismatch'
+    | 'log.root_mismatch'
+    | 'log.truncated'
+    | 'log.checkpoint_invalid'
+    | 'log.checkpoints_inconsistent';
+  message: string;
+  index?: number;
+  range?: { from: number; to: number };
+}
+
+/** The verifier's answer. */
+export interface VerifyLogResult {
+  /** True when no problem was found (entries may still be not yet verifiable). */
+  ok: boolean;
+  /** Entries read from the database. */
+  entries: number;
+  /** The smallest leaf index a problem names (or the start of the earliest bad range). */
+  firstBadIndex: number | undefined;
+  problems: LogProblem[];
+  /** Leaves [0, verifiedSize) match a signed checkpoint kept outside the database. */
+  verifiedSize: number;
+  /** Size of the last external checkpoint (0 when there is none). */
+  lastExternalSize: number;
+  /** Entries at or after the last external checkpoint's size: consistent, but not yet verifiable. */
+  notYetVerifiable: number;
+  storedCheckpoints: number;
+  externalCheckpoints: number;
+}
+
+interface Target {
+  kind: 'stored' | 'external';
+  /** Position in its list (external: file order). */
+  position: number;
+  size: number;
+  root: Buffer;
+  matched?: boolean;
+}
+
+/** Verifies the log; never throws on bad data (every finding is a problem in the result). */
+export async function verifyLog(source: LogVerifySource): Promise<VerifyLogResult> {
+  const problems: LogProblem[] = [];
+  const opened = new Map<string, string>();
+  const stored = openCheckpoints(source, source.storedCheckpoints, 'stored', problems, opened);
+  const external = openCheckpoints(source, source.externalCheckpoints, 'external', problems, opened);
+  const bySize = new Map<number, Target[]>();
+  for (const t of [...stored, ...external]) {
+    const list = bySize.get(t.size);
+    if (list === undefined) bySize.set(t.size, [t]);
+    else list.push(t);
+  }
+
+  const tree = new RecomputedTree();
+  checkRootsAt(0, EMPTY_ROOT, bySize, problems, stored, external);
+  const tiles = new TileCursor(source.readTile);
+  let expected = 0;
+  let entries = 0;
+  let broken = false;
+  let leafMismatches = 0;
+  // Interior nodes that fall on a tile level (tree levels 8, 16, ...) are compared with their tile.
+  const pendingNodes: Array<{ level: number; index: number; hash: Buffer }> = [];
+  const onNode = (level: number, index: number, hash: Buffer): void => {
+    if (level > 0 && level % TILE_HEIGHT === 0) pendingNodes.push({ level, index, hash });
+  };
+
+  for await (const page of source.rows) {
+    for (const row of page) {
+      entries += 1;
+      if (broken) continue;
+      const i = row.leafIndex;
+      if (i !== expected) {
+        broken = true;
+        if (i < expected)
+          problems.push({
+            code: 'log.index_duplicate',
+            index: i,
+            message: `leaf index ${i} appears again (or out of order) after index ${expected - 1}`,
+          });
+        else
+          problems.push({
+            code: 'log.index_gap',
+            index: expected,
+            message: `leaf index ${expected} is missing: the next stored entry has index ${i}`,
+          });
+        continue;
+      }
+      const h = tree.leafHash(row.entry);
+      let tile = tiles.get(0, Math.floor(i / TILE_WIDTH));
+      // Awaited only when a new tile is read: one await per leaf would cost a microtask each.
+      if (tile instanceof Promise) tile = await tile;
+      const at = (i % TILE_WIDTH) * HASH_SIZE;
+      if (tile === undefined || tile.length < at + HASH_SIZE) {
+        problems.push({
+          code: 'log.tile_missing',
+          index: i,
+          message: `no stored tile hash for leaf ${i} (level-0 tile ${Math.floor(i / TILE_WIDTH)})`,
+        });
+      } else if (!equalAt(tile, at, h)) {
+        // Every mismatch counts, but only the first few are listed: one edit rarely comes alone.
+        if (leafMismatches < 10)
+          problems.push({
+            code: 'log.leaf_mismatch',
+            index: i,
+            message: `entry ${i} does not hash to the stored leaf hash: the entry or its tile was changed`,
+          });
+        leafMismatches += 1;
+      }
+      tree.append(h, onNode);
+      expected += 1;
+      if (pendingNodes.length > 0) await checkNodes(pendingNodes.splice(0), tiles, problems);
+      const targets = bySize.get(expected);
+      if (targets !== undefined) checkRootsAt(expected, tree.root(), bySize, problems, stored, external);
+    }
+  }
+  if (leafMismatches > 10)
+    problems.push({
+      code: 'log.leaf_mismatch',
+      message: `${leafMismatches - 10} more entries do not hash to their stored leaf hash`,
+    });
+
+  for (const t of [...stored, ...external]) {
+    if (t.size > expected && t.matched === undefined) {
+      t.matched = false;
+      problems.push({
+        code: 'log.truncated',
+        index: expected,
+        message: `the ${t.kind} checkpoint of size ${t.size} covers leaves up to ${t.size - 1}, but the log's entries stop at index ${expected}${broken ? ' (where its indexes break)' : ''}`,
+      });
+    }
+  }
+  await checkExternalConsistency(external, source.readTile, problems);
+
+  // A problem at an index comes before a root mismatch whose range holds it (which it explains).
+  problems.sort((a, b) => orderOf(a) - orderOf(b));
+  const exact = problems.flatMap((p) => (p.index === undefined ? [] : [p.index]));
+  let firstBadIndex = exact.length > 0 ? Math.min(...exact) : undefined;
+  for (const p of problems) {
+    // A range wholly before the first exact index is damage that no leaf check caught (entries and
+    // tiles rewritten alike): it starts earlier.
+    if (
+      p.index === undefined &&
+      p.range !== undefined &&
+      (firstBadIndex === undefined || p.range.to <= firstBadIndex)
+    )
+      firstBadIndex = Math.min(firstBadIndex ?? p.range.from, p.range.from);
+  }
+  const lastExternalSize = external.reduce((m, t) => Math.max(m, t.size), 0);
+  const verifiedSize = external
+    .filter((t) => t.matched === true && (firstBadIndex === undefined || t.size <= firstBadIndex))
+    .reduce((m, t) => Math.max(m, t.size), 0);
+  return {
+    ok: problems.length === 0,
+    entries,
+    firstBadIndex,
+    problems,
+    verifiedSize,
+    lastExternalSize,
+    notYetVerifiable: Math.max(0, entries - lastExternalSize),
+    storedCheckpoints: source.storedCheckpoints.length,
+    externalCheckpoints: source.externalCheckpoints.length,
+  };
+}
+
+function orderOf(p: LogProblem): number {
+  return p.index ?? (p.range === undefined ? Number.POSITIVE_INFINITY : p.range.to - 0.5);
+}
+
+/** Opens each signed note with the log's key; one that does not open is a problem and is not used. */
+function openCheckpoints(
+  source: LogVerifySource,
+  notes: readonly string[],
+  kind: Target['kind'],
+  problems: LogProblem[],
+  opened: Map<string, string>,
+): Target[] {
+  const out: Target[] = [];
+  notes.forEach((note, position) => {
+    const name = `${kind} checkpoint #${position + 1}`;
+    try {
+      // The same text opens the same way: a note stored and kept outside is checked once.
+      let body = opened.get(note);
+      if (body === undefined) opened.set(note, (body = openNote(note, source.verifiers).body));
+      const c = parseCheckpointBody(body);
+      if (c.origin !== source.origin) throw new Error(`its origin is "${c.origin}", not "${source.origin}"`);
+      out.push({ kind, position, size: c.size, root: c.root });
+    } catch (err) {
+      problems.push({
+        code: 'log.checkpoint_invalid',
+        message: `${name} is not a valid checkpoint signed by the log's key: ${err instanceof Error ? err.message : String(err)}`,
+      });
+    }
+  });
+  return out;
+}
+
+function checkRootsAt(
+  size: number,
+  root: Buffer,
+  bySize: Map<number, Target[]>,
+  problems: LogProblem[],
+  stored: readonly Target[],
+  external: readonly Target[],
+): void {
+  for (const t of bySize.get(size) ?? []) {
+    t.matched = t.root.length === root.length && timingSafeEqual(t.root, root);
+    if (t.matched) continue;
+    // The bad leaf lies after the largest smaller checkpoint that matched.
+    const from = [...stored, ...external]
+      .filter((o) => o.matched === true && o.size < size)
+      .reduce((m, o) => Math.max(m, o.size), 0);
+    problems.push({
+      code: 'log.root_mismatch',
+      range: { from, to: size },
+      message: `the ${t.kind} checkpoint of size ${size} has root ${t.root.toString('base64')}, but the entries give ${root.toString('base64')}: a leaf in [${from}, ${size}) differs from what was signed`,
+    });
+  }
+}
+
+/** Consecutive external checkpoints must describe one growing tree. */
+async function checkExternalConsistency(
+  external: readonly Target[],
+  readTile: LogVerifySource['readTile'],
+  problems: LogProblem[],
+): Promise<void> {
+  const read = tileNodesReader(readTile);
+  for (let k = 1; k < external.length; k++) {
+    const a = external[k - 1]!;
+    const b = external[k]!;
+    const where = `external checkpoints #${a.position + 1} (size ${a.size}) and #${b.position + 1} (size ${b.size})`;
+    if (b.size < a.size) {
+      problems.push({
+        code: 'log.checkpoints_inconsistent',
+        range: { from: b.size, to: a.size },
+        message: `${where}: the later one is smaller, so the log shrank`,
+      });
+      continue;
+    }
+    // Both equal to the recomputed tree's roots: prefixes of one tree, consistent by construction.
+    if (a.matched === true && b.matched === true) continue;
+    let consistent = false;
+    try {
+      if (a.size === b.size) consistent = a.root.equals(b.root);
+      else if (a.size === 0) consistent = a.root.equals(EMPTY_ROOT);
+      else
+        consistent = verifyConsistency(
+          a.size,
+          b.size,
+          await consistencyProof(a.size, b.size, read),
+          a.root,
+          b.root,
+        );
+    } catch {
+      consistent = false;
+    }
+    if (!consistent)
+      problems.push({
+        code: 'log.checkpoints_inconsistent',
+        // When the older one matched the entries, the history they disagree on lies after it.
+        range: { from: a.matched === true ? a.size : 0, to: b.size },
+        message: `${where} cannot be shown consistent from the stored tiles: the history they sign was rewritten (or the tiles were)`,
+      });
+  }
+}
+
+async function checkNodes(
+  nodes: ReadonlyArray<{ level: number; index: number; hash: Buffer }>,
+  tiles: TileCursor,
+  problems: LogProblem[],
+): Promise<void> {
+  for (const n of nodes) {
+    const tileLevel = n.level / TILE_HEIGHT;
+    const tile = await tiles.get(tileLevel, Math.floor(n.index / TILE_WIDTH));
+    const at = (n.index % TILE_WIDTH) * HASH_SIZE;
+    const from = n.index * 2 ** n.level;
+    const range = { from, to: from + 2 ** n.level };
+    if (tile === undefined || tile.length < at + HASH_SIZE)
+      problems.push({
+        code: 'log.tile_missing',
+        range,
+        message: `no stored tile hash for the node over leaves [${range.from}, ${range.to}) (level-${tileLevel} tile ${Math.floor(n.index / TILE_WIDTH)})`,
+      });
+    else if (!equalAt(tile, at, n.hash))
+      problems.push({
+        code: 'log.tile_mismatch',
+        range,
+        message: `the stored level-${tileLevel} tile hash over leaves [${range.from}, ${range.to}) is not the one the entries give`,
+      });
+  }
+}
+
+function equalAt(buf: Buffer, at: number, h: Buffer): boolean {
+  return buf.compare(h, 0, HASH_SIZE, at, at + HASH_SIZE) === 0;
+}
+
+/** The current tile of each level, read once as the leaves move through it. */
+class TileCursor {
+  readonly #read: LogVerifySource['readTile'];
+  readonly #current = new Map<number, { index: number; hashes: Buffer | undefined }>();
+
+  constructor(read: LogVerifySource['readTile']) {
+    this.#read = read;
+  }
+
+  /** The tile's hashes; sync fast path when it is the tile already held (the common case). */
+  get(level: number, index: number): Buffer | undefined | Promise<Buffer | undefined> {
+    const held = this.#current.get(level);
+    if (held?.index === index) return held.hashes;
+    return this.#read(level, index).then((hashes) => {
+      this.#current.set(level, { index, hashes });
+      return hashes;
+    });
+  }
+}
+
+/** Leaves per page when the verifier reads the database. */
+export const VERIFY_PAGE_SIZE = 10_000;
+
+/**
+ * The verifier's source over the database: entries read by leaf index in pages (so a gap is seen as
+ * one), tiles as the verifier reaches them, every stored checkpoint; the external checkpoints are
+ * the caller's (read from the file kept outside).
+ */
+export async function storedLogSource(
+  ctx: Context,
+  reader: LogVerifyRepository,
+  options: {
+    origin: string;
+    verifiers: readonly NoteVerifier[];
+    externalCheckpoints: readonly string[];
+    pageSize?: number;
+  },
+): Promise<LogVerifySource> {
+  const pageSize = options.pageSize ?? VERIFY_PAGE_SIZE;
+  const [size, checkpoints] = await Promise.all([reader.stateSize(ctx), reader.checkpointNotes(ctx)]);
+  return {
+    origin: options.origin,
+    verifiers: options.verifiers,
+    rows: (async function* () {
+      // Up to the saved size, and on while pages come back full: rows past the state are read too.
+      for (let from = 0; ; from += pageSize) {
+        const page = await reader.leafEntries(ctx, from, from + pageSize);
+        if (page.length > 0) yield page;
+        if (from + pageSize >= size && page.length === 0) break;
+      }
+    })(),
+    readTile: (level, index) => reader.getTile(ctx, level, index),
+    storedCheckpoints: checkpoints,
+    externalCheckpoints: options.externalCheckpoints,
+  };
+}
+
+/**
+ * The tree as the verifier rebuilds it: RFC 6962 hashing of its own (not the integrator's
+ * TreeFrontier, so a fault there cannot hide itself), with one-shot hashes over reused buffers,
+ * the cost of a verification being almost all hashing.
+ */
+class RecomputedTree {
+  /** The maximal complete subtrees, largest first. */
+  readonly #stack: Buffer[] = [];
+  #size = 0;
+  #leaf = Buffer.alloc(1024);
+  readonly #node = Buffer.alloc(1 + 2 * HASH_SIZE);
+
+  constructor() {
+    this.#node[0] = 1;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** SHA-256(0x00 ‖ entry). */
+  leafHash(entry: Uint8Array): Buffer {
+    if (entry.length + 1 > this.#leaf.length) this.#leaf = Buffer.alloc(2 * (entry.length + 1));
+    this.#leaf[0] = 0;
+    this.#leaf.set(entry, 1);
+    return hash('sha256', this.#leaf.subarray(0, entry.length + 1), 'buffer');
+  }
+
+  /** SHA-256(0x01 ‖ left ‖ right). */
+  nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
+    this.#node.set(left, 1);
+    this.#node.set(right, 1 + HASH_SIZE);
+    return hash('sha256', this.#node, 'buffer');
+  }
+
+  /** Appends a leaf hash; `onNode` hears every complete node (level ≥ 1) it completes. */
+  append(leaf: Buffer, onNode: (level: number, index: number, hash: Buffer) => void): void {
+    let h = leaf;
+    let level = 0;
+    for (let n = this.#size; n % 2 === 1; n = (n - 1) / 2) {
+      h = this.nodeHash(this.#stack.pop()!, h);
+      level += 1;
+      onNode(level, (n - 1) / 2, h);
+    }
+    this.#stack.push(h);
+    this.#size += 1;
+  }
+
+  /** The root of the leaves so far (the empty root before any). */
+  root(): Buffer {
+    let r = this.#stack[this.#stack.length - 1];
+    if (r === undefined) return EMPTY_ROOT;
+    for (let i = this.#stack.length - 2; i >= 0; i--) r = this.nodeHash(this.#stack[i]!, r);
+    return r;
+  }
+}
