@@ -10,6 +10,7 @@
  * database proves the database did not rewrite them together with its own tiles and checkpoints.
  */
 import { hash, timingSafeEqual } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import type { Context } from '../platform/context.js';
 import type { LogVerifyRepository } from './log.verify.repository.js';
 import { consistencyProof, EMPTY_ROOT, HASH_SIZE, verifyConsistency } from './merkle.js';
@@ -36,7 +37,12 @@ export interface LogVerifySource {
   storedCheckpoints: readonly string[];
   /** The checkpoints kept outside the database (signed notes), oldest first. */
   externalCheckpoints: readonly string[];
+  /** About how many entries `rows` holds (the tree's saved size): a large log hashes on two threads. */
+  expectedEntries?: number;
 }
+
+/** From this many entries on, leaves are hashed on a worker thread while the next page is read. */
+export const PARALLEL_FROM = 65_536;
 
 /** What went wrong, where; `index` is the leaf it names, `range` the leaves a root mismatch covers. */
 export interface LogProblem {
@@ -109,8 +115,10 @@ export async function verifyLog(source: LogVerifySource): Promise<VerifyLogResul
     if (level > 0 && level % TILE_HEIGHT === 0) pendingNodes.push({ level, index, hash });
   };
 
-  for await (const page of source.rows) {
-    for (const row of page) {
+  const parallel = (source.expectedEntries ?? 0) >= PARALLEL_FROM;
+  for await (const { page, hashes } of hashedPages(source.rows, parallel)) {
+    for (let k = 0; k < page.length; k++) {
+      const row = page[k]!;
       entries += 1;
       if (broken) continue;
       const i = row.leafIndex;
@@ -130,7 +138,7 @@ export async function verifyLog(source: LogVerifySource): Promise<VerifyLogResul
           });
         continue;
       }
-      const h = tree.leafHash(row.entry);
+      const h = hashes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE);
       let tile = tiles.get(0, Math.floor(i / TILE_WIDTH));
       // Awaited only when a new tile is read: one await per leaf would cost a microtask each.
       if (tile instanceof Promise) tile = await tile;
@@ -390,6 +398,7 @@ export async function storedLogSource(
       }
     })(),
     readTile: (level, index) => reader.getTile(ctx, level, index),
+    expectedEntries: size,
     storedCheckpoints: checkpoints,
     externalCheckpoints: options.externalCheckpoints,
   };
@@ -449,5 +458,112 @@ class RecomputedTree {
     if (r === undefined) return EMPTY_ROOT;
     for (let i = this.#stack.length - 2; i >= 0; i--) r = this.nodeHash(this.#stack[i]!, r);
     return r;
+  }
+}
+
+/** The leaf hashes of a page, 32 bytes each, in the page's order. */
+function hashLeaves(tree: RecomputedTree, page: readonly LogLeafRow[]): Buffer {
+  const out = Buffer.allocUnsafe(page.length * HASH_SIZE);
+  for (let k = 0; k < page.length; k++) tree.leafHash(page[k]!.entry).copy(out, k * HASH_SIZE);
+  return out;
+}
+
+/**
+ * The pages with their leaf hashes. In parallel, a worker thread hashes one page's leaves while this
+ * thread reads the next page and builds the tree over the one before: reading the database and
+ * hashing the leaves are each about as long as the other, so a large log verifies in about the
+ * time of the longer of the two rather than their sum.
+ */
+async function* hashedPages(
+  rows: LogVerifySource['rows'],
+  parallel: boolean,
+): AsyncGenerator<{ page: readonly LogLeafRow[]; hashes: Buffer }> {
+  // `for await` takes a sync iterable too; the union only needs telling what its pages are.
+  const pages = rows as AsyncIterable<readonly LogLeafRow[]>;
+  if (!parallel) {
+    const tree = new RecomputedTree();
+    for await (const page of pages) yield { page, hashes: hashLeaves(tree, page) };
+    return;
+  }
+  const hasher = new LeafHasher();
+  try {
+    let inFlight: Promise<{ page: readonly LogLeafRow[]; hashes: Buffer }> | undefined;
+    for await (const page of pages) {
+      const next = hasher.hash(page).then((hashes) => ({ page, hashes }));
+      // A rejection is taken when this page's turn comes, never left unhandled meanwhile.
+      next.catch(() => undefined);
+      if (inFlight !== undefined) yield await inFlight;
+      inFlight = next;
+    }
+    if (inFlight !== undefined) yield await inFlight;
+  } finally {
+    await hasher.close();
+  }
+}
+
+/** The worker's code: SHA-256(0x00 ‖ entry) of each entry of a packed page (CommonJS, node:crypto only). */
+const LEAF_HASHER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { hash } = require('node:crypto');
+let scratch = Buffer.alloc(1024);
+parentPort.on('message', (m) => {
+  const data = Buffer.from(m.data);
+  const offsets = new Uint32Array(m.offsets);
+  const n = offsets.length - 1;
+  const out = new ArrayBuffer(32 * n);
+  const o = Buffer.from(out);
+  for (let i = 0; i < n; i++) {
+    const len = offsets[i + 1] - offsets[i];
+    if (len + 1 > scratch.length) scratch = Buffer.alloc(2 * (len + 1));
+    scratch[0] = 0;
+    data.copy(scratch, 1, offsets[i], offsets[i + 1]);
+    hash('sha256', scratch.subarray(0, len + 1), 'buffer').copy(o, 32 * i);
+  }
+  parentPort.postMessage({ id: m.id, hashes: out }, [out]);
+});
+`;
+
+/** Leaf hashing on a worker thread: a page goes over packed in one buffer, its hashes come back in one. */
+class LeafHasher {
+  readonly #worker = new Worker(LEAF_HASHER_SOURCE, { eval: true });
+  readonly #waiting = new Map<number, { resolve: (b: Buffer) => void; reject: (e: unknown) => void }>();
+  #next = 0;
+  #failed: Error | undefined;
+
+  constructor() {
+    this.#worker.on('message', (m: { id: number; hashes: ArrayBuffer }) => {
+      const w = this.#waiting.get(m.id);
+      this.#waiting.delete(m.id);
+      w?.resolve(Buffer.from(m.hashes));
+    });
+    this.#worker.on('error', (err) => {
+      this.#failed = err;
+      for (const w of this.#waiting.values()) w.reject(err);
+      this.#waiting.clear();
+    });
+  }
+
+  hash(page: readonly LogLeafRow[]): Promise<Buffer> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    let total = 0;
+    for (const r of page) total += r.entry.length;
+    const data = new ArrayBuffer(total);
+    const bytes = new Uint8Array(data);
+    const offsets = new Uint32Array(page.length + 1);
+    let at = 0;
+    for (let k = 0; k < page.length; k++) {
+      bytes.set(page[k]!.entry, at);
+      at += page[k]!.entry.length;
+      offsets[k + 1] = at;
+    }
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      this.#worker.postMessage({ id, data, offsets: offsets.buffer }, [data, offsets.buffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.terminate();
   }
 }

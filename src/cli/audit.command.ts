@@ -203,6 +203,10 @@ function formatVerify(result: VerifyLogResult, file: string, cutShort: boolean):
   const out = [
     `log: ${result.entries} entries, ${result.storedCheckpoints} stored checkpoints, ${result.externalCheckpoints} external checkpoints (${file})`,
   ];
+  if (result.externalCheckpoints === 0)
+    out.push(
+      `note: ${file} holds no checkpoint (missing or empty), so nothing can be verified against one kept outside the database; point --checkpoints at the file or copy the server's`,
+    );
   if (cutShort)
     out.push(`note: the last line of ${file} is cut short (a write interrupted by a crash); it is ignored`);
   if (result.ok) {

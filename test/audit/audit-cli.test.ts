@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createApp, type App } from '../../src/app.js';
 import { formatCheckpointBody, NoteSigner } from '../../src/audit/note.js';
-import { EXIT_TAMPERED } from '../../src/cli/audit.command.js';
+import { EXIT_NOT_YET_VERIFIABLE, EXIT_TAMPERED } from '../../src/cli/audit.command.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createContext } from '../../src/platform/context.js';
 import { runPledge } from '../helpers/cli.js';
@@ -196,5 +196,14 @@ describe('pledge audit', () => {
     assert.match(r.stdout, /^log: 2000 entries, 2 stored checkpoints, 2 external checkpoints/);
     assert.match(r.stdout, /verified: leaves 0 to 1999 match the signed external checkpoint of size 2000/);
     assert.doesNotMatch(r.stdout, /not yet verifiable/);
+
+    // Without the file kept outside, nothing is verified, and the command says why.
+    const none = await runPledge(
+      ['audit', 'verify', '--data-dir', dataDir, '--checkpoints', path.join(dir, 'missing.jsonl')],
+      { env: env() },
+    );
+    assert.equal(none.code, EXIT_NOT_YET_VERIFIABLE, none.stderr + none.stdout);
+    assert.match(none.stdout, /missing\.jsonl holds no checkpoint/);
+    assert.match(none.stdout, /not yet verifiable: 2000 entries \(from index 0\)/);
   });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { verifyLog, type LogLeafRow } from '../../src/audit/log.verify.js';
+import { PARALLEL_FROM, verifyLog, type LogLeafRow } from '../../src/audit/log.verify.js';
 import { NoteSigner } from '../../src/audit/note.js';
 import { buildMemoryLog } from '../helpers/log-memory.js';
 
@@ -112,5 +112,23 @@ describe('verifyLog', () => {
     assert.equal(result.ok, false);
     assert.equal(result.problems[0]?.code, 'log.tile_mismatch');
     assert.equal(result.firstBadIndex, 3 * 256);
+  });
+
+  it('verifies a large log on two threads alike, and names an edited entry there too', async () => {
+    const big = buildMemoryLog(PARALLEL_FROM + 3000);
+    const source = big.source({ external: [PARALLEL_FROM], pageSize: 5000 });
+    source.expectedEntries = PARALLEL_FROM + 3000;
+    const sound = await verifyLog(source);
+    assert.deepEqual(sound.problems, []);
+    assert.equal(sound.verifiedSize, PARALLEL_FROM);
+    assert.equal(sound.notYetVerifiable, 3000);
+
+    const rows = big.entries.map((entry, leafIndex) => ({ leafIndex, entry }));
+    rows[40_001] = { leafIndex: 40_001, entry: Buffer.from('{"edited":true}') };
+    const edited = big.source({ external: [PARALLEL_FROM], pageSize: 5000, rows });
+    edited.expectedEntries = PARALLEL_FROM + 3000;
+    const result = await verifyLog(edited);
+    assert.equal(result.firstBadIndex, 40_001);
+    assert.equal(result.problems[0]?.code, 'log.leaf_mismatch');
   });
 });
