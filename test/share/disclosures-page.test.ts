@@ -4,7 +4,7 @@
  * prohibited sees the first two (recipient, kind, purpose, categories in words, when) and nothing of
  * the third until the prohibition ends (a fake clock; then the authority lifts it, over HTTP). Each
  * proof downloads, belongs to the person's own entry, and verifies with the log's public key (the
- * proof checker `pledge audit verify-proof` runs, the merkle and note functions, and the
+ * `pledge audit verify-proof` command and its checker, the merkle and note functions, and the
  * independent examples/log-audit/audit.mjs); another person's leaf is refused, a bad or signed-out
  * link gets the link form, and GETs change nothing.
  */
@@ -24,6 +24,7 @@ import { asLinkHolder, createContext, type Context } from '../../src/platform/co
 import { DisclosuresView } from '../../src/share/disclosures.view.js';
 import { DIALECTS, tablesOf } from '../helpers/databases.js';
 import { exampleWithTestSystem, TEST_SYSTEM } from '../helpers/manifests.js';
+import { runPledge } from '../helpers/cli.js';
 import { forgeSignature } from '../helpers/tokens.js';
 import { openLegalApp, requestBody, type LegalTestApp } from './legal-app.js';
 
@@ -232,6 +233,24 @@ for (const dialect of DIALECTS) {
             t.app.log.verifierKey,
           ]);
           assert.ok(run.stdout.length > 0);
+
+          // `pledge audit verify-proof`, as the page tells the person to run it (once is enough).
+          if (leaf === leaves[0]) {
+            const checkpointFile = path.join(dir, `checkpoint-${leaf}.txt`);
+            await writeFile(checkpointFile, proof.checkpoint);
+            const cliRun = await runPledge([
+              'audit',
+              'verify-proof',
+              '--proof',
+              file,
+              '--checkpoint',
+              checkpointFile,
+              '--key',
+              t.app.log.verifierKey,
+            ]);
+            assert.equal(cliRun.code, 0, cliRun.stderr);
+            assert.match(cliRun.stdout, new RegExp(`^OK: entry ${leaf} is in the log of size ${proof.size}`));
+          }
         }
       } finally {
         await rm(dir, { recursive: true, force: true });
