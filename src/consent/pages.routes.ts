@@ -55,6 +55,7 @@ import {
   preferencesLinkMail,
   preferencesPage,
   preferencesSavedPage,
+  proofUnavailablePage,
   signedOutPage,
   siteOf,
   unsubscribeConfirmPage,
@@ -248,7 +249,8 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
         if (leaf === undefined || !/^\d{1,15}$/.test(leaf))
           return sendPage(reply, 400, pageErrorPage(site, 400));
         const proof = await disclosures.proofOf(ctx, token.subjectId, Number(leaf));
-        if (proof === undefined) return sendPage(reply, 404, pageErrorPage(site, 404));
+        if (proof === undefined)
+          return sendPage(reply, 404, proofUnavailablePage(site, `/preferences/disclosures?t=${raw}`));
         return reply
           .header('content-type', 'application/json; charset=utf-8')
           .header('content-disposition', `attachment; filename="pledge-proof-${proof.index}.json"`)

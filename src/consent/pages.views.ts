@@ -316,6 +316,15 @@ export function unsubscribeDonePage(
   return renderPage(site, 'You are unsubscribed', main);
 }
 
+/** A proof asked for that is not one of the person's records on their page (or not signed yet). */
+// prettier-ignore
+export function proofUnavailablePage(site: PageSite, disclosuresHref: string): string {
+  const main = html`    <div class="notice" role="alert"><p>There is no proof to download here: this is not one of the records on your page, or it is still being recorded.</p></div>
+    <p><a href="${disclosuresHref}">Back to who got your data</a></p>
+`;
+  return renderPage(site, 'No proof here', main);
+}
+
 /** Why a person is shown the form that e-mails them a link. */
 export type LinkFormReason = 'start' | 'missing_link' | 'bad_link' | 'signed_out' | 'bad_email';
 

@@ -271,6 +271,7 @@ for (const dialect of DIALECTS) {
         assert.equal(res.statusCode, 404, `leaf ${leaf}`);
         assert.match(res.headers['content-type'] as string, /^text\/html/);
         assert.ok(!res.body.includes('"proof"'));
+        assert.match(text(res.body), /There is no proof to download here/);
       }
       for (const leaf of ['-1', 'x', '1e3', '']) {
         const res = await get(`/preferences/disclosures/proof?t=${token}&leaf=${leaf}`);
