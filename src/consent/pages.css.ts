@@ -162,4 +162,8 @@ export const PAGES_CSS = `/* Pledge pages for people: forms on top of policy.css
 .disclosures .state {
   font-weight: 400;
 }
+
+.how-to-check code {
+  overflow-wrap: anywhere;
+}
 `;

@@ -209,7 +209,7 @@ const DATE_WORDS = new Intl.DateTimeFormat('en-GB', {
 export function disclosuresPage(site: PageSite, model: DisclosuresModel, options: { token: string }): string {
   const rows = model.items.map((item) => {
     const proof = item.proof === 'ready' && item.leaf !== undefined
-      ? html`<a href="/preferences/disclosures/proof?t=${options.token}&amp;leaf=${item.leaf}" download="pledge-proof-${item.leaf}.json">Download the proof</a> (entry ${item.leaf})`
+      ? html`<a href="/preferences/disclosures/proof?t=${options.token}&amp;leaf=${item.leaf}" download="pledge-proof-${item.leaf}.json">Download the proof of entry ${item.leaf}</a>`
       : html`Being recorded, check again in a minute.`;
     return html`
           <tr>
@@ -244,7 +244,7 @@ export function disclosuresPage(site: PageSite, model: DisclosuresModel, options
       <h2 id="who-heading">Who got your data</h2>
       <p>Each time we gave your information to someone outside, or handed it to a provider that works for us, we recorded it in our public transparency log. These are those records.</p>
 ${list}    </section>
-    <section aria-labelledby="check-heading">
+    <section class="how-to-check" aria-labelledby="check-heading">
       <h2 id="check-heading">How to check this</h2>
       <p>Each proof shows that its record is in our transparency log as we signed it, so we cannot change or remove it later without it showing. To check one yourself:</p>
       <ol>
