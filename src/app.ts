@@ -73,6 +73,7 @@ import { BeaconsRepository } from './tracking/beacons.repository.js';
 import { registerBeaconRoutes } from './tracking/beacons.routes.js';
 import { BeaconSeal } from './tracking/beacons.seal.js';
 import { BeaconService } from './tracking/beacons.service.js';
+import { DisclosuresView } from './share/disclosures.view.js';
 import { ShareRepository } from './share/share.repository.js';
 import { registerShareRoutes } from './share/share.routes.js';
 import { ShareService } from './share/share.service.js';
@@ -469,6 +470,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       config,
       mail: transport,
       share,
+      // "Who got my data": the share capability's presenter over the log, for the privacy center.
+      disclosures: new DisclosuresView({
+        audit,
+        log: auditCapability.log,
+        legal: legal.service,
+        manifest: manifestInForce,
+      }),
     });
     await registerOneClickRoutes(http, { mailEvents, manifest: active.manifest });
     await registerMailEventsRoutes(http, { mailEvents, suppression, auth, systems });

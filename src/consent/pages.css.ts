@@ -118,4 +118,52 @@ export const PAGES_CSS = `/* Pledge pages for people: forms on top of policy.css
 .notice ul:last-child {
   margin-bottom: 0;
 }
+.center-nav ul {
+  display: flex;
+  flex-wrap: wrap;
+  gap: 0.5rem 1.5rem;
+  list-style: none;
+  padding: 0;
+  margin: 0 0 1.5rem;
+}
+
+.center-nav a[aria-current='page'] {
+  font-weight: 700;
+  text-decoration: none;
+}
+
+.table-wrap {
+  overflow-x: auto;
+}
+
+.disclosures {
+  width: 100%;
+  border-collapse: collapse;
+}
+
+.disclosures caption {
+  text-align: left;
+  font-weight: 600;
+  margin-bottom: 0.5rem;
+}
+
+.disclosures th,
+.disclosures td {
+  padding: 0.5rem 0.75rem 0.5rem 0;
+  border-bottom: 1px solid var(--rule);
+  text-align: left;
+  vertical-align: top;
+}
+
+.disclosures tbody th {
+  font-weight: 600;
+}
+
+.disclosures .state {
+  font-weight: 400;
+}
+
+.how-to-check code {
+  overflow-wrap: anywhere;
+}
 `;

@@ -22,6 +22,7 @@ import { asLinkHolder, createContext, type Context } from '../platform/context.j
 import { PledgeError } from '../platform/errors.js';
 import type { AuditEntry } from '../audit/audit.service.js';
 import type { MailShare } from '../comms/message.pipeline.js';
+import type { DisclosuresReader } from '../share/disclosures.view.js';
 import { MAIL_CATEGORY, mailRecipientOf } from '../share/share.gate.js';
 import { sendPage } from '../platform/http/pages.js';
 import { WindowCounter } from '../platform/http/rate-limit.js';
@@ -46,6 +47,7 @@ import {
   type Preferences,
 } from './pages.preferences.js';
 import {
+  disclosuresPage,
   formExpiredPage,
   linkFormPage,
   linkSentPage,
@@ -53,6 +55,7 @@ import {
   preferencesLinkMail,
   preferencesPage,
   preferencesSavedPage,
+  proofUnavailablePage,
   signedOutPage,
   siteOf,
   unsubscribeConfirmPage,
@@ -74,6 +77,11 @@ export interface ConsentPagesDeps {
    * disclosure of their address, checked before and recorded after (absent: not checked).
    */
   share?: MailShare & { recordPassThrough(ctx: Context, entries: readonly AuditEntry[]): Promise<void> };
+  /**
+   * The disclosures of a person's data, for the privacy center's "who got my data" page (the share
+   * capability's presenter; absent: no such page).
+   */
+  disclosures?: DisclosuresReader;
 }
 
 /** Form bodies of these pages are small; anything larger is not one of ours. */
@@ -207,9 +215,49 @@ export async function registerConsentPages(http: FastifyInstance, deps: ConsentP
           token: raw,
           csrf: reply.generateCsrf(),
           gpcSignal: gpcHeader(request),
+          disclosures: deps.disclosures !== undefined,
         }),
       );
     });
+
+    // ---- who got my data ---------------------------------------------------------------------
+
+    const { disclosures } = deps;
+    if (disclosures !== undefined) {
+      pages.get('/preferences/disclosures', { schema: { hide: true } }, async (request, reply) => {
+        const ctx = contextOf(request);
+        const raw = queryValue(request, 't');
+        if (raw === undefined) return linkForm(reply, 200, 'start');
+        const token = await preferencesTokenOf(ctx, raw);
+        if (typeof token === 'string') return linkForm(reply, 403, token);
+        if ((await consent.choicesOfSubject(ctx, token.subjectId)) === undefined)
+          return linkForm(reply, 403, 'bad_link');
+        const model = await disclosures.disclosuresOf(ctx, token.subjectId);
+        return sendPage(reply, 200, disclosuresPage(site, model, { token: raw }));
+      });
+
+      // The proof of one of the person's own entries: any other leaf, whoever's it is, is a 404.
+      pages.get('/preferences/disclosures/proof', { schema: { hide: true } }, async (request, reply) => {
+        const ctx = contextOf(request);
+        const raw = queryValue(request, 't');
+        if (raw === undefined) return linkForm(reply, 400, 'missing_link');
+        const token = await preferencesTokenOf(ctx, raw);
+        if (typeof token === 'string') return linkForm(reply, 403, token);
+        if ((await consent.choicesOfSubject(ctx, token.subjectId)) === undefined)
+          return linkForm(reply, 403, 'bad_link');
+        const leaf = queryValue(request, 'leaf');
+        if (leaf === undefined || !/^\d{1,15}$/.test(leaf))
+          return sendPage(reply, 400, pageErrorPage(site, 400));
+        const proof = await disclosures.proofOf(ctx, token.subjectId, Number(leaf));
+        if (proof === undefined)
+          return sendPage(reply, 404, proofUnavailablePage(site, `/preferences/disclosures?t=${raw}`));
+        return reply
+          .header('content-type', 'application/json; charset=utf-8')
+          .header('content-disposition', `attachment; filename="pledge-proof-${proof.index}.json"`)
+          .header('cache-control', 'no-store')
+          .send(JSON.stringify(proof, null, 2));
+      });
+    }
 
     pages.post('/preferences', { schema: { hide: true }, preHandler: checkCsrf }, async (request, reply) => {
       const anonymous = contextOf(request);

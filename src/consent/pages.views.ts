@@ -6,6 +6,7 @@
  */
 import type { Manifest } from '../manifest/manifest.schema.js';
 import { html, safeHref, type SafeHtml } from '../platform/html.js';
+import type { DisclosureItem, DisclosuresModel } from '../share/disclosures.view.js';
 import type { PreferenceChange, PreferenceItem, Preferences } from './pages.preferences.js';
 
 /** The organization a page speaks for. */
@@ -96,7 +97,7 @@ const FIXED_WHY: Record<NonNullable<PreferenceItem['fixed']>, string> = {
 export function preferencesPage(
   site: PageSite,
   prefs: Preferences,
-  options: { token: string; csrf: CsrfToken; gpcSignal: boolean },
+  options: { token: string; csrf: CsrfToken; gpcSignal: boolean; disclosures?: boolean },
 ): string {
   const optional = prefs.items.filter((i) => i.optional);
   const fixed = prefs.items.filter((i) => !i.optional);
@@ -150,7 +151,11 @@ ${gpc}    <form method="post" action="/preferences">
       <ul class="choice-list fixed">${fixedList}
       </ul>
     </section>
-    <section aria-labelledby="sign-out-heading">
+${options.disclosures ? html`    <section aria-labelledby="center-heading">
+      <h2 id="center-heading">Who got your data</h2>
+      <p>See which organizations received which of your information from us, and when, each with a proof you can check: <a href="/preferences/disclosures?t=${options.token}">who got your data</a>.</p>
+    </section>
+` : ''}    <section aria-labelledby="sign-out-heading">
       <h2 id="sign-out-heading">Links to this page</h2>
       <p>Anyone with a link to this page can change your choices. If you forwarded one of our e-mails, or fear someone else has a link, sign out every link: they all stop working, this one too, and you can ask for a new one. Unsubscribe links keep working.</p>
       <form method="post" action="/preferences/sign-out">
@@ -160,7 +165,96 @@ ${gpc}    <form method="post" action="/preferences">
       </form>
     </section>
 `;
-  return renderPage(site, 'Your privacy choices', main);
+  return renderPage(site, PRIVACY_CENTER, main);
+}
+
+/** The heading of the privacy center's pages (choices, and who got the person's data). */
+const PRIVACY_CENTER = 'Your privacy center';
+
+/**
+ * The privacy center's two pages, linked to each other, the one shown marked current (at the top
+ * of the disclosures page; the choices page links here from a section after its form).
+ */
+// prettier-ignore
+function centerNav(token: string, current: 'choices' | 'disclosures'): SafeHtml {
+  const link = (page: 'choices' | 'disclosures', href: string, label: string) =>
+    page === current
+      ? html`<li><a href="${href}" aria-current="page">${label}</a></li>`
+      : html`<li><a href="${href}">${label}</a></li>`;
+  return html`    <nav class="center-nav" aria-label="Privacy center">
+      <ul>
+        ${link('choices', `/preferences?t=${token}`, 'Your privacy choices')}
+        ${link('disclosures', `/preferences/disclosures?t=${token}`, 'Who got your data')}
+      </ul>
+    </nav>
+`;
+}
+
+const RECIPIENT_KIND_WORDS: Record<DisclosureItem['recipientKind'], string> = {
+  processor: 'A service provider working for us',
+  affiliate: 'A company of our group',
+  authority: 'A court or public authority, as the law required',
+  third_party: 'Another organization',
+  unknown: 'A recipient',
+};
+
+const DATE_WORDS = new Intl.DateTimeFormat('en-GB', {
+  dateStyle: 'long',
+  timeStyle: 'short',
+  timeZone: 'UTC',
+});
+
+/** "Who got my data": each disclosure of the person's data, newest first, with its proof. */
+// prettier-ignore
+export function disclosuresPage(site: PageSite, model: DisclosuresModel, options: { token: string }): string {
+  const rows = model.items.map((item) => {
+    const proof = item.proof === 'ready' && item.leaf !== undefined
+      ? html`<a href="/preferences/disclosures/proof?t=${options.token}&amp;leaf=${item.leaf}" download="pledge-proof-${item.leaf}.json">Download the proof of entry ${item.leaf}</a>`
+      : html`Being recorded, check again in a minute.`;
+    return html`
+          <tr>
+            <td><time datetime="${item.at.toISOString()}">${DATE_WORDS.format(item.at)} UTC</time></td>
+            <th scope="row">${item.recipientName}<br><span class="state">${RECIPIENT_KIND_WORDS[item.recipientKind]}</span></th>
+            <td>${item.purposeName}</td>
+            <td>${item.categories.length > 0 ? item.categories.join(', ') : 'None of your information'}</td>
+            <td>${proof}</td>
+          </tr>`;
+  });
+  const list = model.items.length === 0
+    ? html`    <p>No one has received your information from us.</p>
+`
+    : html`    <div class="table-wrap">
+      <table class="disclosures">
+        <caption>What left, newest first</caption>
+        <thead>
+          <tr>
+            <th scope="col">When</th>
+            <th scope="col">Who received it</th>
+            <th scope="col">What for</th>
+            <th scope="col">Which of your information</th>
+            <th scope="col">Proof</th>
+          </tr>
+        </thead>
+        <tbody>${rows}
+        </tbody>
+      </table>
+    </div>
+`;
+  const main = html`${centerNav(options.token, 'disclosures')}    <section aria-labelledby="who-heading">
+      <h2 id="who-heading">Who got your data</h2>
+      <p>Each time we gave your information to someone outside, or handed it to a provider that works for us, we recorded it in our public transparency log. These are those records.</p>
+${list}    </section>
+    <section class="how-to-check" aria-labelledby="check-heading">
+      <h2 id="check-heading">How to check this</h2>
+      <p>Each proof shows that its record is in our transparency log as we signed it, so we cannot change or remove it later without it showing. To check one yourself:</p>
+      <ol>
+        <li>Download the proof: it holds the record and a signed checkpoint of the log.</li>
+        <li>Check it with our public key: <code>${model.verifierKey}</code>, for example with <code>pledge audit verify-proof --proof proof.json --checkpoint checkpoint.txt --key KEY</code> (checkpoint.txt: the proof's <code>checkpoint</code>), or with <code>examples/log-audit/audit.mjs --proof proof.json --key KEY</code>.</li>
+        <li>Compare with our latest public checkpoint at <a href="/log/checkpoint">/log/checkpoint</a>: an auditor can prove that it continues the one in your proof.</li>
+      </ol>
+    </section>
+`;
+  return renderPage(site, PRIVACY_CENTER, main);
 }
 
 /** What the preference center saved. */
@@ -220,6 +314,15 @@ export function unsubscribeDonePage(
     <p>To change your other choices, open <a href="${options.preferencesHref}">your privacy choices</a> (the link works for 24 hours).</p>
 `;
   return renderPage(site, 'You are unsubscribed', main);
+}
+
+/** A proof asked for that is not one of the person's records on their page (or not signed yet). */
+// prettier-ignore
+export function proofUnavailablePage(site: PageSite, disclosuresHref: string): string {
+  const main = html`    <div class="notice" role="alert"><p>There is no proof to download here: this is not one of the records on your page, or it is still being recorded.</p></div>
+    <p><a href="${disclosuresHref}">Back to who got your data</a></p>
+`;
+  return renderPage(site, 'No proof here', main);
 }
 
 /** Why a person is shown the form that e-mails them a link. */

@@ -111,7 +111,7 @@ describe('pages for people in Chromium', () => {
       const res = await page.goto(`${base}/preferences?t=${link({ scope: 'preferences', subjectId })}`);
       assert.equal(res?.status(), 200);
       assert.equal(await page.getAttribute('html', 'lang'), 'en');
-      assert.equal(await page.locator('h1').textContent(), 'Your privacy choices');
+      assert.equal(await page.locator('h1').textContent(), 'Your privacy center');
       assert.equal(await page.isChecked('#purpose-marketing-email'), true);
 
       // Tab walks the page in reading order: skip link, site, each switch, the global opt-out, Save.
@@ -172,7 +172,7 @@ describe('pages for people in Chromium', () => {
         reason: 'withdrawn',
       });
       await page.getByRole('link', { name: 'your privacy choices' }).click();
-      assert.equal(await page.locator('h1').textContent(), 'Your privacy choices');
+      assert.equal(await page.locator('h1').textContent(), 'Your privacy center');
       assert.equal(await page.isChecked('#purpose-marketing-email'), false);
       assert.deepEqual(problems, []);
     } finally {

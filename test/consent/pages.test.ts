@@ -617,7 +617,7 @@ for (const dialect of DIALECTS) {
         // The link opens the person's preference center.
         const opened = await open(mailer, link);
         assert.equal(opened.res.statusCode, 200);
-        assert.ok(text(opened.res.body).includes('Your privacy choices'));
+        assert.ok(text(opened.res.body).includes('Your privacy center'));
         assert.deepEqual(await ledger(t.database), before, 'asking for a link changes no choice');
 
         // Closing the app waits for every lookup it started: still only the one message.
