@@ -564,6 +564,9 @@ export class ShareService {
         plan.purpose.key,
         {
           categories: plan.categories,
+          // An approved legal request reaches what is held whatever it was collected for (and
+          // never beyond its approved categories, which plan.categories already are).
+          requiredByLaw: refs.legalRequest !== undefined,
           // Runs once the reads are opened, before their commit: the disclosures' entries join it.
           alsoRecord: (reads) => {
             asked.forEach((i, k) => {

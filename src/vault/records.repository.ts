@@ -166,7 +166,8 @@ export class RecordsRepository {
   async listNewestForUse(
     ctx: Context,
     subjectIds: readonly string[],
-    purpose: string,
+    /** Only records collected for it; `undefined` (a disclosure the law requires): every record. */
+    purpose: string | undefined,
     perSubject: number,
   ): Promise<UsableRecord[]> {
     const [only] = subjectIds;
@@ -177,7 +178,7 @@ export class RecordsRepository {
         .selectFrom('records')
         .select(USABLE_COLUMNS)
         .where('subject_id', '=', only)
-        .where(collectedFor(purpose))
+        .$if(purpose !== undefined, (q) => q.where(collectedFor(purpose!)))
         .orderBy('id', 'desc')
         .limit(perSubject)
         .execute();
@@ -194,7 +195,7 @@ export class RecordsRepository {
             .as('newest'),
         )
         .where((eb) => ofSubjects(eb, chunk))
-        .where(collectedFor(purpose));
+        .$if(purpose !== undefined, (q) => q.where(collectedFor(purpose!)));
       return this.#q(ctx)
         .selectFrom(ranked.as('r'))
         .select(USABLE_COLUMNS)

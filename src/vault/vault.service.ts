@@ -16,7 +16,13 @@ import { coversCategory } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
 import { GroupCommit, type WriteOutcome } from '../platform/db/group-commit.js';
-import { NotFoundError, pageLimitOrThrow, PledgeError, ValidationError } from '../platform/errors.js';
+import {
+  ForbiddenError,
+  NotFoundError,
+  pageLimitOrThrow,
+  PledgeError,
+  ValidationError,
+} from '../platform/errors.js';
 import { CryptoPool } from './crypto-pool.js';
 import { withVerifiers } from './credentials.js';
 import type { DataKeys } from './data-keys.service.js';
@@ -299,13 +305,34 @@ export class Vault {
     purposeKey: string,
     options: ReadManyOptions = {},
   ): Promise<Array<ReadResult | undefined>> {
+    const anyCollection = this.#requiredByLaw(purposeKey, options);
     return this.#use(
       ctx,
       subjectIds,
       purposeKey,
-      (allowed) => this.#records.listNewestForUse(ctx, allowed, purposeKey, MAX_READ_RECORDS),
+      (allowed) =>
+        this.#records.listNewestForUse(
+          ctx,
+          allowed,
+          anyCollection ? undefined : purposeKey,
+          MAX_READ_RECORDS,
+        ),
       options,
     );
+  }
+
+  /** True when a read may take records of every collection purpose (see ReadManyOptions.requiredByLaw). */
+  #requiredByLaw(purposeKey: string, options: ReadManyOptions): boolean {
+    if (options.requiredByLaw !== true) return false;
+    const purpose = this.#purposeOrThrow(purposeKey);
+    if (purpose.legal_basis !== 'legal_obligation') {
+      throw new ForbiddenError(
+        'vault.legal_basis_required',
+        `purpose "${purposeKey}" has legal basis "${purpose.legal_basis}": only a purpose of legal basis legal_obligation reads records collected for other purposes (a disclosure the law requires)`,
+        { purpose: purposeKey, legalBasis: purpose.legal_basis },
+      );
+    }
+    return true;
   }
 
   /** The use gate over the records `load` gives for the subjects allowed (see {@link readMany}). */
@@ -317,6 +344,7 @@ export class Vault {
     options: ReadManyOptions = {},
   ): Promise<Array<ReadResult | undefined>> {
     const purpose = this.#purposeOrThrow(purposeKey);
+    const anyCollection = this.#requiredByLaw(purposeKey, options);
     // The purpose is the caller's claim; its system must serve it, and may narrow its categories
     // (and a caller such as the share gate narrows them further to what may leave).
     const categories = narrowCategories(
@@ -350,7 +378,7 @@ export class Vault {
         forPurpose = (JSON.parse(r.purposesJson) as string[]).includes(purposeKey);
         collectedFor.set(r.purposesJson, forPurpose);
       }
-      if (!forPurpose) continue;
+      if (!forPurpose && !anyCollection) continue;
       const keyId = `${r.subjectId}:${r.keyVersion}`;
       let k = keyIndex.get(keyId);
       if (k === undefined) {

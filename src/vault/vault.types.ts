@@ -123,6 +123,13 @@ export interface ReadManyOptions {
    * the transaction of the read it came from), made from the results in the order asked.
    */
   alsoRecord?: (results: ReadonlyArray<ReadResult | undefined>) => AuditEntry[];
+  /**
+   * A disclosure the law requires (the share gate answering an approved legal request): the records
+   * of every collection purpose are read, not only those collected for this purpose, since a court
+   * order reaches what is held whatever it was collected for. Only for a purpose whose legal basis
+   * is `legal_obligation`; any other purpose refuses the read (`vault.legal_basis_required`).
+   */
+  requiredByLaw?: boolean | undefined;
 }
 
 /** The manifest in force and the id of its recorded version. */

@@ -361,12 +361,13 @@ for (const dialect of DIALECTS) {
       const legal = shown.find((i) => i.recipientName === authority);
       assert.ok(legal, 'shown once the prohibition has ended');
       assert.equal(legal.recipientKind, 'authority');
-      // What the entry recorded: the example manifest collects nothing for legal-compliance, so the
-      // vault's use gate opens no field for it and the authority was answered with none.
+      // What the entry recorded (the address, collected to provide the service and answered as the
+      // law required), in words.
       const [entry] = (await t.app.audit.listBySubject(cli, ada.subjectId)).filter(
         (e) => e.details?.legalRequest === legalId,
       );
-      assert.deepEqual(legal.categories, entry?.details?.categories);
+      assert.deepEqual(entry?.details?.categories, ['user.contact.email']);
+      assert.deepEqual(legal.categories, ['e-mail address']);
       assert.equal(legal.proof, 'ready');
       assert.ok(legal.leaf !== undefined && (await view.proofOf(ended, ada.subjectId, legal.leaf)));
       assert.equal(await view.proofOf(at(until.getTime() - 1000), ada.subjectId, legal.leaf), undefined);

@@ -55,6 +55,13 @@ for (const dialect of DIALECTS) {
       assert.equal(gate.legalRequest, id);
       assert.equal(gate.subjects.length, 1);
       assert.equal(gate.subjects[0]?.subjectId, ada.subjectId);
+      // What the law requires leaves, though it was collected to provide the service, not for legal-compliance.
+      assert.deepEqual(gate.subjects[0]?.fields, { email: ada.address });
+      // Only a purpose of legal obligation reads past the collection purposes.
+      await assert.rejects(
+        t.app.vault.readMany(t.as(t.alice), [ada.subjectId], 'provide-service', { requiredByLaw: true }),
+        (err: Error & { code?: string }) => err.code === 'vault.legal_basis_required',
+      );
 
       // The person is told, at the address the vault holds.
       await t.sink.waitForAccepted(1);
