@@ -321,6 +321,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     // served, so a material change has paused the recipients it touches by then.
     const acknowledgements = createAcknowledgements({
       db,
+      notifications: database,
       queue: jobs,
       audit,
       active,
@@ -566,6 +567,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           await beacons.drain();
           transport.close();
           await consent.stop();
+          await acknowledgements.stop();
           if (ownsKeystore) await openKeystoreDb.close();
           if (ownsDatabase) await database.close();
         })()),
