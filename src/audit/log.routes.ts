@@ -8,7 +8,9 @@
  *   `log:read` key unless PLEDGE_LOG_PUBLIC_TILES=true (entries name no one, but an operator decides
  *   who may count them);
  * - `GET /api/v1/log/proofs/inclusion?index=I&size=N` and `.../consistency?from=M&to=N` (`log:read`):
- *   proofs as base64 hashes, with the leaf's entry and the latest checkpoint.
+ *   proofs as base64 hashes, with the leaf's entry and the stored checkpoint of exactly the size
+ *   asked (`checkpointMatches: true`) or, when none was signed at that size, the latest
+ *   (`checkpointMatches: false`, `checkpointSize` its size).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createContext } from '../platform/context.js';
@@ -50,8 +52,10 @@ const proofResponse = {
     entry: { type: 'string' },
     proof: { type: 'array', items: { type: 'string' } },
     checkpoint: { type: 'string' },
+    checkpointSize: { type: 'integer' },
+    checkpointMatches: { type: 'boolean' },
   },
-  required: ['proof'],
+  required: ['proof', 'checkpointMatches'],
 } as const;
 
 /** Registers the log's routes. */
@@ -121,7 +125,7 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
       schema: {
         tags: ['log'],
         summary:
-          'The inclusion proof of a leaf in the tree of a size, with its entry and the latest checkpoint',
+          'The inclusion proof of a leaf in the tree of a size, with its entry and the checkpoint of that size (else the latest)',
         security: [{ apiKey: [] }],
         querystring: {
           type: 'object',
@@ -142,7 +146,8 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
         size: r.size,
         entry: r.entry,
         proof: r.proof.map((h) => h.toString('base64')),
-        ...(r.checkpoint !== undefined ? { checkpoint: r.checkpoint } : {}),
+        ...(r.checkpoint !== undefined ? { checkpoint: r.checkpoint, checkpointSize: r.checkpointSize } : {}),
+        checkpointMatches: r.checkpointMatches,
       };
     },
   );
@@ -153,7 +158,8 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
       onRequest: auth('log:read'),
       schema: {
         tags: ['log'],
-        summary: 'The consistency proof between two tree sizes, with the latest checkpoint',
+        summary:
+          'The consistency proof between two tree sizes, with the checkpoint of the newer size (else the latest)',
         security: [{ apiKey: [] }],
         querystring: {
           type: 'object',
@@ -173,7 +179,8 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
         from: r.from,
         to: r.to,
         proof: r.proof.map((h) => h.toString('base64')),
-        ...(r.checkpoint !== undefined ? { checkpoint: r.checkpoint } : {}),
+        ...(r.checkpoint !== undefined ? { checkpoint: r.checkpoint, checkpointSize: r.checkpointSize } : {}),
+        checkpointMatches: r.checkpointMatches,
       };
     },
   );

@@ -200,6 +200,67 @@ for (const dialect of DIALECTS) {
       }
       assert.equal((await get(`/api/v1/log/proofs/inclusion?index=0&size=1`)).statusCode, 401);
     });
+
+    test('a proof comes with the stored checkpoint of its own size when there is one, and says so', async () => {
+      // A thousand entries make the integrator sign a checkpoint; a few more leave the tree past it.
+      await app.audit.append(
+        cli,
+        Array.from({ length: 1000 }, (_, i) => ({ action: 'test.checkpointed', details: { i } })),
+      );
+      await app.log.integrateNow(cli);
+      await app.audit.append(
+        cli,
+        [1, 2, 3].map((i) => ({ action: 'test.after', details: { i } })),
+      );
+      await app.log.integrateNow(cli);
+      const size = await app.log.size(cli);
+      const stored = await app.log.listCheckpoints(cli);
+      const older = stored.filter((c) => c.size > 0 && c.size < size).at(-1);
+      assert.ok(older, `a checkpoint below the tree's size ${size}: ${stored.map((c) => c.size).join(', ')}`);
+      const latest = stored.at(-1)!;
+      assert.ok(latest.size >= older.size);
+
+      type ProofBody = {
+        entry: string;
+        proof: string[];
+        checkpoint: string;
+        checkpointSize: number;
+        checkpointMatches: boolean;
+      };
+      const verifier = [parseVerifierKey(app.log.verifierKey)];
+      const atOlder = await get(`/api/v1/log/proofs/inclusion?index=5&size=${older.size}`, logKey);
+      assert.equal(atOlder.statusCode, 200, atOlder.body);
+      const body = atOlder.json<ProofBody>();
+      assert.equal(body.checkpointMatches, true);
+      assert.equal(body.checkpointSize, older.size);
+      assert.equal(body.checkpoint, older.note);
+      // The client needs nothing else: the proof leads to the root of the checkpoint it came with.
+      const signed = parseCheckpointBody(openNote(body.checkpoint, verifier).body);
+      assert.equal(signed.size, older.size);
+      assert.ok(
+        verifyInclusion(
+          leafHash(Buffer.from(body.entry, 'utf8')),
+          5,
+          older.size,
+          body.proof.map((h) => Buffer.from(h, 'base64')),
+          signed.root,
+        ),
+      );
+      const consistency = await get(`/api/v1/log/proofs/consistency?from=1&to=${older.size}`, logKey);
+      assert.equal(consistency.statusCode, 200, consistency.body);
+      assert.equal(consistency.json<ProofBody>().checkpointMatches, true);
+      assert.equal(consistency.json<ProofBody>().checkpoint, older.note);
+
+      // A size no checkpoint was signed at: the latest, said to be of another size.
+      const unsigned = stored.some((c) => c.size === size) ? size - 1 : size;
+      const atTree = await get(`/api/v1/log/proofs/inclusion?index=5&size=${unsigned}`, logKey);
+      assert.equal(atTree.statusCode, 200, atTree.body);
+      const other = atTree.json<ProofBody>();
+      assert.equal(other.checkpointMatches, false);
+      // (The latest as of at most a second ago: one the log did sign, of another size.)
+      assert.ok(stored.some((c) => c.size === other.checkpointSize && c.note === other.checkpoint));
+      assert.notEqual(other.checkpointSize, unsigned);
+    });
   });
 }
 
