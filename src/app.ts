@@ -232,6 +232,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         checkpointFile: config.logCheckpointFile,
         checkpointWebhook: config.logCheckpointWebhook,
         publicTiles: config.logPublicTiles,
+        rateLimitPerMinute: config.logRateLimitPerMinute,
       },
       log,
     });

@@ -25,6 +25,11 @@ export interface LogRoutesDeps {
   auth: AuthHook;
   /** PLEDGE_LOG_PUBLIC_TILES: serve tiles without a key. */
   publicTiles: boolean;
+  /**
+   * PLEDGE_LOG_RATE_LIMIT: requests per minute per client to the checkpoint and tiles, together;
+   * absent, they count against the server's limit.
+   */
+  rateLimitPerMinute?: number;
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -66,9 +71,17 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
       ? createContext({ kind: 'anonymous' }, { requestId: request.id })
       : apiContext(request);
 
+  // The checkpoint and tiles are static and cacheable, and an audit asks two per 256 entries: a
+  // budget of their own, so neither an audit nor the API's callers use up the other's.
+  const config =
+    deps.rateLimitPerMinute === undefined
+      ? {}
+      : { config: { rateLimit: { max: deps.rateLimitPerMinute, timeWindow: 60_000, budget: 'log-tiles' } } };
+
   app.get(
     '/log/checkpoint',
     {
+      ...config,
       schema: {
         tags: ['log'],
         summary: "The transparency log's latest signed checkpoint (C2SP tlog-checkpoint), with cosignatures",
@@ -88,6 +101,7 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
   app.get<{ Params: { '*': string } }>(
     '/log/tile/*',
     {
+      ...config,
       ...(deps.publicTiles ? {} : { onRequest: auth('log:read') }),
       schema: {
         tags: ['log'],

@@ -264,6 +264,73 @@ for (const dialect of DIALECTS) {
   });
 }
 
+describe('PLEDGE_LOG_RATE_LIMIT: the checkpoint and tiles have a budget of their own', () => {
+  let database: TestDatabase;
+  let dataDir: string;
+  let app: App;
+  before(async () => {
+    database = await openTestDatabase('sqlite');
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-log-limit-'));
+    const env = {
+      PLEDGE_DATA_DIR: dataDir,
+      PLEDGE_LOG_LEVEL: 'silent',
+      PLEDGE_LOG_ORIGIN: 'pledge.test/log',
+      PLEDGE_RATE_LIMIT: '5',
+      PLEDGE_LOG_RATE_LIMIT: '20',
+    };
+    app = await createApp(
+      { ...loadConfig(env, { manifest: EXAMPLE_MANIFEST }), retentionIntervalSeconds: 0 },
+      { database },
+    );
+  });
+  after(async () => {
+    await app?.close();
+    await database?.cleanup();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('an audit does not use up the API budget, nor the API the audit budget', async () => {
+    const key = (await app.apiKeys.createKey(cli, { name: 'auditor', scopes: ['log:read'] })).key;
+    await app.audit.append(cli, [{ action: 'test.limit', details: {} }]);
+    await app.log.integrateNow(cli);
+    const get = (url: string) =>
+      app.http.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
+
+    // The API's budget (PLEDGE_RATE_LIMIT=5) runs out...
+    for (let i = 0; i < 5; i++) {
+      const res = await get('/api/v1/log/proofs/inclusion?index=0&size=1');
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.headers['x-ratelimit-limit'], '5');
+    }
+    const limited = await get('/api/v1/log/proofs/inclusion?index=0&size=1');
+    assert.equal(limited.statusCode, 429);
+    assert.equal(limited.json<{ error: { code: string } }>().error.code, 'request.rate_limited');
+
+    // ...and the same client still reads the checkpoint and tiles, 20 a minute between them.
+    for (let i = 0; i < 20; i++) {
+      const res = await get(i % 2 === 0 ? '/log/checkpoint' : '/log/tile/0/000.p/1');
+      assert.equal(res.statusCode, 200, `request ${i}: ${res.body}`);
+      assert.equal(res.headers['x-ratelimit-limit'], '20');
+      assert.equal(res.headers['x-ratelimit-remaining'], String(19 - i));
+    }
+    for (const url of ['/log/checkpoint', '/log/tile/entries/000.p/1']) {
+      const res = await get(url);
+      assert.equal(res.statusCode, 429, url);
+      assert.match(res.headers['retry-after'] as string, /^\d+$/);
+    }
+  });
+
+  test('a bad PLEDGE_LOG_RATE_LIMIT stops the boot, naming it', () => {
+    for (const value of ['0', 'many', '2000000']) {
+      assert.throws(
+        () => loadConfig({ PLEDGE_LOG_RATE_LIMIT: value }, { manifest: EXAMPLE_MANIFEST }),
+        /PLEDGE_LOG_RATE_LIMIT/,
+        value,
+      );
+    }
+  });
+});
+
 describe('PLEDGE_LOG_PUBLIC_TILES=true', () => {
   let database: TestDatabase;
   let dataDir: string;
