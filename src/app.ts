@@ -233,6 +233,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         checkpointFile: config.logCheckpointFile,
         checkpointWebhook: config.logCheckpointWebhook,
         publicTiles: config.logPublicTiles,
+        rateLimitPerMinute: config.logRateLimitPerMinute,
       },
       log,
     });
@@ -322,6 +323,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     // served, so a material change has paused the recipients it touches by then.
     const acknowledgements = createAcknowledgements({
       db,
+      notifications: database,
       queue: jobs,
       audit,
       active,
@@ -574,6 +576,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           await beacons.drain();
           transport.close();
           await consent.stop();
+          await acknowledgements.stop();
           if (ownsKeystore) await openKeystoreDb.close();
           if (ownsDatabase) await database.close();
         })()),

@@ -8,7 +8,9 @@
  *   `log:read` key unless PLEDGE_LOG_PUBLIC_TILES=true (entries name no one, but an operator decides
  *   who may count them);
  * - `GET /api/v1/log/proofs/inclusion?index=I&size=N` and `.../consistency?from=M&to=N` (`log:read`):
- *   proofs as base64 hashes, with the leaf's entry and the latest checkpoint.
+ *   proofs as base64 hashes, with the leaf's entry and the stored checkpoint of exactly the size
+ *   asked (`checkpointMatches: true`) or, when none was signed at that size, the latest
+ *   (`checkpointMatches: false`, `checkpointSize` its size).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createContext } from '../platform/context.js';
@@ -23,6 +25,11 @@ export interface LogRoutesDeps {
   auth: AuthHook;
   /** PLEDGE_LOG_PUBLIC_TILES: serve tiles without a key. */
   publicTiles: boolean;
+  /**
+   * PLEDGE_LOG_RATE_LIMIT: requests per minute per client to the checkpoint and tiles, together;
+   * absent, they count against the server's limit.
+   */
+  rateLimitPerMinute?: number;
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -50,8 +57,10 @@ const proofResponse = {
     entry: { type: 'string' },
     proof: { type: 'array', items: { type: 'string' } },
     checkpoint: { type: 'string' },
+    checkpointSize: { type: 'integer' },
+    checkpointMatches: { type: 'boolean' },
   },
-  required: ['proof'],
+  required: ['proof', 'checkpointMatches'],
 } as const;
 
 /** Registers the log's routes. */
@@ -62,9 +71,17 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
       ? createContext({ kind: 'anonymous' }, { requestId: request.id })
       : apiContext(request);
 
+  // The checkpoint and tiles are static and cacheable, and an audit asks two per 256 entries: a
+  // budget of their own, so neither an audit nor the API's callers use up the other's.
+  const config =
+    deps.rateLimitPerMinute === undefined
+      ? {}
+      : { config: { rateLimit: { max: deps.rateLimitPerMinute, timeWindow: 60_000, budget: 'log-tiles' } } };
+
   app.get(
     '/log/checkpoint',
     {
+      ...config,
       schema: {
         tags: ['log'],
         summary: "The transparency log's latest signed checkpoint (C2SP tlog-checkpoint), with cosignatures",
@@ -84,6 +101,7 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
   app.get<{ Params: { '*': string } }>(
     '/log/tile/*',
     {
+      ...config,
       ...(deps.publicTiles ? {} : { onRequest: auth('log:read') }),
       schema: {
         tags: ['log'],
@@ -121,7 +139,7 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
       schema: {
         tags: ['log'],
         summary:
-          'The inclusion proof of a leaf in the tree of a size, with its entry and the latest checkpoint',
+          'The inclusion proof of a leaf in the tree of a size, with its entry and the checkpoint of that size (else the latest)',
         security: [{ apiKey: [] }],
         querystring: {
           type: 'object',
@@ -142,7 +160,8 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
         size: r.size,
         entry: r.entry,
         proof: r.proof.map((h) => h.toString('base64')),
-        ...(r.checkpoint !== undefined ? { checkpoint: r.checkpoint } : {}),
+        ...(r.checkpoint !== undefined ? { checkpoint: r.checkpoint, checkpointSize: r.checkpointSize } : {}),
+        checkpointMatches: r.checkpointMatches,
       };
     },
   );
@@ -153,7 +172,8 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
       onRequest: auth('log:read'),
       schema: {
         tags: ['log'],
-        summary: 'The consistency proof between two tree sizes, with the latest checkpoint',
+        summary:
+          'The consistency proof between two tree sizes, with the checkpoint of the newer size (else the latest)',
         security: [{ apiKey: [] }],
         querystring: {
           type: 'object',
@@ -173,7 +193,8 @@ export function registerLogRoutes(app: FastifyInstance, deps: LogRoutesDeps): vo
         from: r.from,
         to: r.to,
         proof: r.proof.map((h) => h.toString('base64')),
-        ...(r.checkpoint !== undefined ? { checkpoint: r.checkpoint } : {}),
+        ...(r.checkpoint !== undefined ? { checkpoint: r.checkpoint, checkpointSize: r.checkpointSize } : {}),
+        checkpointMatches: r.checkpointMatches,
       };
     },
   );

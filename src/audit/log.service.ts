@@ -18,6 +18,8 @@ const TILE_CACHE_SIZE = 2048;
 
 /** How long the latest checkpoint is answered from memory (another instance may sign a newer one). */
 const CHECKPOINT_CACHE_MS = 1000;
+/** Stored checkpoints kept by size (they never change once signed). */
+const CHECKPOINTS_BY_SIZE = 256;
 
 /** An inclusion proof as the API answers it. */
 export interface InclusionProofResult {
@@ -26,8 +28,15 @@ export interface InclusionProofResult {
   /** The leaf's entry (UTF-8 JSON text; the leaf hashes its bytes). */
   entry: string;
   proof: Buffer[];
-  /** The latest checkpoint's note (its size may differ from `size`). */
+  /**
+   * The note of the stored checkpoint of exactly `size` when there is one (`checkpointMatches`),
+   * else of the latest (its size differs: tie the two with a consistency proof).
+   */
   checkpoint: string | undefined;
+  /** The tree size of `checkpoint`. */
+  checkpointSize: number | undefined;
+  /** True when `checkpoint` is of the proof's own size, so its root is the one the proof leads to. */
+  checkpointMatches: boolean;
 }
 
 /** A consistency proof as the API answers it. */
@@ -35,7 +44,12 @@ export interface ConsistencyProofResult {
   from: number;
   to: number;
   proof: Buffer[];
+  /** The note of the stored checkpoint of exactly `to` when there is one, else of the latest. */
   checkpoint: string | undefined;
+  /** The tree size of `checkpoint`. */
+  checkpointSize: number | undefined;
+  /** True when `checkpoint` is of size `to`. */
+  checkpointMatches: boolean;
 }
 
 /** A small least-recently-used map. */
@@ -71,6 +85,7 @@ export class TransparencyLog {
   /** The largest tree size seen: sizes up to it exist without asking. */
   #knownSize = 0;
   #checkpoint: { value: StoredCheckpoint | undefined; until: number } | undefined;
+  readonly #bySize = new Lru<StoredCheckpoint>(CHECKPOINTS_BY_SIZE);
 
   constructor(deps: { repo: LogRepository; integrator: LogIntegrator }) {
     this.#repo = deps.repo;
@@ -106,6 +121,25 @@ export class TransparencyLog {
     const value = await this.#repo.latestCheckpoint(ctx);
     this.#checkpoint = { value, until: now + CHECKPOINT_CACHE_MS };
     return value;
+  }
+
+  /**
+   * The checkpoint answered with a proof for the tree of `size`: the stored one of that size when
+   * there is one (kept: a signed checkpoint never changes), else the latest.
+   */
+  async #checkpointFor(
+    ctx: Context,
+    size: number,
+  ): Promise<Pick<InclusionProofResult, 'checkpoint' | 'checkpointSize' | 'checkpointMatches'>> {
+    const key = String(size);
+    let exact = this.#bySize.get(key);
+    if (exact === undefined) {
+      // Not kept when missing: the integrator may yet sign the tree's current size.
+      exact = await this.#repo.getCheckpoint(ctx, size);
+      if (exact !== undefined) this.#bySize.set(key, exact);
+    }
+    const c = exact ?? (await this.#recentCheckpoint(ctx));
+    return { checkpoint: c?.note, checkpointSize: c?.size, checkpointMatches: c?.size === size };
   }
 
   /** The tree's integrated size and root. */
@@ -204,10 +238,10 @@ export class TransparencyLog {
     const [proof, entry, checkpoint] = await Promise.all([
       inclusionProof(index, size, this.#reader(ctx, size)),
       this.entryAt(ctx, index),
-      this.#recentCheckpoint(ctx),
+      this.#checkpointFor(ctx, size),
     ]);
     if (entry === undefined) throw new NotFoundError('log.leaf_not_found', `the log has no leaf ${index}`);
-    return { index, size, entry, proof, checkpoint: checkpoint?.note };
+    return { index, size, entry, proof, ...checkpoint };
   }
 
   /** The consistency proof between the trees of sizes `from` and `to`. */
@@ -222,9 +256,9 @@ export class TransparencyLog {
     await this.#sizeWithinTree(ctx, to, '/to');
     const [proof, checkpoint] = await Promise.all([
       consistencyProof(from, to, this.#reader(ctx, to)),
-      this.#recentCheckpoint(ctx),
+      this.#checkpointFor(ctx, to),
     ]);
-    return { from, to, proof, checkpoint: checkpoint?.note };
+    return { from, to, proof, ...checkpoint };
   }
 }
 

@@ -24,6 +24,11 @@ export interface LogSettings {
   checkpointFile: string;
   checkpointWebhook: string | undefined;
   publicTiles: boolean;
+  /**
+   * PLEDGE_LOG_RATE_LIMIT: the checkpoint's and tiles' own budget, requests per minute per client;
+   * absent (tools that serve no HTTP), they count against the server's limit.
+   */
+  rateLimitPerMinute?: number;
 }
 
 /** What {@link createAuditCapability} gives back. */
@@ -146,7 +151,14 @@ export function createAuditCapability(deps: {
       hooks.push(enqueue);
     },
     registerRoutes(http, { auth }) {
-      registerLogRoutes(http, { log, auth, publicTiles: deps.settings.publicTiles });
+      registerLogRoutes(http, {
+        log,
+        auth,
+        publicTiles: deps.settings.publicTiles,
+        ...(deps.settings.rateLimitPerMinute !== undefined
+          ? { rateLimitPerMinute: deps.settings.rateLimitPerMinute }
+          : {}),
+      });
     },
   };
 }

@@ -195,6 +195,8 @@ async function acknowledgementsInForce(
     db: database.db,
     repo: new AcknowledgementsRepository(database.db),
     audit: AuditLog.over(database.db, keyring.use('log_subjects')),
+    // Serving instances hear the acknowledgement (PostgreSQL) and drop what they cached.
+    notifications: database,
     manifest: inForce,
   });
 }

@@ -57,6 +57,9 @@ export interface PolicyDocument {
 /** Where the list of processors and sub-processors is published (processors.page.ts). */
 export const PROCESSORS_PATH = '/privacy/processors';
 
+/** Where the transparency report of legal requests is published (src/share/legal.routes.ts). */
+export const TRANSPARENCY_PATH = '/privacy/transparency';
+
 const link = (text: string, href: string | undefined): Inline => ({ kind: 'link', href, text });
 const strong = (...content: Inline[]): Inline => ({ kind: 'strong', content });
 const p = (content: Inline[], path?: ManifestPath, className?: string): Block => ({
@@ -383,12 +386,18 @@ export class PolicyBuilder {
       },
     ];
     const blocks: Block[] = [];
+    const transparencyReport = p([
+      'Our ',
+      link('transparency report', TRANSPARENCY_PATH),
+      ' counts the requests authorities make for information about people, by type of authority, legal basis and outcome, and how many people and accounts they concerned.',
+    ]);
     for (const group of groups) {
       const items = m.recipients.flatMap((recipient, i) =>
         recipient.kind === group.kind ? [this.recipientItem(recipient, i)] : [],
       );
       if (items.length === 0) continue;
       blocks.push({ kind: 'h3', id: group.id, text: group.title }, p([group.intro]), { kind: 'ul', items });
+      if (group.kind === 'authority') blocks.push(transparencyReport);
     }
     if (blocks.length === 0)
       blocks.push(p(['We do not share your personal information with anyone.'], ['recipients']));
@@ -411,6 +420,9 @@ export class PolicyBuilder {
         { kind: 'ul', items: commitments },
       );
     }
+    // Where the policy speaks of disclosures required by law, it says where they are counted.
+    const speaksOfLaw = m.pledges.some((x) => x.kind === 'legal_disclosure');
+    if (speaksOfLaw && !blocks.includes(transparencyReport)) blocks.push(transparencyReport);
     return { id: 'how-we-share-your-information', title: 'How We Share Your Information', blocks };
   }
 

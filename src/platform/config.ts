@@ -170,6 +170,11 @@ export interface Config {
   /** PLEDGE_LOG_PUBLIC_TILES: serve the log's tiles and entry bundles without a key. */
   logPublicTiles: boolean;
   /**
+   * PLEDGE_LOG_RATE_LIMIT: requests per minute per client address to /log/checkpoint and
+   * /log/tile/*, a budget of their own (static and cacheable; a full audit asks two per 256 entries).
+   */
+  logRateLimitPerMinute: number;
+  /**
    * PLEDGE_LOG_WITNESSES: the witnesses asked to cosign each checkpoint (C2SP tlog-witness), each a
    * verifier key and a submission prefix; empty, none.
    */
@@ -275,6 +280,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     65535,
   );
   const rateLimitPerMinute = int('PLEDGE_RATE_LIMIT', env.PLEDGE_RATE_LIMIT, 600, 1, 1_000_000);
+  const logRateLimitPerMinute = int('PLEDGE_LOG_RATE_LIMIT', env.PLEDGE_LOG_RATE_LIMIT, 6_000, 1, 1_000_000);
   const trustProxy = trustProxyOrProblem(env.PLEDGE_TRUST_PROXY, problems);
   const bodyLimitBytes = int('PLEDGE_BODY_LIMIT', env.PLEDGE_BODY_LIMIT, 1_048_576, 1024, 100 * 1_048_576);
   const retentionIntervalSeconds = int(
@@ -428,6 +434,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     manifestPath,
     logLevel,
     rateLimitPerMinute,
+    logRateLimitPerMinute,
     trustProxy,
     bodyLimitBytes,
     keys,

@@ -2,7 +2,7 @@
  * The SQL of acknowledgements, pauses, notices and activations (acknowledgements.tables.ts), in the
  * transaction of the context it is given. Only this file touches those tables.
  */
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Actor, Context } from '../platform/context.js';
 import type { Db } from '../platform/db/db.js';
 import type {
@@ -275,6 +275,15 @@ export class AcknowledgementsRepository {
       )
       .onConflict((oc) => oc.column('recipient').doNothing())
       .execute();
+  }
+
+  /**
+   * Announces on PostgreSQL, at the commit of the transaction of `ctx`, that the standing of
+   * `recipients` changed (the payload is their keys, space-separated).
+   */
+  async notify(ctx: Context, channel: string, recipients: readonly string[]): Promise<void> {
+    if (recipients.length === 0) return;
+    await sql`select pg_notify(${channel}, ${recipients.join(' ')})`.execute(this.#q(ctx));
   }
 
   /** The activation weighed last, if any. */

@@ -14,6 +14,11 @@
  *
  * Every acknowledgement and pause is recorded with who and when, and appended to the audit log in
  * the same transaction.
+ *
+ * Standings are answered from an in-process cache (acknowledgements.cache.ts): each acknowledgement
+ * and activation evicts the recipients it changes here once it commits, and on PostgreSQL announces
+ * them in its transaction (`NOTIFY pledge_share_standing_<schema>`), so every instance drops them;
+ * an instance that cannot hear those notifications answers nothing from its cache.
  */
 import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
 import { diffManifests } from '../manifest/manifest.diff.js';
@@ -22,6 +27,7 @@ import type { ManifestVersion } from '../manifest/manifest.repository.js';
 import type { Manifest, Recipient } from '../manifest/manifest.schema.js';
 import { ACKNOWLEDGING_KINDS } from '../manifest/recipients.checks.js';
 import type { Context } from '../platform/context.js';
+import type { Database, Listener } from '../platform/db/database.js';
 import type { Transactions } from '../platform/db/db.js';
 import { NotFoundError, ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
@@ -32,6 +38,7 @@ import type {
   Pause,
   PauseChange,
 } from './acknowledgements.repository.js';
+import { StandingCache } from './acknowledgements.cache.js';
 import type { RecipientStanding, RecipientStandingResult } from './share.types.js';
 
 /** What {@link AcknowledgementService} uses. */
@@ -39,6 +46,11 @@ export interface AcknowledgementServiceDeps {
   db: Transactions;
   repo: AcknowledgementsRepository;
   audit: AuditAppender;
+  /**
+   * The database's notifications: changes are announced on its channel (PostgreSQL), and
+   * {@link AcknowledgementService.start} listens there for other instances' changes.
+   */
+  notifications: Pick<Database, 'dialect' | 'channel' | 'listen'>;
   /** The manifest in force and the id of its stored version. */
   manifest: { manifest: Manifest; versionId: number };
   /** Stored manifest versions: the one weighed last is read back to diff against. */
@@ -84,6 +96,7 @@ export interface RecipientRecord {
   notices: Notice[];
 }
 
+const NOTIFY_NAME = 'pledge_share_standing';
 const MAX_NAME_LENGTH = 200;
 const RECORD_LIMIT = 100;
 
@@ -96,6 +109,10 @@ export class AcknowledgementService implements RecipientStanding {
   readonly #versionId: number;
   readonly #versions: AcknowledgementServiceDeps['versions'];
   readonly #notices: AcknowledgementServiceDeps['notices'];
+  readonly #database: AcknowledgementServiceDeps['notifications'];
+  readonly #channel: string;
+  readonly #cache: StandingCache;
+  #listener: Listener | undefined;
 
   constructor(deps: AcknowledgementServiceDeps) {
     this.#db = deps.db;
@@ -105,6 +122,35 @@ export class AcknowledgementService implements RecipientStanding {
     this.#versionId = deps.manifest.versionId;
     this.#versions = deps.versions;
     this.#notices = deps.notices;
+    this.#database = deps.notifications;
+    this.#channel = deps.notifications.channel(NOTIFY_NAME);
+    // On PostgreSQL nothing is cached until the notification connection listens (start()).
+    this.#cache = new StandingCache({ enabled: deps.notifications.dialect === 'sqlite' });
+  }
+
+  /**
+   * Starts hearing other instances' acknowledgements and pauses (PostgreSQL). Until it resolves,
+   * whenever the connection is lost, and whenever it has not proven alive recently, standings are
+   * read from the database rather than the cache.
+   */
+  async start(): Promise<void> {
+    const listen = this.#database.listen;
+    if (listen === undefined || this.#listener !== undefined) return;
+    this.#listener = listen(this.#channel, {
+      onMessage: (payload) => this.#cache.evict(payload.split(' ')),
+      onListening: () => this.#cache.setEnabled(true),
+      onLost: () => this.#cache.setEnabled(false),
+      onConfirmed: (until) => this.#cache.confirmUntil(until),
+    });
+    await this.#listener.ready;
+  }
+
+  /** Stops listening (on PostgreSQL nothing is cached from then on). */
+  async stop(): Promise<void> {
+    const listener = this.#listener;
+    this.#listener = undefined;
+    this.#cache.setEnabled(this.#database.dialect === 'sqlite');
+    await listener?.close();
   }
 
   /** The policy version in force. */
@@ -135,6 +181,16 @@ export class AcknowledgementService implements RecipientStanding {
       };
     }
     if (!ACKNOWLEDGING_KINDS.has(r.kind)) return { ok: true, acknowledgedVersion: inForce };
+    const cached = this.#cache.get(recipient);
+    if (cached !== undefined) return cached;
+    const epoch = this.#cache.epoch();
+    const standing = await this.#readStanding(ctx, recipient, inForce);
+    this.#cache.store(recipient, standing, epoch);
+    return standing;
+  }
+
+  /** A bound recipient's standing, from the database. */
+  async #readStanding(ctx: Context, recipient: string, inForce: string): Promise<RecipientStandingResult> {
     const [open] = await this.#repo.openPauses(ctx, recipient);
     if (open !== undefined) {
       return {
@@ -194,6 +250,7 @@ export class AcknowledgementService implements RecipientStanding {
       };
       await this.#repo.insertAcknowledgement(trx, acknowledgement);
       const lifted = await this.#repo.liftPauses(trx, r.key, this.policyVersion, acknowledgement.id, now);
+      await this.#announce(trx, [r.key]);
       await this.#audit.append(trx, [
         acknowledgedEntry(acknowledgement),
         ...lifted.map((pause) => ({
@@ -306,9 +363,20 @@ export class AcknowledgementService implements RecipientStanding {
         version.id,
         now,
       );
+      await this.#announce(trx, [...result.acknowledged, ...result.paused]);
       await this.#audit.append(trx, entries);
       return result;
     });
+  }
+
+  /**
+   * Tells every instance, this one included, that the standing of `recipients` changes with the
+   * transaction of `ctx`: a notification sent at its commit (PostgreSQL) and an eviction here after it.
+   */
+  async #announce(ctx: Context, recipients: readonly string[]): Promise<void> {
+    if (recipients.length === 0) return;
+    if (this.#database.dialect === 'postgres') await this.#repo.notify(ctx, this.#channel, recipients);
+    this.#db.afterCommit(ctx, () => this.#cache.evict(recipients));
   }
 
   /** The manifest of a stored version, or undefined when it is gone or no longer parses. */

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AuditAppender } from '../audit/audit.service.js';
 import type { ActiveManifest, ManifestVersions } from '../manifest/manifest.service.js';
 import type { Context } from '../platform/context.js';
+import type { Database } from '../platform/db/database.js';
 import type { Db } from '../platform/db/db.js';
 import type { AuthHook } from '../platform/http/auth.js';
 import type { JobQueue } from '../platform/jobs/jobs.service.js';
@@ -21,6 +22,8 @@ import { AcknowledgementService, type ActivateResult } from './acknowledgements.
 /** What {@link createAcknowledgements} is given. */
 export interface AcknowledgementsSetupDeps {
   db: Db;
+  /** The database's notifications (how instances hear each other's acknowledgements and pauses). */
+  notifications: Pick<Database, 'dialect' | 'channel' | 'listen'>;
   queue: JobQueue;
   audit: AuditAppender;
   active: ActiveManifest;
@@ -35,8 +38,13 @@ export interface AcknowledgementsSetupDeps {
 export interface Acknowledgements {
   service: AcknowledgementService;
   notices: RecipientNotices;
-  /** Weighs the manifest in force (once per activation, across instances). */
+  /**
+   * Starts hearing other instances' changes of standing, then weighs the manifest in force (once
+   * per activation, across instances).
+   */
   start(ctx: Context): Promise<ActivateResult>;
+  /** Stops hearing other instances' changes. */
+  stop(): Promise<void>;
   registerRoutes(http: FastifyInstance, deps: { auth: AuthHook }): void;
 }
 
@@ -55,6 +63,7 @@ export function createAcknowledgements(deps: AcknowledgementsSetupDeps): Acknowl
     db: deps.db,
     repo,
     audit: deps.audit,
+    notifications: deps.notifications,
     manifest: { manifest: deps.active.manifest, versionId: deps.active.version.id },
     versions: deps.versions,
     notices,
@@ -62,7 +71,11 @@ export function createAcknowledgements(deps: AcknowledgementsSetupDeps): Acknowl
   return {
     service,
     notices,
-    start: (ctx) => service.activate(ctx, deps.active.version),
+    start: async (ctx) => {
+      await service.start();
+      return service.activate(ctx, deps.active.version);
+    },
+    stop: () => service.stop(),
     registerRoutes: (http, { auth }) =>
       registerAcknowledgementRoutes(http, { acknowledgements: service, auth }),
   };

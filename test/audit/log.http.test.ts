@@ -200,8 +200,136 @@ for (const dialect of DIALECTS) {
       }
       assert.equal((await get(`/api/v1/log/proofs/inclusion?index=0&size=1`)).statusCode, 401);
     });
+
+    test('a proof comes with the stored checkpoint of its own size when there is one, and says so', async () => {
+      // A thousand entries make the integrator sign a checkpoint; a few more leave the tree past it.
+      await app.audit.append(
+        cli,
+        Array.from({ length: 1000 }, (_, i) => ({ action: 'test.checkpointed', details: { i } })),
+      );
+      await app.log.integrateNow(cli);
+      await app.audit.append(
+        cli,
+        [1, 2, 3].map((i) => ({ action: 'test.after', details: { i } })),
+      );
+      await app.log.integrateNow(cli);
+      const size = await app.log.size(cli);
+      const stored = await app.log.listCheckpoints(cli);
+      const older = stored.filter((c) => c.size > 0 && c.size < size).at(-1);
+      assert.ok(older, `a checkpoint below the tree's size ${size}: ${stored.map((c) => c.size).join(', ')}`);
+      const latest = stored.at(-1)!;
+      assert.ok(latest.size >= older.size);
+
+      type ProofBody = {
+        entry: string;
+        proof: string[];
+        checkpoint: string;
+        checkpointSize: number;
+        checkpointMatches: boolean;
+      };
+      const verifier = [parseVerifierKey(app.log.verifierKey)];
+      const atOlder = await get(`/api/v1/log/proofs/inclusion?index=5&size=${older.size}`, logKey);
+      assert.equal(atOlder.statusCode, 200, atOlder.body);
+      const body = atOlder.json<ProofBody>();
+      assert.equal(body.checkpointMatches, true);
+      assert.equal(body.checkpointSize, older.size);
+      assert.equal(body.checkpoint, older.note);
+      // The client needs nothing else: the proof leads to the root of the checkpoint it came with.
+      const signed = parseCheckpointBody(openNote(body.checkpoint, verifier).body);
+      assert.equal(signed.size, older.size);
+      assert.ok(
+        verifyInclusion(
+          leafHash(Buffer.from(body.entry, 'utf8')),
+          5,
+          older.size,
+          body.proof.map((h) => Buffer.from(h, 'base64')),
+          signed.root,
+        ),
+      );
+      const consistency = await get(`/api/v1/log/proofs/consistency?from=1&to=${older.size}`, logKey);
+      assert.equal(consistency.statusCode, 200, consistency.body);
+      assert.equal(consistency.json<ProofBody>().checkpointMatches, true);
+      assert.equal(consistency.json<ProofBody>().checkpoint, older.note);
+
+      // A size no checkpoint was signed at: the latest, said to be of another size.
+      const unsigned = stored.some((c) => c.size === size) ? size - 1 : size;
+      const atTree = await get(`/api/v1/log/proofs/inclusion?index=5&size=${unsigned}`, logKey);
+      assert.equal(atTree.statusCode, 200, atTree.body);
+      const other = atTree.json<ProofBody>();
+      assert.equal(other.checkpointMatches, false);
+      // (The latest as of at most a second ago: one the log did sign, of another size.)
+      assert.ok(stored.some((c) => c.size === other.checkpointSize && c.note === other.checkpoint));
+      assert.notEqual(other.checkpointSize, unsigned);
+    });
   });
 }
+
+describe('PLEDGE_LOG_RATE_LIMIT: the checkpoint and tiles have a budget of their own', () => {
+  let database: TestDatabase;
+  let dataDir: string;
+  let app: App;
+  before(async () => {
+    database = await openTestDatabase('sqlite');
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'pledge-log-limit-'));
+    const env = {
+      PLEDGE_DATA_DIR: dataDir,
+      PLEDGE_LOG_LEVEL: 'silent',
+      PLEDGE_LOG_ORIGIN: 'pledge.test/log',
+      PLEDGE_RATE_LIMIT: '5',
+      PLEDGE_LOG_RATE_LIMIT: '20',
+    };
+    app = await createApp(
+      { ...loadConfig(env, { manifest: EXAMPLE_MANIFEST }), retentionIntervalSeconds: 0 },
+      { database },
+    );
+  });
+  after(async () => {
+    await app?.close();
+    await database?.cleanup();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('an audit does not use up the API budget, nor the API the audit budget', async () => {
+    const key = (await app.apiKeys.createKey(cli, { name: 'auditor', scopes: ['log:read'] })).key;
+    await app.audit.append(cli, [{ action: 'test.limit', details: {} }]);
+    await app.log.integrateNow(cli);
+    const get = (url: string) =>
+      app.http.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
+
+    // The API's budget (PLEDGE_RATE_LIMIT=5) runs out...
+    for (let i = 0; i < 5; i++) {
+      const res = await get('/api/v1/log/proofs/inclusion?index=0&size=1');
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.headers['x-ratelimit-limit'], '5');
+    }
+    const limited = await get('/api/v1/log/proofs/inclusion?index=0&size=1');
+    assert.equal(limited.statusCode, 429);
+    assert.equal(limited.json<{ error: { code: string } }>().error.code, 'request.rate_limited');
+
+    // ...and the same client still reads the checkpoint and tiles, 20 a minute between them.
+    for (let i = 0; i < 20; i++) {
+      const res = await get(i % 2 === 0 ? '/log/checkpoint' : '/log/tile/0/000.p/1');
+      assert.equal(res.statusCode, 200, `request ${i}: ${res.body}`);
+      assert.equal(res.headers['x-ratelimit-limit'], '20');
+      assert.equal(res.headers['x-ratelimit-remaining'], String(19 - i));
+    }
+    for (const url of ['/log/checkpoint', '/log/tile/entries/000.p/1']) {
+      const res = await get(url);
+      assert.equal(res.statusCode, 429, url);
+      assert.match(res.headers['retry-after'] as string, /^\d+$/);
+    }
+  });
+
+  test('a bad PLEDGE_LOG_RATE_LIMIT stops the boot, naming it', () => {
+    for (const value of ['0', 'many', '2000000']) {
+      assert.throws(
+        () => loadConfig({ PLEDGE_LOG_RATE_LIMIT: value }, { manifest: EXAMPLE_MANIFEST }),
+        /PLEDGE_LOG_RATE_LIMIT/,
+        value,
+      );
+    }
+  });
+});
 
 describe('PLEDGE_LOG_PUBLIC_TILES=true', () => {
   let database: TestDatabase;

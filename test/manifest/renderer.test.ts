@@ -194,10 +194,35 @@ describe('renderPolicyHtml', () => {
     assert.ok(share.indexOf('Companies of our group') < share.indexOf('Authorities'));
     assert.match(share, /In order to conduct business/);
     assert.match(share, /as required by law/);
+    // Where it speaks of disclosures required by law, it links the report that counts them.
+    const law = share.indexOf('as required by law');
+    const report = share.indexOf('<a href="/privacy/transparency">transparency report</a>');
+    assert.ok(report > law, 'the transparency report is linked after the disclosures required by law');
+    assert.ok(
+      report < share.indexOf('id="share-commitments"'),
+      'in the authorities part, before the commitments',
+    );
+    assert.match(share, /<a href="\/privacy\/processors">list of processors and sub-processors<\/a>/);
     const uk = elementAt(page, 'recipients[3]') ?? '';
     assert.match(uk, /the United Kingdom; transfers to them are covered by the Standard Contractual Clauses/);
     assert.match(uk, /IGA-2012-002/);
     assert.match(elementAt(page, 'recipients[0]') ?? '', /your name, postal address and payment card/);
+  });
+
+  test('a policy without authorities still links the transparency report when it pledges legal disclosures only', () => {
+    const noAuthorities = renderPolicyHtml(
+      modified((m) => {
+        m.recipients = m.recipients.filter((r) => r.kind !== 'authority');
+      }),
+    );
+    assert.equal(noAuthorities.match(/href="\/privacy\/transparency"/g)?.length, 1);
+    const neither = renderPolicyHtml(
+      modified((m) => {
+        m.recipients = m.recipients.filter((r) => r.kind !== 'authority');
+        m.pledges = m.pledges.filter((x) => x.kind !== 'legal_disclosure');
+      }),
+    );
+    assert.doesNotMatch(neither, /\/privacy\/transparency/);
   });
 
   test('a recipient that pays for data is called a sale, whatever the pledges say', () => {

@@ -141,6 +141,7 @@ for (const dialect of DIALECTS) {
         db: database.db,
         repo,
         audit,
+        notifications: database,
         manifest: { manifest: active.manifest, versionId: active.version.id },
         versions,
         notices,
@@ -352,6 +353,7 @@ for (const dialect of DIALECTS) {
           db: database.db,
           repo: new AcknowledgementsRepository(database.db),
           audit: AuditLog.over(database.db, logKeys),
+          notifications: database,
           manifest: { manifest: active.manifest, versionId: active.version.id },
           versions,
         });

@@ -1,8 +1,8 @@
 /**
  * Rate limits: requests per client address in fixed windows, counted in memory. Every route has
  * the server's limit (`PLEDGE_RATE_LIMIT` a minute) unless it sets its own in its config:
- * `rateLimit: { max, timeWindow }` (its own budget, counted apart) or `rateLimit: false` (none, for
- * health checks). Answers as @fastify/rate-limit did, which this replaces: x-ratelimit-limit,
+ * `rateLimit: { max, timeWindow }` (its own budget, counted apart; routes that name the same
+ * `budget` share one) or `rateLimit: false` (none, for health checks). Answers as @fastify/rate-limit did, which this replaces: x-ratelimit-limit,
  * -remaining and -reset on every answer, and over the limit a 429 with retry-after; IPv6 clients
  * are counted by /64, the block one subscriber usually holds. The check is one synchronous hook
  * and a map lookup: the plugin awaited three promises per request.
@@ -14,6 +14,8 @@ import { parseIPv6 } from '../ip.js';
 export interface RouteRateLimit {
   max: number;
   timeWindow: number;
+  /** Routes naming the same budget are counted together (the first registered sets the limit). */
+  budget?: string;
 }
 
 declare module 'fastify' {
@@ -33,10 +35,18 @@ export interface RateLimitOptions extends RouteRateLimit {
 export function installRateLimit(app: FastifyInstance, options: RateLimitOptions): void {
   const capacity = options.capacity ?? 5_000;
   const server = limitHook(new WindowCounter(options.max, options.timeWindow, capacity));
+  const budgets = new Map<string, onRequestHookHandler>();
+  const ownHook = (own: RouteRateLimit): onRequestHookHandler => {
+    const shared = own.budget === undefined ? undefined : budgets.get(own.budget);
+    if (shared !== undefined) return shared;
+    const hook = limitHook(new WindowCounter(own.max, own.timeWindow, capacity));
+    if (own.budget !== undefined) budgets.set(own.budget, hook);
+    return hook;
+  };
   app.addHook('onRoute', (route) => {
     const own = route.config?.rateLimit;
     if (own === false) return;
-    const hook = own === undefined ? server : limitHook(new WindowCounter(own.max, own.timeWindow, capacity));
+    const hook = own === undefined ? server : ownHook(own);
     // A new array, never the route's own: Fastify copies a GET route's options for its HEAD route
     // before these hooks run, and the HEAD route gets its own pass.
     const existing = route.onRequest;
