@@ -6,8 +6,8 @@
  * and everything one request brings in is written by one `Vault.write`: one transaction, so a
  * refused request leaves nothing behind.
  */
+import type { PassThroughGate } from '../share/share.types.js';
 import { randomUUID } from 'node:crypto';
-import type { AuditEntry } from '../audit/audit.service.js';
 import { describeDuration } from '../manifest/duration.js';
 import type { Manifest, SourceKind } from '../manifest/manifest.schema.js';
 import { SystemGate } from '../manifest/systems.gate.js';
@@ -129,18 +129,8 @@ export interface CollectServiceDeps {
   share?: CollectShare;
 }
 
-/** What the collect gate asks of the share gate (src/share/share.service.ts). */
-export interface CollectShare {
-  authorizePassThrough(
-    ctx: Context,
-    request: {
-      recipient: string;
-      purpose: string;
-      fields: ReadonlyArray<{ name: string; category: string }>;
-    },
-  ): Promise<{ entryFor(subjectId: string | undefined, details?: Record<string, unknown>): AuditEntry }>;
-  recordPassThrough(ctx: Context, entries: readonly AuditEntry[]): Promise<void>;
-}
+/** What the collect gate asks of the share gate (the card's hand-over to the card processor). */
+export type CollectShare = PassThroughGate;
 
 /** What the collect gate asks of the consent service. */
 export interface CollectConsent {

@@ -16,6 +16,7 @@
  * Then, just before the messages are handed to SMTP, {@link MessagePipeline.recheck} asks steps 1
  * and 3 again for those few messages, so a choice made while they were being prepared counts.
  */
+import type { PassThroughGate } from '../share/share.types.js';
 import type { AuditEntry } from '../audit/audit.service.js';
 import type { ConsentService } from '../consent/consent.service.js';
 import { createLinkToken, MAX_PREFERENCES_TTL_SECONDS, type LinkTokenKeys } from '../consent/link-tokens.js';
@@ -105,17 +106,8 @@ export interface MessagePipelineDeps {
   share?: MailShare | undefined;
 }
 
-/** What the pipeline asks of the share gate (src/share/share.service.ts). */
-export interface MailShare {
-  authorizePassThrough(
-    ctx: Context,
-    request: {
-      recipient: string;
-      purpose: string;
-      fields: ReadonlyArray<{ name: string; category: string }>;
-    },
-  ): Promise<{ entryFor(subjectId: string | undefined, details?: Record<string, unknown>): AuditEntry }>;
-}
+/** What the pipeline asks of the share gate: whether a batch may be handed over, and its entries. */
+export type MailShare = Pick<PassThroughGate, 'authorizePassThrough'>;
 
 /**
  * HTML a marketing message carries for its recipient besides the template and footer: the e-mail

@@ -6,7 +6,7 @@
 import type { AuditAppender } from '../audit/audit.service.js';
 import type { Purpose } from '../manifest/manifest.schema.js';
 import type { Context } from '../platform/context.js';
-import type { Listener } from '../platform/db/database.js';
+import { CacheInvalidation } from '../platform/db/cache-invalidation.js';
 import type { Transactions } from '../platform/db/db.js';
 import { ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
@@ -60,7 +60,7 @@ export class ConsentService {
   readonly #evidence: EvidenceSeal;
   readonly #propagate: PropagateChanges | undefined;
   readonly #channel: string;
-  #listener: Listener | undefined;
+  readonly #invalidation: CacheInvalidation;
 
   constructor(deps: ConsentServiceDeps) {
     this.#db = deps.db;
@@ -79,6 +79,7 @@ export class ConsentService {
       capacity: deps.cacheSize ?? 200_000,
       enabled: deps.notifications.dialect === 'sqlite',
     });
+    this.#invalidation = new CacheInvalidation(deps.notifications, this.#channel, this.#cache);
   }
 
   /** The decision rules of the manifest in force. */
@@ -92,23 +93,12 @@ export class ConsentService {
    * are read from the database rather than the cache.
    */
   async start(): Promise<void> {
-    const listen = this.#database.listen;
-    if (listen === undefined || this.#listener !== undefined) return;
-    this.#listener = listen(this.#channel, {
-      onMessage: (payload) => this.#cache.evict(payload.split(' ')),
-      onListening: () => this.#cache.setEnabled(true),
-      onLost: () => this.#cache.setEnabled(false),
-      onConfirmed: (until) => this.#cache.confirmUntil(until),
-    });
-    await this.#listener.ready;
+    await this.#invalidation.start();
   }
 
   /** Stops listening. */
   async stop(): Promise<void> {
-    const listener = this.#listener;
-    this.#listener = undefined;
-    this.#cache.setEnabled(this.#database.dialect === 'sqlite');
-    await listener?.close();
+    await this.#invalidation.stop();
   }
 
   // ---- decisions -----------------------------------------------------------------------------

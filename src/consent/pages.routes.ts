@@ -20,8 +20,7 @@ import type { Manifest } from '../manifest/manifest.schema.js';
 import type { Config } from '../platform/config.js';
 import { asLinkHolder, createContext, type Context } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
-import type { AuditEntry } from '../audit/audit.service.js';
-import type { MailShare } from '../comms/message.pipeline.js';
+import type { PassThroughGate } from '../share/share.types.js';
 import type { DisclosuresReader } from '../share/disclosures.view.js';
 import { MAIL_CATEGORY, mailRecipientOf } from '../share/share.gate.js';
 import { sendPage } from '../platform/http/pages.js';
@@ -76,7 +75,7 @@ export interface ConsentPagesDeps {
    * The share gate: a link mailed to a person is handed to the e-mail delivery provider, a
    * disclosure of their address, checked before and recorded after (absent: not checked).
    */
-  share?: MailShare & { recordPassThrough(ctx: Context, entries: readonly AuditEntry[]): Promise<void> };
+  share?: PassThroughGate;
   /**
    * The disclosures of a person's data, for the privacy center's "who got my data" page (the share
    * capability's presenter; absent: no such page).

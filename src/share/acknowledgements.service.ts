@@ -27,7 +27,8 @@ import type { ManifestVersion } from '../manifest/manifest.repository.js';
 import type { Manifest, Recipient } from '../manifest/manifest.schema.js';
 import { ACKNOWLEDGING_KINDS } from '../manifest/recipients.checks.js';
 import type { Context } from '../platform/context.js';
-import type { Database, Listener } from '../platform/db/database.js';
+import { CacheInvalidation } from '../platform/db/cache-invalidation.js';
+import type { Database } from '../platform/db/database.js';
 import type { Transactions } from '../platform/db/db.js';
 import { NotFoundError, ValidationError } from '../platform/errors.js';
 import { uuidv7 } from '../platform/ids.js';
@@ -112,7 +113,7 @@ export class AcknowledgementService implements RecipientStanding {
   readonly #database: AcknowledgementServiceDeps['notifications'];
   readonly #channel: string;
   readonly #cache: StandingCache;
-  #listener: Listener | undefined;
+  readonly #invalidation: CacheInvalidation;
 
   constructor(deps: AcknowledgementServiceDeps) {
     this.#db = deps.db;
@@ -126,6 +127,7 @@ export class AcknowledgementService implements RecipientStanding {
     this.#channel = deps.notifications.channel(NOTIFY_NAME);
     // On PostgreSQL nothing is cached until the notification connection listens (start()).
     this.#cache = new StandingCache({ enabled: deps.notifications.dialect === 'sqlite' });
+    this.#invalidation = new CacheInvalidation(deps.notifications, this.#channel, this.#cache);
   }
 
   /**
@@ -134,23 +136,12 @@ export class AcknowledgementService implements RecipientStanding {
    * read from the database rather than the cache.
    */
   async start(): Promise<void> {
-    const listen = this.#database.listen;
-    if (listen === undefined || this.#listener !== undefined) return;
-    this.#listener = listen(this.#channel, {
-      onMessage: (payload) => this.#cache.evict(payload.split(' ')),
-      onListening: () => this.#cache.setEnabled(true),
-      onLost: () => this.#cache.setEnabled(false),
-      onConfirmed: (until) => this.#cache.confirmUntil(until),
-    });
-    await this.#listener.ready;
+    await this.#invalidation.start();
   }
 
   /** Stops listening (on PostgreSQL nothing is cached from then on). */
   async stop(): Promise<void> {
-    const listener = this.#listener;
-    this.#listener = undefined;
-    this.#cache.setEnabled(this.#database.dialect === 'sqlite');
-    await listener?.close();
+    await this.#invalidation.stop();
   }
 
   /** The policy version in force. */

@@ -4,6 +4,7 @@
  * gate (share.service.ts), acknowledgements (acknowledgements.service.ts) and legal requests
  * (legal.service.ts) meet here, so each can be built and tested on its own.
  */
+import type { AuditEntry } from '../audit/audit.service.js';
 import type { Context } from '../platform/context.js';
 
 /** Whether a recipient may receive data now, under the policy version in force. */
@@ -47,4 +48,27 @@ export interface DiscloseOptions {
   fields: readonly string[];
   /** For the `authorities` recipient: the approved legal request it answers. */
   legalRequest?: string | undefined;
+}
+
+/** A hand-over the share gate allowed: the log entry of each person it concerns. */
+export interface PassThroughAuthorization {
+  entryFor(subjectId: string | undefined, details?: Record<string, unknown>): AuditEntry;
+}
+
+/**
+ * What a capability that hands values to a recipient itself (collect's card to the card processor,
+ * comms' mail to the delivery provider, the pages' link mail) asks of the share gate: is this flow
+ * allowed (throws its refusal), and the entries to record, committed by the caller with its own
+ * write or through {@link PassThroughGate.recordPassThrough}.
+ */
+export interface PassThroughGate {
+  authorizePassThrough(
+    ctx: Context,
+    request: {
+      recipient: string;
+      purpose: string;
+      fields: ReadonlyArray<{ name: string; category: string }>;
+    },
+  ): Promise<PassThroughAuthorization>;
+  recordPassThrough(ctx: Context, entries: readonly AuditEntry[]): Promise<void>;
 }
