@@ -3,7 +3,7 @@
  * hash tiles, checkpoints and cosignatures. Proof and tile reads fetch few rows by primary key or by
  * the unique leaf index.
  */
-import { sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import type { Context } from '../platform/context.js';
 import type { Db } from '../platform/db/db.js';
 import type { AuditTables } from './audit.tables.js';
@@ -47,6 +47,8 @@ const ASSIGN_CHUNK = 1000;
 /** Reads and writes the transparency log's tables, in the transaction of the context given. */
 export class LogRepository {
   readonly #db: Db;
+  /** The text of the leaf-index UPDATE by row count. */
+  readonly #assignText = new Map<number, string>();
 
   constructor(db: Db) {
     this.#db = db;
@@ -173,19 +175,37 @@ export class LogRepository {
   async assignLeaves(ctx: Context, ids: readonly number[], first: number): Promise<void> {
     for (let at = 0; at < ids.length; at += ASSIGN_CHUNK) {
       const chunk = ids.slice(at, at + ASSIGN_CHUNK);
-      const values = sql.join(
-        chunk.map((id, i) => sql`(cast(${id} as integer), cast(${first + at + i} as integer))`),
+      const parameters: number[] = [];
+      for (let i = 0; i < chunk.length; i++) parameters.push(chunk[i]!, first + at + i);
+      const result = await this.#q(ctx).executeQuery(
+        CompiledQuery.raw(this.#assignSql(chunk.length), parameters),
       );
-      // `+leaf_index` (the same value) keeps SQLite's planner off the leaf index, which would scan
-      // every pending row for each value; the join then looks each id up by its primary key.
-      const result = await sql`update audit_events set leaf_index = v.column2 from (values ${values}) as v
-        where audit_events.id = v.column1 and +audit_events.leaf_index is null`.execute(this.#q(ctx));
       if (Number(result.numAffectedRows ?? -1) !== chunk.length) {
         throw new Error(
           `the integrator set ${result.numAffectedRows} of ${chunk.length} leaf indexes; it rolls back`,
         );
       }
     }
+  }
+
+  /** The UPDATE of {@link assignLeaves} for `rows` rows, built once per count (it is the same text). */
+  #assignSql(rows: number): string {
+    let text = this.#assignText.get(rows);
+    if (text === undefined) {
+      const pg = this.#db.dialect === 'postgres';
+      const values = Array.from({ length: rows }, (_, i) =>
+        pg
+          ? `(cast($${2 * i + 1} as integer), cast($${2 * i + 2} as integer))`
+          : '(cast(? as integer), cast(? as integer))',
+      ).join(', ');
+      // `+leaf_index` (the same value) keeps SQLite's planner off the leaf index, which would scan
+      // every pending row for each value; the join then looks each id up by its primary key.
+      text =
+        `update audit_events set leaf_index = v.column2 from (values ${values}) as v ` +
+        'where audit_events.id = v.column1 and +audit_events.leaf_index is null';
+      this.#assignText.set(rows, text);
+    }
+    return text;
   }
 
   /** Stored tiles by level and index (the key `${level}/${index}`). */
