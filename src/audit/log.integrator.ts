@@ -16,7 +16,7 @@ import type { Context } from '../platform/context.js';
 import type { Transactions } from '../platform/db/db.js';
 import type { UseKeys } from '../vault/use-keys.js';
 import { encodeEntry, type SubjectCommitments } from './log.entry.js';
-import type { LogRepository, PendingRow, StoredCheckpoint } from './log.repository.js';
+import type { LegacyColumns, LogRepository, StoredCheckpoint } from './log.repository.js';
 import { leafHash, TreeFrontier } from './merkle.js';
 import { formatCheckpointBody, NoteSigner } from './note.js';
 import { TILE_HEIGHT, TILE_WIDTH } from './tiles.js';
@@ -94,7 +94,7 @@ export class LogIntegrator {
       const n = await this.#deps.db.transaction(ctx, async (trx) => {
         await this.#deps.repo.lockIntegration(trx);
         const rows = await this.#deps.repo.unconverted(trx, 500);
-        for (const row of rows) await this.#convert(trx, row);
+        for (const row of rows) if (row.entry === null) await this.#convert(trx, row);
         return rows.length;
       });
       converted += n;
@@ -102,7 +102,7 @@ export class LogIntegrator {
     }
   }
 
-  async #convert(ctx: Context, row: PendingRow): Promise<string> {
+  async #convert(ctx: Context, row: { id: number; legacy: LegacyColumns }): Promise<string> {
     const { commitments, repo } = this.#deps;
     const l = row.legacy;
     const actor = commitments.actor(JSON.parse(l.actor) as Context['actor']);
@@ -144,11 +144,11 @@ export class LogIntegrator {
       if (rows.length > 0) {
         const tiles = await this.#rightmostTiles(trx, start);
         for (const row of rows) {
-          let entry = row.entry;
-          if (entry === null) {
+          let entry: string;
+          if (row.entry === null) {
             entry = await this.#convert(trx, row);
             converted++;
-          }
+          } else entry = row.entry;
           frontier.append(leafHash(Buffer.from(entry, 'utf8')), (level, index, hash) => {
             if (level % TILE_HEIGHT !== 0) return;
             const key = `${level / TILE_HEIGHT}/${Math.floor(index / TILE_WIDTH)}`;

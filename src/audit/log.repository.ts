@@ -3,25 +3,24 @@
  * hash tiles, checkpoints and cosignatures. Proof and tile reads fetch few rows by primary key or by
  * the unique leaf index.
  */
-import { sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import type { Context } from '../platform/context.js';
 import type { Db } from '../platform/db/db.js';
 import type { AuditTables } from './audit.tables.js';
 
-/** A row the integrator takes (in id order). */
-export interface PendingRow {
-  id: number;
-  entry: string | null;
-  /** Only rows of earlier versions, not yet converted. */
-  legacy: {
-    at: string;
-    actor: string;
-    action: string;
-    subjectId: string | null;
-    purpose: string | null;
-    requestId: string | null;
-    details: string;
-  };
+/** A row the integrator takes (in id order): its entry, or the columns of an earlier version's row. */
+export type PendingRow =
+  { id: number; entry: string; legacy: undefined } | { id: number; entry: null; legacy: LegacyColumns };
+
+/** The columns of a row written by an earlier version (plaintext subject id, no entry). */
+export interface LegacyColumns {
+  at: string;
+  actor: string;
+  action: string;
+  subjectId: string | null;
+  purpose: string | null;
+  requestId: string | null;
+  details: string;
 }
 
 /** The integrator's saved state. */
@@ -39,12 +38,17 @@ export interface StoredCheckpoint {
   createdAt: Date;
 }
 
-/** Rows per UPDATE when leaf indexes are set. */
-const ASSIGN_CHUNK = 500;
+/**
+ * Rows per UPDATE when leaf indexes are set: a whole batch of the integrator (at most a checkpoint's
+ * worth) in one statement, three parameters a row, well within both engines' limits.
+ */
+const ASSIGN_CHUNK = 1000;
 
 /** Reads and writes the transparency log's tables, in the transaction of the context given. */
 export class LogRepository {
   readonly #db: Db;
+  /** The text of the leaf-index UPDATE by row count. */
+  readonly #assignText = new Map<number, string>();
 
   constructor(db: Db) {
     this.#db = db;
@@ -103,23 +107,38 @@ export class LogRepository {
   async #pendingRows(ctx: Context, limit: number, legacyOnly: boolean): Promise<PendingRow[]> {
     let query = this.#q(ctx)
       .selectFrom('audit_events')
-      .select(['id', 'entry', 'at', 'actor', 'action', 'subject_id', 'purpose', 'request_id', 'details'])
+      .select(['id', 'entry'])
       .where('leaf_index', 'is', null);
     if (legacyOnly) query = query.where('entry', 'is', null);
     const rows = await query.orderBy('id').limit(limit).execute();
-    return rows.map((r) => ({
-      id: Number(r.id),
-      entry: r.entry,
-      legacy: {
-        at: r.at,
-        actor: r.actor,
-        action: r.action,
-        subjectId: r.subject_id,
-        purpose: r.purpose,
-        requestId: r.request_id,
-        details: r.details,
-      },
-    }));
+    // Only rows of earlier versions (no entry yet) need their columns: the rest are read as entries.
+    const legacyIds = rows.filter((r) => r.entry === null).map((r) => r.id);
+    const legacy = new Map<number, LegacyColumns>();
+    if (legacyIds.length > 0) {
+      const found = await this.#q(ctx)
+        .selectFrom('audit_events')
+        .select(['id', 'at', 'actor', 'action', 'subject_id', 'purpose', 'request_id', 'details'])
+        .where('id', 'in', legacyIds)
+        .execute();
+      for (const r of found) {
+        legacy.set(Number(r.id), {
+          at: r.at,
+          actor: r.actor,
+          action: r.action,
+          subjectId: r.subject_id,
+          purpose: r.purpose,
+          requestId: r.request_id,
+          details: r.details,
+        });
+      }
+    }
+    return rows.map((r) => {
+      const id = Number(r.id);
+      const l = legacy.get(id);
+      return l === undefined
+        ? { id, entry: r.entry ?? '', legacy: undefined }
+        : { id, entry: null, legacy: l };
+    });
   }
 
   /** Whether any row of an earlier version still waits for its conversion. */
@@ -148,26 +167,45 @@ export class LogRepository {
       .execute();
   }
 
-  /** Gives rows their leaf indexes: `first` to the first id, then one more each, in the order given. */
+  /**
+   * Gives rows their leaf indexes: `first` to the first id, then one more each, in the order given;
+   * one UPDATE joined to a VALUES list of (id, leaf index) per chunk (a CASE would be tried branch by
+   * branch for every row).
+   */
   async assignLeaves(ctx: Context, ids: readonly number[], first: number): Promise<void> {
     for (let at = 0; at < ids.length; at += ASSIGN_CHUNK) {
       const chunk = ids.slice(at, at + ASSIGN_CHUNK);
-      const cases = sql.join(
-        chunk.map((id, i) => sql`when ${id} then cast(${first + at + i} as integer)`),
-        sql` `,
+      const parameters: number[] = [];
+      for (let i = 0; i < chunk.length; i++) parameters.push(chunk[i]!, first + at + i);
+      const result = await this.#q(ctx).executeQuery(
+        CompiledQuery.raw(this.#assignSql(chunk.length), parameters),
       );
-      const result = await this.#q(ctx)
-        .updateTable('audit_events')
-        .set({ leaf_index: sql<number>`case id ${cases} end` })
-        .where('id', 'in', chunk)
-        .where('leaf_index', 'is', null)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== chunk.length) {
+      if (Number(result.numAffectedRows ?? -1) !== chunk.length) {
         throw new Error(
-          `the integrator set ${result.numUpdatedRows} of ${chunk.length} leaf indexes; it rolls back`,
+          `the integrator set ${result.numAffectedRows} of ${chunk.length} leaf indexes; it rolls back`,
         );
       }
     }
+  }
+
+  /** The UPDATE of {@link assignLeaves} for `rows` rows, built once per count (it is the same text). */
+  #assignSql(rows: number): string {
+    let text = this.#assignText.get(rows);
+    if (text === undefined) {
+      const pg = this.#db.dialect === 'postgres';
+      const values = Array.from({ length: rows }, (_, i) =>
+        pg
+          ? `(cast($${2 * i + 1} as integer), cast($${2 * i + 2} as integer))`
+          : '(cast(? as integer), cast(? as integer))',
+      ).join(', ');
+      // `+leaf_index` (the same value) keeps SQLite's planner off the leaf index, which would scan
+      // every pending row for each value; the join then looks each id up by its primary key.
+      text =
+        `update audit_events set leaf_index = v.column2 from (values ${values}) as v ` +
+        'where audit_events.id = v.column1 and +audit_events.leaf_index is null';
+      this.#assignText.set(rows, text);
+    }
+    return text;
   }
 
   /** Stored tiles by level and index (the key `${level}/${index}`). */

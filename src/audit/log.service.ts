@@ -2,18 +2,26 @@
  * The transparency log as readers see it: the latest checkpoint (with witnesses' cosignatures),
  * hash tiles and entry bundles (C2SP tlog-tiles), and inclusion and consistency proofs computed from
  * the stored tiles. A tile only ever grows (its hashes never change), so tiles are cached in memory
- * (a small LRU) and read again only when a request needs more hashes than the cached copy holds; the
- * tree's size only grows too, so a size once seen needs no read. A proof usually costs one indexed
- * read (its leaf's entry).
+ * (an LRU) with every complete node inside them hashed once (a pyramid), and read again only when a
+ * request needs more hashes than the cached copy holds; the tree's size only grows too, so a size
+ * once seen needs no read. A proof of a cached tile's leaf is then lookups, no hashing, and one
+ * indexed read: its leaf's entry, always from the database (an edited entry is served as it is).
  */
 import type { Context } from '../platform/context.js';
 import { NotFoundError, ValidationError } from '../platform/errors.js';
 import type { LogIntegrator } from './log.integrator.js';
 import type { LogRepository, StoredCheckpoint } from './log.repository.js';
 import { consistencyProof, inclusionProof, type NodesReader } from './merkle.js';
-import { encodeEntryBundle, tileNodesReader, TILE_HEIGHT, TILE_WIDTH } from './tiles.js';
+import {
+  buildTilePyramid,
+  encodeEntryBundle,
+  pyramidNodesReader,
+  TILE_HEIGHT,
+  TILE_WIDTH,
+  type TilePyramid,
+} from './tiles.js';
 
-/** How many tiles stay in memory (each at most 8 KiB of hashes). */
+/** How many tiles stay in memory (each at most 16 KiB: its hashes and the nodes above them). */
 const TILE_CACHE_SIZE = 2048;
 
 /** How long the latest checkpoint is answered from memory (another instance may sign a newer one). */
@@ -81,7 +89,7 @@ class Lru<V> {
 export class TransparencyLog {
   readonly #repo: LogRepository;
   readonly #integrator: LogIntegrator;
-  readonly #tiles = new Lru<Buffer>(TILE_CACHE_SIZE);
+  readonly #tiles = new Lru<TilePyramid>(TILE_CACHE_SIZE);
   /** The largest tree size seen: sizes up to it exist without asking. */
   #knownSize = 0;
   #checkpoint: { value: StoredCheckpoint | undefined; until: number } | undefined;
@@ -181,12 +189,36 @@ export class TransparencyLog {
    * as many (a tile's hashes never change, it only grows), else from the database.
    */
   async #readTile(ctx: Context, level: number, index: number, width: number): Promise<Buffer | undefined> {
-    const key = `${level}/${index}`;
-    const cached = this.#tiles.get(key);
-    if (cached !== undefined && cached.length >= width * 32) return cached;
+    const cached = this.#tiles.get(`${level}/${index}`);
+    if (cached !== undefined && cached.width >= width) return cached.rows[0];
+    return (await this.#loadPyramid(ctx, level, index, cached))?.rows[0];
+  }
+
+  /** A tile's pyramid at least `width` wide when the tree has it: no promise when it is cached. */
+  #pyramid(
+    ctx: Context,
+    level: number,
+    index: number,
+    width: number,
+  ): TilePyramid | Promise<TilePyramid | undefined> {
+    const cached = this.#tiles.get(`${level}/${index}`);
+    if (cached !== undefined && cached.width >= width) return cached;
+    return this.#loadPyramid(ctx, level, index, cached);
+  }
+
+  /** Reads a tile from the database and caches its pyramid when it is wider than the cached one. */
+  async #loadPyramid(
+    ctx: Context,
+    level: number,
+    index: number,
+    cached: TilePyramid | undefined,
+  ): Promise<TilePyramid | undefined> {
     const hashes = await this.#repo.getTile(ctx, level, index);
-    if (hashes !== undefined && hashes.length > (cached?.length ?? 0)) this.#tiles.set(key, hashes);
-    return hashes;
+    if (hashes === undefined) return cached;
+    if (cached !== undefined && hashes.length <= cached.width * 32) return cached;
+    const pyramid = buildTilePyramid(hashes, cached);
+    this.#tiles.set(`${level}/${index}`, pyramid);
+    return pyramid;
   }
 
   /** The hashes of tile `index` of `level` at `width` (256: full), or `undefined` when the tree has no such tile. */
@@ -211,9 +243,9 @@ export class TransparencyLog {
 
   /** Reads nodes of the tree of `size` from tiles, each as wide as that tree makes it. */
   #reader(ctx: Context, size: number): NodesReader {
-    return tileNodesReader((level, index) => {
+    return pyramidNodesReader((level, index) => {
       const nodes = Math.floor(size / 2 ** (level * TILE_HEIGHT));
-      return this.#readTile(ctx, level, index, Math.min(TILE_WIDTH, nodes - index * TILE_WIDTH));
+      return this.#pyramid(ctx, level, index, Math.min(TILE_WIDTH, nodes - index * TILE_WIDTH));
     });
   }
 

@@ -243,3 +243,74 @@ function hashSpan(tile: Buffer, offset: number, count: number): Buffer {
   // A copy: the caller may keep it, and the tile's buffer may be reused by the store.
   return Buffer.from(level[0]!);
 }
+
+/**
+ * A tile with every complete node inside it: `rows[k]` holds the hashes of the tile's level k (row 0
+ * the tile's own hashes, row 8 its root once it is full). A complete node never changes, so a
+ * pyramid built for a narrower copy of the tile stays true as the tile grows.
+ */
+export interface TilePyramid {
+  /** How many hashes the tile held when the pyramid was built. */
+  width: number;
+  rows: Buffer[];
+}
+
+/**
+ * The pyramid of a tile's `hashes`, reusing the nodes of `previous` (a pyramid of a narrower copy of
+ * the same tile), so only the nodes the new hashes complete are hashed.
+ */
+export function buildTilePyramid(hashes: Buffer, previous?: TilePyramid): TilePyramid {
+  const width = Math.floor(hashes.length / HASH_SIZE);
+  const rows: Buffer[] = [hashes];
+  for (let k = 1, below = hashes; k <= TILE_HEIGHT; k++) {
+    const count = Math.floor(below.length / HASH_SIZE / 2);
+    if (count === 0) break;
+    const row = Buffer.allocUnsafe(count * HASH_SIZE);
+    const kept = Math.min(count, Math.floor((previous?.rows[k]?.length ?? 0) / HASH_SIZE));
+    if (kept > 0) previous!.rows[k]!.copy(row, 0, 0, kept * HASH_SIZE);
+    for (let i = kept; i < count; i++) {
+      const at = 2 * i * HASH_SIZE;
+      nodeHash(below.subarray(at, at + HASH_SIZE), below.subarray(at + HASH_SIZE, at + 2 * HASH_SIZE)).copy(
+        row,
+        i * HASH_SIZE,
+      );
+    }
+    rows.push(row);
+    below = row;
+  }
+  return { width, rows };
+}
+
+/**
+ * A NodesReader over tile pyramids: each node is a lookup in its tile's pyramid, no hashing. `readTile`
+ * gives the pyramid of tile `index` of `level` holding at least `width` hashes (the width the tree
+ * being read has there), or `undefined` when the tile is missing.
+ */
+export function pyramidNodesReader(
+  readTile: (level: number, index: number) => Promise<TilePyramid | undefined> | TilePyramid | undefined,
+): NodesReader {
+  return async (nodes) => {
+    const out: Buffer[] = [];
+    for (const { level, index } of nodes) {
+      if (!Number.isInteger(level) || level < 0 || !Number.isSafeInteger(index) || index < 0) {
+        throw new RangeError(`no node ${level}/${index}`);
+      }
+      const tileLevel = Math.floor(level / TILE_HEIGHT);
+      const sub = level - tileLevel * TILE_HEIGHT;
+      const perTile = TILE_WIDTH >> sub;
+      const tileIndex = Math.floor(index / perTile);
+      const at = (index - tileIndex * perTile) * HASH_SIZE;
+      const pyramid = await readTile(tileLevel, tileIndex);
+      const row = pyramid?.rows[sub];
+      if (row === undefined || row.length < at + HASH_SIZE) {
+        throw new Error(
+          `node ${level}/${index} needs ${(at / HASH_SIZE + 1) << sub} hashes of tile ` +
+            `${tileLevel}/${tileIndex}, which holds ${pyramid?.width ?? 'none'}`,
+        );
+      }
+      // A copy: the caller may keep it.
+      out.push(Buffer.from(row.subarray(at, at + HASH_SIZE)));
+    }
+    return out;
+  };
+}

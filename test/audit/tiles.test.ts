@@ -24,7 +24,9 @@ import {
   encodeEntryBundle,
   encodeTileIndex,
   entriesPath,
+  buildTilePyramid,
   parseTilePath,
+  pyramidNodesReader,
   tileNodesReader,
   tilePath,
   tilesOfTree,
@@ -303,6 +305,41 @@ describe('tileNodesReader against an in-memory tree', () => {
       const existing = new Set(tilesOfTree(size).map((t) => `${t.level}/${t.index}`));
       for (const r of reads) assert.ok(existing.has(r), `size ${size} read tile ${r}`);
     }
+  });
+
+  test('tile pyramids (grown from narrower copies, as a cache grows them) give the same proofs', async () => {
+    const pyramids = new Map<string, ReturnType<typeof buildTilePyramid>>();
+    for (const size of SIZES.filter((s) => s > 0)) {
+      const root = await treeRoot(size, memory);
+      const reader = pyramidNodesReader((level, index) => {
+        const row = levels[level * TILE_HEIGHT] ?? [];
+        const count = Math.floor(size / TILE_WIDTH ** level);
+        const hashes = row.slice(index * TILE_WIDTH, Math.min((index + 1) * TILE_WIDTH, count));
+        if (hashes.length === 0) return undefined;
+        // Grown from the pyramid of the tile as a smaller tree had it: its nodes are reused.
+        const pyramid = buildTilePyramid(Buffer.concat(hashes), pyramids.get(`${level}/${index}`));
+        pyramids.set(`${level}/${index}`, pyramid);
+        return pyramid;
+      });
+      assert.deepEqual(await treeRoot(size, reader), root, `root of ${size}`);
+      const indices = new Set([0, 1, 254, 255, 256, 257, 65_535, 65_536, size - 1, size >> 1]);
+      for (const i of [...indices].filter((i) => i < size)) {
+        const fromTiles = await inclusionProof(i, size, reader);
+        assert.deepEqual(fromTiles, await inclusionProof(i, size, memory), `PATH(${i}, ${size})`);
+        assert.ok(verifyInclusion(leaves[i]!, i, size, fromTiles, root));
+      }
+      const olds = new Set([1, 2, 255, 256, 257, 65_535, 65_536, size - 1, size >> 1, size]);
+      for (const m of [...olds].filter((m) => m >= 1 && m <= size)) {
+        assert.deepEqual(
+          await consistencyProof(m, size, reader),
+          await consistencyProof(m, size, memory),
+          `PROOF(${m}, ${size})`,
+        );
+      }
+    }
+    // A tile narrower than a node needs is an error, not a wrong hash.
+    const short = pyramidNodesReader(() => buildTilePyramid(Buffer.concat(levels[0]!.slice(0, 3))));
+    await assert.rejects(short([{ level: 2, index: 0 }]), /needs 4 hashes of tile 0\/0, which holds 3/);
   });
 
   test('each tile is read once per call, and a missing or short tile is an error', async () => {
