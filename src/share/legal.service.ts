@@ -23,12 +23,7 @@ import { UUID_PATTERN, uuidv7 } from '../platform/ids.js';
 import { jobDone, jobRetry, type JobHandlerResult } from '../platform/jobs/jobs.definition.js';
 import type { JobQueue, JobType } from '../platform/jobs/jobs.service.js';
 import type { MailMessage, SendMailResult } from '../platform/mail/mail.transport.js';
-import type {
-  LegalActorRecord,
-  LegalNoticeRecord,
-  LegalRepository,
-  LegalRequestRecord,
-} from './legal.repository.js';
+import type { LegalNoticeRecord, LegalRepository, LegalRequestRecord } from './legal.repository.js';
 import {
   checkCategories,
   checkIntake,
@@ -37,10 +32,13 @@ import {
   InputProblems,
   REJECT_REASONS,
 } from './legal.validator.js';
+import { refuseSelfReview, whoActs, type LegalActOptions } from './legal.actors.js';
+import { noticeMessage } from './legal.notices.js';
 import { buildReport, periodOrThrow, type TransparencyReport } from './legal.report.js';
 import type { DiscloseOptions, LegalApprovals, LegalScope } from './share.types.js';
 
 export type { LegalActorRecord, LegalNoticeRecord, LegalRequestRecord } from './legal.repository.js';
+export { refuseSelfReview, type LegalActOptions } from './legal.actors.js';
 
 /** The recipient every legal disclosure goes to. */
 export const LEGAL_RECIPIENT = 'authorities';
@@ -87,12 +85,6 @@ export interface LegalServiceDeps {
   share?: LegalShareGate | undefined;
   /** Absent: notice jobs wait for an instance that has mail. */
   mail?: LegalNoticeMail | undefined;
-}
-
-/** Who acts, beyond the context: the CLI's `--by`. */
-export interface LegalActOptions {
-  /** The staff member running the CLI (its `--by NAME`). */
-  by?: string | undefined;
 }
 
 /** A narrowing: what the reviewer lets leave, a subset of what was asked. */
@@ -208,7 +200,7 @@ export class LegalService implements LegalApprovals {
       });
       problems.throwIfAny('legal.request_invalid');
     }
-    const intakeBy = await this.#whoActs(ctx, options);
+    const intakeBy = await whoActs(ctx, this.#deps, options);
     const record = {
       id: uuidv7(),
       receivedAt: now,
@@ -385,7 +377,7 @@ export class LegalService implements LegalApprovals {
     options: LegalActOptions,
     decide: (r: LegalRequestRecord) => Pick<LegalRequestRecord, 'decision' | 'approved' | 'rejectReason'>,
   ): Promise<LegalRequestRecord> {
-    const by = await this.#whoActs(ctx, options);
+    const by = await whoActs(ctx, this.#deps, options);
     await this.#deps.db.transaction(ctx, async (tctx) => {
       const r = await this.#lockedOrThrow(tctx, id);
       if (r.closedAt !== undefined) throw closed(r.id);
@@ -530,7 +522,7 @@ export class LegalService implements LegalApprovals {
     const problems = new InputProblems();
     const terms = checkNotice(body, '', problems, ctx.clock.now());
     problems.throwIfAny('legal.notice_invalid');
-    await this.#whoActs(ctx, {});
+    await whoActs(ctx, this.#deps, {});
     await this.#deps.db.transaction(ctx, async (tctx) => {
       const r = await this.#lockedOrThrow(tctx, id);
       await this.#deps.repo.setNotice(tctx, r.id, terms.prohibited, terms.until);
@@ -558,7 +550,7 @@ export class LegalService implements LegalApprovals {
 
   /** Closes a request (`legal.request_closed` when it is already); nothing more leaves for it. */
   async close(ctx: Context, id: string, options: LegalActOptions = {}): Promise<LegalRequestRecord> {
-    const by = await this.#whoActs(ctx, options);
+    const by = await whoActs(ctx, this.#deps, options);
     await this.#deps.db.transaction(ctx, async (tctx) => {
       const r = await this.#lockedOrThrow(tctx, id);
       if (r.closedAt !== undefined || !(await this.#deps.repo.close(tctx, r.id, tctx.clock.now(), by)))
@@ -598,7 +590,10 @@ export class LegalService implements LegalApprovals {
     const address = await mail.addressOf(ctx, subjectId);
     let status = 'no_address';
     if (address !== undefined) {
-      const sent = await mail.send(ctx, this.#noticeMessage(r, notice, address));
+      const sent = await mail.send(
+        ctx,
+        noticeMessage(this.#deps.manifest.manifest.organization, r, notice, address),
+      );
       if (!sent.sent) return jobRetry('mail is not configured (PLEDGE_SMTP_URL)');
       status = 'sent';
     }
@@ -611,22 +606,6 @@ export class LegalService implements LegalApprovals {
     });
   }
 
-  #noticeMessage(r: LegalRequestRecord, notice: LegalNoticeRecord, to: string): MailMessage {
-    const org = this.#deps.manifest.manifest.organization;
-    const categories = (r.approved?.categories ?? []).join(', ');
-    const text = [
-      `${org.name} disclosed information about you to ${r.authority.name} on ${notice.disclosedAt.toISOString().slice(0, 10)}, as required by law.`,
-      '',
-      `Legal basis: ${r.legalBasis.replace(/_/g, ' ')}${r.citation === undefined ? '' : ` (${r.citation})`}`,
-      `The authority's reference: ${r.reference}`,
-      `Categories of information the request was approved for: ${categories}`,
-      '',
-      `We disclosed only what the request required, after review. Questions: ${org.privacy_contact}.`,
-      '',
-    ].join('\n');
-    return { to, subject: `${org.name} disclosed information about you to an authority`, text };
-  }
-
   // ---- helpers -------------------------------------------------------------------------------
 
   async #lockedOrThrow(ctx: Context, id: string): Promise<LegalRequestRecord> {
@@ -634,43 +613,6 @@ export class LegalService implements LegalApprovals {
     const r = await this.#deps.repo.get(ctx, id.toLowerCase(), { lock: true });
     if (r === undefined) throw notFound(id);
     return r;
-  }
-
-  /**
-   * Who acts, as recorded with a step: a system's key (its id and holder), or the CLI (its account
-   * and `--by`). Throws `legal.holder_required` for a key without a holder or a CLI run without
-   * `--by`, and `legal.actor_unsupported` for anyone else: four eyes need two named people.
-   */
-  async #whoActs(ctx: Context, options: LegalActOptions): Promise<LegalActorRecord> {
-    const actor = ctx.actor;
-    if (actor.kind === 'system' || actor.kind === 'api_key') {
-      const key = actor.kind === 'system' ? actor.key : actor.id;
-      const holder = (await this.#deps.holderOf(ctx, key))?.trim();
-      if (holder === undefined || holder === '') {
-        throw new ForbiddenError(
-          'legal.holder_required',
-          `API key ${key} has no holder, so no one can tell whether its reviewer is someone else; legal requests need a key made with \`pledge keys create --holder NAME\``,
-          { key },
-        );
-      }
-      return { actor, key, holder };
-    }
-    if (actor.kind === 'cli') {
-      const by = options.by?.trim();
-      if (by === undefined || by === '' || by.length > 100) {
-        throw new ForbiddenError(
-          'legal.holder_required',
-          'say who you are with --by NAME (1 to 100 characters): legal requests are reviewed by someone other than who recorded them',
-          {},
-        );
-      }
-      return { actor, account: actor.id, holder: by };
-    }
-    throw new ForbiddenError(
-      'legal.actor_unsupported',
-      'legal requests are recorded and reviewed by people: a key of a system with a holder, or the CLI with --by',
-      { actor: actor.kind },
-    );
   }
 
   /** Field name -> the categories it holds in any collection point (computed once per manifest). */
@@ -693,34 +635,6 @@ export class LegalService implements LegalApprovals {
   #log(ctx: Context, entry: AuditEntry): Promise<void> {
     return this.#deps.audit.append(ctx, [{ purpose: LEGAL_PURPOSE, ...entry }]);
   }
-}
-
-/**
- * Throws `legal.self_review` when the reviewer is the one who made the intake: the same key, the
- * same holder (a person with two keys is still one person), or the same operating-system account.
- */
-export function refuseSelfReview(intake: LegalActorRecord, reviewer: LegalActorRecord): void {
-  const same: string[] = [];
-  if (intake.key !== undefined && intake.key === reviewer.key) same.push('the same API key');
-  if (
-    intake.holder !== undefined &&
-    reviewer.holder !== undefined &&
-    normalized(intake.holder) === normalized(reviewer.holder)
-  )
-    same.push('the same holder');
-  if (intake.account !== undefined && intake.account === reviewer.account)
-    same.push('the same operating-system account');
-  if (same.length > 0) {
-    throw new ForbiddenError(
-      'legal.self_review',
-      `the reviewer of a legal request must be someone other than who recorded it; this review comes from ${same.join(' and ')}. Ask another person with the legal:review scope`,
-      { same },
-    );
-  }
-}
-
-function normalized(name: string): string {
-  return name.trim().normalize('NFKC').toLowerCase();
 }
 
 function fieldsOf(value: unknown, problems: InputProblems): string[] {
