@@ -226,6 +226,8 @@ for (const dialect of DIALECTS) {
         .selectFrom('audit_events')
         .select(['details', 'subject_id'])
         .where('action', '=', 'share.refuse')
+        // PostgreSQL returns rows in no set order without one; ids follow this test's own writes.
+        .orderBy('id')
         .execute();
       assert.equal(afterRows.length, before.length + 1);
       const last = JSON.parse(afterRows[afterRows.length - 1]!.details) as Record<string, unknown>;
