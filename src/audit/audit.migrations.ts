@@ -4,6 +4,7 @@
  */
 import { sql, type Kysely, type Migration } from 'kysely';
 import { dialectOf, idColumn } from '../platform/db/schema.js';
+import { buildTilePyramid, encodeInnerRows } from './tiles.js';
 
 /** Migrations of the audit capability, keyed by ordered name. */
 export const auditMigrations: Record<string, Migration> = {
@@ -169,6 +170,49 @@ export const auditMigrations: Record<string, Migration> = {
     async down(db: Kysely<unknown>) {
       for (const t of ['log_cosignatures', 'log_checkpoints', 'log_tiles', 'log_state'])
         await db.schema.dropTable(t).execute();
+    },
+  },
+  '2026_12_17_001_log_tile_inner_rows': {
+    // The tree levels inside each tile, stored beside its hashes so a proof reads them instead of
+    // hashing a tile's 255 inner nodes; tiles already written get theirs here, a page at a time.
+    async up(db: Kysely<unknown>) {
+      const dialect = dialectOf(db);
+      const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
+      await db.schema.alterTable('log_tiles').addColumn('inner', bytes).execute();
+      const tiles = db as unknown as Kysely<{
+        log_tiles: { level: number; tile_index: number; hashes: Buffer; inner: Buffer | null };
+      }>;
+      const page = 500;
+      for (let last = { level: -1, index: -1 }; ;) {
+        const rows = await tiles
+          .selectFrom('log_tiles')
+          .select(['level', 'tile_index', 'hashes'])
+          .where((eb) =>
+            eb.or([
+              eb('level', '>', last.level),
+              eb.and([eb('level', '=', last.level), eb('tile_index', '>', last.index)]),
+            ]),
+          )
+          .orderBy('level')
+          .orderBy('tile_index')
+          .limit(page)
+          .execute();
+        for (const r of rows) {
+          const inner = encodeInnerRows(buildTilePyramid(Buffer.from(r.hashes)));
+          await tiles
+            .updateTable('log_tiles')
+            .set({ inner })
+            .where('level', '=', r.level)
+            .where('tile_index', '=', r.tile_index)
+            .execute();
+        }
+        if (rows.length < page) break;
+        const end = rows[rows.length - 1]!;
+        last = { level: end.level, index: end.tile_index };
+      }
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('log_tiles').dropColumn('inner').execute();
     },
   },
 };

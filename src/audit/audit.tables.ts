@@ -49,6 +49,8 @@ export interface LogTilesTable {
   tile_index: number;
   width: number;
   hashes: Buffer;
+  /** The tree levels inside the tile above its hashes (rows 1 to 7 one after another); see tiles.ts. */
+  inner: Buffer | null;
 }
 
 /** Signed checkpoints (C2SP tlog-checkpoint notes). */

@@ -19,7 +19,7 @@ import { encodeEntry, type SubjectCommitments } from './log.entry.js';
 import type { LegacyColumns, LogRepository, StoredCheckpoint } from './log.repository.js';
 import { leafHash, TreeFrontier } from './merkle.js';
 import { formatCheckpointBody, NoteSigner } from './note.js';
-import { TILE_HEIGHT, TILE_WIDTH } from './tiles.js';
+import { buildTilePyramid, storedTilePyramid, TILE_HEIGHT, TILE_WIDTH } from './tiles.js';
 
 /** Entries between two checkpoints at most. */
 export const CHECKPOINT_EVERY = 1000;
@@ -150,16 +150,20 @@ export class LogIntegrator {
             converted++;
           } else entry = row.entry;
           frontier.append(leafHash(Buffer.from(entry, 'utf8')), (level, index, hash) => {
-            if (level % TILE_HEIGHT !== 0) return;
-            const key = `${level / TILE_HEIGHT}/${Math.floor(index / TILE_WIDTH)}`;
-            const tile = tiles.get(key) ?? {
-              level: level / TILE_HEIGHT,
-              index: Math.floor(index / TILE_WIDTH),
-              hashes: [],
-            };
-            tile.hashes.push(hash);
+            // Every node the frontier completes is kept: those on a tile level are the tile's
+            // hashes, the ones between are its inner rows, so a proof never hashes them again.
+            const tileLevel = Math.floor(level / TILE_HEIGHT);
+            const sub = level % TILE_HEIGHT;
+            const tileIndex = Math.floor(index / (TILE_WIDTH >> sub));
+            const key = `${tileLevel}/${tileIndex}`;
+            let tile = tiles.get(key);
+            if (tile === undefined) {
+              tile = { level: tileLevel, index: tileIndex, hashes: [], inner: emptyInnerRows() };
+              tiles.set(key, tile);
+            }
+            if (sub === 0) tile.hashes.push(hash);
+            else tile.inner[sub]!.push(hash);
             tile.dirty = true;
-            tiles.set(key, tile);
           });
         }
         await repo.assignLeaves(
@@ -171,7 +175,12 @@ export class LogIntegrator {
           trx,
           [...tiles.values()]
             .filter((t) => t.dirty === true)
-            .map((t) => ({ level: t.level, index: t.index, hashes: Buffer.concat(t.hashes) })),
+            .map((t) => ({
+              level: t.level,
+              index: t.index,
+              hashes: Buffer.concat(t.hashes),
+              inner: Buffer.concat(t.inner.flat()),
+            })),
         );
         await repo.saveState(
           trx,
@@ -204,10 +213,7 @@ export class LogIntegrator {
    * The partial rightmost tile of each level a tree of `size` has: appends grow them. A level-L tile
    * holds the hashes of tree level 8·L; one with no node yet at that level is left out.
    */
-  async #rightmostTiles(
-    ctx: Context,
-    size: number,
-  ): Promise<Map<string, { level: number; index: number; hashes: Buffer[]; dirty?: boolean }>> {
+  async #rightmostTiles(ctx: Context, size: number): Promise<Map<string, GrowingTile>> {
     const keys: Array<{ level: number; index: number }> = [];
     for (let level = 0; ; level++) {
       const nodes = Math.floor(size / 2 ** (level * TILE_HEIGHT));
@@ -215,15 +221,40 @@ export class LogIntegrator {
       if (nodes % TILE_WIDTH !== 0) keys.push({ level, index: Math.floor(nodes / TILE_WIDTH) });
     }
     const stored = await this.#deps.repo.getTiles(ctx, keys);
-    const tiles = new Map<string, { level: number; index: number; hashes: Buffer[]; dirty?: boolean }>();
+    const tiles = new Map<string, GrowingTile>();
     for (const k of keys) {
-      const bytes = stored.get(`${k.level}/${k.index}`);
-      if (bytes === undefined)
+      const found = stored.get(`${k.level}/${k.index}`);
+      if (found === undefined)
         throw new Error(`the log's tile ${k.level}/${k.index} is missing; the tree cannot grow`);
-      const hashes: Buffer[] = [];
-      for (let at = 0; at < bytes.length; at += 32) hashes.push(bytes.subarray(at, at + 32));
-      tiles.set(`${k.level}/${k.index}`, { ...k, hashes });
+      // A tile stored without its inner rows (or with rows that do not fit) gets them rebuilt here,
+      // once, so the rows it is written back with are whole.
+      const pyramid = storedTilePyramid(found.hashes, found.inner) ?? buildTilePyramid(found.hashes);
+      const inner = emptyInnerRows();
+      for (let sub = 1; sub < TILE_HEIGHT; sub++) inner[sub] = splitHashes(pyramid.rows[sub]);
+      tiles.set(`${k.level}/${k.index}`, { ...k, hashes: splitHashes(found.hashes), inner });
     }
     return tiles;
   }
+}
+
+/** A tile the pass grows: its hashes (tree level 8·level) and inner rows (`inner[k]`, k = 1..7). */
+interface GrowingTile {
+  level: number;
+  index: number;
+  hashes: Buffer[];
+  inner: Buffer[][];
+  dirty?: boolean;
+}
+
+/** Inner rows with nothing in them (index 0 unused: row 0 is the tile's own hashes). */
+function emptyInnerRows(): Buffer[][] {
+  return Array.from({ length: TILE_HEIGHT }, () => []);
+}
+
+/** 32-byte views of a row of hashes (none for `undefined`). */
+function splitHashes(bytes: Buffer | undefined): Buffer[] {
+  const out: Buffer[] = [];
+  if (bytes === undefined) return out;
+  for (let at = 0; at + 32 <= bytes.length; at += 32) out.push(bytes.subarray(at, at + 32));
+  return out;
 }

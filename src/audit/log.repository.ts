@@ -212,45 +212,45 @@ export class LogRepository {
   async getTiles(
     ctx: Context,
     keys: ReadonlyArray<{ level: number; index: number }>,
-  ): Promise<Map<string, Buffer>> {
-    const found = new Map<string, Buffer>();
+  ): Promise<Map<string, StoredTile>> {
+    const found = new Map<string, StoredTile>();
     if (keys.length === 0) return found;
     const rows = await this.#q(ctx)
       .selectFrom('log_tiles')
-      .select(['level', 'tile_index', 'hashes'])
+      .select(['level', 'tile_index', 'hashes', 'inner'])
       .where((eb) =>
         eb.or(keys.map((k) => eb.and([eb('level', '=', k.level), eb('tile_index', '=', k.index)]))),
       )
       .execute();
-    for (const r of rows) found.set(`${r.level}/${r.tile_index}`, Buffer.from(r.hashes));
+    for (const r of rows) found.set(`${r.level}/${r.tile_index}`, storedTile(r));
     return found;
   }
 
-  /** One stored tile's hashes (the partial rightmost one as far as it goes), or `undefined`. */
-  async getTile(ctx: Context, level: number, index: number): Promise<Buffer | undefined> {
+  /** One stored tile (the partial rightmost one as far as it goes), or `undefined`. */
+  async getTile(ctx: Context, level: number, index: number): Promise<StoredTile | undefined> {
     const row = await this.#q(ctx)
       .selectFrom('log_tiles')
-      .select('hashes')
+      .select(['hashes', 'inner'])
       .where('level', '=', level)
       .where('tile_index', '=', index)
       .executeTakeFirst();
-    return row === undefined ? undefined : Buffer.from(row.hashes);
+    return row === undefined ? undefined : storedTile(row);
   }
 
   /** Writes tiles: new ones, and the partial rightmost ones grown (a full tile never changes again). */
   async upsertTiles(
     ctx: Context,
-    tiles: ReadonlyArray<{ level: number; index: number; hashes: Buffer }>,
+    tiles: ReadonlyArray<{ level: number; index: number; hashes: Buffer; inner: Buffer }>,
   ): Promise<void> {
     for (const t of tiles) {
       const width = t.hashes.length / 32;
       await this.#q(ctx)
         .insertInto('log_tiles')
-        .values({ level: t.level, tile_index: t.index, width, hashes: t.hashes })
+        .values({ level: t.level, tile_index: t.index, width, hashes: t.hashes, inner: t.inner })
         .onConflict((oc) =>
           oc
             .columns(['level', 'tile_index'])
-            .doUpdateSet({ width, hashes: t.hashes })
+            .doUpdateSet({ width, hashes: t.hashes, inner: t.inner })
             .where('log_tiles.width', '<', width),
         )
         .execute();
@@ -355,4 +355,14 @@ function toCheckpoint(row: {
     note: row.note,
     createdAt: new Date(row.created_at),
   };
+}
+
+/** A stored tile: its hashes, and the inner rows above them (null for a tile stored before those were). */
+export interface StoredTile {
+  hashes: Buffer;
+  inner: Buffer | null;
+}
+
+function storedTile(r: { hashes: Buffer; inner: Buffer | null }): StoredTile {
+  return { hashes: Buffer.from(r.hashes), inner: r.inner === null ? null : Buffer.from(r.inner) };
 }

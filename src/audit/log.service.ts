@@ -1,11 +1,13 @@
 /**
  * The transparency log as readers see it: the latest checkpoint (with witnesses' cosignatures),
  * hash tiles and entry bundles (C2SP tlog-tiles), and inclusion and consistency proofs computed from
- * the stored tiles. A tile only ever grows (its hashes never change), so tiles are cached in memory
- * (an LRU) with every complete node inside them hashed once (a pyramid), and read again only when a
+ * the stored tiles. The integrator stores every complete node inside a tile beside its hashes (the
+ * inner rows), so a tile read from the database is a pyramid without hashing; a tile only ever grows
+ * (its hashes never change), so tiles are cached in memory (an LRU) and read again only when a
  * request needs more hashes than the cached copy holds; the tree's size only grows too, so a size
- * once seen needs no read. A proof of a cached tile's leaf is then lookups, no hashing, and one
- * indexed read: its leaf's entry, always from the database (an edited entry is served as it is).
+ * once seen needs no read. A proof is then lookups, at most one tile read per tile level it crosses
+ * outside the cache, and one indexed read: its leaf's entry, always from the database (an edited
+ * entry is served as it is).
  */
 import type { Context } from '../platform/context.js';
 import { NotFoundError, ValidationError } from '../platform/errors.js';
@@ -16,6 +18,7 @@ import {
   buildTilePyramid,
   encodeEntryBundle,
   pyramidNodesReader,
+  storedTilePyramid,
   TILE_HEIGHT,
   TILE_WIDTH,
   type TilePyramid,
@@ -213,10 +216,10 @@ export class TransparencyLog {
     index: number,
     cached: TilePyramid | undefined,
   ): Promise<TilePyramid | undefined> {
-    const hashes = await this.#repo.getTile(ctx, level, index);
-    if (hashes === undefined) return cached;
-    if (cached !== undefined && hashes.length <= cached.width * 32) return cached;
-    const pyramid = buildTilePyramid(hashes, cached);
+    const stored = await this.#repo.getTile(ctx, level, index);
+    if (stored === undefined) return cached;
+    if (cached !== undefined && stored.hashes.length <= cached.width * 32) return cached;
+    const pyramid = storedTilePyramid(stored.hashes, stored.inner) ?? buildTilePyramid(stored.hashes, cached);
     this.#tiles.set(`${level}/${index}`, pyramid);
     return pyramid;
   }

@@ -50,6 +50,18 @@ export class LogVerifyRepository {
     return row === undefined ? undefined : Buffer.from(row.hashes);
   }
 
+  /** A stored tile's inner rows (null when it has none), or `undefined` when there is no such tile. */
+  async getTileInnerRows(ctx: Context, level: number, index: number): Promise<Buffer | null | undefined> {
+    const row = await this.#q(ctx)
+      .selectFrom('log_tiles')
+      .select('inner')
+      .where('level', '=', level)
+      .where('tile_index', '=', index)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    return row.inner === null ? null : Buffer.from(row.inner);
+  }
+
   /** Every stored checkpoint's note, oldest first. */
   async checkpointNotes(ctx: Context): Promise<string[]> {
     const rows = await this.#q(ctx).selectFrom('log_checkpoints').select('note').orderBy('size').execute();

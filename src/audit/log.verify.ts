@@ -33,6 +33,11 @@ export interface LogVerifySource {
   rows: AsyncIterable<readonly LogLeafRow[]> | Iterable<readonly LogLeafRow[]>;
   /** A stored tile's hashes (width·32 bytes; the widest stored), or undefined when none is stored. */
   readTile: (level: number, index: number) => Promise<Buffer | undefined>;
+  /**
+   * A stored tile's inner rows (the tree levels inside it, as the integrator stores them beside the
+   * hashes for proofs), null when it has none; omitted by sources that have none (tiles over HTTP).
+   */
+  readInnerRows?: (level: number, index: number) => Promise<Buffer | null | undefined>;
   /** The checkpoints the database stores (signed notes). */
   storedCheckpoints: readonly string[];
   /** The checkpoints kept outside the database (signed notes), oldest first. */
@@ -104,15 +109,18 @@ export async function verifyLog(source: LogVerifySource): Promise<VerifyLogResul
 
   const tree = new RecomputedTree();
   checkRootsAt(0, EMPTY_ROOT, bySize, problems, stored, external);
-  const tiles = new TileCursor(source.readTile);
+  const tiles = new TileCursor(source.readTile, source.readInnerRows);
   let expected = 0;
   let entries = 0;
   let broken = false;
   let leafMismatches = 0;
-  // Interior nodes that fall on a tile level (tree levels 8, 16, ...) are compared with their tile.
+  // Interior nodes that fall on a tile level (tree levels 8, 16, ...) are compared with their tile,
+  // and those between with the tile's stored inner rows when the source has them (the proofs read
+  // those): comparisons only, the nodes are the ones the recomputed tree makes anyway.
   const pendingNodes: Array<{ level: number; index: number; hash: Buffer }> = [];
+  const innerRows = source.readInnerRows !== undefined;
   const onNode = (level: number, index: number, hash: Buffer): void => {
-    if (level > 0 && level % TILE_HEIGHT === 0) pendingNodes.push({ level, index, hash });
+    if (level > 0 && (innerRows || level % TILE_HEIGHT === 0)) pendingNodes.push({ level, index, hash });
   };
 
   const parallel = (source.expectedEntries ?? 0) >= PARALLEL_FROM;
@@ -161,7 +169,12 @@ export async function verifyLog(source: LogVerifySource): Promise<VerifyLogResul
       }
       tree.append(h, onNode);
       expected += 1;
-      if (pendingNodes.length > 0) await checkNodes(pendingNodes.splice(0), tiles, problems);
+      if (pendingNodes.length > 0) {
+        const waiting = checkNodes(pendingNodes, tiles, problems);
+        pendingNodes.length = 0;
+        // A promise only when a tile had to be read: the common case costs no microtask.
+        if (waiting !== undefined) await waiting;
+      }
       const targets = bySize.get(expected);
       if (targets !== undefined) checkRootsAt(expected, tree.root(), bySize, problems, stored, external);
     }
@@ -316,30 +329,69 @@ async function checkExternalConsistency(
   }
 }
 
-async function checkNodes(
+/**
+ * Compares recomputed nodes with the stored tiles: on a tile level with the tile's hashes, between
+ * with its inner rows. Synchronous while the tiles are held; a promise once one has to be read.
+ */
+function checkNodes(
   nodes: ReadonlyArray<{ level: number; index: number; hash: Buffer }>,
   tiles: TileCursor,
   problems: LogProblem[],
-): Promise<void> {
-  for (const n of nodes) {
-    const tileLevel = n.level / TILE_HEIGHT;
-    const tile = await tiles.get(tileLevel, Math.floor(n.index / TILE_WIDTH));
-    const at = (n.index % TILE_WIDTH) * HASH_SIZE;
-    const from = n.index * 2 ** n.level;
-    const range = { from, to: from + 2 ** n.level };
-    if (tile === undefined || tile.length < at + HASH_SIZE)
-      problems.push({
-        code: 'log.tile_missing',
-        range,
-        message: `no stored tile hash for the node over leaves [${range.from}, ${range.to}) (level-${tileLevel} tile ${Math.floor(n.index / TILE_WIDTH)})`,
-      });
-    else if (!equalAt(tile, at, n.hash))
+): Promise<void> | undefined {
+  for (let k = 0; k < nodes.length; k++) {
+    const n = nodes[k]!;
+    const tileLevel = Math.floor(n.level / TILE_HEIGHT);
+    const tileIndex = Math.floor(n.index / (TILE_WIDTH >> (n.level % TILE_HEIGHT)));
+    const held = tiles.get(tileLevel, tileIndex);
+    if (held instanceof Promise) {
+      const rest = nodes.slice(k);
+      return held.then(() => checkNodes(rest, tiles, problems));
+    }
+    checkNode(n, held, tiles.innerOf(tileLevel), problems);
+  }
+  return undefined;
+}
+
+function checkNode(
+  n: { level: number; index: number; hash: Buffer },
+  tile: Buffer | undefined,
+  inner: Buffer | null | undefined,
+  problems: LogProblem[],
+): void {
+  const tileLevel = Math.floor(n.level / TILE_HEIGHT);
+  const sub = n.level % TILE_HEIGHT;
+  const perTile = TILE_WIDTH >> sub;
+  const tileIndex = Math.floor(n.index / perTile);
+  const from = n.index * 2 ** n.level;
+  const range = { from, to: from + 2 ** n.level };
+  if (sub !== 0) {
+    // Rows 1..sub-1 come first; each row holds a node per 2^k hashes of the stored tile.
+    if (tile === undefined || inner === null || inner === undefined) return;
+    const width = Math.floor(tile.length / HASH_SIZE);
+    let at = 0;
+    for (let k = 1; k < sub; k++) at += Math.floor(width / 2 ** k) * HASH_SIZE;
+    at += (n.index - tileIndex * perTile) * HASH_SIZE;
+    if (inner.length < at + HASH_SIZE || !equalAt(inner, at, n.hash))
       problems.push({
         code: 'log.tile_mismatch',
         range,
-        message: `the stored level-${tileLevel} tile hash over leaves [${range.from}, ${range.to}) is not the one the entries give`,
+        message: `the stored inner node of level-${tileLevel} tile ${tileIndex} over leaves [${range.from}, ${range.to}) is not the one the entries give: inclusion proofs through it would fail`,
       });
+    return;
   }
+  const at = (n.index % TILE_WIDTH) * HASH_SIZE;
+  if (tile === undefined || tile.length < at + HASH_SIZE)
+    problems.push({
+      code: 'log.tile_missing',
+      range,
+      message: `no stored tile hash for the node over leaves [${range.from}, ${range.to}) (level-${tileLevel} tile ${tileIndex})`,
+    });
+  else if (!equalAt(tile, at, n.hash))
+    problems.push({
+      code: 'log.tile_mismatch',
+      range,
+      message: `the stored level-${tileLevel} tile hash over leaves [${range.from}, ${range.to}) is not the one the entries give`,
+    });
 }
 
 function equalAt(buf: Buffer, at: number, h: Buffer): boolean {
@@ -349,20 +401,32 @@ function equalAt(buf: Buffer, at: number, h: Buffer): boolean {
 /** The current tile of each level, read once as the leaves move through it. */
 class TileCursor {
   readonly #read: LogVerifySource['readTile'];
-  readonly #current = new Map<number, { index: number; hashes: Buffer | undefined }>();
+  readonly #readInner: LogVerifySource['readInnerRows'];
+  readonly #current = new Map<
+    number,
+    { index: number; hashes: Buffer | undefined; inner: Buffer | null | undefined }
+  >();
 
-  constructor(read: LogVerifySource['readTile']) {
+  constructor(read: LogVerifySource['readTile'], readInner: LogVerifySource['readInnerRows']) {
     this.#read = read;
+    this.#readInner = readInner;
   }
 
   /** The tile's hashes; sync fast path when it is the tile already held (the common case). */
   get(level: number, index: number): Buffer | undefined | Promise<Buffer | undefined> {
     const held = this.#current.get(level);
     if (held?.index === index) return held.hashes;
-    return this.#read(level, index).then((hashes) => {
-      this.#current.set(level, { index, hashes });
-      return hashes;
-    });
+    return Promise.all([this.#read(level, index), this.#readInner?.(level, index)]).then(
+      ([hashes, inner]) => {
+        this.#current.set(level, { index, hashes, inner });
+        return hashes;
+      },
+    );
+  }
+
+  /** The inner rows of the tile held at `level` (the one `get` last read there). */
+  innerOf(level: number): Buffer | null | undefined {
+    return this.#current.get(level)?.inner;
   }
 }
 
@@ -398,6 +462,7 @@ export async function storedLogSource(
       }
     })(),
     readTile: (level, index) => reader.getTile(ctx, level, index),
+    readInnerRows: (level, index) => reader.getTileInnerRows(ctx, level, index),
     expectedEntries: size,
     storedCheckpoints: checkpoints,
     externalCheckpoints: options.externalCheckpoints,

@@ -314,3 +314,37 @@ export function pyramidNodesReader(
     return out;
   };
 }
+
+/**
+ * The length in bytes of a tile's inner rows (the tree levels 1 to 7 inside it) when it holds
+ * `width` hashes: row k holds one node per 2^k hashes below it, complete nodes only.
+ */
+export function innerRowsLength(width: number): number {
+  let n = 0;
+  for (let k = 1; k < TILE_HEIGHT; k++) n += Math.floor(width / 2 ** k);
+  return n * HASH_SIZE;
+}
+
+/**
+ * The pyramid of a tile from its hashes and its stored inner rows (rows 1 to 7 one after another,
+ * as the integrator writes them), hashing nothing; `undefined` when the inner rows do not fit the
+ * hashes (a tile written before they were stored, or a damaged row): build it instead.
+ */
+export function storedTilePyramid(hashes: Buffer, inner: Buffer | null | undefined): TilePyramid | undefined {
+  const width = Math.floor(hashes.length / HASH_SIZE);
+  if (inner === null || inner === undefined || inner.length !== innerRowsLength(width)) return undefined;
+  const rows: Buffer[] = [hashes];
+  let at = 0;
+  for (let k = 1; k < TILE_HEIGHT; k++) {
+    const count = Math.floor(width / 2 ** k);
+    if (count === 0) break;
+    rows.push(inner.subarray(at, at + count * HASH_SIZE));
+    at += count * HASH_SIZE;
+  }
+  return { width, rows };
+}
+
+/** A pyramid's inner rows (1 to 7) as one buffer, what `storedTilePyramid` takes back. */
+export function encodeInnerRows(pyramid: TilePyramid): Buffer {
+  return Buffer.concat(pyramid.rows.slice(1, TILE_HEIGHT));
+}

@@ -7,7 +7,7 @@
  * question of what a request may let leave (LegalApprovals).
  */
 import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
-import { compileSource } from '../collect/collect.plan.js';
+import { shareFieldIndex } from './share.gate.js';
 import type { Manifest } from '../manifest/manifest.schema.js';
 import { coversCategory, Taxonomy } from '../manifest/taxonomy.js';
 import type { Context } from '../platform/context.js';
@@ -144,7 +144,6 @@ export class LegalService implements LegalApprovals {
   readonly #noticeJob: JobType<NoticePayload>;
   readonly #dueJob: JobType<{ requestId: string }>;
   /** The manifest the field-to-category map was made from, and the map. */
-  #fields: { of: Manifest; categories: Map<string, Set<string>> } | undefined;
 
   constructor(deps: LegalServiceDeps) {
     this.#deps = deps;
@@ -467,14 +466,15 @@ export class LegalService implements LegalApprovals {
       subjects.forEach((s, i) => {
         if (!approved.subjects.includes(s)) beyond.add(`subjects[${i}]`, 'was not approved for this request');
       });
-      const categories = this.#fieldCategories();
+      // The gate's own index: what it would disclose is what the approved scope is checked against.
+      const categories = shareFieldIndex(this.#deps.manifest.manifest);
       fields.forEach((f, i) => {
         const of = categories.get(f);
         if (of === undefined) {
           beyond.add(`fields[${i}]`, `"${f}" is not a field of any collection point of the manifest`);
           return;
         }
-        const outside = [...of].filter((c) => !approved.categories.some((a) => coversCategory(a, c)));
+        const outside = of.filter((c) => !approved.categories.some((a) => coversCategory(a, c)));
         if (outside.length > 0)
           beyond.add(
             `fields[${i}]`,
@@ -613,23 +613,6 @@ export class LegalService implements LegalApprovals {
     const r = await this.#deps.repo.get(ctx, id.toLowerCase(), { lock: true });
     if (r === undefined) throw notFound(id);
     return r;
-  }
-
-  /** Field name -> the categories it holds in any collection point (computed once per manifest). */
-  #fieldCategories(): Map<string, Set<string>> {
-    const manifest = this.#deps.manifest.manifest;
-    if (this.#fields?.of !== manifest) {
-      const categories = new Map<string, Set<string>>();
-      for (const source of manifest.sources) {
-        for (const [name, plan] of compileSource(manifest, source).fields) {
-          let set = categories.get(name);
-          if (set === undefined) categories.set(name, (set = new Set()));
-          set.add(plan.category);
-        }
-      }
-      this.#fields = { of: manifest, categories };
-    }
-    return this.#fields.categories;
   }
 
   #log(ctx: Context, entry: AuditEntry): Promise<void> {

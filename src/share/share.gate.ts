@@ -5,6 +5,7 @@
  * where (the request's JSON path) and how to fix it. The service (share.service.ts) adds what needs
  * the database: the recipient's standing, a legal request's approval and each person's choices.
  */
+import { CARD_TOKEN_CATEGORIES } from '../collect/collect.service.js';
 import type { Manifest, Pledge, Purpose, PurposeUse, Recipient } from '../manifest/manifest.schema.js';
 import { coversCategory } from '../manifest/taxonomy.js';
 import { ForbiddenError, ValidationError, type PledgeError } from '../platform/errors.js';
@@ -107,6 +108,27 @@ export function fieldCategories(
     for (const [name, f] of Object.entries(s.fields ?? {})) add(name, f.category);
   for (const [name, category] of Object.entries(extra)) add(name, category);
   return out;
+}
+
+/** The disclosure field index of each manifest, made once per manifest (a manifest never changes). */
+const FIELD_INDEXES = new WeakMap<Manifest, Map<string, string[]>>();
+
+/**
+ * Field name → categories as disclosures see them: the fields of the manifest's collection points
+ * and the card processor's token fields. One index for every path that checks fields against
+ * categories (the share gate, the legal requests' approved scope), so they cannot disagree.
+ */
+export function shareFieldIndex(manifest: Manifest): ReadonlyMap<string, readonly string[]> {
+  let index = FIELD_INDEXES.get(manifest);
+  if (index === undefined) {
+    index = fieldCategories(manifest, {
+      card_token: CARD_TOKEN_CATEGORIES.token,
+      card_brand: CARD_TOKEN_CATEGORIES.brand,
+      card_last_four: CARD_TOKEN_CATEGORIES.lastFour,
+    });
+    FIELD_INDEXES.set(manifest, index);
+  }
+  return index;
 }
 
 /** True for a disclosure that sells, trades or rents: a recipient with consideration, or a purpose of that use. */

@@ -17,7 +17,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditAppender, AuditEntry } from '../audit/audit.service.js';
-import { CARD_TOKEN_CATEGORIES } from '../collect/collect.service.js';
 import type { Manifest } from '../manifest/manifest.schema.js';
 import type { ManifestSource } from '../manifest/systems.gate.js';
 import { coversCategory } from '../manifest/taxonomy.js';
@@ -27,7 +26,7 @@ import { ForbiddenError, NotFoundError, PledgeError, ValidationError } from '../
 import { UUID_PATTERN } from '../platform/ids.js';
 import type { ReadManyOptions, ReadResult } from '../vault/vault.types.js';
 import {
-  fieldCategories,
+  shareFieldIndex,
   optOutStops,
   planFlow,
   SHARE_CODES,
@@ -161,26 +160,14 @@ const RECORDED_REFUSALS: ReadonlySet<string> = new Set([
 /** The share gate. */
 export class ShareService {
   readonly #deps: ShareServiceDeps;
-  #fields: { of: Manifest; index: Map<string, string[]> } | undefined;
 
   constructor(deps: ShareServiceDeps) {
     this.#deps = deps;
   }
 
-  /** Field name → categories, made once per manifest in force. */
-  #fieldIndex(): Map<string, string[]> {
-    const manifest = this.#deps.manifest.manifest;
-    if (this.#fields?.of !== manifest) {
-      this.#fields = {
-        of: manifest,
-        index: fieldCategories(manifest, {
-          card_token: CARD_TOKEN_CATEGORIES.token,
-          card_brand: CARD_TOKEN_CATEGORIES.brand,
-          card_last_four: CARD_TOKEN_CATEGORIES.lastFour,
-        }),
-      };
-    }
-    return this.#fields.index;
+  /** Field name → categories of the manifest in force. */
+  #fieldIndex(): ReadonlyMap<string, readonly string[]> {
+    return shareFieldIndex(this.#deps.manifest.manifest);
   }
 
   /**

@@ -18,6 +18,10 @@ import { assembleEntry, canonicalJson, encodeEntry } from '../../src/audit/log.e
 import { CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_MS } from '../../src/audit/log.integrator.js';
 import { parseCheckpointFile } from '../../src/audit/log.publisher.js';
 import { createAuditCapability, type AuditCapability } from '../../src/audit/log.setup.js';
+import { storedLogSource, verifyLog } from '../../src/audit/log.verify.js';
+import { LogVerifyRepository } from '../../src/audit/log.verify.repository.js';
+import { auditMigrations } from '../../src/audit/audit.migrations.js';
+import { buildTilePyramid, encodeInnerRows } from '../../src/audit/tiles.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../../src/audit/merkle.js';
 import { openNote, parseCheckpointBody, parseVerifierKey } from '../../src/audit/note.js';
 import { MIGRATIONS } from '../../src/capabilities.js';
@@ -376,6 +380,107 @@ for (const dialect of DIALECTS) {
       const size = await p.cap.log.size(p.ctx);
       await assert.rejects(p.cap.log.inclusion(p.ctx, 0, size + 1), { code: 'log.size_beyond_tree' });
       await assert.rejects(p.cap.log.consistency(p.ctx, 0, 1), { code: 'log.range_invalid' });
+    });
+  });
+
+  describe(`the tiles' inner rows on ${dialect}`, () => {
+    let p: Parts;
+    before(async () => {
+      p = await openParts(dialect);
+    });
+    after(async () => {
+      await p?.cleanup();
+    });
+
+    /** Every stored tile with its inner rows, and those the tile's hashes give. */
+    async function tileRows() {
+      const tiles = await p.database.tables
+        .selectFrom('log_tiles')
+        .select(['level', 'tile_index', 'hashes', 'inner'])
+        .orderBy('level')
+        .orderBy('tile_index')
+        .execute();
+      return tiles.map((t) => ({
+        key: `${t.level}/${t.tile_index}`,
+        level: Number(t.level),
+        index: Number(t.tile_index),
+        stored: t.inner === null ? null : Buffer.from(t.inner),
+        expected: encodeInnerRows(buildTilePyramid(Buffer.from(t.hashes))),
+      }));
+    }
+
+    test('the integrator stores every node inside a tile as the tile grows, pass by pass', async () => {
+      // Passes of uneven sizes, so partial tiles are read back, grown and written again.
+      for (const n of [1, 2, 37, 200, 19, 513, 64]) {
+        await p.cap.audit.append(
+          p.ctx,
+          Array.from({ length: n }, (_, i) => ({ action: 'test.bulk', details: { i } })),
+        );
+        await p.cap.integrateNow(p.ctx);
+        for (const t of await tileRows()) assert.deepEqual(t.stored, t.expected, `tile ${t.key} after +${n}`);
+      }
+      const size = await p.cap.log.size(p.ctx);
+      assert.ok(size > 2 * 256, `${size} leaves span level-0 tiles and a level-1 tile`);
+    });
+
+    test('pledge audit verify finds an edited inner row, which proofs would read', async () => {
+      const size = await p.cap.log.size(p.ctx);
+      const source = () =>
+        storedLogSource(p.ctx, new LogVerifyRepository(p.database.db), {
+          origin: ORIGIN,
+          verifiers: [parseVerifierKey(p.cap.log.verifierKey)],
+          externalCheckpoints: [],
+        });
+      assert.deepEqual((await verifyLog(await source())).problems, []);
+      const tile = (await tileRows()).find((t) => t.level === 0 && t.index === 1)!;
+      const edited = Buffer.from(tile.stored!);
+      edited[5 * 32] = edited[5 * 32]! ^ 0xff; // row 1, node 5: leaves 256 + 10 and 11
+      await p.database.tables
+        .updateTable('log_tiles')
+        .set({ inner: edited })
+        .where('level', '=', 0)
+        .where('tile_index', '=', 1)
+        .execute();
+      try {
+        const result = await verifyLog(await source());
+        assert.equal(result.ok, false);
+        const problem = result.problems.find((x) => x.code === 'log.tile_mismatch');
+        assert.deepEqual(problem?.range, { from: 266, to: 268 });
+        assert.match(problem?.message ?? '', /inner node of level-0 tile 1/);
+      } finally {
+        await p.database.tables
+          .updateTable('log_tiles')
+          .set({ inner: tile.stored })
+          .where('level', '=', 0)
+          .where('tile_index', '=', 1)
+          .execute();
+      }
+      assert.ok(size > 0);
+    });
+
+    test('tiles stored before inner rows get them from the migration; proofs are the same', async () => {
+      const size = await p.cap.log.size(p.ctx);
+      const proofs = async () => {
+        const log = p.build().log; // a fresh instance: nothing cached
+        return Promise.all(
+          [0, 255, 256, 300, size - 1].map(async (i) => (await log.inclusion(p.ctx, i, size)).proof),
+        );
+      };
+      const before = await proofs();
+      const migration = auditMigrations['2026_12_17_001_log_tile_inner_rows']!;
+      await migration.down!(p.database.tables);
+      await migration.up(p.database.tables);
+      for (const t of await tileRows()) assert.deepEqual(t.stored, t.expected, `tile ${t.key} backfilled`);
+      assert.deepEqual(await proofs(), before);
+      // A tile with no inner rows (written by hand, say) still answers: the pyramid is hashed instead.
+      await p.database.tables.updateTable('log_tiles').set({ inner: null }).execute();
+      assert.deepEqual(await proofs(), before);
+      // And the integrator writes them back whole as it grows the rightmost tiles.
+      await p.cap.audit.append(p.ctx, [{ action: 'test.bulk', details: { i: -1 } }]);
+      await p.cap.integrateNow(p.ctx);
+      const rightmost = (await tileRows()).filter((t) => t.stored !== null);
+      assert.ok(rightmost.length >= 1);
+      for (const t of rightmost) assert.deepEqual(t.stored, t.expected, `tile ${t.key} regrown`);
     });
   });
 

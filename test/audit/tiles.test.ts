@@ -25,7 +25,10 @@ import {
   encodeTileIndex,
   entriesPath,
   buildTilePyramid,
+  encodeInnerRows,
+  innerRowsLength,
   parseTilePath,
+  storedTilePyramid,
   pyramidNodesReader,
   tileNodesReader,
   tilePath,
@@ -340,6 +343,25 @@ describe('tileNodesReader against an in-memory tree', () => {
     // A tile narrower than a node needs is an error, not a wrong hash.
     const short = pyramidNodesReader(() => buildTilePyramid(Buffer.concat(levels[0]!.slice(0, 3))));
     await assert.rejects(short([{ level: 2, index: 0 }]), /needs 4 hashes of tile 0\/0, which holds 3/);
+  });
+
+  test('a pyramid from stored inner rows is the one hashing builds, for every width; a misfit is refused', () => {
+    const hashes = Buffer.concat(levels[0]!.slice(0, TILE_WIDTH));
+    for (let width = 1; width <= TILE_WIDTH; width++) {
+      const tile = hashes.subarray(0, width * HASH_SIZE);
+      const built = buildTilePyramid(tile);
+      const inner = encodeInnerRows(built);
+      assert.equal(inner.length, innerRowsLength(width), `width ${width}`);
+      const stored = storedTilePyramid(tile, inner);
+      assert.ok(stored !== undefined);
+      assert.equal(stored.width, width);
+      // Rows 0..7 are what proofs read (row 8, a full tile's root, lives in the tile above).
+      assert.deepEqual(stored.rows, built.rows.slice(0, TILE_HEIGHT), `width ${width}`);
+    }
+    assert.equal(storedTilePyramid(hashes, null), undefined);
+    assert.equal(storedTilePyramid(hashes, Buffer.alloc(32)), undefined);
+    const narrower = encodeInnerRows(buildTilePyramid(hashes.subarray(0, 200 * HASH_SIZE)));
+    assert.equal(storedTilePyramid(hashes, narrower), undefined, 'rows of a narrower copy do not fit');
   });
 
   test('each tile is read once per call, and a missing or short tile is an error', async () => {

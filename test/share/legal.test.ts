@@ -234,6 +234,13 @@ for (const dialect of DIALECTS) {
       assert.equal(name.status, 403);
       assert.equal(name.body.error?.code, 'legal.beyond_approval');
       assert.match(name.body.error?.message ?? '', /fields\[1\]: "first_name" holds user\.name/);
+      // The card processor's token fields are checked by category like any other, as the gate sees them.
+      const token = await t.call(t.alice, 'POST', `/api/v1/legal-requests/${id}/disclose`, {
+        fields: ['card_last_four'],
+      });
+      assert.equal(token.status, 403);
+      assert.equal(token.body.error?.code, 'legal.beyond_approval');
+      assert.match(token.body.error?.message ?? '', /fields\[0\]: "card_last_four" holds user\.financial/);
       // And the gate, asked directly, holds to the same scope.
       await assert.rejects(
         t.app.share.disclose(t.as(t.alice), {
