@@ -50,16 +50,20 @@ export class LogVerifyRepository {
     return row === undefined ? undefined : Buffer.from(row.hashes);
   }
 
-  /** A stored tile's inner rows (null when it has none), or `undefined` when there is no such tile. */
-  async getTileInnerRows(ctx: Context, level: number, index: number): Promise<Buffer | null | undefined> {
+  /** A stored tile's hashes and inner rows (null when it has none), or `undefined`. */
+  async getTileWithInnerRows(
+    ctx: Context,
+    level: number,
+    index: number,
+  ): Promise<{ hashes: Buffer; inner: Buffer | null } | undefined> {
     const row = await this.#q(ctx)
       .selectFrom('log_tiles')
-      .select('inner')
+      .select(['hashes', 'inner'])
       .where('level', '=', level)
       .where('tile_index', '=', index)
       .executeTakeFirst();
     if (row === undefined) return undefined;
-    return row.inner === null ? null : Buffer.from(row.inner);
+    return { hashes: Buffer.from(row.hashes), inner: row.inner === null ? null : Buffer.from(row.inner) };
   }
 
   /** Every stored checkpoint's note, oldest first. */
