@@ -22,7 +22,11 @@ const key = () =>
 const isoDate = () =>
   z
     .string('must be a date written "YYYY-MM-DD" (quote it)')
-    .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date written YYYY-MM-DD, such as "2026-12-25"')
+    // `abort` keeps a malformed date to one problem: the round trip below would only repeat it.
+    .regex(/^\d{4}-\d{2}-\d{2}$/, {
+      message: 'must be a date written YYYY-MM-DD, such as "2026-12-25"',
+      abort: true,
+    })
     // A round trip rejects dates that Date.parse would roll over, such as 2027-02-29.
     .refine((s) => {
       const t = Date.parse(`${s}T00:00:00Z`);
@@ -34,12 +38,20 @@ export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as con
 export type Weekday = (typeof WEEKDAYS)[number];
 
 /** A period: an ISO 8601 duration on the calendar, or a count of business days. */
+const PERIOD_FORMS =
+  'must be an ISO 8601 duration such as "P1M" or "P45D", or a number of business days written { business_days: 10 }';
 export const requestPeriodSchema = z.union(
-  [z.string().regex(DURATION_PATTERN), z.strictObject({ business_days: z.number().int().min(1).max(365) })],
-  {
-    error:
-      'must be an ISO 8601 duration such as "P1M" or "P45D", or a number of business days written { business_days: 10 }',
-  },
+  [
+    z.string().regex(DURATION_PATTERN, PERIOD_FORMS),
+    z.strictObject({
+      business_days: z
+        .number(PERIOD_FORMS)
+        .int('must be a whole number of business days')
+        .min(1, 'must be at least 1 business day')
+        .max(365, 'must be at most 365 business days (write longer periods as a duration)'),
+    }),
+  ],
+  { error: PERIOD_FORMS },
 );
 /** A validated period. */
 export type RequestPeriod = z.infer<typeof requestPeriodSchema>;
