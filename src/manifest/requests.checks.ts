@@ -53,7 +53,8 @@ export function checkRequests(manifest: Manifest, locator: Locator): ManifestPro
   requests.deadlines.forEach((rule, i) => {
     rule.jurisdictions.forEach((j, k) => {
       const path: ManifestPath = ['requests', 'deadlines', i, 'jurisdictions', k];
-      if (!declared.has(j) && !(j === 'EEA' && declared.has('EU'))) {
+      // As for consent maps (manifest.checker.ts): an empty jurisdictions: list declares none to check against.
+      if (declared.size > 0 && !declared.has(j) && !(j === 'EEA' && declared.has('EU'))) {
         const guess = suggest(j, [...declared]);
         report(
           REQUESTS_CHECK_CODES.requestsUnknownJurisdiction,

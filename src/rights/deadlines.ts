@@ -188,6 +188,9 @@ export function dueStatus(
   options: DueStatusOptions = {},
 ): DueStatusResult {
   assertInstant(now, 'now');
+  if (!Number.isFinite(withinMs) || withinMs < 0) {
+    throw new RangeError(`the due window is a length of time ≥ 0 in milliseconds, got ${withinMs}`);
+  }
   const pending: Array<{ deadline: DeadlineKind; due: Date }> = [];
   if (deadlines.confirmBy !== undefined && options.confirmed !== true) {
     pending.push({ deadline: 'confirm', due: deadlines.confirmBy });

@@ -205,6 +205,14 @@ describe('pledge check: the requests: block', () => {
     });
   }
 
+  test('with an empty jurisdictions: list the rules have nothing to be checked against', () => {
+    const text = mutate((doc) => doc.set('jurisdictions', doc.createNode([])));
+    assert.deepEqual(
+      problemsOf(text).filter((p) => p.code.startsWith('check.requests_')),
+      [],
+    );
+  });
+
   test('a manifest without requests: is not asked for deadlines', () => {
     const text = mutate((doc) => doc.delete('requests'));
     assert.deepEqual(problemsOf(text), []);

@@ -256,6 +256,23 @@ describe('parseDueWindow', () => {
     assert.equal(parseDueWindow('PT90M'), 90 * 60_000);
   });
 
+  test('a short window and its ISO 8601 form are the same length (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 99_999 }), fc.constantFrom('d', 'h', 'w'), (n, unit) => {
+        const iso = unit === 'h' ? `PT${n}H` : `P${n}${unit.toUpperCase()}`;
+        const hours = unit === 'w' ? n * 168 : unit === 'd' ? n * 24 : n;
+        assert.equal(parseDueWindow(`${n}${unit}`), hours * 3_600_000);
+        assert.equal(parseDueWindow(iso), hours * 3_600_000);
+      }),
+    );
+  });
+
+  test('dueStatus refuses a negative or infinite window', () => {
+    const d = deadlinesFor(CCPA, US, new Date('2026-11-16T18:00:00Z'));
+    assert.throws(() => dueStatus(d, false, new Date('2026-11-17T00:00:00Z'), -1), RangeError);
+    assert.throws(() => dueStatus(d, false, new Date('2026-11-17T00:00:00Z'), Infinity), RangeError);
+  });
+
   for (const [input, says] of [
     ['P1M', 'months or years'],
     ['P1Y', 'months or years'],
