@@ -112,3 +112,22 @@ export const requestsSchema = z.strictObject({
 });
 /** A validated `requests:` block. */
 export type ManifestRequests = z.infer<typeof requestsSchema>;
+
+// Mirrors manifest.schema.ts (consentModeFor), which does not export its lists and imports this file.
+const EU_MEMBERS = new Set(
+  'AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE'.split(' '),
+);
+const EEA_ONLY = new Set(['IS', 'LI', 'NO']);
+
+/**
+ * The codes a deadline rule may list for a requester's jurisdiction, most specific first: the code
+ * itself, its country (`US-CA` → `US`), and `EU`/`EEA` for a member state (`FR`) or for each other.
+ */
+export function jurisdictionCandidates(jurisdiction: string): string[] {
+  const country = /^[A-Z]{2}-/.test(jurisdiction) ? jurisdiction.slice(0, 2) : jurisdiction;
+  const out = [jurisdiction];
+  if (country !== jurisdiction) out.push(country);
+  if (EU_MEMBERS.has(country) || country === 'EU') out.push('EU', 'EEA');
+  if (EEA_ONLY.has(country) || country === 'EEA') out.push('EEA', 'EU');
+  return [...new Set(out)];
+}

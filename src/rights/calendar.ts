@@ -113,6 +113,7 @@ export function endOfDay(calendar: CalendarRules, day: Day): Date {
   return new Date(startOfDay(calendar, day + 1).getTime() - 1);
 }
 
+// Keyed by the calendar object: a manifest's calendars are not changed once parsed.
 const holidaySets = new WeakMap<object, Set<Day>>();
 function holidaysOf(calendar: CalendarRules): Set<Day> {
   let set = holidaySets.get(calendar);

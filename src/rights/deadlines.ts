@@ -23,11 +23,12 @@
  */
 import { ValidationError } from '../platform/errors.js';
 import { DURATION_PATTERN } from '../manifest/duration.js';
-import type {
-  DeadlineRule,
-  ManifestRequests,
-  RequestCalendar,
-  RequestPeriod,
+import {
+  jurisdictionCandidates,
+  type DeadlineRule,
+  type ManifestRequests,
+  type RequestCalendar,
+  type RequestPeriod,
 } from '../manifest/requests.schema.js';
 import {
   addMonths,
@@ -103,12 +104,6 @@ export function isBusinessDay(calendar: CalendarRules, date: Date): boolean {
   return isWorkingDay(calendar, localDay(calendar, date));
 }
 
-// Mirrors manifest.schema.ts (consentModeFor), which does not export its lists.
-const EU_MEMBERS = new Set(
-  'AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE'.split(' '),
-);
-const EEA_ONLY = new Set(['IS', 'LI', 'NO']);
-
 /**
  * The rule for a requester's jurisdiction code (`FR`, `US-CA`): the rule naming it, else its country,
  * else `EU`/`EEA` for a member state, else `requests.default`; undefined when none applies. An
@@ -120,11 +115,7 @@ export function ruleFor(
 ): DeadlineRule | undefined {
   if (requests === undefined) return undefined;
   if (jurisdiction !== undefined) {
-    const country = jurisdiction.slice(0, 2);
-    const candidates = [jurisdiction, country];
-    if (EU_MEMBERS.has(country)) candidates.push('EU', 'EEA');
-    if (EEA_ONLY.has(country)) candidates.push('EEA', 'EU');
-    for (const c of candidates) {
+    for (const c of jurisdictionCandidates(jurisdiction)) {
       const rule = requests.deadlines.find((r) => r.jurisdictions.includes(c));
       if (rule !== undefined) return rule;
     }

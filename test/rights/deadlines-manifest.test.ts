@@ -213,6 +213,14 @@ describe('pledge check: the requests: block', () => {
     );
   });
 
+  test('a member state in jurisdictions: is covered by the rule for EU, a state by its country', () => {
+    const text = mutate((doc) => {
+      doc.set('jurisdictions', doc.createNode(['US', 'US-CA', 'EU', 'FR', 'GB', 'CH']));
+      doc.deleteIn(['requests', 'default']);
+    });
+    assert.deepEqual(problemsOf(text), []);
+  });
+
   test('a manifest without requests: is not asked for deadlines', () => {
     const text = mutate((doc) => doc.delete('requests'));
     assert.deepEqual(problemsOf(text), []);

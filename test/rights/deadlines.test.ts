@@ -304,6 +304,14 @@ describe('ruleFor: the rule for a jurisdiction', () => {
     assert.equal(ruleFor(REQUESTS, 'US-CA')?.key, 'ccpa');
     assert.equal(ruleFor(REQUESTS, 'CH')?.key, 'fadp');
     assert.equal(ruleFor(REQUESTS, 'NO')?.key, 'gdpr', 'an EEA country');
+    assert.equal(ruleFor(REQUESTS, 'EEA')?.key, 'gdpr', 'the EEA as a whole, not Estonia (EE)');
+    const estonia = {
+      ...REQUESTS,
+      default: undefined,
+      deadlines: [{ ...CCPA, key: 'ee', jurisdictions: ['EE'] }],
+    };
+    assert.equal(ruleFor(estonia, 'EEA'), undefined, '"EEA" is not read as the country code EE');
+    assert.equal(ruleFor(estonia, 'EE')?.key, 'ee');
   });
 
   test('an unlisted or unknown jurisdiction falls back to the default; without one, no rule', () => {
