@@ -14,6 +14,7 @@ import { checkFidesReferences, FIDES_CHECK_CODES } from './fides.checks.js';
 import { checkCredentials, CREDENTIALS_CHECK_CODES } from './credentials.checks.js';
 import { BANNER_CHECK_CODES, checkBanner } from './banner.checks.js';
 import { checkRecipients, RECIPIENT_CHECK_CODES } from './recipients.checks.js';
+import { checkRequests, REQUESTS_CHECK_CODES } from './requests.checks.js';
 import { isCredentialCategory } from './credentials.js';
 
 /** Every code the checker can report, for docs and tools. */
@@ -42,6 +43,7 @@ export const CHECK_CODES = {
   ...CREDENTIALS_CHECK_CODES,
   ...BANNER_CHECK_CODES,
   ...RECIPIENT_CHECK_CODES,
+  ...REQUESTS_CHECK_CODES,
 } as const;
 
 /** The outcome of `checkManifest`. */
@@ -466,6 +468,7 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
   problems.push(...checkCredentials(manifest, locator));
   problems.push(...checkBanner(manifest, locator));
   problems.push(...checkRecipients(manifest, locator));
+  problems.push(...checkRequests(manifest, locator));
 
   return { problems };
 }

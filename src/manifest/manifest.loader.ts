@@ -250,6 +250,8 @@ function duplicateKeyProblems(m: Manifest, locator: Locator): ManifestProblem[] 
     [['organization', 'affiliates'], m.organization.affiliates],
     [['organization', 'certifications'], m.organization.certifications],
     [['organization', 'transfer_mechanisms'], m.organization.transfer_mechanisms],
+    [['requests', 'deadlines'], m.requests?.deadlines ?? []],
+    [['requests', 'calendars'], m.requests?.calendars ?? []],
   ];
   for (const [base, entries] of lists) {
     const seen = new Map<string, number>();

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { datasetSchema } from './dataset.schema.js';
+import { requestsSchema } from './requests.schema.js';
 import { DURATION_PATTERN } from './duration.js';
 import { isMailboxAddress } from '../platform/email-address.js';
 
@@ -537,6 +538,8 @@ export const manifestSchema = z.strictObject({
   webhooks: z.array(webhookSchema).default([]),
   /** The company's stores of personal data, field by field (Fides datasets). */
   datasets: z.array(datasetSchema).default([]),
+  /** Data-subject requests: deadlines per jurisdiction and their business-day calendars. */
+  requests: requestsSchema.optional(),
 });
 
 /** A validated manifest. */
