@@ -330,6 +330,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       versions,
       mail: transport,
       signingKeys: keyring.use('recipient_notices'),
+      signatoryKeys: keyring.use('share_signatories'),
       publicUrl: mailSettings.publicUrl,
     });
     await acknowledgements.start(ctx);
@@ -348,7 +349,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       vault,
       mail: transport,
       share: () => share,
+      sealKeys: keyring.use('legal_requests'),
     });
+    await legal.start(ctx);
     const share = new ShareService({
       db,
       repo: new ShareRepository(db),

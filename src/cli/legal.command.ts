@@ -165,6 +165,7 @@ async function withLegal(
       { ApiKeyService },
       { ApiKeyRepository },
       { SubjectsRepository },
+      { ColumnSeal },
     ] = await Promise.all([
       import('../manifest/manifest.loader.js'),
       import('../share/legal.service.js'),
@@ -177,6 +178,7 @@ async function withLegal(
       import('../platform/auth/api-keys.service.js'),
       import('../platform/auth/api-keys.repository.js'),
       import('../vault/subjects.repository.js'),
+      import('../share/sealed-columns.js'),
     ]);
     const loaded = await loadManifestFile(config.manifestPath);
     const manifest = loaded.manifest;
@@ -193,7 +195,7 @@ async function withLegal(
     const subjects = new SubjectsRepository(db);
     const service = new LegalService({
       db,
-      repo: new LegalRepository(db),
+      repo: new LegalRepository(db, new ColumnSeal(keyring.use('legal_requests'))),
       audit: AuditLog.over(db, keyring.use('log_subjects')),
       manifest: { manifest },
       jobs: new JobQueue({ db }),
@@ -205,6 +207,8 @@ async function withLegal(
     });
     const ctx = createContext({ kind: 'cli', id: cliUser() });
     try {
+      // What an earlier version left in plaintext is sealed before anything is read, as at start.
+      await service.sealStored(ctx);
       await work(service, ctx, (r) => presentLegalRequest(r, ctx.clock.now()));
     } catch (err) {
       if (!(err instanceof PledgeError)) throw err;

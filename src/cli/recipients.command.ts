@@ -179,6 +179,7 @@ async function acknowledgementsInForce(
     { loadConfig },
     { Keyring },
     { keyFileDirOf },
+    { ColumnSeal },
   ] = await Promise.all([
     manifestInForce(database),
     import('../share/acknowledgements.service.js'),
@@ -187,16 +188,20 @@ async function acknowledgementsInForce(
     import('../platform/config.js'),
     import('../vault/keyring.js'),
     import('../vault/keystore.js'),
+    import('../share/sealed-columns.js'),
   ]);
   // The log commits subjects under its own key, as the server does.
   const config = loadConfig(process.env, { dataDir });
   const keyring = await Keyring.load({ dataDir: keyFileDirOf(config), envKeys: config.keys });
-  return new AcknowledgementService({
+  const service = new AcknowledgementService({
     db: database.db,
-    repo: new AcknowledgementsRepository(database.db),
+    repo: new AcknowledgementsRepository(database.db, new ColumnSeal(keyring.use('share_signatories'))),
     audit: AuditLog.over(database.db, keyring.use('log_subjects')),
     // Serving instances hear the acknowledgement (PostgreSQL) and drop what they cached.
     notifications: database,
     manifest: inForce,
   });
+  // What an earlier version left in plaintext is sealed before anything is read, as at start.
+  await service.sealStored(createContext({ kind: 'cli', id: cliUser() }));
+  return service;
 }

@@ -21,6 +21,13 @@ export interface ManifestVersion {
   inForceFrom: Date;
 }
 
+/** A time a version came into force: its first, or a rollback to it. */
+export interface ManifestActivation {
+  id: number;
+  versionId: number;
+  at: Date;
+}
+
 /** The manifest that has just come into force. */
 export interface RecordInForceOptions {
   hash: string;
@@ -49,6 +56,7 @@ export class ManifestVersionRepository {
    * Idempotent on the hash: a restart with the manifest already in force changes nothing (one read).
    * A new hash adds a row. A hash seen before but not current (a rollback) gets no new row; its
    * `inForceFrom` moves to `at` so that it is current again, while its id stays what records cite.
+   * Either way the activation is recorded (manifest_activations), in the same transaction.
    */
   async recordInForce(ctx: Context, options: RecordInForceOptions): Promise<RecordInForceResult> {
     // The read and the write belong together; joins the caller's transaction when there is one.
@@ -77,13 +85,17 @@ export class ManifestVersionRepository {
         .onConflict((oc) => oc.column('hash').doNothing())
         .returning('id')
         .executeTakeFirst();
-      if (inserted !== undefined) return { id: inserted.id, created: true };
+      if (inserted !== undefined) {
+        await recordActivation(db, inserted.id, inForceFrom);
+        return { id: inserted.id, created: true };
+      }
       const { id } = await db
         .updateTable('manifest_versions')
         .set({ in_force_from: inForceFrom.toISOString() })
         .where('hash', '=', options.hash)
         .returning('id')
         .executeTakeFirstOrThrow();
+      await recordActivation(db, id, inForceFrom);
       return { id, created: false };
     });
   }
@@ -108,6 +120,24 @@ export class ManifestVersionRepository {
       .execute();
     return rows.map(toManifestVersion);
   }
+
+  /** Every time a version came into force, in order (oldest first). */
+  async activations(ctx: Context): Promise<ManifestActivation[]> {
+    const rows = await this.#q(ctx)
+      .selectFrom('manifest_activations')
+      .selectAll()
+      .orderBy('at')
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ id: r.id, versionId: r.manifest_version_id, at: new Date(r.at) }));
+  }
+}
+
+async function recordActivation(db: Kysely<ManifestTables>, versionId: number, at: Date): Promise<void> {
+  await db
+    .insertInto('manifest_activations')
+    .values({ manifest_version_id: versionId, at: at.toISOString() })
+    .execute();
 }
 
 function selectCurrent(db: Kysely<ManifestTables>): Promise<Selectable<ManifestVersionsTable> | undefined> {

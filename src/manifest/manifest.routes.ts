@@ -57,10 +57,14 @@ export function registerManifestRoutes(app: FastifyInstance, deps: ManifestRoute
   // changes); read once per set of versions, which changes only when a manifest comes into force.
   let history: { key: string; value: ProcessorHistory } | undefined;
   const historyOf = async (request: FastifyRequest): Promise<ProcessorHistory> => {
-    const list = await deps.versions.list(apiContext(request));
+    const ctx = apiContext(request);
+    const list = await deps.versions.list(ctx);
+    // A rollback moves its version's inForceFrom, so the key changes with every activation.
     const key = list.map((v) => `${v.id}@${v.inForceFrom.toISOString()}`).join(',');
-    if (history?.key !== key)
-      history = { key, value: processorHistory(list, active.manifest.organization.website) };
+    if (history?.key !== key) {
+      const activations = await deps.versions.activations(ctx);
+      history = { key, value: processorHistory(list, active.manifest.organization.website, activations) };
+    }
     return history.value;
   };
 

@@ -8,7 +8,11 @@ import type { Context } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
 import { checkManifest } from './manifest.checker.js';
 import { parseManifest } from './manifest.loader.js';
-import type { ManifestVersion, ManifestVersionRepository } from './manifest.repository.js';
+import type {
+  ManifestActivation,
+  ManifestVersion,
+  ManifestVersionRepository,
+} from './manifest.repository.js';
 import { renderPolicyHtml, renderPolicyMarkdown } from './manifest.renderer.js';
 import type { Manifest } from './manifest.schema.js';
 import { formatLocation, sortProblems } from './problems.js';
@@ -103,5 +107,10 @@ export class ManifestVersions {
   /** The version with this id (as records cite it), or `undefined`. */
   getById(ctx: Context, id: number): Promise<ManifestVersion | undefined> {
     return this.#repo.getById(ctx, id);
+  }
+
+  /** Every time a version came into force (rollbacks included), oldest first. */
+  activations(ctx: Context): Promise<ManifestActivation[]> {
+    return this.#repo.activations(ctx);
   }
 }

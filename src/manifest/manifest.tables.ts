@@ -21,7 +21,20 @@ export interface ManifestVersionsTable {
   in_force_from: string;
 }
 
+/**
+ * Each time a version came into force: its first time, and every rollback to it (which moves its
+ * `in_force_from`, so only this table keeps the order versions were in force in).
+ */
+export interface ManifestActivationsTable {
+  id: Generated<number>;
+  /** manifest_versions.id. */
+  manifest_version_id: number;
+  /** When it came into force (its `in_force_from` then). */
+  at: string;
+}
+
 /** The manifest capability's tables. */
 export interface ManifestTables {
   manifest_versions: ManifestVersionsTable;
+  manifest_activations: ManifestActivationsTable;
 }

@@ -8,14 +8,16 @@
  * "Since when" is the recipient's `since`, else the date its agreement was signed, else the
  * effective date of the first stored manifest version that named it; a sub-processor's is its
  * `since`, else the effective date of the first version that named it under that processor.
- * The page and the feed depend only on the manifests (no clock), so the same history gives the
- * same bytes, and entry ids (tag URIs made of the website's host, the version's first date and its
- * hash) never change.
+ * The page and the feed depend only on the manifests and when each came into force (no clock), so
+ * the same history gives the same bytes, and entry ids (tag URIs made of the website's host, the
+ * version's first date and its hash; a rollback's also carry its activation's id) never change. A
+ * rollback to an earlier version is an activation like any other: it has its entry when it changes
+ * the list.
  */
 import { escapeHtml, html, safeHref, type SafeHtml } from '../platform/html.js';
 import { diffManifests } from './manifest.diff.js';
 import { parseManifest } from './manifest.loader.js';
-import type { ManifestVersion } from './manifest.repository.js';
+import type { ManifestActivation, ManifestVersion } from './manifest.repository.js';
 import type { Manifest, Recipient } from './manifest.schema.js';
 import { PROCESSORS_PATH } from './policy.document.js';
 import { describePlace, endSentence, formatDate, joinAnd, lowerFirst } from './policy.wording.js';
@@ -52,6 +54,8 @@ export interface ProcessorFeedEntry {
   changes: string[];
   /** The first version of the list. */
   first: boolean;
+  /** A rollback: the version had been in force before, and came back. */
+  rollback: boolean;
 }
 
 /** The list's history: first dates of what it named, and the feed's entries, newest first. */
@@ -120,19 +124,42 @@ export function processorRows(
 const LIST_CHANGE = /^(recipient|transfer|sub_processor)\./;
 
 /**
- * The list's history from the stored manifest versions (any order): each version is taken in the
- * order it first came into force; versions that no longer parse are passed over.
+ * The list's history from the stored manifest versions (any order) and the times each came into
+ * force (`activations`, oldest first: first activations and rollbacks). Without activations (a
+ * caller that has none), each version counts as coming into force once, when first seen, in the
+ * order of its id. Versions that no longer parse are passed over.
  */
-export function processorHistory(versions: readonly ManifestVersion[], website: string): ProcessorHistory {
+export function processorHistory(
+  versions: readonly ManifestVersion[],
+  website: string,
+  activations?: readonly ManifestActivation[],
+): ProcessorHistory {
   const host = hostOf(website);
   const ordered = [...versions].sort((a, b) => a.id - b.id);
+  const byId = new Map(ordered.map((v) => [v.id, v]));
+  const steps: Array<{ id: number | undefined; version: ManifestVersion; at: Date }> =
+    activations === undefined || activations.length === 0
+      ? ordered.map((v) => ({ id: undefined, version: v, at: v.firstSeenAt }))
+      : activations.flatMap((a) => {
+          const version = byId.get(a.versionId);
+          return version === undefined ? [] : [{ id: a.id, version, at: a.at }];
+        });
   const firstSeen = new Map<string, string>();
   const entries: ProcessorFeedEntry[] = [];
+  const parsed = new Map<number, Manifest | undefined>();
+  const seenVersions = new Set<number>();
   let previous: Manifest | undefined;
   let previousList = '[]';
-  for (const v of ordered) {
-    const manifest = parseManifest(v.source, `manifest version ${v.id}`).manifest;
+  let newest: Date | undefined;
+  for (const step of steps) {
+    const v = step.version;
+    if (!parsed.has(v.id)) parsed.set(v.id, parseManifest(v.source, `manifest version ${v.id}`).manifest);
+    const manifest = parsed.get(v.id);
+    // A rollback is one that brings back a version in force before; its first time is not.
+    const rollback = seenVersions.has(v.id);
+    seenVersions.add(v.id);
     if (manifest === undefined) continue;
+    if (newest === undefined || step.at > newest) newest = step.at;
     for (const r of manifest.recipients) {
       if (!BOUND.has(r.kind)) continue;
       if (!firstSeen.has(rowKey(r.key))) firstSeen.set(rowKey(r.key), v.effective);
@@ -153,20 +180,28 @@ export function processorHistory(versions: readonly ManifestVersion[], website: 
               ),
             ]
           : listChanges(previous, manifest);
+      if (rollback) {
+        changes.unshift(
+          `The manifest of policy version ${v.version} (effective ${v.effective}) is in force again: the list returns to what it was then.`,
+        );
+      }
+      const tag = `tag:${host},${dayOf(rollback ? step.at : v.firstSeenAt)}:pledge/processors/${v.hash.slice(0, 16)}`;
       entries.push({
-        id: `tag:${host},${dayOf(v.firstSeenAt)}:pledge/processors/${v.hash.slice(0, 16)}`,
+        // The first time keeps the id it always had; each rollback is an entry of its own.
+        id: rollback ? `${tag}-${String(step.id ?? entries.length)}` : tag,
         policyVersion: v.version,
         effective: v.effective,
-        updated: v.firstSeenAt,
+        updated: rollback ? step.at : v.firstSeenAt,
         changes: changes.length > 0 ? changes : ['The details of the list change.'],
         first: previous === undefined,
+        rollback,
       });
     }
     previous = manifest;
     previousList = list;
   }
   const first = ordered[0];
-  const newest = ordered.reduce<Date | undefined>(
+  const latestSeen = ordered.reduce<Date | undefined>(
     (at, v) => (at === undefined || v.firstSeenAt > at ? v.firstSeenAt : at),
     undefined,
   );
@@ -174,7 +209,9 @@ export function processorHistory(versions: readonly ManifestVersion[], website: 
     firstSeen,
     entries: entries.reverse(),
     feedId: `tag:${host},${first === undefined ? '2026-01-01' : dayOf(first.firstSeenAt)}:pledge/processors`,
-    updated: newest ?? new Date(0),
+    updated:
+      (newest !== undefined && latestSeen !== undefined && newest > latestSeen ? newest : latestSeen) ??
+      new Date(0),
   };
 }
 
@@ -283,7 +320,7 @@ export function renderProcessorsAtom(
     return [
       '  <entry>',
       `    <id>${x(e.id)}</id>`,
-      `    <title>Policy version ${x(e.policyVersion)} (effective ${x(e.effective)}): the list of processors ${e.first ? 'is published' : 'changes'}</title>`,
+      `    <title>Policy version ${x(e.policyVersion)} (effective ${x(e.effective)}): the list of processors ${e.first ? 'is published' : e.rollback ? 'changes back' : 'changes'}</title>`,
       `    <updated>${e.updated.toISOString()}</updated>`,
       `    <link rel="alternate" type="text/html" href="${x(page)}"/>`,
       `    <summary>${x(e.changes.join(' '))}</summary>`,

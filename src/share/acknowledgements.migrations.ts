@@ -90,4 +90,18 @@ export const acknowledgementMigrations: Record<string, Migration> = {
         await db.schema.dropTable(table).execute();
     },
   },
+  // The signatory is a person's name: sealed from now on. The flag tells the rows written before
+  // (plaintext) from sealed ones; the first start with the keyring seals them (the migrator has no
+  // keys: AcknowledgementsRepository.sealPlaintext, run by the share capability's start).
+  '2026_12_17_101_share_signatories_sealed': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('share_acknowledgements')
+        .addColumn('sealed', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('share_acknowledgements').dropColumn('sealed').execute();
+    },
+  },
 };

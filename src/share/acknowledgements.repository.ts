@@ -1,6 +1,8 @@
 /**
  * The SQL of acknowledgements, pauses, notices and activations (acknowledgements.tables.ts), in the
- * transaction of the context it is given. Only this file touches those tables.
+ * transaction of the context it is given. Only this file touches those tables. The signatory of an
+ * acknowledgement (a person's name) is sealed before it is written and opened as it is read
+ * (sealed-columns.ts, key use `share_signatories`).
  */
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Actor, Context } from '../platform/context.js';
@@ -11,6 +13,7 @@ import type {
   ShareNoticesTable,
   SharePausesTable,
 } from './acknowledgements.tables.js';
+import type { ColumnBinding, ColumnSeal } from './sealed-columns.js';
 
 /** How an acknowledgement came to be recorded. */
 export type AcknowledgementMethod = 'cli' | 'api' | 'agreement';
@@ -73,12 +76,38 @@ export interface Activation {
   inForceFrom: string;
 }
 
+/** How many rows of plaintext one statement of {@link AcknowledgementsRepository.sealPlaintext} reads. */
+const SEAL_BATCH = 500;
+
 /** Reads and writes the acknowledgements tables. */
 export class AcknowledgementsRepository {
-  constructor(private readonly db: Db) {}
+  readonly #seal: ColumnSeal;
+
+  /** `seal`: the `share_signatories` use's seal (`new ColumnSeal(keyring.use('share_signatories'))`). */
+  constructor(
+    private readonly db: Db,
+    seal: ColumnSeal,
+  ) {
+    this.#seal = seal;
+  }
 
   #q(ctx: Context): Kysely<AcknowledgementTables> {
     return this.db.executor<AcknowledgementTables>(ctx);
+  }
+
+  #toAcknowledgement(row: Selectable<ShareAcknowledgementsTable>): Acknowledgement {
+    return {
+      id: row.id,
+      recipient: row.recipient,
+      policyVersion: row.policy_version,
+      manifestVersionId: row.manifest_version_id,
+      actor: JSON.parse(row.actor) as Actor,
+      // A row of an earlier version stays plaintext only until the first start seals it.
+      acknowledgedBy:
+        row.sealed === 1 ? this.#seal.open(signatoryOf(row.id), row.acknowledged_by) : row.acknowledged_by,
+      method: row.method as AcknowledgementMethod,
+      acknowledgedAt: new Date(row.acknowledged_at),
+    };
   }
 
   async insertAcknowledgement(ctx: Context, ack: Acknowledgement): Promise<void> {
@@ -90,11 +119,41 @@ export class AcknowledgementsRepository {
         policy_version: ack.policyVersion,
         manifest_version_id: ack.manifestVersionId,
         actor: JSON.stringify(ack.actor),
-        acknowledged_by: ack.acknowledgedBy,
+        acknowledged_by: this.#seal.seal(signatoryOf(ack.id), ack.acknowledgedBy),
+        sealed: 1,
         method: ack.method,
         acknowledged_at: ack.acknowledgedAt.toISOString(),
       })
       .execute();
+  }
+
+  /**
+   * Seals the signatories of rows written before they were sealed (`sealed = 0`: rows of an
+   * earlier version of Pledge), in the transaction of `ctx`; returns how many it sealed. A row
+   * another instance sealed meanwhile is left as it is (the update asks `sealed = 0`).
+   */
+  async sealPlaintext(ctx: Context): Promise<number> {
+    const q = this.#q(ctx);
+    let sealed = 0;
+    for (;;) {
+      const rows = await q
+        .selectFrom('share_acknowledgements')
+        .select(['id', 'acknowledged_by'])
+        .where('sealed', '=', 0)
+        .orderBy('id')
+        .limit(SEAL_BATCH)
+        .execute();
+      for (const row of rows) {
+        const result = await q
+          .updateTable('share_acknowledgements')
+          .set({ acknowledged_by: this.#seal.seal(signatoryOf(row.id), row.acknowledged_by), sealed: 1 })
+          .where('id', '=', row.id)
+          .where('sealed', '=', 0)
+          .executeTakeFirst();
+        sealed += Number(result.numUpdatedRows);
+      }
+      if (rows.length < SEAL_BATCH) return sealed;
+    }
   }
 
   /** A recipient's acknowledgements, newest first. */
@@ -107,7 +166,7 @@ export class AcknowledgementsRepository {
       .orderBy('id', 'desc')
       .limit(limit)
       .execute();
-    return rows.map(toAcknowledgement);
+    return rows.map((row) => this.#toAcknowledgement(row));
   }
 
   /** The newest acknowledgement of a recipient, if any. */
@@ -320,17 +379,8 @@ export class AcknowledgementsRepository {
   }
 }
 
-function toAcknowledgement(row: Selectable<ShareAcknowledgementsTable>): Acknowledgement {
-  return {
-    id: row.id,
-    recipient: row.recipient,
-    policyVersion: row.policy_version,
-    manifestVersionId: row.manifest_version_id,
-    actor: JSON.parse(row.actor) as Actor,
-    acknowledgedBy: row.acknowledged_by,
-    method: row.method as AcknowledgementMethod,
-    acknowledgedAt: new Date(row.acknowledged_at),
-  };
+function signatoryOf(id: string): ColumnBinding {
+  return { table: 'share_acknowledgements', rowId: id, column: 'acknowledged_by' };
 }
 
 function toPause(row: Selectable<SharePausesTable>): Pause {

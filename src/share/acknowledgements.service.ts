@@ -139,6 +139,15 @@ export class AcknowledgementService implements RecipientStanding {
     await this.#invalidation.start();
   }
 
+  /**
+   * Seals the signatories of acknowledgements an earlier version of Pledge wrote in plaintext, in
+   * one transaction; returns how many rows it sealed (none once done). Run at every start, before
+   * anything is served (createAcknowledgements' start, the recipients CLI).
+   */
+  async sealStored(ctx: Context): Promise<number> {
+    return this.#db.transaction(ctx, (trx) => this.#repo.sealPlaintext(trx));
+  }
+
   /** Stops listening (on PostgreSQL nothing is cached from then on). */
   async stop(): Promise<void> {
     await this.#invalidation.stop();

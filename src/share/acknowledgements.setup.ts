@@ -18,6 +18,7 @@ import { RecipientNotices } from './acknowledgements.notices.js';
 import { AcknowledgementsRepository } from './acknowledgements.repository.js';
 import { registerAcknowledgementRoutes } from './acknowledgements.routes.js';
 import { AcknowledgementService, type ActivateResult } from './acknowledgements.service.js';
+import { ColumnSeal } from './sealed-columns.js';
 
 /** What {@link createAcknowledgements} is given. */
 export interface AcknowledgementsSetupDeps {
@@ -31,6 +32,8 @@ export interface AcknowledgementsSetupDeps {
   mail: { send(ctx: Context, message: MailMessage): Promise<SendMailResult> };
   /** `keyring.use('recipient_notices')`. */
   signingKeys: UseKeys;
+  /** `keyring.use('share_signatories')`: seals who acknowledged. */
+  signatoryKeys: UseKeys;
   publicUrl: string;
 }
 
@@ -39,8 +42,8 @@ export interface Acknowledgements {
   service: AcknowledgementService;
   notices: RecipientNotices;
   /**
-   * Starts hearing other instances' changes of standing, then weighs the manifest in force (once
-   * per activation, across instances).
+   * Seals signatories an earlier version left in plaintext, starts hearing other instances'
+   * changes of standing, then weighs the manifest in force (once per activation, across instances).
    */
   start(ctx: Context): Promise<ActivateResult>;
   /** Stops hearing other instances' changes. */
@@ -50,7 +53,7 @@ export interface Acknowledgements {
 
 /** Builds acknowledgements, their notices' job types and routes. */
 export function createAcknowledgements(deps: AcknowledgementsSetupDeps): Acknowledgements {
-  const repo = new AcknowledgementsRepository(deps.db);
+  const repo = new AcknowledgementsRepository(deps.db, new ColumnSeal(deps.signatoryKeys));
   const notices = new RecipientNotices({
     repo,
     jobs: deps.queue,
@@ -72,6 +75,7 @@ export function createAcknowledgements(deps: AcknowledgementsSetupDeps): Acknowl
     service,
     notices,
     start: async (ctx) => {
+      await service.sealStored(ctx);
       await service.start();
       return service.activate(ctx, deps.active.version);
     },

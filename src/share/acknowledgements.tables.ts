@@ -18,8 +18,14 @@ export interface ShareAcknowledgementsTable {
   manifest_version_id: number;
   /** The typed actor that recorded it (JSON of the context's actor). */
   actor: string;
-  /** The person who acknowledged for the recipient, as they gave it; or the agreement's reference. */
+  /**
+   * The person who acknowledged for the recipient, as they gave it, or the agreement's reference:
+   * sealed (`k<version>:<base64>`, key use `share_signatories`, bound to the row's id) when
+   * `sealed` is 1.
+   */
   acknowledged_by: string;
+  /** 1 once `acknowledged_by` is sealed; 0 on a row of an earlier version until the first start seals it. */
+  sealed: number;
   /** `cli`, `api`, or `agreement` (counted from its agreement when first named). */
   method: string;
   acknowledged_at: string;

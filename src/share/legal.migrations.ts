@@ -57,4 +57,18 @@ export const legalMigrations: Record<string, Migration> = {
       await db.schema.dropTable('legal_requests').execute();
     },
   },
+  // The free text of a request can name people: sealed from now on. The flag tells the rows
+  // written before (plaintext) from sealed ones; the first start with the keyring seals them (the
+  // migrator has no keys: LegalRepository.sealPlaintext, run by the legal requests' start).
+  '2026_12_17_100_legal_requests_sealed': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('legal_requests')
+        .addColumn('sealed', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('legal_requests').dropColumn('sealed').execute();
+    },
+  },
 };

@@ -1,11 +1,23 @@
 /**
  * The legal requests' SQL: requests and the notices of the people whose data left for them. Only
- * this file touches legal_requests and legal_notices; every other part asks legal.service.ts.
+ * this file touches legal_requests and legal_notices; every other part asks legal.service.ts. The
+ * free text of a request (the authority's name, its reference, the citation, a rejection's reason)
+ * is sealed before it is written and opened as it is read (sealed-columns.ts, key use
+ * `legal_requests`); the report reads only the columns it groups by, never these.
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Context } from '../platform/context.js';
 import type { Db } from '../platform/db/db.js';
 import type { LegalNoticesTable, LegalRequestsTable, LegalTables } from './legal.tables.js';
+import type { ColumnBinding, ColumnSeal } from './sealed-columns.js';
+
+/** The columns of legal_requests kept sealed. */
+type SealedColumn = 'authority_name' | 'reference' | 'citation' | 'reject_reason';
+
+const SEALED_COLUMNS: readonly SealedColumn[] = ['authority_name', 'reference', 'citation', 'reject_reason'];
+
+/** How many rows of plaintext one statement of {@link LegalRepository.sealPlaintext} reads. */
+const SEAL_BATCH = 500;
 
 /** Who acted on a request, as kept with it: staff, never subjects. */
 export interface LegalActorRecord {
@@ -79,9 +91,12 @@ export interface LegalReportRow {
 /** Reads and writes the legal requests' tables, in the transaction of the context given. */
 export class LegalRepository {
   readonly #db: Db;
+  readonly #seal: ColumnSeal;
 
-  constructor(db: Db) {
+  /** `seal`: the `legal_requests` use's seal (`new ColumnSeal(keyring.use('legal_requests'))`). */
+  constructor(db: Db, seal: ColumnSeal) {
     this.#db = db;
+    this.#seal = seal;
   }
 
   #q(ctx: Context): Kysely<LegalTables> {
@@ -95,11 +110,12 @@ export class LegalRepository {
       .values({
         id: r.id,
         received_at: r.receivedAt.toISOString(),
-        authority_name: r.authority.name,
+        authority_name: this.#seal.seal(bindingOf(r.id, 'authority_name'), r.authority.name),
         authority_type: r.authority.type,
         legal_basis: r.legalBasis,
-        citation: r.citation ?? null,
-        reference: r.reference,
+        citation: this.#seal.sealOptional(bindingOf(r.id, 'citation'), r.citation),
+        reference: this.#seal.seal(bindingOf(r.id, 'reference'), r.reference),
+        sealed: 1,
         scope_subjects: JSON.stringify(r.scope.subjects),
         scope_categories: JSON.stringify(r.scope.categories),
         deadline: r.deadline,
@@ -119,7 +135,7 @@ export class LegalRepository {
     let query = this.#q(ctx).selectFrom('legal_requests').selectAll().where('id', '=', id);
     if (options.lock === true && this.#db.dialect === 'postgres') query = query.forUpdate();
     const row = await query.executeTakeFirst();
-    return row && toRecord(row);
+    return row && this.#toRecord(row);
   }
 
   /** Requests, newest first; `open` only those not closed. */
@@ -135,7 +151,7 @@ export class LegalRepository {
     if (options.open === true) query = query.where('closed_at', 'is', null);
     if (options.open === false) query = query.where('closed_at', 'is not', null);
     if (options.before !== undefined) query = query.where('id', '<', options.before);
-    return (await query.execute()).map(toRecord);
+    return (await query.execute()).map((row) => this.#toRecord(row));
   }
 
   /** Records the review. Only a request not reviewed yet changes; false when it was (a race lost). */
@@ -150,13 +166,22 @@ export class LegalRepository {
       by: LegalActorRecord;
     },
   ): Promise<boolean> {
+    // The reason is written sealed: a row an instance of an earlier version wrote meanwhile is
+    // sealed first, so no row holds sealed and plaintext columns at once.
+    const legacy = await this.#q(ctx)
+      .selectFrom('legal_requests')
+      .select(['id', ...SEALED_COLUMNS])
+      .where('id', '=', id)
+      .where('sealed', '=', 0)
+      .executeTakeFirst();
+    if (legacy !== undefined) await this.#sealRow(ctx, legacy);
     const result = await this.#q(ctx)
       .updateTable('legal_requests')
       .set({
         decision: review.decision,
         approved_subjects: review.approved ? JSON.stringify(review.approved.subjects) : null,
         approved_categories: review.approved ? JSON.stringify(review.approved.categories) : null,
-        reject_reason: review.rejectReason ?? null,
+        reject_reason: this.#seal.sealOptional(bindingOf(id, 'reject_reason'), review.rejectReason),
         reviewed_at: review.at.toISOString(),
         reviewed_by: JSON.stringify(review.by),
       })
@@ -165,6 +190,47 @@ export class LegalRepository {
       .where('closed_at', 'is', null)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Seals the free text of requests written before it was sealed (`sealed = 0`: rows of an
+   * earlier version of Pledge), in the transaction of `ctx`; returns how many rows it sealed. A
+   * row another instance sealed meanwhile is left as it is (the update asks `sealed = 0`).
+   */
+  async sealPlaintext(ctx: Context): Promise<number> {
+    const q = this.#q(ctx);
+    let sealed = 0;
+    for (;;) {
+      const rows = await q
+        .selectFrom('legal_requests')
+        .select(['id', ...SEALED_COLUMNS])
+        .where('sealed', '=', 0)
+        .orderBy('id')
+        .limit(SEAL_BATCH)
+        .execute();
+      for (const row of rows) sealed += await this.#sealRow(ctx, row);
+      if (rows.length < SEAL_BATCH) return sealed;
+    }
+  }
+
+  /** Seals one plaintext row (1), or leaves it when another instance did meanwhile (0). */
+  async #sealRow(
+    ctx: Context,
+    row: Pick<Selectable<LegalRequestsTable>, 'id' | SealedColumn>,
+  ): Promise<number> {
+    const result = await this.#q(ctx)
+      .updateTable('legal_requests')
+      .set({
+        authority_name: this.#seal.seal(bindingOf(row.id, 'authority_name'), row.authority_name),
+        reference: this.#seal.seal(bindingOf(row.id, 'reference'), row.reference),
+        citation: this.#seal.sealOptional(bindingOf(row.id, 'citation'), row.citation),
+        reject_reason: this.#seal.sealOptional(bindingOf(row.id, 'reject_reason'), row.reject_reason),
+        sealed: 1,
+      })
+      .where('id', '=', row.id)
+      .where('sealed', '=', 0)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
   }
 
   /** Replaces the terms of a request's notice (a prohibition extended, ended or lifted). */
@@ -310,6 +376,49 @@ export class LegalRepository {
     }
     return out;
   }
+
+  #toRecord(row: Selectable<LegalRequestsTable>): LegalRequestRecord {
+    // A row of an earlier version stays plaintext only until the first start seals it.
+    const text = (column: SealedColumn): string | undefined =>
+      row[column] === null
+        ? undefined
+        : row.sealed === 1
+          ? this.#seal.open(bindingOf(row.id, column), row[column])
+          : row[column];
+    const approved =
+      row.approved_subjects === null || row.approved_categories === null
+        ? undefined
+        : {
+            subjects: JSON.parse(row.approved_subjects) as string[],
+            categories: JSON.parse(row.approved_categories) as string[],
+          };
+    return {
+      id: row.id,
+      receivedAt: new Date(row.received_at),
+      authority: { name: text('authority_name') ?? '', type: row.authority_type },
+      legalBasis: row.legal_basis,
+      citation: text('citation'),
+      reference: text('reference') ?? '',
+      scope: {
+        subjects: JSON.parse(row.scope_subjects) as string[],
+        categories: JSON.parse(row.scope_categories) as string[],
+      },
+      deadline: row.deadline,
+      notice: {
+        prohibited: row.notice_prohibited === 1,
+        until: dateOrUndefined(row.notice_prohibited_until),
+      },
+      decision: (row.decision ?? undefined) as LegalDecision | undefined,
+      approved,
+      rejectReason: text('reject_reason'),
+      intakeBy: JSON.parse(row.intake_by) as LegalActorRecord,
+      reviewedAt: dateOrUndefined(row.reviewed_at),
+      reviewedBy: actorOrUndefined(row.reviewed_by),
+      disclosedAt: dateOrUndefined(row.disclosed_at),
+      closedAt: dateOrUndefined(row.closed_at),
+      closedBy: actorOrUndefined(row.closed_by),
+    };
+  }
 }
 
 function dateOrUndefined(value: string | null): Date | undefined {
@@ -320,37 +429,8 @@ function actorOrUndefined(value: string | null): LegalActorRecord | undefined {
   return value === null ? undefined : (JSON.parse(value) as LegalActorRecord);
 }
 
-function toRecord(row: Selectable<LegalRequestsTable>): LegalRequestRecord {
-  const approved =
-    row.approved_subjects === null || row.approved_categories === null
-      ? undefined
-      : {
-          subjects: JSON.parse(row.approved_subjects) as string[],
-          categories: JSON.parse(row.approved_categories) as string[],
-        };
-  return {
-    id: row.id,
-    receivedAt: new Date(row.received_at),
-    authority: { name: row.authority_name, type: row.authority_type },
-    legalBasis: row.legal_basis,
-    citation: row.citation ?? undefined,
-    reference: row.reference,
-    scope: {
-      subjects: JSON.parse(row.scope_subjects) as string[],
-      categories: JSON.parse(row.scope_categories) as string[],
-    },
-    deadline: row.deadline,
-    notice: { prohibited: row.notice_prohibited === 1, until: dateOrUndefined(row.notice_prohibited_until) },
-    decision: (row.decision ?? undefined) as LegalDecision | undefined,
-    approved,
-    rejectReason: row.reject_reason ?? undefined,
-    intakeBy: JSON.parse(row.intake_by) as LegalActorRecord,
-    reviewedAt: dateOrUndefined(row.reviewed_at),
-    reviewedBy: actorOrUndefined(row.reviewed_by),
-    disclosedAt: dateOrUndefined(row.disclosed_at),
-    closedAt: dateOrUndefined(row.closed_at),
-    closedBy: actorOrUndefined(row.closed_by),
-  };
+function bindingOf(id: string, column: SealedColumn): ColumnBinding {
+  return { table: 'legal_requests', rowId: id, column };
 }
 
 function toNotice(

@@ -236,6 +236,15 @@ export class LegalService implements LegalApprovals {
     return this.getOrThrow(ctx, record.id);
   }
 
+  /**
+   * Seals the free text of requests an earlier version of Pledge wrote in plaintext, in one
+   * transaction; returns how many rows it sealed (none once done). Run at every start, before
+   * anything is served (createLegal's start, the legal CLI).
+   */
+  async sealStored(ctx: Context): Promise<number> {
+    return this.#deps.db.transaction(ctx, (tctx) => this.#deps.repo.sealPlaintext(tctx));
+  }
+
   // ---- reading -------------------------------------------------------------------------------
 
   /** One request, or `undefined` (also for an id that is not a UUID). */

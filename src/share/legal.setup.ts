@@ -16,9 +16,11 @@ import type { AuthHook } from '../platform/http/auth.js';
 import type { JobQueue } from '../platform/jobs/jobs.service.js';
 import type { MailTransport } from '../platform/mail/mail.transport.js';
 import type { ReadResult } from '../vault/vault.types.js';
+import type { UseKeys } from '../vault/use-keys.js';
 import { LegalRepository } from './legal.repository.js';
 import { registerLegalRoutes } from './legal.routes.js';
 import { LEGAL_NOTICE_JOB, LEGAL_PURPOSE, LegalService, type LegalShareGate } from './legal.service.js';
+import { ColumnSeal } from './sealed-columns.js';
 import type { DiscloseOptions } from './share.types.js';
 
 /** The share gate as legal requests call it (ShareService.disclose). */
@@ -43,11 +45,15 @@ export interface LegalSetupDeps {
   mail: Pick<MailTransport, 'send'>;
   /** The share gate, once built. */
   share: () => ShareGateForLegal | undefined;
+  /** `keyring.use('legal_requests')`: seals the requests' free text. */
+  sealKeys: UseKeys;
 }
 
 /** The built legal requests capability. */
 export interface Legal {
   service: LegalService;
+  /** Seals what an earlier version left in plaintext; run at start before anything is served. */
+  start(ctx: Context): Promise<void>;
   registerRoutes(http: FastifyInstance, options: { auth: AuthHook }): void;
 }
 
@@ -68,7 +74,7 @@ export function createLegal(deps: LegalSetupDeps): Legal {
   };
   const service = new LegalService({
     db: deps.db,
-    repo: new LegalRepository(deps.db),
+    repo: new LegalRepository(deps.db, new ColumnSeal(deps.sealKeys)),
     audit: deps.audit,
     manifest: deps.manifest,
     jobs: deps.queue,
@@ -85,6 +91,9 @@ export function createLegal(deps: LegalSetupDeps): Legal {
   });
   return {
     service,
+    start: async (ctx) => {
+      await service.sealStored(ctx);
+    },
     registerRoutes: (http, { auth }) =>
       registerLegalRoutes(http, { legal: service, auth, manifest: deps.manifest }),
   };

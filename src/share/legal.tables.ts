@@ -1,7 +1,7 @@
 /**
  * The legal requests' tables: requests from authorities, what a reviewer approved of them, and the
- * people whose data left for them with when each was told. Subjects appear only as ids; no free text
- * a person could be named in is kept (see docs/legal-requests.md, "What is stored").
+ * people whose data left for them with when each was told. Subjects appear only as ids; the free text
+ * a person could be named in is sealed (see docs/legal-requests.md, "What is stored").
  * Timestamps are ISO-8601 text and JSON is text, in both engines. Only legal.repository.ts reads them.
  */
 
@@ -10,7 +10,7 @@ export interface LegalRequestsTable {
   /** UUIDv7. */
   id: string;
   received_at: string;
-  /** The authority's name (a court, an agency): not a subject's data. */
+  /** The authority's name (a court, an agency): sealed, as are reference, citation and reject_reason. */
   authority_name: string;
   /** court, law_enforcement, regulator, other. */
   authority_type: string;
@@ -35,8 +35,14 @@ export interface LegalRequestsTable {
   /** JSON arrays: what may leave (null until approved or narrowed). */
   approved_subjects: string | null;
   approved_categories: string | null;
-  /** The reason code of a rejection. */
+  /** The reason code of a rejection (sealed). */
   reject_reason: string | null;
+  /**
+   * 1 once authority_name, citation, reference and reject_reason are sealed (`k<version>:<base64>`,
+   * key use `legal_requests`, bound to the row's id and column); 0 on a row of an earlier version
+   * until the first start seals it.
+   */
+  sealed: number;
   /** JSON: who made the intake ({ actor, key, holder, account }); names of staff, never of subjects. */
   intake_by: string;
   reviewed_at: string | null;

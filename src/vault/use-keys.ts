@@ -1,6 +1,6 @@
 /**
  * One key per job: each use of a secret (the blind index, link tokens, webhook signatures, consent
- * evidence, Message-IDs, banner receipts, beacons, the transparency log's commitments and checkpoints) has its own versioned key material in the keyring, so each rotates on its
+ * evidence, Message-IDs, banner receipts, beacons, the transparency log's commitments and checkpoints, the sealed columns of acknowledgements and legal requests) has its own versioned key material in the keyring, so each rotates on its
  * own. Version 1 of every use is the index key itself, from which each use derives its key with its
  * own label, exactly as before uses had versions: every token, signature and seal made before them
  * still verifies and nothing stored changes. A rotation adds version N+1 from fresh random bytes.
@@ -24,6 +24,10 @@ export const KEY_USES = [
   'log_subjects',
   /** The Ed25519 seed that signs the transparency log's checkpoints (src/audit/log.integrator.ts). */
   'log_checkpoints',
+  /** Seals the signatory of each acknowledgement of the policy (src/share/sealed-columns.ts). */
+  'share_signatories',
+  /** Seals legal requests' authority name, reference, citation and rejection reason (src/share/sealed-columns.ts). */
+  'legal_requests',
 ] as const;
 
 /** A use of a secret. */

@@ -30,6 +30,7 @@ import {
 } from '../../src/share/acknowledgements.notices.js';
 import { AcknowledgementsRepository } from '../../src/share/acknowledgements.repository.js';
 import { AcknowledgementService } from '../../src/share/acknowledgements.service.js';
+import { ColumnSeal } from '../../src/share/sealed-columns.js';
 import { UseKeys } from '../../src/vault/use-keys.js';
 import { DIALECTS, openMigratedTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { ROOT } from '../helpers/cli.js';
@@ -101,6 +102,10 @@ for (const dialect of DIALECTS) {
       { version: 1, secret: randomBytes(32), createdAt: undefined },
     ]);
     const ctx: Context = createContext({ kind: 'job', id: 'startup' });
+    // Who acknowledged is sealed under a key of the test's own.
+    const signatories = new ColumnSeal(
+      new UseKeys('share_signatories', [{ version: 1, secret: randomBytes(32), createdAt: undefined }]),
+    );
     let n = 0;
 
     before(async () => {
@@ -126,7 +131,7 @@ for (const dialect of DIALECTS) {
       await writeFile(file, text);
       const versions = new ManifestVersionRepository(database.db);
       const active = await activateManifest(ctx, { file, versions });
-      const repo = new AcknowledgementsRepository(database.db);
+      const repo = new AcknowledgementsRepository(database.db, signatories);
       const jobs = new JobQueue({ db: database.db, random: () => 0 });
       const notices = new RecipientNotices({
         repo,
@@ -351,7 +356,7 @@ for (const dialect of DIALECTS) {
       const instance = () =>
         new AcknowledgementService({
           db: database.db,
-          repo: new AcknowledgementsRepository(database.db),
+          repo: new AcknowledgementsRepository(database.db, signatories),
           audit: AuditLog.over(database.db, logKeys),
           notifications: database,
           manifest: { manifest: active.manifest, versionId: active.version.id },

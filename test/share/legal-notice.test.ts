@@ -47,6 +47,7 @@ for (const dialect of DIALECTS) {
         vault: t.app.vault,
         mail,
         share: () => t.app.share,
+        sealKeys: t.app.keyring.use('legal_requests'),
       }).service;
     });
     after(async () => {

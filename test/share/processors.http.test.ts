@@ -85,7 +85,11 @@ function parseAtom(xml: string): { feed: AtomFeed['feed']; entries: AtomEntry[] 
   assert.ok(!Number.isNaN(Date.parse(feed.updated)));
   const entries = feed.entry === undefined ? [] : Array.isArray(feed.entry) ? feed.entry : [feed.entry];
   for (const e of entries) {
-    assert.match(e.id, /^tag:www\.example-online\.test,\d{4}-\d{2}-\d{2}:pledge\/processors\/[0-9a-f]{16}$/);
+    // A rollback's entry also carries its activation's id.
+    assert.match(
+      e.id,
+      /^tag:www\.example-online\.test,\d{4}-\d{2}-\d{2}:pledge\/processors\/[0-9a-f]{16}(-\d+)?$/,
+    );
     assert.ok(e.title.length > 0);
     assert.equal(e.content['@_type'], 'html');
     assert.match(e.updated, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
@@ -314,6 +318,44 @@ for (const dialect of DIALECTS) {
         /Chargeback handling service <span class="row-note">\(sub-processor of Card processor\)/,
       );
       assert.match(page, /<td>Ireland<\/td>/);
+    });
+
+    test('a rollback to the first version has its own entry, like any activation; a restart adds none', async () => {
+      const before = parseAtom(
+        (await app!.http.inject({ method: 'GET', url: '/privacy/processors.atom' })).body,
+      );
+      assert.equal(before.entries.length, 2);
+      const a = await serve(V1);
+      const feed = parseAtom((await a.http.inject({ method: 'GET', url: '/privacy/processors.atom' })).body);
+      assert.equal(feed.entries.length, 3, 'the rollback changed the list: it has an entry');
+      const [back, change, first] = feed.entries;
+      assert.match(
+        back!.title,
+        /Policy version 2012-09-07 \(effective 2012-09-07\): the list of processors changes back/,
+      );
+      assert.match(back!.content['#text'], /is in force again/);
+      assert.match(back!.content['#text'], /Chargeback handling service/);
+      assert.ok(Date.parse(back!.updated) > Date.parse(change!.updated), 'the newest entry first');
+      assert.equal(feed.feed.updated, back!.updated);
+      assert.deepEqual(
+        [change!.id, first!.id],
+        before.entries.map((e) => e.id),
+        'earlier entries keep their ids',
+      );
+      assert.equal(first!.id, firstEntryId);
+      assert.equal(new Set(feed.entries.map((e) => e.id)).size, 3);
+      const page = (await a.http.inject({ method: 'GET', url: '/privacy/processors' })).body;
+      assert.doesNotMatch(page, /Chargeback handling service/);
+
+      // Starting again with the manifest in force is no activation: the same feed, entry for entry.
+      const again = await serve(V1);
+      const same = parseAtom(
+        (await again.http.inject({ method: 'GET', url: '/privacy/processors.atom' })).body,
+      );
+      assert.deepEqual(
+        same.entries.map((e) => [e.id, e.updated]),
+        feed.entries.map((e) => [e.id, e.updated]),
+      );
     });
   });
 }

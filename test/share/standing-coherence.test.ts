@@ -19,6 +19,7 @@ import { createContext, type Context } from '../../src/platform/context.js';
 import { openDatabase, type Database, type ListenHandlers } from '../../src/platform/db/database.js';
 import { AcknowledgementsRepository } from '../../src/share/acknowledgements.repository.js';
 import { AcknowledgementService } from '../../src/share/acknowledgements.service.js';
+import { ColumnSeal } from '../../src/share/sealed-columns.js';
 import { UseKeys } from '../../src/vault/use-keys.js';
 import {
   DIALECTS,
@@ -56,6 +57,10 @@ function indexOf(doc: Document, key: string): number {
 
 const logKeys = new UseKeys('log_subjects', [{ version: 1, secret: randomBytes(32), createdAt: undefined }]);
 const ctx: Context = createContext({ kind: 'job', id: 'startup' });
+// Who acknowledged is sealed under a key of the test's own.
+const signatories = new ColumnSeal(
+  new UseKeys('share_signatories', [{ version: 1, secret: randomBytes(32), createdAt: undefined }]),
+);
 
 for (const dialect of DIALECTS) {
   describe(`recipients' standing stays correct across services on ${dialect}`, () => {
@@ -90,7 +95,7 @@ for (const dialect of DIALECTS) {
       const active = await activateManifest(ctx, { file, versions });
       const service = new AcknowledgementService({
         db: on.db,
-        repo: new AcknowledgementsRepository(on.db),
+        repo: new AcknowledgementsRepository(on.db, signatories),
         audit: AuditLog.over(on.db, logKeys),
         notifications,
         manifest: { manifest: active.manifest, versionId: active.version.id },
