@@ -190,6 +190,17 @@ function topological(
       for (const a of arcs) if (a.before === n) incoming.set(a.after, (incoming.get(a.after) ?? 0) - 1);
     }
   }
-  const cycle = arcs.filter((a) => !done.has(a.before) && !done.has(a.after)).map((a) => a.edge);
+  // What is left is on a cycle or after one; peel off, from the end, whatever leads nowhere left.
+  const left = new Set(nodes.filter((n) => !done.has(n)));
+  for (let peeled = true; peeled;) {
+    peeled = false;
+    for (const n of left) {
+      if (!arcs.some((a) => a.before === n && left.has(a.after))) {
+        left.delete(n);
+        peeled = true;
+      }
+    }
+  }
+  const cycle = arcs.filter((a) => left.has(a.before) && left.has(a.after)).map((a) => a.edge);
   return { order, cycle };
 }
