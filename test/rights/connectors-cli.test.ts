@@ -98,3 +98,16 @@ for (const engine of testEngines()) {
     });
   });
 }
+
+describe('pledge serve with a connected dataset', () => {
+  test('refuses to start without the dataset’s URL, naming the variable', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'pledge-connectors-serve-'));
+    const file = path.join(dir, 'pledge.yaml');
+    await writeFile(file, `${base}\ndatasets:\n${block(SHOP_DATASET_YAML)}`, 'utf8');
+    const run = await runPledge(['serve', '--manifest', file, '--data-dir', dir, '--port', '0'], {
+      env: { PLEDGE_CONNECTOR_SHOP_URL: '', DATABASE_URL: '' },
+    });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /PLEDGE_CONNECTOR_SHOP_URL is not set: dataset shop is connected/);
+  });
+});
