@@ -5,7 +5,7 @@
  * `test` exits 0 when every connected dataset matches its database, 1 when a table, column or
  * primary key is missing (each named at its manifest position, file:line:column) or a database
  * cannot be reached, 2 when the manifest or the connector settings are unusable. `scan` prints
- * YAML on stdout (exit 0), or exits 2 when the URL is unusable or unreachable. Neither prints a
+ * YAML on stdout (exit 0), exits 1 when the database has no tables, or 2 when the URL is unusable or unreachable. Neither prints a
  * URL with its password, nor any value from the databases.
  */
 import type { Command } from 'commander';
@@ -112,6 +112,13 @@ export function registerConnectorsCommand(program: Command): void {
       const adapter = engine === 'postgresql' ? postgresAdapter(url) : mysqlAdapter(url);
       try {
         const tables = await adapter.liveTables();
+        if (tables.size === 0) {
+          process.stderr.write(
+            `pledge connectors scan: no tables at ${redactUrl(url)} (a PostgreSQL URL scans its search_path's first schema)\n`,
+          );
+          process.exitCode = 1;
+          return;
+        }
         const database = decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'database';
         const proposal = proposeDataset(database, engine, tables);
         process.stdout.write(
