@@ -140,12 +140,15 @@ function checkOne(
     );
   }
 
+  // Paths matter where a connector follows them: a connected dataset, or one with erase actions. A
+  // Fides dataset as imported (identities and references, often across datasets) is left alone.
+  const acts = d.connected === true || d.collections.some((c) => c.fields.some((f) => f.erase !== undefined));
   for (const [cycle, what] of [
     [g.readCycle, 'the paths from the identities go round in a circle'],
     [g.eraseCycle, 'the foreign keys form a cycle, so no erase order puts every child before its parent'],
   ] as const) {
     const first = cycle[0];
-    if (first === undefined) continue;
+    if (first === undefined || !acts) continue;
     report(
       C.pathCycle,
       first.path,
@@ -163,7 +166,7 @@ function checkOne(
       `dataset "${d.key}" is connected but no field holds an identity, so no request can find anyone in it`,
       'mark the column that holds the person’s identifier with identity: email (or phone, subject_id, …)',
     );
-  if (hasIdentity)
+  if (hasIdentity && acts)
     for (const name of g.unreachable) {
       const j = index.get(name) ?? 0;
       const c = d.collections[j];

@@ -97,6 +97,14 @@ describe('datasets in pledge check', () => {
     ]);
   });
 
+  test('a dataset no connector acts on (a Fides import) is not held to the paths', () => {
+    const imported = SHOP_DATASET_YAML.replace('connected: true', 'connected: false')
+      .replace(/\n\s+erase: \w+/g, '')
+      .replace(/\n\s+mask: .*/g, '')
+      .replace('field: orders.id', 'field: other_db.orders.id');
+    assert.deepEqual(check(imported), [], 'neither the cross-dataset path nor the unreachable items');
+  });
+
   test('deleting parents whose children keep pointing at them, a stray mask, a connected dataset without identity', () => {
     const orphan = check(
       SHOP_DATASET_YAML.replace(
