@@ -114,6 +114,26 @@ for (const engine of testEngines()) {
       ]);
     });
 
+    test('a subject with more rows than a page and an IN list: collected page by page, erased in chunks', async () => {
+      const values = Array.from({ length: 1_200 }, (_, i) => `(${5000 + i}, 101, 'gift ${i}')`).join(', ');
+      await db.exec(`insert into order_items values ${values}`);
+      const rows = await collectAll(connector, { email: ['ann@example.com'] });
+      const items = rows.filter((r) => r.collection === 'order_items');
+      assert.equal(items.length, 1_203, 'every item, across three pages');
+      assert.equal(new Set(items.map((r) => valueOf(r, 'id'))).size, 1_203, 'none twice');
+      const result = await connector.erase({ email: ['ann@example.com'] });
+      assert.deepEqual(
+        result.collections.map((c) => [c.collection, c.rows]),
+        [
+          ['order_items', 1_203],
+          ['orders', 2],
+          ['customers', 1],
+          ['addresses', 1],
+        ],
+      );
+      assert.deepEqual(await db.query('select id from order_items'), [{ id: 2000 }]);
+    });
+
     test('checkSchema names the manifest position of a missing table or column', async () => {
       await db.exec('drop table order_items', 'alter table orders drop column shipping_note');
       const problems = await connector.checkSchema();
