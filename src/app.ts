@@ -40,6 +40,7 @@ import { ManifestVersionRepository } from './manifest/manifest.repository.js';
 import { registerManifestRoutes } from './manifest/manifest.routes.js';
 import { activateManifest, ManifestVersions, type ActiveManifest } from './manifest/manifest.service.js';
 import { SystemGate } from './manifest/systems.gate.js';
+import { loadConnectorSettings } from './rights/connectors/connectors.config.js';
 import { ApiKeyRepository } from './platform/auth/api-keys.repository.js';
 import { ApiKeyService } from './platform/auth/api-keys.service.js';
 import { SCOPES, SCOPE_DESCRIPTIONS } from './platform/auth/scopes.js';
@@ -183,6 +184,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const { db } = database;
     const versionsRepo = new ManifestVersionRepository(db);
     const active = await activateManifest(ctx, { file: config.manifestPath, versions: versionsRepo });
+    // A connected dataset's URL comes from PLEDGE_CONNECTOR_<KEY>_URL; without it, a boot error.
+    loadConnectorSettings(active.manifest.datasets);
     const versions = new ManifestVersions(versionsRepo);
     const manifestInForce = { manifest: active.manifest, versionId: active.version.id };
     // Every caller is a declared system, held to its purposes by this one gate.

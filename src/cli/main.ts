@@ -19,6 +19,7 @@ import { registerVaultCommand } from './vault.command.js';
 import { registerWebhooksCommand } from './webhooks.command.js';
 import { registerRecipientsCommand } from './recipients.command.js';
 import { registerShareCommand } from './share.command.js';
+import { registerConnectorsCommand } from './connectors.command.js';
 
 /** Builds the `pledge` program with every subcommand. */
 export function buildProgram(): Command {
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerRecipientsCommand(program);
   registerShareCommand(program);
   registerAuditCommand(program);
+  registerConnectorsCommand(program);
   return program;
 }
 

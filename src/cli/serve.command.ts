@@ -63,6 +63,12 @@ export function registerServeCommand(program: Command): void {
               : {},
           );
         } catch (err) {
+          if (err instanceof ConfigError) {
+            process.stderr.write(`pledge serve: the configuration has ${err.problems.length} problem(s):\n`);
+            for (const p of err.problems) process.stderr.write(`  - ${p}\n`);
+            process.exitCode = 1;
+            return;
+          }
           if (err instanceof PledgeError && err.expose) {
             process.stderr.write(`pledge serve: ${err.message}\n`);
             process.exitCode = 1;

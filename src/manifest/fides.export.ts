@@ -6,6 +6,7 @@
  * written (Fides requires one) and is listed in `notes`.
  */
 import { stringify } from 'yaml';
+import { fieldIdentity, fieldReferences, isPrimaryKey, type DatasetField } from './dataset.schema.js';
 import type { Manifest, System } from './manifest.schema.js';
 import { Taxonomy } from './taxonomy.js';
 
@@ -77,6 +78,7 @@ export function exportFides(manifest: Manifest): FidesExportResult {
         name: f.name,
         ...(f.description === undefined ? {} : { description: f.description }),
         data_categories: fidesCategories(f.data_categories, `dataset ${d.key}, field ${c.name}.${f.name}`),
+        ...fidesMetaOf(f),
       })),
     })),
   }));
@@ -88,4 +90,16 @@ export function exportFides(manifest: Manifest): FidesExportResult {
 /** A system's declarations; the two-list form is one declaration per purpose. */
 function declarationsOf(s: System): Array<{ purpose: string; categories?: readonly string[] }> {
   return s.declarations ?? s.purposes.map((purpose) => ({ purpose }));
+}
+
+/** The field's connector facts in Fides' spelling (`fides_meta`), when it has any. */
+function fidesMetaOf(f: DatasetField): { fides_meta?: Record<string, unknown> } {
+  const identity = fieldIdentity(f);
+  const references = fieldReferences(f).map((r) => r.ref);
+  const meta = {
+    ...(identity === undefined ? {} : { identity: identity === 'phone' ? 'phone_number' : identity }),
+    ...(isPrimaryKey(f) ? { primary_key: true } : {}),
+    ...(references.length > 0 ? { references } : {}),
+  };
+  return Object.keys(meta).length > 0 ? { fides_meta: meta } : {};
 }

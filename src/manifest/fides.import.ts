@@ -51,6 +51,54 @@ function pledgeKey(fidesKey: string): string | undefined {
   return trimmed === '' ? undefined : trimmed;
 }
 
+type ImportedField = Dataset['collections'][number]['fields'][number];
+
+/**
+ * What a Fides field's `fides_meta` tells the connectors: the identity it holds, whether it is the
+ * primary key, and its references (Fides' `dataset` + `collection.field`, with a direction). The
+ * rest of `fides_meta` (data_type, length, read_only, …) has no use here and is noted.
+ */
+function connectorMeta(
+  meta: unknown,
+  where: string,
+  note: (what: string, why: string) => void,
+): Pick<ImportedField, 'identity' | 'primary_key' | 'references'> {
+  if (!isObj(meta)) {
+    if (present(meta)) note(where, 'fides_meta is not a mapping; not imported');
+    return {};
+  }
+  const out: Pick<ImportedField, 'identity' | 'primary_key' | 'references'> = {};
+  for (const [k, v] of Object.entries(meta)) {
+    if (!['identity', 'primary_key', 'references'].includes(k) && present(v))
+      note(where, `fides_meta.${k} not imported (connectors do not use it)`);
+  }
+  const identity = str(meta.identity);
+  if (identity !== undefined) {
+    const id = identity === 'phone_number' ? 'phone' : identity.toLowerCase().replace(/[^a-z0-9_]+/g, '_');
+    if (/^[a-z][a-z0-9_]*$/.test(id)) out.identity = id;
+    else note(where, `fides_meta.identity "${identity}" cannot be written as an identity key; not imported`);
+  }
+  if (meta.primary_key === true) out.primary_key = true;
+  const refs: NonNullable<ImportedField['references']> = [];
+  (Array.isArray(meta.references) ? (meta.references as unknown[]) : []).forEach((r, i) => {
+    const field = isObj(r) ? str(r.field) : undefined;
+    if (!isObj(r) || field === undefined || !/^[^.\s]+\.[^.\s]+(\.[^.\s]+)?$/.test(field)) {
+      note(`${where} fides_meta.references[${i}]`, 'not "collection.field"; not imported');
+      return;
+    }
+    const dataset = str(r.dataset);
+    const direction = r.direction === 'from' || r.direction === 'to' ? r.direction : undefined;
+    const datasetKey = dataset === undefined ? undefined : KEY.test(dataset) ? dataset : pledgeKey(dataset);
+    refs.push({
+      ...(datasetKey === undefined ? {} : { dataset: datasetKey }),
+      field,
+      ...(direction === undefined ? {} : { direction }),
+    });
+  });
+  if (refs.length > 0) out.references = refs;
+  return out;
+}
+
 /**
  * Imports Fides systems and datasets for `manifest` (whose purposes' `data_use` and categories the
  * mapping uses). Never throws on content: an unreadable file or entry is a note.
@@ -218,11 +266,12 @@ export function importFides(files: readonly FidesFile[], manifest: Manifest): Fi
           continue;
         }
         const fat = `${at} field ${fieldName}`;
-        dropped(f, ['name', 'description', 'data_categories'], fat, note);
+        dropped(f, ['name', 'description', 'data_categories', 'fides_meta'], fat, note);
         fields.push({
           name: fieldName,
           ...(str(f.description) === undefined ? {} : { description: String(f.description) }),
           data_categories: categoriesOf(f.data_categories, fat, note),
+          ...connectorMeta(f.fides_meta, fat, note),
         });
       }
       collections.push({

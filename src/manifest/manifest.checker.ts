@@ -11,6 +11,7 @@ import { coversCategory, parentKey, Taxonomy } from './taxonomy.js';
 import { checkDeclarations, DECLARATION_CODES } from './manifest.declarations.js';
 import { checkMarketingOptOut, checkNeverStore, checkNeverUse, checkNoSale } from './manifest.pledges.js';
 import { checkFidesReferences, FIDES_CHECK_CODES } from './fides.checks.js';
+import { checkDatasets, DATASET_CHECK_CODES } from './dataset.checks.js';
 import { checkCredentials, CREDENTIALS_CHECK_CODES } from './credentials.checks.js';
 import { BANNER_CHECK_CODES, checkBanner } from './banner.checks.js';
 import { checkRecipients, RECIPIENT_CHECK_CODES } from './recipients.checks.js';
@@ -40,6 +41,7 @@ export const CHECK_CODES = {
   webhookUrlCredentials: 'check.webhook_url_credentials',
   ...DECLARATION_CODES,
   ...FIDES_CHECK_CODES,
+  ...DATASET_CHECK_CODES,
   ...CREDENTIALS_CHECK_CODES,
   ...BANNER_CHECK_CODES,
   ...RECIPIENT_CHECK_CODES,
@@ -465,6 +467,7 @@ export function checkManifest(manifest: Manifest, locator: Locator): CheckResult
     }
   });
   problems.push(...checkFidesReferences(manifest, locator, taxonomy));
+  problems.push(...checkDatasets(manifest, locator));
   problems.push(...checkCredentials(manifest, locator));
   problems.push(...checkBanner(manifest, locator));
   problems.push(...checkRecipients(manifest, locator));

@@ -215,6 +215,67 @@ organization:
     ]);
   });
 
+  test('a dataset’s fides_meta identity, primary_key and references are kept for the connectors', () => {
+    const result = importFides(
+      [
+        {
+          file: 'shop.yml',
+          text: `dataset:
+  - fides_key: shop
+    name: Shop
+    collections:
+      - name: customer
+        fields:
+          - name: id
+            fides_meta: { primary_key: true, data_type: integer }
+          - name: email
+            data_categories: [user.contact.email]
+            fides_meta: { identity: email }
+          - name: mobile
+            fides_meta: { identity: phone_number }
+      - name: orders
+        fields:
+          - name: customer_id
+            fides_meta:
+              references: [{ dataset: shop, field: customer.id, direction: from }]
+`,
+        },
+      ],
+      base,
+    );
+    assert.deepEqual(result.datasets[0]?.collections, [
+      {
+        name: 'customer',
+        fields: [
+          { name: 'id', data_categories: [], primary_key: true },
+          { name: 'email', data_categories: ['user.contact.email'], identity: 'email' },
+          { name: 'mobile', data_categories: [], identity: 'phone' },
+        ],
+      },
+      {
+        name: 'orders',
+        fields: [
+          {
+            name: 'customer_id',
+            data_categories: [],
+            references: [{ dataset: 'shop', field: 'customer.id', direction: 'from' }],
+          },
+        ],
+      },
+    ]);
+    assert.deepEqual(result.notes, [
+      'shop.yml: dataset shop collection customer field id: fides_meta.data_type not imported (connectors do not use it)',
+    ]);
+    const m = load(manifestText);
+    m.datasets.push(...result.datasets);
+    const back = parse(exportFides(m).yaml) as { dataset: Array<{ collections: Obj[] }> };
+    assert.deepEqual(
+      (back.dataset[0]?.collections[0]?.fields as Obj[]).map((f) => f.fides_meta),
+      [{ primary_key: true }, { identity: 'email' }, { identity: 'phone_number' }],
+      'and written back in Fides’ spelling',
+    );
+  });
+
   test('an import with a manifest that fails pledge check exits 2 and writes nothing', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'pledge-fides-'));
     const broken = path.join(dir, 'pledge.yaml');
