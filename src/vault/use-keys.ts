@@ -24,6 +24,8 @@ export const KEY_USES = [
   'log_subjects',
   /** The Ed25519 seed that signs the transparency log's checkpoints (src/audit/log.integrator.ts). */
   'log_checkpoints',
+  /** The keyed hashes an erasure keeps of a person's identifiers (src/rights/tombstones.ts). */
+  'tombstones',
 ] as const;
 
 /** A use of a secret. */
