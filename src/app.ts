@@ -516,6 +516,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     analytics.registerRoutes(http, { auth, systems });
     acknowledgements.registerRoutes(http, { auth });
     legal.registerRoutes(http, { auth });
+    await pledgeRights.registerRoutes(http);
     auditCapability.registerRoutes(http, { auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));

@@ -22,6 +22,8 @@ import type { AcknowledgementTables } from './share/acknowledgements.tables.js';
 import type { VaultTables } from './vault/vault.tables.js';
 import type { TombstoneTables } from './rights/tombstones.tables.js';
 import { tombstoneMigrations } from './rights/tombstones.migrations.js';
+import type { ExportTables } from './rights/export.tables.js';
+import { exportMigrations } from './rights/export.migrations.js';
 import { campaignMigrations } from './comms/campaigns.migrations.js';
 import { suppressionMigrations } from './comms/suppression.migrations.js';
 import { consentMigrations } from './consent/consent.migrations.js';
@@ -60,6 +62,7 @@ export const CAPABILITIES: readonly CapabilitySchema[] = [
   { name: 'share', migrations: shareMigrations },
   { name: 'acknowledgements', migrations: acknowledgementMigrations },
   { name: 'erasure-tombstones', migrations: tombstoneMigrations },
+  { name: 'export-deliveries', migrations: exportMigrations },
 ];
 
 /** All of the main database's migrations, in the order they run. */
@@ -85,4 +88,5 @@ export type Tables = ManifestTables &
   LegalTables &
   ShareTables &
   AcknowledgementTables &
-  TombstoneTables;
+  TombstoneTables &
+  ExportTables;

@@ -57,19 +57,23 @@ for (const dialect of DIALECTS) {
       });
       assert.equal(shared.subjects[0]?.disclosed, true);
 
-      async function* rows(): AsyncIterable<ConnectorRow> {
-        yield {
+      const found: ConnectorRow[] = [
+        {
           dataset: 'support_desk',
           collection: 'tickets',
           row: { id: 17, requester: ada.email, subject: '=HYPERLINK("x")' },
           categories: { requester: 'user.contact.email' },
-        };
-        yield {
+        },
+        {
           dataset: 'support_desk',
           collection: 'notes',
           row: { ticket_id: 17, body: 'called back' },
           categories: {},
-        };
+        },
+      ];
+      // As a connector gives them: one at a time, asynchronously.
+      async function* rows(): AsyncIterable<ConnectorRow> {
+        for (const row of found) yield await Promise.resolve(row);
       }
       const { result, files } = await zipOf(t, ada.id, rows());
 
