@@ -50,6 +50,22 @@ function counter(): { out: Writable; bytes: () => number } {
   };
 }
 
+/** Samples the heap while `work` runs: its peak above the heap at the start, in bytes. */
+async function peakHeapOf<T>(work: () => Promise<T>): Promise<{ result: T; peak: number }> {
+  const start = process.memoryUsage().heapUsed;
+  let peak = start;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().heapUsed);
+  }, 20);
+  try {
+    const result = await work();
+    peak = Math.max(peak, process.memoryUsage().heapUsed);
+    return { result, peak: peak - start };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** The AAD of a field, as the vault binds it (length-prefixed parts). */
 function aadOf(subjectId: string, recordId: string, field: string, keyVersion: number): Buffer {
   const parts = ['pledge.field.v1', subjectId, recordId, field, String(keyVersion)].map((p) =>
@@ -81,7 +97,14 @@ export async function runExportBench(
     ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'silent' }),
     retentionIntervalSeconds: 0,
   });
-  const rounds: Array<{ pledgeMs: number; baseMs: number; pledgeBytes: number; baseBytes: number }> = [];
+  const rounds: Array<{
+    pledgeMs: number;
+    baseMs: number;
+    pledgeBytes: number;
+    baseBytes: number;
+    pledgeHeap: number;
+    baseHeap: number;
+  }> = [];
   try {
     const writer = createContext({ kind: 'cli', id: 'bench' });
     // The legal team's system serves legal-compliance, the purpose an access request reads for.
@@ -185,10 +208,17 @@ export async function runExportBench(
     await pledge();
     for (let round = 0; round < options.rounds; round++) {
       const first = round % 2 === 0;
-      const a = first ? await baseline() : await pledge();
-      const b = first ? await pledge() : await baseline();
+      const a = await peakHeapOf(first ? baseline : pledge);
+      const b = await peakHeapOf(first ? pledge : baseline);
       const [base, mine] = first ? [a, b] : [b, a];
-      rounds.push({ pledgeMs: mine.ms, baseMs: base.ms, pledgeBytes: mine.bytes, baseBytes: base.bytes });
+      rounds.push({
+        pledgeMs: mine.result.ms,
+        baseMs: base.result.ms,
+        pledgeBytes: mine.result.bytes,
+        baseBytes: base.result.bytes,
+        pledgeHeap: mine.peak,
+        baseHeap: base.peak,
+      });
     }
   } finally {
     await app.close();
@@ -209,6 +239,7 @@ export async function runExportBench(
         'median ms',
         'records/s',
         'zip MB',
+        'peak heap growth MB',
         'ratio to the baseline',
         'target',
       ],
@@ -219,6 +250,7 @@ export async function runExportBench(
           Math.round(baseMs).toString(),
           perSecond(baseMs),
           mb(rounds[0]?.baseBytes ?? 0),
+          mb(median(rounds.map((r) => r.baseHeap))),
           '×1.00',
           '',
         ],
@@ -228,6 +260,7 @@ export async function runExportBench(
           Math.round(pledgeMs).toString(),
           perSecond(pledgeMs),
           mb(rounds[0]?.pledgeBytes ?? 0),
+          mb(median(rounds.map((r) => r.pledgeHeap))),
           `×${ratio.toFixed(2)}`,
           formatTarget({ label: `≥ ×${TARGET.toFixed(2)}`, met }),
         ],
@@ -237,7 +270,8 @@ export async function runExportBench(
     `In-process on SQLite, one person with ${options.records.toLocaleString('en-US')} records of two fields (feedback), ` +
       `${options.rounds} alternating round(s) after one warm-up of each; the ratio is the median of each round's baseline time over Pledge's. ` +
       `Pledge reads through the use gate (pages of 1,000, one audit entry per page), writes every section as JSON and CSV, ` +
-      `spools each CSV sealed to a temporary file, and renders the HTML summary; the baseline keeps everything in memory and writes only the records' two files with content.`,
+      `spools each CSV sealed to a temporary file, and renders the HTML summary; the baseline keeps everything in memory and writes only the records' two files with content. ` +
+      `Peak heap growth: the most the JS heap grew above its size at the start of the run, sampled every 20 ms (the median of the rounds).`,
   ].join('\n');
   const missed = met ? [] : [`export: ×${ratio.toFixed(2)} of the bare baseline; target ≥ ×${TARGET}`];
   return {

@@ -147,7 +147,8 @@ export class ExportDeliveries {
 
   /**
    * Writes an export with `write` (writeExportZip into the stream it is given), sealed chunk by
-   * chunk, then offers it: the delivery row, its expiry job and its log entry in one transaction.
+   * chunk, then offers it: the delivery row and its log entry in one transaction. The expiry job is
+   * queued first, so whatever happens after, the chunks are deleted when the export expires.
    */
   async store(
     ctx: Context,
@@ -163,6 +164,10 @@ export class ExportDeliveries {
     );
     const ttlMs = optionOrThrow(options.ttlMs, DEFAULT_EXPORT_TTL_MS, MAX_TTL_MS, 'ttlMs');
     const id = uuidv7();
+    const expiresAt = new Date(ctx.clock.now().getTime() + ttlMs);
+    // Queued before the first chunk is written, so chunks left by a crash before the delivery's row
+    // are deleted on time too.
+    await this.#expire.enqueue(ctx, { deliveryId: id }, { key: `export-expire:${id}`, runAt: expiresAt });
     const version = this.#deps.fileKeys.current().version;
     const key = this.#fileKey(version, id);
     let seq = 0;
@@ -201,7 +206,6 @@ export class ExportDeliveries {
       throw err;
     }
     const now = ctx.clock.now();
-    const expiresAt = new Date(now.getTime() + ttlMs);
     await this.#deps.db.transaction(ctx, async (trx) => {
       await this.#deps.repo.insert(trx, {
         id,
@@ -214,7 +218,6 @@ export class ExportDeliveries {
         size,
         deletedAt: undefined,
       });
-      await this.#expire.enqueue(trx, { deliveryId: id }, { key: `export-expire:${id}`, runAt: expiresAt });
       await this.#deps.audit.append(trx, [
         {
           action: 'rights.export_stored',
@@ -287,7 +290,9 @@ export class ExportDeliveries {
   /** Deletes an export's chunks (the expiry job; idempotent). */
   async expire(ctx: Context, deliveryId: string): Promise<number> {
     const d = await this.#deps.repo.get(ctx, deliveryId);
-    if (d === undefined || d.deletedAt !== undefined) return 0;
+    // No row: an export that never completed (its chunks, if any, were left by a crash).
+    if (d === undefined) return this.#deps.repo.deleteChunks(ctx, deliveryId, ctx.clock.now());
+    if (d.deletedAt !== undefined) return 0;
     return this.#deps.db.transaction(ctx, async (trx) => {
       const n = await this.#deps.repo.deleteChunks(trx, deliveryId, trx.clock.now());
       await this.#deps.audit.append(trx, [
