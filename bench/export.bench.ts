@@ -14,6 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { pipeline } from 'node:stream/promises';
 import { sql } from 'kysely';
 import yazl from 'yazl';
@@ -50,8 +52,13 @@ function counter(): { out: Writable; bytes: () => number } {
   };
 }
 
+// A full collection before each measured phase, so one side's garbage is not counted to the other.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
 /** Samples the heap while `work` runs: its peak above the heap at the start, in bytes. */
 async function peakHeapOf<T>(work: () => Promise<T>): Promise<{ result: T; peak: number }> {
+  collectGarbage();
   const start = process.memoryUsage().heapUsed;
   let peak = start;
   const timer = setInterval(() => {
