@@ -83,6 +83,7 @@ import type { AcknowledgementService } from './share/acknowledgements.service.js
 import { createAcknowledgements } from './share/acknowledgements.setup.js';
 import { LEGAL_NOTICE_JOB, type LegalService } from './share/legal.service.js';
 import { createLegal } from './share/legal.setup.js';
+import { createPledgeRights, createTombstones, type PledgeRights } from './rights/pledge-rights.setup.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -99,6 +100,8 @@ export interface AppOptions {
   processors?: Record<string, CardProcessor>;
   /** Routes the caller adds before the server is ready (`pledge serve --example-site`). */
   extraRoutes?: (http: FastifyInstance) => void | Promise<void>;
+  /** How often an erasure held by a legal request checks whether the hold ended (default one day; tests). */
+  erasureHoldRecheckMs?: number;
 }
 
 /** A built application: the HTTP server and the parts a caller may need. */
@@ -156,6 +159,8 @@ export interface App {
   share: ShareService;
   /** Legal requests from authorities: intake, review, disclosure, notices, the transparency report. */
   legal: LegalService;
+  /** Data-subject requests on Pledge's side: the export package, erasure with legal holds, tombstones. */
+  pledgeRights: PledgeRights;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -367,12 +372,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       standing: acknowledgements.service,
       legal: legal.service,
     });
+    // Erased people's tombstones: collection recognizes someone erased who comes back.
+    const tombstones = createTombstones(db, keyring, vault);
     const collect = new CollectService({
       vault,
       manifest: active.manifest,
       consent,
       systems,
       share,
+      erased: tombstones,
       ...(options.processors ? { processors: options.processors } : {}),
     });
     if (collect.usesTestProcessor)
@@ -470,6 +478,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       receiptKeys: keyring.use('banner_receipts'),
     });
     registerWebhookRoutes(http, { webhooks, auth });
+    // "Who got my data": the share capability's presenter over the log, for the privacy center
+    // and for the export package.
+    const disclosures = new DisclosuresView({
+      audit,
+      log: auditCapability.log,
+      legal: legal.service,
+      manifest: manifestInForce,
+    });
     await registerConsentPages(http, {
       consent,
       vault,
@@ -478,13 +494,21 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       config,
       mail: transport,
       share,
-      // "Who got my data": the share capability's presenter over the log, for the privacy center.
-      disclosures: new DisclosuresView({
-        audit,
-        log: auditCapability.log,
-        legal: legal.service,
-        manifest: manifestInForce,
-      }),
+      disclosures,
+    });
+    const pledgeRights = createPledgeRights({
+      db,
+      tombstones: tombstones.tombstones,
+      vault,
+      consent,
+      disclosures,
+      log: audit,
+      audit,
+      legal: legal.service,
+      manifest: manifestInForce,
+      jobs,
+      keyring,
+      holdRecheckMs: options.erasureHoldRecheckMs,
     });
     await registerOneClickRoutes(http, { mailEvents, manifest: active.manifest });
     await registerMailEventsRoutes(http, { mailEvents, suppression, auth, systems });
@@ -498,6 +522,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     analytics.registerRoutes(http, { auth, systems });
     acknowledgements.registerRoutes(http, { auth });
     legal.registerRoutes(http, { auth });
+    await pledgeRights.registerRoutes(http);
     auditCapability.registerRoutes(http, { auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
@@ -567,6 +592,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       acknowledgements: acknowledgements.service,
       legal: legal.service,
       share,
+      pledgeRights,
       close: () =>
         (closed ??= (async () => {
           // The sweep in flight ends after its batch, requests in flight finish, then queued writes

@@ -20,6 +20,10 @@ import type { LegalTables } from './share/legal.tables.js';
 import type { ShareTables } from './share/share.tables.js';
 import type { AcknowledgementTables } from './share/acknowledgements.tables.js';
 import type { VaultTables } from './vault/vault.tables.js';
+import type { TombstoneTables } from './rights/tombstones.tables.js';
+import { tombstoneMigrations } from './rights/tombstones.migrations.js';
+import type { ExportTables } from './rights/export.tables.js';
+import { exportMigrations } from './rights/export.migrations.js';
 import { campaignMigrations } from './comms/campaigns.migrations.js';
 import { suppressionMigrations } from './comms/suppression.migrations.js';
 import { consentMigrations } from './consent/consent.migrations.js';
@@ -57,6 +61,8 @@ export const CAPABILITIES: readonly CapabilitySchema[] = [
   { name: 'legal-requests', migrations: legalMigrations },
   { name: 'share', migrations: shareMigrations },
   { name: 'acknowledgements', migrations: acknowledgementMigrations },
+  { name: 'erasure-tombstones', migrations: tombstoneMigrations },
+  { name: 'export-deliveries', migrations: exportMigrations },
 ];
 
 /** All of the main database's migrations, in the order they run. */
@@ -81,4 +87,6 @@ export type Tables = ManifestTables &
   AnalyticsTables &
   LegalTables &
   ShareTables &
-  AcknowledgementTables;
+  AcknowledgementTables &
+  TombstoneTables &
+  ExportTables;

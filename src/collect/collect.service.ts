@@ -127,6 +127,12 @@ export interface CollectServiceDeps {
    * absent (unit tests of collection alone), cards go to the processor unchecked by it.
    */
   share?: CollectShare;
+  /**
+   * Recognizes identifiers of people erased before (src/rights/tombstones.ts): the kinds that match.
+   * A person who comes back is collected again as a new subject (erasure does not forbid signing up
+   * anew), and the new subject's first log entry is flagged `previouslyErased`.
+   */
+  erased?: { recognize(ctx: Context, identifiers: Identifiers): Promise<string[]> };
 }
 
 /** What the collect gate asks of the share gate (the card's hand-over to the card processor). */
@@ -151,6 +157,7 @@ export class CollectService {
   readonly #consent: CollectConsent | undefined;
   readonly #systems: Pick<SystemGate, 'requireSource'>;
   readonly #share: CollectShare | undefined;
+  readonly #erased: CollectServiceDeps['erased'];
 
   /** Compiles every source; throws `config.invalid` listing every card recipient without a processor. */
   constructor(deps: CollectServiceDeps) {
@@ -158,6 +165,7 @@ export class CollectService {
     this.#manifest = deps.manifest;
     this.#consent = deps.consent;
     this.#share = deps.share;
+    this.#erased = deps.erased;
     this.#systems = deps.systems ?? new SystemGate({ manifest: deps.manifest });
     this.#taxonomy = new Taxonomy(deps.manifest.categories);
     this.#plans = new Map(deps.manifest.sources.map((s) => [s.key, compileSource(deps.manifest, s)]));
@@ -537,12 +545,15 @@ export class CollectService {
     const kind = plan.createsSubject;
     if (kind === undefined) throw this.#subjectMissing(plan);
     const id = randomUUID();
+    const previouslyErased =
+      this.#erased !== undefined && (await this.#erased.recognize(ctx, value.identifiers)).length > 0;
     try {
       const ids = await this.#vault.write(ctx, recordFor(id), {
         id,
         kind,
         jurisdiction: value.jurisdiction,
         identifiers: value.identifiers,
+        ...(previouslyErased ? { previouslyErased } : {}),
       });
       return { subjectId: id, created: true, recordId: first(ids) };
     } catch (err) {

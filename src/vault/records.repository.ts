@@ -213,7 +213,8 @@ export class RecordsRepository {
   async listPageForUse(
     ctx: Context,
     subjectId: string,
-    purpose: string,
+    /** Only records collected for it; `undefined` (a disclosure the law requires): every record. */
+    purpose: string | undefined,
     page: { after: string | undefined; limit: number },
   ): Promise<UsableRecord[]> {
     const rows = await this.#q(ctx)
@@ -221,7 +222,7 @@ export class RecordsRepository {
       .select(USABLE_COLUMNS)
       .where('subject_id', '=', subjectId)
       .$if(page.after !== undefined, (qb) => qb.where('id', '>', page.after ?? ''))
-      .where(collectedFor(purpose))
+      .$if(purpose !== undefined, (qb) => qb.where(collectedFor(purpose!)))
       .orderBy('id')
       .limit(page.limit)
       .execute();
@@ -302,6 +303,37 @@ export class RecordsRepository {
   async get(ctx: Context, id: string): Promise<StoredRecord | undefined> {
     const row = await this.#q(ctx).selectFrom('records').selectAll().where('id', '=', id).executeTakeFirst();
     return row && fromRow(row);
+  }
+
+  /**
+   * A page of a subject's records as erasure weighs them: ids and the categories their fields hold
+   * (kept in clear beside the sealed values), never a value. In id order, after `after`.
+   */
+  async listCategoriesPage(
+    ctx: Context,
+    subjectId: string,
+    page: { after: string | undefined; limit: number },
+  ): Promise<Array<{ id: string; categories: string[] }>> {
+    const rows = await this.#q(ctx)
+      .selectFrom('records')
+      .select(['id', 'categories'])
+      .where('subject_id', '=', subjectId)
+      .$if(page.after !== undefined, (qb) => qb.where('id', '>', page.after ?? ''))
+      .orderBy('id')
+      .limit(page.limit)
+      .execute();
+    return rows.map((r) => ({ id: r.id, categories: JSON.parse(r.categories) as string[] }));
+  }
+
+  /** Deletes some of a subject's records by id; returns how many went. */
+  async deleteByIds(ctx: Context, subjectId: string, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const result = await this.#q(ctx)
+      .deleteFrom('records')
+      .where('subject_id', '=', subjectId)
+      .where('id', 'in', [...ids])
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   /** Deletes every record of a subject; returns how many. */

@@ -190,6 +190,15 @@ export class SubjectsRepository {
       .execute();
   }
 
+  /** Removes a subject's blind-index entries (an erasure held in part keeps the subject, not how to find it). */
+  async deleteIdentifiers(ctx: Context, id: string): Promise<number> {
+    const result = await this.#q(ctx)
+      .deleteFrom('subject_identifiers')
+      .where('subject_id', '=', id)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Erases a subject: its identifiers go, its row stays as a tombstone so references still resolve. */
   async markErased(ctx: Context, id: string, at: Date): Promise<void> {
     await this.#q(ctx).deleteFrom('subject_identifiers').where('subject_id', '=', id).execute();

@@ -28,6 +28,12 @@ export const KEY_USES = [
   'share_signatories',
   /** Seals legal requests' authority name, reference, citation and rejection reason (src/share/sealed-columns.ts). */
   'legal_requests',
+  /** The keyed hashes an erasure keeps of a person's identifiers (src/rights/tombstones.ts). */
+  'tombstones',
+  /** Signs the links that download an access request's export (src/rights/export.delivery.ts). */
+  'export_links',
+  /** Seals the stored export zips until they expire (src/rights/export.delivery.ts). */
+  'export_files',
 ] as const;
 
 /** A use of a secret. */

@@ -27,7 +27,12 @@ import { CryptoPool } from './crypto-pool.js';
 import { withVerifiers } from './credentials.js';
 import type { DataKeys } from './data-keys.service.js';
 import { OpenBatch, SealBatch } from './field-batch.js';
-import { identifierHash, normalizeIdentifierOrThrow, type IdentifierKind } from './identifiers.js';
+import {
+  IDENTIFIER_KINDS,
+  identifierHash,
+  normalizeIdentifierOrThrow,
+  type IdentifierKind,
+} from './identifiers.js';
 import type { Keyring } from './keyring.js';
 import type { NewRecord, RecordsRepository, UsableRecord } from './records.repository.js';
 import type { Subject, SubjectsRepository } from './subjects.repository.js';
@@ -226,7 +231,15 @@ export class Vault {
       const kinds = pendingSubject?.hashes.map((h) => h.kind) ?? [];
       audit.push({ action: 'subject.identify', subjectId: newSubject.attachTo, details: { kinds } });
     } else if (newSubject)
-      audit.push({ action: 'subject.create', subjectId: newSubject.id, details: { kind: newSubject.kind } });
+      audit.push({
+        action: 'subject.create',
+        subjectId: newSubject.id,
+        // A person erased before and collected again: flagged in the log (see NewSubjectInput).
+        details:
+          newSubject.previouslyErased === true
+            ? { kind: newSubject.kind, previouslyErased: true }
+            : { kind: newSubject.kind },
+      });
     audit.push(...writeAuditEntries(records, shapes));
     await this.#enqueue(ctx, pendingSubject, records, audit);
     return records.map((r) => r.id);
@@ -271,23 +284,41 @@ export class Vault {
    * records collected for it), only when the decision allows, decrypted. Every call is audited.
    * A page: at most `page.limit` records (default {@link DEFAULT_READ_RECORDS}, at most
    * {@link MAX_READ_RECORDS}) collected for the purpose, oldest first, after `page.cursor`;
-   * `nextCursor` is set when more follow. Throws `vault.subject_not_found` for an unknown or erased
+   * `nextCursor` is set when more follow. `options.requiredByLaw` reads records of every collection
+   * purpose, as in {@link readMany}. Throws `vault.subject_not_found` for an unknown or erased
    * subject, `vault.limit_invalid` and `vault.cursor_invalid` for a bad page.
    */
-  async read(ctx: Context, subjectId: string, purposeKey: string, page: ReadPage = {}): Promise<ReadResult> {
+  async read(
+    ctx: Context,
+    subjectId: string,
+    purposeKey: string,
+    page: ReadPage = {},
+    options: Pick<ReadManyOptions, 'requiredByLaw'> = {},
+  ): Promise<ReadResult> {
     const limit = pageLimitOrThrow('vault.limit_invalid', page.limit, MAX_READ_RECORDS, DEFAULT_READ_RECORDS);
     const after = readCursorOrThrow(page.cursor);
+    // An access request pages through everything held, whatever it was collected for (see
+    // ReadManyOptions.requiredByLaw): the law requires the copy.
+    const anyCollection = this.#requiredByLaw(purposeKey, options);
     let nextCursor: string | undefined;
-    const [result] = await this.#use(ctx, [subjectId], purposeKey, async () => {
-      // One more than the page, to know whether another follows.
-      const rows = await this.#records.listPageForUse(ctx, subjectId, purposeKey, {
-        after,
-        limit: limit + 1,
-      });
-      if (rows.length <= limit) return rows;
-      nextCursor = rows[limit - 1]?.id;
-      return rows.slice(0, limit);
-    });
+    const [result] = await this.#use(
+      ctx,
+      [subjectId],
+      purposeKey,
+      async () => {
+        // One more than the page, to know whether another follows.
+        const rows = await this.#records.listPageForUse(
+          ctx,
+          subjectId,
+          anyCollection ? undefined : purposeKey,
+          { after, limit: limit + 1 },
+        );
+        if (rows.length <= limit) return rows;
+        nextCursor = rows[limit - 1]?.id;
+        return rows.slice(0, limit);
+      },
+      options,
+    );
     if (!result) throw subjectNotFound(subjectId);
     return nextCursor === undefined ? result : { ...result, nextCursor };
   }
@@ -454,6 +485,59 @@ export class Vault {
   }
 
   // ---- erasure -------------------------------------------------------------------------------
+
+  /**
+   * The blind-index hashes of a live subject's identifiers (what an erasure keeps a tombstone of, so
+   * a later collection of the same person is recognized); empty for an unknown or erased subject.
+   */
+  async identifierHashesOf(
+    ctx: Context,
+    subjectId: string,
+  ): Promise<Array<{ kind: IdentifierKind; hash: string }>> {
+    const live = await this.#subjects.listLiveIds(ctx, [subjectId]);
+    if (!live.has(subjectId)) return [];
+    const out: Array<{ kind: IdentifierKind; hash: string }> = [];
+    for (const kind of IDENTIFIER_KINDS)
+      for (const hash of await this.#subjects.identifierHashesOf(ctx, subjectId, kind))
+        out.push({ kind, hash });
+    return out;
+  }
+
+  /**
+   * An erasure held in part (a legal hold covers some of the data): deletes, record by record, every
+   * record `keep` does not claim (given each record's categories) and the subject's blind-index
+   * entries, in one transaction with its audit entry. The subject and its data key stay, so what is
+   * held can still be read for the authority; {@link erase} finishes once the hold ends.
+   */
+  async eraseExcept(
+    ctx: Context,
+    subjectId: string,
+    keep: (categories: readonly string[]) => boolean,
+  ): Promise<{ recordsDeleted: number; recordsKept: number; identifiersRemoved: number }> {
+    await this.getSubjectOrThrow(ctx, subjectId);
+    return this.#db.transaction(ctx, async (trx) => {
+      let recordsDeleted = 0;
+      let recordsKept = 0;
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.#records.listCategoriesPage(trx, subjectId, { after, limit: 1000 });
+        if (page.length === 0) break;
+        after = page[page.length - 1]?.id;
+        const doomed = page.filter((r) => !keep(r.categories)).map((r) => r.id);
+        recordsKept += page.length - doomed.length;
+        recordsDeleted += await this.#records.deleteByIds(trx, subjectId, doomed);
+      }
+      const identifiersRemoved = await this.#subjects.deleteIdentifiers(trx, subjectId);
+      await this.#audit.append(trx, [
+        {
+          action: 'subject.erase_partial',
+          subjectId,
+          details: { recordsDeleted, recordsKept, identifiersRemoved },
+        },
+      ]);
+      return { recordsDeleted, recordsKept, identifiersRemoved };
+    });
+  }
 
   /**
    * Erases a subject: its data keys are destroyed first (so every copy of its records, backups

@@ -43,6 +43,11 @@ export interface NewSubjectInput {
   kind: SubjectKind;
   jurisdiction: string | undefined;
   identifiers: Identifiers;
+  /**
+   * An identifier matches the tombstone of an erased person (src/rights/tombstones.ts): the new
+   * subject's `subject.create` entry says so, so staff see a returning person for what it is.
+   */
+  previouslyErased?: boolean | undefined;
 }
 
 /**
