@@ -82,6 +82,10 @@ import type { AcknowledgementService } from './share/acknowledgements.service.js
 import { createAcknowledgements } from './share/acknowledgements.setup.js';
 import { LEGAL_NOTICE_JOB, type LegalService } from './share/legal.service.js';
 import { createLegal } from './share/legal.setup.js';
+import { siteOf } from './consent/pages.views.js';
+import type { RequestsService } from './rights/requests.service.js';
+import { createRequests, type Requests } from './rights/requests.setup.js';
+import type { SmsAdapter } from './rights/verification.sms.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -96,6 +100,11 @@ export interface AppOptions {
    * built-in TestCardProcessor tokenizes cards (for development only).
    */
   processors?: Record<string, CardProcessor>;
+  /**
+   * The adapter of the manifest's SMS provider, for requests' codes to phone numbers; absent, a phone
+   * number in a request cannot be verified and is not acted on.
+   */
+  sms?: SmsAdapter;
   /** Routes the caller adds before the server is ready (`pledge serve --example-site`). */
   extraRoutes?: (http: FastifyInstance) => void | Promise<void>;
 }
@@ -155,6 +164,10 @@ export interface App {
   share: ShareService;
   /** Legal requests from authorities: intake, review, disclosure, notices, the transparency report. */
   legal: LegalService;
+  /** Data-subject requests: intake, verification, the staff queue and the steps' engine. */
+  requests: RequestsService;
+  /** Where step executors (collect, assemble, deliver, erase) register, and the engine that runs them. */
+  requestSteps: Pick<Requests, 'registry' | 'engine'>;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -361,6 +374,31 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       standing: acknowledgements.service,
       legal: legal.service,
     });
+    // Data-subject requests act as the manifest's privacy office: codes go out through the mail
+    // transport (the e-mail delivery provider) and the SMS adapter, stalls reach staff by webhook.
+    const requests = createRequests({
+      db,
+      queue: jobs,
+      audit,
+      keys: {
+        requests: keyring.use('requests'),
+        codes: keyring.use('request_codes'),
+        links: keyring.use('request_links'),
+      },
+      mail: transport,
+      sms: options.sms,
+      matchSubject: async (c, identifiers) => (await vault.matchSubject(c, identifiers))?.id,
+      site: siteOf(active.manifest),
+      jurisdictions: active.manifest.jurisdictions,
+      publicUrl: mailSettings.publicUrl,
+      stallAfterMs: config.requestStallAfterSeconds * 1000,
+      onStalled: (c, r) =>
+        webhooks.enqueueRequestStalled(c, {
+          requestId: r.id,
+          status: r.status,
+          since: r.progressedAt.toISOString(),
+        }),
+    });
     const collect = new CollectService({
       vault,
       manifest: active.manifest,
@@ -492,6 +530,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     analytics.registerRoutes(http, { auth, systems });
     acknowledgements.registerRoutes(http, { auth });
     legal.registerRoutes(http, { auth });
+    await requests.registerRoutes(http, { auth });
     auditCapability.registerRoutes(http, { auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
@@ -523,6 +562,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await analytics.start(ctx);
     // Rows of earlier versions become entries, then the integrator's chain of slots starts.
     await auditCapability.start(ctx);
+    await requests.start(ctx);
     // Every job type is defined by now. Without a mail server, campaign sends wait for an instance
     // that has one.
     jobs.start({ skip: transport.enabled ? [] : [SEND_JOB, NOTICE_EMAIL_JOB, LEGAL_NOTICE_JOB] });
@@ -560,6 +600,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       analytics,
       acknowledgements: acknowledgements.service,
       legal: legal.service,
+      requests: requests.service,
+      requestSteps: { registry: requests.registry, engine: requests.engine },
       share,
       close: () =>
         (closed ??= (async () => {

@@ -20,6 +20,8 @@ import type { LegalTables } from './share/legal.tables.js';
 import type { ShareTables } from './share/share.tables.js';
 import type { AcknowledgementTables } from './share/acknowledgements.tables.js';
 import type { VaultTables } from './vault/vault.tables.js';
+import type { RightsTables } from './rights/requests.tables.js';
+import { rightsMigrations } from './rights/requests.migrations.js';
 import { campaignMigrations } from './comms/campaigns.migrations.js';
 import { suppressionMigrations } from './comms/suppression.migrations.js';
 import { consentMigrations } from './consent/consent.migrations.js';
@@ -57,6 +59,7 @@ export const CAPABILITIES: readonly CapabilitySchema[] = [
   { name: 'legal-requests', migrations: legalMigrations },
   { name: 'share', migrations: shareMigrations },
   { name: 'acknowledgements', migrations: acknowledgementMigrations },
+  { name: 'requests', migrations: rightsMigrations },
 ];
 
 /** All of the main database's migrations, in the order they run. */
@@ -81,4 +84,5 @@ export type Tables = ManifestTables &
   AnalyticsTables &
   LegalTables &
   ShareTables &
-  AcknowledgementTables;
+  AcknowledgementTables &
+  RightsTables;

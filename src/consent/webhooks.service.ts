@@ -126,7 +126,7 @@ export interface WebhookPayload {
   type: WebhookEvent;
   /** When the event happened (ISO 8601). */
   at: string;
-  data: ConsentChangedData | SubjectErasedData;
+  data: ConsentChangedData | SubjectErasedData | RequestStalledData;
 }
 
 /** `data` of a consent.changed event. */
@@ -143,6 +143,15 @@ export interface ConsentChangedData {
 /** `data` of a subject.erased event. */
 export interface SubjectErasedData {
   subjectId: string;
+}
+
+/** `data` of a request.stalled event: a data-subject request with no progress, for staff. */
+export interface RequestStalledData {
+  requestId: string;
+  /** Where the request stands (running, waiting ...). */
+  status: string;
+  /** When it last moved (ISO 8601). */
+  since: string;
 }
 
 /** The largest page of the delivery log. */
@@ -269,6 +278,23 @@ export class WebhookService {
     await this.#insert(
       ctx,
       hooks.map((w) => newDelivery(w, eventId, 'subject.erased', payload, now)),
+      now,
+    );
+  }
+
+  /**
+   * Queues a `request.stalled` event for the webhooks that receive it, inside the transaction that
+   * flags the request (`ctx` is bound to it). The payload names the request by id only.
+   */
+  async enqueueRequestStalled(ctx: Context, data: RequestStalledData): Promise<void> {
+    const hooks = this.#subscribers('request.stalled');
+    if (hooks.length === 0) return;
+    const now = this.#clock.now();
+    const eventId = uuidv7();
+    const payload = serialize({ id: eventId, type: 'request.stalled', at: ctx.clock.now(), data });
+    await this.#insert(
+      ctx,
+      hooks.map((w) => newDelivery(w, eventId, 'request.stalled', payload, now)),
       now,
     );
   }

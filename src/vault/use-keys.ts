@@ -24,6 +24,12 @@ export const KEY_USES = [
   'log_subjects',
   /** The Ed25519 seed that signs the transparency log's checkpoints (src/audit/log.integrator.ts). */
   'log_checkpoints',
+  /** Keyed hashes and seals of the identifiers a data-subject request names (src/rights/requests.seal.ts). */
+  'requests',
+  /** The HMACs of requests' verification codes (src/rights/verification.service.ts). */
+  'request_codes',
+  /** Signs the requester's status and verification links (src/rights/requests.seal.ts). */
+  'request_links',
 ] as const;
 
 /** A use of a secret. */
