@@ -206,16 +206,16 @@ function print(options: RequestsOptions, view: RequestView, now: Date): void {
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     } else {
       const r = out.request;
-      const lines: Array<[string, unknown]> = [
-        ['id', r.id],
-        ['type', r.type],
-        ['status', r.status],
-        ['jurisdiction', r.jurisdiction],
-        ['received', r.receivedAt],
-        ['due', r.dueAt],
-        ['extended', r.extendedAt],
+      const lines: Array<[string, string | number | boolean | null]> = [
+        ['id', view.request.id],
+        ['type', view.request.type],
+        ['status', view.request.status],
+        ['jurisdiction', view.request.jurisdiction],
+        ['received', view.request.receivedAt.toISOString()],
+        ['due', view.request.dueAt.toISOString()],
+        ['extended', view.request.extendedAt?.toISOString() ?? null],
         ['flags', flagsOf(r.flags)],
-        ['reason', r.reason],
+        ['reason', view.request.reason ?? null],
       ];
       process.stdout.write(
         lines.map(([k, v]) => `${`${k}:`.padEnd(14)}${v === null ? '-' : String(v)}\n`).join(''),

@@ -84,7 +84,7 @@ export function createRequests(deps: RequestsSetupDeps): Requests {
     jobs: deps.queue,
     mail: deps.mail,
     sms: deps.sms,
-    matchSubject: deps.matchSubject,
+    matchSubject: (ctx, identifiers) => deps.matchSubject(ctx, identifiers),
     stores: deps.stores ?? (() => ['pledge']),
     organization: deps.site.name,
     publicUrl: deps.publicUrl,

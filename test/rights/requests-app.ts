@@ -29,16 +29,28 @@ export interface RequestsTestApp {
   /** The last code mailed to `address`. */
   lastCode(address: string): string;
   /** An HTTP call with the staff key. */
-  call(method: 'GET' | 'POST', url: string, payload?: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
+  call(
+    method: 'GET' | 'POST',
+    url: string,
+    payload?: unknown,
+  ): Promise<{ status: number; body: Record<string, unknown> }>;
   /** Runs the queue until `done` holds or nothing is left to run. */
   settle(done: () => Promise<boolean>): Promise<void>;
   cleanup(): Promise<void>;
 }
 
 /** Opens an app on `dialect`. */
-export async function openRequestsApp(dialect: TestDialect, overrides: Partial<Config> = {}): Promise<RequestsTestApp> {
+export async function openRequestsApp(
+  dialect: TestDialect,
+  overrides: Partial<Config> = {},
+): Promise<RequestsTestApp> {
   const sink = await startSmtpSink();
-  const { database, keystore, dataDir, cleanup: closeStores } = await openTestStores(dialect, 'pledge-requests-');
+  const {
+    database,
+    keystore,
+    dataDir,
+    cleanup: closeStores,
+  } = await openTestStores(dialect, 'pledge-requests-');
   const config: Config = {
     ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'silent' }, { manifest: EXAMPLE_MANIFEST }),
     retentionIntervalSeconds: 0,
@@ -58,7 +70,9 @@ export async function openRequestsApp(dialect: TestDialect, overrides: Partial<C
     })
   ).key;
   const mailTo = (address: string) =>
-    sink.messages.filter((m) => m.to === address.toLowerCase()).map((m) => decodeQuotedPrintable(m.raw.toString('utf8')));
+    sink.messages
+      .filter((m) => m.to === address.toLowerCase())
+      .map((m) => decodeQuotedPrintable(m.raw.toString('utf8')));
   return {
     app,
     database,

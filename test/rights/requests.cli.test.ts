@@ -41,8 +41,17 @@ describe('pledge requests (SQLite)', () => {
 
   const newRequest = async (type: string) => {
     const email = randomEmail();
-    const { requestId } = await app.requests.receive(ctx, { type, email }, { agent: 'person', ip: '192.0.2.10' });
-    const text = decodeQuotedPrintable(sink.messages.filter((m) => m.to === email).at(-1)?.raw.toString('utf8') ?? '');
+    const { requestId } = await app.requests.receive(
+      ctx,
+      { type, email },
+      { agent: 'person', ip: '192.0.2.10' },
+    );
+    const text = decodeQuotedPrintable(
+      sink.messages
+        .filter((m) => m.to === email)
+        .at(-1)
+        ?.raw.toString('utf8') ?? '',
+    );
     return { id: requestId, code: /verification code is (\d{6})/.exec(text)?.[1] ?? '' };
   };
 
@@ -71,7 +80,10 @@ describe('pledge requests (SQLite)', () => {
     await app.requests.verify(ctx, id, { email: code });
     const approved = await requests('approve', id, '--format', 'json');
     assert.equal(approved.code, 0, approved.stderr);
-    const body = JSON.parse(approved.stdout) as { request: { status: string }; steps: Array<{ status: string }> };
+    const body = JSON.parse(approved.stdout) as {
+      request: { status: string };
+      steps: Array<{ status: string }>;
+    };
     assert.equal(body.request.status, 'running');
     assert.equal(body.steps[1]?.status, 'queued');
   });

@@ -31,7 +31,8 @@ for (const dialect of DIALECTS) {
         remoteAddress: ip,
         payload: new URLSearchParams(fields).toString(),
       });
-    const tokenOf = (location: string | undefined) => new URL(location ?? '', 'http://x').searchParams.get('t') ?? '';
+    const tokenOf = (location: string | undefined) =>
+      new URL(location ?? '', 'http://x').searchParams.get('t') ?? '';
     const verifyForm = (token: string, fields: Record<string, string>) =>
       t.app.http.inject({
         method: 'POST',
@@ -45,7 +46,15 @@ for (const dialect of DIALECTS) {
       assert.equal(page.statusCode, 200);
       assert.match(page.body, /<form method="post" action="\/requests">/);
       assert.doesNotMatch(page.body, /<script/);
-      for (const type of ['access', 'export', 'erasure', 'rectification', 'restriction', 'objection', 'inquiry'])
+      for (const type of [
+        'access',
+        'export',
+        'erasure',
+        'rectification',
+        'restriction',
+        'objection',
+        'inquiry',
+      ])
         assert.match(page.body, new RegExp(`value="${type}"`));
       const policy = await t.app.http.inject({ method: 'GET', url: '/privacy' });
       assert.match(policy.body, /href="\/requests"/);
@@ -66,7 +75,10 @@ for (const dialect of DIALECTS) {
       assert.equal(a.body, b.body);
       const pageA = await t.app.http.inject({ method: 'GET', url: a.headers.location ?? '' });
       const pageB = await t.app.http.inject({ method: 'GET', url: b.headers.location ?? '' });
-      assert.equal(pageA.body.replace(/name="t" value="[^"]+"/, ''), pageB.body.replace(/name="t" value="[^"]+"/, ''));
+      assert.equal(
+        pageA.body.replace(/name="t" value="[^"]+"/, ''),
+        pageB.body.replace(/name="t" value="[^"]+"/, ''),
+      );
       const mailA = t.mailTo(known.address);
       const mailB = t.mailTo(unknown);
       assert.equal(mailA.length, 1);
@@ -117,9 +129,15 @@ for (const dialect of DIALECTS) {
       // A changed link, or one past its time, opens nothing.
       const statusToken = tokenOf(verified.headers.location);
       const tampered = statusToken.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
-      const bad = await t.app.http.inject({ method: 'GET', url: `/requests/status?t=${encodeURIComponent(tampered)}` });
+      const bad = await t.app.http.inject({
+        method: 'GET',
+        url: `/requests/status?t=${encodeURIComponent(tampered)}`,
+      });
       assert.equal(bad.statusCode, 400);
-      const later = createContext({ kind: 'anonymous' }, { clock: fixedClock(new Date(Date.now() + 200 * 86_400_000)) });
+      const later = createContext(
+        { kind: 'anonymous' },
+        { clock: fixedClock(new Date(Date.now() + 200 * 86_400_000)) },
+      );
       assert.equal(t.app.requests.requestOfLink(later, statusToken, 'status'), undefined);
       // A verification link is not a status link.
       assert.equal(t.app.requests.requestOfLink(t.ctx, token, 'status'), undefined);
@@ -150,7 +168,11 @@ for (const dialect of DIALECTS) {
       const address = randomEmail();
       const clock = fixedClock(new Date());
       const ctx = createContext({ kind: 'anonymous' }, { clock });
-      const out = await t.app.requests.receive(ctx, { type: 'access', email: address }, { agent: 'person', ip: '198.51.100.1' });
+      const out = await t.app.requests.receive(
+        ctx,
+        { type: 'access', email: address },
+        { agent: 'person', ip: '198.51.100.1' },
+      );
       const code = t.lastCode(address);
       clock.advance(9 * 60_000);
       assert.equal((await t.app.requests.verificationOf(ctx, out.requestId))[0]?.status, 'pending');
@@ -178,13 +200,22 @@ for (const dialect of DIALECTS) {
       const view = await t.app.requests.view(t.ctx, id);
       const verify = view.steps.find((s) => s.name === 'verify');
       assert.deepEqual(verify?.result, { verified: ['email'], unverified: ['phone'], matched: true });
-      assert.ok(view.events.some((e) => e.kind === 'verified' && JSON.stringify(e.details).includes('"unverified":["phone"]')));
+      assert.ok(
+        view.events.some(
+          (e) => e.kind === 'verified' && JSON.stringify(e.details).includes('"unverified":["phone"]'),
+        ),
+      );
     });
 
     test('no address, phone number or code rests in plaintext in any row', async () => {
       const address = randomEmail();
       const phone = '+14155550123';
-      const res = await submitForm({ type: 'inquiry', email: address, phone, details: 'what do you keep on me' });
+      const res = await submitForm({
+        type: 'inquiry',
+        email: address,
+        phone,
+        details: 'what do you keep on me',
+      });
       assert.equal(res.statusCode, 303);
       const code = t.lastCode(address);
       const q = tablesOf(t.database);
@@ -206,7 +237,8 @@ for (const dialect of DIALECTS) {
     test('codes are limited per address and per client address', async () => {
       const address = randomEmail();
       const statuses: number[] = [];
-      for (let i = 0; i < 6; i++) statuses.push((await submitForm({ type: 'access', email: address }, `192.0.2.${i + 1}`)).statusCode);
+      for (let i = 0; i < 6; i++)
+        statuses.push((await submitForm({ type: 'access', email: address }, `192.0.2.${i + 1}`)).statusCode);
       assert.deepEqual(statuses, [303, 303, 303, 303, 303, 429]);
       assert.equal(t.mailTo(address).length, 5, 'no sixth code was sent');
       // One network asking for many addresses is stopped too.
@@ -214,7 +246,11 @@ for (const dialect of DIALECTS) {
       let refused: unknown;
       for (let i = 0; i < 31 && refused === undefined; i++) {
         try {
-          await t.app.requests.receive(ctx, { type: 'access', email: randomEmail() }, { agent: 'person', ip: '198.51.100.99' });
+          await t.app.requests.receive(
+            ctx,
+            { type: 'access', email: randomEmail() },
+            { agent: 'person', ip: '198.51.100.99' },
+          );
         } catch (err) {
           refused = err;
         }
@@ -279,7 +315,10 @@ for (const dialect of DIALECTS) {
         ['done', 'done', 'done', 'done'],
       );
       const entries = await t.app.log.listBySubject(t.ctx, known.subjectId);
-      assert.ok(entries.filter((e) => e.action === 'requests.step').length >= 4, 'every step change is in the log');
+      assert.ok(
+        entries.filter((e) => e.action === 'requests.step').length >= 4,
+        'every step change is in the log',
+      );
 
       const other = await t.call('POST', '/api/v1/requests', { type: 'objection', email: randomEmail() });
       const otherId = (other.body.request as { id: string }).id;

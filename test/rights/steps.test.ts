@@ -19,7 +19,8 @@ import type { StepExecutor, StepResult } from '../../src/rights/steps.engine.js'
 import { UseKeys, type KeyUse } from '../../src/vault/use-keys.js';
 import { DIALECTS, openMigratedTestDatabase, type TestDatabase } from '../helpers/databases.js';
 
-const key = (use: KeyUse) => new UseKeys(use, [{ version: 1, secret: randomBytes(32), createdAt: undefined }]);
+const key = (use: KeyUse) =>
+  new UseKeys(use, [{ version: 1, secret: randomBytes(32), createdAt: undefined }]);
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
   let resolve!: (v: T) => void;
@@ -77,7 +78,9 @@ for (const dialect of DIALECTS) {
     }
 
     /** A counting executor answering `answer` (or what `run` gives). */
-    function counting(run: () => Promise<StepResult> = () => Promise.resolve({ outcome: 'done', summary: { records: 3 } })) {
+    function counting(
+      run: () => Promise<StepResult> = () => Promise.resolve({ outcome: 'done', summary: { records: 3 } }),
+    ) {
       const calls: string[] = [];
       const executor: StepExecutor = {
         run: async (_r, _request, step) => {
@@ -91,8 +94,14 @@ for (const dialect of DIALECTS) {
     /** A verified, approved access request. */
     async function approvedRequest(requests: Requests): Promise<RequestRecord> {
       const address = `p${randomBytes(4).toString('hex')}@example.test`;
-      const { requestId } = await requests.service.receive(ctx, { type: 'access', email: address }, { agent: 'person', ip: '192.0.2.1' });
-      const code = /verification code is (\d{6})/.exec(mails.filter((m) => m.to === address).at(-1)?.text ?? '')?.[1] ?? '';
+      const { requestId } = await requests.service.receive(
+        ctx,
+        { type: 'access', email: address },
+        { agent: 'person', ip: '192.0.2.1' },
+      );
+      const code =
+        /verification code is (\d{6})/.exec(mails.filter((m) => m.to === address).at(-1)?.text ?? '')?.[1] ??
+        '';
       const verified = await requests.service.verify(ctx, requestId, { email: code });
       assert.equal(verified.request.status, 'verified');
       await requests.service.approve(ctx, requestId);
@@ -106,7 +115,11 @@ for (const dialect of DIALECTS) {
     test('a process stopped between steps: another resumes, and no finished step runs again', async () => {
       const collectA = counting();
       const assembleA = counting();
-      const a = instance({ collect: collectA.executor, assemble: assembleA.executor, deliver: counting().executor });
+      const a = instance({
+        collect: collectA.executor,
+        assemble: assembleA.executor,
+        deliver: counting().executor,
+      });
       const r = await approvedRequest(a.requests);
       // Process A runs the collect step, then stops before anything else runs.
       assert.equal((await a.queue.runDue()).done, 1);
@@ -117,19 +130,26 @@ for (const dialect of DIALECTS) {
       const collectB = counting();
       const assembleB = counting();
       const deliverB = counting();
-      const b = instance({ collect: collectB.executor, assemble: assembleB.executor, deliver: deliverB.executor });
+      const b = instance({
+        collect: collectB.executor,
+        assemble: assembleB.executor,
+        deliver: deliverB.executor,
+      });
       await drain(b.queue);
       const view = await b.requests.service.view(ctx, r.id);
       assert.equal(view.request.status, 'done');
       assert.deepEqual(collectB.calls, [], 'the finished collect step is not repeated');
       assert.equal(assembleB.calls.length, 1);
       assert.equal(deliverB.calls.length, 1);
-      assert.deepEqual(view.steps.map((s) => [s.name, s.status, s.attempts]), [
-        ['verify', 'done', 0],
-        ['collect', 'done', 1],
-        ['assemble', 'done', 1],
-        ['deliver', 'done', 1],
-      ]);
+      assert.deepEqual(
+        view.steps.map((s) => [s.name, s.status, s.attempts]),
+        [
+          ['verify', 'done', 0],
+          ['collect', 'done', 1],
+          ['assemble', 'done', 1],
+          ['deliver', 'done', 1],
+        ],
+      );
       assert.deepEqual(view.steps[1]?.result, { records: 3 });
       assert.equal(view.request.requeued, false);
     });
@@ -152,7 +172,11 @@ for (const dialect of DIALECTS) {
 
       const assemble = counting();
       const collect = counting();
-      const alive = instance({ collect: collect.executor, assemble: assemble.executor, deliver: counting().executor });
+      const alive = instance({
+        collect: collect.executor,
+        assemble: assemble.executor,
+        deliver: counting().executor,
+      });
       // Within the lease (60 s) and the allowance for clock skew, nothing is taken from the live worker.
       clock.advance(60_000);
       assert.equal((await alive.queue.watchdog()).requeued, 0);
@@ -172,16 +196,25 @@ for (const dialect of DIALECTS) {
       release.resolve();
       await deadPass;
       const after = await alive.requests.service.view(ctx, r.id);
-      assert.deepEqual(after.steps.map((s) => s.attempts), view.steps.map((s) => s.attempts));
+      assert.deepEqual(
+        after.steps.map((s) => s.attempts),
+        view.steps.map((s) => s.attempts),
+      );
       assert.equal(after.events.filter((e) => e.kind === 'done').length, 1);
     });
 
     test('a failed step keeps its error after the policy’s attempts, and staff retry it', async () => {
       let broken = true;
       const collect = counting(() =>
-        Promise.resolve(broken ? { outcome: 'failed', error: 'connection refused (billing-db)' } : { outcome: 'done' }),
+        Promise.resolve(
+          broken ? { outcome: 'failed', error: 'connection refused (billing-db)' } : { outcome: 'done' },
+        ),
       );
-      const { requests, queue } = instance({ collect: collect.executor, assemble: counting().executor, deliver: counting().executor });
+      const { requests, queue } = instance({
+        collect: collect.executor,
+        assemble: counting().executor,
+        deliver: counting().executor,
+      });
       const r = await approvedRequest(requests);
       for (let i = 0; i < 6; i++) {
         await queue.runDue();
@@ -211,7 +244,11 @@ for (const dialect of DIALECTS) {
       const r = await approvedRequest(requests);
       await drain(queue);
       assert.equal((await requests.service.getOrThrow(ctx, r.id)).status, 'waiting');
-      const abandoned = await requests.service.receive(ctx, { type: 'erasure', email: 'x@example.test' }, { agent: 'person', ip: '192.0.2.2' });
+      const abandoned = await requests.service.receive(
+        ctx,
+        { type: 'erasure', email: 'x@example.test' },
+        { agent: 'person', ip: '192.0.2.2' },
+      );
 
       clock.advance(30 * 60_000);
       await drain(queue);
@@ -221,7 +258,11 @@ for (const dialect of DIALECTS) {
       await drain(queue);
       const flagged = await requests.service.getOrThrow(ctx, r.id);
       assert.equal(flagged.stalled, true);
-      assert.deepEqual(stalled.filter((id) => id === r.id), [r.id], 'staff are told once');
+      assert.deepEqual(
+        stalled.filter((id) => id === r.id),
+        [r.id],
+        'staff are told once',
+      );
       assert.ok((await requests.service.list(ctx, { stalled: true })).some((x) => x.id === r.id));
       const closed = await requests.service.getOrThrow(ctx, abandoned.requestId);
       assert.equal(closed.status, 'rejected');

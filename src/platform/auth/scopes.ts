@@ -48,8 +48,10 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
     "disclose people's data to a declared recipient for a purpose through the share gate, and export for a processor (recorded per person)",
   'requests:submit':
     "file a person's data-subject request for them (the person still verifies each identifier by code)",
-  'requests:read': "read data-subject requests: their status, steps and due dates (never the requester's identifiers)",
-  'requests:write': 'approve, extend, reject and retry data-subject requests, and complete their manual tasks',
+  'requests:read':
+    "read data-subject requests: their status, steps and due dates (never the requester's identifiers)",
+  'requests:write':
+    'approve, extend, reject and retry data-subject requests, and complete their manual tasks',
   'jobs:admin': 'see the job queue (states, errors, ids; never payloads) and retry dead jobs',
   'recipients:admin':
     "record processors' and affiliates' acknowledgements of the policy, and see their standing, pauses and notices",
