@@ -392,6 +392,17 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       jurisdictions: active.manifest.jurisdictions,
       publicUrl: mailSettings.publicUrl,
       stallAfterMs: config.requestStallAfterSeconds * 1000,
+      // A system with a webhook that receives request.task gets its steps as tasks sent there.
+      webhookTasks: {
+        systems: [
+          ...new Set(
+            active.manifest.webhooks
+              .filter((w) => w.events.includes('request.task') && w.system !== undefined)
+              .map((w) => w.system as string),
+          ),
+        ],
+        deliver: (c, system, task) => webhooks.enqueueRequestTask(c, system, task),
+      },
       onStalled: (c, r) =>
         webhooks.enqueueRequestStalled(c, {
           requestId: r.id,

@@ -18,7 +18,14 @@ import { RequestsRepository, type RequestRecord } from './requests.repository.js
 import { registerRequestRoutes } from './requests.routes.js';
 import { RequestSeal } from './requests.seal.js';
 import { RequestsService } from './requests.service.js';
-import { bookkeepingExecutor, manualTaskExecutor, StepEngine, StepRegistry } from './steps.engine.js';
+import {
+  bookkeepingExecutor,
+  manualTaskExecutor,
+  StepEngine,
+  StepRegistry,
+  webhookTaskExecutor,
+  type TaskDelivery,
+} from './steps.engine.js';
 import { StepsRepository } from './steps.repository.js';
 import { VerificationRepository } from './verification.repository.js';
 import { VerificationService } from './verification.service.js';
@@ -46,6 +53,11 @@ export interface RequestsSetupDeps {
   publicUrl: string;
   stallAfterMs: number;
   onStalled?: ((ctx: Context, request: RequestRecord) => Promise<void>) | undefined;
+  /**
+   * Systems whose steps are tasks sent to their webhook (those with a webhook receiving
+   * `request.task`), and how a task reaches it (the webhook outbox).
+   */
+  webhookTasks?: { systems: readonly string[]; deliver: TaskDelivery } | undefined;
 }
 
 /** The built requests capability. */
@@ -65,6 +77,13 @@ export function createRequests(deps: RequestsSetupDeps): Requests {
   const registry = new StepRegistry(manualTaskExecutor(MANUAL_TASK_MS));
   // Pledge's bookkeeping: the confirmation records what the earlier steps' results say.
   registry.register('confirm', bookkeepingExecutor);
+  const taskSystems = deps.webhookTasks?.systems ?? [];
+  if (deps.webhookTasks !== undefined) {
+    const executor = webhookTaskExecutor(deps.webhookTasks.deliver, MANUAL_TASK_MS);
+    for (const system of taskSystems)
+      for (const name of ['collect', 'erase', 'apply']) registry.register(name, executor, system);
+  }
+  const stores = deps.stores ?? (() => ['pledge']);
   const engine = new StepEngine({
     db: deps.db,
     requests,
@@ -85,7 +104,7 @@ export function createRequests(deps: RequestsSetupDeps): Requests {
     mail: deps.mail,
     sms: deps.sms,
     matchSubject: (ctx, identifiers) => deps.matchSubject(ctx, identifiers),
-    stores: deps.stores ?? (() => ['pledge']),
+    stores: () => [...stores(), ...taskSystems.filter((s) => !stores().includes(s))],
     organization: deps.site.name,
     publicUrl: deps.publicUrl,
     defaultJurisdiction: deps.jurisdictions[0] ?? 'EU',

@@ -79,6 +79,44 @@ export function manualTaskExecutor(dueInMs: number): StepExecutor {
   };
 }
 
+/** Delivers a task to a system's webhook (the webhook outbox); answers how many webhooks took it. */
+export type TaskDelivery = (
+  ctx: Context,
+  system: string,
+  task: {
+    requestId: string;
+    stepId: string;
+    step: string;
+    type: string;
+    subjectId: string | null;
+    dueAt: string;
+  },
+) => Promise<number>;
+
+/**
+ * A task sent to the system the step's store names, through its webhook, and completed by the
+ * system's callback (`POST /api/v1/requests/:id/complete`), due within `dueInMs`: for systems
+ * without a database Pledge can reach (the support desk, the marketing tool).
+ */
+export function webhookTaskExecutor(deliver: TaskDelivery, dueInMs: number): StepExecutor {
+  return {
+    run: async ({ ctx }, request, step) => {
+      const dueAt = new Date(ctx.clock.now().getTime() + dueInMs);
+      const sent = await deliver(ctx, step.store, {
+        requestId: request.id,
+        stepId: step.id,
+        step: step.name,
+        type: request.type,
+        subjectId: request.subjectId ?? null,
+        dueAt: dueAt.toISOString(),
+      });
+      if (sent === 0)
+        return { outcome: 'failed', error: `system "${step.store}" has no webhook receiving request.task` };
+      return { outcome: 'waiting', dueAt, summary: { task: 'webhook', system: step.store } };
+    },
+  };
+}
+
 /** The steps of a request of `type`, over the stores it reaches. */
 export function planOf(type: RequestType, stores: readonly string[]): Array<{ name: string; store: string }> {
   const per = (name: string) => stores.map((store) => ({ name, store }));

@@ -49,7 +49,10 @@ for (const dialect of DIALECTS) {
     });
 
     /** One instance of the server's requests capability (its own queue and registry). */
-    function instance(executors: Record<string, StepExecutor> = {}): { requests: Requests; queue: JobQueue } {
+    function instance(
+      executors: Record<string, StepExecutor> = {},
+      webhookTasks?: Parameters<typeof createRequests>[0]['webhookTasks'],
+    ): { requests: Requests; queue: JobQueue } {
       const queue = new JobQueue({ db: database.db, clock, random: () => 0.5 });
       queues.push(queue);
       const requests = createRequests({
@@ -68,6 +71,7 @@ for (const dialect of DIALECTS) {
         jurisdictions: ['EU'],
         publicUrl: 'https://example.test',
         stallAfterMs: 3_600_000,
+        webhookTasks,
         onStalled: (_c, r) => {
           stalled.push(r.id);
           return Promise.resolve();
@@ -235,6 +239,41 @@ for (const dialect of DIALECTS) {
       assert.equal(view.steps[1]?.error, undefined);
       assert.ok(view.events.some((e) => e.kind === 'retried'));
       await assert.rejects(requests.service.retry(ctx, r.id), { code: 'requests.nothing_to_retry' });
+    });
+
+    test('a system without a reachable database gets its step as a webhook task, completed by its callback', async () => {
+      const tasks: Array<{ system: string; stepId: string; step: string }> = [];
+      const { requests, queue } = instance(
+        { collect: counting().executor, assemble: counting().executor, deliver: counting().executor },
+        {
+          systems: ['support-desk'],
+          deliver: (_c, system, task) => {
+            tasks.push({ system, stepId: task.stepId, step: task.step });
+            return Promise.resolve(1);
+          },
+        },
+      );
+      const r = await approvedRequest(requests);
+      await drain(queue);
+      let view = await requests.service.view(ctx, r.id);
+      assert.deepEqual(
+        view.steps.map((s) => [s.name, s.store, s.status]),
+        [
+          ['verify', '', 'done'],
+          ['collect', 'pledge', 'done'],
+          ['collect', 'support-desk', 'waiting'],
+          ['assemble', '', 'pending'],
+          ['deliver', '', 'pending'],
+        ],
+      );
+      const step = view.steps[2];
+      assert.ok(step?.dueAt, 'the task has its deadline');
+      assert.deepEqual(tasks, [{ system: 'support-desk', stepId: step.id, step: 'collect' }]);
+      // The system's callback.
+      await requests.service.completeTask(ctx, r.id, step.id);
+      await drain(queue);
+      view = await requests.service.view(ctx, r.id);
+      assert.equal(view.request.status, 'done');
     });
 
     test('no progress for the configured time: flagged stalled, staff told; an unverified request is closed', async () => {
