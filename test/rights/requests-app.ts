@@ -43,6 +43,7 @@ export interface RequestsTestApp {
 export async function openRequestsApp(
   dialect: TestDialect,
   overrides: Partial<Config> = {},
+  manifest: string = EXAMPLE_MANIFEST,
 ): Promise<RequestsTestApp> {
   const sink = await startSmtpSink();
   const {
@@ -52,7 +53,7 @@ export async function openRequestsApp(
     cleanup: closeStores,
   } = await openTestStores(dialect, 'pledge-requests-');
   const config: Config = {
-    ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'silent' }, { manifest: EXAMPLE_MANIFEST }),
+    ...loadConfig({ PLEDGE_DATA_DIR: dataDir, PLEDGE_LOG_LEVEL: 'silent' }, { manifest }),
     retentionIntervalSeconds: 0,
     rateLimitPerMinute: 100_000,
     smtpUrl: sink.url,
