@@ -141,8 +141,18 @@ export async function registerRequestPages(http: FastifyInstance, deps: RequestP
         const out = await requests.verify(contextOf(request), id, answers);
         if (out.statusToken !== undefined)
           return reply.redirect(`/requests/status?t=${encodeURIComponent(out.statusToken)}`, 303);
-        if (out.check.settled)
+        if (out.check.settled && out.request.status === 'rejected')
           return sendPage(reply, 200, messagePage(site, 'We could not verify your request', unverifiedWords));
+        if (out.check.settled)
+          return sendPage(
+            reply,
+            200,
+            messagePage(
+              site,
+              'Your request is verified',
+              'This request is verified already. We e-mailed you the link to its status.',
+            ),
+          );
         return sendPage(reply, 200, codePage(site, token, out.check.statuses, 'That code is not right.'));
       },
     );

@@ -283,7 +283,7 @@ export class RequestsService {
       if (r.status !== 'verifying') {
         return {
           check: { statuses: await d.verification.statusOf(tctx, r.id), settled: true },
-          verified: r.status !== 'rejected',
+          verified: false,
         };
       }
       const check = await d.verification.check(tctx, r.id, answers);
@@ -303,10 +303,20 @@ export class RequestsService {
         return { check, verified: false };
       }
       const values = d.seal.open(r.id, r.sealed);
-      const subjectId = await d.matchSubject(tctx, {
-        email: verified.includes('email') ? values.email : undefined,
-        phone: verified.includes('phone') ? values.phone : undefined,
-      });
+      // Each verified identifier is matched on its own: a request whose identifiers belong to two
+      // different people acts on neither until staff look at it (one person's verified phone must
+      // never open another person's data).
+      const byEmail =
+        verified.includes('email') && values.email !== undefined
+          ? await d.matchSubject(tctx, { email: values.email })
+          : undefined;
+      const byPhone =
+        verified.includes('phone') && values.phone !== undefined
+          ? await d.matchSubject(tctx, { phone: values.phone })
+          : undefined;
+      const conflict = byEmail !== undefined && byPhone !== undefined && byEmail !== byPhone;
+      const subjectId = conflict ? undefined : (byEmail ?? byPhone);
+      if (conflict) await d.requests.addEvent(tctx, r.id, 'identifiers_conflict', { identifiers: verified });
       await d.requests.update(tctx, r.id, {
         status: 'verified',
         progressedAt: now,
@@ -318,7 +328,12 @@ export class RequestsService {
         await d.steps.update(tctx, verifyStep.id, {
           status: 'done',
           finishedAt: now,
-          result: { verified, unverified, matched: subjectId !== undefined },
+          result: {
+            verified,
+            unverified,
+            matched: subjectId !== undefined,
+            ...(conflict ? { conflict } : {}),
+          },
         });
       }
       await d.requests.addEvent(tctx, r.id, 'verified', { verified, unverified });
@@ -329,13 +344,21 @@ export class RequestsService {
         unverified,
         matched: subjectId !== undefined,
       });
-      return { check, verified: true };
+      return { check, verified: true, email: verified.includes('email') ? values.email : undefined };
     });
     const request = await this.getOrThrow(ctx, requestId);
-    const statusToken =
-      out.verified && out.check.settled
-        ? d.seal.signLink(request.id, 'status', this.#linkExpiry(request))
-        : undefined;
+    // Only the answer that completed the verification carries the status link (whoever holds the
+    // verification link later gets nothing more), and it is mailed to the verified address.
+    const statusToken = out.verified
+      ? d.seal.signLink(request.id, 'status', this.#linkExpiry(request))
+      : undefined;
+    if (statusToken !== undefined && 'email' in out && out.email !== undefined) {
+      await d.mail.send(ctx, {
+        to: out.email,
+        subject: `${d.organization}: your request is verified`,
+        text: `Thank you: your ${request.type} request is verified. We will answer by ${request.dueAt.toISOString().slice(0, 10)}.\n\nSee where it stands: ${this.link('status', statusToken)}\n`,
+      });
+    }
     return { request, check: out.check, statusToken };
   }
 

@@ -23,7 +23,10 @@ for (const dialect of DIALECTS) {
       await t.cleanup();
     });
 
-    const submitForm = (fields: Record<string, string>, ip = '203.0.113.7') =>
+    // Each call from its own client address: the form's budget (10 a minute per client) is tested apart.
+    let client = 0;
+    const nextIp = () => `203.0.113.${(client++ % 250) + 1}`;
+    const submitForm = (fields: Record<string, string>, ip = nextIp()) =>
       t.app.http.inject({
         method: 'POST',
         url: '/requests',
@@ -38,6 +41,7 @@ for (const dialect of DIALECTS) {
         method: 'POST',
         url: '/requests/verify',
         headers: FORM,
+        remoteAddress: nextIp(),
         payload: new URLSearchParams({ t: token, ...fields }).toString(),
       });
 
@@ -143,6 +147,39 @@ for (const dialect of DIALECTS) {
       assert.equal(t.app.requests.requestOfLink(t.ctx, token, 'status'), undefined);
     });
 
+    test('the status link goes only with the answer that verified, and by mail to the verified address', async () => {
+      const address = randomEmail();
+      const res = await submitForm({ type: 'access', email: address });
+      const token = tokenOf(res.headers.location);
+      const first = await verifyForm(token, { email_code: t.lastCode(address) });
+      assert.match(first.headers.location ?? '', /^\/requests\/status\?t=/);
+      const mailed = t.mailTo(address).at(-1) ?? '';
+      assert.match(mailed, /your access request is verified/);
+      assert.match(mailed, /\/requests\/status\?t=/);
+      // Whoever else holds the verification link (who typed the address in the form) gets no status link.
+      const again = await verifyForm(token, { email_code: '000000' });
+      assert.equal(again.statusCode, 200);
+      assert.equal(again.headers.location, undefined);
+      assert.match(again.body, /verified already/);
+    });
+
+    test('identifiers of two different people: the request acts on neither person', async () => {
+      const one = await t.register();
+      const phone = `+4479${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`;
+      const other = await t.app.vault.createSubject(t.ctx, { kind: 'customer', identifiers: { phone } });
+      const res = await submitForm({ type: 'export', email: one.address, phone });
+      const token = tokenOf(res.headers.location);
+      const code = /(\d{6})/.exec(t.sms.messages.filter((m) => m.to === phone).at(-1)?.text ?? '')?.[1] ?? '';
+      const done = await verifyForm(token, { email_code: t.lastCode(one.address), phone_code: code });
+      assert.equal(done.statusCode, 303);
+      const id = t.app.requests.requestOfLink(t.ctx, token, 'verify') ?? '';
+      const view = await t.app.requests.view(t.ctx, id);
+      assert.notEqual(other.id, one.subjectId);
+      assert.equal(view.request.subjectId, undefined, 'matched to nobody');
+      assert.ok(view.events.some((e) => e.kind === 'identifiers_conflict'));
+      assert.equal(view.steps[0]?.result?.conflict, true);
+    });
+
     test('three wrong codes spend the code and the request acts on nothing', async () => {
       const address = randomEmail();
       const res = await submitForm({ type: 'erasure', email: address });
@@ -241,6 +278,11 @@ for (const dialect of DIALECTS) {
         statuses.push((await submitForm({ type: 'access', email: address }, `192.0.2.${i + 1}`)).statusCode);
       assert.deepEqual(statuses, [303, 303, 303, 303, 303, 429]);
       assert.equal(t.mailTo(address).length, 5, 'no sixth code was sent');
+      // The form itself: 10 posts a minute per client address.
+      const burst: number[] = [];
+      for (let i = 0; i < 11; i++)
+        burst.push((await submitForm({ type: 'access', email: randomEmail() }, '192.0.2.200')).statusCode);
+      assert.deepEqual(burst, [...Array<number>(10).fill(303), 429]);
       // One network asking for many addresses is stopped too.
       const ctx = createContext({ kind: 'anonymous' });
       let refused: unknown;
@@ -265,9 +307,9 @@ for (const dialect of DIALECTS) {
       await verifyForm(token, { email_code: t.lastCode(known.address) });
       const id = t.app.requests.requestOfLink(t.ctx, token, 'verify') ?? '';
 
-      const soon = await t.call('GET', '/api/v1/requests?due=31d');
+      const soon = await t.call('GET', '/api/v1/requests?due=31d&limit=500');
       assert.ok((soon.body.requests as Array<{ id: string }>).some((r) => r.id === id));
-      const notYet = await t.call('GET', '/api/v1/requests?due=7d');
+      const notYet = await t.call('GET', '/api/v1/requests?due=7d&limit=500');
       assert.ok(!(notYet.body.requests as Array<{ id: string }>).some((r) => r.id === id));
       const badWindow = await t.call('GET', '/api/v1/requests?due=soon');
       assert.equal((badWindow.body.error as { code: string }).code, 'requests.due_invalid');
