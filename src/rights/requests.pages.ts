@@ -235,7 +235,7 @@ function statusPage(site: PageSite, s: ReturnType<typeof presentForRequester>): 
   const steps = s.steps.map((step) => html`
       <li>${step.label}: ${step.state}</li>`);
   const main = html`    <p>You asked for ${s.type} on ${s.receivedOn}.</p>
-    <p><strong>${s.status}</strong></p>
+    <p><strong>${s.status}</strong>${s.reason === undefined ? '' : html` The reason: ${s.reason}.`}</p>
     <p>We will answer by ${s.dueOn}${s.extended ? ' (we told you why we need this extra time)' : ''}.</p>
     <h2>Steps</h2>
     <ol>${steps}

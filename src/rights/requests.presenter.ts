@@ -4,6 +4,7 @@
  * steps in plain words, never errors or ids of other things.
  */
 import type { RequestEventRecord, RequestRecord } from './requests.repository.js';
+import { REJECT_REASONS } from './requests.validator.js';
 import type { StepRecord } from './steps.repository.js';
 
 const DAY_MS = 86_400_000;
@@ -103,6 +104,8 @@ export interface RequesterStatus {
   receivedOn: string;
   dueOn: string;
   extended: boolean;
+  /** Why it was rejected, in plain words. */
+  reason: string | undefined;
   steps: Array<{ label: string; state: string }>;
 }
 
@@ -126,6 +129,10 @@ export function presentForRequester(r: RequestRecord, steps: readonly StepRecord
     receivedOn: r.receivedAt.toISOString().slice(0, 10),
     dueOn: r.dueAt.toISOString().slice(0, 10),
     extended: r.extendedAt !== undefined,
+    reason:
+      r.status === 'rejected' && r.reason !== undefined && r.reason in REJECT_REASONS
+        ? REJECT_REASONS[r.reason as keyof typeof REJECT_REASONS]
+        : undefined,
     steps: [...lines].map(([label, states]) => ({
       label,
       state: r.status === 'rejected' ? 'stopped' : stateOf(states),

@@ -366,6 +366,14 @@ for (const dialect of DIALECTS) {
       const otherId = (other.body.request as { id: string }).id;
       const rejected = await t.call('POST', `/api/v1/requests/${otherId}/reject`, { reason: 'duplicate' });
       assert.equal((rejected.body.request as { status: string }).status, 'rejected');
+      const page = await t.app.http.inject({
+        method: 'GET',
+        url: `/requests/status?t=${encodeURIComponent(t.app.requests.statusToken(await t.app.requests.getOrThrow(t.ctx, otherId)))}`,
+      });
+      assert.match(
+        page.body,
+        /We could not act on this request\.<\/strong> The reason: the same request is already being answered\./,
+      );
       const badReason = await t.call('POST', `/api/v1/requests/${otherId}/reject`, { reason: 'because' });
       assert.equal(badReason.status, 400);
       const unknownId = await t.call('GET', '/api/v1/requests/00000000-0000-4000-8000-000000000000');
