@@ -434,7 +434,7 @@ export class RequestsService {
 
   /**
    * Extends the answer's due date to the latest the law allows, with a reason code; the requester
-   * is told why by mail. Once only, and before the first due date (`requests.extension_refused`).
+   * is told why by mail (at a verified address). Once only, and before the first due date (`requests.extension_refused`).
    */
   async extend(ctx: Context, id: string, reason: unknown): Promise<RequestView> {
     const code = reasonOrThrow<ExtendReason>(reason, EXTEND_REASONS);
@@ -464,7 +464,11 @@ export class RequestsService {
       await this.#log(tctx, r, 'requests.extend', { reason: code, dueAt: r.extendedDueAt.toISOString() });
       return r;
     });
-    const email = d.seal.open(r.id, r.sealed).email;
+    // Only to an address the requester verified: an unverified one may be someone else's.
+    const verifiedEmail = (await d.verification.statusOf(ctx, r.id)).some(
+      (v) => v.kind === 'email' && v.status === 'verified',
+    );
+    const email = verifiedEmail ? d.seal.open(r.id, r.sealed).email : undefined;
     if (email !== undefined) {
       await d.mail.send(ctx, {
         to: email,
