@@ -84,6 +84,10 @@ import { createAcknowledgements } from './share/acknowledgements.setup.js';
 import { LEGAL_NOTICE_JOB, type LegalService } from './share/legal.service.js';
 import { createLegal } from './share/legal.setup.js';
 import { createPledgeRights, createTombstones, type PledgeRights } from './rights/pledge-rights.setup.js';
+import { siteOf } from './consent/pages.views.js';
+import type { RequestsService } from './rights/requests.service.js';
+import { createRequests, type Requests } from './rights/requests.setup.js';
+import type { SmsAdapter } from './rights/verification.sms.js';
 
 /** What {@link createApp} needs beyond the configuration. */
 export interface AppOptions {
@@ -98,6 +102,11 @@ export interface AppOptions {
    * built-in TestCardProcessor tokenizes cards (for development only).
    */
   processors?: Record<string, CardProcessor>;
+  /**
+   * The adapter of the manifest's SMS provider, for requests' codes to phone numbers; absent, a phone
+   * number in a request cannot be verified and is not acted on.
+   */
+  sms?: SmsAdapter;
   /** Routes the caller adds before the server is ready (`pledge serve --example-site`). */
   extraRoutes?: (http: FastifyInstance) => void | Promise<void>;
   /** How often an erasure held by a legal request checks whether the hold ended (default one day; tests). */
@@ -161,6 +170,10 @@ export interface App {
   legal: LegalService;
   /** Data-subject requests on Pledge's side: the export package, erasure with legal holds, tombstones. */
   pledgeRights: PledgeRights;
+  /** Data-subject requests: intake, verification, the staff queue and the steps' engine. */
+  requests: RequestsService;
+  /** Where step executors (collect, assemble, deliver, erase) register, and the engine that runs them. */
+  requestSteps: Pick<Requests, 'registry' | 'engine'>;
   /** Stops the server and closes the database (if this app opened it). */
   close(): Promise<void>;
 }
@@ -374,6 +387,42 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     });
     // Erased people's tombstones: collection recognizes someone erased who comes back.
     const tombstones = createTombstones(db, keyring, vault);
+    // Data-subject requests act as the manifest's privacy office: codes go out through the mail
+    // transport (the e-mail delivery provider) and the SMS adapter, stalls reach staff by webhook.
+    const requests = createRequests({
+      db,
+      queue: jobs,
+      audit,
+      keys: {
+        requests: keyring.use('requests'),
+        codes: keyring.use('request_codes'),
+        links: keyring.use('request_links'),
+      },
+      mail: transport,
+      sms: options.sms,
+      matchSubject: async (c, identifiers) => (await vault.matchSubject(c, identifiers))?.id,
+      site: siteOf(active.manifest),
+      jurisdictions: active.manifest.jurisdictions,
+      publicUrl: mailSettings.publicUrl,
+      stallAfterMs: config.requestStallAfterSeconds * 1000,
+      // A system with a webhook that receives request.task gets its steps as tasks sent there.
+      webhookTasks: {
+        systems: [
+          ...new Set(
+            active.manifest.webhooks
+              .filter((w) => w.events.includes('request.task') && w.system !== undefined)
+              .map((w) => w.system as string),
+          ),
+        ],
+        deliver: (c, system, task) => webhooks.enqueueRequestTask(c, system, task),
+      },
+      onStalled: (c, r) =>
+        webhooks.enqueueRequestStalled(c, {
+          requestId: r.id,
+          status: r.status,
+          since: r.progressedAt.toISOString(),
+        }),
+    });
     const collect = new CollectService({
       vault,
       manifest: active.manifest,
@@ -523,6 +572,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     acknowledgements.registerRoutes(http, { auth });
     legal.registerRoutes(http, { auth });
     await pledgeRights.registerRoutes(http);
+    await requests.registerRoutes(http, { auth });
     auditCapability.registerRoutes(http, { auth });
     http.get('/api/openapi.json', { schema: { hide: true } }, () => http.swagger());
     http.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/privacy'));
@@ -554,6 +604,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await analytics.start(ctx);
     // Rows of earlier versions become entries, then the integrator's chain of slots starts.
     await auditCapability.start(ctx);
+    await requests.start(ctx);
     // Every job type is defined by now. Without a mail server, campaign sends wait for an instance
     // that has one.
     jobs.start({ skip: transport.enabled ? [] : [SEND_JOB, NOTICE_EMAIL_JOB, LEGAL_NOTICE_JOB] });
@@ -591,6 +642,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       analytics,
       acknowledgements: acknowledgements.service,
       legal: legal.service,
+      requests: requests.service,
+      requestSteps: { registry: requests.registry, engine: requests.engine },
       share,
       pledgeRights,
       close: () =>

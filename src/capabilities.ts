@@ -24,6 +24,8 @@ import type { TombstoneTables } from './rights/tombstones.tables.js';
 import { tombstoneMigrations } from './rights/tombstones.migrations.js';
 import type { ExportTables } from './rights/export.tables.js';
 import { exportMigrations } from './rights/export.migrations.js';
+import type { RightsTables } from './rights/requests.tables.js';
+import { rightsMigrations } from './rights/requests.migrations.js';
 import { campaignMigrations } from './comms/campaigns.migrations.js';
 import { suppressionMigrations } from './comms/suppression.migrations.js';
 import { consentMigrations } from './consent/consent.migrations.js';
@@ -63,6 +65,7 @@ export const CAPABILITIES: readonly CapabilitySchema[] = [
   { name: 'acknowledgements', migrations: acknowledgementMigrations },
   { name: 'erasure-tombstones', migrations: tombstoneMigrations },
   { name: 'export-deliveries', migrations: exportMigrations },
+  { name: 'requests', migrations: rightsMigrations },
 ];
 
 /** All of the main database's migrations, in the order they run. */
@@ -89,4 +92,5 @@ export type Tables = ManifestTables &
   ShareTables &
   AcknowledgementTables &
   TombstoneTables &
-  ExportTables;
+  ExportTables &
+  RightsTables;

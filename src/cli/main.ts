@@ -10,6 +10,7 @@ import { registerFidesCommands } from './fides.command.js';
 import { registerJobsCommand } from './jobs.command.js';
 import { registerKeysCommand } from './keys.command.js';
 import { registerLegalCommand } from './legal.command.js';
+import { registerRequestsCommand } from './requests.command.js';
 import { registerMigrateCommand } from './migrate.command.js';
 import { registerRenderCommand } from './render.command.js';
 import { registerRetentionCommand } from './retention.command.js';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerFidesCommands(program);
   registerVaultCommand(program);
   registerLegalCommand(program);
+  registerRequestsCommand(program);
   registerRecipientsCommand(program);
   registerShareCommand(program);
   registerAuditCommand(program);

@@ -68,7 +68,7 @@ export function renderPage(site: PageSite, title: string, main: SafeHtml): strin
     <h1>${title}</h1>
 ${main}  </main>
   <footer class="site-footer">
-    <p>Read our <a href="/privacy">privacy policy</a>. Questions? Write to <a href="${safeHref(`mailto:${site.privacyContact}`)}">${site.privacyContact}</a>.</p>
+    <p>Read our <a href="/privacy">privacy policy</a>. To ask for a copy of your data, its correction or erasure: <a href="/requests">make a request</a>. Questions? Write to <a href="${safeHref(`mailto:${site.privacyContact}`)}">${site.privacyContact}</a>.</p>
   </footer>
 </body>
 </html>

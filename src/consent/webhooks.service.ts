@@ -126,7 +126,7 @@ export interface WebhookPayload {
   type: WebhookEvent;
   /** When the event happened (ISO 8601). */
   at: string;
-  data: ConsentChangedData | SubjectErasedData;
+  data: ConsentChangedData | SubjectErasedData | RequestStalledData | RequestTaskData;
 }
 
 /** `data` of a consent.changed event. */
@@ -143,6 +143,34 @@ export interface ConsentChangedData {
 /** `data` of a subject.erased event. */
 export interface SubjectErasedData {
   subjectId: string;
+}
+
+/** `data` of a request.stalled event: a data-subject request with no progress, for staff. */
+export interface RequestStalledData {
+  requestId: string;
+  /** Where the request stands (running, waiting ...). */
+  status: string;
+  /** When it last moved (ISO 8601). */
+  since: string;
+}
+
+/**
+ * `data` of a request.task event: a step of a data-subject request for the receiving system to do
+ * (collect, erase, apply in its own store), completed by its callback
+ * (`POST /api/v1/requests/:requestId/complete` with `{ "step": stepId }`). Ids only: the system
+ * finds the person by the subject id.
+ */
+export interface RequestTaskData {
+  requestId: string;
+  stepId: string;
+  /** collect, erase, apply ... */
+  step: string;
+  /** access, export, erasure ... */
+  type: string;
+  /** The subject, when the request matched one. */
+  subjectId: string | null;
+  /** When the task is due (ISO 8601). */
+  dueAt: string;
 }
 
 /** The largest page of the delivery log. */
@@ -271,6 +299,42 @@ export class WebhookService {
       hooks.map((w) => newDelivery(w, eventId, 'subject.erased', payload, now)),
       now,
     );
+  }
+
+  /**
+   * Queues a `request.stalled` event for the webhooks that receive it, inside the transaction that
+   * flags the request (`ctx` is bound to it). The payload names the request by id only.
+   */
+  async enqueueRequestStalled(ctx: Context, data: RequestStalledData): Promise<void> {
+    const hooks = this.#subscribers('request.stalled');
+    if (hooks.length === 0) return;
+    const now = this.#clock.now();
+    const eventId = uuidv7();
+    const payload = serialize({ id: eventId, type: 'request.stalled', at: ctx.clock.now(), data });
+    await this.#insert(
+      ctx,
+      hooks.map((w) => newDelivery(w, eventId, 'request.stalled', payload, now)),
+      now,
+    );
+  }
+
+  /**
+   * Queues a `request.task` event to the webhooks of `system` that receive it; returns how many
+   * were queued (0: the system has none, and the task cannot reach it).
+   */
+  async enqueueRequestTask(ctx: Context, system: string, data: RequestTaskData): Promise<number> {
+    const hooks = this.#subscribers('request.task').filter((w) => w.system === system);
+    if (hooks.length === 0) return 0;
+    const now = this.#clock.now();
+    // One event per step run: a re-run after a lost lease sends the same event id again.
+    const eventId = data.stepId;
+    const payload = serialize({ id: eventId, type: 'request.task', at: ctx.clock.now(), data });
+    await this.#insert(
+      ctx,
+      hooks.map((w) => newDelivery(w, eventId, 'request.task', payload, now)),
+      now,
+    );
+    return hooks.length;
   }
 
   // ---- delivering ---------------------------------------------------------------------------------

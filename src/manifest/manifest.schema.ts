@@ -133,7 +133,12 @@ export const CHOICE_KINDS = [
 export const CHOICE_ACTIONS = ['give', 'withdraw'] as const;
 
 /** What a webhook can be told about. */
-export const WEBHOOK_EVENTS = ['consent.changed', 'subject.erased'] as const;
+export const WEBHOOK_EVENTS = [
+  'consent.changed',
+  'subject.erased',
+  'request.stalled',
+  'request.task',
+] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 export const PLEDGE_KINDS = [

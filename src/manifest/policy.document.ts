@@ -59,6 +59,8 @@ export const PROCESSORS_PATH = '/privacy/processors';
 
 /** Where the transparency report of legal requests is published (src/share/legal.routes.ts). */
 export const TRANSPARENCY_PATH = '/privacy/transparency';
+/** The public page where people ask for their data, its erasure or correction, or ask a question. */
+export const REQUESTS_PATH = '/requests';
 
 const link = (text: string, href: string | undefined): Inline => ({ kind: 'link', href, text });
 const strong = (...content: Inline[]): Inline => ({ kind: 'strong', content });
@@ -534,6 +536,11 @@ export class PolicyBuilder {
           ],
           ['organization', 'privacy_contact'],
         ),
+        p([
+          'To ask for a copy of your data, its correction or erasure, to object to a use of it, or to ask a question, use our ',
+          link('request form', REQUESTS_PATH),
+          '.',
+        ]),
         p(['You can also write to us:']),
         {
           kind: 'address',

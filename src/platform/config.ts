@@ -120,6 +120,8 @@ export interface Config {
   keystoreUrl: string | undefined;
   /** Seconds between retention sweeps inside `serve`; 0 turns the schedule off. */
   retentionIntervalSeconds: number;
+  /** Seconds without progress after which a data-subject request is flagged stalled (PLEDGE_REQUEST_STALL_AFTER). */
+  requestStallAfterSeconds: number;
   /**
    * The address people reach this server at (links in e-mails, one-click URLs), without a trailing
    * slash. Defaults to http://localhost:PORT, which only suits development.
@@ -290,6 +292,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     0,
     7 * 86_400,
   );
+  // At least a minute (the watch looks every tenth of it), at most 30 days (a request's deadline).
+  const requestStallAfterSeconds = int(
+    'PLEDGE_REQUEST_STALL_AFTER',
+    env.PLEDGE_REQUEST_STALL_AFTER,
+    86_400,
+    60,
+    30 * 86_400,
+  );
   const keys = env.PLEDGE_KEYS?.trim() || undefined;
   // Milliseconds, as PostgreSQL counts its own timeouts. No 0 ("wait forever"): the bound is what
   // turns a silent database into a 503 instead of a request that hangs.
@@ -440,6 +450,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     keys,
     keystoreUrl,
     retentionIntervalSeconds,
+    requestStallAfterSeconds,
     publicUrl,
     smtpUrl,
     mailFrom,

@@ -34,6 +34,12 @@ export const KEY_USES = [
   'export_links',
   /** Seals the stored export zips until they expire (src/rights/export.delivery.ts). */
   'export_files',
+  /** Keyed hashes and seals of the identifiers a data-subject request names (src/rights/requests.seal.ts). */
+  'requests',
+  /** The HMACs of requests' verification codes (src/rights/verification.service.ts). */
+  'request_codes',
+  /** Signs the requester's status and verification links (src/rights/requests.seal.ts). */
+  'request_links',
 ] as const;
 
 /** A use of a secret. */

@@ -171,7 +171,7 @@ const ROWS: Row[] = [
       }),
     kind: 'recipient.added',
     material: true,
-    path: 'recipients[5]',
+    path: 'recipients[6]',
     says: [/AdNet Ltd\./, /e-mail address and browsing history/, /Ireland/, /Measure how our sites are used/],
   },
   {

@@ -107,7 +107,8 @@ describe('the record of processing activities of the example', () => {
     );
     assert.deepEqual(
       activity('legal-compliance').recipients.map((r) => r.key),
-      ['authorities'],
+      // The delivery providers carry the verification codes of people's data requests.
+      ['email-delivery', 'authorities', 'sms-delivery'],
     );
     assert.equal(group('site-analytics'), undefined);
   });

@@ -38,7 +38,7 @@ import { startSmtpSink, type SmtpSink } from '../comms/smtp-sink.js';
 
 const EXAMPLE = path.join(ROOT, 'examples/example-online/pledge.yaml');
 const exampleText = await readFile(EXAMPLE, 'utf8');
-const BOUND = ['card-processor', 'email-delivery', 'group-companies', 'group-companies-uk'];
+const BOUND = ['card-processor', 'email-delivery', 'group-companies', 'group-companies-uk', 'sms-delivery'];
 
 /** The example manifest with changes made through its YAML document. */
 function mutate(change: (doc: Document) => void): string {
@@ -174,7 +174,7 @@ for (const dialect of DIALECTS) {
         assert.equal(record.acknowledgements[0]?.method, 'agreement');
         assert.match(
           record.acknowledgements[0]?.acknowledgedBy ?? '',
-          /^agreement (DPA|IGA)-2012-\d{3} \(signed 2012-/,
+          /^agreement (DPA|IGA)-\d{4}-\d{3} \(signed \d{4}-/,
         );
         assert.deepEqual(record.acknowledgements[0]?.actor, { kind: 'job', id: 'startup' });
       }

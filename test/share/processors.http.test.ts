@@ -179,7 +179,7 @@ for (const dialect of DIALECTS) {
       );
       assert.match(
         row('E-mail delivery provider</th>'),
-        /<td>Provide the services you request; Tell you about products, partners, opportunities and events<\/td>/,
+        /<td>Provide the services you request; Tell you about products, partners, opportunities and events; Comply with the law<\/td>/,
       );
       assert.doesNotMatch(page, /Courts and public authorities/, 'authorities are not processors');
       assert.match(page, /href="\/privacy\/processors.atom"/);
@@ -205,7 +205,7 @@ for (const dialect of DIALECTS) {
       assert.equal(entries.length, 1);
       assert.match(
         entries[0]!.content['#text'],
-        /The list begins with Card processor, E-mail delivery provider, Companies of the Example Systems group and Example Systems UK Ltd\.</,
+        /The list begins with Card processor, E-mail delivery provider, Companies of the Example Systems group, Example Systems UK Ltd\. and Text message delivery provider\.</,
       );
       firstEntryId = entries[0]!.id;
       assert.match(entries[0]!.title, /: the list of processors is published$/);

@@ -16,6 +16,9 @@ export const SCOPES = [
   'legal:write',
   'legal:review',
   'share:write',
+  'requests:submit',
+  'requests:read',
+  'requests:write',
   'jobs:admin',
   'recipients:admin',
   'log:read',
@@ -43,6 +46,12 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<Scope, string>> = {
   'legal:review': 'approve, narrow, reject and close legal requests (never one the same person recorded)',
   'share:write':
     "disclose people's data to a declared recipient for a purpose through the share gate, and export for a processor (recorded per person)",
+  'requests:submit':
+    "file a person's data-subject request for them (the person still verifies each identifier by code)",
+  'requests:read':
+    "read data-subject requests: their status, steps and due dates (never the requester's identifiers)",
+  'requests:write':
+    'approve, extend, reject and retry data-subject requests, and complete their manual tasks',
   'jobs:admin': 'see the job queue (states, errors, ids; never payloads) and retry dead jobs',
   'recipients:admin':
     "record processors' and affiliates' acknowledgements of the policy, and see their standing, pauses and notices",
