@@ -94,9 +94,23 @@ interface SlotPayload {
 export interface LogJobs {
   /** Enqueues the current slot's integrate job (nothing when already there); call at start. */
   schedule(ctx: Context): Promise<void>;
+  /**
+   * Enqueues the current slot's integrate job again just after each slot boundary (nothing when the
+   * chain already did), until the returned function is called. The chain moves on when a slot's job
+   * finishes; when the instance running it dies, the job stays `running` until its lease ends and
+   * the watchdog re-queues it, and no instance integrates meanwhile. With every instance seeding each
+   * slot, a survivor runs the next slot's job: a takeover within one slot, whatever the lease.
+   */
+  keepScheduled(ctx: Context): () => void;
   /** Enqueues the webhook POST of a checkpoint, in `ctx`'s transaction (when a webhook is set). */
   enqueueWebhook(ctx: Context, size: number): Promise<void>;
 }
+
+/**
+ * How long after a slot boundary the instances seed the new slot's job: the job of the slot that
+ * ends enqueues it itself at the boundary, so a seed finds it there unless that job's instance died.
+ */
+export const INTEGRATE_SEED_DELAY_MS = 250;
 
 /** Defines the log's job types on `queue` (at boot, before the queue starts). */
 export function defineLogJobs(
@@ -189,6 +203,33 @@ export function defineLogJobs(
     async schedule(ctx) {
       const slot = new Date(slotOf(ctx.clock.now().getTime())).toISOString();
       await queue.enqueue(ctx, INTEGRATE_JOB, { slot }, { key: slot });
+    },
+    keepScheduled(ctx) {
+      let timer: NodeJS.Timeout | undefined;
+      let stopped = false;
+      const arm = () => {
+        if (stopped) return;
+        const now = ctx.clock.now().getTime();
+        timer = setTimeout(seed, slotOf(now) + every - now + INTEGRATE_SEED_DELAY_MS);
+        timer.unref();
+      };
+      const seed = () => {
+        const slot = new Date(slotOf(ctx.clock.now().getTime())).toISOString();
+        queue
+          .enqueue(ctx, INTEGRATE_JOB, { slot }, { key: slot })
+          .catch((err: unknown) =>
+            deps.log.warn(
+              { slot, error: err instanceof Error ? err.message : String(err) },
+              `${INTEGRATE_JOB}: the slot's job could not be enqueued; the next slot tries again`,
+            ),
+          )
+          .finally(arm);
+      };
+      arm();
+      return () => {
+        stopped = true;
+        clearTimeout(timer);
+      };
     },
     async enqueueWebhook(ctx, size) {
       if (deps.webhookUrl === undefined) return;

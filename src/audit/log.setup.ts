@@ -112,6 +112,7 @@ export function createAuditCapability(deps: {
   });
   later.webhook = (ctx, size) => jobs.enqueueWebhook(ctx, size);
   const log = new TransparencyLog({ repo, integrator });
+  let stopSeeding: (() => void) | undefined;
   return {
     audit,
     log,
@@ -143,8 +144,11 @@ export function createAuditCapability(deps: {
         );
       }
       await jobs.schedule(ctx);
+      stopSeeding?.();
+      stopSeeding = jobs.keepScheduled(ctx);
     },
     stop() {
+      stopSeeding?.();
       stopping.abort();
     },
     onCheckpoint(enqueue) {
