@@ -34,6 +34,9 @@ export const INTEGRATE_POLL_MS = 200;
  */
 export const INTEGRATE_LINGER_MS = 100;
 
+/** How long the log's done jobs are kept (they come every few seconds; their keys matter for a slot). */
+export const LOG_JOBS_KEEP_DONE_MS = 3_600_000;
+
 /** Resolves after `ms` or when a signal aborts, whichever is first (no wake ends it). */
 function pause(ms: number, ...signals: AbortSignal[]): Promise<void> {
   return new Promise((resolve) => {
@@ -140,6 +143,9 @@ export function defineLogJobs(
     leaseMs: 5_000,
     retry: { baseDelayMs: 1000, maxDelayMs: 10_000, maxAttempts: 5 },
     rerunAfterLeaseLossDelay: 'immediate',
+    // A job every slot: ~17,000 done rows a day at the queue's 7 days. Its key only has to outlive
+    // its slot (the seeding enqueues the current slot's key again).
+    keepDoneMs: LOG_JOBS_KEEP_DONE_MS,
     handle: async (ctx, job, signal) => {
       const slot = Date.parse(job.payload.slot);
       // The next slot starts where this one ends, or where now is when this one ran late: never a
@@ -178,6 +184,9 @@ export function defineLogJobs(
     queue.define<{ size: number }>({
       type: CHECKPOINT_WEBHOOK_JOB,
       retry: { baseDelayMs: 10_000, maxDelayMs: 3_600_000, maxAttempts: 20 },
+      // One per checkpoint (one every 10 s while entries arrive); a checkpoint's key is never
+      // enqueued again once its job ran.
+      keepDoneMs: LOG_JOBS_KEEP_DONE_MS,
       handle: async (ctx, job, signal) => {
         const checkpoint = await deps.repo.getCheckpoint(ctx, job.payload.size);
         if (checkpoint === undefined) return jobDead(`no checkpoint of size ${job.payload.size}`);
