@@ -58,6 +58,12 @@ export class LogRepository {
     return this.#db.executor<AuditTables>(ctx);
   }
 
+  /** Tells the integrators of other instances (PostgreSQL's NOTIFY on `channel`) that entries committed. */
+  async notifyAppended(ctx: Context, channel: string): Promise<void> {
+    if (this.#db.dialect !== 'postgres') return;
+    await sql`select pg_notify(${channel}, '')`.execute(this.#q(ctx));
+  }
+
   /**
    * Takes the integrator's lock for the rest of `ctx`'s transaction: on PostgreSQL an advisory lock
    * named for the schema, so two integrators never interleave; SQLite has one writer already.
