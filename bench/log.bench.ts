@@ -271,7 +271,7 @@ interface AppendRound {
   catchUpMs: number;
   /** Per batch: from its commit to the start of the pass that integrated it. */
   waitMs: number[];
-  /** Per batch: how long that pass ran (its transaction, checkpoint and publication included). */
+  /** Per batch: how long that pass ran (its transaction and checkpoint included). */
   passMs: number[];
   /** Per pass that integrated something: how many entries. */
   perPass: number[];
@@ -641,7 +641,7 @@ export async function runLogLagBench(options: LogBenchOptions): Promise<BenchRes
           rounds.flatMap((r) => r.waitMs),
         ),
         spread(
-          'that pass (its transaction, a checkpoint when due, its publication)',
+          'that pass (its transaction and the checkpoint it signs when one is due)',
           rounds.flatMap((r) => r.passMs),
         ),
         spread(
