@@ -226,7 +226,8 @@ export function createAuditCapability(deps: {
     stop() {
       stopSeeding?.();
       stopping.abort();
-      void listener?.close();
+      // Closed with the database too; a failure here leaves nothing to do.
+      void listener?.close().catch(() => undefined);
       listener = undefined;
     },
     flush() {
