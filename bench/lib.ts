@@ -315,11 +315,16 @@ export function benchEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * Runs one bench file on its own and prints its section; a {@link BenchFailure} is printed
  * without a stack trace and exits 1.
  */
-export async function runAlone(run: (quick: boolean) => BenchResult | Promise<BenchResult>): Promise<void> {
-  // `--quick` on the command line: the few runs that try the harness.
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+export async function runAlone(
+  run: (quick: boolean, only: string | undefined) => BenchResult | Promise<BenchResult>,
+): Promise<void> {
+  // `--quick` on the command line: the few runs that try the harness; `--only PART`: a bench's part,
+  // for the benches that have parts.
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } },
+  });
   try {
-    const result = await run(values.quick);
+    const result = await run(values.quick, values.only);
     process.stdout.write(`## ${result.title}\n\n${result.markdown}\n`);
     if (result.missed.length > 0)
       process.stdout.write(`\nMissed:\n${result.missed.map((m) => `- ${m}`).join('\n')}\n`);

@@ -26,6 +26,7 @@ import type { AuditEntry, AuditRow } from '../src/audit/audit.repository.js';
 import { encodeEntry, SubjectCommitments } from '../src/audit/log.entry.js';
 import { parseCheckpointFile } from '../src/audit/log.publisher.js';
 import { LogRepository } from '../src/audit/log.repository.js';
+import { INTEGRATE_SLOT_MS } from '../src/audit/log.jobs.js';
 import { createAuditCapability, type AuditCapability } from '../src/audit/log.setup.js';
 import { storedLogSource, verifyLog } from '../src/audit/log.verify.js';
 import { LogVerifyRepository } from '../src/audit/log.verify.repository.js';
@@ -137,6 +138,7 @@ export async function openBenchLog(prefix = 'pledge-bench-log-'): Promise<BenchL
     async close() {
       capability.stop();
       await queue.stop();
+      await capability.flush();
       await database.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
@@ -267,12 +269,36 @@ interface AppendRound {
   lagMs: number[];
   /** From the last commit until every entry was integrated. */
   catchUpMs: number;
+  /** Per batch: from its commit to the start of the pass that integrated it. */
+  waitMs: number[];
+  /** Per batch: how long that pass ran (its transaction and checkpoint included). */
+  passMs: number[];
+  /** Per pass that integrated something: how many entries. */
+  perPass: number[];
+  /** Per batch whose wait spanned the end of an integrate job's slot: its lag. */
+  acrossSlotMs: number[];
+}
+
+interface Pass {
+  start: number;
+  end: number;
+  integrated: number;
+  size: number;
 }
 
 async function appendRound(options: LogBenchOptions, subjects: readonly string[]): Promise<AppendRound> {
   const bareMs = await appendBare(options.appendEntries, options.batch, subjects);
   const log = await openBenchLog();
   try {
+    // Where the lag goes: each pass the job makes, timed (the job calls the integrator's method).
+    const passes: Pass[] = [];
+    const integrateOnce = log.integrator.integrateOnce.bind(log.integrator);
+    log.integrator.integrateOnce = async (ctx) => {
+      const start = performance.now();
+      const r = await integrateOnce(ctx);
+      passes.push({ start, end: performance.now(), integrated: r.integrated, size: r.size });
+      return r;
+    };
     // The integrator as `serve` runs it: its job on the queue, woken by each commit.
     await log.start(log.ctx);
     log.queue.start();
@@ -289,7 +315,30 @@ async function appendRound(options: LogBenchOptions, subjects: readonly string[]
     const lastCommit = commits[commits.length - 1]!.at;
     const integratedAt = (count: number) => sampler.samples.find((p) => p.size >= count)?.at ?? Number.NaN;
     const lagMs = commits.map((c) => integratedAt(c.count) - c.at);
-    return { pledgeMs, bareMs, lagMs, catchUpMs: integratedAt(options.appendEntries) - lastCommit };
+    const waitMs: number[] = [];
+    const passMs: number[] = [];
+    const acrossSlotMs: number[] = [];
+    const slotMs = INTEGRATE_SLOT_MS;
+    commits.forEach((c, i) => {
+      const pass = passes.find((p) => p.size >= c.count);
+      if (pass === undefined) return;
+      waitMs.push(Math.max(0, pass.start - c.at));
+      passMs.push(pass.end - pass.start);
+      // Slots end on wall-clock multiples of the slot length.
+      const t0 = performance.timeOrigin;
+      if (Math.floor((t0 + c.at) / slotMs) !== Math.floor((t0 + pass.start) / slotMs))
+        acrossSlotMs.push(lagMs[i]!);
+    });
+    return {
+      pledgeMs,
+      bareMs,
+      lagMs,
+      catchUpMs: integratedAt(options.appendEntries) - lastCommit,
+      waitMs,
+      passMs,
+      perPass: passes.filter((p) => p.integrated > 0).map((p) => p.integrated),
+      acrossSlotMs,
+    };
   } finally {
     await log.close();
   }
@@ -556,6 +605,71 @@ export async function runLogBench(options: LogBenchOptions): Promise<BenchResult
   return { title: 'The transparency log: append, verify, proofs', markdown, missed };
 }
 
+/**
+ * The append rounds alone (append rate and integration lag), with where the lag's time went: what
+ * `--only lag` runs.
+ */
+export async function runLogLagBench(options: LogBenchOptions): Promise<BenchResult> {
+  const missed: string[] = [];
+  const subjects = Array.from({ length: 1000 }, () => randomUUID());
+  const rounds: AppendRound[] = [];
+  for (let r = 0; r < options.rounds; r++) rounds.push(await appendRound(options, subjects));
+  const rate = (n: number, ms: number) => (n / ms) * 1000;
+  const median = (xs: number[]) => summarize(xs).median;
+  const pledgeRate = median(rounds.map((r) => rate(options.appendEntries, r.pledgeMs)));
+  const bareRate = median(rounds.map((r) => rate(options.appendEntries, r.bareMs)));
+  const lag = summarize(rounds.flatMap((r) => r.lagMs));
+  const catchUp = Math.max(...rounds.map((r) => r.catchUpMs));
+  if (pledgeRate < APPEND_TARGET * bareRate)
+    missed.push(`log append: ${formatRatio(pledgeRate, bareRate)} of bare inserts, target ×${APPEND_TARGET}`);
+  if (lag.max > 1000) missed.push(`log integration lag: max ${formatMs(lag.max)}, target within 1 s`);
+  const fmtRate = (x: number) => `${Math.round(x).toLocaleString('en-US')}/s`;
+  const markdown = [
+    `Append: ${options.appendEntries.toLocaleString('en-US')} entries in transactions of ${options.batch}, median of ${options.rounds} round(s), each on a fresh database.`,
+    '',
+    `bare INSERTs ${fmtRate(bareRate)}; AuditLog.append with the integrator alongside ${fmtRate(pledgeRate)} (${formatRatio(pledgeRate, bareRate)}).`,
+    '',
+    `Integration lag (commit to leaf index, per batch): median ${formatMs(lag.median)}, p99 ${formatMs(lag.p99)}, max ${formatMs(lag.max)}; caught up ${formatMs(catchUp)} after the last commit.`,
+    '',
+    'Where it goes, per batch (the integrator pass that gave it its leaf indexes):',
+    '',
+    formatTable(
+      ['', 'median', 'p99', 'max'],
+      [
+        spread(
+          'from the commit to the start of that pass (linger, poll, slot change)',
+          rounds.flatMap((r) => r.waitMs),
+        ),
+        spread(
+          'that pass (its transaction and the checkpoint it signs when one is due)',
+          rounds.flatMap((r) => r.passMs),
+        ),
+        spread(
+          'lag of the batches whose wait spanned a slot boundary',
+          rounds.flatMap((r) => r.acrossSlotMs),
+        ),
+        spread(
+          'entries per pass (not ms)',
+          rounds.flatMap((r) => r.perPass),
+          (x) => String(Math.round(x)),
+        ),
+      ],
+    ),
+  ].join('\n');
+  return { title: 'The transparency log: append and integration lag', markdown, missed };
+}
+
+function spread(label: string, xs: number[], format: (x: number) => string = formatMs): string[] {
+  if (xs.length === 0) return [label, '(none)', '', ''];
+  const s = summarize(xs);
+  return [`${label} (${xs.length})`, format(s.median), format(s.p99), format(s.max)];
+}
+
 if (isMainModule(import.meta.url)) {
-  await runAlone((quick) => runLogBench(quick ? LOG_BENCH_QUICK : LOG_BENCH_DEFAULTS));
+  // `--only lag`: the append rounds alone (the verify and proof parts take minutes).
+  await runAlone((quick, only) => {
+    if (only !== undefined && only !== 'lag')
+      throw new BenchFailure(`log bench: no part "${only}" (only lag)`);
+    return (only === 'lag' ? runLogLagBench : runLogBench)(quick ? LOG_BENCH_QUICK : LOG_BENCH_DEFAULTS);
+  });
 }

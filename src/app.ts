@@ -257,6 +257,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         rateLimitPerMinute: config.logRateLimitPerMinute,
       },
       log,
+      notifications: database,
     });
     const audit = auditCapability.audit;
     // Each checkpoint asks every configured witness to cosign it (PLEDGE_LOG_WITNESSES), as jobs
@@ -657,6 +658,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           await campaigns.close();
           auditCapability.stop();
           await jobs.stop();
+          await auditCapability.flush();
           await vault.drain();
           await beacons.drain();
           transport.close();

@@ -34,6 +34,9 @@ export const INTEGRATE_POLL_MS = 200;
  */
 export const INTEGRATE_LINGER_MS = 100;
 
+/** How long the log's done jobs are kept (they come every few seconds; their keys matter for a slot). */
+export const LOG_JOBS_KEEP_DONE_MS = 3_600_000;
+
 /** Resolves after `ms` or when a signal aborts, whichever is first (no wake ends it). */
 function pause(ms: number, ...signals: AbortSignal[]): Promise<void> {
   return new Promise((resolve) => {
@@ -94,9 +97,23 @@ interface SlotPayload {
 export interface LogJobs {
   /** Enqueues the current slot's integrate job (nothing when already there); call at start. */
   schedule(ctx: Context): Promise<void>;
+  /**
+   * Enqueues the current slot's integrate job again just after each slot boundary (nothing when the
+   * chain already did), until the returned function is called. The chain moves on when a slot's job
+   * finishes; when the instance running it dies, the job stays `running` until its lease ends and
+   * the watchdog re-queues it, and no instance integrates meanwhile. With every instance seeding each
+   * slot, a survivor runs the next slot's job: a takeover within one slot, whatever the lease.
+   */
+  keepScheduled(ctx: Context): () => void;
   /** Enqueues the webhook POST of a checkpoint, in `ctx`'s transaction (when a webhook is set). */
   enqueueWebhook(ctx: Context, size: number): Promise<void>;
 }
+
+/**
+ * How long after a slot boundary the instances seed the new slot's job: the job of the slot that
+ * ends enqueues it itself at the boundary, so a seed finds it there unless that job's instance died.
+ */
+export const INTEGRATE_SEED_DELAY_MS = 250;
 
 /** Defines the log's job types on `queue` (at boot, before the queue starts). */
 export function defineLogJobs(
@@ -126,6 +143,9 @@ export function defineLogJobs(
     leaseMs: 5_000,
     retry: { baseDelayMs: 1000, maxDelayMs: 10_000, maxAttempts: 5 },
     rerunAfterLeaseLossDelay: 'immediate',
+    // A job every slot: ~17,000 done rows a day at the queue's 7 days. Its key only has to outlive
+    // its slot (the seeding enqueues the current slot's key again).
+    keepDoneMs: LOG_JOBS_KEEP_DONE_MS,
     handle: async (ctx, job, signal) => {
       const slot = Date.parse(job.payload.slot);
       // The next slot starts where this one ends, or where now is when this one ran late: never a
@@ -164,6 +184,9 @@ export function defineLogJobs(
     queue.define<{ size: number }>({
       type: CHECKPOINT_WEBHOOK_JOB,
       retry: { baseDelayMs: 10_000, maxDelayMs: 3_600_000, maxAttempts: 20 },
+      // One per checkpoint (one every 10 s while entries arrive); a checkpoint's key is never
+      // enqueued again once its job ran.
+      keepDoneMs: LOG_JOBS_KEEP_DONE_MS,
       handle: async (ctx, job, signal) => {
         const checkpoint = await deps.repo.getCheckpoint(ctx, job.payload.size);
         if (checkpoint === undefined) return jobDead(`no checkpoint of size ${job.payload.size}`);
@@ -189,6 +212,33 @@ export function defineLogJobs(
     async schedule(ctx) {
       const slot = new Date(slotOf(ctx.clock.now().getTime())).toISOString();
       await queue.enqueue(ctx, INTEGRATE_JOB, { slot }, { key: slot });
+    },
+    keepScheduled(ctx) {
+      let timer: NodeJS.Timeout | undefined;
+      let stopped = false;
+      const arm = () => {
+        if (stopped) return;
+        const now = ctx.clock.now().getTime();
+        timer = setTimeout(seed, slotOf(now) + every - now + INTEGRATE_SEED_DELAY_MS);
+        timer.unref();
+      };
+      const seed = () => {
+        const slot = new Date(slotOf(ctx.clock.now().getTime())).toISOString();
+        queue
+          .enqueue(ctx, INTEGRATE_JOB, { slot }, { key: slot })
+          .catch((err: unknown) =>
+            deps.log.warn(
+              { slot, error: err instanceof Error ? err.message : String(err) },
+              `${INTEGRATE_JOB}: the slot's job could not be enqueued; the next slot tries again`,
+            ),
+          )
+          .finally(arm);
+      };
+      arm();
+      return () => {
+        stopped = true;
+        clearTimeout(timer);
+      };
     },
     async enqueueWebhook(ctx, size) {
       if (deps.webhookUrl === undefined) return;

@@ -8,6 +8,12 @@ import type { Context } from '../platform/context.js';
 import type { Db } from '../platform/db/db.js';
 import type { AuditTables } from './audit.tables.js';
 
+/**
+ * How long the integrator's transaction may sit idle (between its statements, while it computes)
+ * before PostgreSQL ends its session and so its lock: far more than a pass ever waits on itself.
+ */
+export const INTEGRATION_IDLE_TIMEOUT_MS = 10_000;
+
 /** A row the integrator takes (in id order): its entry, or the columns of an earlier version's row. */
 export type PendingRow =
   { id: number; entry: string; legacy: undefined } | { id: number; entry: null; legacy: LegacyColumns };
@@ -58,13 +64,22 @@ export class LogRepository {
     return this.#db.executor<AuditTables>(ctx);
   }
 
+  /** Tells the integrators of other instances (PostgreSQL's NOTIFY on `channel`) that entries committed. */
+  async notifyAppended(ctx: Context, channel: string): Promise<void> {
+    if (this.#db.dialect !== 'postgres') return;
+    await sql`select pg_notify(${channel}, '')`.execute(this.#q(ctx));
+  }
+
   /**
    * Takes the integrator's lock for the rest of `ctx`'s transaction: on PostgreSQL an advisory lock
-   * named for the schema, so two integrators never interleave; SQLite has one writer already.
+   * named for the schema, so two integrators never interleave; SQLite has one writer already. The
+   * lock ends with its session, which PostgreSQL ends at once for a process that died; for one that
+   * froze or lost its network mid-pass, the session ends once it has sat idle in the transaction for
+   * {@link INTEGRATION_IDLE_TIMEOUT_MS}, so the others are not held up for as long as TCP takes.
    */
   async lockIntegration(ctx: Context): Promise<void> {
     if (this.#db.dialect !== 'postgres') return;
-    await sql`select pg_advisory_xact_lock(hashtext('pledge.audit.integrate.' || current_schema()))`.execute(
+    await sql`select set_config('idle_in_transaction_session_timeout', ${String(INTEGRATION_IDLE_TIMEOUT_MS)}, true), pg_advisory_xact_lock(hashtext('pledge.audit.integrate.' || current_schema()))`.execute(
       this.#q(ctx),
     );
   }

@@ -10,6 +10,7 @@ import { jobDead, jobDone, jobRetry } from '../platform/jobs/jobs.definition.js'
 import type { JobQueue } from '../platform/jobs/jobs.service.js';
 import type { TransparencyLog } from './log.service.js';
 import { requestCosignature, type Witness } from './witness.client.js';
+import { LOG_JOBS_KEEP_DONE_MS } from './log.jobs.js';
 
 /** The job type. */
 export const WITNESS_COSIGN_JOB = 'audit.witness_cosign';
@@ -44,6 +45,8 @@ export function defineWitnessJobs(
   queue.define<CosignPayload>({
     type: WITNESS_COSIGN_JOB,
     retry: { baseDelayMs: 5_000, maxDelayMs: 600_000, maxAttempts: 20 },
+    // One per checkpoint and witness (a checkpoint every 10 s while entries arrive).
+    keepDoneMs: LOG_JOBS_KEEP_DONE_MS,
     handle: async (ctx, job, signal) => {
       const witness = byName.get(job.payload.witness);
       if (witness === undefined)

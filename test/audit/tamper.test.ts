@@ -1,8 +1,9 @@
 /**
  * Tampering with the log directly in the database, past its append-only triggers (dropped first):
  * an entry's bytes edited, a row deleted, two rows' leaf indexes or entries swapped, the log
- * truncated from an index. Each tamper is made on a fresh copy of a log of a few thousand entries
- * whose first 3,000 are covered by checkpoints kept outside the database; the verifier (what
+ * truncated from an index. Each tamper is made on a fresh copy of a log of 1,000 entries whose first
+ * 900 are covered by three checkpoints kept outside the database (at 300, 600 and 900: mid-tile, with
+ * four hash tiles under them), and 100 after; the verifier (what
  * `pledge audit verify` runs) must find every one and name its first bad index, and must report the
  * entries after the last external checkpoint as not yet verifiable, never as verified. On SQLite the
  * copy is the database file's bytes, opened in memory; on PostgreSQL each tamper runs in a
@@ -17,17 +18,29 @@ import { after, before, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, sql, SqliteDialect } from 'kysely';
 import { LogRepository } from '../../src/audit/log.repository.js';
+import { fixedClock } from '../../src/platform/clock.js';
 import { createContext, type Context } from '../../src/platform/context.js';
 import { Db } from '../../src/platform/db/db.js';
 import { openDatabase } from '../../src/platform/db/database.js';
 import { EXIT_NOT_YET_VERIFIABLE, EXIT_TAMPERED } from '../../src/cli/audit.command.js';
 import { runPledge } from '../helpers/cli.js';
 import { openMigratedTestDatabase, type TestDatabase } from '../helpers/databases.js';
-import { openTestLog, verifyDatabase, TEST_LOG_ORIGIN, type TestLog } from '../helpers/log-db.js';
+import {
+  distinctEntry,
+  openTestLog,
+  verifyDatabase,
+  TEST_LOG_ORIGIN,
+  type TestLog,
+} from '../helpers/log-db.js';
 
-/** Entries covered by external checkpoints, and entries after the last one. */
-const COVERED = 3000;
-const AFTER = 200;
+/**
+ * Entries covered by external checkpoints, and entries after the last one. Every tamper costs a
+ * verification of the whole log, so the log is as small as still spans several checkpoints and tiles.
+ */
+const COVERED = 900;
+const AFTER = 100;
+/** Entries between two external checkpoints. */
+const SEGMENT = 300;
 const SQLITE_TAMPERS = 1000;
 const POSTGRES_TAMPERS = 60;
 
@@ -127,8 +140,7 @@ describe('tampering with the log in the database', () => {
     before(async () => {
       database = await openMigratedTestDatabase('sqlite');
       log = await openTestLog(database);
-      await log.appendAndIntegrate(COVERED);
-      await log.appendAndIntegrate(AFTER, { offset: COVERED });
+      await buildLog(database, log);
       external = await log.externalCheckpoints();
       entries = await readEntries(database, log.ctx);
       template = database.location;
@@ -146,7 +158,7 @@ describe('tampering with the log in the database', () => {
     it('verifies the untouched log up to its last external checkpoint, the rest not yet verifiable', async () => {
       assert.deepEqual(
         external.map((n) => Number(n.split('\n')[1])),
-        [1000, 2000, 3000],
+        [SEGMENT, 2 * SEGMENT, COVERED],
       );
       const copy = await copyOf(template, work, 'clean');
       const opened = await openDatabase({ dataDir: copy, checkpointInBackground: false });
@@ -198,19 +210,19 @@ describe('tampering with the log in the database', () => {
       const env = { PLEDGE_LOG_ORIGIN: TEST_LOG_ORIGIN, PLEDGE_LOG_CHECKPOINT_FILE: log.checkpointFile };
       const ok = await runPledge(['audit', 'verify', '--data-dir', clean, '--key', log.vkey], { env });
       assert.equal(ok.code, EXIT_NOT_YET_VERIFIABLE, ok.stderr + ok.stdout);
-      assert.match(ok.stdout, /verified: leaves 0 to 2999 match the signed external checkpoint of size 3000/);
-      assert.match(ok.stdout, /not yet verifiable: 200 entries \(from index 3000\)/);
+      assert.match(ok.stdout, /verified: leaves 0 to 899 match the signed external checkpoint of size 900/);
+      assert.match(ok.stdout, /not yet verifiable: 100 entries \(from index 900\)/);
 
       const bad = await copyOf(template, work, 'cli-bad');
       const raw = new BetterSqlite3(path.join(bad, 'pledge.db'));
       for (const s of DROP_SQLITE_TRIGGERS) raw.exec(s);
-      for (const s of tamperStatements({ kind: 'delete', index: 1234 }, (i) => entries[i]!)) raw.exec(s);
+      for (const s of tamperStatements({ kind: 'delete', index: 456 }, (i) => entries[i]!)) raw.exec(s);
       raw.close();
       const tampered = await runPledge(['audit', 'verify', '--data-dir', bad, '--key', log.vkey], { env });
       assert.equal(tampered.code, EXIT_TAMPERED, tampered.stderr + tampered.stdout);
-      assert.match(tampered.stdout, /FAILED: first bad index 1234/);
-      assert.match(tampered.stdout, /leaf index 1234 is missing/);
-      assert.match(tampered.stdout, /verified before it: leaves 0 to 999/);
+      assert.match(tampered.stdout, /FAILED: first bad index 456/);
+      assert.match(tampered.stdout, /leaf index 456 is missing/);
+      assert.match(tampered.stdout, /verified before it: leaves 0 to 299/);
     });
   });
 
@@ -223,8 +235,7 @@ describe('tampering with the log in the database', () => {
     before(async () => {
       database = await openMigratedTestDatabase('postgres');
       log = await openTestLog(database);
-      await log.appendAndIntegrate(COVERED);
-      await log.appendAndIntegrate(AFTER, { offset: COVERED });
+      await buildLog(database, log);
       external = await log.externalCheckpoints();
       entries = await readEntries(database, log.ctx);
     });
@@ -262,6 +273,28 @@ describe('tampering with the log in the database', () => {
     });
   });
 });
+
+/**
+ * Appends COVERED + AFTER distinct entries and integrates them: a checkpoint (published to the file)
+ * after each SEGMENT, none after the last AFTER. The integrator signs one on its first pass and then
+ * when 10 s have passed since the last while entries wait, so the clock moves 10 s between segments.
+ */
+async function buildLog(database: TestDatabase, log: TestLog): Promise<void> {
+  const clock = fixedClock(new Date('2026-12-01T09:00:00.000Z'));
+  const ctx = createContext({ kind: 'job', id: 'test' }, { clock });
+  const segments = [...Array.from({ length: COVERED / SEGMENT }, () => SEGMENT), AFTER];
+  let from = 0;
+  for (const [n, count] of segments.entries()) {
+    // The AFTER entries (the last segment) come within the 10 s: no checkpoint covers them.
+    if (n > 0 && n < COVERED / SEGMENT) clock.advance(10_000);
+    for (let i = 0; i < count; i += 100) {
+      const entries = Array.from({ length: Math.min(100, count - i) }, (_, k) => distinctEntry(from + i + k));
+      await database.db.transaction(ctx, (trx) => log.audit.append(trx, entries));
+    }
+    await log.integrateNow(ctx);
+    from += count;
+  }
+}
 
 /** Every entry's text, by leaf index. */
 async function readEntries(database: TestDatabase, ctx: Context): Promise<string[]> {

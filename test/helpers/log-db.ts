@@ -86,10 +86,12 @@ export async function openTestLog(
       await capability.integrateNow(ctx);
     },
     async externalCheckpoints() {
+      await capability.flush();
       const text = await readFile(checkpointFile, 'utf8').catch(() => '');
       return parseCheckpointFile(text).lines.map((l) => l.note);
     },
     async cleanup() {
+      await capability.flush();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -931,6 +931,42 @@ for (const dialect of DIALECTS) {
       assert.equal((await queue.getOrThrow(ctx, dead.id)).state, 'dead');
     });
 
+    test("a type's own retention of done jobs: shorter or longer than the queue's, and its keys go with them", async () => {
+      const day = 86_400_000;
+      const queue = newQueue({ retainDoneMs: day });
+      const handle = () => Promise.resolve(jobDone());
+      queue.define({ type: 'test.frequent', keepDoneMs: 3_600_000, handle });
+      queue.define({ type: 'test.kept_long', keepDoneMs: 2 * day, handle });
+      queue.define({ type: 'test.default', handle });
+      const frequent = await queue.enqueue(ctx, 'test.frequent', {}, { key: 'slot-1' });
+      const long = await queue.enqueue(ctx, 'test.kept_long', {});
+      const plain = await queue.enqueue(ctx, 'test.default', {});
+      assert.equal((await queue.runDue()).done, 3);
+
+      clock.advance(3_600_000);
+      assert.equal((await queue.watchdog()).pruned, 0, 'kept for exactly its hour');
+      clock.advance(1);
+      assert.equal((await queue.watchdog()).pruned, 1);
+      assert.equal(await queue.get(ctx, frequent.id), undefined, 'the frequent type is gone after an hour');
+      assert.equal((await queue.getOrThrow(ctx, plain.id)).state, 'done', "others keep the queue's day");
+      const again = await queue.enqueue(ctx, 'test.frequent', {}, { key: 'slot-1' });
+      assert.equal(again.created, true, 'its key went with it: enqueueing it again makes a job');
+
+      clock.advance(day);
+      assert.equal((await queue.watchdog()).pruned, 1);
+      assert.equal(await queue.get(ctx, plain.id), undefined, "the default type goes after the queue's day");
+      assert.equal((await queue.getOrThrow(ctx, long.id)).state, 'done', 'a longer retention outlives it');
+      assert.equal((await queue.getOrThrow(ctx, again.id)).state, 'pending', 'pending jobs are never pruned');
+      clock.advance(day);
+      assert.equal((await queue.watchdog()).pruned, 1);
+      assert.equal(await queue.get(ctx, long.id), undefined);
+
+      assert.throws(
+        () => queue.define({ type: 'test.keep_none', keepDoneMs: 0, handle }),
+        (err) => codeOf(err) === 'jobs.definition_invalid' && /keepDoneMs/.test((err as Error).message),
+      );
+    });
+
     test('a final state is what the record is told', async () => {
       const queue = newQueue();
       const told: JobFinalState[] = [];

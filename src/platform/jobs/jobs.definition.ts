@@ -134,6 +134,13 @@ interface JobDefinitionBase {
    */
   rerunAfterLeaseLossDelay?: 'backoff' | 'immediate';
   /**
+   * How long done jobs of this type are kept, their idempotency keys with them, before the watchdog
+   * deletes them (default: the queue's `retainDoneMs`, 7 days; Infinity keeps them). Short for
+   * frequent housekeeping (a job every few seconds leaves thousands of done rows a day); never
+   * shorter than the time within which enqueueing a key again must still do nothing.
+   */
+  keepDoneMs?: number;
+  /**
    * Who the handler acts as: the job (`{ kind: 'job', id: type }`, the default) or the actor
    * whose action enqueued the job, when the work is that actor's in the audit log's eyes. A batch
    * handler's context always acts as the system (each job carries its own `enqueuedBy`).
@@ -193,6 +200,8 @@ export interface ResolvedJobType {
   readonly rerunAfterLeaseLoss: boolean;
   readonly rerunAfterLeaseLossDelay: 'backoff' | 'immediate';
   readonly actAs: 'system' | 'enqueuer';
+  /** The type's own retention of done jobs; undefined: the queue's. */
+  readonly keepDoneMs: number | undefined;
 }
 
 /** A type name: lower-case words joined by dots, dashes or underscores (`webhooks.deliver`). */
@@ -215,6 +224,7 @@ export function resolveJobDefinition<P>(definition: JobDefinition<P>): ResolvedJ
     rerunAfterLeaseLoss: definition.rerunAfterLeaseLoss ?? true,
     rerunAfterLeaseLossDelay: definition.rerunAfterLeaseLossDelay ?? 'backoff',
     actAs: definition.actAs ?? 'system',
+    keepDoneMs: definition.keepDoneMs,
   };
   const problems: string[] = [];
   const positiveInteger = (name: string, value: number): void => {
@@ -238,6 +248,11 @@ export function resolveJobDefinition<P>(definition: JobDefinition<P>): ResolvedJ
   }
   if (!Number.isFinite(resolved.timeoutMs) || resolved.timeoutMs <= 0) {
     problems.push(`timeoutMs must be a positive number of milliseconds, got ${resolved.timeoutMs}`);
+  }
+  if (resolved.keepDoneMs !== undefined && !(resolved.keepDoneMs > 0)) {
+    problems.push(
+      `keepDoneMs must be a positive number of milliseconds (or Infinity), got ${resolved.keepDoneMs}`,
+    );
   }
   if (!(retry.baseDelayMs >= 0) || !(retry.maxDelayMs >= retry.baseDelayMs)) {
     problems.push('retry delays must satisfy 0 <= baseDelayMs <= maxDelayMs');

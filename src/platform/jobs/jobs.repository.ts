@@ -433,8 +433,17 @@ export class JobsRepository {
     return new Map(rows.map((r) => [r.type, new Date(r.oldest)]));
   }
 
-  /** Deletes up to `limit` done jobs finished before `before`; returns how many. */
-  async pruneDone(ctx: Context, before: Date, limit: number): Promise<number> {
+  /**
+   * Deletes up to `limit` done jobs finished before `before`, of only `types` or of every type but
+   * `exceptTypes` when given; returns how many.
+   */
+  async pruneDone(
+    ctx: Context,
+    before: Date,
+    limit: number,
+    filter: { types?: readonly string[]; exceptTypes?: readonly string[] } = {},
+  ): Promise<number> {
+    if (filter.types !== undefined && filter.types.length === 0) return 0;
     const db = this.#x(ctx);
     const result = await db
       .deleteFrom('jobs')
@@ -445,6 +454,10 @@ export class JobsRepository {
           .selectFrom('jobs')
           .select('id')
           .where('state', '=', sql.lit('done'))
+          .$if(filter.types !== undefined, (q) => q.where('type', 'in', filter.types ?? []))
+          .$if((filter.exceptTypes?.length ?? 0) > 0, (q) =>
+            q.where('type', 'not in', filter.exceptTypes ?? []),
+          )
           .where('finished_at', '<', before.toISOString())
           .limit(limit),
       )

@@ -297,16 +297,31 @@ export class JobWorker {
       });
       if (found < WATCHDOG_BATCH) break;
     }
-    if (Number.isFinite(this.#retainDoneMs)) {
-      const cutoff = new Date(now.getTime() - this.#retainDoneMs);
-      for (let i = 0; i < PRUNE_CHUNKS_PER_RUN; i++) {
-        const n = await this.#repo.pruneDone(this.#ctx(), cutoff, PRUNE_BATCH);
-        result.pruned += n;
-        if (n < PRUNE_BATCH) break;
-      }
-    }
+    // Types with a retention of their own first, each by its own cutoff; then every other type by
+    // the queue's (rows of types this instance does not know included).
+    const own = [...this.#types.values()].filter((t) => t.keepDoneMs !== undefined);
+    for (const t of own)
+      result.pruned += await this.#pruneDone(now, t.keepDoneMs ?? Infinity, { types: [t.type] });
+    result.pruned += await this.#pruneDone(now, this.#retainDoneMs, { exceptTypes: own.map((t) => t.type) });
     if (result.requeued > 0) this.wake();
     return result;
+  }
+
+  /** Deletes done jobs finished more than `keepMs` before `now`, a few chunks at most; returns how many. */
+  async #pruneDone(
+    now: Date,
+    keepMs: number,
+    filter: { types?: readonly string[]; exceptTypes?: readonly string[] },
+  ): Promise<number> {
+    if (!Number.isFinite(keepMs)) return 0;
+    const cutoff = new Date(now.getTime() - keepMs);
+    let pruned = 0;
+    for (let i = 0; i < PRUNE_CHUNKS_PER_RUN; i++) {
+      const n = await this.#repo.pruneDone(this.#ctx(), cutoff, PRUNE_BATCH, filter);
+      pruned += n;
+      if (n < PRUNE_BATCH) break;
+    }
+    return pruned;
   }
 
   // ---- internals --------------------------------------------------------------------------------
