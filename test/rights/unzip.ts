@@ -9,7 +9,7 @@ export function unzip(buffer: Buffer): Promise<Map<string, Buffer>> {
       const files = new Map<string, Buffer>();
       zip.on('error', reject);
       zip.on('end', () => resolve(files));
-      zip.on('entry', (entry) => {
+      zip.on('entry', (entry: yauzl.Entry) => {
         zip.openReadStream(entry, (e, stream) => {
           if (e) return reject(e);
           const chunks: Buffer[] = [];
