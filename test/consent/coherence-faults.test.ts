@@ -85,14 +85,14 @@ describe('two instances on PostgreSQL, the second cut off from it', () => {
     return reason === fresh ? undefined : reason;
   };
 
-  /** Both instances' LISTEN connections have listened and answered a heartbeat since. */
+  /** Both instances' consent LISTEN connections have listened and answered a heartbeat since. */
   const bothListening = async (): Promise<true | undefined> => {
     const admin = new pg.Client({ connectionString: database.url });
     await admin.connect();
     try {
       const { rows } = await admin.query<{ n: string }>(
         `select count(*) as n from pg_stat_activity
-          where datname = current_database() and application_name = 'pledge-listen' and query = 'select 1'`,
+          where datname = current_database() and application_name like 'pledge-listen pledge_consent%' and query = 'select 1'`,
       );
       return Number(rows[0]?.n) === 2 ? true : undefined;
     } finally {

@@ -80,7 +80,8 @@ export function listenPostgres(options: ListenOptions, channel: string, handlers
     const { default: pg } = await import('pg');
     const c = new pg.Client({
       connectionString: options.databaseUrl,
-      application_name: 'pledge-listen',
+      // Named by its channel, so an operator (or a test) can tell which capability's listener it is.
+      application_name: `pledge-listen ${channel}`.slice(0, 63),
       connectionTimeoutMillis: options.connectTimeoutMs,
       keepAlive: true,
       keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
