@@ -225,7 +225,10 @@ function print(options: RequestsOptions, view: RequestView, now: Date): void {
         ['confirmed', view.request.confirmedAt?.toISOString() ?? null],
         ['answer by', view.request.answerBy.toISOString()],
         ['notice by', view.request.extensionNoticeBy?.toISOString() ?? null],
-        ['extended to', view.request.extensionNoticeBy === undefined ? null : view.request.extendedDueAt.toISOString()],
+        [
+          'extended to',
+          view.request.extensionNoticeBy === undefined ? null : view.request.extendedDueAt.toISOString(),
+        ],
         ['due', view.request.dueAt.toISOString()],
         ['due status', dueOf(r.due)],
         ['extended', view.request.extendedAt?.toISOString() ?? null],

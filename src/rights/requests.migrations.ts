@@ -112,12 +112,7 @@ export const rightsMigrations: Record<string, Migration> = {
   // manifest does not move them; nullable, as requests received before this migration have none.
   '2026_12_21_100_dsr_request_deadlines': {
     async up(db: Kysely<unknown>) {
-      for (const column of [
-        'answer_by',
-        'extension_notice_by',
-        'deadline_rule',
-        'confirmed_at',
-      ] as const) {
+      for (const column of ['answer_by', 'extension_notice_by', 'deadline_rule', 'confirmed_at'] as const) {
         await db.schema.alterTable('dsr_requests').addColumn(column, 'text').execute();
       }
       await db.schema

@@ -45,10 +45,7 @@ export function presentRequest(
       extensionNoticeBy: r.extensionNoticeBy?.toISOString() ?? null,
       extendedAnswerBy: r.extensionNoticeBy === undefined ? null : r.extendedDueAt.toISOString(),
     },
-    due:
-      due === undefined
-        ? null
-        : { status: due.status, deadline: due.deadline, at: due.due.toISOString() },
+    due: due === undefined ? null : { status: due.status, deadline: due.deadline, at: due.due.toISOString() },
     overdue: due?.status === 'overdue',
     daysLeft: Math.floor((r.dueAt.getTime() - now.getTime()) / DAY_MS),
     subjectId: r.subjectId ?? null,
