@@ -410,9 +410,10 @@ export class RequestsService {
       if (r.confirmedAt !== undefined) return;
       const now = tctx.clock.now();
       await d.requests.update(tctx, r.id, { confirmedAt: now });
-      await d.requests.addEvent(tctx, r.id, 'confirmed', {
-        ...(r.confirmBy === undefined ? {} : { confirmBy: r.confirmBy.toISOString() }),
-      });
+      const details = r.confirmBy === undefined ? {} : { confirmBy: r.confirmBy.toISOString() };
+      await d.requests.addEvent(tctx, r.id, 'confirmed', details);
+      // The log proves receipt was acknowledged, and when, against the confirmation deadline.
+      await this.#log(tctx, r, 'requests.confirm', details);
     });
   }
 
@@ -678,6 +679,10 @@ export class RequestsService {
     });
     let noticed = 0;
     for (const candidate of near) {
+      // Most of these were noticed on an earlier run: only a new notice takes the row's lock.
+      const seen = dueStatusOf(candidate, now, d.dueSoonMs);
+      if (seen === undefined || seen.status === 'on_time') continue;
+      if (candidate.dueNotices.includes(`${seen.deadline}:${seen.status}`)) continue;
       const sent = await d.db.transaction(ctx, async (tctx) => {
         const r = await this.#lockedOrThrow(tctx, candidate.id);
         const due = dueStatusOf(r, tctx.clock.now(), d.dueSoonMs);
@@ -686,6 +691,11 @@ export class RequestsService {
         if (r.dueNotices.includes(key)) return false;
         await d.requests.update(tctx, r.id, { dueNotices: [...r.dueNotices, key] });
         await d.requests.addEvent(tctx, r.id, 'due', {
+          status: due.status,
+          deadline: due.deadline,
+          due: due.due.toISOString(),
+        });
+        await this.#log(tctx, r, 'requests.due', {
           status: due.status,
           deadline: due.deadline,
           due: due.due.toISOString(),

@@ -17,6 +17,7 @@ import { AuditLog } from '../../src/audit/audit.service.js';
 import type { Manifest } from '../../src/manifest/manifest.schema.js';
 import { loadManifestFile } from '../../src/manifest/manifest.loader.js';
 import { fixedClock } from '../../src/platform/clock.js';
+import { loadConfig } from '../../src/platform/config.js';
 import { createContext, type Context } from '../../src/platform/context.js';
 import { JobQueue } from '../../src/platform/jobs/jobs.service.js';
 import { deadlinesForJurisdiction } from '../../src/rights/deadlines.js';
@@ -57,6 +58,18 @@ async function exampleManifest(): Promise<Manifest> {
 
 const at = (iso: string): Context =>
   createContext({ kind: 'cli', id: 'test' }, { clock: fixedClock(new Date(iso)) });
+
+test('PLEDGE_REQUEST_DUE_SOON is checked at boot: a week by default, a bad value refused', () => {
+  assert.equal(loadConfig({ PLEDGE_DATA_DIR: os.tmpdir() }).requestDueSoonSeconds, 7 * 86_400);
+  assert.equal(
+    loadConfig({ PLEDGE_DATA_DIR: os.tmpdir(), PLEDGE_REQUEST_DUE_SOON: '172800' }).requestDueSoonSeconds,
+    172_800,
+  );
+  assert.throws(
+    () => loadConfig({ PLEDGE_DATA_DIR: os.tmpdir(), PLEDGE_REQUEST_DUE_SOON: '7d' }),
+    /PLEDGE_REQUEST_DUE_SOON must be a whole number from 3600 to 7776000/,
+  );
+});
 
 for (const dialect of DIALECTS) {
   describe(`requests' deadlines (${dialect})`, () => {
@@ -205,6 +218,11 @@ for (const dialect of DIALECTS) {
         .map((d) => JSON.parse(d.payload) as { data: Record<string, string> })
         .find((p) => p.data.requestId === id);
       assert.deepEqual(Object.keys(payload?.data ?? {}).sort(), ['deadline', 'due', 'requestId', 'status']);
+      const events = (await t.app.requests.view(t.ctx, id)).events.filter((e) => e.kind === 'due');
+      assert.deepEqual(
+        events.map((e) => e.details.status),
+        ['due_soon', 'overdue'],
+      );
     });
   });
 
