@@ -423,6 +423,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           status: r.status,
           since: r.progressedAt.toISOString(),
         }),
+      manifest: manifestInForce,
+      dueSoonMs: config.requestDueSoonSeconds * 1000,
+      onDue: (c, r, due) =>
+        webhooks.enqueueRequestDue(c, {
+          requestId: r.id,
+          status: due.status,
+          deadline: due.deadline,
+          due: due.due.toISOString(),
+        }),
     });
     const collect = new CollectService({
       vault,

@@ -52,10 +52,10 @@ export function registerRequestsCommand(program: Command): void {
             all: options.all,
             limit: 500,
           })
-        ).map((r) => presentRequest(r, now));
+        ).map((r) => presentRequest(r, now, service.dueWindowMs(options.due)));
         printList(options.format, list, 'no requests', (rows) =>
           alignColumns([
-            ['ID', 'TYPE', 'STATUS', 'RECEIVED', 'DUE', 'DAYS LEFT', 'FLAGS'],
+            ['ID', 'TYPE', 'STATUS', 'RECEIVED', 'DUE', 'DAYS LEFT', 'DUE STATUS', 'FLAGS'],
             ...rows.map((r) => [
               String(r.id),
               String(r.type),
@@ -63,6 +63,7 @@ export function registerRequestsCommand(program: Command): void {
               String(r.receivedAt).slice(0, 10),
               String(r.dueAt).slice(0, 10),
               String(r.daysLeft),
+              dueOf(r.due),
               flagsOf(r.flags),
             ]),
           ]),
@@ -119,6 +120,11 @@ export function registerRequestsCommand(program: Command): void {
 function flagsOf(flags: unknown): string {
   const f = flags as { stalled?: boolean; requeued?: boolean };
   return [f.stalled ? 'stalled' : '', f.requeued ? 'requeued' : ''].filter(Boolean).join(',') || '-';
+}
+
+function dueOf(due: unknown): string {
+  const d = due as { status: string; deadline: string; at: string } | null;
+  return d === null ? '-' : `${d.status} (${d.deadline} ${d.at.slice(0, 10)})`;
 }
 
 /** Opens the database and a requests service over it, with the CLI's context; a refused step prints its code. */
@@ -178,6 +184,8 @@ async function withRequests(
       jurisdictions: manifest.jurisdictions,
       publicUrl: mailSettings.publicUrl,
       stallAfterMs: config.requestStallAfterSeconds * 1000,
+      manifest: { manifest },
+      dueSoonMs: config.requestDueSoonSeconds * 1000,
     });
     const ctx = createContext({ kind: 'cli', id: cliUser() });
     try {
@@ -212,7 +220,17 @@ function print(options: RequestsOptions, view: RequestView, now: Date): void {
         ['status', view.request.status],
         ['jurisdiction', view.request.jurisdiction],
         ['received', view.request.receivedAt.toISOString()],
+        ['rule', view.request.deadlineRule ?? null],
+        ['confirm by', view.request.confirmBy?.toISOString() ?? null],
+        ['confirmed', view.request.confirmedAt?.toISOString() ?? null],
+        ['answer by', view.request.answerBy.toISOString()],
+        ['notice by', view.request.extensionNoticeBy?.toISOString() ?? null],
+        [
+          'extended to',
+          view.request.extensionNoticeBy === undefined ? null : view.request.extendedDueAt.toISOString(),
+        ],
         ['due', view.request.dueAt.toISOString()],
+        ['due status', dueOf(r.due)],
         ['extended', view.request.extendedAt?.toISOString() ?? null],
         ['flags', flagsOf(r.flags)],
         ['reason', view.request.reason ?? null],

@@ -126,7 +126,7 @@ export interface WebhookPayload {
   type: WebhookEvent;
   /** When the event happened (ISO 8601). */
   at: string;
-  data: ConsentChangedData | SubjectErasedData | RequestStalledData | RequestTaskData;
+  data: ConsentChangedData | SubjectErasedData | RequestStalledData | RequestTaskData | RequestDueData;
 }
 
 /** `data` of a consent.changed event. */
@@ -152,6 +152,17 @@ export interface RequestStalledData {
   status: string;
   /** When it last moved (ISO 8601). */
   since: string;
+}
+
+/** `data` of a request.due event: a data-subject request due soon or overdue on one deadline, for staff. */
+export interface RequestDueData {
+  requestId: string;
+  /** `due_soon` or `overdue`. */
+  status: string;
+  /** `confirm`, `answer` or `extended_answer`. */
+  deadline: string;
+  /** When that deadline falls (ISO 8601). */
+  due: string;
 }
 
 /**
@@ -314,6 +325,23 @@ export class WebhookService {
     await this.#insert(
       ctx,
       hooks.map((w) => newDelivery(w, eventId, 'request.stalled', payload, now)),
+      now,
+    );
+  }
+
+  /**
+   * Queues a `request.due` event for the webhooks that receive it, inside the transaction that
+   * records the notice (`ctx` is bound to it): once per request, deadline and state. Ids and dates only.
+   */
+  async enqueueRequestDue(ctx: Context, data: RequestDueData): Promise<void> {
+    const hooks = this.#subscribers('request.due');
+    if (hooks.length === 0) return;
+    const now = this.#clock.now();
+    const eventId = uuidv7();
+    const payload = serialize({ id: eventId, type: 'request.due', at: ctx.clock.now(), data });
+    await this.#insert(
+      ctx,
+      hooks.map((w) => newDelivery(w, eventId, 'request.due', payload, now)),
       now,
     );
   }

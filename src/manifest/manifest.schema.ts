@@ -138,6 +138,7 @@ export const WEBHOOK_EVENTS = [
   'subject.erased',
   'request.stalled',
   'request.task',
+  'request.due',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

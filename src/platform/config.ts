@@ -123,6 +123,11 @@ export interface Config {
   /** Seconds without progress after which a data-subject request is flagged stalled (PLEDGE_REQUEST_STALL_AFTER). */
   requestStallAfterSeconds: number;
   /**
+   * Seconds before a data-subject request's deadline from which it is due soon: the `request.due`
+   * webhook's window and the queue's default (PLEDGE_REQUEST_DUE_SOON, default 7 days).
+   */
+  requestDueSoonSeconds: number;
+  /**
    * The address people reach this server at (links in e-mails, one-click URLs), without a trailing
    * slash. Defaults to http://localhost:PORT, which only suits development.
    */
@@ -300,6 +305,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     60,
     30 * 86_400,
   );
+  // At least an hour (the watch looks at most every few hours), at most 90 days (the longest
+  // extended answer period of the example's rules).
+  const requestDueSoonSeconds = int(
+    'PLEDGE_REQUEST_DUE_SOON',
+    env.PLEDGE_REQUEST_DUE_SOON,
+    7 * 86_400,
+    3600,
+    90 * 86_400,
+  );
   const keys = env.PLEDGE_KEYS?.trim() || undefined;
   // Milliseconds, as PostgreSQL counts its own timeouts. No 0 ("wait forever"): the bound is what
   // turns a silent database into a 503 instead of a request that hangs.
@@ -451,6 +465,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     keystoreUrl,
     retentionIntervalSeconds,
     requestStallAfterSeconds,
+    requestDueSoonSeconds,
     publicUrl,
     smtpUrl,
     mailFrom,

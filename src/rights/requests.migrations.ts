@@ -108,4 +108,28 @@ export const rightsMigrations: Record<string, Migration> = {
       await db.schema.dropTable('dsr_requests').execute();
     },
   },
+  // The dates of the manifest's rule in force at receipt, kept with the request so that a later
+  // manifest does not move them; nullable, as requests received before this migration have none.
+  '2026_12_21_100_dsr_request_deadlines': {
+    async up(db: Kysely<unknown>) {
+      for (const column of ['answer_by', 'extension_notice_by', 'deadline_rule', 'confirmed_at'] as const) {
+        await db.schema.alterTable('dsr_requests').addColumn(column, 'text').execute();
+      }
+      await db.schema
+        .alterTable('dsr_requests')
+        .addColumn('due_notices', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      for (const column of [
+        'due_notices',
+        'confirmed_at',
+        'deadline_rule',
+        'extension_notice_by',
+        'answer_by',
+      ] as const) {
+        await db.schema.alterTable('dsr_requests').dropColumn(column).execute();
+      }
+    },
+  },
 };

@@ -3,14 +3,30 @@
  * the requester's identifiers (they stay sealed); the requester sees their request's status and
  * steps in plain words, never errors or ids of other things.
  */
+import { dueStatusOf } from './requests.deadlines.js';
 import type { RequestEventRecord, RequestRecord } from './requests.repository.js';
 import { REJECT_REASONS } from './requests.validator.js';
 import type { StepRecord } from './steps.repository.js';
 
 const DAY_MS = 86_400_000;
 
-/** A request as the staff API and CLI show it. */
-export function presentRequest(r: RequestRecord, now: Date): Record<string, unknown> {
+/** How close a deadline counts as due soon when the caller names no window. */
+export const DEFAULT_DUE_WINDOW_MS = 7 * DAY_MS;
+
+/**
+ * A request as the staff API and CLI show it: its deadlines as stored at receipt, and where it
+ * stands against them at `now` (`due`: null once closed), with `withinMs` as the due-soon window.
+ */
+export function presentRequest(
+  r: RequestRecord,
+  now: Date,
+  withinMs: number = DEFAULT_DUE_WINDOW_MS,
+): Record<string, unknown> {
+  const due = dueStatusOf(r, now, withinMs);
+  const extendable =
+    r.extendedAt === undefined &&
+    r.extensionNoticeBy !== undefined &&
+    now.getTime() <= r.extensionNoticeBy.getTime();
   return {
     id: r.id,
     type: r.type,
@@ -18,10 +34,19 @@ export function presentRequest(r: RequestRecord, now: Date): Record<string, unkn
     jurisdiction: r.jurisdiction,
     receivedAt: r.receivedAt.toISOString(),
     dueAt: r.dueAt.toISOString(),
-    extendableTo: r.extendedAt === undefined ? r.extendedDueAt.toISOString() : null,
+    extendableTo: extendable ? r.extendedDueAt.toISOString() : null,
     extendedAt: r.extendedAt?.toISOString() ?? null,
     confirmBy: r.confirmBy?.toISOString() ?? null,
-    overdue: r.finishedAt === undefined && now.getTime() > r.dueAt.getTime(),
+    deadlines: {
+      rule: r.deadlineRule ?? null,
+      confirmBy: r.confirmBy?.toISOString() ?? null,
+      confirmedAt: r.confirmedAt?.toISOString() ?? null,
+      answerBy: r.answerBy.toISOString(),
+      extensionNoticeBy: r.extensionNoticeBy?.toISOString() ?? null,
+      extendedAnswerBy: r.extensionNoticeBy === undefined ? null : r.extendedDueAt.toISOString(),
+    },
+    due: due === undefined ? null : { status: due.status, deadline: due.deadline, at: due.due.toISOString() },
+    overdue: due?.status === 'overdue',
     daysLeft: Math.floor((r.dueAt.getTime() - now.getTime()) / DAY_MS),
     subjectId: r.subjectId ?? null,
     agent: r.agent,

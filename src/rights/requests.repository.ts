@@ -35,10 +35,22 @@ export interface RequestRecord {
   status: RequestStatus;
   jurisdiction: string;
   receivedAt: Date;
+  /** When the answer is due now: `answerBy`, or `extendedDueAt` once extended. */
   dueAt: Date;
+  /** When the answer was due before any extension. */
+  answerBy: Date;
+  /** The latest an extension may move the answer to (`answerBy` when the rule allows none). */
   extendedDueAt: Date;
+  /** The last day to notify an extension; undefined when the rule allows none. */
+  extensionNoticeBy: Date | undefined;
   confirmBy: Date | undefined;
+  /** When receipt was confirmed to the requester. */
+  confirmedAt: Date | undefined;
+  /** The manifest's deadline rule applied at receipt (`builtin` without one). */
+  deadlineRule: string | undefined;
   extendedAt: Date | undefined;
+  /** The `request.due` notices sent, as `deadline:status`. */
+  dueNotices: string[];
   emailHash: string | undefined;
   phoneHash: string | undefined;
   sealed: string;
@@ -63,7 +75,7 @@ export interface RequestEventRecord {
 export interface ListRequestsFilter {
   /** Open requests only (not done, rejected or failed). */
   open?: boolean | undefined;
-  /** Requests due before this time. */
+  /** Requests whose answer, or whose unconfirmed receipt, is due before this time. */
   dueBefore?: Date | undefined;
   status?: RequestStatus | undefined;
   stalled?: boolean | undefined;
@@ -77,6 +89,8 @@ export type RequestChange = Partial<
     | 'status'
     | 'dueAt'
     | 'extendedAt'
+    | 'confirmedAt'
+    | 'dueNotices'
     | 'subjectId'
     | 'stalled'
     | 'requeued'
@@ -111,6 +125,11 @@ export class RequestsRepository {
         due_at: r.dueAt.toISOString(),
         extended_due_at: r.extendedDueAt.toISOString(),
         confirm_by: r.confirmBy?.toISOString() ?? null,
+        answer_by: r.answerBy.toISOString(),
+        extension_notice_by: r.extensionNoticeBy?.toISOString() ?? null,
+        deadline_rule: r.deadlineRule ?? null,
+        confirmed_at: r.confirmedAt?.toISOString() ?? null,
+        due_notices: JSON.stringify(r.dueNotices),
         extended_at: null,
         email_hash: r.emailHash ?? null,
         phone_hash: r.phoneHash ?? null,
@@ -139,7 +158,15 @@ export class RequestsRepository {
     let query = this.#q(ctx).selectFrom('dsr_requests').selectAll();
     if (filter.open === true) query = query.where('finished_at', 'is', null);
     if (filter.open === false) query = query.where('finished_at', 'is not', null);
-    if (filter.dueBefore !== undefined) query = query.where('due_at', '<', filter.dueBefore.toISOString());
+    const dueBefore = filter.dueBefore?.toISOString();
+    if (dueBefore !== undefined) {
+      query = query.where((eb) =>
+        eb.or([
+          eb('due_at', '<', dueBefore),
+          eb.and([eb('confirm_by', '<', dueBefore), eb('confirmed_at', 'is', null)]),
+        ]),
+      );
+    }
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     if (filter.stalled !== undefined) query = query.where('stalled', '=', filter.stalled ? 1 : 0);
     const rows = await query.orderBy('due_at').orderBy('id').limit(filter.limit).execute();
@@ -166,6 +193,8 @@ export class RequestsRepository {
     if (change.status !== undefined) set.status = change.status;
     if (change.dueAt !== undefined) set.due_at = change.dueAt.toISOString();
     if (change.extendedAt !== undefined) set.extended_at = change.extendedAt.toISOString();
+    if (change.confirmedAt !== undefined) set.confirmed_at = change.confirmedAt.toISOString();
+    if (change.dueNotices !== undefined) set.due_notices = JSON.stringify(change.dueNotices);
     if (change.subjectId !== undefined) set.subject_id = change.subjectId;
     if (change.stalled !== undefined) set.stalled = change.stalled ? 1 : 0;
     if (change.requeued !== undefined) set.requeued = change.requeued ? 1 : 0;
@@ -224,9 +253,15 @@ function fromRow(row: Selectable<DsrRequestsTable>): RequestRecord {
     jurisdiction: row.jurisdiction,
     receivedAt: new Date(row.received_at),
     dueAt: new Date(row.due_at),
+    // A request from before the manifest's rules has no answer_by: its due date stands for it.
+    answerBy: date(row.answer_by) ?? new Date(row.due_at),
     extendedDueAt: new Date(row.extended_due_at),
+    extensionNoticeBy: date(row.extension_notice_by),
     confirmBy: date(row.confirm_by),
+    confirmedAt: date(row.confirmed_at),
+    deadlineRule: row.deadline_rule ?? undefined,
     extendedAt: date(row.extended_at),
+    dueNotices: JSON.parse(row.due_notices) as string[],
     emailHash: row.email_hash ?? undefined,
     phoneHash: row.phone_hash ?? undefined,
     sealed: row.sealed,

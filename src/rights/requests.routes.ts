@@ -78,7 +78,8 @@ export function registerRequestRoutes(app: FastifyInstance, deps: RequestRoutesD
             due: {
               type: 'string',
               maxLength: 10,
-              description: 'a window like 7d: due within it, overdue included',
+              description:
+                'a window like 7d, 48h, 2w or P7D: requests whose answer or unconfirmed receipt is due within it, overdue included',
             },
             status: {
               type: 'string',
@@ -102,7 +103,8 @@ export function registerRequestRoutes(app: FastifyInstance, deps: RequestRoutesD
         limit: request.query.limit,
       });
       const now = ctx.clock.now();
-      return { requests: list.map((r) => presentRequest(r, now)) };
+      const within = requests.dueWindowMs(request.query.due);
+      return { requests: list.map((r) => presentRequest(r, now, within)) };
     },
   );
 

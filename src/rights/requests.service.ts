@@ -14,7 +14,9 @@ import { UUID_PATTERN, uuidv7 } from '../platform/ids.js';
 import { jobDone } from '../platform/jobs/jobs.definition.js';
 import type { JobQueue, JobType } from '../platform/jobs/jobs.service.js';
 import type { MailMessage, SendMailResult } from '../platform/mail/mail.transport.js';
-import { dueDatesOf } from './requests.deadlines.js';
+import type { Manifest } from '../manifest/manifest.schema.js';
+import { parseDueWindow, type DeadlineKind, type DueState } from './deadlines.js';
+import { dueDatesOf, dueStatusOf } from './requests.deadlines.js';
 import {
   FINAL_STATUSES,
   type RequestEventRecord,
@@ -25,7 +27,6 @@ import {
 import type { LinkPurpose, RequestSeal, SealedRequest } from './requests.seal.js';
 import {
   checkIntake,
-  dueWindowMs,
   EXTEND_REASONS,
   reasonOrThrow,
   REJECT_REASONS,
@@ -72,12 +73,28 @@ export interface RequestsServiceDeps {
   /** Where the requester's links point (`https://example.com`). */
   publicUrl: string;
   defaultJurisdiction: string;
+  /** The manifest in force: its `requests:` block gives the deadlines of each new request. */
+  manifest: { readonly manifest: Pick<Manifest, 'requests'> };
+  /** A deadline this close is due soon: the queue's default window and the `request.due` webhook's. */
+  dueSoonMs: number;
+  /**
+   * Tells staff that a request became due soon or overdue on one deadline (the webhook outbox), in
+   * the transaction that records it; once per request, deadline and state. Ids and dates only.
+   */
+  onDue?: ((ctx: Context, request: RequestRecord, due: DueNotice) => Promise<void>) | undefined;
   /** A request with no progress for this long is flagged stalled. */
   stallAfterMs: number;
   /** How often the watch looks (default: a tenth of stallAfterMs, at least a minute). */
   watchIntervalMs?: number | undefined;
   /** Tells staff of a stalled request (the webhook outbox), in the flag's transaction; ids only. */
   onStalled?: ((ctx: Context, request: RequestRecord) => Promise<void>) | undefined;
+}
+
+/** A request that became due soon or overdue on one of its deadlines. */
+export interface DueNotice {
+  status: Exclude<DueState, 'on_time'>;
+  deadline: DeadlineKind;
+  due: Date;
 }
 
 /** Who filed a request, and from where. */
@@ -136,6 +153,7 @@ export class RequestsService {
       type: WATCH_JOB,
       handle: async (ctx) => {
         await this.flagStalled(ctx);
+        await this.flagDue(ctx);
         return jobDone(async (rctx, final) => {
           if (final.state === 'done') await this.#queueWatch(rctx);
         });
@@ -171,7 +189,13 @@ export class RequestsService {
     const input = checkIntake(body, d.defaultJurisdiction);
     const now = ctx.clock.now();
     const id = uuidv7();
-    const due = dueDatesOf(input.type, input.jurisdiction, now);
+    // Counted from receipt, whatever the time to verify; a requester who named no jurisdiction
+    // gets the manifest's default rule (the strictest), not that of the manifest's first one.
+    const due = dueDatesOf(
+      d.manifest.manifest.requests,
+      input.jurisdictionGiven ? input.jurisdiction : undefined,
+      now,
+    );
     const identifiers: IdentifierToVerify[] = [];
     if (input.email !== undefined)
       identifiers.push({
@@ -198,9 +222,14 @@ export class RequestsService {
         jurisdiction: input.jurisdiction,
         receivedAt: now,
         dueAt: due.answerBy,
-        extendedDueAt: due.extendedAnswerBy,
+        answerBy: due.answerBy,
+        extendedDueAt: due.extendedAnswerBy ?? due.answerBy,
+        extensionNoticeBy: due.extensionNoticeBy,
         confirmBy: due.confirmBy,
+        confirmedAt: undefined,
+        deadlineRule: due.rule,
         extendedAt: undefined,
+        dueNotices: [],
         emailHash: identifiers.find((i) => i.kind === 'email')?.hash,
         phoneHash: identifiers.find((i) => i.kind === 'phone')?.hash,
         sealed: d.seal.seal(id, sealed),
@@ -229,6 +258,7 @@ export class RequestsService {
             requestId: id,
             type: input.type,
             jurisdiction: input.jurisdiction,
+            rule: due.rule,
             identifiers: identifiers.map((i) => i.kind),
           },
         },
@@ -237,18 +267,24 @@ export class RequestsService {
     });
     const verifyToken = d.seal.signLink(id, 'verify', new Date(now.getTime() + VERIFY_LINK_MS));
     // After the commit: a code whose row did not commit would verify nothing.
+    let reached = false;
     for (const c of codes) {
       const text = `Your verification code is ${c.code}. It is valid for 10 minutes.`;
       if (c.kind === 'email') {
-        await d.mail.send(ctx, {
+        const sent = await d.mail.send(ctx, {
           to: c.value,
           subject: `${d.organization}: your verification code ${c.code}`,
-          text: `Someone, hopefully you, asked ${d.organization} about the personal data it holds on this address.\n\n${text}\n\nEnter it here: ${this.link('verify', verifyToken)}\n\nIf you did not ask, ignore this message: nothing happens without the code.\n`,
+          text: `Someone, hopefully you, asked ${d.organization} about the personal data it holds on this address. We received the request on ${now.toISOString().slice(0, 10)}.\n\n${text}\n\nEnter it here: ${this.link('verify', verifyToken)}\n\nIf you did not ask, ignore this message: nothing happens without the code.\n`,
         });
-      } else {
-        await d.sms?.send(ctx, { to: c.value, text: `${d.organization}: ${text}` });
+        reached ||= sent.sent;
+      } else if (d.sms !== undefined) {
+        await d.sms.send(ctx, { to: c.value, text: `${d.organization}: ${text}` });
+        reached = true;
       }
     }
+    // The code's message says the request was received: it is the confirmation of receipt the
+    // CCPA asks for. Mail that is off reaches nobody, so the request stays unconfirmed.
+    if (reached) await this.#confirmed(ctx, id);
     return { requestId: id, verifyToken };
   }
 
@@ -353,13 +389,32 @@ export class RequestsService {
       ? d.seal.signLink(request.id, 'status', this.#linkExpiry(request))
       : undefined;
     if (statusToken !== undefined && 'email' in out && out.email !== undefined) {
-      await d.mail.send(ctx, {
+      const sent = await d.mail.send(ctx, {
         to: out.email,
         subject: `${d.organization}: your request is verified`,
         text: `Thank you: your ${request.type} request is verified. We will answer by ${request.dueAt.toISOString().slice(0, 10)}.\n\nSee where it stands: ${this.link('status', statusToken)}\n`,
       });
+      if (sent.sent && request.confirmedAt === undefined) {
+        await this.#confirmed(ctx, request.id);
+        return { request: await this.getOrThrow(ctx, requestId), check: out.check, statusToken };
+      }
     }
     return { request, check: out.check, statusToken };
+  }
+
+  /** Records the first message that reached the requester as the confirmation of receipt. */
+  async #confirmed(ctx: Context, id: string): Promise<void> {
+    const d = this.#deps;
+    await d.db.transaction(ctx, async (tctx) => {
+      const r = await this.#lockedOrThrow(tctx, id);
+      if (r.confirmedAt !== undefined) return;
+      const now = tctx.clock.now();
+      await d.requests.update(tctx, r.id, { confirmedAt: now });
+      const details = r.confirmBy === undefined ? {} : { confirmBy: r.confirmBy.toISOString() };
+      await d.requests.addEvent(tctx, r.id, 'confirmed', details);
+      // The log proves receipt was acknowledged, and when, against the confirmation deadline.
+      await this.#log(tctx, r, 'requests.confirm', details);
+    });
   }
 
   #linkExpiry(r: RequestRecord): Date {
@@ -391,11 +446,17 @@ export class RequestsService {
     };
   }
 
-  /** The staff queue: open requests, soonest due first (`requests.due_invalid`, `requests.limit_invalid`). */
+  /**
+   * The staff queue: open requests, soonest due first; with `due`, those whose answer or unconfirmed
+   * receipt is due within the window, overdue included (`requests.due_window_invalid`,
+   * `requests.limit_invalid`).
+   */
   async list(ctx: Context, options: ListRequestsOptions = {}): Promise<RequestRecord[]> {
     const limit = pageLimitOrThrow('requests.limit_invalid', options.limit, 500, 50);
     const dueBefore =
-      options.due === undefined ? undefined : new Date(ctx.clock.now().getTime() + dueWindowMs(options.due));
+      options.due === undefined
+        ? undefined
+        : new Date(ctx.clock.now().getTime() + parseDueWindow(options.due));
     return this.#deps.requests.list(ctx, {
       open: options.all === true ? undefined : true,
       dueBefore,
@@ -403,6 +464,11 @@ export class RequestsService {
       stalled: options.stalled,
       limit,
     });
+  }
+
+  /** The window within which a deadline counts as due soon, unless a list names its own. */
+  dueWindowMs(due: string | undefined): number {
+    return due === undefined ? this.#deps.dueSoonMs : parseDueWindow(due);
   }
 
   /** The status link of a request (for staff who resend it). */
@@ -433,8 +499,11 @@ export class RequestsService {
   }
 
   /**
-   * Extends the answer's due date to the latest the law allows, with a reason code; the requester
-   * is told why by mail (at a verified address). Once only, and before the first due date (`requests.extension_refused`).
+   * Extends the answer's due date to the latest the rule applied at receipt allows, with a reason
+   * code; the requester is told why by mail (at a verified address). Once only
+   * (`requests.extension_refused`), only under a rule with an extension
+   * (`requests.extension_not_allowed`) and only until its notice is due
+   * (`requests.extension_window_closed`); each a 409.
    */
   async extend(ctx: Context, id: string, reason: unknown): Promise<RequestView> {
     const code = reasonOrThrow<ExtendReason>(reason, EXTEND_REASONS);
@@ -442,13 +511,25 @@ export class RequestsService {
     const r = await d.db.transaction(ctx, async (tctx) => {
       const r = await this.#openOrThrow(tctx, id);
       const now = tctx.clock.now();
-      if (r.extendedAt !== undefined || now.getTime() >= r.dueAt.getTime()) {
+      if (r.extendedAt !== undefined) {
         throw new ConflictError(
           'requests.extension_refused',
-          r.extendedAt !== undefined
-            ? `request ${r.id} was extended already, on ${r.extendedAt.toISOString().slice(0, 10)}`
-            : `request ${r.id} was due on ${r.dueAt.toISOString().slice(0, 10)}: an extension must be notified before the answer is due`,
-          { id: r.id },
+          `request ${r.id} was extended already, on ${r.extendedAt.toISOString().slice(0, 10)}: an answer is extended once`,
+          { id: r.id, extendedAt: r.extendedAt.toISOString() },
+        );
+      }
+      if (r.extensionNoticeBy === undefined) {
+        throw new ConflictError(
+          'requests.extension_not_allowed',
+          `request ${r.id} falls under the deadline rule "${r.deadlineRule ?? 'unknown'}", which allows no extension: answer it by ${r.dueAt.toISOString().slice(0, 10)}`,
+          { id: r.id, rule: r.deadlineRule ?? null },
+        );
+      }
+      if (now.getTime() > r.extensionNoticeBy.getTime()) {
+        throw new ConflictError(
+          'requests.extension_window_closed',
+          `request ${r.id} can no longer be extended: the notice window closed on ${r.extensionNoticeBy.toISOString()}; answer it by ${r.dueAt.toISOString().slice(0, 10)}`,
+          { id: r.id, extensionNoticeBy: r.extensionNoticeBy.toISOString() },
         );
       }
       await d.requests.update(tctx, r.id, {
@@ -457,9 +538,12 @@ export class RequestsService {
         reason: code,
         progressedAt: now,
       });
+      // The event is the record of the reasoned notice: its reason code, which the mail below
+      // spells out, and the new date.
       await d.requests.addEvent(tctx, r.id, 'extended', {
         reason: code,
         dueAt: r.extendedDueAt.toISOString(),
+        noticeBy: r.extensionNoticeBy.toISOString(),
       });
       await this.#log(tctx, r, 'requests.extend', { reason: code, dueAt: r.extendedDueAt.toISOString() });
       return r;
@@ -578,6 +662,50 @@ export class RequestsService {
       if (stalled) flagged += 1;
     }
     return flagged;
+  }
+
+  /**
+   * Records, once per request, deadline and state, that an open request became due soon (within
+   * `dueSoonMs`) or overdue, and tells staff (`onDue`, the `request.due` webhook) in the same
+   * transaction. Returns how many notices were recorded.
+   */
+  async flagDue(ctx: Context): Promise<number> {
+    const d = this.#deps;
+    const now = ctx.clock.now();
+    const near = await d.requests.list(ctx, {
+      open: true,
+      dueBefore: new Date(now.getTime() + d.dueSoonMs),
+      limit: 500,
+    });
+    let noticed = 0;
+    for (const candidate of near) {
+      // Most of these were noticed on an earlier run: only a new notice takes the row's lock.
+      const seen = dueStatusOf(candidate, now, d.dueSoonMs);
+      if (seen === undefined || seen.status === 'on_time') continue;
+      if (candidate.dueNotices.includes(`${seen.deadline}:${seen.status}`)) continue;
+      const sent = await d.db.transaction(ctx, async (tctx) => {
+        const r = await this.#lockedOrThrow(tctx, candidate.id);
+        const due = dueStatusOf(r, tctx.clock.now(), d.dueSoonMs);
+        if (due === undefined || due.status === 'on_time') return false;
+        const key = `${due.deadline}:${due.status}`;
+        if (r.dueNotices.includes(key)) return false;
+        await d.requests.update(tctx, r.id, { dueNotices: [...r.dueNotices, key] });
+        await d.requests.addEvent(tctx, r.id, 'due', {
+          status: due.status,
+          deadline: due.deadline,
+          due: due.due.toISOString(),
+        });
+        await this.#log(tctx, r, 'requests.due', {
+          status: due.status,
+          deadline: due.deadline,
+          due: due.due.toISOString(),
+        });
+        await d.onDue?.(tctx, r, { status: due.status, deadline: due.deadline, due: due.due });
+        return true;
+      });
+      if (sent) noticed += 1;
+    }
+    return noticed;
   }
 
   // ---- helpers ---------------------------------------------------------------------------------

@@ -14,10 +14,12 @@ import type { JobQueue } from '../platform/jobs/jobs.service.js';
 import type { MailMessage, SendMailResult } from '../platform/mail/mail.transport.js';
 import type { UseKeys } from '../vault/use-keys.js';
 import { registerRequestPages } from './requests.pages.js';
+import { DEFAULT_DUE_WINDOW_MS } from './requests.presenter.js';
 import { RequestsRepository, type RequestRecord } from './requests.repository.js';
 import { registerRequestRoutes } from './requests.routes.js';
 import { RequestSeal } from './requests.seal.js';
-import { RequestsService } from './requests.service.js';
+import { RequestsService, type DueNotice } from './requests.service.js';
+import type { Manifest } from '../manifest/manifest.schema.js';
 import {
   bookkeepingExecutor,
   manualTaskExecutor,
@@ -53,6 +55,12 @@ export interface RequestsSetupDeps {
   publicUrl: string;
   stallAfterMs: number;
   onStalled?: ((ctx: Context, request: RequestRecord) => Promise<void>) | undefined;
+  /** The manifest in force: its `requests:` block gives each new request's deadlines. */
+  manifest: { readonly manifest: Pick<Manifest, 'requests'> };
+  /** A deadline this close is due soon (PLEDGE_REQUEST_DUE_SOON); default 7 days. */
+  dueSoonMs?: number | undefined;
+  /** Tells staff that a request became due soon or overdue (the `request.due` webhook). */
+  onDue?: ((ctx: Context, request: RequestRecord, due: DueNotice) => Promise<void>) | undefined;
   /**
    * Systems whose steps are tasks sent to their webhook (those with a webhook receiving
    * `request.task`), and how a task reaches it (the webhook outbox).
@@ -110,6 +118,9 @@ export function createRequests(deps: RequestsSetupDeps): Requests {
     defaultJurisdiction: deps.jurisdictions[0] ?? 'EU',
     stallAfterMs: deps.stallAfterMs,
     onStalled: deps.onStalled,
+    manifest: deps.manifest,
+    dueSoonMs: deps.dueSoonMs ?? DEFAULT_DUE_WINDOW_MS,
+    onDue: deps.onDue,
   });
   return {
     service,

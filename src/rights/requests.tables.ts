@@ -19,10 +19,20 @@ export interface DsrRequestsTable {
   received_at: string;
   /** When the answer is due (moved to the extended date by an extension). */
   due_at: string;
-  /** The latest date an extension may move the answer to. */
+  /** The latest date an extension may move the answer to (the answer date when none is allowed). */
   extended_due_at: string;
   /** By when the receipt must be confirmed, where the law asks for it. */
   confirm_by: string | null;
+  /** When the answer was due before any extension (null: received before the manifest's rules applied). */
+  answer_by: string | null;
+  /** The last day to notify an extension (null: the rule allows none). */
+  extension_notice_by: string | null;
+  /** The key of the manifest's deadline rule applied at receipt (`builtin`: the manifest had none). */
+  deadline_rule: string | null;
+  /** When receipt was confirmed to the requester (the first mail or text that reached them). */
+  confirmed_at: string | null;
+  /** JSON list of the `request.due` notices sent, as `deadline:status` (`answer:due_soon`). */
+  due_notices: string;
   /** When an extension was recorded (null: none). */
   extended_at: string | null;
   /** The keyed hash of the e-mail address given (null: none given). */

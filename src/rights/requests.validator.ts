@@ -9,6 +9,8 @@ export interface IntakeInput {
   email: string | undefined;
   phone: string | undefined;
   jurisdiction: string;
+  /** Whether the requester named their jurisdiction (if not, the manifest's default deadline rule applies). */
+  jurisdictionGiven: boolean;
   details: string | undefined;
 }
 
@@ -89,6 +91,7 @@ export function checkIntake(body: unknown, defaultJurisdiction: string): IntakeI
     email,
     phone,
     jurisdiction: jurisdiction ?? defaultJurisdiction,
+    jurisdictionGiven: jurisdiction !== undefined,
     details,
   };
 }
@@ -102,16 +105,4 @@ export function reasonOrThrow<K extends string>(value: unknown, table: Readonly<
     });
   }
   return value as K;
-}
-
-/** A due window like `7d`, `12h` or `2w`, in milliseconds (`requests.due_invalid`). */
-export function dueWindowMs(value: string): number {
-  const m = /^(\d{1,4})([hdw])$/.exec(value.trim());
-  if (m === null) {
-    throw new ValidationError('requests.due_invalid', `due: "${value}" is not a window like 7d, 12h or 2w`, {
-      problems: [{ path: 'due', message: 'a number followed by h (hours), d (days) or w (weeks)' }],
-    });
-  }
-  const unit = m[2] === 'h' ? 3_600_000 : m[2] === 'd' ? 86_400_000 : 7 * 86_400_000;
-  return Number(m[1]) * unit;
 }

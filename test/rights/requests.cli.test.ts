@@ -57,14 +57,14 @@ describe('pledge requests (SQLite)', () => {
 
   test('list --due filters by the due window; show prints the steps', async () => {
     const { id } = await newRequest('erasure');
-    const soon = await requests('list', '--due', '31d');
+    const soon = await requests('list', '--due', '40d');
     assert.equal(soon.code, 0, soon.stderr);
     assert.match(soon.stdout, new RegExp(`${id}\\s+erasure\\s+verifying`));
     const week = await requests('list', '--due', '7d');
     assert.doesNotMatch(week.stdout, new RegExp(id));
     const bad = await requests('list', '--due', 'soon');
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /requests\.due_invalid/);
+    assert.match(bad.stderr, /requests\.due_window_invalid/);
     const shown = await requests('show', id);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /status:\s+verifying/);

@@ -307,12 +307,12 @@ for (const dialect of DIALECTS) {
       await verifyForm(token, { email_code: t.lastCode(known.address) });
       const id = t.app.requests.requestOfLink(t.ctx, token, 'verify') ?? '';
 
-      const soon = await t.call('GET', '/api/v1/requests?due=31d&limit=500');
+      const soon = await t.call('GET', '/api/v1/requests?due=40d&limit=500');
       assert.ok((soon.body.requests as Array<{ id: string }>).some((r) => r.id === id));
       const notYet = await t.call('GET', '/api/v1/requests?due=7d&limit=500');
       assert.ok(!(notYet.body.requests as Array<{ id: string }>).some((r) => r.id === id));
       const badWindow = await t.call('GET', '/api/v1/requests?due=soon');
-      assert.equal((badWindow.body.error as { code: string }).code, 'requests.due_invalid');
+      assert.equal((badWindow.body.error as { code: string }).code, 'requests.due_window_invalid');
 
       const shown = await t.call('GET', `/api/v1/requests/${id}`);
       assert.equal(shown.status, 200);

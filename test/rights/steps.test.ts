@@ -71,6 +71,7 @@ for (const dialect of DIALECTS) {
         jurisdictions: ['EU'],
         publicUrl: 'https://example.test',
         stallAfterMs: 3_600_000,
+        manifest: { manifest: {} },
         webhookTasks,
         onStalled: (_c, r) => {
           stalled.push(r.id);
