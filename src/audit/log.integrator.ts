@@ -143,28 +143,33 @@ export class LogIntegrator {
       let converted = 0;
       if (rows.length > 0) {
         const tiles = await this.#rightmostTiles(trx, start);
+        // The tile each level is growing, looked up without a key: nodes come in tree order, so a
+        // level moves on to its next tile and never back.
+        const growing: Array<GrowingTile | undefined> = [];
+        for (const t of tiles.values()) growing[t.level] = t;
+        // Every node the frontier completes is kept: those on a tile level are the tile's hashes,
+        // the ones between are its inner rows, so a proof never hashes them again.
+        const onNode = (level: number, index: number, hash: Buffer): void => {
+          const tileLevel = Math.floor(level / TILE_HEIGHT);
+          const sub = level - tileLevel * TILE_HEIGHT;
+          const tileIndex = Math.floor(index / (TILE_WIDTH >> sub));
+          let tile = growing[tileLevel];
+          if (tile?.index !== tileIndex) {
+            tile = { level: tileLevel, index: tileIndex, hashes: [], inner: emptyInnerRows() };
+            tiles.set(`${tileLevel}/${tileIndex}`, tile);
+            growing[tileLevel] = tile;
+          }
+          if (sub === 0) tile.hashes.push(hash);
+          else tile.inner[sub]!.push(hash);
+          tile.dirty = true;
+        };
         for (const row of rows) {
           let entry: string;
           if (row.entry === null) {
             entry = await this.#convert(trx, row);
             converted++;
           } else entry = row.entry;
-          frontier.append(leafHash(Buffer.from(entry, 'utf8')), (level, index, hash) => {
-            // Every node the frontier completes is kept: those on a tile level are the tile's
-            // hashes, the ones between are its inner rows, so a proof never hashes them again.
-            const tileLevel = Math.floor(level / TILE_HEIGHT);
-            const sub = level % TILE_HEIGHT;
-            const tileIndex = Math.floor(index / (TILE_WIDTH >> sub));
-            const key = `${tileLevel}/${tileIndex}`;
-            let tile = tiles.get(key);
-            if (tile === undefined) {
-              tile = { level: tileLevel, index: tileIndex, hashes: [], inner: emptyInnerRows() };
-              tiles.set(key, tile);
-            }
-            if (sub === 0) tile.hashes.push(hash);
-            else tile.inner[sub]!.push(hash);
-            tile.dirty = true;
-          });
+          frontier.append(leafHash(Buffer.from(entry, 'utf8')), onNode);
         }
         await repo.assignLeaves(
           trx,
