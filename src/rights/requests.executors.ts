@@ -141,7 +141,8 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
     if (p.kind === 'erased') {
       const held: HeldResult[] = [];
       for (const s of await steps.ofRequest(ctx, request.id))
-        if (s.name === 'erase' && Array.isArray(s.result?.held)) held.push(...(s.result.held as HeldResult[]));
+        if (s.name === 'erase' && Array.isArray(s.result?.held))
+          held.push(...(s.result.held as HeldResult[]));
       const kept =
         held.length === 0
           ? 'Nothing was kept.'
@@ -264,7 +265,11 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
               keyDestroyed: result.keyDestroyed,
               ...(alreadyErased ? { alreadyErased: true } : {}),
               steps: Object.fromEntries(result.steps.map((s) => [s.step, s.details])),
-              held: result.held.map((h) => ({ categories: h.categories, recordsKept: h.recordsKept, why: h.why })),
+              held: result.held.map((h) => ({
+                categories: h.categories,
+                recordsKept: h.recordsKept,
+                why: h.why,
+              })),
             },
           };
         }
@@ -281,7 +286,11 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
           outcome: 'done',
           summary: {
             nothingFound: result.nothingFound,
-            collections: result.collections.map((c) => ({ collection: c.collection, action: c.action, rows: c.rows })),
+            collections: result.collections.map((c) => ({
+              collection: c.collection,
+              action: c.action,
+              rows: c.rows,
+            })),
           },
         };
       } catch (err) {
@@ -312,7 +321,7 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
   };
 
   const applyObjection: StepExecutor = {
-    async run({ ctx }, request, step) {
+    async run({ ctx }, request) {
       if (request.subjectId === undefined) return { outcome: 'done', summary: { matched: false } };
       try {
         const purposes = objectedPurposes(deps.seal.open(request.id, request.sealed).details);
@@ -356,7 +365,10 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
   const confirm: StepExecutor = {
     async run({ ctx }, request, step) {
       if (request.type === 'erasure' || request.type === 'objection') {
-        await queueMail(ctx, step, { requestId: request.id, kind: request.type === 'erasure' ? 'erased' : 'applied' });
+        await queueMail(ctx, step, {
+          requestId: request.id,
+          kind: request.type === 'erasure' ? 'erased' : 'applied',
+        });
         return { outcome: 'done', summary: { mailed: true } };
       }
       return { outcome: 'done' };
