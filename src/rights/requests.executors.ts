@@ -63,7 +63,7 @@ export interface RequestExecutorsDeps {
   publicUrl: string;
 }
 
-type MailKind = 'export' | 'erased' | 'applied';
+type MailKind = 'export' | 'erased' | 'applied' | 'nothing';
 
 interface MailPayload {
   requestId: string;
@@ -96,6 +96,8 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
     const out: Record<string, string[]> = {};
     if (verified.includes('email') && values.email !== undefined) out.email = [values.email];
     if (verified.includes('phone') && values.phone !== undefined) out.phone = [values.phone];
+    // Matched from those identifiers: a dataset may name the person by Pledge's subject id.
+    if (request.subjectId !== undefined) out.subject_id = [request.subjectId];
     return out;
   };
 
@@ -153,6 +155,14 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
         to,
         subject: `${org}: your data was erased`,
         text: `${org} erased the personal data it held on you, as you asked, in its own systems and its databases, and told those it had shared it with.\n\n${kept}\n`,
+      });
+      return;
+    }
+    if (p.kind === 'nothing') {
+      await deps.mail.send(ctx, {
+        to,
+        subject: `${org}: your request`,
+        text: `${org} looked for personal data held on the address you verified and found none in its records.\n`,
       });
       return;
     }
@@ -229,8 +239,11 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
       const assembled = (await steps.ofRequest(ctx, request.id)).find((s) => s.name === 'assemble');
       const deliveryId = assembled?.result?.deliveryId;
       const expiresAt = assembled?.result?.expiresAt;
-      if (typeof deliveryId !== 'string' || typeof expiresAt !== 'string')
+      if (typeof deliveryId !== 'string' || typeof expiresAt !== 'string') {
+        // Nobody is known by the verified identifiers: the answer says so, which is an answer too.
+        await queueMail(ctx, step, { requestId: request.id, kind: 'nothing' });
         return { outcome: 'done', summary: { delivered: false, matched: false } };
+      }
       await queueMail(ctx, step, { requestId: request.id, kind: 'export', deliveryId, expiresAt });
       return { outcome: 'done', summary: { delivered: true, deliveryId } };
     },
