@@ -263,11 +263,10 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
             request.subjectId,
             holds,
           );
+          // Run again after a crash, it finds nothing left, and the recipients' jobs are keyed per
+          // person and recipient: nothing is done or sent twice.
           const failed = result.steps.filter((s) => !s.ok);
-          // Run again after a crash that came after the vault's erasure: the person is gone already.
-          const alreadyErased =
-            failed.length > 0 && failed.every((s) => s.error?.code === 'vault.subject_not_found');
-          if (failed.length > 0 && !alreadyErased)
+          if (failed.length > 0)
             return {
               outcome: 'failed',
               error: failed.map((s) => `${s.step}: ${s.error?.code ?? 'failed'}`).join('; '),
@@ -276,7 +275,6 @@ export function registerRequestExecutors(deps: RequestExecutorsDeps): void {
             outcome: 'done',
             summary: {
               keyDestroyed: result.keyDestroyed,
-              ...(alreadyErased ? { alreadyErased: true } : {}),
               steps: Object.fromEntries(result.steps.map((s) => [s.step, s.details])),
               held: result.held.map((h) => ({
                 categories: h.categories,

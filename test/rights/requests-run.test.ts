@@ -210,6 +210,16 @@ for (const dialect of DIALECTS) {
         .find('confirm', '')
         .run({ ctx: t.ctx, signal: new AbortController().signal }, record, stepRow);
       await t.app.jobs.runDue({ types: [REQUEST_MAIL_JOB] });
+      // So does Pledge's erase step run again: the person is already gone, and that is not a failure.
+      const pledgeRow = { ...pledge, result: undefined } as unknown as typeof stepRow;
+      const again = await t.app.requestSteps.registry
+        .find('erase', 'pledge')
+        .run({ ctx: t.ctx, signal: new AbortController().signal }, record, pledgeRow);
+      assert.equal(again.outcome, 'done', JSON.stringify(again));
+      const vaultAgain = (again as { summary?: { steps?: { vault?: { keysDestroyed?: number } } } }).summary;
+      assert.equal(vaultAgain?.steps?.vault?.keysDestroyed, 0, 'nothing left to destroy');
+      const toldAgain = await t.app.jobs.list(t.ctx, { type: RECIPIENT_ERASED_JOB });
+      assert.equal(toldAgain.filter((j) => j.key === `subject-erased:${a.subjectId}:${RECIPIENT}`).length, 1);
       assert.equal(t.mailTo(a.address).filter((m) => m.includes('your data was erased')).length, 1);
       const logged = await sql<{
         n: number;
