@@ -87,6 +87,8 @@ import { createPledgeRights, createTombstones, type PledgeRights } from './right
 import { siteOf } from './consent/pages.views.js';
 import type { RequestsService } from './rights/requests.service.js';
 import { createRequests, type Requests } from './rights/requests.setup.js';
+import { registerRequestExecutors, requestStores } from './rights/requests.executors.js';
+import { RequestSeal } from './rights/requests.seal.js';
 import type { SmsAdapter } from './rights/verification.sms.js';
 
 /** What {@link createApp} needs beyond the configuration. */
@@ -203,7 +205,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const versionsRepo = new ManifestVersionRepository(db);
     const active = await activateManifest(ctx, { file: config.manifestPath, versions: versionsRepo });
     // A connected dataset's URL comes from PLEDGE_CONNECTOR_<KEY>_URL; without it, a boot error.
-    loadConnectorSettings(active.manifest.datasets);
+    const connectorSettings = loadConnectorSettings(active.manifest.datasets);
     const versions = new ManifestVersions(versionsRepo);
     const manifestInForce = { manifest: active.manifest, versionId: active.version.id };
     // Every caller is a declared system, held to its purposes by this one gate.
@@ -406,6 +408,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       jurisdictions: active.manifest.jurisdictions,
       publicUrl: mailSettings.publicUrl,
       stallAfterMs: config.requestStallAfterSeconds * 1000,
+      // Pledge, then one store per connected dataset.
+      stores: () => requestStores(connectorSettings),
       // A system with a webhook that receives request.task gets its steps as tasks sent there.
       webhookTasks: {
         systems: [
@@ -568,6 +572,24 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       jobs,
       keyring,
       holdRecheckMs: options.erasureHoldRecheckMs,
+    });
+    // The requests' steps, run by Pledge's services and the connectors, acting as the privacy office.
+    registerRequestExecutors({
+      db,
+      registry: requests.registry,
+      jobs,
+      mail: transport,
+      seal: new RequestSeal(keyring.use('requests'), keyring.use('request_links')),
+      pledgeRights,
+      consent,
+      manifest: active.manifest,
+      connectors: connectorSettings,
+      system:
+        active.manifest.systems.find((s) => s.key === 'privacy-office')?.key ??
+        active.manifest.systems.find((s) => s.purposes.includes('legal-compliance'))?.key ??
+        'privacy-office',
+      organization: siteOf(active.manifest).name,
+      publicUrl: mailSettings.publicUrl,
     });
     await registerOneClickRoutes(http, { mailEvents, manifest: active.manifest });
     await registerMailEventsRoutes(http, { mailEvents, suppression, auth, systems });

@@ -302,7 +302,7 @@ for (const dialect of DIALECTS) {
 
     test('staff queue: list by due window, approve, the manual tasks, extend with a notice, reject', async () => {
       const known = await t.register();
-      const res = await submitForm({ type: 'access', email: known.address });
+      const res = await submitForm({ type: 'rectification', email: known.address });
       const token = tokenOf(res.headers.location);
       await verifyForm(token, { email_code: t.lastCode(known.address) });
       const id = t.app.requests.requestOfLink(t.ctx, token, 'verify') ?? '';
@@ -319,13 +319,13 @@ for (const dialect of DIALECTS) {
       assert.ok(!JSON.stringify(shown.body).includes(known.address), 'staff never see the address');
       assert.deepEqual(
         (shown.body.steps as Array<{ name: string }>).map((s) => s.name),
-        ['verify', 'collect', 'assemble', 'deliver'],
+        ['verify', 'apply', 'confirm'],
       );
 
       const approved = await t.call('POST', `/api/v1/requests/${id}/approve`, {});
       assert.equal(approved.status, 200);
       assert.equal((approved.body.request as { status: string }).status, 'running');
-      // No executor is registered in this app for collect: it is a manual task for staff.
+      // A rectification's apply step is a manual task for staff (requests.executors.ts).
       await t.settle(async () => (await t.app.requests.getOrThrow(t.ctx, id)).status === 'waiting');
       let view = await t.app.requests.view(t.ctx, id);
       assert.equal(view.steps[1]?.status, 'waiting');
@@ -342,23 +342,21 @@ for (const dialect of DIALECTS) {
       const again = await t.call('POST', `/api/v1/requests/${id}/extend`, { reason: 'volume' });
       assert.equal((again.body.error as { code: string }).code, 'requests.extension_refused');
 
-      for (let i = 0; i < 3; i++) {
-        const completed = await t.call('POST', `/api/v1/requests/${id}/complete`, {});
-        assert.equal(completed.status, 200, JSON.stringify(completed.body));
-        await t.settle(async () => {
-          const s = (await t.app.requests.getOrThrow(t.ctx, id)).status;
-          return s === 'waiting' || s === 'done';
-        });
-      }
+      const completed = await t.call('POST', `/api/v1/requests/${id}/complete`, {});
+      assert.equal(completed.status, 200, JSON.stringify(completed.body));
+      await t.settle(async () => {
+        const s = (await t.app.requests.getOrThrow(t.ctx, id)).status;
+        return s === 'waiting' || s === 'done';
+      });
       view = await t.app.requests.view(t.ctx, id);
       assert.equal(view.request.status, 'done');
       assert.deepEqual(
         view.steps.map((s) => s.status),
-        ['done', 'done', 'done', 'done'],
+        ['done', 'done', 'done'],
       );
       const entries = await t.app.log.listBySubject(t.ctx, known.subjectId);
       assert.ok(
-        entries.filter((e) => e.action === 'requests.step').length >= 4,
+        entries.filter((e) => e.action === 'requests.step').length >= 3,
         'every step change is in the log',
       );
 
