@@ -81,19 +81,24 @@ export function registerAgentRoutes(app: FastifyInstance, deps: AgentRoutesDeps)
     async (request) => ({ agent: presentAgent(await agents.revoke(apiContext(request), request.params.id)) }),
   );
 
-  app.post<{ Body: unknown }>(
-    DRP_REQUEST_PATH,
-    {
-      schema: {
-        tags: ['requests'],
-        summary:
-          'A Data Rights Protocol 1.0 request from a registered agent: { signed_message } (the libsodium signed JSON request, base64); the person still confirms by code',
-        body: anyBody,
+  // DRP 1.0 agents post the base64 signed message as text/plain; this route takes it as JSON
+  // ({ signed_message }) only, as the server parses no text/plain outside the beacon's scope.
+  // The server ignores a trailing slash: `/v1/data-rights-request/` (the protocol's spelling) is served too.
+  for (const url of [DRP_REQUEST_PATH])
+    app.post<{ Body: unknown }>(
+      url,
+      {
+        bodyLimit: 32_768,
+        schema: {
+          tags: ['requests'],
+          summary:
+            'A Data Rights Protocol 1.0 request from a registered agent: { signed_message } (the base64 libsodium signed JSON request); the person still confirms by code',
+          body: anyBody,
+        },
       },
-    },
-    async (request, reply) => {
-      const out = await agents.receiveSigned(apiContext(request), request.body);
-      return reply.status(200).send(out);
-    },
-  );
+      async (request, reply) => {
+        const out = await agents.receiveSigned(apiContext(request), request.body);
+        return reply.status(200).send(out);
+      },
+    );
 }

@@ -34,6 +34,8 @@ export const DRP_EXERCISES: Readonly<Record<string, RequestType>> = {
   'access:specific': 'export',
   deletion: 'erasure',
   'sale:opt-out': 'objection',
+  // The protocol's certification suite spells it with an underscore.
+  'sale:opt_out': 'objection',
 };
 
 /** DRP `regime` values and the jurisdiction whose deadlines apply. */
@@ -84,7 +86,8 @@ export class AgentsService {
   }
 
   /**
-   * Registers an agent: `{ id, name, public_key }` with the raw 32-byte Ed25519 key in base64.
+   * Registers an agent: `{ id, name, public_key }` with the raw 32-byte Ed25519 verify key in hex
+   * (as DRP agents export it) or base64; it is kept in base64.
    * `requests.agent_invalid` (with paths), `requests.agent_exists` (409).
    */
   async register(ctx: Context, body: unknown): Promise<AgentRecord> {
@@ -96,9 +99,16 @@ export class AgentsService {
     const name = b.name;
     if (typeof name !== 'string' || name.trim() === '' || name.length > 200)
       problems.push({ path: 'name', message: 'must be text of 1 to 200 characters' });
-    const key = b.public_key;
+    const given = b.public_key;
+    const key =
+      typeof given === 'string' && /^[0-9a-fA-F]{64}$/.test(given)
+        ? Buffer.from(given, 'hex').toString('base64')
+        : given;
     if (typeof key !== 'string' || Buffer.from(key, 'base64').length !== 32)
-      problems.push({ path: 'public_key', message: 'must be the raw 32-byte Ed25519 public key in base64' });
+      problems.push({
+        path: 'public_key',
+        message: 'must be the raw 32-byte Ed25519 verify key, in hex or base64',
+      });
     else {
       try {
         keyOf(key);
@@ -161,8 +171,9 @@ export class AgentsService {
    */
   async receiveSigned(ctx: Context, body: unknown): Promise<AgentRequestResult> {
     const d = this.#deps;
+    // DRP sends the base64 signed message as the text/plain body; a JSON { signed_message } also works.
     const raw = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    const encoded = raw.signed_message;
+    const encoded = typeof body === 'string' ? body.trim() : raw.signed_message;
     if (typeof encoded !== 'string' || encoded.length > 20_000)
       throw invalid(
         'requests.agent_message_invalid',
@@ -257,7 +268,7 @@ export class AgentsService {
           email: identity.email,
           phone: identity.phone_number,
           ...(jurisdiction === undefined ? {} : { jurisdiction }),
-          ...(exercise === 'sale:opt-out'
+          ...(type === 'objection'
             ? {
                 details:
                   'Opt-out of the sale and sharing of personal data (Data Rights Protocol sale:opt-out)',

@@ -12,10 +12,11 @@ import { openRequestsApp, randomEmail, type RequestsTestApp } from './requests-a
 
 const BUSINESS = 'pledge.example';
 
-function newAgentKey(): { privateKey: KeyObject; raw: string } {
+function newAgentKey(): { privateKey: KeyObject; raw: string; hex: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const der = publicKey.export({ format: 'der', type: 'spki' });
-  return { privateKey, raw: der.subarray(der.length - 32).toString('base64') };
+  const key = der.subarray(der.length - 32);
+  return { privateKey, raw: key.toString('base64'), hex: key.toString('hex') };
 }
 
 /** A libsodium combined signed message: the signature, then the message. */
@@ -33,7 +34,7 @@ for (const dialect of DIALECTS) {
       const res = await t.call('POST', '/api/v1/requests/agents', {
         id: 'agent.example',
         name: 'Example Agent',
-        public_key: agent.raw,
+        public_key: agent.hex,
       });
       assert.equal(res.status, 201, JSON.stringify(res.body));
     });
@@ -58,7 +59,7 @@ for (const dialect of DIALECTS) {
     const post = async (signedMessage: string) => {
       const res = await t.app.http.inject({
         method: 'POST',
-        url: '/v1/data-rights-request',
+        url: '/v1/data-rights-request/',
         payload: { signed_message: signedMessage },
       });
       return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
@@ -108,6 +109,15 @@ for (const dialect of DIALECTS) {
       const verified = await t.app.requests.verify(t.ctx, id, { email: t.lastCode(known.address) });
       assert.equal(verified.request.status, 'verified');
       assert.equal(verified.request.subjectId, known.subjectId);
+    });
+
+    test('an opt-out of sale is an objection', async () => {
+      const res = await post(
+        signed(agent.privateKey, claimsFor(randomEmail(), { exercise: 'sale:opt-out' })),
+      );
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const r = await t.app.requests.getOrThrow(t.ctx, String(res.body.request_id));
+      assert.equal(r.type, 'objection');
     });
 
     test('a bad signature, an unknown agent, an expired message and a replay are refused and leave nothing', async () => {
