@@ -1,5 +1,5 @@
 /**
- * `pledge requests list|show|approve|extend|reject|retry|complete`: the staff queue of data-subject
+ * `pledge requests list|show|approve|extend|reject|retry|complete` and `pledge requests agents add|list|revoke`: the staff queue of data-subject
  * requests at a terminal. `list --due 7d` shows open requests due within a week (overdue ones
  * first). An extension mails the requester its reason when mail is configured (PLEDGE_SMTP_URL).
  * Steps run in the servers (the job queue); the CLI only records decisions and queues work.
@@ -11,6 +11,7 @@ import { loadConfig } from '../platform/config.js';
 import { createContext, type Context } from '../platform/context.js';
 import { PledgeError } from '../platform/errors.js';
 import { presentEvent, presentRequest, presentStep } from '../rights/requests.presenter.js';
+import type { AgentRecord, AgentsService } from '../rights/agents.service.js';
 import type { RequestsService, RequestView } from '../rights/requests.service.js';
 import { cliUser } from './keys.command.js';
 import { alignColumns, printList } from './cli.shared.js';
@@ -115,6 +116,68 @@ export function registerRequestsCommand(program: Command): void {
     (s, ctx, id, o) => s.completeTask(ctx, id, o.step),
     (c) => c.option('--step <id>', 'the step id (see `pledge requests show`)'),
   );
+
+  // Authorized agents (Data Rights Protocol 1.0): staff register the key each agent signs with.
+  const agents = requests
+    .command('agents')
+    .description('authorized agents (Data Rights Protocol 1.0): register, list and revoke their keys');
+  const agentCommand = (name: string, description: string) =>
+    addDataDirOption(
+      agents
+        .command(name)
+        .description(description)
+        .option('--manifest <file>', 'the manifest (default: $PLEDGE_MANIFEST or the example)')
+        .addOption(
+          new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'),
+        ),
+    );
+  const printAgents = (options: RequestsOptions, list: AgentRecord[]) =>
+    printList(
+      options.format,
+      list.map((a) => ({
+        id: a.id,
+        name: a.name,
+        publicKey: a.publicKey,
+        status: a.status,
+        registeredBy: a.registeredBy,
+        registeredAt: a.registeredAt.toISOString(),
+        revokedAt: a.revokedAt?.toISOString() ?? null,
+      })),
+      'no agents',
+      (rows) =>
+        alignColumns([
+          ['ID', 'NAME', 'STATUS', 'REGISTERED', 'BY', 'PUBLIC KEY'],
+          ...rows.map((r) => [
+            String(r.id),
+            String(r.name),
+            String(r.status),
+            String(r.registeredAt).slice(0, 10),
+            String(r.registeredBy),
+            String(r.publicKey),
+          ]),
+        ]),
+    );
+  agentCommand('add', "register an agent's Ed25519 key (raw 32 bytes, base64)")
+    .argument('<id>', "the agent's DRP agent-id")
+    .requiredOption('--name <name>', "the agent's name")
+    .requiredOption('--public-key <base64>', "the agent's raw Ed25519 public key, base64")
+    .action(async (id: string, options: RequestsOptions & { name: string; publicKey: string }) => {
+      await withRequests(options, async (_s, ctx, service) => {
+        printAgents(options, [
+          await service.register(ctx, { id, name: options.name, public_key: options.publicKey }),
+        ]);
+      });
+    });
+  agentCommand('list', 'list the registered agents').action(async (options: RequestsOptions) => {
+    await withRequests(options, async (_s, ctx, service) => printAgents(options, await service.list(ctx)));
+  });
+  agentCommand('revoke', 'revoke an agent: its signed requests are refused from now on')
+    .argument('<id>', "the agent's id")
+    .action(async (id: string, options: RequestsOptions) => {
+      await withRequests(options, async (_s, ctx, service) =>
+        printAgents(options, [await service.revoke(ctx, id)]),
+      );
+    });
 }
 
 function flagsOf(flags: unknown): string {
@@ -130,7 +193,7 @@ function dueOf(due: unknown): string {
 /** Opens the database and a requests service over it, with the CLI's context; a refused step prints its code. */
 async function withRequests(
   options: RequestsOptions,
-  work: (service: RequestsService, ctx: Context) => Promise<void>,
+  work: (service: RequestsService, ctx: Context, agents: AgentsService) => Promise<void>,
 ): Promise<void> {
   await runWithDatabase(options, async (database) => {
     const config = loadConfig(process.env, { dataDir: options.dataDir, manifest: options.manifest });
@@ -189,7 +252,7 @@ async function withRequests(
     });
     const ctx = createContext({ kind: 'cli', id: cliUser() });
     try {
-      await work(built.service, ctx);
+      await work(built.service, ctx, built.agents);
     } catch (err) {
       if (!(err instanceof PledgeError)) throw err;
       const problems = (err.details?.problems as Array<{ path: string; message: string }> | undefined) ?? [];

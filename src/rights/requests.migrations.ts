@@ -132,4 +132,30 @@ export const rightsMigrations: Record<string, Migration> = {
       }
     },
   },
+  // Authorized agents (Data Rights Protocol 1.0) and the signed messages seen, so a replay is refused.
+  '2026_12_22_100_dsr_agents': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('dsr_agents')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('registered_by', 'text', (c) => c.notNull())
+        .addColumn('registered_at', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('dsr_agent_messages')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('request_id', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('dsr_agent_messages').execute();
+      await db.schema.dropTable('dsr_agents').execute();
+    },
+  },
 };

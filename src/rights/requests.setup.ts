@@ -13,6 +13,9 @@ import type { AuthHook } from '../platform/http/auth.js';
 import type { JobQueue } from '../platform/jobs/jobs.service.js';
 import type { MailMessage, SendMailResult } from '../platform/mail/mail.transport.js';
 import type { UseKeys } from '../vault/use-keys.js';
+import { AgentsRepository } from './agents.repository.js';
+import { registerAgentRoutes } from './agents.routes.js';
+import { AgentsService } from './agents.service.js';
 import { registerRequestPages } from './requests.pages.js';
 import { DEFAULT_DUE_WINDOW_MS } from './requests.presenter.js';
 import { RequestsRepository, type RequestRecord } from './requests.repository.js';
@@ -71,6 +74,8 @@ export interface RequestsSetupDeps {
 /** The built requests capability. */
 export interface Requests {
   service: RequestsService;
+  /** Authorized agents (Data Rights Protocol 1.0) registered by staff, and their signed requests. */
+  agents: AgentsService;
   /** Where executors of steps are registered (by step name, optionally per store). */
   registry: StepRegistry;
   engine: StepEngine;
@@ -122,12 +127,21 @@ export function createRequests(deps: RequestsSetupDeps): Requests {
     dueSoonMs: deps.dueSoonMs ?? DEFAULT_DUE_WINDOW_MS,
     onDue: deps.onDue,
   });
+  const agents = new AgentsService({
+    db: deps.db,
+    agents: new AgentsRepository(deps.db),
+    requests: service,
+    audit: deps.audit,
+    businessId: new URL(deps.publicUrl).host,
+  });
   return {
     service,
+    agents,
     registry,
     engine,
     registerRoutes: async (http, { auth }) => {
       registerRequestRoutes(http, { requests: service, auth });
+      registerAgentRoutes(http, { agents, auth });
       await registerRequestPages(http, {
         requests: service,
         site: deps.site,

@@ -122,3 +122,33 @@ export interface RightsTables {
   dsr_verifications: DsrVerificationsTable;
   dsr_events: DsrEventsTable;
 }
+
+/** An authorized agent registered by staff (Data Rights Protocol 1.0): a company, never a person. */
+export interface DsrAgentsTable {
+  /** The agent's DRP `agent-id`. */
+  id: string;
+  name: string;
+  /** The raw 32-byte Ed25519 public key, base64. */
+  public_key: string;
+  /** active or revoked. */
+  status: string;
+  /** The staff key or CLI user that registered it. */
+  registered_by: string;
+  registered_at: string;
+  revoked_at: string | null;
+}
+
+/** A signed agent message already seen (replays are refused), kept until it expires. */
+export interface DsrAgentMessagesTable {
+  /** SHA-256 of the signed message, hex. */
+  id: string;
+  agent_id: string;
+  request_id: string;
+  expires_at: string;
+}
+
+/** The authorized agents' tables. */
+export interface AgentTables {
+  dsr_agents: DsrAgentsTable;
+  dsr_agent_messages: DsrAgentMessagesTable;
+}
