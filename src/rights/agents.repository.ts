@@ -92,12 +92,15 @@ export class AgentsRepository {
     return row !== undefined;
   }
 
-  /** Records a signed message as seen (its primary key refuses a concurrent replay). */
+  /**
+   * Records a signed message as seen; false when it was already (a concurrent replay that passed
+   * `seen` before the first one committed: its primary key keeps the second out).
+   */
   async remember(
     ctx: Context,
     message: { id: string; agentId: string; requestId: string; expiresAt: Date },
-  ): Promise<void> {
-    await this.#q(ctx)
+  ): Promise<boolean> {
+    const result = await this.#q(ctx)
       .insertInto('dsr_agent_messages')
       .values({
         id: message.id,
@@ -105,6 +108,8 @@ export class AgentsRepository {
         request_id: message.requestId,
         expires_at: message.expiresAt.toISOString(),
       })
-      .execute();
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
   }
 }

@@ -277,12 +277,15 @@ export class AgentsService {
         },
         { agent: `drp:${agent.id}`, ip: `drp:${agent.id}`, clientLimit: AGENT_CODES_PER_HOUR },
       );
-      await d.agents.remember(tctx, {
+      const first = await d.agents.remember(tctx, {
         id: messageId,
         agentId: agent.id,
         requestId: intake.requestId,
         expiresAt,
       });
+      // A copy sent at the same moment passed `seen` too; the key lets one in, the other is a replay.
+      if (!first)
+        throw new ConflictError('requests.agent_replay', 'this signed message was received already');
       const request = await d.requests.getOrThrow(tctx, intake.requestId);
       return {
         request_id: intake.requestId,

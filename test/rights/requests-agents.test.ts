@@ -132,6 +132,13 @@ for (const dialect of DIALECTS) {
       assert.equal(replay.status, 409);
       assert.equal(codeOf(replay), 'requests.agent_replay');
 
+      // The same message twice at once: one request, the other a replay (never a 500).
+      const twice = signed(agent.privateKey, claimsFor(randomEmail(), { exercise: 'access' }));
+      const both = await Promise.all([post(twice), post(twice)]);
+      assert.deepEqual(both.map((r) => r.status).sort(), [200, 409]);
+      assert.equal(codeOf(both.find((r) => r.status === 409)!), 'requests.agent_replay');
+      assert.equal(await requestCount(), count + 1);
+
       const other = newAgentKey();
       const forged = await post(signed(other.privateKey, claimsFor(randomEmail())));
       assert.equal(forged.status, 403);
@@ -166,7 +173,7 @@ for (const dialect of DIALECTS) {
       assert.equal(garbage.status, 400);
       assert.equal(codeOf(garbage), 'requests.agent_message_invalid');
 
-      assert.equal(await requestCount(), count);
+      assert.equal(await requestCount(), count + 1, 'only the first of the two at once made a request');
     });
 
     test('a revoked agent is refused', async () => {
