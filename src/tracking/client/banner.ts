@@ -91,8 +91,11 @@ export function openDialog(
   rows: DialogRow[],
   act: Act,
 ): void {
-  // One at a time: Pledge.open() while it is open changes nothing.
-  if (document.querySelector('.pl-dialog')) return;
+  // One at a time: Pledge.open() while it is open changes nothing. A dialog just closed is removed
+  // only by its close event, a task later: one still there is dropped, not taken for an open one.
+  const shown = document.querySelector<HTMLDialogElement>('.pl-dialog');
+  if (shown?.open) return;
+  shown?.remove();
   style();
   const back = document.activeElement as HTMLElement | null;
   const boxes: Array<[string, HTMLInputElement]> = [];
@@ -151,7 +154,8 @@ export function openDialog(
   // Escape closes it too (the native cancel): nothing is decided, focus goes back.
   dialog.onclose = () => {
     dialog.remove();
-    if (back?.isConnected) back.focus();
+    // Not while a dialog opened since holds the focus.
+    if (back?.isConnected && !document.querySelector('.pl-dialog[open]')) back.focus();
   };
   document.body.append(dialog);
   dialog.showModal();
