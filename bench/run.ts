@@ -4,7 +4,7 @@
  * report says which and shows its output); with `--strict`, also when a target is missed.
  *
  * Options: `--quick` (few runs: to try the harness, not for figures), `--no-build` (bench the
- * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials|banner|beacon|share|export|log`,
+ * dist/ already there), `--only check|serve|vault|memory|collect|consent|one-click|mail|credentials|banner|beacon|share|export|log|erasure`,
  * `--strict`.
  */
 import { spawnSync } from 'node:child_process';
@@ -29,6 +29,7 @@ import { BenchFailure, formatMiB, NODE, ROOT, type BenchResult } from './lib.js'
 import { LOG_BENCH_DEFAULTS, LOG_BENCH_QUICK, runLogBench } from './log.bench.js';
 import { runServeBench } from './serve.bench.js';
 import { runShareBench, SHARE_BENCH_DEFAULTS, SHARE_BENCH_QUICK } from './share.bench.js';
+import { ERASURE_BENCH_DEFAULTS, ERASURE_BENCH_QUICK, runErasureBench } from './erasure.bench.js';
 import { EXPORT_BENCH_DEFAULTS, EXPORT_BENCH_QUICK, runExportBench } from './export.bench.js';
 import { runVaultBench, VAULT_BENCH_DEFAULTS, VAULT_BENCH_QUICK } from './vault.bench.js';
 import { runVaultMemoryBench, VAULT_MEMORY_DEFAULTS, VAULT_MEMORY_QUICK } from './vault-memory.bench.js';
@@ -165,6 +166,11 @@ async function main(): Promise<number> {
       key: 'log',
       title: 'The transparency log: append, verify, inclusion proofs',
       run: () => runLogBench(quick ? LOG_BENCH_QUICK : LOG_BENCH_DEFAULTS),
+    },
+    {
+      key: 'erasure',
+      title: 'Erasure of one subject end to end (two databases and the vault)',
+      run: () => runErasureBench(quick ? ERASURE_BENCH_QUICK : ERASURE_BENCH_DEFAULTS),
     },
   ];
   const selected = sections.filter((s) => values.only === undefined || s.key === values.only);
