@@ -63,6 +63,34 @@ export interface LiveTable {
   foreignKeys: Array<{ column: string; table: string; referencedColumn: string }>;
 }
 
+/**
+ * The live tables from the catalogue's rows: each table's columns (name → type) and, from its key
+ * columns, the primary key (`primary` tells those rows apart per engine) and the foreign keys.
+ */
+export function liveTablesFrom<
+  K extends { table_name: string; column_name: string; ref_table: string | null; ref_column: string | null },
+>(
+  columns: ReadonlyArray<{ table_name: string; column_name: string; data_type: string }>,
+  keys: readonly K[],
+  primary: (key: K) => boolean,
+): Map<string, LiveTable> {
+  const tables = new Map<string, LiveTable>();
+  for (const r of columns) {
+    let t = tables.get(r.table_name);
+    if (t === undefined)
+      tables.set(r.table_name, (t = { columns: new Map(), primaryKey: [], foreignKeys: [] }));
+    t.columns.set(r.column_name, r.data_type);
+  }
+  for (const r of keys) {
+    const t = tables.get(r.table_name);
+    if (t === undefined) continue;
+    if (primary(r)) t.primaryKey.push(r.column_name);
+    else if (r.ref_table !== null && r.ref_column !== null)
+      t.foreignKeys.push({ column: r.column_name, table: r.ref_table, referencedColumn: r.ref_column });
+  }
+  return tables;
+}
+
 /** Finds and erases a person's rows in one connected dataset. */
 export interface Connector {
   readonly dataset: string;

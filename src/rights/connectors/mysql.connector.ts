@@ -7,7 +7,7 @@
 import { Kysely, MysqlDialect, sql } from 'kysely';
 import { createPool } from 'mysql2';
 import type { Dataset } from '../../manifest/dataset.schema.js';
-import { SqlConnector, type EngineAdapter, type LiveTable } from './connector.js';
+import { liveTablesFrom, SqlConnector, type EngineAdapter } from './connector.js';
 
 const POOL_SIZE = 4;
 
@@ -49,21 +49,7 @@ export function mysqlAdapter(url: string): EngineAdapter {
         from information_schema.key_column_usage k
         where k.table_schema = database()
         order by k.table_name, k.constraint_name, k.ordinal_position`.execute(db);
-      const tables = new Map<string, LiveTable>();
-      for (const r of columns.rows) {
-        let t = tables.get(r.table_name);
-        if (t === undefined)
-          tables.set(r.table_name, (t = { columns: new Map(), primaryKey: [], foreignKeys: [] }));
-        t.columns.set(r.column_name, r.data_type);
-      }
-      for (const r of keys.rows) {
-        const t = tables.get(r.table_name);
-        if (t === undefined) continue;
-        if (r.constraint_name === 'PRIMARY') t.primaryKey.push(r.column_name);
-        else if (r.ref_table !== null && r.ref_column !== null)
-          t.foreignKeys.push({ column: r.column_name, table: r.ref_table, referencedColumn: r.ref_column });
-      }
-      return tables;
+      return liveTablesFrom(columns.rows, keys.rows, (k) => k.constraint_name === 'PRIMARY');
     },
   };
 }

@@ -5,7 +5,7 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Dataset } from '../../manifest/dataset.schema.js';
-import { SqlConnector, type EngineAdapter, type LiveTable } from './connector.js';
+import { liveTablesFrom, SqlConnector, type EngineAdapter } from './connector.js';
 
 /** Connections per connected PostgreSQL dataset: a request touches one subject at a time. */
 const POOL_SIZE = 4;
@@ -43,21 +43,7 @@ export function postgresAdapter(url: string): EngineAdapter {
         left join pg_attribute ra on ra.attrelid = c.confrelid and ra.attnum = c.confkey[k.pos]
         where c.contype in ('p', 'f')
         order by cl.relname, c.conname, k.pos`.execute(db);
-      const tables = new Map<string, LiveTable>();
-      for (const r of columns.rows) {
-        let t = tables.get(r.table_name);
-        if (t === undefined)
-          tables.set(r.table_name, (t = { columns: new Map(), primaryKey: [], foreignKeys: [] }));
-        t.columns.set(r.column_name, r.data_type);
-      }
-      for (const r of keys.rows) {
-        const t = tables.get(r.table_name);
-        if (t === undefined) continue;
-        if (r.kind === 'p') t.primaryKey.push(r.column_name);
-        else if (r.ref_table !== null && r.ref_column !== null)
-          t.foreignKeys.push({ column: r.column_name, table: r.ref_table, referencedColumn: r.ref_column });
-      }
-      return tables;
+      return liveTablesFrom(columns.rows, keys.rows, (k) => k.kind === 'p');
     },
   };
 }
